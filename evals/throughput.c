@@ -1,0 +1,85 @@
+// throughput.c: see throughput.h. Prefill computes logits for each prompt's last token only, as
+// generation does; decode steps are greedy, all sequences together.
+#include "throughput.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "../models/generate.h"
+
+static double now_seconds(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static uint64_t fnv1a(const void* data, size_t n) {
+    const unsigned char* p = data;
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 1099511628211ull;
+    return h;
+}
+
+int bench_throughput(const Model* m, const BenchOptions* o, BenchResult* r, Err* e) {
+    const ModelConfig* c = &m->cfg;
+    int B = o->batch, P = o->prompt_len, G = o->gen_len, V = c->vocab;
+    if (B < 1 || P < 1 || G < 0) return err_set(e, "bench: batch and prompt length must be positive");
+    memset(r, 0, sizeof *r);
+    KVCache cache;
+    RunState s;
+    kvcache_create(&cache, c, B, P + G);
+    runstate_create(&s, c, B * P, P + G);
+    int* ids = xmalloc(sizeof(int) * (size_t)B * P);
+    const int** prompts = xmalloc(sizeof(int*) * (size_t)B);
+    int* lens = xmalloc(sizeof(int) * (size_t)B);
+    uint64_t x = o->seed * 2654435761ull + 12345;
+    for (int i = 0; i < B * P; i++) {
+        x = x * 6364136223846793005ull + 1442695040888963407ull;
+        ids[i] = (int)((x >> 33) % (uint64_t)V);
+    }
+    for (int b = 0; b < B; b++) {
+        prompts[b] = ids + (size_t)b * P;
+        lens[b] = P;
+    }
+    float* logits = xmalloc(sizeof(float) * (size_t)B * V);
+    int rc = 0;
+    r->prefill_seconds = 1e30;
+    for (int rep = 0; rep < (o->repeats > 0 ? o->repeats : 1) && !rc; rep++) {
+        s.matmul_seconds = s.matmul_flops = 0;
+        double t0 = now_seconds();
+        rc = model_prefill(m, &s, &cache, prompts, lens, B, false, logits, e);
+        double dt = now_seconds() - t0;
+        if (dt < r->prefill_seconds) {
+            r->prefill_seconds = dt;
+            r->prefill_matmul_gflops = s.matmul_flops / s.matmul_seconds * 1e-9;
+            r->prefill_matmul_share = s.matmul_seconds / dt;
+        }
+    }
+    r->prefill_tokens_per_s = (double)B * P / r->prefill_seconds;
+    int* tok = xmalloc(sizeof(int) * (size_t)B * 3);
+    int *seq = tok + B, *pos = tok + 2 * B;
+    double t0 = now_seconds();
+    for (int step = 0; step < G && !rc; step++) {
+        for (int b = 0; b < B; b++) {
+            tok[b] = argmax(logits + (size_t)b * V, V);
+            seq[b] = b;
+            pos[b] = P + step;
+        }
+        rc = model_forward(m, &s, &cache, tok, seq, pos, B, NULL, B, logits, e);
+    }
+    r->decode_seconds = now_seconds() - t0;
+    if (G > 0) {
+        r->decode_tokens_per_s = (double)B * G / r->decode_seconds;
+        r->decode_ms_per_step = 1e3 * r->decode_seconds / G;
+    }
+    r->logits_hash = fnv1a(logits, sizeof(float) * (size_t)B * V);
+    free(tok);
+    free(logits);
+    free(lens);
+    free(prompts);
+    free(ids);
+    runstate_free(&s);
+    kvcache_free(&cache);
+    return rc;
+}

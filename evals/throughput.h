@@ -1,0 +1,26 @@
+// throughput.h: tokens/s of prefill and decode for a model, as `arbor bench` reports them.
+#pragma once
+#include <stdint.h>
+
+#include "../models/forward.h"
+
+typedef struct {
+    int batch;       // sequences decoded together
+    int prompt_len;  // tokens per prompt
+    int gen_len;     // decode steps after the prompt
+    int repeats;     // prefill repeats; the fastest counts
+    uint64_t seed;   // prompt token ids
+} BenchOptions;
+
+typedef struct {
+    double prefill_seconds;       // fastest prefill of batch x prompt_len tokens
+    double prefill_tokens_per_s;
+    double prefill_matmul_gflops; // achieved by the prefill's matmuls alone
+    double prefill_matmul_share;  // fraction of prefill time spent in matmuls
+    double decode_seconds;        // all gen_len steps
+    double decode_tokens_per_s;   // batch * gen_len / decode_seconds
+    double decode_ms_per_step;
+    uint64_t logits_hash;         // FNV-1a of the last step's logits: a cross-run canary
+} BenchResult;
+
+int bench_throughput(const Model* m, const BenchOptions* opt, BenchResult* r, Err* e);

@@ -1,0 +1,44 @@
+// command_common.c: helpers every subcommand uses (see commands.h).
+#include <stdio.h>
+
+#include "commands.h"
+
+int command_start(Command* cmd, int argc, char** argv, int* exit_code) {
+    Err e;
+    int rc = args_parse(cmd, argc, argv, &e);
+    if (rc == 1) {
+        *exit_code = 0;
+        return 1;
+    }
+    if (rc < 0) {
+        *exit_code = fail(&e);
+        return 1;
+    }
+    return 0;
+}
+
+int fail(const Err* e) {
+    fflush(stdout);
+    fprintf(stderr, "arbor: %s\n", e->msg);
+    return ARBOR_EXIT_BAD_INPUT;
+}
+
+int arch_from_options(const Command* cmd, ModelConfig* cfg, Err* e) {
+    const char* arch;
+    if (arg_required(cmd, "arch", &arch, e) || config_preset(arch, cfg, e)) return -1;
+    struct {
+        const char* name;
+        int* field;
+    } overrides[] = {
+        {"layers", &cfg->n_layers}, {"hidden", &cfg->hidden},      {"ffn", &cfg->ffn},
+        {"heads", &cfg->n_heads},   {"kv-heads", &cfg->n_kv_heads}, {"head-dim", &cfg->head_dim},
+        {"vocab", &cfg->vocab},
+    };
+    for (size_t i = 0; i < sizeof overrides / sizeof overrides[0]; i++) {
+        if (!arg_str(cmd, overrides[i].name)) continue;
+        long v;
+        if (arg_long(cmd, overrides[i].name, 1, 1L << 24, &v, e)) return -1;
+        *overrides[i].field = (int)v;
+    }
+    return config_validate(cfg, "--arch options", e);
+}

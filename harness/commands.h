@@ -1,0 +1,31 @@
+// commands.h: the subcommands of the arbor binary. Each returns the process exit code
+// (0 ok, 1 runtime failure, 2 bad usage or bad input).
+#pragma once
+#include "../models/config.h"
+#include "args.h"
+
+int cmd_init(int argc, char** argv);
+int cmd_info(int argc, char** argv);
+int cmd_forward(int argc, char** argv);
+int cmd_generate(int argc, char** argv);
+int cmd_bench(int argc, char** argv);
+int cmd_demo(int argc, char** argv);
+
+// Parses argv into cmd. After --help (exit code 0) or a usage error (printed, exit code 2) it sets
+// *exit_code and returns 1: the command should stop. Returns 0 to go on.
+int command_start(Command* cmd, int argc, char** argv, int* exit_code);
+// Prints "arbor: <msg>" and returns ARBOR_EXIT_BAD_INPUT.
+int fail(const Err* e);
+
+// Shape options shared by init and bench: --arch and the overrides of its preset.
+#define ARCH_OPTIONS                                                                     \
+    {"arch", "NAME", "preset: tiny, qwen3-0.6b, qwen3-1.7b, qwen3-4b, qwen3-8b", NULL},  \
+        {"layers", "N", "override num_hidden_layers", NULL},                             \
+        {"hidden", "N", "override hidden_size", NULL},                                   \
+        {"ffn", "N", "override intermediate_size", NULL},                                \
+        {"heads", "N", "override num_attention_heads", NULL},                            \
+        {"kv-heads", "N", "override num_key_value_heads", NULL},                         \
+        {"head-dim", "N", "override head_dim", NULL},                                    \
+        {"vocab", "N", "override vocab_size", NULL}
+// The preset named by --arch with the overrides applied, validated.
+int arch_from_options(const Command* cmd, ModelConfig* cfg, Err* e);

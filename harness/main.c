@@ -1,0 +1,39 @@
+// main.c: the arbor command line: git-style subcommands, each in its own cmd_*.c.
+#include <stdio.h>
+#include <string.h>
+
+#include "commands.h"
+
+static const struct {
+    const char* name;
+    int (*run)(int, char**);
+    const char* summary;
+} commands[] = {
+    {"init", cmd_init, "write a random-initialised checkpoint in Hugging Face format"},
+    {"info", cmd_info, "show a checkpoint's architecture, parameter count and size"},
+    {"forward", cmd_forward, "run token ids through a model and save the logits as .npy"},
+    {"generate", cmd_generate, "continue token ids (greedy or sampled)"},
+    {"bench", cmd_bench, "measure prefill and decode tokens/s"},
+    {"demo", cmd_demo, "the built-in self-contained run on a tiny model"},
+};
+
+static void usage(FILE* out) {
+    fprintf(out, "usage: arbor <command> [options]   (arbor <command> --help for its options)\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
+}
+
+int main(int argc, char** argv) {
+    if (argc < 2) {
+        usage(stderr);
+        return ARBOR_EXIT_BAD_INPUT;
+    }
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (strcmp(argv[1], commands[i].name) == 0) return commands[i].run(argc - 2, argv + 2);
+    fprintf(stderr, "arbor: unknown command '%s' (arbor --help lists them)\n", argv[1]);
+    return ARBOR_EXIT_BAD_INPUT;
+}

@@ -1,0 +1,47 @@
+// check.c: error message helpers and checked allocation (see check.h).
+#include "check.h"
+
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+int err_set(Err* e, const char* fmt, ...) {
+    if (e) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(e->msg, sizeof e->msg, fmt, ap);
+        va_end(ap);
+    }
+    return -1;
+}
+
+void fatal_at(const char* file, int line, int code, const char* fmt, ...) {
+    fflush(stdout);
+    fprintf(stderr, "arbor: ");
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, " (%s:%d)\n", file, line);
+    exit(code);
+}
+
+void* malloc_check(size_t size, const char* file, int line) {
+    void* p = malloc(size ? size : 1);
+    if (!p) fatal_at(file, line, ARBOR_EXIT_RUNTIME, "out of memory allocating %zu bytes", size);
+    return p;
+}
+
+void* calloc_check(size_t n, size_t size, const char* file, int line) {
+    void* p = calloc(n ? n : 1, size ? size : 1);
+    if (!p) fatal_at(file, line, ARBOR_EXIT_RUNTIME, "out of memory allocating %zu x %zu bytes", n, size);
+    return p;
+}
+
+void* aligned_alloc_check(size_t size, const char* file, int line) {
+    size_t rounded = (size + 63) / 64 * 64;
+    void* p = aligned_alloc(64, rounded ? rounded : 64);
+    if (!p) fatal_at(file, line, ARBOR_EXIT_RUNTIME, "out of memory allocating %zu bytes", size);
+    memset(p, 0, rounded ? rounded : 64);
+    return p;
+}

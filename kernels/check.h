@@ -1,0 +1,32 @@
+// check.h: the project's error conventions, shared by every layer.
+//
+// Two kinds of failure:
+// - bad input (a malformed file, an impossible request): functions return -1 and fill an Err with
+//   one line naming the file and the problem; the CLI prints "arbor: <msg>" and exits 2.
+// - broken invariants and exhausted resources (out of memory, a failed write): fatal at once with
+//   file:line, exit 1. These are the checked wrappers below.
+#pragma once
+#include <stddef.h>
+#include <stdio.h>
+
+#define ARBOR_EXIT_RUNTIME 1
+#define ARBOR_EXIT_BAD_INPUT 2
+
+typedef struct {
+    char msg[768];
+} Err;
+
+// Formats into e->msg (when e is not NULL) and returns -1, so callers write `return err_set(e, ...)`.
+int err_set(Err* e, const char* fmt, ...) __attribute__((format(printf, 2, 3)));
+
+// Prints "arbor: <msg>" to stderr and exits with `code`.
+_Noreturn void fatal_at(const char* file, int line, int code, const char* fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+#define FATAL(...) fatal_at(__FILE__, __LINE__, ARBOR_EXIT_RUNTIME, __VA_ARGS__)
+
+void* malloc_check(size_t size, const char* file, int line);
+void* calloc_check(size_t n, size_t size, const char* file, int line);
+void* aligned_alloc_check(size_t size, const char* file, int line);  // 64-byte aligned, zeroed
+#define xmalloc(sz) malloc_check((sz), __FILE__, __LINE__)
+#define xcalloc(n, sz) calloc_check((n), (sz), __FILE__, __LINE__)
+#define xaligned_alloc(sz) aligned_alloc_check((sz), __FILE__, __LINE__)

@@ -1,0 +1,37 @@
+// ops.h: the operations the Qwen3-family model is built from, as one table of function pointers.
+// A backend (kernels/cpu, later kernels/cuda) fills the table; models/ calls only through it, so the
+// forward pass exists once and the backends differ only here.
+//
+// Dimension legend: N rows (tokens of all sequences, packed), C channels (hidden), OC output
+// channels, F ffn width, V vocab, NH query heads, NKV key/value heads, HS head size,
+// S sequences in the KV cache, L cache capacity per sequence (positions).
+// All tensors are row-major fp32 (on the CPU backend).
+#pragma once
+
+typedef struct KernelOps {
+    const char* name;
+    // out (N,OC) = inp (N,C) @ weight (OC,C)^T + bias (OC) (bias may be NULL)
+    void (*matmul_forward)(float* out, const float* inp, const float* weight, const float* bias, int N,
+                           int C, int OC);
+    // out (N,C) = weight (C) * inp (N,C) / sqrt(mean(inp^2) + eps), row by row; out may alias inp
+    void (*rmsnorm_forward)(float* out, const float* inp, const float* weight, float eps, int N, int C);
+    // x (N,H,HS) rotated in place, rotate-half pairs (j, j+HS/2) at angle pos[n] * inv_freq[j];
+    // inv_freq (HS/2)
+    void (*rope_forward)(float* x, const int* pos, const float* inv_freq, int N, int H, int HS);
+    // out (N,C) = wte[tokens[n]] with wte (V,C)
+    void (*embedding_forward)(float* out, const int* tokens, const float* wte, int N, int C);
+    // gate (N,F) := silu(gate) * up (N,F)
+    void (*swiglu_forward)(float* gate, const float* up, int N, int F);
+    // x (N,C) += y (N,C)
+    void (*residual_forward)(float* x, const float* y, int N, int C);
+    // Causal GQA attention against a KV cache that already holds this call's keys and values.
+    // out (N,NH,HS); q (N,NH,HS); kcache, vcache (S,L,NKV,HS) for one layer; row n belongs to
+    // sequence seq[n] at position pos[n] and attends to that sequence's positions 0..pos[n].
+    // scratch: at least (threads, L) floats.
+    void (*attention_forward)(float* out, const float* q, const float* kcache, const float* vcache,
+                              const int* seq, const int* pos, int N, int NH, int NKV, int HS, int L,
+                              float* scratch);
+} KernelOps;
+
+const KernelOps* kernels_cpu(void);
+int kernels_cpu_threads(void);

@@ -1,0 +1,100 @@
+// file_io.c: see file_io.h.
+#include "file_io.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+char* file_read_all(const char* path, size_t* len, Err* e) {
+    FILE* fp = fopen(path, "rb");
+    if (!fp) {
+        err_set(e, "%s: cannot open: %s", path, strerror(errno));
+        return NULL;
+    }
+    if (fseek(fp, 0, SEEK_END) != 0) {
+        fclose(fp);
+        err_set(e, "%s: cannot seek", path);
+        return NULL;
+    }
+    long size = ftell(fp);
+    rewind(fp);
+    if (size < 0) {
+        fclose(fp);
+        err_set(e, "%s: cannot determine size", path);
+        return NULL;
+    }
+    char* buf = xmalloc((size_t)size + 1);
+    size_t got = fread(buf, 1, (size_t)size, fp);
+    fclose(fp);
+    if (got != (size_t)size) {
+        free(buf);
+        err_set(e, "%s: short read (%zu of %ld bytes)", path, got, size);
+        return NULL;
+    }
+    buf[size] = 0;
+    if (len) *len = (size_t)size;
+    return buf;
+}
+
+int atomic_open(AtomicFile* f, const char* path, Err* e) {
+    snprintf(f->path, sizeof f->path, "%s", path);
+    snprintf(f->tmp_path, sizeof f->tmp_path, "%s.tmp.%d", path, (int)getpid());
+    f->fp = fopen(f->tmp_path, "wb");
+    if (!f->fp) return err_set(e, "%s: cannot create: %s", f->tmp_path, strerror(errno));
+    return 0;
+}
+
+int atomic_write(AtomicFile* f, const void* data, size_t n, Err* e) {
+    if (n && fwrite(data, 1, n, f->fp) != n) {
+        int saved = errno;
+        atomic_abort(f);
+        return err_set(e, "%s: write failed: %s", f->path, strerror(saved));
+    }
+    return 0;
+}
+
+int atomic_commit(AtomicFile* f, Err* e) {
+    if (fflush(f->fp) != 0 || fsync(fileno(f->fp)) != 0) {
+        int saved = errno;
+        atomic_abort(f);
+        return err_set(e, "%s: write failed: %s", f->path, strerror(saved));
+    }
+    fclose(f->fp);
+    f->fp = NULL;
+    if (rename(f->tmp_path, f->path) != 0) {
+        int saved = errno;
+        unlink(f->tmp_path);
+        return err_set(e, "%s: cannot rename into place: %s", f->path, strerror(saved));
+    }
+    return 0;
+}
+
+void atomic_abort(AtomicFile* f) {
+    if (f->fp) fclose(f->fp);
+    f->fp = NULL;
+    unlink(f->tmp_path);
+}
+
+int file_write_atomic(const char* path, const void* data, size_t n, Err* e) {
+    AtomicFile f;
+    if (atomic_open(&f, path, e) || atomic_write(&f, data, n, e)) return -1;
+    return atomic_commit(&f, e);
+}
+
+int make_dirs(const char* path, Err* e) {
+    char buf[4096];
+    snprintf(buf, sizeof buf, "%s", path);
+    size_t n = strlen(buf);
+    for (size_t i = 1; i <= n; i++) {
+        if (buf[i] != '/' && buf[i] != 0) continue;
+        char saved = buf[i];
+        buf[i] = 0;
+        if (mkdir(buf, 0755) != 0 && errno != EEXIST) return err_set(e, "%s: cannot create directory: %s", buf, strerror(errno));
+        buf[i] = saved;
+    }
+    struct stat st;
+    if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode)) return err_set(e, "%s: not a directory", path);
+    return 0;
+}

@@ -1,0 +1,26 @@
+// file_io.h: whole-file reads, and writes that land atomically: data goes to "<path>.tmp.<pid>" and
+// is renamed into place only when complete, so a killed run never leaves a half-written file that
+// looks finished.
+#pragma once
+#include <stdio.h>
+
+#include "../kernels/check.h"
+
+// Reads the whole file; returns a NUL-terminated malloc'd buffer (caller frees), or NULL with e set.
+char* file_read_all(const char* path, size_t* len, Err* e);
+
+typedef struct {
+    FILE* fp;
+    char path[4096];
+    char tmp_path[4200];
+} AtomicFile;
+
+int atomic_open(AtomicFile* f, const char* path, Err* e);
+int atomic_write(AtomicFile* f, const void* data, size_t n, Err* e);
+int atomic_commit(AtomicFile* f, Err* e);  // flush, fsync, rename into place
+void atomic_abort(AtomicFile* f);          // close and delete the temp file
+
+int file_write_atomic(const char* path, const void* data, size_t n, Err* e);
+
+// mkdir -p
+int make_dirs(const char* path, Err* e);

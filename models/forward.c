@@ -1,0 +1,126 @@
+// forward.c: see forward.h. Reads top to bottom like the block's definition:
+//   h   = x + o_proj(attn(rope(q_norm(q_proj(rms(x)))), rope(k_norm(k_proj(rms(x)))), v_proj(rms(x))))
+//   out = h + down_proj(silu(gate_proj(rms(h))) * up_proj(rms(h)))
+#include "forward.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+void kvcache_create(KVCache* c, const ModelConfig* cfg, int max_seqs, int max_len) {
+    c->n_layers = cfg->n_layers;
+    c->max_seqs = max_seqs;
+    c->max_len = max_len;
+    c->kv_dim = cfg->n_kv_heads * cfg->head_dim;
+    size_t n = (size_t)cfg->n_layers * max_seqs * max_len * c->kv_dim;
+    c->k = xaligned_alloc(n * sizeof(float));
+    c->v = xaligned_alloc(n * sizeof(float));
+}
+
+void kvcache_free(KVCache* c) {
+    free(c->k);
+    free(c->v);
+    memset(c, 0, sizeof *c);
+}
+
+void runstate_create(RunState* s, const ModelConfig* cfg, int max_rows, int max_len) {
+    memset(s, 0, sizeof *s);
+    size_t N = (size_t)max_rows, C = (size_t)cfg->hidden, F = (size_t)cfg->ffn;
+    size_t Q = (size_t)cfg->n_heads * cfg->head_dim, KV = (size_t)cfg->n_kv_heads * cfg->head_dim;
+    s->max_rows = max_rows;
+    s->x = xaligned_alloc(N * C * sizeof(float));
+    s->xn = xaligned_alloc(N * C * sizeof(float));
+    s->q = xaligned_alloc(N * Q * sizeof(float));
+    s->k = xaligned_alloc(N * KV * sizeof(float));
+    s->v = xaligned_alloc(N * KV * sizeof(float));
+    s->att = xaligned_alloc(N * Q * sizeof(float));
+    s->proj = xaligned_alloc(N * C * sizeof(float));
+    s->gate = xaligned_alloc(N * F * sizeof(float));
+    s->up = xaligned_alloc(N * F * sizeof(float));
+    s->rows = xaligned_alloc(N * C * sizeof(float));
+    s->scratch = xaligned_alloc((size_t)kernels_cpu_threads() * (size_t)max_len * sizeof(float));
+}
+
+void runstate_free(RunState* s) {
+    float* bufs[] = {s->x, s->xn, s->q, s->k, s->v, s->att, s->proj, s->gate, s->up, s->rows, s->scratch};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
+    memset(s, 0, sizeof *s);
+}
+
+static double now_seconds(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+// out (N,OC) = inp (N,C) @ w (OC,C)^T + b, timed for the benchmark's matmul accounting
+static void matmul(const Model* m, RunState* s, float* out, const float* inp, const float* w, const float* b,
+                   int N, int C, int OC) {
+    double t0 = now_seconds();
+    m->ops->matmul_forward(out, inp, w, b, N, C, OC);
+    s->matmul_seconds += now_seconds() - t0;
+    s->matmul_flops += 2.0 * N * C * OC;
+}
+
+// Writes this call's keys and values into the cache at (seq, pos).
+static void cache_store(KVCache* c, int layer, const float* k, const float* v, const int* seq, const int* pos, int N) {
+    for (int n = 0; n < N; n++) {
+        size_t at = (((size_t)layer * c->max_seqs + seq[n]) * c->max_len + pos[n]) * c->kv_dim;
+        memcpy(c->k + at, k + (size_t)n * c->kv_dim, sizeof(float) * c->kv_dim);
+        memcpy(c->v + at, v + (size_t)n * c->kv_dim, sizeof(float) * c->kv_dim);
+    }
+}
+
+int model_forward(const Model* m, RunState* s, KVCache* cache, const int* tokens, const int* seq, const int* pos,
+                  int N, const int* out_rows, int n_out, float* logits, Err* e) {
+    const ModelConfig* c = &m->cfg;
+    const KernelOps* op = m->ops;
+    int C = c->hidden, F = c->ffn, HS = c->head_dim, NH = c->n_heads, NKV = c->n_kv_heads;
+    int Q = NH * HS, KV = NKV * HS, V = c->vocab;
+    if (N > s->max_rows) return err_set(e, "%d rows exceed the run state's %d", N, s->max_rows);
+    for (int n = 0; n < N; n++) {
+        if (tokens[n] < 0 || tokens[n] >= V) return err_set(e, "token id %d is outside the vocabulary [0, %d)", tokens[n], V);
+        if (seq[n] < 0 || seq[n] >= cache->max_seqs) return err_set(e, "sequence %d beyond the KV cache's %d", seq[n], cache->max_seqs);
+        if (pos[n] < 0 || pos[n] >= cache->max_len) return err_set(e, "position %d beyond the KV cache's %d", pos[n], cache->max_len);
+    }
+
+    op->embedding_forward(s->x, tokens, m->w.wte, N, C);
+    for (int l = 0; l < c->n_layers; l++) {
+        const LayerWeights* w = &m->w.layers[l];
+        // attention sublayer
+        op->rmsnorm_forward(s->xn, s->x, w->attn_norm, c->rms_eps, N, C);
+        matmul(m, s, s->q, s->xn, w->wq, w->bq, N, C, Q);
+        matmul(m, s, s->k, s->xn, w->wk, w->bk, N, C, KV);
+        matmul(m, s, s->v, s->xn, w->wv, w->bv, N, C, KV);
+        if (w->q_norm) {  // per-head RMSNorm over HS, before RoPE (Qwen3)
+            op->rmsnorm_forward(s->q, s->q, w->q_norm, c->rms_eps, N * NH, HS);
+            op->rmsnorm_forward(s->k, s->k, w->k_norm, c->rms_eps, N * NKV, HS);
+        }
+        op->rope_forward(s->q, pos, m->inv_freq, N, NH, HS);
+        op->rope_forward(s->k, pos, m->inv_freq, N, NKV, HS);
+        cache_store(cache, l, s->k, s->v, seq, pos, N);
+        size_t layer_off = (size_t)l * cache->max_seqs * cache->max_len * KV;
+        op->attention_forward(s->att, s->q, cache->k + layer_off, cache->v + layer_off, seq, pos, N, NH, NKV, HS,
+                              cache->max_len, s->scratch);
+        matmul(m, s, s->proj, s->att, w->wo, w->bo, N, Q, C);
+        op->residual_forward(s->x, s->proj, N, C);
+        // MLP sublayer
+        op->rmsnorm_forward(s->xn, s->x, w->mlp_norm, c->rms_eps, N, C);
+        matmul(m, s, s->gate, s->xn, w->w_gate, NULL, N, C, F);
+        matmul(m, s, s->up, s->xn, w->w_up, NULL, N, C, F);
+        op->swiglu_forward(s->gate, s->up, N, F);
+        matmul(m, s, s->proj, s->gate, w->w_down, NULL, N, F, C);
+        op->residual_forward(s->x, s->proj, N, C);
+    }
+    // final norm and lm_head, only for the rows whose logits are wanted
+    const float* rows = s->x;
+    if (out_rows) {
+        for (int i = 0; i < n_out; i++) memcpy(s->rows + (size_t)i * C, s->x + (size_t)out_rows[i] * C, sizeof(float) * C);
+        rows = s->rows;
+    } else {
+        n_out = N;
+    }
+    op->rmsnorm_forward(s->rows, rows, m->w.final_norm, c->rms_eps, n_out, C);
+    matmul(m, s, logits, s->rows, m->w.lm_head, NULL, n_out, C, V);
+    return 0;
+}

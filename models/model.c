@@ -1,0 +1,165 @@
+// model.c: the parameter table (arena layout), binding, allocation and random init.
+#include "model.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void add_param(ParamTable* t, int cap, const char* name, ParamField field, int layer, int64_t d0,
+                      int64_t d1) {
+    if (t->n_params >= cap) FATAL("parameter table overflow");
+    ParamInfo* p = &t->params[t->n_params++];
+    snprintf(p->name, sizeof p->name, "%s", name);
+    p->field = field;
+    p->layer = layer;
+    p->ndim = d1 ? 2 : 1;
+    p->shape[0] = d0;
+    p->shape[1] = d1;
+    p->numel = (size_t)d0 * (size_t)(d1 ? d1 : 1);
+    p->offset = t->n_floats;
+    t->n_floats += (p->numel + 15) / 16 * 16;  // 64-byte aligned tensors
+}
+
+void param_table_build(const ModelConfig* c, ParamTable* t) {
+    int cap = 3 + 15 * c->n_layers;
+    memset(t, 0, sizeof *t);
+    t->params = xcalloc((size_t)cap, sizeof(ParamInfo));
+    int64_t C = c->hidden, Q = (int64_t)c->n_heads * c->head_dim, KV = (int64_t)c->n_kv_heads * c->head_dim;
+    add_param(t, cap, "model.embed_tokens.weight", P_WTE, -1, c->vocab, C);
+    char n[96];
+    for (int l = 0; l < c->n_layers; l++) {
+#define LAYER(suffix, field, d0, d1)                                  \
+    do {                                                              \
+        snprintf(n, sizeof n, "model.layers.%d.%s", l, suffix);       \
+        add_param(t, cap, n, field, l, d0, d1);                       \
+    } while (0)
+        LAYER("input_layernorm.weight", P_ATTN_NORM, C, 0);
+        LAYER("self_attn.q_proj.weight", P_WQ, Q, C);
+        if (c->qkv_bias) LAYER("self_attn.q_proj.bias", P_BQ, Q, 0);
+        LAYER("self_attn.k_proj.weight", P_WK, KV, C);
+        if (c->qkv_bias) LAYER("self_attn.k_proj.bias", P_BK, KV, 0);
+        LAYER("self_attn.v_proj.weight", P_WV, KV, C);
+        if (c->qkv_bias) LAYER("self_attn.v_proj.bias", P_BV, KV, 0);
+        LAYER("self_attn.o_proj.weight", P_WO, C, Q);
+        if (c->o_bias) LAYER("self_attn.o_proj.bias", P_BO, C, 0);
+        if (c->qk_norm) {
+            LAYER("self_attn.q_norm.weight", P_Q_NORM, c->head_dim, 0);
+            LAYER("self_attn.k_norm.weight", P_K_NORM, c->head_dim, 0);
+        }
+        LAYER("post_attention_layernorm.weight", P_MLP_NORM, C, 0);
+        LAYER("mlp.gate_proj.weight", P_W_GATE, c->ffn, C);
+        LAYER("mlp.up_proj.weight", P_W_UP, c->ffn, C);
+        LAYER("mlp.down_proj.weight", P_W_DOWN, C, c->ffn);
+#undef LAYER
+    }
+    add_param(t, cap, "model.norm.weight", P_FINAL_NORM, -1, C, 0);
+    if (!c->tie_embeddings) add_param(t, cap, "lm_head.weight", P_LM_HEAD, -1, c->vocab, C);
+}
+
+void param_table_free(ParamTable* t) {
+    free(t->params);
+    memset(t, 0, sizeof *t);
+}
+
+static float** field_slot(ModelWeights* w, ParamField f, int layer) {
+    LayerWeights* L = layer >= 0 ? &w->layers[layer] : NULL;
+    switch (f) {
+        case P_WTE: return &w->wte;
+        case P_FINAL_NORM: return &w->final_norm;
+        case P_LM_HEAD: return &w->lm_head;
+        case P_ATTN_NORM: return &L->attn_norm;
+        case P_WQ: return &L->wq;
+        case P_BQ: return &L->bq;
+        case P_WK: return &L->wk;
+        case P_BK: return &L->bk;
+        case P_WV: return &L->wv;
+        case P_BV: return &L->bv;
+        case P_WO: return &L->wo;
+        case P_BO: return &L->bo;
+        case P_Q_NORM: return &L->q_norm;
+        case P_K_NORM: return &L->k_norm;
+        case P_MLP_NORM: return &L->mlp_norm;
+        case P_W_GATE: return &L->w_gate;
+        case P_W_UP: return &L->w_up;
+        case P_W_DOWN: return &L->w_down;
+    }
+    FATAL("unknown parameter field %d", (int)f);
+}
+
+void weights_bind(const ParamTable* t, const ModelConfig* cfg, float* arena, ModelWeights* w) {
+    memset(w, 0, sizeof *w);
+    w->layers = xcalloc((size_t)cfg->n_layers, sizeof(LayerWeights));
+    for (int i = 0; i < t->n_params; i++)
+        *field_slot(w, t->params[i].field, t->params[i].layer) = arena + t->params[i].offset;
+    if (cfg->tie_embeddings) w->lm_head = w->wte;
+}
+
+void weights_free(ModelWeights* w) {
+    free(w->layers);
+    memset(w, 0, sizeof *w);
+}
+
+void model_create(Model* m, const ModelConfig* cfg) {
+    memset(m, 0, sizeof *m);
+    m->cfg = *cfg;
+    param_table_build(cfg, &m->table);
+    m->arena = xaligned_alloc(m->table.n_floats * sizeof(float));
+    weights_bind(&m->table, cfg, m->arena, &m->w);
+    m->ops = kernels_cpu();
+    // inv_freq_j = 1 / theta^(2j/HS), in fp32 as transformers computes it
+    int half = cfg->head_dim / 2;
+    m->inv_freq = xmalloc(sizeof(float) * (size_t)half);
+    for (int j = 0; j < half; j++) {
+        float expo = (float)(2 * j) / (float)cfg->head_dim;
+        m->inv_freq[j] = 1.0f / (float)pow((float)cfg->rope_theta, expo);
+    }
+}
+
+void model_free(Model* m) {
+    weights_free(&m->w);
+    param_table_free(&m->table);
+    free(m->arena);
+    free(m->inv_freq);
+    memset(m, 0, sizeof *m);
+}
+
+// ---------------------------------------------------------------------------------------------
+// random init: value i of tensor k is a pure function of (seed, k's name, i)
+
+static uint64_t splitmix64(uint64_t x) {
+    x += 0x9e3779b97f4a7c15ull;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+    return x ^ (x >> 31);
+}
+
+static uint64_t hash_name(const char* s) {
+    uint64_t h = 1469598103934665603ull;  // FNV-1a
+    for (; *s; s++) h = (h ^ (uint8_t)*s) * 1099511628211ull;
+    return h;
+}
+
+void param_init_values(const ParamInfo* p, uint64_t seed, float* dst) {
+    int is_norm = p->field == P_ATTN_NORM || p->field == P_MLP_NORM || p->field == P_FINAL_NORM ||
+                  p->field == P_Q_NORM || p->field == P_K_NORM;
+    int is_bias = p->field == P_BQ || p->field == P_BK || p->field == P_BV || p->field == P_BO;
+    if (is_norm || is_bias) {
+        for (size_t i = 0; i < p->numel; i++) dst[i] = is_norm ? 1.0f : 0.0f;
+        return;
+    }
+    uint64_t key = splitmix64(seed ^ hash_name(p->name));
+    long long n = (long long)p->numel;
+#pragma omp parallel for if (n > 65536)
+    for (long long i = 0; i < n; i++) {
+        uint64_t r = splitmix64(key + (uint64_t)i);
+        double u1 = ((r >> 11) + 1.0) * (1.0 / 9007199254740993.0);  // (0, 1]
+        double u2 = (double)(splitmix64(r) >> 11) * (1.0 / 9007199254740992.0);
+        dst[i] = (float)(0.02 * sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
+    }
+}
+
+void model_init_random(Model* m, uint64_t seed) {
+    for (int i = 0; i < m->table.n_params; i++)
+        param_init_values(&m->table.params[i], seed, m->arena + m->table.params[i].offset);
+}

@@ -1,0 +1,57 @@
+// helpers.c: see helpers.h.
+#include "helpers.h"
+
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include "models/file_io.h"
+
+double rel_l2(const float* a, const float* b, size_t n) {
+    double num = 0, den = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = (double)a[i] - b[i];
+        num += d * d;
+        den += (double)b[i] * b[i];
+    }
+    return sqrt(num / (den > 0 ? den : 1e-30));
+}
+
+void fixture_dir(char* out, size_t n, const char* name) { snprintf(out, n, "%s/hf/%s", ARBOR_FIXTURES, name); }
+
+void make_temp_dir(char* out, size_t n) {
+    snprintf(out, n, "/tmp/arbor-test-XXXXXX");
+    if (!mkdtemp(out)) cr_assert_fail("mkdtemp failed");
+}
+
+void write_bytes(const char* path, const void* data, size_t n) {
+    FILE* f = fopen(path, "wb");
+    cr_assert_not_null(f, "cannot create %s", path);
+    cr_assert_eq(fwrite(data, 1, n, f), n);
+    fclose(f);
+}
+
+void write_text(const char* path, const char* text) { write_bytes(path, text, strlen(text)); }
+
+cJSON* read_json(const char* path) {
+    Err e;
+    char* text = file_read_all(path, NULL, &e);
+    cr_assert_not_null(text, "%s", e.msg);
+    cJSON* j = cJSON_Parse(text);
+    free(text);
+    cr_assert_not_null(j, "%s: bad JSON", path);
+    return j;
+}
+
+int run_arbor(const char* args, const char* out_path) {
+    char cmd[8192];
+    snprintf(cmd, sizeof cmd, "%s %s%s%s", ARBOR_BIN, args, out_path ? " > " : "", out_path ? out_path : "");
+    int st = system(cmd);
+    cr_assert(st != -1 && WIFEXITED(st), "could not run: %s", cmd);
+    return WEXITSTATUS(st);
+}
+
+int contains(const char* haystack, const char* needle) { return strstr(haystack, needle) != NULL; }

@@ -1,0 +1,21 @@
+// helpers.h: shared test utilities: fixture paths, temporary directories, comparisons, running the
+// arbor binary.
+#pragma once
+#include <cJSON.h>
+#include <stddef.h>
+
+#include "kernels/check.h"
+
+// ||a - b|| / ||b|| over n values
+double rel_l2(const float* a, const float* b, size_t n);
+// "<ARBOR_FIXTURES>/hf/<name>"
+void fixture_dir(char* out, size_t n, const char* name);
+// A fresh directory under /tmp; path written to out.
+void make_temp_dir(char* out, size_t n);
+void write_bytes(const char* path, const void* data, size_t n);
+void write_text(const char* path, const char* text);
+cJSON* read_json(const char* path);  // aborts the test on failure
+// Runs `arbor <args>` through the shell; returns its exit code. stdout goes to out_path when given.
+int run_arbor(const char* args, const char* out_path);
+// true when needle occurs in haystack
+int contains(const char* haystack, const char* needle);

@@ -1,0 +1,170 @@
+// test_cli.c: the arbor binary end to end: init, info, forward, generate, bench, and exit code 2 with
+// one line on stderr for bad input.
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "helpers.h"
+#include "models/file_io.h"
+#include "models/generate.h"
+#include "models/npy.h"
+
+static char dir[256];
+static char model[300];
+
+static void setup(void) {
+    make_temp_dir(dir, sizeof dir);
+    snprintf(model, sizeof model, "%s/tiny", dir);
+}
+TestSuite(cli, .init = setup);
+
+static char* slurp(const char* path) {
+    Err e;
+    char* s = file_read_all(path, NULL, &e);
+    cr_assert_not_null(s, "%s", e.msg);
+    return s;
+}
+
+static void init_tiny(const char* extra) {
+    char args[1024];
+    snprintf(args, sizeof args, "init --arch tiny --seed 5 --out %s %s 2>/dev/null", model, extra);
+    cr_assert_eq(run_arbor(args, NULL), 0);
+}
+
+Test(cli, init_info_forward_generate) {
+    init_tiny("--dtype f32");
+    char args[1024], out[512], npy[512];
+    snprintf(out, sizeof out, "%s/info.txt", dir);
+    snprintf(args, sizeof args, "info --model %s", model);
+    cr_assert_eq(run_arbor(args, out), 0);
+    char* info = slurp(out);
+    cr_expect(contains(info, "Qwen3ForCausalLM"), "%s", info);
+    cr_expect(contains(info, "head_dim 16"), "%s", info);
+    free(info);
+
+    // forward writes the same logits the library computes
+    snprintf(npy, sizeof npy, "%s/logits.npy", dir);
+    snprintf(args, sizeof args, "forward --model %s --tokens \"3 1 4 1 5 9\" --out %s 2>/dev/null", model, npy);
+    cr_assert_eq(run_arbor(args, NULL), 0);
+    int rows, cols;
+    Err e;
+    float* got = npy_read_f32(npy, &rows, &cols, &e);
+    cr_assert_not_null(got, "%s", e.msg);
+    cr_expect_eq(rows, 6);
+    cr_expect_eq(cols, 512);
+    Model m;
+    cr_assert_eq(model_load(&m, model, &e), 0, "%s", e.msg);
+    int ids[6] = {3, 1, 4, 1, 5, 9}, T = 6;
+    KVCache cache;
+    RunState s;
+    kvcache_create(&cache, &m.cfg, 1, 8);
+    runstate_create(&s, &m.cfg, 6, 8);
+    float* want = malloc(sizeof(float) * 6 * 512);
+    const int* p[1] = {ids};
+    cr_assert_eq(model_prefill(&m, &s, &cache, p, &T, 1, true, want, &e), 0);
+    cr_expect_arr_eq(got, want, sizeof(float) * 6 * 512);
+    free(got);
+    free(want);
+    runstate_free(&s);
+    kvcache_free(&cache);
+
+    // generate prints the library's greedy ids
+    snprintf(args, sizeof args, "generate --model %s --tokens 3,1,4 -n 12 --greedy", model);
+    cr_assert_eq(run_arbor(args, out), 0);
+    char* line = slurp(out);
+    int lib[12], n;
+    SampleOptions g = {.greedy = true};
+    cr_assert_eq(generate(&m, p, (int[]){3}, 1, 12, &g, lib, &n, &e), 0);
+    char expect[256] = "";
+    for (int i = 0; i < n; i++) snprintf(expect + strlen(expect), sizeof expect - strlen(expect), "%s%d", i ? " " : "", lib[i]);
+    strcat(expect, "\n");
+    cr_expect_str_eq(line, expect);
+    free(line);
+    model_free(&m);
+}
+
+Test(cli, sampling_is_reproducible_by_seed) {
+    init_tiny("");
+    char args[1024], a[512], b[512];
+    snprintf(a, sizeof a, "%s/a.txt", dir);
+    snprintf(b, sizeof b, "%s/b.txt", dir);
+    snprintf(args, sizeof args, "generate --model %s --tokens 7 -n 20 --seed 3 --top-p 0.9", model);
+    cr_assert_eq(run_arbor(args, a), 0);
+    cr_assert_eq(run_arbor(args, b), 0);
+    char *x = slurp(a), *y = slurp(b);
+    cr_expect_str_eq(x, y);
+    int count = 0;
+    for (char* t = strtok(x, " \n"); t; t = strtok(NULL, " \n")) {
+        int id = atoi(t);
+        cr_expect(id >= 0 && id < 512);
+        count++;
+    }
+    cr_expect_eq(count, 20);
+    free(x);
+    free(y);
+}
+
+Test(cli, bench_reports_throughput) {
+    char args[512], out[512];
+    snprintf(out, sizeof out, "%s/bench.txt", dir);
+    snprintf(args, sizeof args, "bench --arch tiny --layers 2 --prompt-len 16 --gen-len 4 --repeats 1 2>/dev/null");
+    cr_assert_eq(run_arbor(args, out), 0);
+    char* text = slurp(out);
+    double pf = 0, dc = 0;
+    const char* p = strstr(text, "prefill_tokens_per_s=");
+    const char* d = strstr(text, "decode_tokens_per_s=");
+    cr_assert(p && d, "%s", text);
+    sscanf(p, "prefill_tokens_per_s=%lf", &pf);
+    sscanf(d, "decode_tokens_per_s=%lf", &dc);
+    cr_expect_gt(pf, 0);
+    cr_expect_gt(dc, 0);
+    free(text);
+}
+
+// Runs arbor with args; expects exit 2 and exactly one stderr line containing phrase.
+static void expect_bad_input(const char* args, const char* phrase) {
+    char cmd[2048], err[512];
+    snprintf(err, sizeof err, "%s/stderr.txt", dir);
+    snprintf(cmd, sizeof cmd, "%s 2> %s", args, err);
+    cr_expect_eq(run_arbor(cmd, "/dev/null"), 2, "arbor %s should exit 2", args);
+    char* text = slurp(err);
+    cr_expect(contains(text, phrase), "stderr says '%s': %s", phrase, text);
+    char* nl = strchr(text, '\n');
+    cr_expect(nl && nl[1] == 0, "one line: %s", text);
+    cr_expect(strncmp(text, "arbor: ", 7) == 0, "%s", text);
+    free(text);
+}
+
+Test(cli, bad_input_exits_2_with_one_line) {
+    init_tiny("");
+    char args[1024];
+    expect_bad_input("info --model /nonexistent/m", "/nonexistent/m/config.json: cannot open");
+    expect_bad_input("frobnicate", "unknown command 'frobnicate'");
+    expect_bad_input("info --modle x", "unknown option '--modle'");
+    expect_bad_input("init --arch qwen99 --out /tmp/x", "unknown --arch 'qwen99'");
+    expect_bad_input("init --arch tiny --heads 3 --out /tmp/x", "not a multiple");
+    expect_bad_input("init --arch tiny", "--out is required");
+    snprintf(args, sizeof args, "forward --model %s --tokens \"1 x 2\" --out %s/o.npy", model, dir);
+    expect_bad_input(args, "is not a non-negative integer token id");
+    snprintf(args, sizeof args, "forward --model %s --tokens \"1 512\" --out %s/o.npy", model, dir);
+    expect_bad_input(args, "token id 512 is outside the vocabulary");
+    snprintf(args, sizeof args, "generate --model %s --tokens 1 -n 0", model);
+    expect_bad_input(args, "-n '0' must be an integer in");
+    // a truncated weights file
+    char path[600];
+    snprintf(path, sizeof path, "%s/model.safetensors", model);
+    write_text(path, "abc");
+    snprintf(args, sizeof args, "forward --model %s --tokens 1 --out %s/o.npy", model, dir);
+    expect_bad_input(args, "model.safetensors: truncated");
+}
+
+Test(cli, help_exits_0) {
+    cr_expect_eq(run_arbor("--help", "/dev/null"), 0);
+    const char* cmds[] = {"init", "info", "forward", "generate", "bench", "demo"};
+    for (int i = 0; i < 6; i++) {
+        char args[64];
+        snprintf(args, sizeof args, "%s --help", cmds[i]);
+        cr_expect_eq(run_arbor(args, "/dev/null"), 0, "%s --help", cmds[i]);
+    }
+}
