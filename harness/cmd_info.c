@@ -27,8 +27,8 @@ int cmd_info(int argc, char** argv) {
     printf("biases           %s%s\n", c.qkv_bias ? "qkv" : "none", c.o_bias ? "+o" : "");
     printf("rope_theta       %g\n", c.rope_theta);
     printf("rms_norm_eps     %g\n", (double)c.rms_eps);
-    printf("parameters       %lld (%.3f B; %.3f B without embeddings)\n", s.n_params, (double)s.n_params * 1e-9,
-           (double)(s.n_params - emb * (c.tie_embeddings ? 1 : 2)) * 1e-9);
+    printf("parameters       %lld (%.2f M; %.2f M without embeddings)\n", s.n_params, (double)s.n_params * 1e-6,
+           (double)(s.n_params - emb * (c.tie_embeddings ? 1 : 2)) * 1e-6);
     printf("on disk          %zu bytes in %d file%s (%s)\n", s.disk_bytes, s.n_files, s.n_files > 1 ? "s" : "", s.dtypes);
     printf("in memory        %.3f GB fp32, %.3f GB bf16\n", (double)s.n_params * 4e-9, (double)s.n_params * 2e-9);
     return 0;

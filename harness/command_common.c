@@ -40,5 +40,6 @@ int arch_from_options(const Command* cmd, ModelConfig* cfg, Err* e) {
         if (arg_long(cmd, overrides[i].name, 1, 1L << 24, &v, e)) return -1;
         *overrides[i].field = (int)v;
     }
+    if (arg_flag(cmd, "untied")) cfg->tie_embeddings = false;
     return config_validate(cfg, "--arch options", e);
 }

@@ -6,6 +6,7 @@
 
 int cmd_init(int argc, char** argv);
 int cmd_info(int argc, char** argv);
+int cmd_convert(int argc, char** argv);
 int cmd_forward(int argc, char** argv);
 int cmd_generate(int argc, char** argv);
 int cmd_bench(int argc, char** argv);
@@ -26,6 +27,7 @@ int fail(const Err* e);
         {"heads", "N", "override num_attention_heads", NULL},                            \
         {"kv-heads", "N", "override num_key_value_heads", NULL},                         \
         {"head-dim", "N", "override head_dim", NULL},                                    \
-        {"vocab", "N", "override vocab_size", NULL}
+        {"vocab", "N", "override vocab_size", NULL},                                     \
+        {"untied", NULL, "separate lm_head from the embedding", NULL}
 // The preset named by --arch with the overrides applied, validated.
 int arch_from_options(const Command* cmd, ModelConfig* cfg, Err* e);

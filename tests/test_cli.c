@@ -159,10 +159,28 @@ Test(cli, bad_input_exits_2_with_one_line) {
     expect_bad_input(args, "model.safetensors: truncated");
 }
 
+Test(cli, convert_round_trips_a_transformers_checkpoint) {
+    char src[512], args[2048], out[600];
+    fixture_dir(src, sizeof src, "qwen3_gqa_headdim_tied_bf16");
+    snprintf(out, sizeof out, "%s/converted", dir);
+    snprintf(args, sizeof args, "convert --model %s --out %s --dtype f32 --max-shard-bytes 50000", src, out);
+    cr_assert_eq(run_arbor(args, NULL), 0);
+    Model a, b;
+    Err e;
+    cr_assert_eq(model_load(&a, src, &e), 0, "%s", e.msg);
+    cr_assert_eq(model_load(&b, out, &e), 0, "%s", e.msg);
+    cr_expect_eq(memcmp(&a.cfg, &b.cfg, sizeof a.cfg), 0, "same config");
+    cr_expect_arr_eq(a.arena, b.arena, a.table.n_floats * sizeof(float), "BF16 -> F32 is exact");
+    model_free(&a);
+    model_free(&b);
+    snprintf(args, sizeof args, "convert --model %s --out %s", out, out);
+    expect_bad_input(args, "--out must differ from --model");
+}
+
 Test(cli, help_exits_0) {
     cr_expect_eq(run_arbor("--help", "/dev/null"), 0);
-    const char* cmds[] = {"init", "info", "forward", "generate", "bench", "demo"};
-    for (int i = 0; i < 6; i++) {
+    const char* cmds[] = {"init", "info", "convert", "forward", "generate", "bench", "demo"};
+    for (int i = 0; i < 7; i++) {
         char args[64];
         snprintf(args, sizeof args, "%s --help", cmds[i]);
         cr_expect_eq(run_arbor(args, "/dev/null"), 0, "%s --help", cmds[i]);

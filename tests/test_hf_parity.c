@@ -93,6 +93,7 @@ Test(hf_parity, batched_prefill_of_unequal_prompts) {
             float* ref = reference(&c, name, c.lens[i]);
             double err = rel_l2(logits + (size_t)row * V, ref, (size_t)c.lens[i] * V);
             cr_expect_leq(err, TOL, "%s prompt %d: rel L2 %.3g", cases[k], i, err);
+            cr_log_info("%s prompt %d (batched prefill): rel L2 %.2e", cases[k], i, err);
             free(ref);
         }
         free(logits);
@@ -123,6 +124,7 @@ Test(hf_parity, token_by_token_decode_through_kv_cache) {
                          "%s", e.msg);
         double err = rel_l2(logits, ref, (size_t)T * V);
         cr_expect_leq(err, TOL, "%s: decode rel L2 %.3g", cases[k], err);
+        cr_log_info("%s (token-by-token decode, %d steps): rel L2 %.2e", cases[k], T, err);
         free(logits);
         free(ref);
         runstate_free(&s);
