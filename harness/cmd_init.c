@@ -31,8 +31,8 @@ int cmd_init(int argc, char** argv) {
         return fail(&e);
     }
     StDtype dt = strcmp(dtype, "f32") == 0 ? ST_F32 : ST_BF16;
-    fprintf(stderr, "init: %s, %d layers, %.3f B parameters -> %s (%s)\n", arg_str(&cmd, "arch"), cfg.n_layers,
-            (double)config_param_count(&cfg) * 1e-9, out, dtype);
+    fprintf(stderr, "init: %s, %d layers, %.2f M parameters -> %s (%s)\n", arg_str(&cmd, "arch"), cfg.n_layers,
+            (double)config_param_count(&cfg) * 1e-6, out, dtype);
     if (checkpoint_write_random(&cfg, (uint64_t)seed, out, dt, (size_t)shard, &e)) return fail(&e);
     return 0;
 }

@@ -88,7 +88,7 @@ Test(hf_parity, batched_prefill_of_unequal_prompts) {
         cr_assert_eq(model_prefill(&c.m, &s, &cache, (const int* const*)c.prompts, c.lens, c.n_prompts, true, logits, &e), 0,
                      "%s", e.msg);
         for (int i = 0, row = 0; i < c.n_prompts; row += c.lens[i], i++) {
-            char name[16];
+            char name[32];
             snprintf(name, sizeof name, "prompt%d", i);
             float* ref = reference(&c, name, c.lens[i]);
             double err = rel_l2(logits + (size_t)row * V, ref, (size_t)c.lens[i] * V);
