@@ -36,6 +36,48 @@ static double best_gflops(int M, int N, int K, int reps) {
     return 2.0 * M * N * K / best * 1e-9;
 }
 
+// best GB/s of reading n floats (the ceiling of batch-1 decode, which streams every weight once)
+static double read_gbps(size_t n, int reps) {
+    float* a = xaligned_alloc(sizeof(float) * n);
+    for (size_t i = 0; i < n; i++) a[i] = (float)(i & 7);
+    double best = 1e30, sink = 0;
+    for (int r = 0; r < reps; r++) {
+        double t0 = now_seconds();
+        float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+#pragma omp parallel for reduction(+ : s0, s1, s2, s3)
+        for (size_t i = 0; i < n; i += 4) {
+            s0 += a[i];
+            s1 += a[i + 1];
+            s2 += a[i + 2];
+            s3 += a[i + 3];
+        }
+        double dt = now_seconds() - t0;
+        sink += s0 + s1 + s2 + s3;
+        if (dt < best) best = dt;
+    }
+    free(a);
+    return sink == -1 ? 0 : sizeof(float) * n / best * 1e-9;
+}
+
+// best GFLOP/s of out (N) = w (N,K) @ x (K) through sgemv
+static double best_gemv_gflops(int N, int K, int reps) {
+    float* w = xaligned_alloc(sizeof(float) * (size_t)N * K);
+    float* x = xaligned_alloc(sizeof(float) * (size_t)K);
+    float* y = xaligned_alloc(sizeof(float) * (size_t)N);
+    for (size_t i = 0; i < (size_t)N * K; i++) w[i] = (float)(i % 5) * 0.1f;
+    double best = 1e30;
+    for (int r = 0; r < reps; r++) {
+        double t0 = now_seconds();
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, N, K, 1.0f, w, K, x, 1, 0.0f, y, 1);
+        double dt = now_seconds() - t0;
+        if (dt < best) best = dt;
+    }
+    free(w);
+    free(x);
+    free(y);
+    return 2.0 * N * K / best * 1e-9;
+}
+
 int main(int argc, char** argv) {
     if (argc > 1) openblas_set_num_threads(atoi(argv[1]));
     printf("%-34s %10s\n", "shape (M x N x K)", "GFLOP/s");
@@ -55,5 +97,7 @@ int main(int argc, char** argv) {
     };
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
         printf("%-34s %10.1f\n", shapes[i].name, best_gflops(shapes[i].M, shapes[i].N, shapes[i].K, 5));
+    printf("%-34s %10.1f\n", "lm_head  sgemv 151936 x 1024", best_gemv_gflops(151936, 1024, 5));
+    printf("%-34s %10.1f GB/s\n", "memory read, 1 GiB", read_gbps((size_t)1 << 28, 5));
     return 0;
 }
