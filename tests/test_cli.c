@@ -1,5 +1,6 @@
 // test_cli.c: the arbor binary end to end: init, info, forward, generate, bench, and exit code 2 with
 // one line on stderr for bad input.
+#define _GNU_SOURCE  // memmem
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -157,6 +158,68 @@ Test(cli, bad_input_exits_2_with_one_line) {
     write_text(path, "abc");
     snprintf(args, sizeof args, "forward --model %s --tokens 1 --out %s/o.npy", model, dir);
     expect_bad_input(args, "model.safetensors: truncated");
+}
+
+// Replaces the first occurrence of `find` in the file by `repl` (same length keeps offsets valid);
+// without `find`, truncates to truncate_to bytes, or when that is negative sets the header length huge.
+static void patch_file(const char* path, const char* find, const char* repl, long truncate_to) {
+    size_t len;
+    Err e;
+    char* buf = file_read_all(path, &len, &e);
+    cr_assert_not_null(buf, "%s", e.msg);
+    if (find) {
+        char* at = memmem(buf, len, find, strlen(find));
+        cr_assert_not_null(at, "%s not found in %s", find, path);
+        size_t fl = strlen(find), rl = strlen(repl);
+        char* out = malloc(len - fl + rl);
+        memcpy(out, buf, (size_t)(at - buf));
+        memcpy(out + (at - buf), repl, rl);
+        memcpy(out + (at - buf) + rl, at + fl, len - (size_t)(at - buf) - fl);
+        write_bytes(path, out, len - fl + rl);
+        free(out);
+    } else if (truncate_to >= 0) {
+        write_bytes(path, buf, (size_t)truncate_to);
+    } else {  // a header length of 2^40
+        memcpy(buf, "\x00\x00\x00\x00\x00\x01\x00\x00", 8);
+        write_bytes(path, buf, len);
+    }
+    free(buf);
+}
+
+Test(cli, every_bad_checkpoint_exits_2_with_one_line) {
+    // tiny, F32, tied: the embedding is 512 x 64 x 4 = 131072 bytes, then input_layernorm (256 bytes)
+    const struct {
+        const char* file;
+        const char* find;
+        const char* repl;
+        long truncate_to;
+        const char* phrase;
+    } cases[] = {
+        {"model.safetensors", NULL, NULL, 100000, "past file size"},
+        {"model.safetensors", NULL, NULL, 5, "truncated"},
+        {"model.safetensors", NULL, NULL, -1, "runs past file size"},
+        {"model.safetensors", "[131072,131328]", "[131071,131327]", 0, "overlap"},
+        {"model.safetensors", "\"F32\"", "\"F99\"", 0, "unknown dtype 'F99'"},
+        {"config.json", "\"intermediate_size\":\t192", "\"intermediate_size\":\t200", 0, "but config.json implies [200, 64]"},
+        {"config.json", "\"num_hidden_layers\":\t4", "\"num_hidden_layers\":\t5", 0, "missing tensor 'model.layers.4."},
+        {"config.json", "Qwen3ForCausalLM", "Qwen9ForCausalLM", 0, "unsupported architecture 'Qwen9ForCausalLM'"},
+        {"config.json", "{", "[", 0, "malformed JSON"},
+        {"config.json", NULL, NULL, 0, "names the architecture"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        snprintf(model, sizeof model, "%s/bad%zu", dir, i);
+        init_tiny("--dtype f32");
+        char path[600], args[1400];
+        snprintf(path, sizeof path, "%s/%s", model, cases[i].file);
+        if (strcmp(cases[i].file, "config.json") == 0 && !cases[i].find)
+            write_text(path, "{}");
+        else
+            patch_file(path, cases[i].find, cases[i].repl, cases[i].truncate_to);
+        snprintf(args, sizeof args, "info --model %s", model);
+        expect_bad_input(args, cases[i].phrase);
+        snprintf(args, sizeof args, "generate --model %s --tokens 1 -n 2", model);
+        expect_bad_input(args, cases[i].phrase);
+    }
 }
 
 Test(cli, convert_round_trips_a_transformers_checkpoint) {
