@@ -10,6 +10,7 @@
 
 #include "file_io.h"
 #include "model.h"
+#include "progress.h"
 
 typedef struct {
     StFile* files;
@@ -168,13 +169,18 @@ int model_load(Model* m, const char* dir, Err* e) {
     if (open_checked(dir, &cfg, &t, &s, e)) return -1;
     param_table_free(&t);
     model_create(m, &cfg);
+    Progress prog;
+    progress_begin(&prog, "load", "GB", 1e-9, (double)m->table.n_floats * 4, 2e9);
     int rc = 0;
+    double done = 0;
     for (int i = 0; i < m->table.n_params && !rc; i++) {
         const ParamInfo* p = &m->table.params[i];
         const StFile* f = NULL;
         const StTensor* st = shards_find(&s, p->name, &f);
         rc = st_read_f32(f, st, m->arena + p->offset, e);
+        progress_update(&prog, done += (double)p->numel * 4);
     }
+    if (!rc) progress_end(&prog);
     shards_close(&s);
     if (rc) model_free(m);
     return rc;
@@ -188,6 +194,9 @@ typedef struct {
     const float* arena;  // NULL: random init from seed
     uint64_t seed;
     int first;           // index of the shard's first parameter in the table
+    Progress* progress;
+    double* done;        // bytes handed to the writer so far
+    size_t dtype_size;
 } FillCtx;
 
 static void fill_param(void* ctx, int index, float* dst) {
@@ -197,6 +206,7 @@ static void fill_param(void* ctx, int index, float* dst) {
         memcpy(dst, c->arena + p->offset, p->numel * sizeof(float));
     else
         param_init_values(p, c->seed, dst);
+    progress_update(c->progress, *c->done += (double)p->numel * c->dtype_size);
 }
 
 static int write_index(const char* dir, const ParamTable* t, const int* shard_of, int n_shards, size_t total,
@@ -240,6 +250,9 @@ static int checkpoint_write(const ModelConfig* cfg, const ParamTable* t, const f
         total += bytes;
     }
     StSpec* specs = xcalloc((size_t)t->n_params, sizeof(StSpec));
+    Progress prog;
+    progress_begin(&prog, "save", "GB", 1e-9, (double)total, 1e9);
+    double done = 0;
     int rc = 0;
     for (int s = 0, first = 0; s < n_shards && !rc; s++) {
         int n = 0;
@@ -256,7 +269,7 @@ static int checkpoint_write(const ModelConfig* cfg, const ParamTable* t, const f
             snprintf(path, sizeof path, "%s/model.safetensors", dir);
         else
             snprintf(path, sizeof path, "%s/model-%05d-of-%05d.safetensors", dir, s + 1, n_shards);
-        FillCtx ctx = {t, arena, seed, first};
+        FillCtx ctx = {t, arena, seed, first, &prog, &done, st_dtype_size(dtype)};
         rc = st_write(path, specs, n, fill_param, &ctx, e);
         first += n;
     }
@@ -266,6 +279,7 @@ static int checkpoint_write(const ModelConfig* cfg, const ParamTable* t, const f
         unlink(path);  // a stale file of the other layout would shadow or confuse the new one
         rc = config_save(cfg, dir, dtype == ST_F32 ? "float32" : "bfloat16", e);
     }
+    if (!rc) progress_end(&prog);
     free(specs);
     free(shard_of);
     return rc;

@@ -149,13 +149,16 @@ void param_init_values(const ParamInfo* p, uint64_t seed, float* dst) {
         return;
     }
     uint64_t key = splitmix64(seed ^ hash_name(p->name));
-    long long n = (long long)p->numel;
-#pragma omp parallel for if (n > 65536)
-    for (long long i = 0; i < n; i++) {
-        uint64_t r = splitmix64(key + (uint64_t)i);
+    long long pairs = (long long)(p->numel + 1) / 2;
+    // Box-Muller: pair k gives elements 2k (cosine) and 2k+1 (sine)
+#pragma omp parallel for if (pairs > 32768)
+    for (long long k = 0; k < pairs; k++) {
+        uint64_t r = splitmix64(key + (uint64_t)k);
         double u1 = ((r >> 11) + 1.0) * (1.0 / 9007199254740993.0);  // (0, 1]
         double u2 = (double)(splitmix64(r) >> 11) * (1.0 / 9007199254740992.0);
-        dst[i] = (float)(0.02 * sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
+        double radius = 0.02 * sqrt(-2.0 * log(u1)), angle = 6.283185307179586 * u2;
+        dst[2 * k] = (float)(radius * cos(angle));
+        if ((size_t)(2 * k + 1) < p->numel) dst[2 * k + 1] = (float)(radius * sin(angle));
     }
 }
 

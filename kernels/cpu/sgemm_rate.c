@@ -1,0 +1,50 @@
+// sgemm_rate.c: see sgemm_rate.h.
+#include "sgemm_rate.h"
+
+#include <cblas.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "../check.h"
+
+static double now_seconds(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static float* filled(size_t n, int mod) {
+    float* x = xaligned_alloc(sizeof(float) * n);
+    for (size_t i = 0; i < n; i++) x[i] = (float)(i % (size_t)mod) * 0.1f;
+    return x;
+}
+
+double sgemm_gflops(int M, int N, int K, int reps) {
+    float *a = filled((size_t)M * K, 7), *b = filled((size_t)N * K, 5), *c = filled((size_t)M * N, 1);
+    double best = 1e30;
+    for (int r = 0; r < reps; r++) {
+        double t0 = now_seconds();
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.0f, a, K, b, K, 0.0f, c, N);
+        double dt = now_seconds() - t0;
+        if (dt < best) best = dt;
+    }
+    free(a);
+    free(b);
+    free(c);
+    return 2.0 * M * N * K / best * 1e-9;
+}
+
+double sgemv_gflops(int N, int K, int reps) {
+    float *w = filled((size_t)N * K, 5), *x = filled((size_t)K, 3), *y = filled((size_t)N, 1);
+    double best = 1e30;
+    for (int r = 0; r < reps; r++) {
+        double t0 = now_seconds();
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, N, K, 1.0f, w, K, x, 1, 0.0f, y, 1);
+        double dt = now_seconds() - t0;
+        if (dt < best) best = dt;
+    }
+    free(w);
+    free(x);
+    free(y);
+    return 2.0 * N * K / best * 1e-9;
+}
