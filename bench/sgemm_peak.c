@@ -5,16 +5,10 @@
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <time.h>
 
 #include "kernels/check.h"
 #include "kernels/cpu/sgemm_rate.h"
-
-static double now_seconds(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
+#include "kernels/clock.h"
 
 // best GB/s of reading n floats (the ceiling of batch-1 decode, which streams every weight once)
 static double read_gbps(size_t n, int reps) {

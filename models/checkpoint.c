@@ -220,13 +220,7 @@ static int write_index(const char* dir, const ParamTable* t, const int* shard_of
         snprintf(fname, sizeof fname, "model-%05d-of-%05d.safetensors", shard_of[i] + 1, n_shards);
         cJSON_AddStringToObject(map, t->params[i].name, fname);
     }
-    char* text = cJSON_Print(root);
-    cJSON_Delete(root);
-    char path[4096];
-    snprintf(path, sizeof path, "%s/model.safetensors.index.json", dir);
-    int rc = file_write_atomic(path, text, strlen(text), e);
-    cJSON_free(text);
-    return rc;
+    return json_write_atomic(dir, "model.safetensors.index.json", root, e);
 }
 
 static int checkpoint_write(const ModelConfig* cfg, const ParamTable* t, const float* arena, uint64_t seed,

@@ -263,13 +263,7 @@ int config_save(const ModelConfig* c, const char* dir, const char* dtype, Err* e
     cJSON_AddStringToObject(o, "torch_dtype", dtype);
     cJSON_AddBoolToObject(o, "use_cache", true);
     cJSON_AddNumberToObject(o, "vocab_size", c->vocab);
-    char* text = cJSON_Print(o);
-    cJSON_Delete(o);
-    char path[4096];
-    snprintf(path, sizeof path, "%s/config.json", dir);
-    int rc = file_write_atomic(path, text, strlen(text), e);
-    cJSON_free(text);
-    return rc;
+    return json_write_atomic(dir, "config.json", o, e);
 }
 
 // ---------------------------------------------------------------------------------------------

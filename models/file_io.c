@@ -1,6 +1,8 @@
 // file_io.c: see file_io.h.
 #include "file_io.h"
 
+#include <cJSON.h>
+
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -81,6 +83,17 @@ int file_write_atomic(const char* path, const void* data, size_t n, Err* e) {
     AtomicFile f;
     if (atomic_open(&f, path, e) || atomic_write(&f, data, n, e)) return -1;
     return atomic_commit(&f, e);
+}
+
+int json_write_atomic(const char* dir, const char* name, cJSON* root, Err* e) {
+    char* text = cJSON_Print(root);
+    cJSON_Delete(root);
+    if (!text) FATAL("out of memory printing %s", name);
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    int rc = file_write_atomic(path, text, strlen(text), e);
+    cJSON_free(text);
+    return rc;
 }
 
 int make_dirs(const char* path, Err* e) {

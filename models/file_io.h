@@ -22,5 +22,9 @@ void atomic_abort(AtomicFile* f);          // close and delete the temp file
 
 int file_write_atomic(const char* path, const void* data, size_t n, Err* e);
 
+// Writes `root` pretty-printed to dir/name atomically, then frees it.
+struct cJSON;
+int json_write_atomic(const char* dir, const char* name, struct cJSON* root, Err* e);
+
 // mkdir -p
 int make_dirs(const char* path, Err* e);

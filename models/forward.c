@@ -5,7 +5,7 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
+#include "../kernels/clock.h"
 
 void kvcache_create(KVCache* c, const ModelConfig* cfg, int max_seqs, int max_len) {
     c->n_layers = cfg->n_layers;
@@ -45,12 +45,6 @@ void runstate_free(RunState* s) {
     float* bufs[] = {s->x, s->xn, s->q, s->k, s->v, s->att, s->proj, s->gate, s->up, s->rows, s->scratch};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
     memset(s, 0, sizeof *s);
-}
-
-static double now_seconds(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
 // out (N,OC) = inp (N,C) @ w (OC,C)^T + b, timed for the benchmark's matmul accounting

@@ -2,13 +2,7 @@
 #include "progress.h"
 
 #include <stdio.h>
-#include <time.h>
-
-static double now_seconds(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
+#include "../kernels/clock.h"
 
 void progress_begin(Progress* p, const char* what, const char* unit, double scale, double total, double min_total) {
     p->what = what;

@@ -139,33 +139,30 @@ Test(checkpoint, refuses_missing_bias) {
     expect_load_error("missing tensor 'model.layers.0.self_attn.q_proj.bias'");
 }
 
-Test(checkpoint, refuses_missing_weights_file) {
+// A tiny config.json and, when index_json is given, that text as the shard index: no weights.
+static void config_without_weights(const char* index_json) {
     ModelConfig c;
     tiny(&c, 1);
     Err e;
     cr_assert_eq(config_save(&c, dir, "float32", &e), 0);
+    if (!index_json) return;
+    char path[512];
+    snprintf(path, sizeof path, "%s/model.safetensors.index.json", dir);
+    write_text(path, index_json);
+}
+
+Test(checkpoint, refuses_missing_weights_file) {
+    config_without_weights(NULL);
     expect_load_error("no model.safetensors or model.safetensors.index.json");
 }
 
 Test(checkpoint, refuses_malformed_index) {
-    ModelConfig c;
-    tiny(&c, 1);
-    Err e;
-    cr_assert_eq(config_save(&c, dir, "float32", &e), 0);
-    char path[512];
-    snprintf(path, sizeof path, "%s/model.safetensors.index.json", dir);
-    write_text(path, "{\"metadata\": {}}");
+    config_without_weights("{\"metadata\": {}}");
     expect_load_error("no 'weight_map'");
 }
 
 Test(checkpoint, refuses_index_naming_a_missing_shard) {
-    ModelConfig c;
-    tiny(&c, 1);
-    Err e;
-    cr_assert_eq(config_save(&c, dir, "float32", &e), 0);
-    char path[512];
-    snprintf(path, sizeof path, "%s/model.safetensors.index.json", dir);
-    write_text(path, "{\"weight_map\": {\"model.norm.weight\": \"model-00001-of-00002.safetensors\"}}");
+    config_without_weights("{\"weight_map\": {\"model.norm.weight\": \"model-00001-of-00002.safetensors\"}}");
     expect_load_error("model-00001-of-00002.safetensors: cannot open");
 }
 

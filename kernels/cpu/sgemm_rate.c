@@ -3,15 +3,9 @@
 
 #include <cblas.h>
 #include <stdlib.h>
-#include <time.h>
 
 #include "../check.h"
-
-static double now_seconds(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
+#include "../clock.h"
 
 static float* filled(size_t n, int mod) {
     float* x = xaligned_alloc(sizeof(float) * n);
