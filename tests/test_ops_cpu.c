@@ -1,0 +1,125 @@
+// test_ops_cpu.c: every CPU op against a naive double-precision reference on random inputs, on both
+// sides of each size-dependent path (sgemv / few-rows kernel / sgemm), with sentinels after each
+// output buffer to catch out-of-bounds writes (the ggml test-backend-ops pattern).
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "helpers.h"
+#include "kernels/ops.h"
+
+#define SENTINEL 12345.678f
+#define PAD 16
+
+static uint64_t rng_state = 88172645463325252ull;
+static float frand(void) {  // uniform in [-1, 1)
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return (float)((rng_state >> 11) * (1.0 / 9007199254740992.0)) * 2.0f - 1.0f;
+}
+
+static float* rand_buf(size_t n) {
+    float* x = malloc(sizeof(float) * (n + PAD));
+    for (size_t i = 0; i < n; i++) x[i] = frand();
+    for (int i = 0; i < PAD; i++) x[n + i] = SENTINEL;
+    return x;
+}
+
+static void expect_sentinels(const float* x, size_t n, const char* what) {
+    for (int i = 0; i < PAD; i++) cr_expect_eq(x[n + i], SENTINEL, "%s: write past the end", what);
+}
+
+Test(ops_cpu, matmul_every_path_matches_naive) {
+    const KernelOps* op = kernels_cpu();
+    int Ns[] = {1, 2, 3, 7, 15, 16, 17, 40};
+    int C = 67, OC = 45;
+    for (unsigned k = 0; k < sizeof Ns / sizeof Ns[0]; k++) {
+        int N = Ns[k];
+        for (int with_bias = 0; with_bias < 2; with_bias++) {
+            float *x = rand_buf((size_t)N * C), *w = rand_buf((size_t)OC * C), *b = rand_buf(OC);
+            float* out = rand_buf((size_t)N * OC);
+            float* ref = malloc(sizeof(float) * N * OC);
+            for (int n = 0; n < N; n++)
+                for (int o = 0; o < OC; o++) {
+                    double acc = with_bias ? b[o] : 0.0;
+                    for (int c = 0; c < C; c++) acc += (double)x[n * C + c] * w[o * C + c];
+                    ref[n * OC + o] = (float)acc;
+                }
+            op->matmul_forward(out, x, w, with_bias ? b : NULL, N, C, OC);
+            double err = rel_l2(out, ref, (size_t)N * OC);
+            cr_expect_leq(err, 1e-6, "N=%d bias=%d: rel L2 %.3g", N, with_bias, err);
+            expect_sentinels(out, (size_t)N * OC, "matmul");
+            free(x), free(w), free(b), free(out), free(ref);
+        }
+    }
+}
+
+Test(ops_cpu, rmsnorm_rope_swiglu_match_naive) {
+    const KernelOps* op = kernels_cpu();
+    int N = 5, H = 3, HS = 8, C = H * HS;
+    float *x = rand_buf((size_t)N * C), *w = rand_buf(C), *out = rand_buf((size_t)N * C);
+    op->rmsnorm_forward(out, x, w, 1e-6f, N, C);
+    for (int n = 0; n < N; n++) {
+        double ss = 0;
+        for (int c = 0; c < C; c++) ss += (double)x[n * C + c] * x[n * C + c];
+        double r = 1.0 / sqrt(ss / C + 1e-6);
+        for (int c = 0; c < C; c++) cr_expect_float_eq(out[n * C + c], (float)(w[c] * x[n * C + c] * r), 1e-6);
+    }
+    expect_sentinels(out, (size_t)N * C, "rmsnorm");
+    // RoPE, rotate-half pairs (j, j + HS/2): a rotation keeps each pair's norm and turns it by pos * inv_freq
+    int pos[5] = {0, 1, 2, 17, 1000};
+    float inv_freq[4] = {1.0f, 0.1f, 0.01f, 0.001f};
+    float* r = malloc(sizeof(float) * N * C);
+    memcpy(r, x, sizeof(float) * N * C);
+    op->rope_forward(r, pos, inv_freq, N, H, HS);
+    for (int n = 0; n < N; n++)
+        for (int h = 0; h < H; h++)
+            for (int j = 0; j < HS / 2; j++) {
+                const float* a = x + (n * H + h) * HS;
+                const float* b = r + (n * H + h) * HS;
+                double ang = (double)pos[n] * inv_freq[j];
+                cr_expect_float_eq(b[j], (float)(a[j] * cos(ang) - a[j + HS / 2] * sin(ang)), 2e-4);
+                cr_expect_float_eq(b[j + HS / 2], (float)(a[j + HS / 2] * cos(ang) + a[j] * sin(ang)), 2e-4);
+            }
+    // SwiGLU
+    float *g = rand_buf((size_t)N * C), *u = rand_buf((size_t)N * C);
+    float* g0 = malloc(sizeof(float) * N * C);
+    memcpy(g0, g, sizeof(float) * N * C);
+    op->swiglu_forward(g, u, N, C);
+    for (int i = 0; i < N * C; i++) cr_expect_float_eq(g[i], (float)(g0[i] / (1 + exp(-g0[i])) * u[i]), 1e-6);
+    expect_sentinels(g, (size_t)N * C, "swiglu");
+    free(x), free(w), free(out), free(r), free(g), free(u), free(g0);
+}
+
+Test(ops_cpu, attention_matches_naive_causal_gqa) {
+    const KernelOps* op = kernels_cpu();
+    // two sequences in the cache (S=2, L=6), GQA 3 query heads per KV head
+    int S = 2, L = 6, NH = 6, NKV = 2, HS = 4;
+    int N = 4, seq[4] = {0, 0, 1, 1}, pos[4] = {0, 5, 2, 3};
+    float *q = rand_buf((size_t)N * NH * HS), *k = rand_buf((size_t)S * L * NKV * HS), *v = rand_buf((size_t)S * L * NKV * HS);
+    float* out = rand_buf((size_t)N * NH * HS);
+    float* scratch = malloc(sizeof(float) * (size_t)kernels_cpu_threads() * L);
+    op->attention_forward(out, q, k, v, seq, pos, N, NH, NKV, HS, L, scratch);
+    for (int n = 0; n < N; n++)
+        for (int h = 0; h < NH; h++) {
+            int g = h / (NH / NKV);
+            double sc[6], mx = -1e30, sum = 0;
+            for (int t = 0; t <= pos[n]; t++) {
+                double d = 0;
+                for (int i = 0; i < HS; i++) d += (double)q[(n * NH + h) * HS + i] * k[((seq[n] * L + t) * NKV + g) * HS + i];
+                sc[t] = d / sqrt((double)HS);
+                mx = fmax(mx, sc[t]);
+            }
+            for (int t = 0; t <= pos[n]; t++) sum += sc[t] = exp(sc[t] - mx);
+            for (int i = 0; i < HS; i++) {
+                double o = 0;
+                for (int t = 0; t <= pos[n]; t++) o += sc[t] / sum * v[((seq[n] * L + t) * NKV + g) * HS + i];
+                cr_expect_float_eq(out[(n * NH + h) * HS + i], (float)o, 1e-5, "n %d h %d i %d", n, h, i);
+            }
+        }
+    expect_sentinels(out, (size_t)N * NH * HS, "attention");
+    free(q), free(k), free(v), free(out), free(scratch);
+}
