@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include "models/file_io.h"
 
@@ -52,6 +53,12 @@ int run_arbor(const char* args, const char* out_path) {
     int st = system(cmd);
     cr_assert(st != -1 && WIFEXITED(st), "could not run: %s", cmd);
     return WEXITSTATUS(st);
+}
+
+int data_path(char* out, size_t n, const char* sub) {
+    const char* root = getenv("ARBOR_DATA");
+    snprintf(out, n, "%s/%s", root && *root ? root : ARBOR_DEFAULT_DATA, sub);
+    return access(out, F_OK) == 0 ? 0 : -1;
 }
 
 int contains(const char* haystack, const char* needle) { return strstr(haystack, needle) != NULL; }

@@ -17,5 +17,7 @@ void write_text(const char* path, const char* text);
 cJSON* read_json(const char* path);  // aborts the test on failure
 // Runs `arbor <args>` through the shell; returns its exit code. stdout goes to out_path when given.
 int run_arbor(const char* args, const char* out_path);
+// "<ARBOR_DATA or ../shared/data>/<sub>" into out; 0 when it exists, -1 (tests then skip) when not.
+int data_path(char* out, size_t n, const char* sub);
 // true when needle occurs in haystack
 int contains(const char* haystack, const char* needle);

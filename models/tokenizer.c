@@ -1,0 +1,242 @@
+// tokenizer.c: encode and decode (see tokenizer.h). Loading is in tokenizer_load.c.
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include "tokenizer.h"
+
+#include <pcre2.h>
+#include <stdlib.h>
+#include <string.h>
+#include <utf8proc.h>
+
+uint32_t byte_level_code_point(int b) {
+    // printable Latin-1 bytes stand for themselves; the other 68 get U+0100.. in byte order
+    if ((b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174 && b <= 255)) return (uint32_t)b;
+    int n = 0;
+    for (int x = 0; x < b; x++)
+        if (!((x >= 33 && x <= 126) || (x >= 161 && x <= 172) || (x >= 174 && x <= 255))) n++;
+    return 256u + (uint32_t)n;
+}
+
+long utf8_invalid_offset(const char* str, size_t len) {
+    const uint8_t* s = (const uint8_t*)str;
+    size_t i = 0;
+    while (i < len) {
+        uint8_t c = s[i];
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        int n;
+        uint32_t cp, min;
+        if ((c & 0xe0) == 0xc0) n = 1, cp = c & 0x1f, min = 0x80;
+        else if ((c & 0xf0) == 0xe0) n = 2, cp = c & 0x0f, min = 0x800;
+        else if ((c & 0xf8) == 0xf0) n = 3, cp = c & 0x07, min = 0x10000;
+        else return (long)i;
+        for (int k = 1; k <= n; k++) {
+            if (i + (size_t)k >= len || (s[i + k] & 0xc0) != 0x80) return (long)i;
+            cp = cp << 6 | (s[i + k] & 0x3f);
+        }
+        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return (long)i;
+        i += (size_t)n + 1;
+    }
+    return -1;
+}
+
+// ---------------------------------------------------------------------------------------------
+// BPE on one piece: merge the adjacent pair of lowest rank (leftmost first) until none applies,
+// with a binary heap of candidate pairs checked lazily, as tokenizers' Word::merge_all does.
+
+typedef struct {
+    int64_t rank;
+    int pos;  // index of the left symbol in the piece's original order
+} Candidate;
+
+typedef struct {
+    int* id;    // (n) current token id of each symbol slot
+    int* next;  // (n) next live slot or -1
+    int* prev;  // (n)
+    Candidate* heap;
+    int heap_len;
+} BpeWork;
+
+static int cand_less(Candidate a, Candidate b) { return a.rank < b.rank || (a.rank == b.rank && a.pos < b.pos); }
+
+static void heap_push(BpeWork* w, Candidate c) {
+    int i = w->heap_len++;
+    w->heap[i] = c;
+    while (i > 0 && cand_less(w->heap[i], w->heap[(i - 1) / 2])) {
+        Candidate tmp = w->heap[i];
+        w->heap[i] = w->heap[(i - 1) / 2];
+        w->heap[(i - 1) / 2] = tmp;
+        i = (i - 1) / 2;
+    }
+}
+
+static Candidate heap_pop(BpeWork* w) {
+    Candidate top = w->heap[0];
+    w->heap[0] = w->heap[--w->heap_len];
+    int i = 0;
+    for (;;) {
+        int l = 2 * i + 1, r = l + 1, m = i;
+        if (l < w->heap_len && cand_less(w->heap[l], w->heap[m])) m = l;
+        if (r < w->heap_len && cand_less(w->heap[r], w->heap[m])) m = r;
+        if (m == i) break;
+        Candidate tmp = w->heap[i];
+        w->heap[i] = w->heap[m];
+        w->heap[m] = tmp;
+        i = m;
+    }
+    return top;
+}
+
+static int merge_lookup(const Tokenizer* t, int a, int b, int64_t* rank, int* merged) {
+    int64_t v;
+    if (!u64map_get(&t->merges, (((uint64_t)(uint32_t)a << 32) | (uint32_t)b) + 1, &v)) return 0;
+    *rank = v >> 32;
+    *merged = (int)(v & 0xffffffff);
+    return 1;
+}
+
+static void push_pair(const Tokenizer* t, BpeWork* w, int left) {
+    int right = w->next[left];
+    int64_t rank;
+    int merged;
+    if (right >= 0 && merge_lookup(t, w->id[left], w->id[right], &rank, &merged)) heap_push(w, (Candidate){rank, left});
+}
+
+static void bpe_piece(const Tokenizer* t, const uint8_t* bytes, int n, IntVec* out) {
+    if (n == 1) {
+        intvec_push(out, t->byte_token[bytes[0]]);
+        return;
+    }
+    int small[4 * 64];
+    Candidate small_heap[64];
+    BpeWork w;
+    int* mem = n <= 64 ? small : xmalloc(sizeof(int) * 4 * (size_t)n);
+    w.id = mem;
+    w.next = mem + n;
+    w.prev = mem + 2 * n;
+    w.heap = n <= 64 ? small_heap : xmalloc(sizeof(Candidate) * (size_t)n * 2);
+    w.heap_len = 0;
+    for (int i = 0; i < n; i++) {
+        w.id[i] = t->byte_token[bytes[i]];
+        w.next[i] = i + 1 < n ? i + 1 : -1;
+        w.prev[i] = i - 1;
+    }
+    for (int i = 0; i + 1 < n; i++) push_pair(t, &w, i);
+    while (w.heap_len > 0) {
+        Candidate c = heap_pop(&w);
+        int left = c.pos, right = w.next[left];
+        int64_t rank;
+        int merged;
+        // stale: the left symbol was merged away (id -1), or its pair changed since it was pushed
+        if (w.id[left] < 0 || right < 0 || !merge_lookup(t, w.id[left], w.id[right], &rank, &merged) ||
+            rank != c.rank)
+            continue;
+        w.id[left] = merged;
+        w.id[right] = -1;
+        w.next[left] = w.next[right];
+        if (w.next[right] >= 0) w.prev[w.next[right]] = left;
+        if (w.prev[left] >= 0) push_pair(t, &w, w.prev[left]);
+        push_pair(t, &w, left);
+    }
+    for (int i = 0; i >= 0; i = w.next[i]) intvec_push(out, w.id[i]);
+    if (mem != small) free(mem);
+    if (w.heap != small_heap) free(w.heap);
+}
+
+// ---------------------------------------------------------------------------------------------
+// normalise and pre-tokenize one stretch of text that holds no added token
+
+static int encode_plain(const Tokenizer* t, const char* text, size_t len, IntVec* out, Err* e) {
+    if (len == 0) return 0;
+    uint8_t* normalized = NULL;
+    const char* s = text;
+    int ascii = 1;
+    for (size_t i = 0; i < len && ascii; i++) ascii = (uint8_t)text[i] < 0x80;
+    if (t->nfc && !ascii) {  // ASCII is its own NFC
+        utf8proc_ssize_t n = utf8proc_map((const utf8proc_uint8_t*)text, (utf8proc_ssize_t)len, &normalized,
+                                          UTF8PROC_STABLE | UTF8PROC_COMPOSE);
+        if (n < 0) return err_set(e, "NFC normalisation failed: %s", utf8proc_errmsg(n));
+        s = (const char*)normalized;
+        len = (size_t)n;
+    }
+    pcre2_code* re = t->split;
+    pcre2_match_data* md = pcre2_match_data_create_from_pattern(re, NULL);
+    size_t at = 0;
+    while (at < len) {
+        int rc = pcre2_match(re, (PCRE2_SPTR)s, len, at, PCRE2_NO_UTF_CHECK, md, NULL);
+        size_t start = len, end = len;
+        if (rc >= 0) {
+            PCRE2_SIZE* ov = pcre2_get_ovector_pointer(md);
+            start = ov[0];
+            end = ov[1];
+        }
+        if (start > at) bpe_piece(t, (const uint8_t*)s + at, (int)(start - at), out);  // the gap is a piece too
+        if (end > start) {
+            bpe_piece(t, (const uint8_t*)s + start, (int)(end - start), out);
+            at = end;
+        } else if (rc >= 0) {  // an empty match: step over one character
+            size_t step = 1;
+            while (start + step < len && ((uint8_t)s[start + step] & 0xc0) == 0x80) step++;
+            bpe_piece(t, (const uint8_t*)s + start, (int)step, out);
+            at = start + step;
+        } else {
+            at = len;
+        }
+    }
+    pcre2_match_data_free(md);
+    free(normalized);
+    return 0;
+}
+
+// The longest added token that starts at text[i], or NULL.
+static const AddedToken* added_at(const Tokenizer* t, const char* text, size_t len, size_t i) {
+    const AddedToken* best = NULL;
+    for (int k = 0; k < t->n_added; k++) {
+        const AddedToken* a = &t->added[k];
+        if ((size_t)a->len <= len - i && a->content[0] == text[i] && memcmp(a->content, text + i, (size_t)a->len) == 0 &&
+            (!best || a->len > best->len))
+            best = a;
+    }
+    return best;
+}
+
+int tokenizer_encode(const Tokenizer* t, const char* text, size_t len, IntVec* out, Err* e) {
+    long bad = utf8_invalid_offset(text, len);
+    if (bad >= 0) return err_set(e, "invalid UTF-8 at byte %ld", bad);
+    size_t plain_start = 0;
+    for (size_t i = 0; i < len; i++) {
+        const AddedToken* a = t->n_added ? added_at(t, text, len, i) : NULL;
+        if (!a) continue;
+        if (encode_plain(t, text + plain_start, i - plain_start, out, e)) return -1;
+        intvec_push(out, a->id);
+        i += (size_t)a->len - 1;
+        plain_start = i + 1;
+    }
+    return encode_plain(t, text + plain_start, len - plain_start, out, e);
+}
+
+int tokenizer_decode(const Tokenizer* t, const int* ids, size_t n, ByteVec* out, Err* e) {
+    for (size_t i = 0; i < n; i++) {
+        int id = ids[i];
+        if (id < 0 || id >= t->n_ids || !t->tokens[id]) return err_set(e, "token id %d is not in the vocabulary", id);
+        int is_added = 0;
+        for (int k = 0; k < t->n_added && !is_added; k++) is_added = t->added[k].id == id;
+        if (is_added) {
+            bytevec_append(out, t->tokens[id], (size_t)t->token_lens[id]);
+            continue;
+        }
+        const uint8_t* s = (const uint8_t*)t->tokens[id];
+        utf8proc_ssize_t at = 0, len = t->token_lens[id];
+        while (at < len) {
+            utf8proc_int32_t cp;
+            utf8proc_ssize_t step = utf8proc_iterate(s + at, len - at, &cp);
+            if (step <= 0 || cp < 0 || cp >= 512 || t->cp_to_byte[cp] < 0)
+                return err_set(e, "token %d holds a symbol that is not a byte", id);
+            char b = (char)t->cp_to_byte[cp];
+            bytevec_append(out, &b, 1);
+            at += step;
+        }
+    }
+    return 0;
+}
