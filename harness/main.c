@@ -12,6 +12,7 @@ static const struct {
     {"init", cmd_init, "write a random-initialised checkpoint in Hugging Face format"},
     {"info", cmd_info, "show a checkpoint's architecture, parameter count and size"},
     {"convert", cmd_convert, "rewrite a checkpoint as F32 or BF16 safetensors"},
+    {"tokenize", cmd_tokenize, "text to a token shard, or text <-> ids on stdin/stdout"},
     {"forward", cmd_forward, "run token ids through a model and save the logits as .npy"},
     {"generate", cmd_generate, "continue token ids (greedy or sampled)"},
     {"bench", cmd_bench, "measure prefill and decode tokens/s"},

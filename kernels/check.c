@@ -15,6 +15,29 @@ int err_set(Err* e, const char* fmt, ...) {
     return -1;
 }
 
+int err_prefix(Err* e, const char* fmt, ...) {
+    if (!e) return -1;
+    char old[sizeof e->msg];
+    memcpy(old, e->msg, sizeof old);
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(e->msg, sizeof e->msg, fmt, ap);
+    va_end(ap);
+    size_t at = n < 0 ? 0 : (size_t)n < sizeof e->msg ? (size_t)n : sizeof e->msg - 1;
+    size_t room = sizeof e->msg - 1 - at;
+    size_t old_len = strnlen(old, sizeof old - 1);
+    if (room >= 2) {
+        memcpy(e->msg + at, ": ", 2);
+        at += 2;
+        room -= 2;
+        size_t m = old_len < room ? old_len : room;
+        memcpy(e->msg + at, old, m);
+        at += m;
+    }
+    e->msg[at] = 0;
+    return -1;
+}
+
 void fatal_at(const char* file, int line, int code, const char* fmt, ...) {
     fflush(stdout);
     fprintf(stderr, "arbor: ");

@@ -19,6 +19,9 @@ typedef struct {
 // Formats into e->msg (when e is not NULL) and returns -1, so callers write `return err_set(e, ...)`.
 int err_set(Err* e, const char* fmt, ...) __attribute__((format(printf, 2, 3)));
 
+// Puts context in front of the message already in e: "<context>: <msg>". Returns -1.
+int err_prefix(Err* e, const char* fmt, ...) __attribute__((format(printf, 2, 3)));
+
 // Prints "arbor: <msg>" to stderr and exits with `code`.
 _Noreturn void fatal_at(const char* file, int line, int code, const char* fmt, ...)
     __attribute__((format(printf, 4, 5)));

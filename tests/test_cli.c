@@ -5,11 +5,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "helpers.h"
 #include "models/file_io.h"
 #include "models/generate.h"
 #include "models/npy.h"
+#include "models/token_shard.h"
 
 static char dir[256];
 static char model[300];
@@ -240,10 +242,58 @@ Test(cli, convert_round_trips_a_transformers_checkpoint) {
     expect_bad_input(args, "--out must differ from --model");
 }
 
+Test(cli, tokenize_ids_decode_and_shards) {
+    char tok[512];
+    if (data_path(tok, sizeof tok, "qwen3-tokenizer/tokenizer.json") != 0) cr_skip_test("no Qwen3 tokenizer at %s", tok);
+    data_path(tok, sizeof tok, "qwen3-tokenizer");
+    char args[2048], out[512], in[512], shard[512];
+    snprintf(out, sizeof out, "%s/out.txt", dir);
+    snprintf(args, sizeof args, "tokenize --tokenizer %s --ids < %s/tokenizer/hello.txt", tok, ARBOR_FIXTURES);
+    cr_assert_eq(run_arbor(args, out), 0);
+    char* ids = slurp(out);
+    cr_expect_str_eq(ids, "9707 1879 151643\n");
+    free(ids);
+    snprintf(in, sizeof in, "%s/ids.txt", dir);
+    write_text(in, "9707 1879 151643");
+    snprintf(args, sizeof args, "tokenize --tokenizer %s --decode < %s", tok, in);
+    cr_assert_eq(run_arbor(args, out), 0);
+    char* text = slurp(out);
+    cr_expect_str_eq(text, "Hello world<|endoftext|>");
+    free(text);
+    // jsonl: one document per line, EOD after each
+    snprintf(in, sizeof in, "%s/docs.jsonl", dir);
+    write_text(in, "{\"text\": \"Hello world\"}\n\n{\"text\": \" Hello world\", \"id\": 2}\n");
+    snprintf(shard, sizeof shard, "%s/docs.shard", dir);
+    snprintf(args, sizeof args, "tokenize --tokenizer %s --in %s --out %s --eod 2>/dev/null", tok, in, shard);
+    cr_assert_eq(run_arbor(args, NULL), 0);
+    Shard s;
+    Err e;
+    cr_assert_eq(shard_open(&s, shard, &e), 0, "%s", e.msg);
+    int want[] = {9707, 1879, 151643, 21927, 1879, 151643};
+    cr_assert_eq(s.n_tokens, 6);
+    cr_expect_eq(s.n_docs, 2);
+    for (int i = 0; i < 6; i++) cr_expect_eq(shard_token(&s, (uint64_t)i), want[i]);
+    shard_close(&s);
+    // bad input: one line naming file:line, no shard left behind
+    write_text(in, "{\"text\": \"ok\"}\n{\"body\": \"no text field\"}\n");
+    snprintf(args, sizeof args, "tokenize --tokenizer %s --in %s --out %s/bad.shard", tok, in, dir);
+    expect_bad_input(args, "docs.jsonl:2: no string field 'text'");
+    write_text(in, "{\"text\": \"ok\"\n");
+    expect_bad_input(args, "docs.jsonl:1: malformed JSON");
+    snprintf(in, sizeof in, "%s/bad.txt", dir);
+    write_text(in, "fine\nnot \xff utf-8\n");
+    snprintf(args, sizeof args, "tokenize --tokenizer %s --in %s --out %s/bad.shard", tok, in, dir);
+    expect_bad_input(args, "bad.txt:2: not UTF-8");
+    snprintf(args, sizeof args, "tokenize --tokenizer %s --in %s/missing.txt --out %s/bad.shard", tok, dir, dir);
+    expect_bad_input(args, "missing.txt: cannot open");
+    snprintf(args, sizeof args, "%s/bad.shard", dir);
+    cr_expect_neq(access(args, F_OK), 0, "no shard written on failure");
+}
+
 Test(cli, help_exits_0) {
     cr_expect_eq(run_arbor("--help", "/dev/null"), 0);
-    const char* cmds[] = {"init", "info", "convert", "forward", "generate", "bench", "demo"};
-    for (int i = 0; i < 7; i++) {
+    const char* cmds[] = {"init", "info", "convert", "tokenize", "forward", "generate", "bench", "demo"};
+    for (int i = 0; i < 8; i++) {
         char args[64];
         snprintf(args, sizeof args, "%s --help", cmds[i]);
         cr_expect_eq(run_arbor(args, "/dev/null"), 0, "%s --help", cmds[i]);

@@ -1,0 +1,168 @@
+// cmd_tokenize.c: arbor tokenize — text to a token shard (.txt: the whole file is one document;
+// .jsonl: one document per line, from a string field), or stdin to ids (--ids) and ids to text
+// (--decode) for debugging and scripting.
+#include <cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../kernels/clock.h"
+#include "../models/progress.h"
+#include "../models/token_shard.h"
+#include "../models/tokenizer.h"
+#include "commands.h"
+
+static char* read_stdin(size_t* len) {
+    ByteVec v = {0};
+    char buf[65536];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, stdin)) > 0) bytevec_append(&v, buf, n);
+    if (!v.data) bytevec_append(&v, "", 0);
+    *len = v.len;
+    return v.data;
+}
+
+static int line_of(const char* text, size_t offset) {
+    int line = 1;
+    for (size_t i = 0; i < offset; i++) line += text[i] == '\n';
+    return line;
+}
+
+static int print_ids(const Tokenizer* t, Err* e) {
+    size_t len;
+    char* text = read_stdin(&len);
+    IntVec ids = {0};
+    int rc = tokenizer_encode(t, text, len, &ids, e);
+    if (rc) {
+        err_prefix(e, "<stdin>");
+    } else {
+        for (size_t i = 0; i < ids.len; i++) printf("%s%d", i ? " " : "", ids.data[i]);
+        printf("\n");
+    }
+    free(ids.data);
+    free(text);
+    return rc;
+}
+
+static int print_text(const Tokenizer* t, Err* e) {
+    size_t len;
+    char* text = read_stdin(&len);
+    int* ids;
+    int n;
+    int rc = parse_token_list(text, &ids, &n, e);
+    free(text);
+    if (rc) return rc;
+    ByteVec out = {0};
+    rc = tokenizer_decode(t, ids, (size_t)n, &out, e);
+    if (!rc) fwrite(out.data, 1, out.len, stdout);
+    free(out.data);
+    free(ids);
+    return rc;
+}
+
+static int tokenize_txt(const Tokenizer* t, const char* in, ShardWriter* w, bool eod, Err* e) {
+    size_t len;
+    char* text = file_read_all(in, &len, e);
+    if (!text) return -1;
+    long bad = utf8_invalid_offset(text, len);
+    if (bad >= 0) {
+        int rc = err_set(e, "%s:%d: not UTF-8 (byte %ld)", in, line_of(text, (size_t)bad), bad);
+        free(text);
+        return rc;
+    }
+    IntVec ids = {0};
+    int rc = tokenizer_encode(t, text, len, &ids, e) || shard_writer_append(w, ids.data, ids.len, e) ||
+             shard_writer_end_doc(w, eod, e);
+    free(ids.data);
+    free(text);
+    return rc ? -1 : 0;
+}
+
+static int tokenize_jsonl(const Tokenizer* t, const char* in, const char* field, ShardWriter* w, bool eod, Err* e) {
+    size_t len;
+    char* text = file_read_all(in, &len, e);
+    if (!text) return -1;
+    Progress prog;
+    progress_begin(&prog, "tokenize", "MB", 1e-6, (double)len, 64e6);
+    IntVec ids = {0};
+    int rc = 0, line = 0;
+    for (char* p = text; p < text + len && !rc;) {
+        char* nl = memchr(p, '\n', (size_t)(text + len - p));
+        size_t n = nl ? (size_t)(nl - p) : (size_t)(text + len - p);
+        line++;
+        if (n > 0 && !(n == 1 && p[0] == '\r')) {
+            cJSON* doc = cJSON_ParseWithLength(p, n);
+            const cJSON* s = doc ? cJSON_GetObjectItemCaseSensitive(doc, field) : NULL;
+            ids.len = 0;
+            if (!doc) rc = err_set(e, "%s:%d: malformed JSON", in, line);
+            else if (!cJSON_IsString(s)) rc = err_set(e, "%s:%d: no string field '%s'", in, line, field);
+            else if (tokenizer_encode(t, s->valuestring, strlen(s->valuestring), &ids, e))
+                rc = err_prefix(e, "%s:%d", in, line);
+            else
+                rc = shard_writer_append(w, ids.data, ids.len, e) || shard_writer_end_doc(w, eod, e) ? -1 : 0;
+            cJSON_Delete(doc);
+        }
+        p += n + 1;
+        progress_update(&prog, (double)(p - text));
+    }
+    if (!rc) progress_end(&prog);
+    free(ids.data);
+    free(text);
+    return rc;
+}
+
+int cmd_tokenize(int argc, char** argv) {
+    Option opts[] = {
+        {"tokenizer", "DIR", "directory with tokenizer.json (or vocab.json + merges.txt)", NULL},
+        {"in", "FILE", "text to tokenize: .txt (one document) or .jsonl (one per line)", NULL},
+        {"out", "SHARD", "token shard to write", NULL},
+        {"eod", NULL, "append the end-of-document token (<|endoftext|>) after each document", NULL},
+        {"field", "NAME", "the .jsonl field holding the text", "text"},
+        {"vocab-size", "N", "vocabulary size recorded in the shard (default: the tokenizer's)", NULL},
+        {"ids", NULL, "read text on stdin, print its ids on one line", NULL},
+        {"decode", NULL, "read ids on stdin, print their text", NULL},
+    };
+    Command cmd = {"tokenize", "Tokenize text into a token shard, or between text and ids on stdin/stdout.", opts,
+                   sizeof opts / sizeof opts[0]};
+    int code;
+    if (command_start(&cmd, argc, argv, &code)) return code;
+    Err e;
+    const char *dir, *in, *out;
+    if (arg_required(&cmd, "tokenizer", &dir, &e)) return fail(&e);
+    Tokenizer t;
+    if (tokenizer_load(&t, dir, &e)) return fail(&e);
+    int rc;
+    if (arg_flag(&cmd, "ids") || arg_flag(&cmd, "decode")) {
+        rc = arg_flag(&cmd, "ids") ? print_ids(&t, &e) : print_text(&t, &e);
+        tokenizer_free(&t);
+        return rc ? fail(&e) : 0;
+    }
+    long vocab = t.n_ids;
+    if (arg_required(&cmd, "in", &in, &e) || arg_required(&cmd, "out", &out, &e) ||
+        (arg_str(&cmd, "vocab-size") && arg_long(&cmd, "vocab-size", t.n_ids, 1L << 30, &vocab, &e))) {
+        tokenizer_free(&t);
+        return fail(&e);
+    }
+    bool eod = arg_flag(&cmd, "eod");
+    if (eod && t.eod_id < 0) {
+        tokenizer_free(&t);
+        err_set(&e, "%s: --eod: the tokenizer has no <|endoftext|> token", t.source);
+        return fail(&e);
+    }
+    ShardWriter w;
+    double t0 = now_seconds();
+    size_t in_len = strlen(in);
+    bool jsonl = in_len > 6 && strcmp(in + in_len - 6, ".jsonl") == 0;
+    rc = shard_writer_open(&w, out, (int)vocab, t.eod_id, &e);
+    if (!rc) {
+        rc = jsonl ? tokenize_jsonl(&t, in, arg_str(&cmd, "field"), &w, eod, &e) : tokenize_txt(&t, in, &w, eod, &e);
+        if (rc) shard_writer_abort(&w);
+        else rc = shard_writer_close(&w, &e);
+    }
+    tokenizer_free(&t);
+    if (rc) return fail(&e);
+    double dt = now_seconds() - t0;
+    fprintf(stderr, "tokenize: %s -> %s: %llu documents, %llu tokens (%d-byte), %.1f s\n", in, out,
+            (unsigned long long)w.n_docs, (unsigned long long)w.n_tokens, w.token_bytes, dt);
+    return 0;
+}

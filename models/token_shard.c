@@ -1,0 +1,123 @@
+// token_shard.c: see token_shard.h.
+#include "token_shard.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static void put_u32(uint8_t* p, uint32_t v) {
+    for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
+}
+static void put_u64(uint8_t* p, uint64_t v) {
+    for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i));
+}
+static uint32_t get_u32(const uint8_t* p) { return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24; }
+static uint64_t get_u64(const uint8_t* p) { return (uint64_t)get_u32(p) | (uint64_t)get_u32(p + 4) << 32; }
+
+static void header(const ShardWriter* w, uint8_t* h) {
+    memset(h, 0, SHARD_HEADER_BYTES);
+    memcpy(h, "ARBORTOK", 8);
+    put_u32(h + 8, 1);
+    put_u32(h + 12, (uint32_t)w->token_bytes);
+    put_u64(h + 16, w->n_tokens);
+    put_u32(h + 24, (uint32_t)w->vocab_size);
+    put_u32(h + 28, (uint32_t)w->eod_id);
+    put_u64(h + 32, w->n_docs);
+}
+
+int shard_writer_open(ShardWriter* w, const char* path, int vocab_size, int eod_id, Err* e) {
+    memset(w, 0, sizeof *w);
+    if (vocab_size < 1) return err_set(e, "%s: vocabulary size must be positive", path);
+    w->vocab_size = vocab_size;
+    w->eod_id = eod_id;
+    w->token_bytes = vocab_size <= 65536 ? 2 : 4;
+    if (atomic_open(&w->f, path, e)) return -1;
+    uint8_t h[SHARD_HEADER_BYTES];
+    header(w, h);  // placeholder counts, rewritten on close
+    return atomic_write(&w->f, h, sizeof h, e);
+}
+
+int shard_writer_append(ShardWriter* w, const int* ids, size_t n, Err* e) {
+    uint8_t buf[4096];
+    size_t per = sizeof buf / (size_t)w->token_bytes;
+    for (size_t at = 0; at < n; at += per) {
+        size_t m = n - at < per ? n - at : per;
+        for (size_t i = 0; i < m; i++) {
+            int id = ids[at + i];
+            if (id < 0 || id >= w->vocab_size) {
+                shard_writer_abort(w);
+                return err_set(e, "%s: token id %d outside the vocabulary of %d", w->f.path, id, w->vocab_size);
+            }
+            for (int b = 0; b < w->token_bytes; b++) buf[i * (size_t)w->token_bytes + (size_t)b] = (uint8_t)((uint32_t)id >> (8 * b));
+        }
+        if (atomic_write(&w->f, buf, m * (size_t)w->token_bytes, e)) return -1;
+    }
+    w->n_tokens += n;
+    return 0;
+}
+
+int shard_writer_end_doc(ShardWriter* w, bool write_eod, Err* e) {
+    w->n_docs++;
+    if (write_eod && w->eod_id >= 0) return shard_writer_append(w, &w->eod_id, 1, e);
+    return 0;
+}
+
+int shard_writer_close(ShardWriter* w, Err* e) {
+    uint8_t h[SHARD_HEADER_BYTES];
+    header(w, h);
+    if (fseek(w->f.fp, 0, SEEK_SET) != 0) {
+        shard_writer_abort(w);
+        return err_set(e, "%s: cannot rewrite the header", w->f.path);
+    }
+    if (atomic_write(&w->f, h, sizeof h, e)) return -1;
+    return atomic_commit(&w->f, e);
+}
+
+void shard_writer_abort(ShardWriter* w) { atomic_abort(&w->f); }
+
+int shard_open(Shard* s, const char* path, Err* e) {
+    memset(s, 0, sizeof *s);
+    snprintf(s->path, sizeof s->path, "%s", path);
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) return err_set(e, "%s: cannot open: %s", path, strerror(errno));
+    struct stat st;
+    fstat(fd, &st);
+    s->size = (size_t)st.st_size;
+    if (s->size < SHARD_HEADER_BYTES) {
+        close(fd);
+        return err_set(e, "%s: not a token shard (%zu bytes, shorter than the header)", path, s->size);
+    }
+    void* map = mmap(NULL, s->size, PROT_READ, MAP_PRIVATE, fd, 0);
+    close(fd);
+    if (map == MAP_FAILED) return err_set(e, "%s: cannot mmap: %s", path, strerror(errno));
+    s->map = map;
+    const uint8_t* h = s->map;
+    int rc = 0;
+    s->token_bytes = (int)get_u32(h + 12);
+    s->n_tokens = get_u64(h + 16);
+    s->vocab_size = (int)get_u32(h + 24);
+    s->eod_id = (int)get_u32(h + 28);
+    s->n_docs = get_u64(h + 32);
+    if (memcmp(h, "ARBORTOK", 8) != 0) rc = err_set(e, "%s: not a token shard (bad magic)", path);
+    else if (get_u32(h + 8) != 1) rc = err_set(e, "%s: shard version %u is not supported (1)", path, get_u32(h + 8));
+    else if (s->token_bytes != 2 && s->token_bytes != 4) rc = err_set(e, "%s: %d bytes per token (2 or 4)", path, s->token_bytes);
+    else if (s->n_tokens > (s->size - SHARD_HEADER_BYTES) / (size_t)s->token_bytes ||
+             SHARD_HEADER_BYTES + s->n_tokens * (uint64_t)s->token_bytes != s->size)
+        rc = err_set(e, "%s: header says %llu tokens but the file holds %zu bytes of them", path,
+                     (unsigned long long)s->n_tokens, s->size - SHARD_HEADER_BYTES);
+    for (uint64_t i = 0; i < s->n_tokens && !rc; i++)
+        if (shard_token(s, i) >= s->vocab_size)
+            rc = err_set(e, "%s: token %llu is %d, outside the vocabulary of %d", path, (unsigned long long)i,
+                         shard_token(s, i), s->vocab_size);
+    if (rc) shard_close(s);
+    return rc;
+}
+
+void shard_close(Shard* s) {
+    if (s->map) munmap((void*)s->map, s->size);
+    memset(s, 0, sizeof *s);
+}
