@@ -11,6 +11,7 @@
 #include "models/file_io.h"
 #include "models/generate.h"
 #include "models/npy.h"
+#include "models/tokenizer.h"
 #include "models/token_shard.h"
 
 static char dir[256];
@@ -288,6 +289,44 @@ Test(cli, tokenize_ids_decode_and_shards) {
     expect_bad_input(args, "missing.txt: cannot open");
     snprintf(args, sizeof args, "%s/bad.shard", dir);
     cr_expect_neq(access(args, F_OK), 0, "no shard written on failure");
+}
+
+Test(cli, generate_from_a_text_prompt) {
+    char tok_dir[512];
+    if (data_path(tok_dir, sizeof tok_dir, "qwen3-tokenizer/tokenizer.json") != 0) cr_skip_test("no Qwen3 tokenizer");
+    data_path(tok_dir, sizeof tok_dir, "qwen3-tokenizer");
+    init_tiny("--vocab 151936 --layers 1");
+    char args[2048], out[512];
+    snprintf(out, sizeof out, "%s/gen.txt", dir);
+    snprintf(args, sizeof args, "generate --model %s --tokenizer %s --prompt \"Once upon a time\" -n 6 --greedy", model, tok_dir);
+    cr_assert_eq(run_arbor(args, out), 0);
+    char* text = slurp(out);
+    // the same through the library: encode, greedy ids, decode
+    Tokenizer tok;
+    Model m;
+    Err e;
+    cr_assert_eq(tokenizer_load(&tok, tok_dir, &e), 0, "%s", e.msg);
+    cr_assert_eq(model_load(&m, model, &e), 0, "%s", e.msg);
+    IntVec ids = {0};
+    cr_assert_eq(tokenizer_encode(&tok, "Once upon a time", 16, &ids, &e), 0);
+    cr_expect_eq(ids.len, 4);
+    int gen[6], n, T = (int)ids.len;
+    const int* p[1] = {ids.data};
+    SampleOptions g = {.greedy = true, .stop_at_eos = true};
+    cr_assert_eq(generate(&m, p, &T, 1, 6, &g, gen, &n, &e), 0);
+    ByteVec want = {0};
+    cr_assert_eq(tokenizer_decode(&tok, gen, (size_t)n, &want, &e), 0);
+    bytevec_append(&want, "\n", 1);
+    cr_expect_str_eq(text, want.data);
+    free(want.data);
+    free(ids.data);
+    free(text);
+    model_free(&m);
+    tokenizer_free(&tok);
+    snprintf(args, sizeof args, "generate --model %s --prompt hi", model);
+    expect_bad_input(args, "no tokenizer.json");
+    snprintf(args, sizeof args, "generate --model %s --prompt hi --tokens 1", model);
+    expect_bad_input(args, "exactly one of --tokens and --prompt");
 }
 
 Test(cli, help_exits_0) {
