@@ -11,6 +11,7 @@ int cmd_forward(int argc, char** argv);
 int cmd_tokenize(int argc, char** argv);
 int cmd_generate(int argc, char** argv);
 int cmd_bench(int argc, char** argv);
+int cmd_eval(int argc, char** argv);
 int cmd_demo(int argc, char** argv);
 
 // Parses argv into cmd. After --help (exit code 0) or a usage error (printed, exit code 2) it sets

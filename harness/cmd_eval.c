@@ -1,0 +1,64 @@
+// cmd_eval.c: arbor eval <what> — the evaluations: ppl (perplexity on a token shard).
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../evals/perplexity.h"
+#include "../models/token_shard.h"
+#include "commands.h"
+
+static int eval_ppl(int argc, char** argv) {
+    Option opts[] = {
+        {"model", "DIR", "checkpoint directory", NULL},
+        {"data", "SHARD", "token shard (arbor tokenize)", NULL},
+        {"seq-len", "L", "window length in tokens", "2048"},
+        {"stride", "S", "window step (default: seq-len, disjoint windows)", NULL},
+        {"max-tokens", "N", "use only the first N tokens of the shard (0: all)", "0"},
+    };
+    Command cmd = {"eval ppl", "Mean NLL (nats/token) and perplexity of a token shard, with sliding windows.", opts,
+                   sizeof opts / sizeof opts[0]};
+    int code;
+    if (command_start(&cmd, argc, argv, &code)) return code;
+    Err e;
+    const char *dir, *data;
+    long L, S, max_tokens;
+    if (arg_required(&cmd, "model", &dir, &e) || arg_required(&cmd, "data", &data, &e) ||
+        arg_long(&cmd, "seq-len", 2, 1 << 20, &L, &e) || arg_long(&cmd, "max-tokens", 0, 1L << 40, &max_tokens, &e))
+        return fail(&e);
+    S = L;
+    if (arg_str(&cmd, "stride") && arg_long(&cmd, "stride", 1, L, &S, &e)) return fail(&e);
+    Shard shard;
+    if (shard_open(&shard, data, &e)) return fail(&e);
+    Model m;
+    if (model_load(&m, dir, &e)) {
+        shard_close(&shard);
+        return fail(&e);
+    }
+    int64_t n = (int64_t)shard.n_tokens;
+    if (max_tokens > 0 && max_tokens < n) n = max_tokens;
+    int* tokens = xmalloc(sizeof(int) * (size_t)(n ? n : 1));
+    for (int64_t i = 0; i < n; i++) tokens[i] = shard_token(&shard, (uint64_t)i);
+    PplOptions po = {(int)L, (int)S, 0, 256};
+    PplResult r;
+    int rc = perplexity_eval(&m, tokens, n, &po, &r, &e);
+    if (rc) err_prefix(&e, "%s", data);
+    free(tokens);
+    model_free(&m);
+    shard_close(&shard);
+    if (rc) return fail(&e);
+    printf("model=%s\ndata=%s\nseq_len=%ld\nstride=%ld\npredicted_tokens=%lld\nmean_nll=%.6f\nperplexity=%.4f\n", dir,
+           data, L, S, (long long)r.n_predicted, r.mean_nll, r.perplexity);
+    fprintf(stderr, "ppl: %lld tokens in %.1f s (%.0f tokens/s)\n", (long long)r.n_predicted, r.seconds,
+            (double)r.n_predicted / r.seconds);
+    return 0;
+}
+
+int cmd_eval(int argc, char** argv) {
+    if (argc >= 1 && strcmp(argv[0], "ppl") == 0) return eval_ppl(argc - 1, argv + 1);
+    if (argc >= 1 && (strcmp(argv[0], "--help") == 0 || strcmp(argv[0], "-h") == 0)) {
+        printf("usage: arbor eval <what> [options]\n\n  ppl    perplexity of a token shard\n");
+        return 0;
+    }
+    fprintf(stderr, "arbor: eval: say what to evaluate: ppl (arbor eval --help)\n");
+    return ARBOR_EXIT_BAD_INPUT;
+}
