@@ -27,10 +27,11 @@ typedef struct KernelOps {
     // Causal GQA attention against a KV cache that already holds this call's keys and values.
     // out (N,NH,HS); q (N,NH,HS); kcache, vcache (S,L,NKV,HS) for one layer; row n belongs to
     // sequence seq[n] at position pos[n] and attends to that sequence's positions 0..pos[n].
-    // scratch: at least (threads, L) floats.
+    // Positions below prefix_len are read from sequence prefix_seq instead: a prefix shared by all
+    // rows (few-shot prompts) is stored once. scratch: at least (threads, L) floats.
     void (*attention_forward)(float* out, const float* q, const float* kcache, const float* vcache,
                               const int* seq, const int* pos, int N, int NH, int NKV, int HS, int L,
-                              float* scratch);
+                              int prefix_seq, int prefix_len, float* scratch);
 } KernelOps;
 
 const KernelOps* kernels_cpu(void);

@@ -12,6 +12,7 @@ void kvcache_create(KVCache* c, const ModelConfig* cfg, int max_seqs, int max_le
     c->max_seqs = max_seqs;
     c->max_len = max_len;
     c->kv_dim = cfg->n_kv_heads * cfg->head_dim;
+    c->prefix_seq = c->prefix_len = 0;
     size_t n = (size_t)cfg->n_layers * max_seqs * max_len * c->kv_dim;
     c->k = xaligned_alloc(n * sizeof(float));
     c->v = xaligned_alloc(n * sizeof(float));
@@ -95,7 +96,7 @@ int model_forward(const Model* m, RunState* s, KVCache* cache, const int* tokens
         cache_store(cache, l, s->k, s->v, seq, pos, N);
         size_t layer_off = (size_t)l * cache->max_seqs * cache->max_len * KV;
         op->attention_forward(s->att, s->q, cache->k + layer_off, cache->v + layer_off, seq, pos, N, NH, NKV, HS,
-                              cache->max_len, s->scratch);
+                              cache->max_len, cache->prefix_seq, cache->prefix_len, s->scratch);
         matmul(m, s, s->proj, s->att, w->wo, w->bo, N, Q, C);
         op->residual_forward(s->x, s->proj, N, C);
         // MLP sublayer

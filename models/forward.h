@@ -9,6 +9,10 @@
 
 typedef struct {
     int n_layers, max_seqs, max_len, kv_dim;
+    // Positions below prefix_len are read from sequence prefix_seq by every row (a shared prompt
+    // prefix, prefilled once); 0 = off. Rows must not write positions below prefix_len of other
+    // sequences than prefix_seq.
+    int prefix_seq, prefix_len;
     float* k;  // (n_layers, max_seqs, max_len, NKV*HS)
     float* v;  // (n_layers, max_seqs, max_len, NKV*HS)
 } KVCache;

@@ -96,30 +96,37 @@ Test(ops_cpu, rmsnorm_rope_swiglu_match_naive) {
 
 Test(ops_cpu, attention_matches_naive_causal_gqa) {
     const KernelOps* op = kernels_cpu();
-    // two sequences in the cache (S=2, L=6), GQA 3 query heads per KV head
+    // two sequences in the cache (S=2, L=6), GQA 3 query heads per KV head; second pass: positions
+    // below 2 come from sequence 0 for every row (a shared prefix)
     int S = 2, L = 6, NH = 6, NKV = 2, HS = 4;
     int N = 4, seq[4] = {0, 0, 1, 1}, pos[4] = {0, 5, 2, 3};
     float *q = rand_buf((size_t)N * NH * HS), *k = rand_buf((size_t)S * L * NKV * HS), *v = rand_buf((size_t)S * L * NKV * HS);
     float* out = rand_buf((size_t)N * NH * HS);
     float* scratch = malloc(sizeof(float) * (size_t)kernels_cpu_threads() * L);
-    op->attention_forward(out, q, k, v, seq, pos, N, NH, NKV, HS, L, scratch);
-    for (int n = 0; n < N; n++)
-        for (int h = 0; h < NH; h++) {
-            int g = h / (NH / NKV);
-            double sc[6], mx = -1e30, sum = 0;
-            for (int t = 0; t <= pos[n]; t++) {
-                double d = 0;
-                for (int i = 0; i < HS; i++) d += (double)q[(n * NH + h) * HS + i] * k[((seq[n] * L + t) * NKV + g) * HS + i];
-                sc[t] = d / sqrt((double)HS);
-                mx = fmax(mx, sc[t]);
+    for (int prefix_len = 0; prefix_len <= 2; prefix_len += 2) {
+        op->attention_forward(out, q, k, v, seq, pos, N, NH, NKV, HS, L, 0, prefix_len, scratch);
+        for (int n = 0; n < N; n++)
+            for (int h = 0; h < NH; h++) {
+                int g = h / (NH / NKV);
+                double sc[6], mx = -1e30, sum = 0;
+                for (int t = 0; t <= pos[n]; t++) {
+                    int s_t = t < prefix_len ? 0 : seq[n];
+                    double d = 0;
+                    for (int i = 0; i < HS; i++) d += (double)q[(n * NH + h) * HS + i] * k[((s_t * L + t) * NKV + g) * HS + i];
+                    sc[t] = d / sqrt((double)HS);
+                    mx = fmax(mx, sc[t]);
+                }
+                for (int t = 0; t <= pos[n]; t++) sum += sc[t] = exp(sc[t] - mx);
+                for (int i = 0; i < HS; i++) {
+                    double o = 0;
+                    for (int t = 0; t <= pos[n]; t++) {
+                        int s_t = t < prefix_len ? 0 : seq[n];
+                        o += sc[t] / sum * v[((s_t * L + t) * NKV + g) * HS + i];
+                    }
+                    cr_expect_float_eq(out[(n * NH + h) * HS + i], (float)o, 1e-5, "prefix %d n %d h %d i %d", prefix_len, n, h, i);
+                }
             }
-            for (int t = 0; t <= pos[n]; t++) sum += sc[t] = exp(sc[t] - mx);
-            for (int i = 0; i < HS; i++) {
-                double o = 0;
-                for (int t = 0; t <= pos[n]; t++) o += sc[t] / sum * v[((seq[n] * L + t) * NKV + g) * HS + i];
-                cr_expect_float_eq(out[(n * NH + h) * HS + i], (float)o, 1e-5, "n %d h %d i %d", n, h, i);
-            }
-        }
-    expect_sentinels(out, (size_t)N * NH * HS, "attention");
+        expect_sentinels(out, (size_t)N * NH * HS, "attention");
+    }
     free(q), free(k), free(v), free(out), free(scratch);
 }

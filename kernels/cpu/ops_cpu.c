@@ -97,7 +97,7 @@ static void residual_forward_cpu(float* x, const float* y, int N, int C) {
 
 static void attention_forward_cpu(float* out, const float* q, const float* kcache, const float* vcache,
                                   const int* seq, const int* pos, int N, int NH, int NKV, int HS, int L,
-                                  float* scratch) {
+                                  int prefix_seq, int prefix_len, float* scratch) {
     int group = NH / NKV;
     float scale = 1.0f / sqrtf((float)HS);
 #pragma omp parallel for schedule(dynamic, 1) if (N * NH > 1)
@@ -105,11 +105,11 @@ static void attention_forward_cpu(float* out, const float* q, const float* kcach
         int n = nh / NH, h = nh % NH, g = h / group;
         float* att = scratch + (size_t)omp_get_thread_num() * L;
         const float* qv = q + (size_t)nh * HS;
-        size_t base = (size_t)seq[n] * L;
+        size_t base = (size_t)seq[n] * L, prefix_base = (size_t)prefix_seq * L;
         int T = pos[n] + 1;
         float maxv = -INFINITY;
         for (int t = 0; t < T; t++) {
-            const float* kv = kcache + ((base + t) * NKV + g) * HS;
+            const float* kv = kcache + (((t < prefix_len ? prefix_base : base) + t) * NKV + g) * HS;
             float dot = 0.0f;
 #pragma omp simd reduction(+ : dot)
             for (int i = 0; i < HS; i++) dot += qv[i] * kv[i];
@@ -125,7 +125,7 @@ static void attention_forward_cpu(float* out, const float* q, const float* kcach
         float* o = out + (size_t)nh * HS;
         memset(o, 0, sizeof(float) * HS);
         for (int t = 0; t < T; t++) {
-            const float* vv = vcache + ((base + t) * NKV + g) * HS;
+            const float* vv = vcache + (((t < prefix_len ? prefix_base : base) + t) * NKV + g) * HS;
             float p = att[t] * inv;
             for (int i = 0; i < HS; i++) o[i] += p * vv[i];
         }
