@@ -4,7 +4,9 @@
 #include <string.h>
 
 #include "../evals/perplexity.h"
+#include "../mmlu/mmlu_eval.h"
 #include "../models/token_shard.h"
+#include "../models/tokenizer.h"
 #include "commands.h"
 
 static int eval_ppl(int argc, char** argv) {
@@ -53,12 +55,68 @@ static int eval_ppl(int argc, char** argv) {
     return 0;
 }
 
+static int eval_mmlu(int argc, char** argv) {
+    Option opts[] = {
+        {"model", "DIR", "checkpoint directory", NULL},
+        {"data", "MMLU_DIR", "the original MMLU CSVs (dev/, val/, test/)", NULL},
+        {"out", "DIR", "where predictions.csv and summary.csv go", NULL},
+        {"tokenizer", "DIR", "tokenizer directory (default: the model directory)", NULL},
+        {"shots", "K", "few-shot examples from the dev split, 0..5", "5"},
+        {"subjects", "LIST", "comma-separated subjects (default: all 57)", NULL},
+        {"limit", "N", "questions per subject (0: all)", "0"},
+        {"split", "NAME", "test, val or dev", "test"},
+        {"batch", "B", "questions per forward call", "4"},
+        {"max-len", "N", "context limit in tokens (default: the model's)", "0"},
+    };
+    Command cmd = {"eval mmlu", "MMLU accuracy, prompts and scoring as lm-evaluation-harness's mmlu task.", opts,
+                   sizeof opts / sizeof opts[0]};
+    int code;
+    if (command_start(&cmd, argc, argv, &code)) return code;
+    Err e;
+    const char *dir, *data, *out, *split = arg_str(&cmd, "split");
+    long shots, limit, batch, max_len;
+    if (arg_required(&cmd, "model", &dir, &e) || arg_required(&cmd, "data", &data, &e) ||
+        arg_required(&cmd, "out", &out, &e) || arg_long(&cmd, "shots", 0, 5, &shots, &e) ||
+        arg_long(&cmd, "limit", 0, 1 << 30, &limit, &e) || arg_long(&cmd, "batch", 1, 64, &batch, &e) ||
+        arg_long(&cmd, "max-len", 0, 1 << 30, &max_len, &e))
+        return fail(&e);
+    if (strcmp(split, "test") && strcmp(split, "val") && strcmp(split, "dev")) {
+        err_set(&e, "eval mmlu: --split must be test, val or dev, not '%s'", split);
+        return fail(&e);
+    }
+    Tokenizer tok;
+    if (tokenizer_load(&tok, arg_str(&cmd, "tokenizer") ? arg_str(&cmd, "tokenizer") : dir, &e)) return fail(&e);
+    Model m;
+    if (model_load(&m, dir, &e)) {
+        tokenizer_free(&tok);
+        return fail(&e);
+    }
+    MmluOptions o = {(int)shots, (int)limit, (int)batch, (int)max_len, split, arg_str(&cmd, "subjects")};
+    MmluResult r;
+    int rc = mmlu_evaluate(&m, &tok, data, &o, &r, &e) || mmlu_write_results(&r, out, &e);
+    model_free(&m);
+    tokenizer_free(&tok);
+    if (rc) return fail(&e);
+    int correct = 0;
+    for (int i = 0; i < r.n; i++) correct += r.answers[i].pred == r.answers[i].gold;
+    printf("questions=%d\ncorrect=%d\naccuracy=%.6f\ntruncated=%d\nprompt_tokens=%lld\ncomputed_tokens=%lld\nseconds=%.2f\n",
+           r.n, correct, r.n ? (double)correct / r.n : 0.0, r.n_truncated, (long long)r.prompt_tokens,
+           (long long)r.computed_tokens, r.seconds);
+    fprintf(stderr, "mmlu: %d questions, accuracy %.4f, %.1f s, %.0f prompt tokens/s (%.0f computed tokens/s); %s\n", r.n,
+            r.n ? (double)correct / r.n : 0.0, r.seconds, (double)r.prompt_tokens / r.seconds,
+            (double)r.computed_tokens / r.seconds, out);
+    mmlu_result_free(&r);
+    return 0;
+}
+
 int cmd_eval(int argc, char** argv) {
     if (argc >= 1 && strcmp(argv[0], "ppl") == 0) return eval_ppl(argc - 1, argv + 1);
+    if (argc >= 1 && strcmp(argv[0], "mmlu") == 0) return eval_mmlu(argc - 1, argv + 1);
     if (argc >= 1 && (strcmp(argv[0], "--help") == 0 || strcmp(argv[0], "-h") == 0)) {
-        printf("usage: arbor eval <what> [options]\n\n  ppl    perplexity of a token shard\n");
+        printf("usage: arbor eval <what> [options]\n\n  mmlu   MMLU accuracy (lm-evaluation-harness prompts)\n"
+               "  ppl    perplexity of a token shard\n");
         return 0;
     }
-    fprintf(stderr, "arbor: eval: say what to evaluate: ppl (arbor eval --help)\n");
+    fprintf(stderr, "arbor: eval: say what to evaluate: mmlu or ppl (arbor eval --help)\n");
     return ARBOR_EXIT_BAD_INPUT;
 }

@@ -15,7 +15,7 @@ static const struct {
     {"tokenize", cmd_tokenize, "text to a token shard, or text <-> ids on stdin/stdout"},
     {"forward", cmd_forward, "run token ids through a model and save the logits as .npy"},
     {"generate", cmd_generate, "continue token ids (greedy or sampled)"},
-    {"eval", cmd_eval, "evaluate a model: ppl (perplexity)"},
+    {"eval", cmd_eval, "evaluate a model: mmlu, ppl"},
     {"bench", cmd_bench, "measure prefill and decode tokens/s"},
     {"demo", cmd_demo, "the built-in self-contained run on a tiny model"},
 };

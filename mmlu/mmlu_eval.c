@@ -1,0 +1,334 @@
+// mmlu_eval.c: see mmlu_eval.h.
+#include "mmlu_eval.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../kernels/clock.h"
+#include "../models/file_io.h"
+#include "../models/progress.h"
+#include "mmlu_csv.h"
+#include "prompt.h"
+
+typedef struct {
+    IntVec ctx;         // context tokens as the model sees them
+    int cont[4];        // the single-token continuation of each letter
+    int shots_used;
+    int shared;         // ctx starts with the subject prefix's tokens
+} Prompt;
+
+static int encode_text(const Tokenizer* t, const ByteVec* text, IntVec* out, Err* e) {
+    out->len = 0;
+    return tokenizer_encode(t, text->data ? text->data : "", text->len, out, e);
+}
+
+// Tokenizes the context with `k` shots starting at dev[first], and the four continuations the way
+// lm-eval's _encode_pair does.
+static int build_prompt(const Tokenizer* t, const char* subject, const MmluFile* dev, int first, int k,
+                        const MmluRecord* q, Prompt* p, Err* e) {
+    ByteVec text = {0};
+    mmlu_prefix(&text, subject, dev ? dev->records : NULL, first, k);
+    mmlu_example_text(&text, q);
+    size_t ctx_len = text.len;
+    int rc = encode_text(t, &text, &p->ctx, e);
+    IntVec whole = {0};
+    for (int c = 0; c < 4 && !rc; c++) {
+        text.len = ctx_len;
+        char cont[2] = {' ', (char)('A' + c)};
+        bytevec_append(&text, cont, 2);
+        rc = encode_text(t, &text, &whole, e);
+        if (!rc && whole.len != p->ctx.len + 1)
+            rc = err_set(e, "continuation \" %c\" is %zd tokens with this tokenizer; only single-token answers are supported",
+                         'A' + c, (ssize_t)whole.len - (ssize_t)p->ctx.len);
+        if (!rc) p->cont[c] = whole.data[whole.len - 1];
+    }
+    free(whole.data);
+    free(text.data);
+    p->shots_used = k;
+    return rc;
+}
+
+static double log_softmax_at(const float* logits, int V, int id) {
+    float maxv = logits[0];
+    for (int i = 1; i < V; i++)
+        if (logits[i] > maxv) maxv = logits[i];
+    double sum = 0;
+    for (int i = 0; i < V; i++) sum += exp((double)logits[i] - maxv);
+    return (double)logits[id] - maxv - log(sum);
+}
+
+typedef struct {
+    const Model* m;
+    KVCache cache;   // slot 0: the subject's shared prefix; slots 1..batch: questions
+    RunState rs;
+    float* logits;   // (batch, V)
+    int* rows;       // (4, max_rows): tokens, seq, pos, rows whose logits are wanted
+    int batch, max_rows;
+} Runner;
+
+static void runner_init(Runner* r, const Model* m, int batch, int cache_len) {
+    r->m = m;
+    r->batch = batch;
+    r->max_rows = batch * cache_len;
+    kvcache_create(&r->cache, &m->cfg, batch + 1, cache_len);
+    runstate_create(&r->rs, &m->cfg, r->max_rows, cache_len);
+    r->logits = xmalloc(sizeof(float) * (size_t)batch * m->cfg.vocab);
+    r->rows = xmalloc(sizeof(int) * (size_t)r->max_rows * 4);
+}
+
+static void runner_free(Runner* r) {
+    kvcache_free(&r->cache);
+    runstate_free(&r->rs);
+    free(r->logits);
+    free(r->rows);
+}
+
+// One forward call over the prompts whose `shared` equals `shared` among prompts[0..n) (slot b+1
+// for prompt b); shared ones start after the prefix, which they read from slot 0.
+static int run_group(Runner* r, Prompt* prompts, int n, int shared, int prefix_len, MmluAnswer* answers,
+                     int64_t* computed, Err* e) {
+    int *tok = r->rows, *seq = tok + r->max_rows, *pos = seq + r->max_rows, *last = pos + r->max_rows;
+    int N = 0, n_out = 0, which[64];
+    for (int b = 0; b < n; b++) {
+        Prompt* p = &prompts[b];
+        if (p->shared != shared) continue;
+        for (int t = shared ? prefix_len : 0; t < (int)p->ctx.len; t++) {
+            tok[N] = p->ctx.data[t];
+            seq[N] = b + 1;
+            pos[N] = t;
+            N++;
+        }
+        which[n_out] = b;
+        last[n_out++] = N - 1;
+    }
+    if (n_out == 0) return 0;
+    *computed += N;
+    r->cache.prefix_seq = 0;
+    r->cache.prefix_len = shared ? prefix_len : 0;
+    int rc = model_forward(r->m, &r->rs, &r->cache, tok, seq, pos, N, last, n_out, r->logits, e);
+    int V = r->m->cfg.vocab;
+    for (int k = 0; k < n_out && !rc; k++) {
+        MmluAnswer* a = &answers[which[k]];
+        const Prompt* p = &prompts[which[k]];
+        for (int c = 0; c < 4; c++) a->logprob[c] = log_softmax_at(r->logits + (size_t)k * V, V, p->cont[c]);
+        a->pred = 0;
+        for (int c = 1; c < 4; c++)
+            if (a->logprob[c] > a->logprob[a->pred]) a->pred = c;
+        a->shots_used = p->shots_used;
+    }
+    return rc;
+}
+
+static int read_split(const char* dir, const char* split, const char* subject, MmluFile* f, Err* e) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s/%s_%s.csv", dir, split, subject, split);
+    return mmlu_csv_read(path, f, e);
+}
+
+// The subjects to run: all 57 or the --subjects list; each must have its split file (and a dev file
+// when shots > 0).
+static int pick_subjects(const char* data_dir, const MmluOptions* o, int* chosen, int* n, Err* e) {
+    *n = 0;
+    if (!o->subjects) {
+        for (int i = 0; i < MMLU_N_SUBJECTS; i++) chosen[(*n)++] = i;
+    } else {
+        char buf[4096];
+        snprintf(buf, sizeof buf, "%s", o->subjects);
+        for (char* s = strtok(buf, ","); s; s = strtok(NULL, ",")) {
+            int i = mmlu_subject_index(s);
+            if (i < 0) return err_set(e, "--subjects: '%s' is not one of MMLU's 57 subjects", s);
+            for (int k = 0; k < *n; k++)
+                if (chosen[k] == i) return err_set(e, "--subjects: '%s' is listed twice", s);
+            chosen[(*n)++] = i;
+        }
+        if (*n == 0) return err_set(e, "--subjects: empty list");
+    }
+    for (int k = 0; k < *n; k++) {
+        char path[4200];
+        const char* subject = mmlu_subject_name(chosen[k]);
+        snprintf(path, sizeof path, "%s/%s/%s_%s.csv", data_dir, o->split, subject, o->split);
+        if (access(path, R_OK) != 0) return err_set(e, "%s: missing: the %s split has no file for subject '%s'", path, o->split, subject);
+        snprintf(path, sizeof path, "%s/dev/%s_dev.csv", data_dir, subject);
+        if (o->shots > 0 && access(path, R_OK) != 0)
+            return err_set(e, "%s: missing: --shots %d needs the subject's dev file", path, o->shots);
+    }
+    return 0;
+}
+
+// Tokenizes every prompt of the subject, dropping whole shots from the front of those that would not
+// fit max_len with their answer token.
+static int subject_prompts(const Tokenizer* tok, const char* name, const MmluFile* test, int n_q, const MmluFile* dev,
+                           const MmluOptions* o, int max_len, const IntVec* prefix, Prompt* prompts, MmluResult* res,
+                           Err* e) {
+    for (int i = 0; i < n_q; i++) {
+        Prompt* p = &prompts[i];
+        const MmluRecord* q = &test->records[i];
+        for (int k = o->shots; k >= 0; k--) {
+            if (build_prompt(tok, name, o->shots ? dev : NULL, o->shots - k, k, q, p, e)) return -1;
+            if ((int)p->ctx.len + 1 <= max_len) break;
+        }
+        if ((int)p->ctx.len + 1 > max_len)
+            return err_set(e, "%s %s row %d: %zu tokens exceed --max-len %d even without shots", name, o->split, i,
+                           p->ctx.len, max_len);
+        res->n_truncated += p->shots_used < o->shots;
+        p->shared = p->shots_used == o->shots && prefix->len > 0 && p->ctx.len > prefix->len &&
+                    memcmp(p->ctx.data, prefix->data, sizeof(int) * prefix->len) == 0;
+        res->prompt_tokens += (int64_t)p->ctx.len;
+    }
+    return 0;
+}
+
+static int eval_subject(const Model* m, const Tokenizer* tok, const char* data_dir, int subject, const MmluOptions* o,
+                        int max_len, MmluResult* res, Progress* prog, Err* e) {
+    const char* name = mmlu_subject_name(subject);
+    MmluFile test = {0}, dev = {0};
+    int rc = read_split(data_dir, o->split, name, &test, e);
+    if (!rc && o->shots > 0) {
+        rc = read_split(data_dir, "dev", name, &dev, e);
+        if (!rc && dev.n < o->shots)
+            rc = err_set(e, "%s/dev/%s_dev.csv: %d rows, fewer than --shots %d", data_dir, name, dev.n, o->shots);
+    }
+    int n_q = rc ? 0 : o->limit > 0 && o->limit < test.n ? o->limit : test.n;
+    ByteVec text = {0};
+    IntVec prefix = {0};
+    Prompt* prompts = xcalloc((size_t)(n_q ? n_q : 1), sizeof(Prompt));
+    if (!rc) {
+        mmlu_prefix(&text, name, dev.records, 0, o->shots);
+        rc = encode_text(tok, &text, &prefix, e);
+    }
+    if (!rc) rc = subject_prompts(tok, name, &test, n_q, &dev, o, max_len, &prefix, prompts, res, e);
+    // the KV cache holds this subject's longest prompt in each slot
+    int longest = (int)prefix.len;
+    for (int i = 0; i < n_q; i++)
+        if ((int)prompts[i].ctx.len > longest) longest = (int)prompts[i].ctx.len;
+    int batch = o->batch < n_q ? o->batch : (n_q ? n_q : 1);
+    Runner run = {0};
+    if (!rc) runner_init(&run, m, batch, longest);
+    int prefix_len = 0;
+    if (!rc && prefix.len > 0) {  // prefill the description and shots once, into slot 0
+        int* seq = xmalloc(sizeof(int) * prefix.len * 2);
+        int* pos = seq + prefix.len;
+        for (size_t t = 0; t < prefix.len; t++) seq[t] = 0, pos[t] = (int)t;
+        int last = (int)prefix.len - 1;
+        rc = model_forward(m, &run.rs, &run.cache, prefix.data, seq, pos, (int)prefix.len, &last, 1, run.logits, e);
+        res->computed_tokens += (int64_t)prefix.len;
+        prefix_len = (int)prefix.len;
+        free(seq);
+    }
+    for (int q0 = 0; q0 < n_q && !rc; q0 += batch) {
+        int n = n_q - q0 < batch ? n_q - q0 : batch;
+        MmluAnswer* out = &res->answers[res->n];
+        for (int b = 0; b < n; b++) {
+            out[b].subject = subject;
+            out[b].index = q0 + b;
+            out[b].gold = test.records[q0 + b].answer;
+        }
+        rc = run_group(&run, prompts + q0, n, 1, prefix_len, out, &res->computed_tokens, e) ||
+             run_group(&run, prompts + q0, n, 0, prefix_len, out, &res->computed_tokens, e);
+        if (!rc) res->n += n;
+        progress_update(prog, (double)res->n);
+    }
+    if (run.m) runner_free(&run);
+    for (int i = 0; i < n_q; i++) free(prompts[i].ctx.data);
+    free(prompts);
+    free(text.data);
+    free(prefix.data);
+    mmlu_csv_free(&test);
+    mmlu_csv_free(&dev);
+    return rc;
+}
+
+int mmlu_evaluate(const Model* m, const Tokenizer* tok, const char* data_dir, const MmluOptions* opt, MmluResult* r,
+                  Err* e) {
+    memset(r, 0, sizeof *r);
+    MmluOptions o = *opt;
+    if (!o.split) o.split = "test";
+    if (o.shots < 0 || o.shots > 5) return err_set(e, "--shots must be in [0, 5]");
+    if (o.batch < 1 || o.batch > 64) return err_set(e, "--batch must be in [1, 64]");
+    int max_len = o.max_len > 0 && o.max_len < m->cfg.max_positions ? o.max_len : m->cfg.max_positions;
+    int chosen[MMLU_N_SUBJECTS], n_subjects;
+    if (pick_subjects(data_dir, &o, chosen, &n_subjects, e)) return -1;
+    int total = 0;  // for the answer array and the ETA
+    for (int s = 0; s < n_subjects; s++) {
+        MmluFile f;
+        if (read_split(data_dir, o.split, mmlu_subject_name(chosen[s]), &f, e)) return -1;
+        total += o.limit > 0 && o.limit < f.n ? o.limit : f.n;
+        mmlu_csv_free(&f);
+    }
+    r->answers = xcalloc((size_t)total, sizeof(MmluAnswer));
+    Progress prog;
+    progress_begin(&prog, "mmlu", "questions", 1.0, (double)total, 1);
+    double t0 = now_seconds();
+    int rc = 0;
+    for (int s = 0; s < n_subjects && !rc; s++) rc = eval_subject(m, tok, data_dir, chosen[s], &o, max_len, r, &prog, e);
+    r->seconds = now_seconds() - t0;
+    if (!rc) progress_end(&prog);
+    if (rc) mmlu_result_free(r);
+    return rc;
+}
+
+void mmlu_result_free(MmluResult* r) {
+    free(r->answers);
+    memset(r, 0, sizeof *r);
+}
+
+// ---------------------------------------------------------------------------------------------
+// results files
+
+int mmlu_write_results(const MmluResult* r, const char* out_dir, Err* e) {
+    if (make_dirs(out_dir, e)) return -1;
+    ByteVec csv = {0};
+    char line[512];
+    static const char* predictions_header = "subject,index,prediction,gold,correct,logprob_A,logprob_B,logprob_C,logprob_D,shots\n";
+    bytevec_append(&csv, predictions_header, strlen(predictions_header));
+    int n_sub[MMLU_N_SUBJECTS] = {0}, ok_sub[MMLU_N_SUBJECTS] = {0};
+    for (int i = 0; i < r->n; i++) {
+        const MmluAnswer* a = &r->answers[i];
+        int ok = a->pred == a->gold;
+        n_sub[a->subject]++;
+        ok_sub[a->subject] += ok;
+        int len = snprintf(line, sizeof line, "%s,%d,%c,%c,%d,%.6f,%.6f,%.6f,%.6f,%d\n", mmlu_subject_name(a->subject), a->index,
+                           'A' + a->pred, 'A' + a->gold, ok, a->logprob[0], a->logprob[1], a->logprob[2], a->logprob[3],
+                           a->shots_used);
+        bytevec_append(&csv, line, (size_t)len);
+    }
+    char path[4200];
+    snprintf(path, sizeof path, "%s/predictions.csv", out_dir);
+    int rc = file_write_atomic(path, csv.data, csv.len, e);
+    csv.len = 0;
+    static const char* summary_header = "level,name,questions,correct,accuracy\n";
+    bytevec_append(&csv, summary_header, strlen(summary_header));
+    int n_cat[MMLU_N_CATEGORIES] = {0}, ok_cat[MMLU_N_CATEGORIES] = {0}, n_all = 0, ok_all = 0, subjects = 0;
+    double macro = 0;
+    for (int s = 0; s < MMLU_N_SUBJECTS; s++) {
+        if (!n_sub[s]) continue;
+        int len = snprintf(line, sizeof line, "subject,%s,%d,%d,%.6f\n", mmlu_subject_name(s), n_sub[s], ok_sub[s],
+                           (double)ok_sub[s] / n_sub[s]);
+        bytevec_append(&csv, line, (size_t)len);
+        n_cat[mmlu_subject_category(s)] += n_sub[s];
+        ok_cat[mmlu_subject_category(s)] += ok_sub[s];
+        n_all += n_sub[s];
+        ok_all += ok_sub[s];
+        macro += (double)ok_sub[s] / n_sub[s];
+        subjects++;
+    }
+    for (int c = 0; c < MMLU_N_CATEGORIES; c++) {
+        if (!n_cat[c]) continue;
+        int len = snprintf(line, sizeof line, "category,%s,%d,%d,%.6f\n", mmlu_category_name((MmluCategory)c), n_cat[c],
+                           ok_cat[c], (double)ok_cat[c] / n_cat[c]);
+        bytevec_append(&csv, line, (size_t)len);
+    }
+    if (n_all) {
+        // micro: lm-eval's headline number (weighted by question count); macro: mean over subjects
+        int len = snprintf(line, sizeof line, "overall,micro,%d,%d,%.6f\noverall,macro,%d,%d,%.6f\n", n_all, ok_all,
+                           (double)ok_all / n_all, n_all, ok_all, macro / subjects);
+        bytevec_append(&csv, line, (size_t)len);
+    }
+    snprintf(path, sizeof path, "%s/summary.csv", out_dir);
+    if (!rc) rc = file_write_atomic(path, csv.data, csv.len, e);
+    free(csv.data);
+    return rc;
+}

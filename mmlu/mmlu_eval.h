@@ -1,0 +1,48 @@
+// mmlu_eval.h: MMLU accuracy of a model, lm-evaluation-harness style: for each question, the
+// log-likelihood of " A", " B", " C", " D" after the k-shot prompt (mmlu/prompt.h); the prediction is
+// the argmax. Context and continuation are tokenized as lm-eval does: whole = encode(context +
+// continuation), continuation ids = whole[len(encode(context)):]; the model sees
+// encode(context) + continuation ids.
+//
+// Speed: the subject's description and shots are prefilled once into KV slot 0 and every question of
+// the subject attends to them from there (when its tokens start with the prefix's tokens, which is
+// checked); questions are batched, `batch` per forward call, in slots 1..batch.
+#pragma once
+#include <stdint.h>
+
+#include "../models/forward.h"
+#include "../models/tokenizer.h"
+#include "subjects.h"
+
+typedef struct {
+    int shots;               // 0..5
+    int limit;               // questions per subject (0: all)
+    int batch;               // questions per forward call
+    int max_len;             // context limit in tokens (0: the model's max_position_embeddings)
+    const char* split;       // "test" (default), "val" or "dev"
+    const char* subjects;    // comma-separated subset, or NULL for all 57
+} MmluOptions;
+
+typedef struct {
+    int subject;        // index into mmlu/subjects.h
+    int index;          // row in the subject's CSV (0-based)
+    int gold, pred;     // 0..3
+    int shots_used;     // < shots when whole shots were dropped to fit max_len
+    double logprob[4];  // log P(" A" | context) ...
+} MmluAnswer;
+
+typedef struct {
+    MmluAnswer* answers;
+    int n;
+    int n_truncated;         // questions that lost shots to fit max_len
+    int64_t prompt_tokens;   // tokens of all prompts as the model sees them
+    int64_t computed_tokens; // tokens actually run (shared prefixes once per subject)
+    double seconds;
+} MmluResult;
+
+int mmlu_evaluate(const Model* m, const Tokenizer* tok, const char* data_dir, const MmluOptions* opt, MmluResult* r,
+                  Err* e);
+void mmlu_result_free(MmluResult* r);
+// predictions.csv (one row per question) and summary.csv (per subject, per category, overall micro
+// and macro) into out_dir, each written atomically.
+int mmlu_write_results(const MmluResult* r, const char* out_dir, Err* e);
