@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <unistd.h>
 
 #include "../kernels/clock.h"
@@ -146,6 +147,25 @@ static int pick_subjects(const char* data_dir, const MmluOptions* o, int* chosen
         }
         if (*n == 0) return err_set(e, "--subjects: empty list");
     }
+    // every file of the split must be an MMLU subject: a stray or misnamed file means the lists disagree
+    char dir_path[4200];
+    snprintf(dir_path, sizeof dir_path, "%s/%s", data_dir, o->split);
+    DIR* d = opendir(dir_path);
+    if (!d) return err_set(e, "%s: cannot open the %s split directory", dir_path, o->split);
+    char suffix[32];
+    snprintf(suffix, sizeof suffix, "_%s.csv", o->split);
+    int rc = 0;
+    for (struct dirent* ent; (ent = readdir(d)) && !rc;) {
+        size_t len = strlen(ent->d_name), sl = strlen(suffix);
+        if (len <= 4 || strcmp(ent->d_name + len - 4, ".csv") != 0) continue;
+        char subject[256];
+        snprintf(subject, sizeof subject, "%.*s", len > sl ? (int)(len - sl) : 0, ent->d_name);
+        if (len <= sl || strcmp(ent->d_name + len - sl, suffix) != 0 || mmlu_subject_index(subject) < 0)
+            rc = err_set(e, "%s/%s: not an MMLU subject file (expected <one of the 57 subjects>%s)", dir_path, ent->d_name,
+                         suffix);
+    }
+    closedir(d);
+    if (rc) return rc;
     for (int k = 0; k < *n; k++) {
         char path[4200];
         const char* subject = mmlu_subject_name(chosen[k]);

@@ -20,12 +20,13 @@ void progress_update(Progress* p, double done) {
     p->last = t;
     double rate = done / (t - p->start);
     double eta = rate > 0 ? (p->total - done) / rate : 0;
-    fprintf(stderr, "%s: %.2f / %.2f %s (%.0f%%), %.2f %s/s, ETA %.0f s\n", p->what, done * p->scale,
+    int digits = p->scale == 1.0 ? 0 : 2;  // counts print whole
+    fprintf(stderr, "%s: %.*f / %.*f %s (%.0f%%), %.2f %s/s, ETA %.0f s\n", p->what, digits, done * p->scale, digits,
             p->total * p->scale, p->unit, 100.0 * done / p->total, rate * p->scale, p->unit, eta);
 }
 
 void progress_end(Progress* p) {
     if (p->quiet) return;
     double t = now_seconds() - p->start;
-    fprintf(stderr, "%s: %.2f %s in %.1f s\n", p->what, p->total * p->scale, p->unit, t);
+    fprintf(stderr, "%s: %.*f %s in %.1f s\n", p->what, p->scale == 1.0 ? 0 : 2, p->total * p->scale, p->unit, t);
 }
