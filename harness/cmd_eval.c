@@ -67,6 +67,7 @@ static int eval_mmlu(int argc, char** argv) {
         {"split", "NAME", "test, val or dev", "test"},
         {"batch", "B", "questions per forward call", "4"},
         {"max-len", "N", "context limit in tokens (default: the model's)", "0"},
+        {"dry-run", NULL, "tokenize every prompt and count tokens, without running the model", NULL},
     };
     Command cmd = {"eval mmlu", "MMLU accuracy, prompts and scoring as lm-evaluation-harness's mmlu task.", opts,
                    sizeof opts / sizeof opts[0]};
@@ -91,12 +92,19 @@ static int eval_mmlu(int argc, char** argv) {
         tokenizer_free(&tok);
         return fail(&e);
     }
-    MmluOptions o = {(int)shots, (int)limit, (int)batch, (int)max_len, split, arg_str(&cmd, "subjects")};
+    MmluOptions o = {(int)shots, (int)limit, (int)batch, (int)max_len, split, arg_str(&cmd, "subjects"),
+                     arg_flag(&cmd, "dry-run")};
     MmluResult r;
-    int rc = mmlu_evaluate(&m, &tok, data, &o, &r, &e) || mmlu_write_results(&r, out, &e);
+    int rc = mmlu_evaluate(&m, &tok, data, &o, &r, &e) || (!o.dry_run && mmlu_write_results(&r, out, &e));
     model_free(&m);
     tokenizer_free(&tok);
     if (rc) return fail(&e);
+    if (o.dry_run) {
+        printf("questions=%d\ntruncated=%d\nprompt_tokens=%lld\ncomputed_tokens=%lld\n", r.n, r.n_truncated,
+               (long long)r.prompt_tokens, (long long)r.computed_tokens);
+        mmlu_result_free(&r);
+        return 0;
+    }
     int correct = 0;
     for (int i = 0; i < r.n; i++) correct += r.answers[i].pred == r.answers[i].gold;
     printf("questions=%d\ncorrect=%d\naccuracy=%.6f\ntruncated=%d\nprompt_tokens=%lld\ncomputed_tokens=%lld\nseconds=%.2f\n",

@@ -61,10 +61,16 @@ void* calloc_check(size_t n, size_t size, const char* file, int line) {
     return p;
 }
 
-void* aligned_alloc_check(size_t size, const char* file, int line) {
+void* aligned_alloc_uninit_check(size_t size, const char* file, int line) {
     size_t rounded = (size + 63) / 64 * 64;
     void* p = aligned_alloc(64, rounded ? rounded : 64);
     if (!p) fatal_at(file, line, ARBOR_EXIT_RUNTIME, "out of memory allocating %zu bytes", size);
+    return p;
+}
+
+void* aligned_alloc_check(size_t size, const char* file, int line) {
+    void* p = aligned_alloc_uninit_check(size, file, line);
+    size_t rounded = (size + 63) / 64 * 64;
     memset(p, 0, rounded ? rounded : 64);
     return p;
 }

@@ -30,6 +30,10 @@ _Noreturn void fatal_at(const char* file, int line, int code, const char* fmt, .
 void* malloc_check(size_t size, const char* file, int line);
 void* calloc_check(size_t n, size_t size, const char* file, int line);
 void* aligned_alloc_check(size_t size, const char* file, int line);  // 64-byte aligned, zeroed
+// 64-byte aligned, not zeroed: for large buffers that are always written before they are read
+// (KV caches, activations), where zeroing gigabytes would cost seconds.
+void* aligned_alloc_uninit_check(size_t size, const char* file, int line);
 #define xmalloc(sz) malloc_check((sz), __FILE__, __LINE__)
 #define xcalloc(n, sz) calloc_check((n), (sz), __FILE__, __LINE__)
 #define xaligned_alloc(sz) aligned_alloc_check((sz), __FILE__, __LINE__)
+#define xaligned_alloc_uninit(sz) aligned_alloc_uninit_check((sz), __FILE__, __LINE__)

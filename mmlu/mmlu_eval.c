@@ -201,8 +201,8 @@ static int subject_prompts(const Tokenizer* tok, const char* name, const MmluFil
     return 0;
 }
 
-static int eval_subject(const Model* m, const Tokenizer* tok, const char* data_dir, int subject, const MmluOptions* o,
-                        int max_len, MmluResult* res, Progress* prog, Err* e) {
+static int eval_subject(Runner* run_ptr, const Model* m, const Tokenizer* tok, const char* data_dir, int subject,
+                        const MmluOptions* o, int max_len, MmluResult* res, Progress* prog, Err* e) {
     const char* name = mmlu_subject_name(subject);
     MmluFile test = {0}, dev = {0};
     int rc = read_split(data_dir, o->split, name, &test, e);
@@ -225,15 +225,32 @@ static int eval_subject(const Model* m, const Tokenizer* tok, const char* data_d
     for (int i = 0; i < n_q; i++)
         if ((int)prompts[i].ctx.len > longest) longest = (int)prompts[i].ctx.len;
     int batch = o->batch < n_q ? o->batch : (n_q ? n_q : 1);
-    Runner run = {0};
-    if (!rc) runner_init(&run, m, batch, longest);
+    if (!rc && o->dry_run) {  // count what a real run would compute, then stop
+        int shared = 0;
+        for (int i = 0; i < n_q; i++) {
+            res->computed_tokens += (int64_t)prompts[i].ctx.len - (prompts[i].shared ? (int64_t)prefix.len : 0);
+            shared += prompts[i].shared;
+        }
+        res->computed_tokens += shared ? (int64_t)prefix.len : 0;
+        res->n += n_q;
+        progress_update(prog, (double)res->n);
+        n_q = 0;
+    }
+    // one runner for all subjects, grown when a subject needs longer prompts
+    Runner* run = run_ptr;
+    if (!rc && n_q > 0 && (!run->m || run->batch < batch || run->cache.max_len < longest)) {
+        int len = run->m && run->cache.max_len > longest ? run->cache.max_len : longest;
+        int b = run->m && run->batch > batch ? run->batch : batch;
+        if (run->m) runner_free(run);
+        runner_init(run, m, b, len);
+    }
     int prefix_len = 0;
-    if (!rc && prefix.len > 0) {  // prefill the description and shots once, into slot 0
+    if (!rc && n_q > 0 && prefix.len > 0) {  // prefill the description and shots once, into slot 0
         int* seq = xmalloc(sizeof(int) * prefix.len * 2);
         int* pos = seq + prefix.len;
         for (size_t t = 0; t < prefix.len; t++) seq[t] = 0, pos[t] = (int)t;
         int last = (int)prefix.len - 1;
-        rc = model_forward(m, &run.rs, &run.cache, prefix.data, seq, pos, (int)prefix.len, &last, 1, run.logits, e);
+        rc = model_forward(m, &run->rs, &run->cache, prefix.data, seq, pos, (int)prefix.len, &last, 1, run->logits, e);
         res->computed_tokens += (int64_t)prefix.len;
         prefix_len = (int)prefix.len;
         free(seq);
@@ -246,12 +263,11 @@ static int eval_subject(const Model* m, const Tokenizer* tok, const char* data_d
             out[b].index = q0 + b;
             out[b].gold = test.records[q0 + b].answer;
         }
-        rc = run_group(&run, prompts + q0, n, 1, prefix_len, out, &res->computed_tokens, e) ||
-             run_group(&run, prompts + q0, n, 0, prefix_len, out, &res->computed_tokens, e);
+        rc = run_group(run, prompts + q0, n, 1, prefix_len, out, &res->computed_tokens, e) ||
+             run_group(run, prompts + q0, n, 0, prefix_len, out, &res->computed_tokens, e);
         if (!rc) res->n += n;
         progress_update(prog, (double)res->n);
     }
-    if (run.m) runner_free(&run);
     for (int i = 0; i < n_q; i++) free(prompts[i].ctx.data);
     free(prompts);
     free(text.data);
@@ -283,7 +299,9 @@ int mmlu_evaluate(const Model* m, const Tokenizer* tok, const char* data_dir, co
     progress_begin(&prog, "mmlu", "questions", 1.0, (double)total, 1);
     double t0 = now_seconds();
     int rc = 0;
-    for (int s = 0; s < n_subjects && !rc; s++) rc = eval_subject(m, tok, data_dir, chosen[s], &o, max_len, r, &prog, e);
+    Runner run = {0};
+    for (int s = 0; s < n_subjects && !rc; s++) rc = eval_subject(&run, m, tok, data_dir, chosen[s], &o, max_len, r, &prog, e);
+    if (run.m) runner_free(&run);
     r->seconds = now_seconds() - t0;
     if (!rc) progress_end(&prog);
     if (rc) mmlu_result_free(r);

@@ -21,6 +21,7 @@ typedef struct {
     int max_len;             // context limit in tokens (0: the model's max_position_embeddings)
     const char* split;       // "test" (default), "val" or "dev"
     const char* subjects;    // comma-separated subset, or NULL for all 57
+    int dry_run;             // tokenize and count tokens only; no model calls, no answers
 } MmluOptions;
 
 typedef struct {

@@ -14,8 +14,8 @@ void kvcache_create(KVCache* c, const ModelConfig* cfg, int max_seqs, int max_le
     c->kv_dim = cfg->n_kv_heads * cfg->head_dim;
     c->prefix_seq = c->prefix_len = 0;
     size_t n = (size_t)cfg->n_layers * max_seqs * max_len * c->kv_dim;
-    c->k = xaligned_alloc(n * sizeof(float));
-    c->v = xaligned_alloc(n * sizeof(float));
+    c->k = xaligned_alloc_uninit(n * sizeof(float));  // positions are written before they are read
+    c->v = xaligned_alloc_uninit(n * sizeof(float));
 }
 
 void kvcache_free(KVCache* c) {
@@ -29,16 +29,16 @@ void runstate_create(RunState* s, const ModelConfig* cfg, int max_rows, int max_
     size_t N = (size_t)max_rows, C = (size_t)cfg->hidden, F = (size_t)cfg->ffn;
     size_t Q = (size_t)cfg->n_heads * cfg->head_dim, KV = (size_t)cfg->n_kv_heads * cfg->head_dim;
     s->max_rows = max_rows;
-    s->x = xaligned_alloc(N * C * sizeof(float));
-    s->xn = xaligned_alloc(N * C * sizeof(float));
-    s->q = xaligned_alloc(N * Q * sizeof(float));
-    s->k = xaligned_alloc(N * KV * sizeof(float));
-    s->v = xaligned_alloc(N * KV * sizeof(float));
-    s->att = xaligned_alloc(N * Q * sizeof(float));
-    s->proj = xaligned_alloc(N * C * sizeof(float));
-    s->gate = xaligned_alloc(N * F * sizeof(float));
-    s->up = xaligned_alloc(N * F * sizeof(float));
-    s->rows = xaligned_alloc(N * C * sizeof(float));
+    s->x = xaligned_alloc_uninit(N * C * sizeof(float));
+    s->xn = xaligned_alloc_uninit(N * C * sizeof(float));
+    s->q = xaligned_alloc_uninit(N * Q * sizeof(float));
+    s->k = xaligned_alloc_uninit(N * KV * sizeof(float));
+    s->v = xaligned_alloc_uninit(N * KV * sizeof(float));
+    s->att = xaligned_alloc_uninit(N * Q * sizeof(float));
+    s->proj = xaligned_alloc_uninit(N * C * sizeof(float));
+    s->gate = xaligned_alloc_uninit(N * F * sizeof(float));
+    s->up = xaligned_alloc_uninit(N * F * sizeof(float));
+    s->rows = xaligned_alloc_uninit(N * C * sizeof(float));
     s->scratch = xaligned_alloc((size_t)kernels_cpu_threads() * (size_t)max_len * sizeof(float));
 }
 

@@ -61,7 +61,7 @@ Test(mmlu_eval, agrees_with_lm_evaluation_harness) {
     int batches[] = {1, 5};
     for (int bi = 0; bi < 2; bi++) {
         MmluOptions o = {cJSON_GetObjectItem(ref, "shots")->valueint, cJSON_GetObjectItem(ref, "limit")->valueint,
-                         batches[bi], 0, "test", subjects};
+                         batches[bi], 0, "test", subjects, 0};
         MmluResult r;
         cr_assert_eq(mmlu_evaluate(&m, &tok, mmlu, &o, &r, &e), 0, "%s", e.msg);
         const cJSON* qs = cJSON_GetObjectItem(ref, "questions");
@@ -121,7 +121,7 @@ static void expect_refused(int shots, const char* subjects, const char* phrase) 
     cfg.vocab = 151936;
     cfg.n_layers = 1;
     model_create(&m, &cfg);
-    MmluOptions o = {shots, 0, 2, 0, "test", subjects};
+    MmluOptions o = {shots, 0, 2, 0, "test", subjects, 0};
     MmluResult r;
     cr_expect_eq(mmlu_evaluate(&m, &tok, dir, &o, &r, &e), -1, "should refuse: %s", phrase);
     cr_expect(contains(e.msg, phrase), "says '%s': %s", phrase, e.msg);
@@ -139,7 +139,7 @@ Test(mmlu_eval, small_dir_summary_and_bad_input) {
     Model m;
     model_create(&m, &cfg);
     model_init_random(&m, 1);
-    MmluOptions o = {2, 0, 3, 0, "test", "anatomy,virology"};
+    MmluOptions o = {2, 0, 3, 0, "test", "anatomy,virology", 0};
     MmluResult r;
     cr_assert_eq(mmlu_evaluate(&m, &tok, dir, &o, &r, &e), 0, "%s", e.msg);
     cr_expect_eq(r.n, 4);
@@ -158,7 +158,7 @@ Test(mmlu_eval, small_dir_summary_and_bad_input) {
     free(summary);
     mmlu_result_free(&r);
     // a context limit that leaves room for no shot drops them from the front and counts it
-    MmluOptions tight = {2, 0, 1, 70, "test", "anatomy"};
+    MmluOptions tight = {2, 0, 1, 70, "test", "anatomy", 0};
     cr_assert_eq(mmlu_evaluate(&m, &tok, dir, &tight, &r, &e), 0, "%s", e.msg);
     cr_expect_eq(r.n_truncated, 2);
     for (int i = 0; i < r.n; i++) cr_expect_lt(r.answers[i].shots_used, 2);
