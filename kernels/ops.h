@@ -8,6 +8,10 @@
 // All tensors are row-major fp32 (on the CPU backend).
 #pragma once
 
+// Rows of one sequence at consecutive positions (prefill) are attended in blocks of up to this many
+// rows with matrix products; the scratch buffer holds one block's scores per thread.
+#define ATTENTION_BLOCK_ROWS 64
+
 typedef struct KernelOps {
     const char* name;
     // out (N,OC) = inp (N,C) @ weight (OC,C)^T + bias (OC) (bias may be NULL)
@@ -28,7 +32,7 @@ typedef struct KernelOps {
     // out (N,NH,HS); q (N,NH,HS); kcache, vcache (S,L,NKV,HS) for one layer; row n belongs to
     // sequence seq[n] at position pos[n] and attends to that sequence's positions 0..pos[n].
     // Positions below prefix_len are read from sequence prefix_seq instead: a prefix shared by all
-    // rows (few-shot prompts) is stored once. scratch: at least (threads, L) floats.
+    // rows (few-shot prompts) is stored once. scratch: at least (threads, ATTENTION_BLOCK_ROWS * L).
     void (*attention_forward)(float* out, const float* q, const float* kcache, const float* vcache,
                               const int* seq, const int* pos, int N, int NH, int NKV, int HS, int L,
                               int prefix_seq, int prefix_len, float* scratch);

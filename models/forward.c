@@ -39,7 +39,7 @@ void runstate_create(RunState* s, const ModelConfig* cfg, int max_rows, int max_
     s->gate = xaligned_alloc_uninit(N * F * sizeof(float));
     s->up = xaligned_alloc_uninit(N * F * sizeof(float));
     s->rows = xaligned_alloc_uninit(N * C * sizeof(float));
-    s->scratch = xaligned_alloc((size_t)kernels_cpu_threads() * (size_t)max_len * sizeof(float));
+    s->scratch = xaligned_alloc_uninit((size_t)kernels_cpu_threads() * ATTENTION_BLOCK_ROWS * (size_t)max_len * sizeof(float));
 }
 
 void runstate_free(RunState* s) {

@@ -31,7 +31,7 @@ typedef struct {
     float* proj;     // (N, C) o_proj / down_proj output
     float* gate;     // (N, F)
     float* up;       // (N, F)
-    float* scratch;  // (threads, max_len) attention scores
+    float* scratch;  // (threads, ATTENTION_BLOCK_ROWS, max_len) attention scores
     float* rows;     // (N, C) gathered rows for the lm_head
     // matmul accounting for benchmarks
     double matmul_seconds;

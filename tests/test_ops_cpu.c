@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "helpers.h"
+#include "kernels/cpu/fast_exp.h"
 #include "kernels/ops.h"
 
 #define SENTINEL 12345.678f
@@ -94,21 +95,19 @@ Test(ops_cpu, rmsnorm_rope_swiglu_match_naive) {
     free(x), free(w), free(out), free(r), free(g), free(u), free(g0);
 }
 
-Test(ops_cpu, attention_matches_naive_causal_gqa) {
+// Runs the attention op on random q/k/v and checks every output against a naive double computation.
+static void check_attention(int S, int L, int NH, int NKV, int HS, int N, const int* seq, const int* pos) {
     const KernelOps* op = kernels_cpu();
-    // two sequences in the cache (S=2, L=6), GQA 3 query heads per KV head; second pass: positions
-    // below 2 come from sequence 0 for every row (a shared prefix)
-    int S = 2, L = 6, NH = 6, NKV = 2, HS = 4;
-    int N = 4, seq[4] = {0, 0, 1, 1}, pos[4] = {0, 5, 2, 3};
     float *q = rand_buf((size_t)N * NH * HS), *k = rand_buf((size_t)S * L * NKV * HS), *v = rand_buf((size_t)S * L * NKV * HS);
     float* out = rand_buf((size_t)N * NH * HS);
-    float* scratch = malloc(sizeof(float) * (size_t)kernels_cpu_threads() * L);
-    for (int prefix_len = 0; prefix_len <= 2; prefix_len += 2) {
+    float* scratch = malloc(sizeof(float) * (size_t)kernels_cpu_threads() * ATTENTION_BLOCK_ROWS * L);
+    double* sc = malloc(sizeof(double) * (size_t)L);
+    for (int prefix_len = 0; prefix_len <= 2; prefix_len += 2) {  // 2: positions < 2 come from sequence 0
         op->attention_forward(out, q, k, v, seq, pos, N, NH, NKV, HS, L, 0, prefix_len, scratch);
         for (int n = 0; n < N; n++)
             for (int h = 0; h < NH; h++) {
                 int g = h / (NH / NKV);
-                double sc[6], mx = -1e30, sum = 0;
+                double mx = -1e30, sum = 0;
                 for (int t = 0; t <= pos[n]; t++) {
                     int s_t = t < prefix_len ? 0 : seq[n];
                     double d = 0;
@@ -123,10 +122,40 @@ Test(ops_cpu, attention_matches_naive_causal_gqa) {
                         int s_t = t < prefix_len ? 0 : seq[n];
                         o += sc[t] / sum * v[((s_t * L + t) * NKV + g) * HS + i];
                     }
-                    cr_expect_float_eq(out[(n * NH + h) * HS + i], (float)o, 1e-5, "prefix %d n %d h %d i %d", prefix_len, n, h, i);
+                    cr_expect_float_eq(out[(n * NH + h) * HS + i], (float)o, 1e-5, "N %d prefix %d n %d h %d i %d", N,
+                                       prefix_len, n, h, i);
                 }
             }
         expect_sentinels(out, (size_t)N * NH * HS, "attention");
     }
-    free(q), free(k), free(v), free(out), free(scratch);
+    free(q), free(k), free(v), free(out), free(scratch), free(sc);
+}
+
+Test(ops_cpu, attention_single_rows_match_naive) {
+    // two sequences (S=2, L=6), GQA 3 query heads per KV head, rows too short for the block path
+    int seq[4] = {0, 0, 1, 1}, pos[4] = {0, 5, 2, 3};
+    check_attention(2, 6, 6, 2, 4, 4, seq, pos);
+}
+
+Test(ops_cpu, attention_blocks_match_naive) {
+    // a prefill run of 70 rows of sequence 1 at positions 3..72 (blocks of 64 + 6) beside 9 rows of
+    // sequence 2 (one block of the matrix-product path) and a lone decode row of sequence 0
+    enum { N = 80 };
+    int seq[N], pos[N];
+    for (int i = 0; i < 70; i++) seq[i] = 1, pos[i] = 3 + i;
+    for (int i = 0; i < 9; i++) seq[70 + i] = 2, pos[70 + i] = 10 + i;
+    seq[79] = 0, pos[79] = 40;
+    check_attention(3, 80, 4, 2, 8, N, seq, pos);
+}
+
+Test(ops_cpu, exp_fast_is_within_a_few_ulp_of_exp) {
+    double worst = 0;
+    for (float x = -87.0f; x <= 88.0f; x += 0.0137f) {
+        double want = exp((double)x), got = exp_fast(x);
+        worst = fmax(worst, fabs(got - want) / want);
+    }
+    cr_expect_leq(worst, 5e-7, "max relative error %.3g", worst);
+    cr_expect_eq(exp_fast(0.0f), 1.0f);
+    cr_expect(exp_fast(-INFINITY) >= 0.0f && exp_fast(-INFINITY) < 1e-37f);
+    cr_expect(isfinite(exp_fast(1000.0f)));
 }

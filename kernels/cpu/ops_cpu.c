@@ -4,9 +4,12 @@
 #include <cblas.h>
 #include <math.h>
 #include <omp.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "../check.h"
 #include "../ops.h"
+#include "fast_exp.h"
 
 // Below this many rows (batched decode) OpenBLAS 0.3.21's sgemm runs far under memory bandwidth:
 // measured on 2 cores, 3072x1024 weights: 22-54 GFLOP/s for 2-8 rows against 80-113 for
@@ -82,10 +85,10 @@ static void embedding_forward_cpu(float* out, const int* tokens, const float* wt
 
 static void swiglu_forward_cpu(float* gate, const float* up, int N, int F) {
     size_t total = (size_t)N * F;
-#pragma omp parallel for if (total > 65536)
+#pragma omp parallel for simd if (total > 65536)
     for (size_t i = 0; i < total; i++) {
         float g = gate[i];
-        gate[i] = g / (1.0f + expf(-g)) * up[i];
+        gate[i] = g / (1.0f + exp_fast(-g)) * up[i];
     }
 }
 
@@ -95,41 +98,108 @@ static void residual_forward_cpu(float* x, const float* y, int N, int C) {
     for (size_t i = 0; i < total; i++) x[i] += y[i];
 }
 
+// One query row against positions 0..pos of its sequence (decode, and short runs of rows).
+static void attend_row(float* o, const float* qv, const float* kcache, const float* vcache, size_t base,
+                       size_t prefix_base, int prefix_len, int T, int g, int NKV, int HS, float scale, float* att) {
+    float maxv = -INFINITY;
+    for (int t = 0; t < T; t++) {
+        const float* kv = kcache + (((t < prefix_len ? prefix_base : base) + t) * NKV + g) * HS;
+        float dot = 0.0f;
+#pragma omp simd reduction(+ : dot)
+        for (int i = 0; i < HS; i++) dot += qv[i] * kv[i];
+        att[t] = dot * scale;
+        if (att[t] > maxv) maxv = att[t];
+    }
+    float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+    for (int t = 0; t < T; t++) {
+        att[t] = exp_fast(att[t] - maxv);
+        sum += att[t];
+    }
+    float inv = 1.0f / sum;
+    memset(o, 0, sizeof(float) * HS);
+    for (int t = 0; t < T; t++) {
+        const float* vv = vcache + (((t < prefix_len ? prefix_base : base) + t) * NKV + g) * HS;
+        float p = att[t] * inv;
+        for (int i = 0; i < HS; i++) o[i] += p * vv[i];
+    }
+}
+
+// m rows of one sequence at positions p0..p0+m-1, one head: scores = Q K^T and out = P V through sgemm
+// (keys below prefix_len from the prefix slot, the rest from the row's own slot), causal mask, softmax.
+static void attend_block(float* out, const float* q, const float* kcache, const float* vcache, size_t base,
+                         size_t prefix_base, int prefix_len, int p0, int m, int h, int g, int NH, int NKV, int HS,
+                         float scale, float* S) {
+    int T = p0 + m;  // keys 0..p0+m-1
+    int split = prefix_len < T ? prefix_len : T;
+    int ldq = NH * HS, ldk = NKV * HS;
+    const float* qh = q + (size_t)h * HS;
+    // S (m, T) = Q_h (m, HS) @ K (T, HS)^T, in two column ranges
+    if (split > 0)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, split, HS, scale, qh, ldq,
+                    kcache + (prefix_base * NKV + g) * HS, ldk, 0.0f, S, T);
+    if (T > split)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, T - split, HS, scale, qh, ldq,
+                    kcache + ((base + split) * NKV + g) * HS, ldk, 0.0f, S + split, T);
+    for (int i = 0; i < m; i++) {  // causal mask and softmax, row by row
+        float* row = S + (size_t)i * T;
+        int valid = p0 + i + 1;
+        float maxv = -INFINITY;
+        for (int t = 0; t < valid; t++) maxv = row[t] > maxv ? row[t] : maxv;
+        float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+        for (int t = 0; t < valid; t++) {
+            row[t] = exp_fast(row[t] - maxv);
+            sum += row[t];
+        }
+        float inv = 1.0f / sum;
+        for (int t = 0; t < valid; t++) row[t] *= inv;
+        for (int t = valid; t < T; t++) row[t] = 0.0f;
+    }
+    // out_h (m, HS) = P (m, T) @ V (T, HS)
+    float* oh = out + (size_t)h * HS;
+    if (split > 0)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, HS, split, 1.0f, S, T,
+                    vcache + (prefix_base * NKV + g) * HS, ldk, 0.0f, oh, ldq);
+    if (T > split)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, HS, T - split, 1.0f, S + split, T,
+                    vcache + ((base + split) * NKV + g) * HS, ldk, split > 0 ? 1.0f : 0.0f, oh, ldq);
+}
+
+#define MIN_BLOCK_ROWS 8  // shorter runs of rows go through attend_row
+
 static void attention_forward_cpu(float* out, const float* q, const float* kcache, const float* vcache,
                                   const int* seq, const int* pos, int N, int NH, int NKV, int HS, int L,
                                   int prefix_seq, int prefix_len, float* scratch) {
     int group = NH / NKV;
     float scale = 1.0f / sqrtf((float)HS);
-#pragma omp parallel for schedule(dynamic, 1) if (N * NH > 1)
-    for (int nh = 0; nh < N * NH; nh++) {
-        int n = nh / NH, h = nh % NH, g = h / group;
-        float* att = scratch + (size_t)omp_get_thread_num() * L;
-        const float* qv = q + (size_t)nh * HS;
-        size_t base = (size_t)seq[n] * L, prefix_base = (size_t)prefix_seq * L;
-        int T = pos[n] + 1;
-        float maxv = -INFINITY;
-        for (int t = 0; t < T; t++) {
-            const float* kv = kcache + (((t < prefix_len ? prefix_base : base) + t) * NKV + g) * HS;
-            float dot = 0.0f;
-#pragma omp simd reduction(+ : dot)
-            for (int i = 0; i < HS; i++) dot += qv[i] * kv[i];
-            att[t] = dot * scale;
-            if (att[t] > maxv) maxv = att[t];
-        }
-        float sum = 0.0f;
-        for (int t = 0; t < T; t++) {
-            att[t] = expf(att[t] - maxv);
-            sum += att[t];
-        }
-        float inv = 1.0f / sum;
-        float* o = out + (size_t)nh * HS;
-        memset(o, 0, sizeof(float) * HS);
-        for (int t = 0; t < T; t++) {
-            const float* vv = vcache + (((t < prefix_len ? prefix_base : base) + t) * NKV + g) * HS;
-            float p = att[t] * inv;
-            for (int i = 0; i < HS; i++) o[i] += p * vv[i];
+    // blocks: runs of rows of one sequence at consecutive positions, cut at ATTENTION_BLOCK_ROWS
+    int n_blocks = 0;
+    int* starts = xmalloc(sizeof(int) * (size_t)(N + 1));
+    for (int n = 0; n < N;) {
+        int m = 1;
+        while (n + m < N && m < ATTENTION_BLOCK_ROWS && seq[n + m] == seq[n] && pos[n + m] == pos[n] + m) m++;
+        starts[n_blocks++] = n;
+        n += m;
+    }
+    starts[n_blocks] = N;
+    size_t prefix_base = (size_t)prefix_seq * L;
+#pragma omp parallel for schedule(dynamic, 1) if (n_blocks * NH > 1)
+    for (int bh = 0; bh < n_blocks * NH; bh++) {
+        int b = bh / NH, h = bh % NH, g = h / group;
+        int n0 = starts[b], m = starts[b + 1] - n0;
+        float* S = scratch + (size_t)omp_get_thread_num() * ATTENTION_BLOCK_ROWS * L;
+        size_t base = (size_t)seq[n0] * L;
+        if (m >= MIN_BLOCK_ROWS) {
+            attend_block(out + (size_t)n0 * NH * HS, q + (size_t)n0 * NH * HS, kcache, vcache, base, prefix_base,
+                         prefix_len, pos[n0], m, h, g, NH, NKV, HS, scale, S);
+        } else {
+            for (int n = n0; n < n0 + m; n++)
+                attend_row(out + ((size_t)n * NH + h) * HS, q + ((size_t)n * NH + h) * HS, kcache, vcache, base,
+                           prefix_base, prefix_len, pos[n] + 1, g, NKV, HS, scale, S);
         }
     }
+    free(starts);
 }
 
 static const KernelOps cpu_ops = {
