@@ -329,11 +329,50 @@ Test(cli, generate_from_a_text_prompt) {
     expect_bad_input(args, "exactly one of --tokens and --prompt");
 }
 
+Test(cli, eval_mmlu_writes_csvs_and_refuses_bad_data) {
+    char tok_dir[512];
+    if (data_path(tok_dir, sizeof tok_dir, "qwen3-tokenizer/tokenizer.json") != 0) cr_skip_test("no Qwen3 tokenizer");
+    data_path(tok_dir, sizeof tok_dir, "qwen3-tokenizer");
+    init_tiny("--vocab 151936 --layers 1");
+    char mmlu[512], path[700], args[3000], out[600];
+    snprintf(mmlu, sizeof mmlu, "%s/mmlu", dir);
+    const char* splits[] = {"test", "dev"};
+    for (int i = 0; i < 2; i++) {
+        Err e;
+        snprintf(path, sizeof path, "%s/%s", mmlu, splits[i]);
+        cr_assert_eq(make_dirs(path, &e), 0);
+        snprintf(path, sizeof path, "%s/%s/anatomy_%s.csv", mmlu, splits[i], splits[i]);
+        write_text(path, "Which bone?,femur,skull,\"rib, left\",ulna,A\nWhich organ?,heart,lung,liver,skin,D\n");
+    }
+    snprintf(out, sizeof out, "%s/mmlu_out", dir);
+    snprintf(args, sizeof args, "eval mmlu --model %s --tokenizer %s --data %s --subjects anatomy --shots 1 --out %s 2>/dev/null",
+             model, tok_dir, mmlu, out);
+    cr_assert_eq(run_arbor(args, "/dev/null"), 0);
+    snprintf(path, sizeof path, "%s/predictions.csv", out);
+    char* pred = slurp(path);
+    cr_expect(strncmp(pred, "subject,index,prediction,gold,correct,logprob_A", 47) == 0, "%s", pred);
+    cr_expect(contains(pred, "\nanatomy,0,") && contains(pred, "\nanatomy,1,"), "%s", pred);
+    free(pred);
+    snprintf(path, sizeof path, "%s/summary.csv", out);
+    char* summary = slurp(path);
+    cr_expect(contains(summary, "overall,micro,2,"), "%s", summary);
+    free(summary);
+    snprintf(path, sizeof path, "%s/test/anatomy_test.csv", mmlu);
+    write_text(path, "Which bone?,femur,skull,rib,ulna,A\nWhich organ?,heart,lung,liver,F\n");
+    snprintf(args, sizeof args, "eval mmlu --model %s --tokenizer %s --data %s --subjects anatomy --shots 0 --out %s",
+             model, tok_dir, mmlu, out);
+    expect_bad_input(args, "anatomy_test.csv:2: expected 6 fields");
+    snprintf(args, sizeof args, "eval mmlu --model %s --tokenizer %s --data %s --subjects anatomy --shots 9 --out %s",
+             model, tok_dir, mmlu, out);
+    expect_bad_input(args, "--shots '9' must be an integer in [0, 5]");
+}
+
 Test(cli, help_exits_0) {
     cr_expect_eq(run_arbor("--help", "/dev/null"), 0);
-    const char* cmds[] = {"init", "info", "convert", "tokenize", "forward", "generate", "bench", "demo"};
-    for (int i = 0; i < 8; i++) {
-        char args[64];
+    const char* cmds[] = {"init", "info", "convert", "tokenize", "forward", "generate", "bench", "demo", "eval",
+                          "eval mmlu", "eval ppl"};
+    for (int i = 0; i < 11; i++) {
+        char args[128];
         snprintf(args, sizeof args, "%s --help", cmds[i]);
         cr_expect_eq(run_arbor(args, "/dev/null"), 0, "%s --help", cmds[i]);
     }
