@@ -6,6 +6,8 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -94,6 +96,36 @@ int json_write_atomic(const char* dir, const char* name, cJSON* root, Err* e) {
     int rc = file_write_atomic(path, text, strlen(text), e);
     cJSON_free(text);
     return rc;
+}
+
+int file_map(const char* path, const uint8_t** map, size_t* size, Err* e) {
+    *map = NULL;
+    *size = 0;
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) return err_set(e, "%s: cannot open: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        int saved = errno;
+        close(fd);
+        return err_set(e, "%s: cannot stat: %s", path, strerror(saved));
+    }
+    *size = (size_t)st.st_size;
+    if (*size > 0) {
+        void* p = mmap(NULL, *size, PROT_READ, MAP_PRIVATE, fd, 0);
+        if (p == MAP_FAILED) {
+            int saved = errno;
+            close(fd);
+            *size = 0;
+            return err_set(e, "%s: cannot mmap: %s", path, strerror(saved));
+        }
+        *map = p;
+    }
+    close(fd);
+    return 0;
+}
+
+void file_unmap(const uint8_t* map, size_t size) {
+    if (map) munmap((void*)map, size);
 }
 
 int make_dirs(const char* path, Err* e) {

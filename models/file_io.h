@@ -2,6 +2,7 @@
 // is renamed into place only when complete, so a killed run never leaves a half-written file that
 // looks finished.
 #pragma once
+#include <stdint.h>
 #include <stdio.h>
 
 #include "../kernels/check.h"
@@ -25,6 +26,10 @@ int file_write_atomic(const char* path, const void* data, size_t n, Err* e);
 // Writes `root` pretty-printed to dir/name atomically, then frees it.
 struct cJSON;
 int json_write_atomic(const char* dir, const char* name, struct cJSON* root, Err* e);
+
+// Maps a whole file read-only. An empty file gives map NULL and size 0. Unmap with file_unmap.
+int file_map(const char* path, const uint8_t** map, size_t* size, Err* e);
+void file_unmap(const uint8_t* map, size_t size);
 
 // mkdir -p
 int make_dirs(const char* path, Err* e);

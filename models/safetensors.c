@@ -2,15 +2,10 @@
 #include "safetensors.h"
 
 #include <cJSON.h>
-#include <errno.h>
-#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "../kernels/dtype.h"
 #include "file_io.h"
@@ -131,23 +126,11 @@ static int parse_header(StFile* f, const char* json, size_t n, size_t data_start
 int st_open(StFile* f, const char* path, Err* e) {
     memset(f, 0, sizeof *f);
     snprintf(f->path, sizeof f->path, "%s", path);
-    int fd = open(path, O_RDONLY);
-    if (fd < 0) return err_set(e, "%s: cannot open: %s", path, strerror(errno));
-    struct stat st;
-    if (fstat(fd, &st) != 0) {
-        close(fd);
-        return err_set(e, "%s: cannot stat: %s", path, strerror(errno));
-    }
-    f->size = (size_t)st.st_size;
+    if (file_map(path, &f->map, &f->size, e)) return -1;
     if (f->size < 8) {
-        close(fd);
-        return err_set(e, "%s: truncated: %zu bytes, too short for the 8-byte header length", path, f->size);
-    }
-    f->map = mmap(NULL, f->size, PROT_READ, MAP_PRIVATE, fd, 0);
-    close(fd);
-    if (f->map == MAP_FAILED) {
-        f->map = NULL;
-        return err_set(e, "%s: cannot mmap: %s", path, strerror(errno));
+        int rc = err_set(e, "%s: truncated: %zu bytes, too short for the 8-byte header length", path, f->size);
+        st_close(f);
+        return rc;
     }
     uint64_t n = 0;
     for (int i = 7; i >= 0; i--) n = (n << 8) | f->map[i];
@@ -169,7 +152,7 @@ int st_open(StFile* f, const char* path, Err* e) {
 }
 
 void st_close(StFile* f) {
-    if (f->map) munmap(f->map, f->size);
+    file_unmap(f->map, f->size);
     for (int i = 0; i < f->n_tensors; i++) free(f->tensors[i].name);
     free(f->tensors);
     memset(f, 0, sizeof *f);

@@ -23,7 +23,7 @@ typedef struct {
 
 typedef struct {
     char path[4096];
-    uint8_t* map;
+    const uint8_t* map;
     size_t size;
     StTensor* tensors;
     int n_tensors;

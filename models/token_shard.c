@@ -1,13 +1,8 @@
 // token_shard.c: see token_shard.h.
 #include "token_shard.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 static void put_u32(uint8_t* p, uint32_t v) {
     for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
@@ -82,19 +77,12 @@ void shard_writer_abort(ShardWriter* w) { atomic_abort(&w->f); }
 int shard_open(Shard* s, const char* path, Err* e) {
     memset(s, 0, sizeof *s);
     snprintf(s->path, sizeof s->path, "%s", path);
-    int fd = open(path, O_RDONLY);
-    if (fd < 0) return err_set(e, "%s: cannot open: %s", path, strerror(errno));
-    struct stat st;
-    fstat(fd, &st);
-    s->size = (size_t)st.st_size;
+    if (file_map(path, &s->map, &s->size, e)) return -1;
     if (s->size < SHARD_HEADER_BYTES) {
-        close(fd);
-        return err_set(e, "%s: not a token shard (%zu bytes, shorter than the header)", path, s->size);
+        int rc = err_set(e, "%s: not a token shard (%zu bytes, shorter than the header)", path, s->size);
+        shard_close(s);
+        return rc;
     }
-    void* map = mmap(NULL, s->size, PROT_READ, MAP_PRIVATE, fd, 0);
-    close(fd);
-    if (map == MAP_FAILED) return err_set(e, "%s: cannot mmap: %s", path, strerror(errno));
-    s->map = map;
     const uint8_t* h = s->map;
     int rc = 0;
     s->token_bytes = (int)get_u32(h + 12);
@@ -118,6 +106,6 @@ int shard_open(Shard* s, const char* path, Err* e) {
 }
 
 void shard_close(Shard* s) {
-    if (s->map) munmap((void*)s->map, s->size);
+    file_unmap(s->map, s->size);
     memset(s, 0, sizeof *s);
 }
