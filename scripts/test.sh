@@ -4,5 +4,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install_deps.sh
 scripts/build.sh "$@"
+data=${ARBOR_DATA:-$(cd .. && pwd)/shared/data}
+if [ -d "$data/mmlu" ] && [ -d "$data/qwen3-tokenizer" ]; then
+  echo "test data: $data"
+else
+  echo "test data: not found at $data (set ARBOR_DATA): tokenizer, MMLU and corpus tests will skip"
+fi
 cd "${ARBOR_BUILD_DIR:-build}"
 ctest --output-on-failure -j 2
