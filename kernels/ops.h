@@ -36,6 +36,26 @@ typedef struct KernelOps {
     void (*attention_forward)(float* out, const float* q, const float* kcache, const float* vcache,
                               const int* seq, const int* pos, int N, int NH, int NKV, int HS, int L,
                               int prefix_seq, int prefix_len, float* scratch);
+
+    // ---- backward: each accumulates (+=) into weight gradients and says what it does to inputs ----
+    // dinp (N,C) = dout (N,OC) @ weight (OC,C) (overwritten); dweight (OC,C) += dout^T @ inp;
+    // dbias (OC) += column sums of dout (when dbias is not NULL)
+    void (*matmul_backward)(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
+                            const float* weight, int N, int C, int OC);
+    // y = w * x * rstd(x): dinp (N,C) overwritten (may alias dout); dweight (C) +=
+    void (*rmsnorm_backward)(float* dinp, float* dweight, const float* dout, const float* inp, const float* weight,
+                             float eps, int N, int C);
+    // dx (N,H,HS) rotated back in place (the transpose of rope_forward)
+    void (*rope_backward)(float* dx, const int* pos, const float* inv_freq, int N, int H, int HS);
+    // h = silu(gate) * up: dgate, dup (N,F) overwritten from dh (N,F) and the forward inputs
+    void (*swiglu_backward)(float* dgate, float* dup, const float* dh, const float* gate, const float* up, int N, int F);
+    // Causal GQA attention over B sequences of T rows each, rows ordered (b, t), t = position:
+    // q (B*T,NH,HS), k and v (B*T,NKV,HS); dq overwritten, dk and dv overwritten; the softmax is
+    // recomputed from q and k. scratch: (threads, 2*T).
+    void (*attention_backward)(float* dq, float* dk, float* dv, const float* dout, const float* q, const float* k,
+                               const float* v, int B, int T, int NH, int NKV, int HS, float* scratch);
+    // dwte (V,C) += scatter of dout (N,C) by tokens, in row order (deterministic)
+    void (*embedding_backward)(float* dwte, const float* dout, const int* tokens, int N, int C);
 } KernelOps;
 
 const KernelOps* kernels_cpu(void);

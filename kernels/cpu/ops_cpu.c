@@ -10,6 +10,7 @@
 #include "../check.h"
 #include "../ops.h"
 #include "fast_exp.h"
+#include "ops_cpu.h"
 
 // Below this many rows (batched decode) OpenBLAS 0.3.21's sgemm runs far under memory bandwidth:
 // measured on 2 cores, 3072x1024 weights: 22-54 GFLOP/s for 2-8 rows against 80-113 for
@@ -211,6 +212,12 @@ static const KernelOps cpu_ops = {
     .swiglu_forward = swiglu_forward_cpu,
     .residual_forward = residual_forward_cpu,
     .attention_forward = attention_forward_cpu,
+    .matmul_backward = matmul_backward_cpu,
+    .rmsnorm_backward = rmsnorm_backward_cpu,
+    .rope_backward = rope_backward_cpu,
+    .swiglu_backward = swiglu_backward_cpu,
+    .attention_backward = attention_backward_cpu,
+    .embedding_backward = embedding_backward_cpu,
 };
 
 const KernelOps* kernels_cpu(void) { return &cpu_ops; }

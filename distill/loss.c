@@ -1,0 +1,149 @@
+// loss.c: see loss.h.
+#include "loss.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../kernels/cpu/ops_cpu.h"
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#define LOSS_CHUNK 64
+
+// softmax of x / T into p (double accumulation); returns log of the normaliser of x / T
+static double softmax_t(const float* x, int n, double T, double* p) {
+    double maxv = x[0];
+    for (int i = 1; i < n; i++) maxv = x[i] > maxv ? x[i] : maxv;
+    double sum = 0;
+    for (int i = 0; i < n; i++) sum += p[i] = exp((x[i] - maxv) / T);
+    for (int i = 0; i < n; i++) p[i] /= sum;
+    return maxv / T + log(sum);
+}
+
+// idx[0..K) := the indices of the K largest z, in no particular order,
+// through a min-heap of size K
+static void top_k(const float* z, int V, int K, int* idx) {
+    int n = 0;
+    for (int i = 0; i < V; i++) {
+        if (n == K && !(z[i] > z[idx[0]])) continue;
+        int at;
+        if (n < K) {
+            at = n++;
+            while (at > 0 && z[i] < z[idx[(at - 1) / 2]]) idx[at] = idx[(at - 1) / 2], at = (at - 1) / 2;
+            idx[at] = i;
+            continue;
+        }
+        at = 0;  // replace the smallest and sift down
+        for (;;) {
+            int l = 2 * at + 1, r = l + 1, m = at;
+            float v = m == at ? z[i] : z[idx[m]];
+            if (l < K && z[idx[l]] < v) m = l, v = z[idx[l]];
+            if (r < K && z[idx[r]] < v) m = r;
+            if (m == at) break;
+            idx[at] = idx[m];
+            at = m;
+        }
+        idx[at] = i;
+    }
+}
+
+// One row: loss terms and dz (V) = d(row loss)/dz, unscaled by the row mean.
+static void row_loss(const LossConfig* cfg, float* z, const float* zt, int V, int target, double* ce, double* kd,
+                     double* p, double* pt, int* idx) {
+    double T = cfg->temperature > 0 ? cfg->temperature : 1.0, t2 = cfg->t2_scaling ? T * T : 1.0;
+    double* dz = pt + V;  // accumulated gradient in double
+    memset(dz, 0, sizeof(double) * (size_t)V);
+    *ce = *kd = 0;
+    if (cfg->ce_weight != 0.0f) {
+        double lse = softmax_t(z, V, 1.0, p);
+        *ce = lse - z[target];
+        for (int i = 0; i < V; i++) dz[i] += cfg->ce_weight * p[i];
+        dz[target] -= cfg->ce_weight;
+    }
+    if (cfg->kd == KD_KL || cfg->kd == KD_RKL) {
+        double lz = softmax_t(z, V, T, p), lt = softmax_t(zt, V, T, pt);
+        double kl = 0;
+        if (cfg->kd == KD_KL) {
+            for (int i = 0; i < V; i++)
+                if (pt[i] > 0) kl += pt[i] * ((zt[i] / T - lt) - (z[i] / T - lz));
+            for (int i = 0; i < V; i++) dz[i] += cfg->kd_weight * t2 * (p[i] - pt[i]) / T;
+        } else {
+            for (int i = 0; i < V; i++)
+                if (p[i] > 0) kl += p[i] * ((z[i] / T - lz) - (zt[i] / T - lt));
+            for (int i = 0; i < V; i++) {
+                double lp = z[i] / T - lz, lq = zt[i] / T - lt;
+                dz[i] += cfg->kd_weight * t2 * p[i] * (lp - lq - kl) / T;
+            }
+        }
+        *kd = t2 * kl;
+    } else if (cfg->kd == KD_TOPK) {
+        int K = cfg->topk < V ? cfg->topk : V;
+        top_k(zt, V, K, idx);
+        float* zs = (float*)(idx + V);  // the caller gives idx room for V ints and 2 x 4096 floats
+        float* zk = zs + 4096;
+        for (int j = 0; j < K; j++) zs[j] = z[idx[j]], zk[j] = zt[idx[j]];
+        double lz = softmax_t(zs, K, T, p), lt = softmax_t(zk, K, T, pt + V + V);
+        const double* q = pt + V + V;
+        double kl = 0;
+        for (int j = 0; j < K; j++)
+            if (q[j] > 0) kl += q[j] * ((zk[j] / T - lt) - (zs[j] / T - lz));
+        for (int j = 0; j < K; j++) dz[idx[j]] += cfg->kd_weight * t2 * (p[j] - q[j]) / T;
+        *kd = t2 * kl;
+    }
+    for (int i = 0; i < V; i++) z[i] = (float)dz[i];
+}
+
+int lm_head_loss(const LossConfig* cfg, const float* xnf, const float* lm_head, int N, int C, int V,
+                 const int* targets, const float* t_xnf, const float* t_lm_head, int Ct, float* d_xnf,
+                 float* d_lm_head, LossValues* out, Err* e) {
+    if (cfg->kd != KD_NONE && (!t_xnf || !t_lm_head)) return err_set(e, "a KD loss needs the teacher's outputs");
+    if (cfg->kd == KD_TOPK && (cfg->topk < 1 || cfg->topk > 4096)) return err_set(e, "top-k KD needs k in [1, 4096]");
+    if (cfg->ce_weight != 0.0f && !targets) return err_set(e, "cross-entropy needs targets");
+    float* logits = xmalloc(sizeof(float) * (size_t)LOSS_CHUNK * V);
+    float* t_logits = cfg->kd != KD_NONE ? xmalloc(sizeof(float) * (size_t)LOSS_CHUNK * V) : NULL;
+    double* row_ce = xcalloc((size_t)N * 2, sizeof(double));
+    double* row_kd = row_ce + N;
+    int threads = 1;
+#ifdef _OPENMP
+    threads = omp_get_max_threads();
+#endif
+    double* work = xmalloc(sizeof(double) * (size_t)threads * 4 * (size_t)V);
+    size_t idx_stride = (size_t)V + 2 * 4096;
+    int* idx = xmalloc(sizeof(int) * (size_t)threads * idx_stride);
+    float inv_n = 1.0f / (float)N;
+    for (int r0 = 0; r0 < N; r0 += LOSS_CHUNK) {
+        int R = N - r0 < LOSS_CHUNK ? N - r0 : LOSS_CHUNK;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, R, V, C, 1.0f, xnf + (size_t)r0 * C, C, lm_head, C, 0.0f, logits, V);
+        if (t_logits)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, R, V, Ct, 1.0f, t_xnf + (size_t)r0 * Ct, Ct, t_lm_head, Ct, 0.0f,
+                        t_logits, V);
+#pragma omp parallel for schedule(static)
+        for (int r = 0; r < R; r++) {
+            int tid = 0;
+#ifdef _OPENMP
+            tid = omp_get_thread_num();
+#endif
+            double* p = work + (size_t)tid * 4 * V;
+            row_loss(cfg, logits + (size_t)r * V, t_logits ? t_logits + (size_t)r * V : NULL, V,
+                     targets ? targets[r0 + r] : 0, &row_ce[r0 + r], &row_kd[r0 + r], p, p + V, idx + (size_t)tid * idx_stride);
+            for (int i = 0; i < V; i++) logits[(size_t)r * V + i] *= inv_n;  // the mean over rows
+        }
+        // d_xnf (R,C) = dlogits (R,V) @ lm_head (V,C);  d_lm_head (V,C) += dlogits^T @ xnf
+        matmul_backward_cpu(d_xnf + (size_t)r0 * C, d_lm_head, NULL, logits, xnf + (size_t)r0 * C, lm_head, R, C, V);
+    }
+    double ce = 0, kd = 0;
+    for (int n = 0; n < N; n++) ce += row_ce[n], kd += row_kd[n];  // in row order: deterministic
+    out->ce = ce / N;
+    out->kd = kd / N;
+    out->total = cfg->ce_weight * out->ce + cfg->kd_weight * out->kd;
+    free(logits);
+    free(t_logits);
+    free(row_ce);
+    free(work);
+    free(idx);
+    if (!isfinite(out->total)) return err_set(e, "the loss is not finite (%g)", out->total);
+    return 0;
+}

@@ -1,0 +1,37 @@
+// loss.h: the losses of distillation and training, fused with the lm_head: logits are made for a
+// chunk of rows at a time, the loss and its gradient computed there, and the gradient sent back
+// through the lm_head, so (rows, vocab) never exists whole (Qwen's vocab is 151,936).
+//
+// Per row (z student logits, zt teacher logits, p = softmax(z / T), pt = softmax(zt / T)):
+//   ce    = logsumexp(z) - z[target]
+//   kl    = sum pt (log pt - log p)                 forward KL(teacher || student), Minitron's default
+//   rkl   = sum p (log p - log pt)                  reverse KL
+//   topk  = KL between the teacher's and the student's distributions over the teacher's top-k tokens
+//           only (both renormalised over that set)
+//   kd terms are multiplied by T^2 when t2_scaling (gradients keep the same scale across T).
+// loss = ce_weight * mean(ce) + kd_weight * mean(kd), means over all rows.
+#pragma once
+#include "../kernels/check.h"
+
+typedef enum { KD_NONE, KD_KL, KD_RKL, KD_TOPK } KdKind;
+
+typedef struct {
+    float ce_weight;
+    float kd_weight;
+    KdKind kd;
+    float temperature;
+    int t2_scaling;
+    int topk;
+} LossConfig;
+
+typedef struct {
+    double total, ce, kd;  // means over rows (ce and kd unweighted)
+} LossValues;
+
+// xnf (N,C) student final-norm output; lm_head (V,C); targets (N) or NULL when ce_weight is 0;
+// t_xnf (N,Ct) and t_lm_head (V,Ct) the teacher's, or NULL without KD.
+// d_xnf (N,C) is overwritten with dloss/dxnf; d_lm_head (V,C) += dloss/dlm_head.
+// Fails on a non-finite loss.
+int lm_head_loss(const LossConfig* cfg, const float* xnf, const float* lm_head, int N, int C, int V,
+                 const int* targets, const float* t_xnf, const float* t_lm_head, int Ct, float* d_xnf,
+                 float* d_lm_head, LossValues* out, Err* e);

@@ -1,0 +1,13 @@
+// ops_cpu.h: the CPU backend's backward ops, defined in ops_cpu_backward.c and put into the op
+// table by ops_cpu.c.
+#pragma once
+
+void matmul_backward_cpu(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
+                         const float* weight, int N, int C, int OC);
+void rmsnorm_backward_cpu(float* dinp, float* dweight, const float* dout, const float* inp, const float* weight,
+                          float eps, int N, int C);
+void rope_backward_cpu(float* dx, const int* pos, const float* inv_freq, int N, int H, int HS);
+void swiglu_backward_cpu(float* dgate, float* dup, const float* dh, const float* gate, const float* up, int N, int F);
+void attention_backward_cpu(float* dq, float* dk, float* dv, const float* dout, const float* q, const float* k,
+                            const float* v, int B, int T, int NH, int NKV, int HS, float* scratch);
+void embedding_backward_cpu(float* dwte, const float* dout, const int* tokens, int N, int C);

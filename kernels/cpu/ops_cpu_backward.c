@@ -1,0 +1,163 @@
+// ops_cpu_backward.c: the backward ops of the CPU backend (see kernels/ops.h). fp32; matmuls
+// through OpenBLAS; every reduction runs in a fixed order, so a fixed thread count gives bit-identical
+// results run to run.
+#include <cblas.h>
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../check.h"
+#include "../ops.h"
+#include "fast_exp.h"
+#include "ops_cpu.h"
+
+void matmul_backward_cpu(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
+                         const float* weight, int N, int C, int OC) {
+    // dinp (N,C) = dout (N,OC) @ weight (OC,C)
+    if (dinp) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, C, OC, 1.0f, dout, OC, weight, C, 0.0f, dinp, C);
+    // dweight (OC,C) += dout^T (OC,N) @ inp (N,C)
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, C, N, 1.0f, dout, OC, inp, C, 1.0f, dweight, C);
+    if (dbias) {
+#pragma omp parallel for if (N * OC > 65536)
+        for (int o = 0; o < OC; o++) {
+            float acc = 0.0f;
+            for (int n = 0; n < N; n++) acc += dout[(size_t)n * OC + o];
+            dbias[o] += acc;
+        }
+    }
+}
+
+void rmsnorm_backward_cpu(float* dinp, float* dweight, const float* dout, const float* inp, const float* weight,
+                          float eps, int N, int C) {
+    // per row: r = 1/sqrt(mean(x^2) + eps), y = w x r
+    //   dw += dy x r;   dx = r w dy - (r^3 / C) x sum(w dy x)
+    float* r = xmalloc(sizeof(float) * (size_t)N * 2);
+    float* k = r + N;
+#pragma omp parallel for if (N * C > 65536)
+    for (int n = 0; n < N; n++) {
+        const float* x = inp + (size_t)n * C;
+        const float* dy = dout + (size_t)n * C;
+        double ss = 0.0, dot = 0.0;
+        for (int c = 0; c < C; c++) {
+            ss += (double)x[c] * x[c];
+            dot += (double)weight[c] * dy[c] * x[c];
+        }
+        r[n] = 1.0f / sqrtf((float)(ss / C) + eps);
+        k[n] = (float)(dot * (double)r[n] * r[n] * r[n] / C);
+    }
+    // weight gradient before dx, since dinp may alias dout; rows summed in order per channel
+#pragma omp parallel for if (N * C > 65536)
+    for (int c = 0; c < C; c++) {
+        float acc = 0.0f;
+        for (int n = 0; n < N; n++) acc += dout[(size_t)n * C + c] * inp[(size_t)n * C + c] * r[n];
+        dweight[c] += acc;
+    }
+#pragma omp parallel for if (N * C > 65536)
+    for (int n = 0; n < N; n++) {
+        const float* x = inp + (size_t)n * C;
+        const float* dy = dout + (size_t)n * C;
+        float* dx = dinp + (size_t)n * C;
+        for (int c = 0; c < C; c++) dx[c] = r[n] * weight[c] * dy[c] - k[n] * x[c];
+    }
+    free(r);
+}
+
+void rope_backward_cpu(float* dx, const int* pos, const float* inv_freq, int N, int H, int HS) {
+    int half = HS / 2;
+#pragma omp parallel for if (N * H * HS > 65536)
+    for (int n = 0; n < N; n++) {
+        for (int j = 0; j < half; j++) {
+            float angle = (float)pos[n] * inv_freq[j];
+            float c = cosf(angle), s = sinf(angle);
+            for (int h = 0; h < H; h++) {
+                float* v = dx + ((size_t)n * H + h) * HS;
+                float a = v[j], b = v[j + half];  // rotate by -angle
+                v[j] = a * c + b * s;
+                v[j + half] = b * c - a * s;
+            }
+        }
+    }
+}
+
+void swiglu_backward_cpu(float* dgate, float* dup, const float* dh, const float* gate, const float* up, int N, int F) {
+    size_t total = (size_t)N * F;
+#pragma omp parallel for simd if (total > 65536)
+    for (size_t i = 0; i < total; i++) {
+        float g = gate[i];
+        float sig = 1.0f / (1.0f + exp_fast(-g));
+        float silu = g * sig;
+        float d = dh[i];
+        dup[i] = d * silu;
+        dgate[i] = d * up[i] * sig * (1.0f + g * (1.0f - sig));
+    }
+}
+
+void attention_backward_cpu(float* dq, float* dk, float* dv, const float* dout, const float* q, const float* k,
+                            const float* v, int B, int T, int NH, int NKV, int HS, float* scratch) {
+    // One task per (sequence, KV head): it owns that slice of dk and dv, so no two threads add into
+    // the same place and the order of additions is fixed.
+    int group = NH / NKV;
+    float scale = 1.0f / sqrtf((float)HS);
+    size_t N = (size_t)B * T;
+    memset(dk, 0, sizeof(float) * N * NKV * HS);
+    memset(dv, 0, sizeof(float) * N * NKV * HS);
+#pragma omp parallel for schedule(dynamic, 1) if (B * NKV > 1)
+    for (int bg = 0; bg < B * NKV; bg++) {
+        int b = bg / NKV, g = bg % NKV;
+        float* p = scratch + (size_t)omp_get_thread_num() * 2 * T;
+        float* dp = p + T;
+        for (int hh = 0; hh < group; hh++) {
+            int h = g * group + hh;
+            for (int t = 0; t < T; t++) {
+                size_t row = (size_t)b * T + t;
+                const float* qv = q + (row * NH + h) * HS;
+                const float* dov = dout + (row * NH + h) * HS;
+                float* dqv = dq + (row * NH + h) * HS;
+                // recompute the softmax of this row
+                float maxv = -INFINITY;
+                for (int u = 0; u <= t; u++) {
+                    const float* kv = k + (((size_t)b * T + u) * NKV + g) * HS;
+                    float dot = 0.0f;
+#pragma omp simd reduction(+ : dot)
+                    for (int i = 0; i < HS; i++) dot += qv[i] * kv[i];
+                    p[u] = dot * scale;
+                    if (p[u] > maxv) maxv = p[u];
+                }
+                float sum = 0.0f;
+                for (int u = 0; u <= t; u++) {
+                    p[u] = exp_fast(p[u] - maxv);
+                    sum += p[u];
+                }
+                float inv = 1.0f / sum, pdp = 0.0f;
+                for (int u = 0; u <= t; u++) {
+                    p[u] *= inv;
+                    const float* vv = v + (((size_t)b * T + u) * NKV + g) * HS;
+                    float d = 0.0f;
+#pragma omp simd reduction(+ : d)
+                    for (int i = 0; i < HS; i++) d += dov[i] * vv[i];
+                    dp[u] = d;
+                    pdp += p[u] * d;
+                }
+                memset(dqv, 0, sizeof(float) * HS);
+                for (int u = 0; u <= t; u++) {
+                    size_t kr = (((size_t)b * T + u) * NKV + g) * HS;
+                    float ds = p[u] * (dp[u] - pdp) * scale;
+                    for (int i = 0; i < HS; i++) {
+                        dqv[i] += ds * k[kr + i];
+                        dk[kr + i] += ds * qv[i];
+                        dv[kr + i] += p[u] * dov[i];
+                    }
+                }
+            }
+        }
+    }
+}
+
+void embedding_backward_cpu(float* dwte, const float* dout, const int* tokens, int N, int C) {
+    for (int n = 0; n < N; n++) {
+        float* d = dwte + (size_t)tokens[n] * C;
+        const float* s = dout + (size_t)n * C;
+        for (int c = 0; c < C; c++) d[c] += s[c];
+    }
+}

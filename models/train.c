@@ -1,0 +1,141 @@
+// train.c: see train.h. Forward keeps what backward needs; backward walks the block in reverse:
+//   out = h + down(silu(gate(rms2(h))) * up(rms2(h))),   h = x + o(attn(rope(qn(q(rms1(x)))), ...))
+#include "train.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define LAYER(buf, l, width) ((buf) + (size_t)(l) * (size_t)a->N * (size_t)(width))
+
+void train_acts_create(TrainActs* a, const ModelConfig* c, int B, int T) {
+    memset(a, 0, sizeof *a);
+    a->B = B;
+    a->T = T;
+    a->N = B * T;
+    size_t N = (size_t)a->N, L = (size_t)c->n_layers, C = (size_t)c->hidden, F = (size_t)c->ffn;
+    size_t Q = (size_t)c->n_heads * c->head_dim, KV = (size_t)c->n_kv_heads * c->head_dim;
+    size_t W = C > Q ? C : Q;
+    if (F > W) W = F;
+    a->pos = xmalloc(sizeof(int) * N * 2);
+    a->seq = a->pos + N;
+    for (int n = 0; n < a->N; n++) a->pos[n] = n % T, a->seq[n] = n / T;
+    a->res = xaligned_alloc_uninit(sizeof(float) * (L + 1) * N * C);
+    a->xn1 = xaligned_alloc_uninit(sizeof(float) * L * N * C);
+    a->q_raw = xaligned_alloc_uninit(sizeof(float) * L * N * Q);
+    a->k_raw = xaligned_alloc_uninit(sizeof(float) * L * N * KV);
+    a->q = xaligned_alloc_uninit(sizeof(float) * L * N * Q);
+    a->k = xaligned_alloc_uninit(sizeof(float) * L * N * KV);
+    a->v = xaligned_alloc_uninit(sizeof(float) * L * N * KV);
+    a->att = xaligned_alloc_uninit(sizeof(float) * L * N * Q);
+    a->res_mid = xaligned_alloc_uninit(sizeof(float) * L * N * C);
+    a->xn2 = xaligned_alloc_uninit(sizeof(float) * L * N * C);
+    a->gate = xaligned_alloc_uninit(sizeof(float) * L * N * F);
+    a->up = xaligned_alloc_uninit(sizeof(float) * L * N * F);
+    a->h = xaligned_alloc_uninit(sizeof(float) * L * N * F);
+    a->xnf = xaligned_alloc_uninit(sizeof(float) * N * C);
+    a->d_res = xaligned_alloc_uninit(sizeof(float) * N * C);
+    a->d_a = xaligned_alloc_uninit(sizeof(float) * N * W);
+    a->d_b = xaligned_alloc_uninit(sizeof(float) * N * W);
+    a->d_c = xaligned_alloc_uninit(sizeof(float) * N * W);
+    a->d_q = xaligned_alloc_uninit(sizeof(float) * N * Q);
+    a->d_k = xaligned_alloc_uninit(sizeof(float) * N * KV);
+    a->d_v = xaligned_alloc_uninit(sizeof(float) * N * KV);
+    size_t sc = (size_t)ATTENTION_BLOCK_ROWS * (size_t)T;
+    if (sc < 2 * (size_t)T) sc = 2 * (size_t)T;
+    a->scratch = xaligned_alloc_uninit(sizeof(float) * (size_t)kernels_cpu_threads() * sc);
+}
+
+void train_acts_free(TrainActs* a) {
+    float* bufs[] = {a->res, a->xn1, a->q_raw, a->k_raw, a->q, a->k, a->v, a->att, a->res_mid, a->xn2, a->gate,
+                     a->up, a->h, a->xnf, a->d_res, a->d_a, a->d_b, a->d_c, a->d_q, a->d_k, a->d_v, a->scratch};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
+    free(a->pos);
+    memset(a, 0, sizeof *a);
+}
+
+int train_forward(const Model* m, TrainActs* a, const int* tokens, Err* e) {
+    const ModelConfig* c = &m->cfg;
+    const KernelOps* op = m->ops;
+    int N = a->N, C = c->hidden, F = c->ffn, HS = c->head_dim, NH = c->n_heads, NKV = c->n_kv_heads;
+    int Q = NH * HS, KV = NKV * HS;
+    for (int n = 0; n < N; n++)
+        if (tokens[n] < 0 || tokens[n] >= c->vocab) return err_set(e, "token id %d is outside the vocabulary [0, %d)", tokens[n], c->vocab);
+    op->embedding_forward(a->res, tokens, m->w.wte, N, C);
+    for (int l = 0; l < c->n_layers; l++) {
+        const LayerWeights* w = &m->w.layers[l];
+        float *x = LAYER(a->res, l, C), *xn1 = LAYER(a->xn1, l, C), *qr = LAYER(a->q_raw, l, Q), *kr = LAYER(a->k_raw, l, KV);
+        float *q = LAYER(a->q, l, Q), *k = LAYER(a->k, l, KV), *v = LAYER(a->v, l, KV), *att = LAYER(a->att, l, Q);
+        float *mid = LAYER(a->res_mid, l, C), *xn2 = LAYER(a->xn2, l, C), *g = LAYER(a->gate, l, F), *u = LAYER(a->up, l, F);
+        float *h = LAYER(a->h, l, F), *out = LAYER(a->res, l + 1, C);
+        op->rmsnorm_forward(xn1, x, w->attn_norm, c->rms_eps, N, C);
+        op->matmul_forward(qr, xn1, w->wq, w->bq, N, C, Q);
+        op->matmul_forward(kr, xn1, w->wk, w->bk, N, C, KV);
+        op->matmul_forward(v, xn1, w->wv, w->bv, N, C, KV);
+        if (w->q_norm) {
+            op->rmsnorm_forward(q, qr, w->q_norm, c->rms_eps, N * NH, HS);
+            op->rmsnorm_forward(k, kr, w->k_norm, c->rms_eps, N * NKV, HS);
+        } else {
+            memcpy(q, qr, sizeof(float) * (size_t)N * Q);
+            memcpy(k, kr, sizeof(float) * (size_t)N * KV);
+        }
+        op->rope_forward(q, a->pos, m->inv_freq, N, NH, HS);
+        op->rope_forward(k, a->pos, m->inv_freq, N, NKV, HS);
+        // k and v of the batch are laid out (B, T, NKV, HS): a KV cache of B sequences of T positions
+        op->attention_forward(att, q, k, v, a->seq, a->pos, N, NH, NKV, HS, a->T, 0, 0, a->scratch);
+        op->matmul_forward(mid, att, w->wo, w->bo, N, Q, C);
+        op->residual_forward(mid, x, N, C);
+        op->rmsnorm_forward(xn2, mid, w->mlp_norm, c->rms_eps, N, C);
+        op->matmul_forward(g, xn2, w->w_gate, NULL, N, C, F);
+        op->matmul_forward(u, xn2, w->w_up, NULL, N, C, F);
+        memcpy(h, g, sizeof(float) * (size_t)N * F);
+        op->swiglu_forward(h, u, N, F);
+        op->matmul_forward(out, h, w->w_down, NULL, N, F, C);
+        op->residual_forward(out, mid, N, C);
+    }
+    op->rmsnorm_forward(a->xnf, LAYER(a->res, c->n_layers, C), m->w.final_norm, c->rms_eps, N, C);
+    return 0;
+}
+
+void train_backward(const Model* m, TrainActs* a, const int* tokens, const float* d_xnf, ModelWeights* g) {
+    const ModelConfig* c = &m->cfg;
+    const KernelOps* op = m->ops;
+    int N = a->N, C = c->hidden, F = c->ffn, HS = c->head_dim, NH = c->n_heads, NKV = c->n_kv_heads;
+    int Q = NH * HS, KV = NKV * HS;
+    size_t NC = (size_t)N * C;
+    float* dres = a->d_res;
+    op->rmsnorm_backward(dres, g->final_norm, d_xnf, LAYER(a->res, c->n_layers, C), m->w.final_norm, c->rms_eps, N, C);
+    for (int l = c->n_layers - 1; l >= 0; l--) {
+        const LayerWeights* w = &m->w.layers[l];
+        LayerWeights* gw = &g->layers[l];
+        float *x = LAYER(a->res, l, C), *xn1 = LAYER(a->xn1, l, C), *qr = LAYER(a->q_raw, l, Q), *kr = LAYER(a->k_raw, l, KV);
+        float *q = LAYER(a->q, l, Q), *k = LAYER(a->k, l, KV), *v = LAYER(a->v, l, KV), *att = LAYER(a->att, l, Q);
+        float *mid = LAYER(a->res_mid, l, C), *xn2 = LAYER(a->xn2, l, C), *gt = LAYER(a->gate, l, F), *u = LAYER(a->up, l, F);
+        float* h = LAYER(a->h, l, F);
+        // MLP: dres is the gradient at the layer output = at the down_proj output and at mid
+        op->matmul_backward(a->d_a, gw->w_down, NULL, dres, h, w->w_down, N, F, C);           // d_a = dh
+        op->swiglu_backward(a->d_b, a->d_c, a->d_a, gt, u, N, F);                              // d_b = dgate, d_c = dup
+        op->matmul_backward(a->d_a, gw->w_gate, NULL, a->d_b, xn2, w->w_gate, N, C, F);        // d_a = dxn2 (gate part)
+        op->matmul_backward(a->d_b, gw->w_up, NULL, a->d_c, xn2, w->w_up, N, C, F);            // d_b = dxn2 (up part)
+        op->residual_forward(a->d_a, a->d_b, N, C);
+        op->rmsnorm_backward(a->d_a, gw->mlp_norm, a->d_a, mid, w->mlp_norm, c->rms_eps, N, C);
+        op->residual_forward(dres, a->d_a, N, C);                                              // dres = d mid
+        // attention
+        op->matmul_backward(a->d_a, gw->wo, gw->bo, dres, att, w->wo, N, Q, C);                // d_a = datt
+        op->attention_backward(a->d_q, a->d_k, a->d_v, a->d_a, q, k, v, a->B, a->T, NH, NKV, HS, a->scratch);
+        op->rope_backward(a->d_q, a->pos, m->inv_freq, N, NH, HS);
+        op->rope_backward(a->d_k, a->pos, m->inv_freq, N, NKV, HS);
+        if (w->q_norm) {
+            op->rmsnorm_backward(a->d_q, gw->q_norm, a->d_q, qr, w->q_norm, c->rms_eps, N * NH, HS);
+            op->rmsnorm_backward(a->d_k, gw->k_norm, a->d_k, kr, w->k_norm, c->rms_eps, N * NKV, HS);
+        }
+        op->matmul_backward(a->d_a, gw->wq, gw->bq, a->d_q, xn1, w->wq, N, C, Q);              // d_a = dxn1 (q)
+        op->matmul_backward(a->d_b, gw->wk, gw->bk, a->d_k, xn1, w->wk, N, C, KV);
+        op->residual_forward(a->d_a, a->d_b, N, C);
+        op->matmul_backward(a->d_b, gw->wv, gw->bv, a->d_v, xn1, w->wv, N, C, KV);
+        op->residual_forward(a->d_a, a->d_b, N, C);
+        op->rmsnorm_backward(a->d_a, gw->attn_norm, a->d_a, x, w->attn_norm, c->rms_eps, N, C);
+        op->residual_forward(dres, a->d_a, N, C);                                              // dres = d x
+    }
+    op->embedding_backward(g->wte, dres, tokens, N, C);
+    (void)NC;
+}
