@@ -97,8 +97,8 @@ static void row_loss(const LossConfig* cfg, float* z, const float* zt, int V, in
 }
 
 int lm_head_loss(const LossConfig* cfg, const float* xnf, const float* lm_head, int N, int C, int V,
-                 const int* targets, const float* t_xnf, const float* t_lm_head, int Ct, float* d_xnf,
-                 float* d_lm_head, LossValues* out, Err* e) {
+                 const int* targets, const float* t_xnf, const float* t_lm_head, int Ct, float grad_scale,
+                 float* d_xnf, float* d_lm_head, LossValues* out, Err* e) {
     if (cfg->kd != KD_NONE && (!t_xnf || !t_lm_head)) return err_set(e, "a KD loss needs the teacher's outputs");
     if (cfg->kd == KD_TOPK && (cfg->topk < 1 || cfg->topk > 4096)) return err_set(e, "top-k KD needs k in [1, 4096]");
     if (cfg->ce_weight != 0.0f && !targets) return err_set(e, "cross-entropy needs targets");
@@ -113,7 +113,7 @@ int lm_head_loss(const LossConfig* cfg, const float* xnf, const float* lm_head, 
     double* work = xmalloc(sizeof(double) * (size_t)threads * 4 * (size_t)V);
     size_t idx_stride = (size_t)V + 2 * 4096;
     int* idx = xmalloc(sizeof(int) * (size_t)threads * idx_stride);
-    float inv_n = 1.0f / (float)N;
+    float inv_n = grad_scale / (float)N;
     for (int r0 = 0; r0 < N; r0 += LOSS_CHUNK) {
         int R = N - r0 < LOSS_CHUNK ? N - r0 : LOSS_CHUNK;
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, R, V, C, 1.0f, xnf + (size_t)r0 * C, C, lm_head, C, 0.0f, logits, V);
@@ -132,7 +132,7 @@ int lm_head_loss(const LossConfig* cfg, const float* xnf, const float* lm_head, 
             for (int i = 0; i < V; i++) logits[(size_t)r * V + i] *= inv_n;  // the mean over rows
         }
         // d_xnf (R,C) = dlogits (R,V) @ lm_head (V,C);  d_lm_head (V,C) += dlogits^T @ xnf
-        matmul_backward_cpu(d_xnf + (size_t)r0 * C, d_lm_head, NULL, logits, xnf + (size_t)r0 * C, lm_head, R, C, V);
+        if (d_lm_head) matmul_backward_cpu(d_xnf + (size_t)r0 * C, d_lm_head, NULL, logits, xnf + (size_t)r0 * C, lm_head, R, C, V);
     }
     double ce = 0, kd = 0;
     for (int n = 0; n < N; n++) ce += row_ce[n], kd += row_kd[n];  // in row order: deterministic

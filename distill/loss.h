@@ -30,8 +30,9 @@ typedef struct {
 
 // xnf (N,C) student final-norm output; lm_head (V,C); targets (N) or NULL when ce_weight is 0;
 // t_xnf (N,Ct) and t_lm_head (V,Ct) the teacher's, or NULL without KD.
-// d_xnf (N,C) is overwritten with dloss/dxnf; d_lm_head (V,C) += dloss/dlm_head.
-// Fails on a non-finite loss.
+// d_xnf (N,C) is overwritten with grad_scale * dloss/dxnf; d_lm_head (V,C) += grad_scale * dloss/dlm_head
+// (grad_scale = 1/K averages K accumulated micro-batches). With d_lm_head NULL only the loss is
+// computed (validation). Fails on a non-finite loss.
 int lm_head_loss(const LossConfig* cfg, const float* xnf, const float* lm_head, int N, int C, int V,
-                 const int* targets, const float* t_xnf, const float* t_lm_head, int Ct, float* d_xnf,
-                 float* d_lm_head, LossValues* out, Err* e);
+                 const int* targets, const float* t_xnf, const float* t_lm_head, int Ct, float grad_scale,
+                 float* d_xnf, float* d_lm_head, LossValues* out, Err* e);

@@ -12,6 +12,8 @@ int cmd_tokenize(int argc, char** argv);
 int cmd_generate(int argc, char** argv);
 int cmd_bench(int argc, char** argv);
 int cmd_eval(int argc, char** argv);
+int cmd_distill(int argc, char** argv);
+int cmd_train(int argc, char** argv);
 int cmd_demo(int argc, char** argv);
 
 // Parses argv into cmd. After --help (exit code 0) or a usage error (printed, exit code 2) it sets

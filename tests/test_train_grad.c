@@ -52,7 +52,7 @@ static void check_case(const char* kind) {
         cr_assert_eq(train_forward(&s, &sa, inp, &e), 0, "%s", e.msg);
         LossValues lv;
         cr_assert_eq(lm_head_loss(&lc, sa.xnf, s.w.lm_head, N, s.cfg.hidden, s.cfg.vocab, tgt, ta.xnf, t.w.lm_head,
-                                  t.cfg.hidden, d_xnf, g.lm_head, &lv, &e), 0, "%s", e.msg);
+                                  t.cfg.hidden, 1.0f, d_xnf, g.lm_head, &lv, &e), 0, "%s", e.msg);
         train_backward(&s, &sa, inp, d_xnf, &g);
         double want = cJSON_GetObjectItem(l, "total")->valuedouble;
         cr_expect(fabs(lv.total - want) <= 1e-5 * fabs(want), "%s %s: loss %.8f, torch %.8f", kind, l->string, lv.total, want);

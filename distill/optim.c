@@ -1,0 +1,63 @@
+// optim.c: see optim.h.
+#include "optim.h"
+
+#include <math.h>
+#include <stdlib.h>
+
+float lr_at(const OptimConfig* o, int s) {
+    if (s < o->warmup) return o->lr * (float)(s + 1) / (float)o->warmup;
+    int span = o->total_steps - o->warmup;
+    double progress = span > 0 ? (double)(s - o->warmup) / span : 1.0;
+    if (progress > 1.0) progress = 1.0;
+    double lr = o->cosine ? o->min_lr + 0.5 * (o->lr - o->min_lr) * (1.0 + cos(M_PI * progress))
+                          : o->lr - (o->lr - o->min_lr) * progress;
+    return (float)lr;
+}
+
+double grad_norm(const float* g, size_t n) {
+    // fixed blocks, summed in order: the same result for any thread count
+    enum { BLOCK = 1 << 16 };
+    size_t blocks = (n + BLOCK - 1) / BLOCK;
+    double total = 0;
+    double* partial = xmalloc(sizeof(double) * (blocks ? blocks : 1));
+#pragma omp parallel for if (blocks > 1)
+    for (size_t b = 0; b < blocks; b++) {
+        double acc = 0;
+        size_t end = (b + 1) * BLOCK < n ? (b + 1) * BLOCK : n;
+        for (size_t i = b * BLOCK; i < end; i++) acc += (double)g[i] * g[i];
+        partial[b] = acc;
+    }
+    for (size_t b = 0; b < blocks; b++) total += partial[b];
+    free(partial);
+    return sqrt(total);
+}
+
+int param_takes_decay(const ParamInfo* p) {
+    switch (p->field) {
+        case P_ATTN_NORM: case P_MLP_NORM: case P_FINAL_NORM: case P_Q_NORM: case P_K_NORM:
+        case P_BQ: case P_BK: case P_BV: case P_BO:
+            return 0;
+        default:
+            return 1;
+    }
+}
+
+void adamw_step(const OptimConfig* o, const ParamTable* table, float* params, const float* grads, float* m, float* v,
+                int t, float lr) {
+    float bc1 = (float)(1.0 - pow(o->beta1, t)), bc2_sqrt = (float)sqrt(1.0 - pow(o->beta2, t));
+    float step_size = lr / bc1;
+    for (int k = 0; k < table->n_params; k++) {
+        const ParamInfo* pi = &table->params[k];
+        float decay = param_takes_decay(pi) ? 1.0f - lr * o->weight_decay : 1.0f;
+        long long n = (long long)pi->numel;
+        float *p = params + pi->offset, *mk = m + pi->offset, *vk = v + pi->offset;
+        const float* g = grads + pi->offset;
+#pragma omp parallel for simd if (n > 65536)
+        for (long long i = 0; i < n; i++) {
+            mk[i] = o->beta1 * mk[i] + (1.0f - o->beta1) * g[i];
+            vk[i] = o->beta2 * vk[i] + (1.0f - o->beta2) * g[i] * g[i];
+            p[i] *= decay;
+            p[i] -= step_size * mk[i] / (sqrtf(vk[i]) / bc2_sqrt + o->eps);
+        }
+    }
+}

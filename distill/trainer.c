@@ -1,0 +1,244 @@
+// trainer.c: see trainer.h.
+#include "trainer.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../kernels/clock.h"
+#include "../models/file_io.h"
+
+int trainer_init(Trainer* tr, Model* student, const Model* teacher, int B, int T, Err* e) {
+    memset(tr, 0, sizeof *tr);
+    const ModelConfig* c = &student->cfg;
+    if (teacher && teacher->cfg.vocab != c->vocab)
+        return err_set(e, "teacher and student vocabularies differ (%d vs %d)", teacher->cfg.vocab, c->vocab);
+    if (T > c->max_positions) return err_set(e, "seq_len %d exceeds the student's context of %d", T, c->max_positions);
+    if (teacher && T > teacher->cfg.max_positions)
+        return err_set(e, "seq_len %d exceeds the teacher's context of %d", T, teacher->cfg.max_positions);
+    tr->student = student;
+    tr->teacher = teacher;
+    tr->B = B;
+    tr->T = T;
+    size_t n = student->table.n_floats;
+    tr->grads = xaligned_alloc(sizeof(float) * n);
+    tr->m = xaligned_alloc(sizeof(float) * n);
+    tr->v = xaligned_alloc(sizeof(float) * n);
+    weights_bind(&student->table, c, tr->grads, &tr->g);
+    train_acts_create(&tr->sa, c, B, T);
+    if (teacher) train_acts_create(&tr->ta, &teacher->cfg, B, T);
+    tr->d_xnf = xaligned_alloc_uninit(sizeof(float) * (size_t)B * T * c->hidden);
+    tr->inputs = xmalloc(sizeof(int) * (size_t)B * T * 2);
+    tr->targets = tr->inputs + (size_t)B * T;
+    return 0;
+}
+
+void trainer_free(Trainer* tr) {
+    free(tr->grads);
+    free(tr->m);
+    free(tr->v);
+    weights_free(&tr->g);
+    train_acts_free(&tr->sa);
+    if (tr->teacher) train_acts_free(&tr->ta);
+    free(tr->d_xnf);
+    free(tr->inputs);
+    memset(tr, 0, sizeof *tr);
+}
+
+static void split_windows(Trainer* tr, const int* windows) {
+    for (int b = 0; b < tr->B; b++)
+        for (int t = 0; t < tr->T; t++) {
+            tr->inputs[b * tr->T + t] = windows[(size_t)b * (tr->T + 1) + t];
+            tr->targets[b * tr->T + t] = windows[(size_t)b * (tr->T + 1) + t + 1];
+        }
+}
+
+// forward of teacher and student on tr->inputs, then the loss (and its gradients when `grads`)
+static int forward_loss(Trainer* tr, const TrainConfig* cfg, float grad_scale, int grads, LossValues* lv, Err* e) {
+    const Model* s = tr->student;
+    int N = tr->B * tr->T;
+    if (tr->teacher && train_forward(tr->teacher, &tr->ta, tr->inputs, e)) return -1;
+    if (train_forward(s, &tr->sa, tr->inputs, e)) return -1;
+    return lm_head_loss(&cfg->loss, tr->sa.xnf, s->w.lm_head, N, s->cfg.hidden, s->cfg.vocab, tr->targets,
+                        tr->teacher ? tr->ta.xnf : NULL, tr->teacher ? tr->teacher->w.lm_head : NULL,
+                        tr->teacher ? tr->teacher->cfg.hidden : 0, grad_scale, tr->d_xnf, grads ? tr->g.lm_head : NULL,
+                        lv, e);
+}
+
+int trainer_step(Trainer* tr, const TrainConfig* cfg, const int* windows, LossValues* lv, double* gnorm, float* lr,
+                 Err* e) {
+    int K = cfg->grad_accum > 0 ? cfg->grad_accum : 1;
+    size_t n = tr->student->table.n_floats;
+    memset(tr->grads, 0, sizeof(float) * n);
+    memset(lv, 0, sizeof *lv);
+    for (int k = 0; k < K; k++) {
+        split_windows(tr, windows + (size_t)k * tr->B * (tr->T + 1));
+        LossValues mv;
+        if (forward_loss(tr, cfg, 1.0f / (float)K, 1, &mv, e)) return err_prefix(e, "step %d", tr->step + 1);
+        train_backward(tr->student, &tr->sa, tr->inputs, tr->d_xnf, &tr->g);
+        lv->total += mv.total / K;
+        lv->ce += mv.ce / K;
+        lv->kd += mv.kd / K;
+    }
+    *gnorm = grad_norm(tr->grads, n);
+    if (!isfinite(*gnorm)) return err_set(e, "step %d: the gradient norm is not finite", tr->step + 1);
+    if (cfg->optim.clip > 0 && *gnorm > cfg->optim.clip) {
+        float scale = (float)(cfg->optim.clip / (*gnorm + 1e-6));
+        for (size_t i = 0; i < n; i++) tr->grads[i] *= scale;
+    }
+    *lr = lr_at(&cfg->optim, tr->step);
+    adamw_step(&cfg->optim, &tr->student->table, tr->student->arena, tr->grads, tr->m, tr->v, tr->step + 1, *lr);
+    tr->step++;
+    return 0;
+}
+
+int trainer_validate(Trainer* tr, const TrainConfig* cfg, const DataLoader* d, LossValues* lv, Err* e) {
+    uint64_t n = cfg->val_windows > 0 && (uint64_t)cfg->val_windows < d->n_val ? (uint64_t)cfg->val_windows : d->n_val;
+    memset(lv, 0, sizeof *lv);
+    if (n == 0) return 0;
+    int* windows = xmalloc(sizeof(int) * (size_t)tr->B * (tr->T + 1));
+    int batches = 0, rc = 0;
+    for (uint64_t k0 = 0; k0 < n && !rc; k0 += (uint64_t)tr->B, batches++) {
+        for (int b = 0; b < tr->B; b++) data_val_window(d, (k0 + (uint64_t)b) % n, windows + (size_t)b * (tr->T + 1));
+        split_windows(tr, windows);
+        LossValues mv;
+        rc = forward_loss(tr, cfg, 1.0f, 0, &mv, e);
+        lv->total += mv.total, lv->ce += mv.ce, lv->kd += mv.kd;
+    }
+    free(windows);
+    lv->total /= batches, lv->ce /= batches, lv->kd /= batches;
+    return rc;
+}
+
+// ---------------------------------------------------------------------------------------------
+// state file: "ARBORTRN", u32 version, u32 0, u64 step, n_floats, epoch, cursor, seed, n_train;
+// padded to 128 bytes; then parameters, m, v (float32)
+
+#define STATE_HEADER 128
+
+int trainer_save(const Trainer* tr, const DataLoader* d, const char* path, Err* e) {
+    uint8_t h[STATE_HEADER] = "ARBORTRN";
+    uint64_t fields[6] = {(uint64_t)tr->step, tr->student->table.n_floats, d ? d->epoch : 0, d ? d->cursor : 0,
+                          d ? d->seed : 0, d ? d->n_train : 0};
+    uint32_t version = 1;
+    memcpy(h + 8, &version, 4);
+    memcpy(h + 16, fields, sizeof fields);
+    size_t n = tr->student->table.n_floats;
+    AtomicFile f;
+    if (atomic_open(&f, path, e) || atomic_write(&f, h, sizeof h, e) ||
+        atomic_write(&f, tr->student->arena, sizeof(float) * n, e) || atomic_write(&f, tr->m, sizeof(float) * n, e) ||
+        atomic_write(&f, tr->v, sizeof(float) * n, e))
+        return -1;
+    return atomic_commit(&f, e);
+}
+
+int trainer_load(Trainer* tr, DataLoader* d, const char* path, Err* e) {
+    size_t len;
+    char* buf = file_read_all(path, &len, e);
+    if (!buf) return -1;
+    size_t n = tr->student->table.n_floats;
+    uint64_t fields[6];
+    uint32_t version = 0;
+    if (len >= STATE_HEADER) memcpy(&version, buf + 8, 4), memcpy(fields, buf + 16, sizeof fields);
+    int rc = 0;
+    if (len < STATE_HEADER || memcmp(buf, "ARBORTRN", 8) != 0 || version != 1)
+        rc = err_set(e, "%s: not an arbor training state (version 1)", path);
+    else if (fields[1] != n || len != STATE_HEADER + 3 * sizeof(float) * n)
+        rc = err_set(e, "%s: holds %llu parameters, the student has %zu", path, (unsigned long long)fields[1], n);
+    else if (d && (fields[4] != d->seed || fields[5] != d->n_train))
+        rc = err_set(e, "%s: was written for another data split or seed", path);
+    if (!rc) {
+        const char* p = buf + STATE_HEADER;
+        memcpy(tr->student->arena, p, sizeof(float) * n);
+        memcpy(tr->m, p + sizeof(float) * n, sizeof(float) * n);
+        memcpy(tr->v, p + 2 * sizeof(float) * n, sizeof(float) * n);
+        tr->step = (int)fields[0];
+        if (d) data_seek(d, fields[2], fields[3]);
+    }
+    free(buf);
+    return rc;
+}
+
+// ---------------------------------------------------------------------------------------------
+// the run
+
+static void fmt_duration(char* out, size_t n, double s) {
+    if (s < 60) snprintf(out, n, "%.0fs", s);
+    else if (s < 3600) snprintf(out, n, "%dm%02ds", (int)s / 60, (int)s % 60);
+    else snprintf(out, n, "%dh%02dm", (int)s / 3600, ((int)s % 3600) / 60);
+}
+
+int train_run(Model* student, const Model* teacher, const Shard* shard, const TrainConfig* cfg_in, Err* e) {
+    TrainConfig cfg = *cfg_in;
+    cfg.optim.total_steps = cfg.steps;
+    if (shard->vocab_size > student->cfg.vocab)
+        return err_set(e, "%s: the shard's vocabulary (%d) exceeds the student's (%d)", shard->path, shard->vocab_size,
+                       student->cfg.vocab);
+    if (make_dirs(cfg.out_dir, e)) return -1;
+    DataLoader d;
+    if (data_open(&d, shard, cfg.seq_len, cfg.val_fraction, cfg.seed, e)) return -1;
+    Trainer tr;
+    if (trainer_init(&tr, student, teacher, cfg.batch, cfg.seq_len, e)) {
+        data_close(&d);
+        return -1;
+    }
+    char state[4200], log_path[4200];
+    snprintf(state, sizeof state, "%s/train_state.bin", cfg.out_dir);
+    snprintf(log_path, sizeof log_path, "%s/log.csv", cfg.out_dir);
+    int rc = 0;
+    if (cfg.resume && access(state, F_OK) == 0) {
+        rc = trainer_load(&tr, &d, state, e);
+        if (!rc) fprintf(stderr, "resumed from %s at step %d\n", state, tr.step);
+    }
+    FILE* log = rc ? NULL : fopen(log_path, tr.step > 0 ? "a" : "w");
+    if (!rc && !log) rc = err_set(e, "%s: cannot write the log", log_path);
+    if (log && tr.step == 0) fprintf(log, "step,loss,ce,kd,lr,grad_norm,tokens_per_s,val_loss\n");
+    int K = cfg.grad_accum > 0 ? cfg.grad_accum : 1;
+    int* windows = xmalloc(sizeof(int) * (size_t)K * cfg.batch * (cfg.seq_len + 1));
+    double t_start = now_seconds();
+    int first_step = tr.step, last_saved = tr.step;
+    while (!rc && tr.step < cfg.steps) {
+        double t0 = now_seconds();
+        data_next_train(&d, K * cfg.batch, windows);
+        LossValues lv;
+        double gnorm;
+        float lr;
+        rc = trainer_step(&tr, &cfg, windows, &lv, &gnorm, &lr, e);
+        if (rc) break;
+        double dt = now_seconds() - t0, tok_s = (double)K * cfg.batch * cfg.seq_len / dt;
+        LossValues val = {NAN, NAN, NAN};
+        if (cfg.val_every > 0 && (tr.step % cfg.val_every == 0 || tr.step == cfg.steps))
+            rc = trainer_validate(&tr, &cfg, &d, &val, e);
+        fprintf(log, "%d,%.6f,%.6f,%.6f,%.6g,%.6f,%.1f,%.6f\n", tr.step, lv.total, lv.ce, lv.kd, lr, gnorm, tok_s, val.total);
+        fflush(log);
+        int log_every = cfg.log_every > 0 ? cfg.log_every : 1;
+        if (tr.step % log_every == 0 || tr.step == cfg.steps || !isnan(val.total)) {
+            double elapsed = now_seconds() - t_start, eta = elapsed / (tr.step - first_step) * (cfg.steps - tr.step);
+            char eta_s[32];
+            fmt_duration(eta_s, sizeof eta_s, eta);
+            fprintf(stderr, "step %d/%d | loss %.4f (ce %.4f kd %.4f) | lr %.3g | grad norm %.3f | %.0f tokens/s | ETA %s",
+                    tr.step, cfg.steps, lv.total, lv.ce, lv.kd, lr, gnorm, tok_s, eta_s);
+            if (!isnan(val.total)) fprintf(stderr, " | val %.4f", val.total);
+            fprintf(stderr, "\n");
+        }
+        if (!rc && cfg.save_every > 0 && tr.step % cfg.save_every == 0 && tr.step < cfg.steps) {
+            rc = trainer_save(&tr, &d, state, e);
+            last_saved = tr.step;
+        }
+    }
+    if (rc && last_saved > 0) err_prefix(e, "stopped; the last good state is %s (step %d)", state, last_saved);
+    if (!rc) rc = trainer_save(&tr, &d, state, e);
+    if (!rc) {
+        char model_dir[4200];
+        snprintf(model_dir, sizeof model_dir, "%s/model", cfg.out_dir);
+        rc = model_save(student, model_dir, ST_F32, ARBOR_DEFAULT_SHARD_BYTES, e);
+        if (!rc) fprintf(stderr, "saved %s\n", model_dir);
+    }
+    if (log) fclose(log);
+    free(windows);
+    trainer_free(&tr);
+    data_close(&d);
+    return rc;
+}

@@ -1,0 +1,54 @@
+// trainer.h: the distillation / training loop. One optimizer step = K micro-batches of B windows:
+// teacher forward (no activations kept beyond its own pass), student forward, fused loss, backward
+// (gradients accumulate, each micro-batch weighted 1/K), clip by global norm, AdamW with the LR
+// schedule. State = parameters, AdamW moments, step and data position, saved atomically; a resumed
+// run continues bit-identically for the same thread count.
+#pragma once
+#include <stdint.h>
+
+#include "../models/train.h"
+#include "data.h"
+#include "loss.h"
+#include "optim.h"
+
+typedef struct {
+    int steps, batch, grad_accum, seq_len;
+    OptimConfig optim;      // total_steps is set from steps
+    LossConfig loss;
+    int val_every;          // steps between validation passes (0: never)
+    int val_windows;        // windows per validation pass (0: all held-out windows)
+    int save_every;         // steps between state saves (0: only at the end)
+    int log_every;          // steps between progress lines
+    double val_fraction;
+    uint64_t seed;
+    const char* out_dir;
+    int resume;
+} TrainConfig;
+
+typedef struct {
+    Model* student;
+    const Model* teacher;   // NULL: plain training (cross-entropy)
+    float *grads, *m, *v;   // mirror the student's parameter arena
+    ModelWeights g;
+    TrainActs sa, ta;
+    float* d_xnf;
+    int* inputs;            // (B*T)
+    int* targets;           // (B*T)
+    int B, T;
+    int step;               // completed optimizer steps
+} Trainer;
+
+int trainer_init(Trainer* tr, Model* student, const Model* teacher, int B, int T, Err* e);
+void trainer_free(Trainer* tr);
+// One optimizer step; windows (K, B, T+1). Reports the mean loss over the K micro-batches, the
+// global gradient norm before clipping and the learning rate used.
+int trainer_step(Trainer* tr, const TrainConfig* cfg, const int* windows, LossValues* lv, double* gnorm, float* lr,
+                 Err* e);
+// Mean loss over validation windows (forward only).
+int trainer_validate(Trainer* tr, const TrainConfig* cfg, const DataLoader* d, LossValues* lv, Err* e);
+int trainer_save(const Trainer* tr, const DataLoader* d, const char* path, Err* e);
+int trainer_load(Trainer* tr, DataLoader* d, const char* path, Err* e);
+
+// The whole run: data from the shard, progress on stderr, log.csv, state saves, and the final student
+// as a Hugging Face checkpoint in out_dir/model.
+int train_run(Model* student, const Model* teacher, const Shard* shard, const TrainConfig* cfg, Err* e);

@@ -1,0 +1,128 @@
+// cmd_distill.c: arbor distill (student learns from a teacher's logits) and arbor train (the same
+// loop without a teacher: cross-entropy; baselines from scratch, teacher correction).
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../distill/trainer.h"
+#include "commands.h"
+
+// --loss: kl | rkl | topk:K | ce | mix:W_CE,KIND  (KIND kl, rkl or topk:K; the KD weight is 1)
+static int parse_loss(const char* s, int have_teacher, LossConfig* l, Err* e) {
+    memset(l, 0, sizeof *l);
+    l->kd_weight = 1.0f;
+    const char* kind = s;
+    if (strncmp(s, "mix:", 4) == 0) {
+        char* end;
+        l->ce_weight = strtof(s + 4, &end);
+        if (end == s + 4 || *end != ',' || !(l->ce_weight >= 0)) return err_set(e, "--loss '%s': expected mix:W_CE,KIND", s);
+        kind = end + 1;
+    }
+    if (strcmp(kind, "ce") == 0 && kind == s) {
+        l->ce_weight = 1.0f;
+        l->kd_weight = 0.0f;
+        l->kd = KD_NONE;
+    } else if (strcmp(kind, "kl") == 0) {
+        l->kd = KD_KL;
+    } else if (strcmp(kind, "rkl") == 0) {
+        l->kd = KD_RKL;
+    } else if (strncmp(kind, "topk:", 5) == 0 && atoi(kind + 5) >= 1 && atoi(kind + 5) <= 4096) {
+        l->kd = KD_TOPK;
+        l->topk = atoi(kind + 5);
+    } else {
+        return err_set(e, "--loss '%s': expected kl, rkl, topk:K (1..4096), ce or mix:W_CE,KIND", s);
+    }
+    if (l->kd != KD_NONE && !have_teacher) return err_set(e, "--loss '%s' needs a teacher (arbor distill)", s);
+    return 0;
+}
+
+static int run(int argc, char** argv, int distill) {
+    Option opts[] = {
+        {"teacher", "DIR", "teacher checkpoint (distill)", NULL},
+        {"student", "DIR", "student checkpoint to start from (distill)", NULL},
+        {"model", "DIR", "checkpoint to train (train)", NULL},
+        {"data", "SHARD", "token shard (arbor tokenize)", NULL},
+        {"out", "DIR", "run directory: log.csv, train_state.bin, model/", NULL},
+        {"steps", "N", "optimizer steps", "100"},
+        {"seq-len", "L", "tokens per window", "256"},
+        {"batch", "B", "windows per micro-batch", "8"},
+        {"grad-accum", "K", "micro-batches per step", "1"},
+        {"lr", "LR", "peak learning rate", "3e-4"},
+        {"min-lr", "LR", "final learning rate", "3e-5"},
+        {"warmup", "N", "linear warmup steps", "10"},
+        {"schedule", "cosine|linear", "decay after warmup", "cosine"},
+        {"weight-decay", "WD", "AdamW decoupled weight decay (not on norms or biases)", "0.1"},
+        {"beta1", "B1", "AdamW beta1", "0.9"},
+        {"beta2", "B2", "AdamW beta2", "0.95"},
+        {"eps", "EPS", "AdamW epsilon", "1e-8"},
+        {"clip", "NORM", "clip the global gradient norm (0: off)", "1.0"},
+        {"loss", "KIND", "kl | rkl | topk:K | ce | mix:W_CE,KIND", NULL},
+        {"kd-temp", "T", "distillation temperature", "1.0"},
+        {"t2", NULL, "multiply the KD loss by T^2", NULL},
+        {"val-every", "N", "steps between validation passes (0: never)", "0"},
+        {"val-fraction", "F", "share of the windows held out for validation", "0.05"},
+        {"val-windows", "N", "windows per validation pass (0: all)", "64"},
+        {"save-every", "N", "steps between state saves (0: at the end)", "0"},
+        {"log-every", "N", "steps between progress lines", "1"},
+        {"seed", "S", "data order seed", "0"},
+        {"resume", NULL, "continue from OUT/train_state.bin when it exists", NULL},
+    };
+    Command cmd = {distill ? "distill" : "train",
+                   distill ? "Distill a student from a teacher's logits (KD), saving the student as a HF checkpoint."
+                           : "Train a model with cross-entropy (baselines from scratch, teacher correction).",
+                   opts, sizeof opts / sizeof opts[0]};
+    int code;
+    if (command_start(&cmd, argc, argv, &code)) return code;
+    Err e;
+    const char *sdir, *tdir = NULL, *data, *out, *schedule = arg_str(&cmd, "schedule");
+    long steps, seq_len, batch, accum, warmup, val_every, val_windows, save_every, log_every, seed;
+    double lr, min_lr, wd, b1, b2, eps, clip, temp, val_fraction;
+    if ((distill ? arg_required(&cmd, "teacher", &tdir, &e) || arg_required(&cmd, "student", &sdir, &e)
+                 : arg_required(&cmd, "model", &sdir, &e)) ||
+        arg_required(&cmd, "data", &data, &e) || arg_required(&cmd, "out", &out, &e) ||
+        arg_long(&cmd, "steps", 1, 1L << 30, &steps, &e) || arg_long(&cmd, "seq-len", 1, 1 << 20, &seq_len, &e) ||
+        arg_long(&cmd, "batch", 1, 1 << 16, &batch, &e) || arg_long(&cmd, "grad-accum", 1, 1 << 16, &accum, &e) ||
+        arg_long(&cmd, "warmup", 0, 1L << 30, &warmup, &e) || arg_long(&cmd, "val-every", 0, 1L << 30, &val_every, &e) ||
+        arg_long(&cmd, "val-windows", 0, 1L << 30, &val_windows, &e) ||
+        arg_long(&cmd, "save-every", 0, 1L << 30, &save_every, &e) || arg_long(&cmd, "log-every", 1, 1L << 30, &log_every, &e) ||
+        arg_long(&cmd, "seed", 0, 0x7fffffffL, &seed, &e) || arg_double(&cmd, "lr", 0, 10, &lr, &e) ||
+        arg_double(&cmd, "min-lr", 0, 10, &min_lr, &e) || arg_double(&cmd, "weight-decay", 0, 10, &wd, &e) ||
+        arg_double(&cmd, "beta1", 0, 0.999999, &b1, &e) || arg_double(&cmd, "beta2", 0, 0.999999, &b2, &e) ||
+        arg_double(&cmd, "eps", 0, 1, &eps, &e) || arg_double(&cmd, "clip", 0, 1e9, &clip, &e) ||
+        arg_double(&cmd, "kd-temp", 1e-3, 1e3, &temp, &e) || arg_double(&cmd, "val-fraction", 0, 0.5, &val_fraction, &e))
+        return fail(&e);
+    if (strcmp(schedule, "cosine") && strcmp(schedule, "linear")) {
+        err_set(&e, "%s: --schedule must be cosine or linear, not '%s'", cmd.name, schedule);
+        return fail(&e);
+    }
+    TrainConfig cfg = {0};
+    const char* loss = arg_str(&cmd, "loss") ? arg_str(&cmd, "loss") : distill ? "kl" : "ce";
+    if (parse_loss(loss, distill, &cfg.loss, &e)) return fail(&e);
+    cfg.loss.temperature = (float)temp;
+    cfg.loss.t2_scaling = arg_flag(&cmd, "t2");
+    cfg.steps = (int)steps, cfg.batch = (int)batch, cfg.grad_accum = (int)accum, cfg.seq_len = (int)seq_len;
+    cfg.optim = (OptimConfig){(float)lr, (float)min_lr, (int)warmup, (int)steps, !strcmp(schedule, "cosine"),
+                              (float)b1, (float)b2, (float)eps, (float)wd, (float)clip};
+    cfg.val_every = (int)val_every, cfg.val_windows = (int)val_windows, cfg.save_every = (int)save_every;
+    cfg.log_every = (int)log_every, cfg.val_fraction = val_fraction, cfg.seed = (uint64_t)seed;
+    cfg.out_dir = out;
+    cfg.resume = arg_flag(&cmd, "resume");
+    Shard shard;
+    if (shard_open(&shard, data, &e)) return fail(&e);
+    Model student, teacher;
+    int rc = model_load(&student, sdir, &e);
+    if (!rc && tdir && model_load(&teacher, tdir, &e)) {
+        model_free(&student);
+        rc = -1;
+    }
+    if (!rc) {
+        rc = train_run(&student, tdir ? &teacher : NULL, &shard, &cfg, &e);
+        model_free(&student);
+        if (tdir) model_free(&teacher);
+    }
+    shard_close(&shard);
+    return rc ? fail(&e) : 0;
+}
+
+int cmd_distill(int argc, char** argv) { return run(argc, argv, 1); }
+int cmd_train(int argc, char** argv) { return run(argc, argv, 0); }
