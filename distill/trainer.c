@@ -199,7 +199,7 @@ int train_run(Model* student, const Model* teacher, const Shard* shard, const Tr
     int* windows = xmalloc(sizeof(int) * (size_t)K * cfg.batch * (cfg.seq_len + 1));
     double t_start = now_seconds();
     int first_step = tr.step, last_saved = tr.step;
-    while (!rc && tr.step < cfg.steps) {
+    while (!rc && tr.step < cfg.steps && !(cfg.stop_at > 0 && tr.step >= cfg.stop_at)) {
         double t0 = now_seconds();
         data_next_train(&d, K * cfg.batch, windows);
         LossValues lv;

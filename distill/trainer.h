@@ -23,6 +23,7 @@ typedef struct {
     uint64_t seed;
     const char* out_dir;
     int resume;
+    int stop_at;            // end the run after this step as if killed, state saved (tests); 0: off
 } TrainConfig;
 
 typedef struct {

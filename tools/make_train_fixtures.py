@@ -66,6 +66,50 @@ LOSSES = {  # name: (ce_weight, kd_weight, kd, temperature, t2_scaling, topk)
 CASES = {"qwen3": ["ce", "mix_kl", "rkl", "topk"], "llama": ["ce", "mix_kl"], "qwen2": ["ce"]}
 
 
+TRAJ = dict(steps=10, accum=2, lr=3e-3, min_lr=3e-4, warmup=3, wd=0.1, beta1=0.9, beta2=0.95, eps=1e-8, clip=1.0,
+            loss="mix_kl")
+
+
+def lr_at(s):  # distill/optim.c lr_at, cosine
+    import math
+    if s < TRAJ["warmup"]:
+        return TRAJ["lr"] * (s + 1) / TRAJ["warmup"]
+    p = min(1.0, (s - TRAJ["warmup"]) / (TRAJ["steps"] - TRAJ["warmup"]))
+    return TRAJ["min_lr"] + 0.5 * (TRAJ["lr"] - TRAJ["min_lr"]) * (1 + math.cos(math.pi * p))
+
+
+def trajectory(student, teacher, gen, d):
+    """10 AdamW steps with warmup, cosine decay, clipping and 2-step accumulation on the mix_kl loss."""
+    ce_w, kd_w, kd, temp, t2, k = LOSSES[TRAJ["loss"]]
+    no_decay = [p for n, p in student.named_parameters() if "norm" in n or n.endswith(".bias")]
+    decay = [p for n, p in student.named_parameters() if not ("norm" in n or n.endswith(".bias"))]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": TRAJ["wd"]}, {"params": no_decay, "weight_decay": 0.0}],
+                            lr=TRAJ["lr"], betas=(TRAJ["beta1"], TRAJ["beta2"]), eps=TRAJ["eps"])
+    windows = torch.randint(0, V, (TRAJ["steps"], TRAJ["accum"], B, T + 1), generator=gen)
+    losses, norms = [], []
+    for step in range(TRAJ["steps"]):
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step)
+        opt.zero_grad()
+        total_loss = 0.0
+        for m in range(TRAJ["accum"]):
+            inp, tgt = windows[step, m, :, :-1], windows[step, m, :, 1:]
+            with torch.no_grad():
+                zt = teacher(inp).logits.reshape(-1, V)
+            zs = student(inp).logits.reshape(-1, V)
+            loss = ce_w * F.cross_entropy(zs, tgt.reshape(-1)) + kd_w * kd_term(zs, zt, kd, temp, k).mean() * (temp * temp if t2 else 1.0)
+            (loss / TRAJ["accum"]).backward()
+            total_loss += float(loss) / TRAJ["accum"]
+        norms.append(float(torch.nn.utils.clip_grad_norm_(student.parameters(), TRAJ["clip"])))
+        opt.step()
+        losses.append(total_loss)
+    params = {n: p.detach().contiguous() for n, p in student.named_parameters()}
+    if student.config.tie_word_embeddings:
+        params.pop("lm_head.weight", None)
+    save_file(params, os.path.join(d, "trajectory_params.safetensors"))
+    return {**TRAJ, "windows": windows.tolist(), "losses": losses, "grad_norms": norms}
+
+
 def main():
     for n, (kind, losses) in enumerate(CASES.items()):
         cls, scfg, tcfg = cfgs(kind)
@@ -108,6 +152,8 @@ def main():
             save_file(grads, os.path.join(d, f"grads_{name}.safetensors"))
             ref["losses"][name] = {"ce_weight": ce_w, "kd_weight": kd_w, "kd": kd, "temperature": temp,
                                    "t2_scaling": t2, "topk": k, "total": float(total), "ce_value": float(ce), "kd_value": float(kdv)}
+        if kind == "qwen3":
+            ref["trajectory"] = trajectory(student, teacher, gen, d)
         with open(os.path.join(d, "reference.json"), "w") as f:
             json.dump(ref, f, indent=1)
         print(kind, {k: round(v["total"], 5) for k, v in ref["losses"].items()})

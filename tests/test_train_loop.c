@@ -1,0 +1,196 @@
+// test_train_loop.c: the optimizer loop against torch (10 AdamW steps with warmup, cosine decay,
+// clipping and accumulation, tools/make_train_fixtures.py), bit-identical resume, and bad input.
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "distill/trainer.h"
+#include "helpers.h"
+
+Test(train_loop, adamw_trajectory_matches_torch) {
+    char dir[512], path[700];
+    snprintf(dir, sizeof dir, "%s/train/qwen3", ARBOR_FIXTURES);
+    snprintf(path, sizeof path, "%s/reference.json", dir);
+    cJSON* ref = read_json(path);
+    const cJSON* tj = cJSON_GetObjectItem(ref, "trajectory");
+    int B = cJSON_GetObjectItem(ref, "B")->valueint, T = cJSON_GetObjectItem(ref, "T")->valueint;
+    int steps = cJSON_GetObjectItem(tj, "steps")->valueint, K = cJSON_GetObjectItem(tj, "accum")->valueint;
+    Model s, t;
+    Err e;
+    snprintf(path, sizeof path, "%s/student", dir);
+    cr_assert_eq(model_load(&s, path, &e), 0, "%s", e.msg);
+    snprintf(path, sizeof path, "%s/teacher", dir);
+    cr_assert_eq(model_load(&t, path, &e), 0, "%s", e.msg);
+    const cJSON* lr = cJSON_GetObjectItem(tj, "lr");
+    TrainConfig cfg = {0};
+    cfg.steps = steps, cfg.batch = B, cfg.grad_accum = K, cfg.seq_len = T;
+    cfg.optim = (OptimConfig){(float)lr->valuedouble, (float)cJSON_GetObjectItem(tj, "min_lr")->valuedouble,
+                              cJSON_GetObjectItem(tj, "warmup")->valueint, steps, 1,
+                              (float)cJSON_GetObjectItem(tj, "beta1")->valuedouble,
+                              (float)cJSON_GetObjectItem(tj, "beta2")->valuedouble,
+                              (float)cJSON_GetObjectItem(tj, "eps")->valuedouble,
+                              (float)cJSON_GetObjectItem(tj, "wd")->valuedouble,
+                              (float)cJSON_GetObjectItem(tj, "clip")->valuedouble};
+    cfg.loss = (LossConfig){0.5f, 1.0f, KD_KL, 2.0f, 1, 0};
+    Trainer tr;
+    cr_assert_eq(trainer_init(&tr, &s, &t, B, T, &e), 0, "%s", e.msg);
+    int* windows = malloc(sizeof(int) * (size_t)K * B * (T + 1));
+    double worst_loss = 0;
+    for (int st = 0; st < steps; st++) {
+        const cJSON* ws = cJSON_GetArrayItem(cJSON_GetObjectItem(tj, "windows"), st);
+        int at = 0;
+        for (int k = 0; k < K; k++)
+            for (int b = 0; b < B; b++)
+                for (int i = 0; i <= T; i++)
+                    windows[at++] = cJSON_GetArrayItem(cJSON_GetArrayItem(cJSON_GetArrayItem(ws, k), b), i)->valueint;
+        LossValues lv;
+        double gnorm;
+        float lr_used;
+        cr_assert_eq(trainer_step(&tr, &cfg, windows, &lv, &gnorm, &lr_used, &e), 0, "%s", e.msg);
+        double want = cJSON_GetArrayItem(cJSON_GetObjectItem(tj, "losses"), st)->valuedouble;
+        double want_norm = cJSON_GetArrayItem(cJSON_GetObjectItem(tj, "grad_norms"), st)->valuedouble;
+        worst_loss = fmax(worst_loss, fabs(lv.total - want) / want);
+        cr_expect(fabs(lv.total - want) <= 1e-4 * want, "step %d: loss %.6f, torch %.6f", st + 1, lv.total, want);
+        cr_expect(fabs(gnorm - want_norm) <= 1e-4 * want_norm, "step %d: grad norm %.6f, torch %.6f", st + 1, gnorm, want_norm);
+    }
+    snprintf(path, sizeof path, "%s/trajectory_params.safetensors", dir);
+    StFile f;
+    cr_assert_eq(st_open(&f, path, &e), 0, "%s", e.msg);
+    double worst = 0;
+    for (int i = 0; i < s.table.n_params; i++) {
+        const ParamInfo* p = &s.table.params[i];
+        float* want = malloc(sizeof(float) * p->numel);
+        cr_assert_eq(st_read_f32(&f, st_find(&f, p->name), want, &e), 0);
+        double err = rel_l2(s.arena + p->offset, want, p->numel);
+        worst = fmax(worst, err);
+        cr_expect_leq(err, 1e-4, "%s after %d steps: rel L2 %.3g", p->name, steps, err);
+        free(want);
+    }
+    cr_log_info("10-step trajectory: worst loss rel diff %.2e, worst parameter rel L2 %.2e", worst_loss, worst);
+    st_close(&f);
+    free(windows);
+    trainer_free(&tr);
+    model_free(&s);
+    model_free(&t);
+    cJSON_Delete(ref);
+}
+
+// a tiny random model and a shard of random tokens in a temp dir
+static char dir[256], shard_path[512];
+static void setup(void) {
+    make_temp_dir(dir, sizeof dir);
+    snprintf(shard_path, sizeof shard_path, "%s/data.shard", dir);
+    ShardWriter w;
+    Err e;
+    cr_assert_eq(shard_writer_open(&w, shard_path, 512, -1, &e), 0);
+    uint64_t x = 42;
+    for (int i = 0; i < 4000; i++) {
+        x = x * 6364136223846793005ull + 1442695040888963407ull;
+        int id = (int)((x >> 33) % 512);
+        cr_assert_eq(shard_writer_append(&w, &id, 1, &e), 0);
+    }
+    cr_assert_eq(shard_writer_end_doc(&w, false, &e), 0);
+    cr_assert_eq(shard_writer_close(&w, &e), 0);
+}
+TestSuite(train_run, .init = setup);
+
+static TrainConfig small_cfg(const char* out) {
+    TrainConfig c = {0};
+    c.steps = 6, c.batch = 2, c.grad_accum = 2, c.seq_len = 16;
+    c.optim = (OptimConfig){1e-3f, 1e-4f, 2, 6, 1, 0.9f, 0.95f, 1e-8f, 0.1f, 1.0f};
+    c.loss = (LossConfig){1.0f, 0.0f, KD_NONE, 1.0f, 0, 0};
+    c.val_every = 3, c.val_windows = 4, c.val_fraction = 0.1, c.seed = 7, c.out_dir = out, c.log_every = 100;
+    return c;
+}
+
+static void tiny_model(Model* m) {
+    ModelConfig c;
+    Err e;
+    config_preset("tiny", &c, &e);
+    c.n_layers = 2;
+    model_create(m, &c);
+    model_init_random(m, 5);
+}
+
+Test(train_run, resume_is_bit_identical) {
+    Shard shard;
+    Err e;
+    cr_assert_eq(shard_open(&shard, shard_path, &e), 0, "%s", e.msg);
+    char out_a[512], out_b[512], path[700];
+    snprintf(out_a, sizeof out_a, "%s/a", dir);
+    snprintf(out_b, sizeof out_b, "%s/b", dir);
+    Model a, b;
+    tiny_model(&a);
+    tiny_model(&b);
+    TrainConfig ca = small_cfg(out_a), cb = small_cfg(out_b);
+    cr_assert_eq(train_run(&a, NULL, &shard, &ca, &e), 0, "%s", e.msg);
+    cb.stop_at = 3;  // "killed" after step 3 (its state saved), then resumed
+    cr_assert_eq(train_run(&b, NULL, &shard, &cb, &e), 0, "%s", e.msg);
+    model_free(&b);
+    tiny_model(&b);
+    for (size_t i = 0; i < b.table.n_floats; i += 97) b.arena[i] += 1.0f;  // resume must not rely on these
+    cb.stop_at = 0;
+    cb.resume = 1;
+    cr_assert_eq(train_run(&b, NULL, &shard, &cb, &e), 0, "%s", e.msg);
+    cr_expect_eq(memcmp(a.arena, b.arena, sizeof(float) * a.table.n_floats), 0, "parameters differ after resume");
+    snprintf(path, sizeof path, "%s/model/config.json", out_b);
+    cr_expect_eq(access(path, F_OK), 0, "the student is saved as a HF checkpoint");
+    snprintf(path, sizeof path, "%s/log.csv", out_b);
+    char* log = file_read_all(path, NULL, &e);
+    cr_assert_not_null(log);
+    int lines = 0;
+    for (char* p = log; *p; p++) lines += *p == '\n';
+    cr_expect_eq(lines, 7, "header + 6 steps across both runs: %s", log);
+    free(log);
+    // a state file from another model is refused
+    Model other;
+    ModelConfig oc;
+    config_preset("tiny", &oc, &e);
+    oc.n_layers = 1;
+    model_create(&other, &oc);
+    Trainer tr;
+    cr_assert_eq(trainer_init(&tr, &other, NULL, 2, 16, &e), 0);
+    snprintf(path, sizeof path, "%s/train_state.bin", out_b);
+    cr_expect_eq(trainer_load(&tr, NULL, path, &e), -1);
+    cr_expect(contains(e.msg, "parameters, the student has"), "%s", e.msg);
+    trainer_free(&tr);
+    model_free(&other);
+    model_free(&a);
+    model_free(&b);
+    shard_close(&shard);
+}
+
+Test(train_run, bad_input_is_refused) {
+    Shard shard;
+    Err e;
+    cr_assert_eq(shard_open(&shard, shard_path, &e), 0, "%s", e.msg);
+    char out[512];
+    snprintf(out, sizeof out, "%s/bad", dir);
+    Model m, t;
+    tiny_model(&m);
+    TrainConfig c = small_cfg(out);
+    m.cfg.vocab = 256;  // a shard whose vocabulary exceeds the model's
+    cr_expect_eq(train_run(&m, NULL, &shard, &c, &e), -1);
+    cr_expect(contains(e.msg, "shard's vocabulary (512) exceeds the student's (256)"), "%s", e.msg);
+    m.cfg.vocab = 512;
+    c.seq_len = 5000;  // longer than the shard
+    cr_expect_eq(train_run(&m, NULL, &shard, &c, &e), -1);
+    cr_expect(contains(e.msg, "fewer than two windows"), "%s", e.msg);
+    c = small_cfg(out);
+    ModelConfig tc;
+    config_preset("tiny", &tc, &e);
+    tc.vocab = 600;
+    model_create(&t, &tc);
+    c.loss = (LossConfig){0.0f, 1.0f, KD_KL, 1.0f, 0, 0};
+    cr_expect_eq(train_run(&m, &t, &shard, &c, &e), -1);
+    cr_expect(contains(e.msg, "vocabularies differ (600 vs 512)"), "%s", e.msg);
+    model_free(&t);
+    c = small_cfg(out);
+    m.w.final_norm[0] = NAN;  // a NaN loss stops the run at its step
+    cr_expect_eq(train_run(&m, NULL, &shard, &c, &e), -1);
+    cr_expect(contains(e.msg, "step 1") && contains(e.msg, "not finite"), "%s", e.msg);
+    model_free(&m);
+    shard_close(&shard);
+}
