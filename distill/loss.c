@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../kernels/clock.h"
 #include "../kernels/cpu/ops_cpu.h"
 #ifdef _OPENMP
 #include <omp.h>
@@ -114,12 +115,16 @@ int lm_head_loss(const LossConfig* cfg, const float* xnf, const float* lm_head, 
     size_t idx_stride = (size_t)V + 2 * 4096;
     int* idx = xmalloc(sizeof(int) * (size_t)threads * idx_stride);
     float inv_n = grad_scale / (float)N;
+    double mm_seconds = 0, mm_flops = 0;
     for (int r0 = 0; r0 < N; r0 += LOSS_CHUNK) {
         int R = N - r0 < LOSS_CHUNK ? N - r0 : LOSS_CHUNK;
+        double t0 = now_seconds();
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, R, V, C, 1.0f, xnf + (size_t)r0 * C, C, lm_head, C, 0.0f, logits, V);
         if (t_logits)
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, R, V, Ct, 1.0f, t_xnf + (size_t)r0 * Ct, Ct, t_lm_head, Ct, 0.0f,
                         t_logits, V);
+        mm_seconds += now_seconds() - t0;
+        mm_flops += 2.0 * R * V * C + (t_logits ? 2.0 * R * V * Ct : 0.0);
 #pragma omp parallel for schedule(static)
         for (int r = 0; r < R; r++) {
             int tid = 0;
@@ -132,13 +137,20 @@ int lm_head_loss(const LossConfig* cfg, const float* xnf, const float* lm_head, 
             for (int i = 0; i < V; i++) logits[(size_t)r * V + i] *= inv_n;  // the mean over rows
         }
         // d_xnf (R,C) = dlogits (R,V) @ lm_head (V,C);  d_lm_head (V,C) += dlogits^T @ xnf
-        if (d_lm_head) matmul_backward_cpu(d_xnf + (size_t)r0 * C, d_lm_head, NULL, logits, xnf + (size_t)r0 * C, lm_head, R, C, V);
+        if (d_lm_head) {
+            t0 = now_seconds();
+            matmul_backward_cpu(d_xnf + (size_t)r0 * C, d_lm_head, NULL, logits, xnf + (size_t)r0 * C, lm_head, R, C, V);
+            mm_seconds += now_seconds() - t0;
+            mm_flops += 4.0 * R * V * C;
+        }
     }
     double ce = 0, kd = 0;
     for (int n = 0; n < N; n++) ce += row_ce[n], kd += row_kd[n];  // in row order: deterministic
     out->ce = ce / N;
     out->kd = kd / N;
     out->total = cfg->ce_weight * out->ce + cfg->kd_weight * out->kd;
+    out->matmul_seconds = mm_seconds;
+    out->matmul_flops = mm_flops;
     free(logits);
     free(t_logits);
     free(row_ce);

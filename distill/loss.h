@@ -26,6 +26,7 @@ typedef struct {
 
 typedef struct {
     double total, ce, kd;  // means over rows (ce and kd unweighted)
+    double matmul_seconds, matmul_flops;  // the lm_head matmuls (for benchmarks)
 } LossValues;
 
 // xnf (N,C) student final-norm output; lm_head (V,C); targets (N) or NULL when ce_weight is 0;

@@ -81,6 +81,8 @@ int trainer_step(Trainer* tr, const TrainConfig* cfg, const int* windows, LossVa
         lv->total += mv.total / K;
         lv->ce += mv.ce / K;
         lv->kd += mv.kd / K;
+        lv->matmul_seconds += mv.matmul_seconds;
+        lv->matmul_flops += mv.matmul_flops;
     }
     *gnorm = grad_norm(tr->grads, n);
     if (!isfinite(*gnorm)) return err_set(e, "step %d: the gradient norm is not finite", tr->step + 1);
@@ -208,7 +210,7 @@ int train_run(Model* student, const Model* teacher, const Shard* shard, const Tr
         rc = trainer_step(&tr, &cfg, windows, &lv, &gnorm, &lr, e);
         if (rc) break;
         double dt = now_seconds() - t0, tok_s = (double)K * cfg.batch * cfg.seq_len / dt;
-        LossValues val = {NAN, NAN, NAN};
+        LossValues val = {NAN, NAN, NAN, 0, 0};
         if (cfg.val_every > 0 && (tr.step % cfg.val_every == 0 || tr.step == cfg.steps))
             rc = trainer_validate(&tr, &cfg, &d, &val, e);
         fprintf(log, "%d,%.6f,%.6f,%.6f,%.6g,%.6f,%.1f,%.6f\n", tr.step, lv.total, lv.ce, lv.kd, lr, gnorm, tok_s, val.total);

@@ -5,6 +5,25 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../kernels/clock.h"
+
+// timed matmuls: out (N,OC) = inp (N,C) @ w^T + b, and its backward
+static void mm(const Model* m, TrainActs* a, float* out, const float* inp, const float* w, const float* b, int N, int C,
+               int OC) {
+    double t0 = now_seconds();
+    m->ops->matmul_forward(out, inp, w, b, N, C, OC);
+    a->matmul_seconds += now_seconds() - t0;
+    a->matmul_flops += 2.0 * N * C * OC;
+}
+
+static void mm_back(const Model* m, TrainActs* a, float* dinp, float* dw, float* db, const float* dout,
+                    const float* inp, const float* w, int N, int C, int OC) {
+    double t0 = now_seconds();
+    m->ops->matmul_backward(dinp, dw, db, dout, inp, w, N, C, OC);
+    a->matmul_seconds += now_seconds() - t0;
+    a->matmul_flops += 4.0 * N * C * OC;
+}
+
 #define LAYER(buf, l, width) ((buf) + (size_t)(l) * (size_t)a->N * (size_t)(width))
 
 void train_acts_create(TrainActs* a, const ModelConfig* c, int B, int T) {
@@ -68,9 +87,9 @@ int train_forward(const Model* m, TrainActs* a, const int* tokens, Err* e) {
         float *mid = LAYER(a->res_mid, l, C), *xn2 = LAYER(a->xn2, l, C), *g = LAYER(a->gate, l, F), *u = LAYER(a->up, l, F);
         float *h = LAYER(a->h, l, F), *out = LAYER(a->res, l + 1, C);
         op->rmsnorm_forward(xn1, x, w->attn_norm, c->rms_eps, N, C);
-        op->matmul_forward(qr, xn1, w->wq, w->bq, N, C, Q);
-        op->matmul_forward(kr, xn1, w->wk, w->bk, N, C, KV);
-        op->matmul_forward(v, xn1, w->wv, w->bv, N, C, KV);
+        mm(m, a, qr, xn1, w->wq, w->bq, N, C, Q);
+        mm(m, a, kr, xn1, w->wk, w->bk, N, C, KV);
+        mm(m, a, v, xn1, w->wv, w->bv, N, C, KV);
         if (w->q_norm) {
             op->rmsnorm_forward(q, qr, w->q_norm, c->rms_eps, N * NH, HS);
             op->rmsnorm_forward(k, kr, w->k_norm, c->rms_eps, N * NKV, HS);
@@ -82,14 +101,14 @@ int train_forward(const Model* m, TrainActs* a, const int* tokens, Err* e) {
         op->rope_forward(k, a->pos, m->inv_freq, N, NKV, HS);
         // k and v of the batch are laid out (B, T, NKV, HS): a KV cache of B sequences of T positions
         op->attention_forward(att, q, k, v, a->seq, a->pos, N, NH, NKV, HS, a->T, 0, 0, a->scratch);
-        op->matmul_forward(mid, att, w->wo, w->bo, N, Q, C);
+        mm(m, a, mid, att, w->wo, w->bo, N, Q, C);
         op->residual_forward(mid, x, N, C);
         op->rmsnorm_forward(xn2, mid, w->mlp_norm, c->rms_eps, N, C);
-        op->matmul_forward(g, xn2, w->w_gate, NULL, N, C, F);
-        op->matmul_forward(u, xn2, w->w_up, NULL, N, C, F);
+        mm(m, a, g, xn2, w->w_gate, NULL, N, C, F);
+        mm(m, a, u, xn2, w->w_up, NULL, N, C, F);
         memcpy(h, g, sizeof(float) * (size_t)N * F);
         op->swiglu_forward(h, u, N, F);
-        op->matmul_forward(out, h, w->w_down, NULL, N, F, C);
+        mm(m, a, out, h, w->w_down, NULL, N, F, C);
         op->residual_forward(out, mid, N, C);
     }
     op->rmsnorm_forward(a->xnf, LAYER(a->res, c->n_layers, C), m->w.final_norm, c->rms_eps, N, C);
@@ -112,15 +131,15 @@ void train_backward(const Model* m, TrainActs* a, const int* tokens, const float
         float *mid = LAYER(a->res_mid, l, C), *xn2 = LAYER(a->xn2, l, C), *gt = LAYER(a->gate, l, F), *u = LAYER(a->up, l, F);
         float* h = LAYER(a->h, l, F);
         // MLP: dres is the gradient at the layer output = at the down_proj output and at mid
-        op->matmul_backward(a->d_a, gw->w_down, NULL, dres, h, w->w_down, N, F, C);           // d_a = dh
+        mm_back(m, a, a->d_a, gw->w_down, NULL, dres, h, w->w_down, N, F, C);           // d_a = dh
         op->swiglu_backward(a->d_b, a->d_c, a->d_a, gt, u, N, F);                              // d_b = dgate, d_c = dup
-        op->matmul_backward(a->d_a, gw->w_gate, NULL, a->d_b, xn2, w->w_gate, N, C, F);        // d_a = dxn2 (gate part)
-        op->matmul_backward(a->d_b, gw->w_up, NULL, a->d_c, xn2, w->w_up, N, C, F);            // d_b = dxn2 (up part)
+        mm_back(m, a, a->d_a, gw->w_gate, NULL, a->d_b, xn2, w->w_gate, N, C, F);        // d_a = dxn2 (gate part)
+        mm_back(m, a, a->d_b, gw->w_up, NULL, a->d_c, xn2, w->w_up, N, C, F);            // d_b = dxn2 (up part)
         op->residual_forward(a->d_a, a->d_b, N, C);
         op->rmsnorm_backward(a->d_a, gw->mlp_norm, a->d_a, mid, w->mlp_norm, c->rms_eps, N, C);
         op->residual_forward(dres, a->d_a, N, C);                                              // dres = d mid
         // attention
-        op->matmul_backward(a->d_a, gw->wo, gw->bo, dres, att, w->wo, N, Q, C);                // d_a = datt
+        mm_back(m, a, a->d_a, gw->wo, gw->bo, dres, att, w->wo, N, Q, C);                // d_a = datt
         op->attention_backward(a->d_q, a->d_k, a->d_v, a->d_a, q, k, v, a->B, a->T, NH, NKV, HS, a->scratch);
         op->rope_backward(a->d_q, a->pos, m->inv_freq, N, NH, HS);
         op->rope_backward(a->d_k, a->pos, m->inv_freq, N, NKV, HS);
@@ -128,10 +147,10 @@ void train_backward(const Model* m, TrainActs* a, const int* tokens, const float
             op->rmsnorm_backward(a->d_q, gw->q_norm, a->d_q, qr, w->q_norm, c->rms_eps, N * NH, HS);
             op->rmsnorm_backward(a->d_k, gw->k_norm, a->d_k, kr, w->k_norm, c->rms_eps, N * NKV, HS);
         }
-        op->matmul_backward(a->d_a, gw->wq, gw->bq, a->d_q, xn1, w->wq, N, C, Q);              // d_a = dxn1 (q)
-        op->matmul_backward(a->d_b, gw->wk, gw->bk, a->d_k, xn1, w->wk, N, C, KV);
+        mm_back(m, a, a->d_a, gw->wq, gw->bq, a->d_q, xn1, w->wq, N, C, Q);              // d_a = dxn1 (q)
+        mm_back(m, a, a->d_b, gw->wk, gw->bk, a->d_k, xn1, w->wk, N, C, KV);
         op->residual_forward(a->d_a, a->d_b, N, C);
-        op->matmul_backward(a->d_b, gw->wv, gw->bv, a->d_v, xn1, w->wv, N, C, KV);
+        mm_back(m, a, a->d_b, gw->wv, gw->bv, a->d_v, xn1, w->wv, N, C, KV);
         op->residual_forward(a->d_a, a->d_b, N, C);
         op->rmsnorm_backward(a->d_a, gw->attn_norm, a->d_a, x, w->attn_norm, c->rms_eps, N, C);
         op->residual_forward(dres, a->d_a, N, C);                                              // dres = d x

@@ -33,6 +33,8 @@ typedef struct {
     float* d_k;           // (N, NKV*HS)
     float* d_v;           // (N, NKV*HS)
     float* scratch;       // attention scratch
+    // matmul accounting (forward and backward of this model's matmuls) for benchmarks
+    double matmul_seconds, matmul_flops;
 } TrainActs;
 
 void train_acts_create(TrainActs* a, const ModelConfig* cfg, int B, int T);
