@@ -367,11 +367,57 @@ Test(cli, eval_mmlu_writes_csvs_and_refuses_bad_data) {
     expect_bad_input(args, "--shots '9' must be an integer in [0, 5]");
 }
 
+Test(cli, train_and_distill) {
+    // a shard of random ids for the tiny model (vocab 512)
+    char shard[512], out[512], args[3000], path[700];
+    snprintf(shard, sizeof shard, "%s/d.shard", dir);
+    ShardWriter w;
+    Err e;
+    cr_assert_eq(shard_writer_open(&w, shard, 512, -1, &e), 0);
+    for (int i = 0; i < 3000; i++) {
+        int id = (i * 7919) % 512;
+        shard_writer_append(&w, &id, 1, &e);
+    }
+    shard_writer_end_doc(&w, false, &e);
+    cr_assert_eq(shard_writer_close(&w, &e), 0, "%s", e.msg);
+    init_tiny("--dtype f32");
+    snprintf(out, sizeof out, "%s/run_train", dir);
+    snprintf(args, sizeof args, "train --model %s --data %s --out %s --steps 4 --seq-len 16 --batch 2 --warmup 1 --lr 1e-2 "
+             "--val-every 2 2>/dev/null", model, shard, out);
+    cr_assert_eq(run_arbor(args, NULL), 0);
+    snprintf(path, sizeof path, "%s/log.csv", out);
+    char* log = slurp(path);
+    cr_expect(strncmp(log, "step,loss,ce,kd,lr,grad_norm,tokens_per_s,val_loss\n1,", 53) == 0, "%s", log);
+    cr_expect(contains(log, "\n4,"), "4 steps logged: %s", log);
+    free(log);
+    snprintf(path, sizeof path, "%s/model", out);
+    Model trained;
+    cr_assert_eq(model_load(&trained, path, &e), 0, "%s", e.msg);
+    model_free(&trained);
+    // distill a 2-layer student from the 4-layer model
+    char student[600];
+    snprintf(student, sizeof student, "%s/student", dir);
+    snprintf(args, sizeof args, "init --arch tiny --layers 2 --seed 9 --dtype f32 --out %s 2>/dev/null", student);
+    cr_assert_eq(run_arbor(args, NULL), 0);
+    snprintf(out, sizeof out, "%s/run_distill", dir);
+    snprintf(args, sizeof args, "distill --teacher %s --student %s --data %s --out %s --steps 3 --seq-len 16 --batch 2 "
+             "--loss mix:0.5,kl --kd-temp 2 --t2 2>/dev/null", model, student, shard, out);
+    cr_assert_eq(run_arbor(args, NULL), 0);
+    snprintf(path, sizeof path, "%s/train_state.bin", out);
+    cr_expect_eq(access(path, F_OK), 0);
+    snprintf(args, sizeof args, "distill --teacher %s --student %s --data %s --out %s --loss topk:0", model, student, shard, out);
+    expect_bad_input(args, "--loss 'topk:0'");
+    snprintf(args, sizeof args, "train --model %s --data %s --out %s --loss kl", model, shard, out);
+    expect_bad_input(args, "needs a teacher");
+    snprintf(args, sizeof args, "train --model %s --data %s --out %s --seq-len 100000", model, shard, out);
+    expect_bad_input(args, "fewer than two windows");
+}
+
 Test(cli, help_exits_0) {
     cr_expect_eq(run_arbor("--help", "/dev/null"), 0);
     const char* cmds[] = {"init", "info", "convert", "tokenize", "forward", "generate", "bench", "demo", "eval",
-                          "eval mmlu", "eval ppl"};
-    for (int i = 0; i < 11; i++) {
+                          "eval mmlu", "eval ppl", "train", "distill"};
+    for (int i = 0; i < 13; i++) {
         char args[128];
         snprintf(args, sizeof args, "%s --help", cmds[i]);
         cr_expect_eq(run_arbor(args, "/dev/null"), 0, "%s --help", cmds[i]);
