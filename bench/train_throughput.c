@@ -37,7 +37,7 @@ static void run(const char* what, Model* s, Model* t, int steps, int T, int B) {
     for (int st = 0; st <= steps; st++) {  // step 0 warms up (page faults)
         for (int i = 0; i < B * (T + 1); i++) x = x * 6364136223846793005ull + 1, windows[i] = (int)((x >> 33) % 32000);
         tr.sa.matmul_seconds = tr.sa.matmul_flops = 0;
-        if (t) tr.ta.matmul_seconds = tr.ta.matmul_flops = 0;
+        if (t) tr.trs.matmul_seconds = tr.trs.matmul_flops = 0;
         LossValues lv;
         double gnorm;
         float lr;
@@ -49,8 +49,8 @@ static void run(const char* what, Model* s, Model* t, int steps, int T, int B) {
         double dt = now_seconds() - t0;
         if (st > 0 && dt < best) {
             best = dt;
-            mm_s = tr.sa.matmul_seconds + (t ? tr.ta.matmul_seconds : 0) + lv.matmul_seconds;
-            mm_f = tr.sa.matmul_flops + (t ? tr.ta.matmul_flops : 0) + lv.matmul_flops;
+            mm_s = tr.sa.matmul_seconds + (t ? tr.trs.matmul_seconds : 0) + lv.matmul_seconds;
+            mm_f = tr.sa.matmul_flops + (t ? tr.trs.matmul_flops : 0) + lv.matmul_flops;
         }
     }
     double tokens = (double)B * T, ps = (double)s->table.n_floats, pt = t ? (double)t->table.n_floats : 0;

@@ -28,7 +28,11 @@ int trainer_init(Trainer* tr, Model* student, const Model* teacher, int B, int T
     tr->v = xaligned_alloc(sizeof(float) * n);
     weights_bind(&student->table, c, tr->grads, &tr->g);
     train_acts_create(&tr->sa, c, B, T);
-    if (teacher) train_acts_create(&tr->ta, &teacher->cfg, B, T);
+    if (teacher) {
+        runstate_create(&tr->trs, &teacher->cfg, B * T, T);
+        kvcache_create(&tr->tcache, &teacher->cfg, B, T);
+        tr->t_hidden = xaligned_alloc_uninit(sizeof(float) * (size_t)B * T * teacher->cfg.hidden);
+    }
     tr->d_xnf = xaligned_alloc_uninit(sizeof(float) * (size_t)B * T * c->hidden);
     tr->inputs = xmalloc(sizeof(int) * (size_t)B * T * 2);
     tr->targets = tr->inputs + (size_t)B * T;
@@ -41,7 +45,11 @@ void trainer_free(Trainer* tr) {
     free(tr->v);
     weights_free(&tr->g);
     train_acts_free(&tr->sa);
-    if (tr->teacher) train_acts_free(&tr->ta);
+    if (tr->teacher) {
+        runstate_free(&tr->trs);
+        kvcache_free(&tr->tcache);
+        free(tr->t_hidden);
+    }
     free(tr->d_xnf);
     free(tr->inputs);
     memset(tr, 0, sizeof *tr);
@@ -59,10 +67,12 @@ static void split_windows(Trainer* tr, const int* windows) {
 static int forward_loss(Trainer* tr, const TrainConfig* cfg, float grad_scale, int grads, LossValues* lv, Err* e) {
     const Model* s = tr->student;
     int N = tr->B * tr->T;
-    if (tr->teacher && train_forward(tr->teacher, &tr->ta, tr->inputs, e)) return -1;
+    if (tr->teacher && model_forward_hidden(tr->teacher, &tr->trs, &tr->tcache, tr->inputs, tr->sa.seq, tr->sa.pos, N,
+                                            tr->t_hidden, e))
+        return -1;
     if (train_forward(s, &tr->sa, tr->inputs, e)) return -1;
     return lm_head_loss(&cfg->loss, tr->sa.xnf, s->w.lm_head, N, s->cfg.hidden, s->cfg.vocab, tr->targets,
-                        tr->teacher ? tr->ta.xnf : NULL, tr->teacher ? tr->teacher->w.lm_head : NULL,
+                        tr->teacher ? tr->t_hidden : NULL, tr->teacher ? tr->teacher->w.lm_head : NULL,
                         tr->teacher ? tr->teacher->cfg.hidden : 0, grad_scale, tr->d_xnf, grads ? tr->g.lm_head : NULL,
                         lv, e);
 }

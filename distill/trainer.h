@@ -6,6 +6,7 @@
 #pragma once
 #include <stdint.h>
 
+#include "../models/forward.h"
 #include "../models/train.h"
 #include "data.h"
 #include "loss.h"
@@ -31,7 +32,10 @@ typedef struct {
     const Model* teacher;   // NULL: plain training (cross-entropy)
     float *grads, *m, *v;   // mirror the student's parameter arena
     ModelWeights g;
-    TrainActs sa, ta;
+    TrainActs sa;           // the student's activations, kept for backward
+    RunState trs;           // the teacher's forward: one layer at a time, nothing kept
+    KVCache tcache;
+    float* t_hidden;        // (B*T, teacher hidden) the teacher's final-norm output
     float* d_xnf;
     int* inputs;            // (B*T)
     int* targets;           // (B*T)

@@ -66,8 +66,9 @@ static void cache_store(KVCache* c, int layer, const float* k, const float* v, c
     }
 }
 
-int model_forward(const Model* m, RunState* s, KVCache* cache, const int* tokens, const int* seq, const int* pos,
-                  int N, const int* out_rows, int n_out, float* logits, Err* e) {
+// Embedding and every layer: leaves the residual stream of the N rows in s->x.
+static int forward_trunk(const Model* m, RunState* s, KVCache* cache, const int* tokens, const int* seq, const int* pos,
+                         int N, Err* e) {
     const ModelConfig* c = &m->cfg;
     const KernelOps* op = m->ops;
     int C = c->hidden, F = c->ffn, HS = c->head_dim, NH = c->n_heads, NKV = c->n_kv_heads;
@@ -107,6 +108,22 @@ int model_forward(const Model* m, RunState* s, KVCache* cache, const int* tokens
         matmul(m, s, s->proj, s->gate, w->w_down, NULL, N, F, C);
         op->residual_forward(s->x, s->proj, N, C);
     }
+    return 0;
+}
+
+int model_forward_hidden(const Model* m, RunState* s, KVCache* cache, const int* tokens, const int* seq,
+                         const int* pos, int N, float* hidden, Err* e) {
+    if (forward_trunk(m, s, cache, tokens, seq, pos, N, e)) return -1;
+    m->ops->rmsnorm_forward(hidden, s->x, m->w.final_norm, m->cfg.rms_eps, N, m->cfg.hidden);
+    return 0;
+}
+
+int model_forward(const Model* m, RunState* s, KVCache* cache, const int* tokens, const int* seq, const int* pos,
+                  int N, const int* out_rows, int n_out, float* logits, Err* e) {
+    const ModelConfig* c = &m->cfg;
+    const KernelOps* op = m->ops;
+    int C = c->hidden, V = c->vocab;
+    if (forward_trunk(m, s, cache, tokens, seq, pos, N, e)) return -1;
     // final norm and lm_head, only for the rows whose logits are wanted
     const float* rows = s->x;
     if (out_rows) {

@@ -46,3 +46,7 @@ void runstate_free(RunState* s);
 // position beyond the cache.
 int model_forward(const Model* m, RunState* s, KVCache* cache, const int* tokens, const int* seq, const int* pos,
                   int N, const int* out_rows, int n_out, float* logits, Err* e);
+// The same rows up to the final norm: hidden (N,C) is what the lm_head would see. A teacher's forward
+// for distillation: activations live one layer at a time, nothing is kept for a backward pass.
+int model_forward_hidden(const Model* m, RunState* s, KVCache* cache, const int* tokens, const int* seq,
+                         const int* pos, int N, float* hidden, Err* e);
