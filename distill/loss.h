@@ -25,7 +25,8 @@ typedef struct {
 } LossConfig;
 
 typedef struct {
-    double total, ce, kd;  // means over rows (ce and kd unweighted)
+    double total, ce, kd;  // means over rows (ce and kd unweighted); total includes hidden
+    double hidden;         // intermediate hidden-state loss (unweighted; the trainer fills it)
     double matmul_seconds, matmul_flops;  // the lm_head matmuls (for benchmarks)
 } LossValues;
 

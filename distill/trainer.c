@@ -50,6 +50,10 @@ void trainer_free(Trainer* tr) {
         kvcache_free(&tr->tcache);
         free(tr->t_hidden);
     }
+    free(tr->t_slot);
+    free(tr->t_capture);
+    free(tr->d_layers);
+    free(tr->d_layer_ptrs);
     free(tr->d_xnf);
     free(tr->inputs);
     memset(tr, 0, sizeof *tr);
@@ -63,18 +67,57 @@ static void split_windows(Trainer* tr, const int* windows) {
         }
 }
 
+// Buffers of the intermediate hidden-state loss, made on first use.
+static int hidden_setup(Trainer* tr, const TrainConfig* cfg, Err* e) {
+    if (tr->t_slot) return 0;
+    const ModelConfig *sc = &tr->student->cfg, *tc = tr->teacher ? &tr->teacher->cfg : NULL;
+    if (!tc) return err_set(e, "the hidden-state loss needs a teacher");
+    if (tc->hidden != sc->hidden)
+        return err_set(e, "the hidden-state loss needs equal hidden sizes (teacher %d, student %d)", tc->hidden, sc->hidden);
+    if (!cfg->layer_map) return err_set(e, "the hidden-state loss needs a layer map");
+    size_t NC = (size_t)tr->B * tr->T * sc->hidden;
+    tr->t_slot = xmalloc(sizeof(int) * (size_t)tc->n_layers);
+    for (int l = 0; l < tc->n_layers; l++) tr->t_slot[l] = -1;
+    for (int i = 0; i < sc->n_layers; i++) {
+        if (cfg->layer_map[i] < 0 || cfg->layer_map[i] >= tc->n_layers)
+            return err_set(e, "layer map: student layer %d -> %d is not a teacher layer", i, cfg->layer_map[i]);
+        tr->t_slot[cfg->layer_map[i]] = cfg->layer_map[i];
+    }
+    tr->t_capture = xaligned_alloc_uninit(sizeof(float) * NC * (size_t)tc->n_layers);
+    tr->d_layers = xaligned_alloc_uninit(sizeof(float) * NC * (size_t)sc->n_layers);
+    tr->d_layer_ptrs = xmalloc(sizeof(float*) * (size_t)sc->n_layers);
+    for (int i = 0; i < sc->n_layers; i++) tr->d_layer_ptrs[i] = tr->d_layers + NC * (size_t)i;
+    return 0;
+}
+
 // forward of teacher and student on tr->inputs, then the loss (and its gradients when `grads`)
 static int forward_loss(Trainer* tr, const TrainConfig* cfg, float grad_scale, int grads, LossValues* lv, Err* e) {
     const Model* s = tr->student;
-    int N = tr->B * tr->T;
+    int N = tr->B * tr->T, hidden = cfg->hidden_kind != HIDDEN_NONE;
+    if (hidden && hidden_setup(tr, cfg, e)) return -1;
     if (tr->teacher && model_forward_hidden(tr->teacher, &tr->trs, &tr->tcache, tr->inputs, tr->sa.seq, tr->sa.pos, N,
-                                            tr->t_hidden, e))
+                                            tr->t_hidden, hidden ? tr->t_capture : NULL, tr->t_slot, e))
         return -1;
     if (train_forward(s, &tr->sa, tr->inputs, e)) return -1;
-    return lm_head_loss(&cfg->loss, tr->sa.xnf, s->w.lm_head, N, s->cfg.hidden, s->cfg.vocab, tr->targets,
-                        tr->teacher ? tr->t_hidden : NULL, tr->teacher ? tr->teacher->w.lm_head : NULL,
-                        tr->teacher ? tr->teacher->cfg.hidden : 0, grad_scale, tr->d_xnf, grads ? tr->g.lm_head : NULL,
-                        lv, e);
+    if (lm_head_loss(&cfg->loss, tr->sa.xnf, s->w.lm_head, N, s->cfg.hidden, s->cfg.vocab, tr->targets,
+                     tr->teacher ? tr->t_hidden : NULL, tr->teacher ? tr->teacher->w.lm_head : NULL,
+                     tr->teacher ? tr->teacher->cfg.hidden : 0, grad_scale, tr->d_xnf, grads ? tr->g.lm_head : NULL,
+                     lv, e))
+        return -1;
+    lv->hidden = 0;
+    if (hidden) {
+        int Ls = s->cfg.n_layers;
+        size_t NC = (size_t)N * s->cfg.hidden;
+        float scale = grad_scale * cfg->hidden_weight / (float)Ls;
+        for (int i = 0; i < Ls; i++)
+            lv->hidden += hidden_loss(cfg->hidden_kind, tr->sa.res + NC * (size_t)(i + 1),
+                                      tr->t_capture + NC * (size_t)cfg->layer_map[i], N, s->cfg.hidden, scale,
+                                      tr->d_layer_ptrs[i]);
+        lv->hidden /= Ls;
+        lv->total += cfg->hidden_weight * lv->hidden;
+        if (!isfinite(lv->total)) return err_set(e, "the loss is not finite (%g)", lv->total);
+    }
+    return 0;
 }
 
 int trainer_step(Trainer* tr, const TrainConfig* cfg, const int* windows, LossValues* lv, double* gnorm, float* lr,
@@ -87,10 +130,12 @@ int trainer_step(Trainer* tr, const TrainConfig* cfg, const int* windows, LossVa
         split_windows(tr, windows + (size_t)k * tr->B * (tr->T + 1));
         LossValues mv;
         if (forward_loss(tr, cfg, 1.0f / (float)K, 1, &mv, e)) return err_prefix(e, "step %d", tr->step + 1);
-        train_backward(tr->student, &tr->sa, tr->inputs, tr->d_xnf, &tr->g);
+        train_backward(tr->student, &tr->sa, tr->inputs, tr->d_xnf,
+                       cfg->hidden_kind != HIDDEN_NONE ? tr->d_layer_ptrs : NULL, &tr->g);
         lv->total += mv.total / K;
         lv->ce += mv.ce / K;
         lv->kd += mv.kd / K;
+        lv->hidden += mv.hidden / K;
         lv->matmul_seconds += mv.matmul_seconds;
         lv->matmul_flops += mv.matmul_flops;
     }
@@ -117,10 +162,10 @@ int trainer_validate(Trainer* tr, const TrainConfig* cfg, const DataLoader* d, L
         split_windows(tr, windows);
         LossValues mv;
         rc = forward_loss(tr, cfg, 1.0f, 0, &mv, e);
-        lv->total += mv.total, lv->ce += mv.ce, lv->kd += mv.kd;
+        lv->total += mv.total, lv->ce += mv.ce, lv->kd += mv.kd, lv->hidden += mv.hidden;
     }
     free(windows);
-    lv->total /= batches, lv->ce /= batches, lv->kd /= batches;
+    lv->total /= batches, lv->ce /= batches, lv->kd /= batches, lv->hidden /= batches;
     return rc;
 }
 
@@ -220,7 +265,7 @@ int train_run(Model* student, const Model* teacher, const Shard* shard, const Tr
         rc = trainer_step(&tr, &cfg, windows, &lv, &gnorm, &lr, e);
         if (rc) break;
         double dt = now_seconds() - t0, tok_s = (double)K * cfg.batch * cfg.seq_len / dt;
-        LossValues val = {NAN, NAN, NAN, 0, 0};
+        LossValues val = {NAN, NAN, NAN, NAN, 0, 0};
         if (cfg.val_every > 0 && (tr.step % cfg.val_every == 0 || tr.step == cfg.steps))
             rc = trainer_validate(&tr, &cfg, &d, &val, e);
         fprintf(log, "%d,%.6f,%.6f,%.6f,%.6g,%.6f,%.1f,%.6f\n", tr.step, lv.total, lv.ce, lv.kd, lr, gnorm, tok_s, val.total);
@@ -230,8 +275,9 @@ int train_run(Model* student, const Model* teacher, const Shard* shard, const Tr
             double elapsed = now_seconds() - t_start, eta = elapsed / (tr.step - first_step) * (cfg.steps - tr.step);
             char eta_s[32];
             fmt_duration(eta_s, sizeof eta_s, eta);
-            fprintf(stderr, "step %d/%d | loss %.4f (ce %.4f kd %.4f) | lr %.3g | grad norm %.3f | %.0f tokens/s | ETA %s",
-                    tr.step, cfg.steps, lv.total, lv.ce, lv.kd, lr, gnorm, tok_s, eta_s);
+            fprintf(stderr, "step %d/%d | loss %.4f (ce %.4f kd %.4f", tr.step, cfg.steps, lv.total, lv.ce, lv.kd);
+            if (cfg.hidden_kind != HIDDEN_NONE) fprintf(stderr, " hidden %.4f", lv.hidden);
+            fprintf(stderr, ") | lr %.3g | grad norm %.3f | %.0f tokens/s | ETA %s", lr, gnorm, tok_s, eta_s);
             if (!isnan(val.total)) fprintf(stderr, " | val %.4f", val.total);
             fprintf(stderr, "\n");
         }

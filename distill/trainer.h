@@ -9,6 +9,7 @@
 #include "../models/forward.h"
 #include "../models/train.h"
 #include "data.h"
+#include "hidden_loss.h"
 #include "loss.h"
 #include "optim.h"
 
@@ -16,6 +17,9 @@ typedef struct {
     int steps, batch, grad_accum, seq_len;
     OptimConfig optim;      // total_steps is set from steps
     LossConfig loss;
+    HiddenLossKind hidden_kind;  // intermediate hidden-state loss (needs equal hidden sizes)
+    float hidden_weight;
+    const int* layer_map;   // (student layers) teacher layer per student layer (hidden_loss.h)
     int val_every;          // steps between validation passes (0: never)
     int val_windows;        // windows per validation pass (0: all held-out windows)
     int save_every;         // steps between state saves (0: only at the end)
@@ -36,6 +40,10 @@ typedef struct {
     RunState trs;           // the teacher's forward: one layer at a time, nothing kept
     KVCache tcache;
     float* t_hidden;        // (B*T, teacher hidden) the teacher's final-norm output
+    int* t_slot;            // (teacher layers) capture slot of each teacher layer, or -1
+    float* t_capture;       // (student layers, B*T, C) teacher layer outputs for the hidden loss
+    float* d_layers;        // (student layers, B*T, C) hidden-loss gradients at student layer outputs
+    float** d_layer_ptrs;   // (student layers)
     float* d_xnf;
     int* inputs;            // (B*T)
     int* targets;           // (B*T)

@@ -59,6 +59,8 @@ static int run(int argc, char** argv, int distill) {
         {"loss", "KIND", "kl | rkl | topk:K | ce | mix:W_CE,KIND", NULL},
         {"kd-temp", "T", "distillation temperature", "1.0"},
         {"t2", NULL, "multiply the KD loss by T^2", NULL},
+        {"hidden-loss", "cosine|mse", "add an intermediate hidden-state loss between mapped layers", NULL},
+        {"hidden-weight", "W", "weight of the hidden-state loss", "1.0"},
         {"val-every", "N", "steps between validation passes (0: never)", "0"},
         {"val-fraction", "F", "share of the windows held out for validation", "0.05"},
         {"val-windows", "N", "windows per validation pass (0: all)", "64"},
@@ -76,7 +78,7 @@ static int run(int argc, char** argv, int distill) {
     Err e;
     const char *sdir, *tdir = NULL, *data, *out, *schedule = arg_str(&cmd, "schedule");
     long steps, seq_len, batch, accum, warmup, val_every, val_windows, save_every, log_every, seed;
-    double lr, min_lr, wd, b1, b2, eps, clip, temp, val_fraction;
+    double lr, min_lr, wd, b1, b2, eps, clip, temp, val_fraction, hidden_weight;
     if ((distill ? arg_required(&cmd, "teacher", &tdir, &e) || arg_required(&cmd, "student", &sdir, &e)
                  : arg_required(&cmd, "model", &sdir, &e)) ||
         arg_required(&cmd, "data", &data, &e) || arg_required(&cmd, "out", &out, &e) ||
@@ -89,8 +91,14 @@ static int run(int argc, char** argv, int distill) {
         arg_double(&cmd, "min-lr", 0, 10, &min_lr, &e) || arg_double(&cmd, "weight-decay", 0, 10, &wd, &e) ||
         arg_double(&cmd, "beta1", 0, 0.999999, &b1, &e) || arg_double(&cmd, "beta2", 0, 0.999999, &b2, &e) ||
         arg_double(&cmd, "eps", 0, 1, &eps, &e) || arg_double(&cmd, "clip", 0, 1e9, &clip, &e) ||
-        arg_double(&cmd, "kd-temp", 1e-3, 1e3, &temp, &e) || arg_double(&cmd, "val-fraction", 0, 0.5, &val_fraction, &e))
+        arg_double(&cmd, "kd-temp", 1e-3, 1e3, &temp, &e) || arg_double(&cmd, "val-fraction", 0, 0.5, &val_fraction, &e) ||
+        arg_double(&cmd, "hidden-weight", 0, 1e6, &hidden_weight, &e))
         return fail(&e);
+    const char* hidden = arg_str(&cmd, "hidden-loss");
+    if (hidden && (!distill || (strcmp(hidden, "cosine") && strcmp(hidden, "mse")))) {
+        err_set(&e, "%s: --hidden-loss must be cosine or mse, with a teacher (arbor distill)", cmd.name);
+        return fail(&e);
+    }
     if (strcmp(schedule, "cosine") && strcmp(schedule, "linear")) {
         err_set(&e, "%s: --schedule must be cosine or linear, not '%s'", cmd.name, schedule);
         return fail(&e);
@@ -107,6 +115,8 @@ static int run(int argc, char** argv, int distill) {
     cfg.log_every = (int)log_every, cfg.val_fraction = val_fraction, cfg.seed = (uint64_t)seed;
     cfg.out_dir = out;
     cfg.resume = arg_flag(&cmd, "resume");
+    cfg.hidden_kind = !hidden ? HIDDEN_NONE : !strcmp(hidden, "cosine") ? HIDDEN_COSINE : HIDDEN_MSE;
+    cfg.hidden_weight = (float)hidden_weight;
     Shard shard;
     if (shard_open(&shard, data, &e)) return fail(&e);
     Model student, teacher;
@@ -115,11 +125,19 @@ static int run(int argc, char** argv, int distill) {
         model_free(&student);
         rc = -1;
     }
+    int* layer_map = NULL;
+    if (!rc && cfg.hidden_kind != HIDDEN_NONE) {  // from the student's lineage (depth pruning), else even
+        layer_map = xmalloc(sizeof(int) * (size_t)student.cfg.n_layers);
+        rc = hidden_layer_map(sdir, student.cfg.n_layers, teacher.cfg.n_layers, layer_map, &e);
+        cfg.layer_map = layer_map;
+        if (rc) model_free(&student), model_free(&teacher);
+    }
     if (!rc) {
         rc = train_run(&student, tdir ? &teacher : NULL, &shard, &cfg, &e);
         model_free(&student);
         if (tdir) model_free(&teacher);
     }
+    free(layer_map);
     shard_close(&shard);
     return rc ? fail(&e) : 0;
 }

@@ -66,9 +66,10 @@ static void cache_store(KVCache* c, int layer, const float* k, const float* v, c
     }
 }
 
-// Embedding and every layer: leaves the residual stream of the N rows in s->x.
+// Embedding and every layer: leaves the residual stream of the N rows in s->x. When capture is given,
+// the output of layer l goes to capture + slot[l] * N * C for every l with slot[l] >= 0.
 static int forward_trunk(const Model* m, RunState* s, KVCache* cache, const int* tokens, const int* seq, const int* pos,
-                         int N, Err* e) {
+                         int N, float* capture, const int* slot, Err* e) {
     const ModelConfig* c = &m->cfg;
     const KernelOps* op = m->ops;
     int C = c->hidden, F = c->ffn, HS = c->head_dim, NH = c->n_heads, NKV = c->n_kv_heads;
@@ -107,13 +108,14 @@ static int forward_trunk(const Model* m, RunState* s, KVCache* cache, const int*
         op->swiglu_forward(s->gate, s->up, N, F);
         matmul(m, s, s->proj, s->gate, w->w_down, NULL, N, F, C);
         op->residual_forward(s->x, s->proj, N, C);
+        if (capture && slot[l] >= 0) memcpy(capture + (size_t)slot[l] * N * C, s->x, sizeof(float) * (size_t)N * C);
     }
     return 0;
 }
 
 int model_forward_hidden(const Model* m, RunState* s, KVCache* cache, const int* tokens, const int* seq,
-                         const int* pos, int N, float* hidden, Err* e) {
-    if (forward_trunk(m, s, cache, tokens, seq, pos, N, e)) return -1;
+                         const int* pos, int N, float* hidden, float* capture, const int* slot, Err* e) {
+    if (forward_trunk(m, s, cache, tokens, seq, pos, N, capture, slot, e)) return -1;
     m->ops->rmsnorm_forward(hidden, s->x, m->w.final_norm, m->cfg.rms_eps, N, m->cfg.hidden);
     return 0;
 }
@@ -123,7 +125,7 @@ int model_forward(const Model* m, RunState* s, KVCache* cache, const int* tokens
     const ModelConfig* c = &m->cfg;
     const KernelOps* op = m->ops;
     int C = c->hidden, V = c->vocab;
-    if (forward_trunk(m, s, cache, tokens, seq, pos, N, e)) return -1;
+    if (forward_trunk(m, s, cache, tokens, seq, pos, N, NULL, NULL, e)) return -1;
     // final norm and lm_head, only for the rows whose logits are wanted
     const float* rows = s->x;
     if (out_rows) {

@@ -48,5 +48,6 @@ int model_forward(const Model* m, RunState* s, KVCache* cache, const int* tokens
                   int N, const int* out_rows, int n_out, float* logits, Err* e);
 // The same rows up to the final norm: hidden (N,C) is what the lm_head would see. A teacher's forward
 // for distillation: activations live one layer at a time, nothing is kept for a backward pass.
+// capture (optional, (slots, N, C)): the output of each layer l with slot[l] >= 0 is copied to slot[l].
 int model_forward_hidden(const Model* m, RunState* s, KVCache* cache, const int* tokens, const int* seq,
-                         const int* pos, int N, float* hidden, Err* e);
+                         const int* pos, int N, float* hidden, float* capture, const int* slot, Err* e);

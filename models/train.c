@@ -115,7 +115,8 @@ int train_forward(const Model* m, TrainActs* a, const int* tokens, Err* e) {
     return 0;
 }
 
-void train_backward(const Model* m, TrainActs* a, const int* tokens, const float* d_xnf, ModelWeights* g) {
+void train_backward(const Model* m, TrainActs* a, const int* tokens, const float* d_xnf, float* const* d_layer_out,
+                    ModelWeights* g) {
     const ModelConfig* c = &m->cfg;
     const KernelOps* op = m->ops;
     int N = a->N, C = c->hidden, F = c->ffn, HS = c->head_dim, NH = c->n_heads, NKV = c->n_kv_heads;
@@ -130,6 +131,7 @@ void train_backward(const Model* m, TrainActs* a, const int* tokens, const float
         float *q = LAYER(a->q, l, Q), *k = LAYER(a->k, l, KV), *v = LAYER(a->v, l, KV), *att = LAYER(a->att, l, Q);
         float *mid = LAYER(a->res_mid, l, C), *xn2 = LAYER(a->xn2, l, C), *gt = LAYER(a->gate, l, F), *u = LAYER(a->up, l, F);
         float* h = LAYER(a->h, l, F);
+        if (d_layer_out && d_layer_out[l]) op->residual_forward(dres, d_layer_out[l], N, C);
         // MLP: dres is the gradient at the layer output = at the down_proj output and at mid
         mm_back(m, a, a->d_a, gw->w_down, NULL, dres, h, w->w_down, N, F, C);           // d_a = dh
         op->swiglu_backward(a->d_b, a->d_c, a->d_a, gt, u, N, F);                              // d_b = dgate, d_c = dup

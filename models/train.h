@@ -45,4 +45,7 @@ void train_acts_free(TrainActs* a);
 int train_forward(const Model* m, TrainActs* a, const int* tokens, Err* e);
 // d_xnf (N,C): the loss gradient at the final norm's output. grads: bound to a gradient arena;
 // every parameter gradient except the lm_head's (the loss adds that one) accumulates here.
-void train_backward(const Model* m, TrainActs* a, const int* tokens, const float* d_xnf, ModelWeights* grads);
+// d_layer_out (optional, n_layers pointers, NULL entries allowed): extra gradients at each layer's
+// output (intermediate hidden-state losses).
+void train_backward(const Model* m, TrainActs* a, const int* tokens, const float* d_xnf, float* const* d_layer_out,
+                    ModelWeights* grads);

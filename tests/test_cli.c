@@ -405,6 +405,16 @@ Test(cli, train_and_distill) {
     cr_assert_eq(run_arbor(args, NULL), 0);
     snprintf(path, sizeof path, "%s/train_state.bin", out);
     cr_expect_eq(access(path, F_OK), 0);
+    // with an intermediate hidden-state loss, the layer map read from the student's lineage file
+    snprintf(path, sizeof path, "%s/arbor_lineage.json", student);
+    write_text(path, "{\"teacher_layers\": [1, 3]}");
+    snprintf(args, sizeof args, "distill --teacher %s --student %s --data %s --out %s_h --steps 2 --seq-len 16 --batch 2 "
+             "--hidden-loss cosine 2>/dev/null", model, student, shard, out);
+    cr_assert_eq(run_arbor(args, NULL), 0);
+    write_text(path, "{\"teacher_layers\": [1, 9]}");
+    snprintf(args, sizeof args, "distill --teacher %s --student %s --data %s --out %s_h --hidden-loss mse", model, student,
+             shard, out);
+    expect_bad_input(args, "teacher_layers[1] is not a layer of the 4-layer teacher");
     snprintf(args, sizeof args, "distill --teacher %s --student %s --data %s --out %s --loss topk:0", model, student, shard, out);
     expect_bad_input(args, "--loss 'topk:0'");
     snprintf(args, sizeof args, "train --model %s --data %s --out %s --loss kl", model, shard, out);

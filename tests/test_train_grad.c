@@ -1,12 +1,14 @@
 // test_train_grad.c: the backward pass and the fused lm_head losses against torch autograd on
 // Hugging Face models (tools/make_train_fixtures.py): loss values and the gradient of every
 // parameter, for Qwen3 (tied, QK-norm, head_dim != hidden/heads), Llama (untied) and Qwen2 (biases),
-// with CE, CE + forward KL (T = 2, T^2), reverse KL and top-k KD against a deeper, wider teacher.
+// with CE, CE + forward KL (T = 2, T^2), reverse KL and top-k KD against a deeper, wider teacher, and
+// the intermediate hidden-state losses (cosine, MSE) between mapped layers.
 #include <criterion/criterion.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "distill/hidden_loss.h"
 #include "distill/loss.h"
 #include "helpers.h"
 #include "models/train.h"
@@ -53,7 +55,31 @@ static void check_case(const char* kind) {
         LossValues lv;
         cr_assert_eq(lm_head_loss(&lc, sa.xnf, s.w.lm_head, N, s.cfg.hidden, s.cfg.vocab, tgt, ta.xnf, t.w.lm_head,
                                   t.cfg.hidden, 1.0f, d_xnf, g.lm_head, &lv, &e), 0, "%s", e.msg);
-        train_backward(&s, &sa, inp, d_xnf, &g);
+        // the intermediate hidden-state loss, when the case has one: student layer i vs teacher layer map[i]
+        const cJSON* hk = cJSON_GetObjectItem(l, "hidden");
+        HiddenLossKind hidden = !hk || !strcmp(hk->valuestring, "none") ? HIDDEN_NONE
+                                : !strcmp(hk->valuestring, "cosine") ? HIDDEN_COSINE : HIDDEN_MSE;
+        int Ls = s.cfg.n_layers;
+        float* d_layers = NULL;
+        float* ptrs[16] = {0};
+        if (hidden != HIDDEN_NONE) {
+            int map[16];
+            hidden_layer_map_even(Ls, t.cfg.n_layers, map);
+            const cJSON* want_map = cJSON_GetObjectItem(l, "layer_map");
+            size_t NC = (size_t)N * s.cfg.hidden;
+            float w = (float)cJSON_GetObjectItem(l, "hidden_weight")->valuedouble;
+            d_layers = malloc(sizeof(float) * NC * (size_t)Ls);
+            double hv = 0;
+            for (int i = 0; i < Ls; i++) {
+                cr_expect_eq(map[i], cJSON_GetArrayItem(want_map, i)->valueint, "layer map %d", i);
+                ptrs[i] = d_layers + NC * (size_t)i;
+                hv += hidden_loss(hidden, sa.res + NC * (size_t)(i + 1), ta.res + NC * (size_t)(map[i] + 1), N, s.cfg.hidden,
+                                  w / (float)Ls, ptrs[i]);
+            }
+            lv.total += w * hv / Ls;
+        }
+        train_backward(&s, &sa, inp, d_xnf, hidden != HIDDEN_NONE ? ptrs : NULL, &g);
+        free(d_layers);
         double want = cJSON_GetObjectItem(l, "total")->valuedouble;
         cr_expect(fabs(lv.total - want) <= 1e-5 * fabs(want), "%s %s: loss %.8f, torch %.8f", kind, l->string, lv.total, want);
         snprintf(path, sizeof path, "%s/grads_%s.safetensors", dir, l->string);
@@ -88,5 +114,5 @@ static void check_case(const char* kind) {
 }
 
 Test(train_grad, qwen3_ce_kl_rkl_topk) { check_case("qwen3"); }
-Test(train_grad, llama_ce_kl) { check_case("llama"); }
+Test(train_grad, llama_ce_kl_hidden_cosine_mse) { check_case("llama"); }
 Test(train_grad, qwen2_biases_ce) { check_case("qwen2"); }

@@ -62,8 +62,28 @@ LOSSES = {  # name: (ce_weight, kd_weight, kd, temperature, t2_scaling, topk)
     "mix_kl": (0.5, 1.0, "kl", 2.0, True, 0),
     "rkl": (0.0, 1.0, "rkl", 1.0, False, 0),
     "topk": (0.0, 1.0, "topk", 1.5, True, 5),
+    "hidden_cos": (1.0, 0.0, "none", 1.0, False, 0),
+    "hidden_mse": (0.0, 1.0, "kl", 1.0, False, 0),
 }
-CASES = {"qwen3": ["ce", "mix_kl", "rkl", "topk"], "llama": ["ce", "mix_kl"], "qwen2": ["ce"]}
+HIDDEN = {"hidden_cos": ("cosine", 1.0), "hidden_mse": ("mse", 0.5)}  # name: (kind, weight)
+CASES = {"qwen3": ["ce", "mix_kl", "rkl", "topk"], "llama": ["ce", "mix_kl", "hidden_cos", "hidden_mse"], "qwen2": ["ce"]}
+
+
+def layer_outputs(model, inp):
+    """Residual stream after each decoder layer, via forward hooks (hidden_states[-1] is normed)."""
+    outs, hooks = [], []
+    for layer in model.model.layers:
+        hooks.append(layer.register_forward_hook(lambda m, a, o: outs.append(o[0] if isinstance(o, tuple) else o)))
+    logits = model(inp).logits
+    for h in hooks:
+        h.remove()
+    return logits, outs
+
+
+def hidden_term(hs, ht, kind):
+    if kind == "cosine":
+        return (1 - F.cosine_similarity(hs, ht, dim=-1, eps=1e-12)).mean()
+    return ((hs - ht) ** 2).mean()
 
 
 TRAJ = dict(steps=10, accum=2, lr=3e-3, min_lr=3e-4, warmup=3, wd=0.1, beta1=0.9, beta2=0.95, eps=1e-8, clip=1.0,
@@ -133,25 +153,34 @@ def main():
         windows = torch.randint(0, V, (B, T + 1), generator=gen)
         inp, tgt = windows[:, :-1], windows[:, 1:]
         with torch.no_grad():
-            zt = teacher(inp).logits.reshape(-1, V)
+            zt_full, t_outs = layer_outputs(teacher, inp)
+            zt = zt_full.reshape(-1, V)
+        Ls, Lt = scfg.num_hidden_layers, tcfg.num_hidden_layers
+        layer_map = [(i + 1) * Lt // Ls - 1 for i in range(Ls)]  # hidden_loss.h: spread evenly
         ref = {"B": B, "T": T, "windows": windows.tolist(), "losses": {},
                "versions": {"torch": torch.__version__, "transformers": transformers.__version__}}
         for name in losses:
             ce_w, kd_w, kd, temp, t2, k = LOSSES[name]
             student.zero_grad()
-            zs = student(inp).logits.reshape(-1, V)
+            zs_full, s_outs = layer_outputs(student, inp)
+            zs = zs_full.reshape(-1, V)
             ce = F.cross_entropy(zs, tgt.reshape(-1))
             kdv = torch.zeros(())
             if kd != "none":
                 kdv = kd_term(zs, zt, kd, temp, k).mean() * (temp * temp if t2 else 1.0)
             total = ce_w * ce + kd_w * kdv
+            hidden_kind, hidden_w = HIDDEN.get(name, ("none", 0.0))
+            if hidden_kind != "none":
+                hv = sum(hidden_term(s_outs[i], t_outs[layer_map[i]], hidden_kind) for i in range(Ls)) / Ls
+                total = total + hidden_w * hv
             total.backward()
             grads = {nm: p.grad.detach().contiguous() for nm, p in student.named_parameters()}
             if scfg.tie_word_embeddings and "lm_head.weight" in grads:
                 del grads["lm_head.weight"]
             save_file(grads, os.path.join(d, f"grads_{name}.safetensors"))
             ref["losses"][name] = {"ce_weight": ce_w, "kd_weight": kd_w, "kd": kd, "temperature": temp,
-                                   "t2_scaling": t2, "topk": k, "total": float(total), "ce_value": float(ce), "kd_value": float(kdv)}
+                                   "t2_scaling": t2, "topk": k, "hidden": hidden_kind, "hidden_weight": hidden_w,
+                                   "layer_map": layer_map, "total": float(total), "ce_value": float(ce), "kd_value": float(kdv)}
         if kind == "qwen3":
             ref["trajectory"] = trajectory(student, teacher, gen, d)
         with open(os.path.join(d, "reference.json"), "w") as f:
