@@ -20,14 +20,14 @@ static void make_model(Model* m, int layers, uint64_t seed) {
     model_init_random(m, seed);
 }
 
-static void run(const char* what, Model* s, Model* t, int steps, int T, int B) {
+static void run(const char* what, Model* s, Model* t, int steps, int T, int B, int recompute) {
     Trainer tr;
     Err e;
     TrainConfig cfg = {0};
     cfg.steps = steps, cfg.batch = B, cfg.grad_accum = 1, cfg.seq_len = T;
     cfg.optim = (OptimConfig){3e-4f, 3e-5f, 1, steps, 1, 0.9f, 0.95f, 1e-8f, 0.1f, 1.0f};
     cfg.loss = t ? (LossConfig){0.0f, 1.0f, KD_KL, 1.0f, 0, 0} : (LossConfig){1.0f, 0.0f, KD_NONE, 1.0f, 0, 0};
-    if (trainer_init(&tr, s, t, B, T, &e)) {
+    if (trainer_init(&tr, s, t, B, T, recompute, &e)) {
         fprintf(stderr, "arbor: %s\n", e.msg);
         exit(1);
     }
@@ -71,8 +71,9 @@ int main(int argc, char** argv) {
     make_model(&t, 12, 2);
     printf("student %.1fM parameters (6 layers), teacher %.1fM (12 layers); batch %d x seq %d\n",
            s.table.n_floats * 1e-6, t.table.n_floats * 1e-6, B, T);
-    run("train", &s, NULL, steps, T, B);
-    run("distill", &s, &t, steps, T, B);
+    run("train", &s, NULL, steps, T, B, 0);
+    run("distill", &s, &t, steps, T, B, 0);
+    run("recomp.", &s, &t, steps, T, B, 1);
     model_free(&s);
     model_free(&t);
     return 0;

@@ -10,7 +10,7 @@
 #include "../kernels/clock.h"
 #include "../models/file_io.h"
 
-int trainer_init(Trainer* tr, Model* student, const Model* teacher, int B, int T, Err* e) {
+int trainer_init(Trainer* tr, Model* student, const Model* teacher, int B, int T, int recompute, Err* e) {
     memset(tr, 0, sizeof *tr);
     const ModelConfig* c = &student->cfg;
     if (teacher && teacher->cfg.vocab != c->vocab)
@@ -27,7 +27,7 @@ int trainer_init(Trainer* tr, Model* student, const Model* teacher, int B, int T
     tr->m = xaligned_alloc(sizeof(float) * n);
     tr->v = xaligned_alloc(sizeof(float) * n);
     weights_bind(&student->table, c, tr->grads, &tr->g);
-    train_acts_create(&tr->sa, c, B, T);
+    train_acts_create(&tr->sa, c, B, T, recompute);
     if (teacher) {
         runstate_create(&tr->trs, &teacher->cfg, B * T, T);
         kvcache_create(&tr->tcache, &teacher->cfg, B, T);
@@ -237,7 +237,7 @@ int train_run(Model* student, const Model* teacher, const Shard* shard, const Tr
     DataLoader d;
     if (data_open(&d, shard, cfg.seq_len, cfg.val_fraction, cfg.seed, e)) return -1;
     Trainer tr;
-    if (trainer_init(&tr, student, teacher, cfg.batch, cfg.seq_len, e)) {
+    if (trainer_init(&tr, student, teacher, cfg.batch, cfg.seq_len, cfg.recompute, e)) {
         data_close(&d);
         return -1;
     }

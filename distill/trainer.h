@@ -29,6 +29,7 @@ typedef struct {
     const char* out_dir;
     int resume;
     int stop_at;            // end the run after this step as if killed, state saved (tests); 0: off
+    int recompute;          // recompute activations in backward instead of keeping them
 } TrainConfig;
 
 typedef struct {
@@ -51,7 +52,8 @@ typedef struct {
     int step;               // completed optimizer steps
 } Trainer;
 
-int trainer_init(Trainer* tr, Model* student, const Model* teacher, int B, int T, Err* e);
+// recompute: keep only the residual stream and recompute each layer in backward (train.h).
+int trainer_init(Trainer* tr, Model* student, const Model* teacher, int B, int T, int recompute, Err* e);
 void trainer_free(Trainer* tr);
 // One optimizer step; windows (K, B, T+1). Reports the mean loss over the K micro-batches, the
 // global gradient norm before clipping and the learning rate used.

@@ -68,6 +68,7 @@ static int run(int argc, char** argv, int distill) {
         {"log-every", "N", "steps between progress lines", "1"},
         {"seed", "S", "data order seed", "0"},
         {"resume", NULL, "continue from OUT/train_state.bin when it exists", NULL},
+        {"recompute", NULL, "recompute activations in backward (less memory, ~1 extra forward)", NULL},
     };
     Command cmd = {distill ? "distill" : "train",
                    distill ? "Distill a student from a teacher's logits (KD), saving the student as a HF checkpoint."
@@ -115,6 +116,7 @@ static int run(int argc, char** argv, int distill) {
     cfg.log_every = (int)log_every, cfg.val_fraction = val_fraction, cfg.seed = (uint64_t)seed;
     cfg.out_dir = out;
     cfg.resume = arg_flag(&cmd, "resume");
+    cfg.recompute = arg_flag(&cmd, "recompute");
     cfg.hidden_kind = !hidden ? HIDDEN_NONE : !strcmp(hidden, "cosine") ? HIDDEN_COSINE : HIDDEN_MSE;
     cfg.hidden_weight = (float)hidden_weight;
     Shard shard;

@@ -24,21 +24,23 @@ static void mm_back(const Model* m, TrainActs* a, float* dinp, float* dw, float*
     a->matmul_flops += 4.0 * N * C * OC;
 }
 
-#define LAYER(buf, l, width) ((buf) + (size_t)(l) * (size_t)a->N * (size_t)(width))
+#define LAYER(buf, l, width) ((buf) + (size_t)(a->recompute ? 0 : (l)) * (size_t)a->N * (size_t)(width))
+#define RES(l) (a->res + (size_t)(l) * (size_t)a->N * (size_t)C)
 
-void train_acts_create(TrainActs* a, const ModelConfig* c, int B, int T) {
+void train_acts_create(TrainActs* a, const ModelConfig* c, int B, int T, int recompute) {
     memset(a, 0, sizeof *a);
     a->B = B;
     a->T = T;
     a->N = B * T;
-    size_t N = (size_t)a->N, L = (size_t)c->n_layers, C = (size_t)c->hidden, F = (size_t)c->ffn;
+    a->recompute = recompute;
+    size_t N = (size_t)a->N, L = recompute ? 1 : (size_t)c->n_layers, C = (size_t)c->hidden, F = (size_t)c->ffn;
     size_t Q = (size_t)c->n_heads * c->head_dim, KV = (size_t)c->n_kv_heads * c->head_dim;
     size_t W = C > Q ? C : Q;
     if (F > W) W = F;
     a->pos = xmalloc(sizeof(int) * N * 2);
     a->seq = a->pos + N;
     for (int n = 0; n < a->N; n++) a->pos[n] = n % T, a->seq[n] = n / T;
-    a->res = xaligned_alloc_uninit(sizeof(float) * (L + 1) * N * C);
+    a->res = xaligned_alloc_uninit(sizeof(float) * ((size_t)c->n_layers + 1) * N * C);
     a->xn1 = xaligned_alloc_uninit(sizeof(float) * L * N * C);
     a->q_raw = xaligned_alloc_uninit(sizeof(float) * L * N * Q);
     a->k_raw = xaligned_alloc_uninit(sizeof(float) * L * N * KV);
@@ -72,46 +74,51 @@ void train_acts_free(TrainActs* a) {
     memset(a, 0, sizeof *a);
 }
 
-int train_forward(const Model* m, TrainActs* a, const int* tokens, Err* e) {
+// Layer l from res[l] to res[l + 1], keeping its internals in its activation slot.
+static void layer_forward(const Model* m, TrainActs* a, int l) {
     const ModelConfig* c = &m->cfg;
     const KernelOps* op = m->ops;
     int N = a->N, C = c->hidden, F = c->ffn, HS = c->head_dim, NH = c->n_heads, NKV = c->n_kv_heads;
     int Q = NH * HS, KV = NKV * HS;
+    const LayerWeights* w = &m->w.layers[l];
+    float *x = RES(l), *xn1 = LAYER(a->xn1, l, C), *qr = LAYER(a->q_raw, l, Q), *kr = LAYER(a->k_raw, l, KV);
+    float *q = LAYER(a->q, l, Q), *k = LAYER(a->k, l, KV), *v = LAYER(a->v, l, KV), *att = LAYER(a->att, l, Q);
+    float *mid = LAYER(a->res_mid, l, C), *xn2 = LAYER(a->xn2, l, C), *g = LAYER(a->gate, l, F), *u = LAYER(a->up, l, F);
+    float *h = LAYER(a->h, l, F), *out = RES(l + 1);
+    op->rmsnorm_forward(xn1, x, w->attn_norm, c->rms_eps, N, C);
+    mm(m, a, qr, xn1, w->wq, w->bq, N, C, Q);
+    mm(m, a, kr, xn1, w->wk, w->bk, N, C, KV);
+    mm(m, a, v, xn1, w->wv, w->bv, N, C, KV);
+    if (w->q_norm) {
+        op->rmsnorm_forward(q, qr, w->q_norm, c->rms_eps, N * NH, HS);
+        op->rmsnorm_forward(k, kr, w->k_norm, c->rms_eps, N * NKV, HS);
+    } else {
+        memcpy(q, qr, sizeof(float) * (size_t)N * Q);
+        memcpy(k, kr, sizeof(float) * (size_t)N * KV);
+    }
+    op->rope_forward(q, a->pos, m->inv_freq, N, NH, HS);
+    op->rope_forward(k, a->pos, m->inv_freq, N, NKV, HS);
+    // k and v of the batch are laid out (B, T, NKV, HS): a KV cache of B sequences of T positions
+    op->attention_forward(att, q, k, v, a->seq, a->pos, N, NH, NKV, HS, a->T, 0, 0, a->scratch);
+    mm(m, a, mid, att, w->wo, w->bo, N, Q, C);
+    op->residual_forward(mid, x, N, C);
+    op->rmsnorm_forward(xn2, mid, w->mlp_norm, c->rms_eps, N, C);
+    mm(m, a, g, xn2, w->w_gate, NULL, N, C, F);
+    mm(m, a, u, xn2, w->w_up, NULL, N, C, F);
+    memcpy(h, g, sizeof(float) * (size_t)N * F);
+    op->swiglu_forward(h, u, N, F);
+    mm(m, a, out, h, w->w_down, NULL, N, F, C);
+    op->residual_forward(out, mid, N, C);
+}
+
+int train_forward(const Model* m, TrainActs* a, const int* tokens, Err* e) {
+    const ModelConfig* c = &m->cfg;
+    int N = a->N, C = c->hidden;
     for (int n = 0; n < N; n++)
         if (tokens[n] < 0 || tokens[n] >= c->vocab) return err_set(e, "token id %d is outside the vocabulary [0, %d)", tokens[n], c->vocab);
-    op->embedding_forward(a->res, tokens, m->w.wte, N, C);
-    for (int l = 0; l < c->n_layers; l++) {
-        const LayerWeights* w = &m->w.layers[l];
-        float *x = LAYER(a->res, l, C), *xn1 = LAYER(a->xn1, l, C), *qr = LAYER(a->q_raw, l, Q), *kr = LAYER(a->k_raw, l, KV);
-        float *q = LAYER(a->q, l, Q), *k = LAYER(a->k, l, KV), *v = LAYER(a->v, l, KV), *att = LAYER(a->att, l, Q);
-        float *mid = LAYER(a->res_mid, l, C), *xn2 = LAYER(a->xn2, l, C), *g = LAYER(a->gate, l, F), *u = LAYER(a->up, l, F);
-        float *h = LAYER(a->h, l, F), *out = LAYER(a->res, l + 1, C);
-        op->rmsnorm_forward(xn1, x, w->attn_norm, c->rms_eps, N, C);
-        mm(m, a, qr, xn1, w->wq, w->bq, N, C, Q);
-        mm(m, a, kr, xn1, w->wk, w->bk, N, C, KV);
-        mm(m, a, v, xn1, w->wv, w->bv, N, C, KV);
-        if (w->q_norm) {
-            op->rmsnorm_forward(q, qr, w->q_norm, c->rms_eps, N * NH, HS);
-            op->rmsnorm_forward(k, kr, w->k_norm, c->rms_eps, N * NKV, HS);
-        } else {
-            memcpy(q, qr, sizeof(float) * (size_t)N * Q);
-            memcpy(k, kr, sizeof(float) * (size_t)N * KV);
-        }
-        op->rope_forward(q, a->pos, m->inv_freq, N, NH, HS);
-        op->rope_forward(k, a->pos, m->inv_freq, N, NKV, HS);
-        // k and v of the batch are laid out (B, T, NKV, HS): a KV cache of B sequences of T positions
-        op->attention_forward(att, q, k, v, a->seq, a->pos, N, NH, NKV, HS, a->T, 0, 0, a->scratch);
-        mm(m, a, mid, att, w->wo, w->bo, N, Q, C);
-        op->residual_forward(mid, x, N, C);
-        op->rmsnorm_forward(xn2, mid, w->mlp_norm, c->rms_eps, N, C);
-        mm(m, a, g, xn2, w->w_gate, NULL, N, C, F);
-        mm(m, a, u, xn2, w->w_up, NULL, N, C, F);
-        memcpy(h, g, sizeof(float) * (size_t)N * F);
-        op->swiglu_forward(h, u, N, F);
-        mm(m, a, out, h, w->w_down, NULL, N, F, C);
-        op->residual_forward(out, mid, N, C);
-    }
-    op->rmsnorm_forward(a->xnf, LAYER(a->res, c->n_layers, C), m->w.final_norm, c->rms_eps, N, C);
+    m->ops->embedding_forward(a->res, tokens, m->w.wte, N, C);
+    for (int l = 0; l < c->n_layers; l++) layer_forward(m, a, l);
+    m->ops->rmsnorm_forward(a->xnf, RES(c->n_layers), m->w.final_norm, c->rms_eps, N, C);
     return 0;
 }
 
@@ -123,14 +130,15 @@ void train_backward(const Model* m, TrainActs* a, const int* tokens, const float
     int Q = NH * HS, KV = NKV * HS;
     size_t NC = (size_t)N * C;
     float* dres = a->d_res;
-    op->rmsnorm_backward(dres, g->final_norm, d_xnf, LAYER(a->res, c->n_layers, C), m->w.final_norm, c->rms_eps, N, C);
+    op->rmsnorm_backward(dres, g->final_norm, d_xnf, RES(c->n_layers), m->w.final_norm, c->rms_eps, N, C);
     for (int l = c->n_layers - 1; l >= 0; l--) {
         const LayerWeights* w = &m->w.layers[l];
         LayerWeights* gw = &g->layers[l];
-        float *x = LAYER(a->res, l, C), *xn1 = LAYER(a->xn1, l, C), *qr = LAYER(a->q_raw, l, Q), *kr = LAYER(a->k_raw, l, KV);
+        float *x = RES(l), *xn1 = LAYER(a->xn1, l, C), *qr = LAYER(a->q_raw, l, Q), *kr = LAYER(a->k_raw, l, KV);
         float *q = LAYER(a->q, l, Q), *k = LAYER(a->k, l, KV), *v = LAYER(a->v, l, KV), *att = LAYER(a->att, l, Q);
         float *mid = LAYER(a->res_mid, l, C), *xn2 = LAYER(a->xn2, l, C), *gt = LAYER(a->gate, l, F), *u = LAYER(a->up, l, F);
         float* h = LAYER(a->h, l, F);
+        if (a->recompute) layer_forward(m, a, l);  // the layer's internals again, from res[l]
         if (d_layer_out && d_layer_out[l]) op->residual_forward(dres, d_layer_out[l], N, C);
         // MLP: dres is the gradient at the layer output = at the down_proj output and at mid
         mm_back(m, a, a->d_a, gw->w_down, NULL, dres, h, w->w_down, N, F, C);           // d_a = dh

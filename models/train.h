@@ -7,9 +7,10 @@
 
 typedef struct {
     int B, T, N;          // N = B * T rows
+    int recompute;        // 1: per-layer activations for one layer only, recomputed during backward
     int* pos;             // (N) t of each row
     int* seq;             // (N) b of each row
-    // per layer l, each (n_layers + 1 for res) blocks of rows:
+    // per layer l (one block when recompute), res for every layer boundary:
     float* res;           // (L+1, N, C) residual stream entering layer l; res[L] enters the final norm
     float* xn1;           // (L, N, C) input_layernorm output
     float* q_raw;         // (L, N, NH*HS) q before q_norm (Qwen3) and RoPE
@@ -37,7 +38,9 @@ typedef struct {
     double matmul_seconds, matmul_flops;
 } TrainActs;
 
-void train_acts_create(TrainActs* a, const ModelConfig* cfg, int B, int T);
+// recompute: keep only the residual stream between layers and recompute each layer's internals in
+// backward (about one extra forward of compute for ~1/10 of the activation memory).
+void train_acts_create(TrainActs* a, const ModelConfig* cfg, int B, int T, int recompute);
 void train_acts_free(TrainActs* a);
 
 // tokens (B*T). Fills every activation; returns xnf (N,C) (a->xnf), the input of the lm_head.

@@ -13,7 +13,7 @@
 #include "helpers.h"
 #include "models/train.h"
 
-static void check_case(const char* kind) {
+static void check_case(const char* kind, int recompute) {
     char dir[512], path[700];
     snprintf(dir, sizeof dir, "%s/train/%s", ARBOR_FIXTURES, kind);
     snprintf(path, sizeof path, "%s/reference.json", dir);
@@ -35,8 +35,8 @@ static void check_case(const char* kind) {
     snprintf(path, sizeof path, "%s/teacher", dir);
     cr_assert_eq(model_load(&t, path, &e), 0, "%s", e.msg);
     TrainActs sa, ta;
-    train_acts_create(&sa, &s.cfg, B, T);
-    train_acts_create(&ta, &t.cfg, B, T);
+    train_acts_create(&sa, &s.cfg, B, T, recompute);
+    train_acts_create(&ta, &t.cfg, B, T, 0);
     cr_assert_eq(train_forward(&t, &ta, inp, &e), 0, "%s", e.msg);
     float* garena = xaligned_alloc(sizeof(float) * s.table.n_floats);
     ModelWeights g;
@@ -113,6 +113,10 @@ static void check_case(const char* kind) {
     cJSON_Delete(ref);
 }
 
-Test(train_grad, qwen3_ce_kl_rkl_topk) { check_case("qwen3"); }
-Test(train_grad, llama_ce_kl_hidden_cosine_mse) { check_case("llama"); }
-Test(train_grad, qwen2_biases_ce) { check_case("qwen2"); }
+Test(train_grad, qwen3_ce_kl_rkl_topk) { check_case("qwen3", 0); }
+Test(train_grad, llama_ce_kl_hidden_cosine_mse) { check_case("llama", 0); }
+Test(train_grad, qwen2_biases_ce) { check_case("qwen2", 0); }
+Test(train_grad, recomputed_activations_match_torch_too) {
+    check_case("qwen3", 1);
+    check_case("llama", 1);
+}
