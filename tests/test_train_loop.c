@@ -8,6 +8,7 @@
 
 #include "distill/trainer.h"
 #include "helpers.h"
+#include "models/file_io.h"
 
 Test(train_loop, adamw_trajectory_matches_torch) {
     char dir[512], path[700];
@@ -157,6 +158,20 @@ Test(train_run, resume_is_bit_identical) {
     cr_expect(contains(e.msg, "parameters, the student has"), "%s", e.msg);
     trainer_free(&tr);
     model_free(&other);
+    // a save interrupted mid-write leaves the previous state intact: the temp file never replaces it
+    AtomicFile f;
+    cr_assert_eq(atomic_open(&f, path, &e), 0);
+    cr_assert_eq(atomic_write(&f, "partial", 7, &e), 0);
+    atomic_abort(&f);  // what a killed process amounts to: the rename never happens
+    Trainer again;
+    Model c;
+    tiny_model(&c);
+    cr_assert_eq(trainer_init(&again, &c, NULL, 2, 16, 0, &e), 0);
+    cr_expect_eq(trainer_load(&again, NULL, path, &e), 0, "%s", e.msg);
+    cr_expect_eq(again.step, 6);
+    cr_expect_eq(memcmp(c.arena, b.arena, sizeof(float) * c.table.n_floats), 0);
+    trainer_free(&again);
+    model_free(&c);
     model_free(&a);
     model_free(&b);
     shard_close(&shard);
@@ -178,6 +193,11 @@ Test(train_run, bad_input_is_refused) {
     c.seq_len = 5000;  // longer than the shard
     cr_expect_eq(train_run(&m, NULL, &shard, &c, &e), -1);
     cr_expect(contains(e.msg, "fewer than two windows"), "%s", e.msg);
+    m.cfg.max_positions = 8;  // longer than the model's context
+    c = small_cfg(out);
+    cr_expect_eq(train_run(&m, NULL, &shard, &c, &e), -1);
+    cr_expect(contains(e.msg, "seq_len 16 exceeds the student's context of 8"), "%s", e.msg);
+    m.cfg.max_positions = 40960;
     c = small_cfg(out);
     ModelConfig tc;
     config_preset("tiny", &tc, &e);
