@@ -62,14 +62,14 @@ static void rmsnorm_forward_cpu(float* out, const float* inp, const float* weigh
     }
 }
 
-static void rope_forward_cpu(float* x, const int* pos, const float* inv_freq, int N, int H, int HS) {
+void rope_rotate_cpu(float* x, const int* pos, const float* inv_freq, int N, int H, int HS, float direction) {
     int half = HS / 2;
 #pragma omp parallel for if (N * H * HS > 65536)
     for (int n = 0; n < N; n++) {
         for (int j = 0; j < half; j++) {
             // fp32 angle as transformers computes it (position * inv_freq in fp32)
             float angle = (float)pos[n] * inv_freq[j];
-            float c = cosf(angle), s = sinf(angle);
+            float c = cosf(angle), s = direction * sinf(angle);
             for (int h = 0; h < H; h++) {
                 float* v = x + ((size_t)n * H + h) * HS;
                 float a = v[j], b = v[j + half];
@@ -78,6 +78,10 @@ static void rope_forward_cpu(float* x, const int* pos, const float* inv_freq, in
             }
         }
     }
+}
+
+static void rope_forward_cpu(float* x, const int* pos, const float* inv_freq, int N, int H, int HS) {
+    rope_rotate_cpu(x, pos, inv_freq, N, H, HS, 1.0f);
 }
 
 static void embedding_forward_cpu(float* out, const int* tokens, const float* wte, int N, int C) {

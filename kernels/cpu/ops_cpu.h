@@ -6,6 +6,8 @@ void matmul_backward_cpu(float* dinp, float* dweight, float* dbias, const float*
                          const float* weight, int N, int C, int OC);
 void rmsnorm_backward_cpu(float* dinp, float* dweight, const float* dout, const float* inp, const float* weight,
                           float eps, int N, int C);
+// Rotates x (N,H,HS) by +angle (direction 1, the forward) or -angle (direction -1, the backward).
+void rope_rotate_cpu(float* x, const int* pos, const float* inv_freq, int N, int H, int HS, float direction);
 void rope_backward_cpu(float* dx, const int* pos, const float* inv_freq, int N, int H, int HS);
 void swiglu_backward_cpu(float* dgate, float* dup, const float* dh, const float* gate, const float* up, int N, int F);
 void attention_backward_cpu(float* dq, float* dk, float* dv, const float* dout, const float* q, const float* k,

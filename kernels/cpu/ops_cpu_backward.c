@@ -64,20 +64,7 @@ void rmsnorm_backward_cpu(float* dinp, float* dweight, const float* dout, const 
 }
 
 void rope_backward_cpu(float* dx, const int* pos, const float* inv_freq, int N, int H, int HS) {
-    int half = HS / 2;
-#pragma omp parallel for if (N * H * HS > 65536)
-    for (int n = 0; n < N; n++) {
-        for (int j = 0; j < half; j++) {
-            float angle = (float)pos[n] * inv_freq[j];
-            float c = cosf(angle), s = sinf(angle);
-            for (int h = 0; h < H; h++) {
-                float* v = dx + ((size_t)n * H + h) * HS;
-                float a = v[j], b = v[j + half];  // rotate by -angle
-                v[j] = a * c + b * s;
-                v[j + half] = b * c - a * s;
-            }
-        }
-    }
+    rope_rotate_cpu(dx, pos, inv_freq, N, H, HS, -1.0f);  // a rotation's transpose turns the other way
 }
 
 void swiglu_backward_cpu(float* dgate, float* dup, const float* dh, const float* gate, const float* up, int N, int F) {
