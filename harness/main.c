@@ -15,6 +15,7 @@ static const struct {
     {"tokenize", cmd_tokenize, "text to a token shard, or text <-> ids on stdin/stdout"},
     {"forward", cmd_forward, "run token ids through a model and save the logits as .npy"},
     {"generate", cmd_generate, "continue token ids (greedy or sampled)"},
+    {"prune", cmd_prune, "prune depth and width by importance into a smaller HF checkpoint"},
     {"train", cmd_train, "train a model with cross-entropy on a token shard"},
     {"distill", cmd_distill, "distill a student from a teacher (logit KD) on a token shard"},
     {"eval", cmd_eval, "evaluate a model: mmlu, ppl"},

@@ -1,0 +1,129 @@
+// cmd_prune.c: arbor prune — calibrate (or read scores), choose layers and widths, cut, and write a
+// smaller Hugging Face checkpoint with scores.json, scores.txt and arbor_lineage.json beside it.
+#include <cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../models/file_io.h"
+#include "../prune/surgery.h"
+#include "commands.h"
+
+static int write_lineage(const char* dir, const char* source, const char* strategy, const int* keep, int n, Err* e) {
+    cJSON* root = cJSON_CreateObject();
+    cJSON_AddStringToObject(root, "source", source);
+    cJSON_AddStringToObject(root, "strategy", strategy);
+    cJSON* layers = cJSON_AddArrayToObject(root, "teacher_layers");
+    for (int i = 0; i < n; i++) cJSON_AddItemToArray(layers, cJSON_CreateNumber(keep[i]));
+    return json_write_atomic(dir, "arbor_lineage.json", root, e);
+}
+
+int cmd_prune(int argc, char** argv) {
+    Option opts[] = {
+        {"model", "DIR", "checkpoint to prune", NULL},
+        {"out", "DIR", "pruned checkpoint (with scores.json, scores.txt, arbor_lineage.json)", NULL},
+        {"calib", "SHARD", "calibration token shard (computes the scores)", NULL},
+        {"scores", "FILE", "scores.json from an earlier run of this model (instead of --calib)", NULL},
+        {"strategy", "NAME", "depth: bi | block | last", NULL},
+        {"layers", "N", "target layer count for --strategy", NULL},
+        {"drop-layers", "LIST", "explicit 0-based layers to drop, e.g. 20,21,22", NULL},
+        {"ffn", "F", "target intermediate_size", "0"},
+        {"heads", "H", "target query heads", "0"},
+        {"kv-heads", "K", "target KV groups", "0"},
+        {"hidden", "D", "target hidden size", "0"},
+        {"calib-windows", "N", "calibration sequences", "64"},
+        {"seq-len", "L", "calibration sequence length", "256"},
+        {"batch", "B", "calibration sequences per forward", "4"},
+        {"aggregation", "l2|mean|variance", "how per-sequence width scores combine", "l2"},
+        {"dtype", "bf16|f32", "storage dtype of the pruned checkpoint", "bf16"},
+    };
+    Command cmd = {"prune", "Prune depth and width by importance, writing a smaller HF checkpoint.", opts,
+                   sizeof opts / sizeof opts[0]};
+    int code;
+    if (command_start(&cmd, argc, argv, &code)) return code;
+    Err e;
+    const char *dir, *out, *strategy = arg_str(&cmd, "strategy"), *agg = arg_str(&cmd, "aggregation");
+    long ffn, heads, kv, hidden, windows, seq_len, batch;
+    if (arg_required(&cmd, "model", &dir, &e) || arg_required(&cmd, "out", &out, &e) ||
+        arg_long(&cmd, "ffn", 0, 1 << 24, &ffn, &e) || arg_long(&cmd, "heads", 0, 1 << 16, &heads, &e) ||
+        arg_long(&cmd, "kv-heads", 0, 1 << 16, &kv, &e) || arg_long(&cmd, "hidden", 0, 1 << 24, &hidden, &e) ||
+        arg_long(&cmd, "calib-windows", 1, 1 << 24, &windows, &e) || arg_long(&cmd, "seq-len", 1, 1 << 20, &seq_len, &e) ||
+        arg_long(&cmd, "batch", 1, 1 << 12, &batch, &e))
+        return fail(&e);
+    PruneTarget t = {DEPTH_NONE, 0, NULL, 0, (int)ffn, (int)heads, (int)kv, (int)hidden};
+    int drop[1024], n_drop = 0;
+    if (arg_str(&cmd, "drop-layers")) {
+        int* ids;
+        if (strategy) {
+            err_set(&e, "prune: give --strategy or --drop-layers, not both");
+            return fail(&e);
+        }
+        if (parse_token_list(arg_str(&cmd, "drop-layers"), &ids, &n_drop, &e)) {
+            err_prefix(&e, "--drop-layers");
+            return fail(&e);
+        }
+        for (int i = 0; i < n_drop && i < 1024; i++) drop[i] = ids[i];
+        free(ids);
+        t.depth = DEPTH_LIST, t.drop = drop, t.n_drop = n_drop < 1024 ? n_drop : 1024;
+    } else if (strategy) {
+        long layers;
+        t.depth = !strcmp(strategy, "bi") ? DEPTH_BI : !strcmp(strategy, "block") ? DEPTH_BLOCK : !strcmp(strategy, "last") ? DEPTH_LAST : DEPTH_NONE;
+        if (t.depth == DEPTH_NONE) {
+            err_set(&e, "prune: --strategy must be bi, block or last, not '%s'", strategy);
+            return fail(&e);
+        }
+        if (arg_long(&cmd, "layers", 1, 1 << 16, &layers, &e)) return fail(&e);
+        t.layers = (int)layers;
+    }
+    Aggregation aggregation = !strcmp(agg, "l2") ? AGG_L2 : !strcmp(agg, "mean") ? AGG_MEAN : AGG_VARIANCE;
+    if (strcmp(agg, "l2") && strcmp(agg, "mean") && strcmp(agg, "variance")) {
+        err_set(&e, "prune: --aggregation must be l2, mean or variance");
+        return fail(&e);
+    }
+    Model m;
+    if (model_load(&m, dir, &e)) return fail(&e);
+    Importance imp;
+    int have_imp = 0, rc = 0;
+    if (arg_str(&cmd, "scores")) {
+        rc = importance_load(&imp, &m.cfg, arg_str(&cmd, "scores"), &e);
+        have_imp = !rc;
+    } else if (arg_str(&cmd, "calib")) {
+        Shard calib;
+        rc = shard_open(&calib, arg_str(&cmd, "calib"), &e);
+        if (!rc) {
+            CalibOptions co = {(int)windows, (int)seq_len, (int)batch, aggregation};
+            rc = importance_compute(&m, &calib, &co, &imp, &e);
+            have_imp = !rc;
+            shard_close(&calib);
+        }
+    }
+    int* keep = xmalloc(sizeof(int) * (size_t)m.cfg.n_layers);
+    int n_keep = 0;
+    Model pruned = {0};
+    if (!rc) rc = prune_pick_layers(&m.cfg, have_imp ? &imp : NULL, &t, keep, &n_keep, &e);
+    if (!rc) rc = prune_model(&m, have_imp ? &imp : NULL, &t, keep, n_keep, &pruned, &e);
+    if (!rc) {
+        StDtype dt = strcmp(arg_str(&cmd, "dtype"), "f32") == 0 ? ST_F32 : ST_BF16;
+        rc = model_save(&pruned, out, dt, ARBOR_DEFAULT_SHARD_BYTES, &e) ||
+             write_lineage(out, dir, strategy ? strategy : t.depth == DEPTH_LIST ? "drop-layers" : "none", keep, n_keep, &e);
+        char path[4200];
+        if (!rc && have_imp) {
+            snprintf(path, sizeof path, "%s/scores.json", out);
+            rc = importance_save(&imp, &m.cfg, path, &e);
+            snprintf(path, sizeof path, "%s/scores.txt", out);
+            if (!rc) rc = importance_write_table(&imp, path, &e);
+        }
+        if (!rc) {
+            fprintf(stderr, "prune: %s -> %s: %d layers (kept", dir, out, n_keep);
+            for (int i = 0; i < n_keep; i++) fprintf(stderr, " %d", keep[i]);
+            fprintf(stderr, "), hidden %d, ffn %d, heads %d, kv %d; %.2f M -> %.2f M parameters\n", pruned.cfg.hidden,
+                    pruned.cfg.ffn, pruned.cfg.n_heads, pruned.cfg.n_kv_heads, config_param_count(&m.cfg) * 1e-6,
+                    config_param_count(&pruned.cfg) * 1e-6);
+        }
+    }
+    if (pruned.arena) model_free(&pruned);
+    if (have_imp) importance_free(&imp);
+    free(keep);
+    model_free(&m);
+    return rc ? fail(&e) : 0;
+}

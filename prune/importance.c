@@ -1,0 +1,276 @@
+// importance.c: see importance.h.
+#include "importance.h"
+
+#include <cJSON.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../kernels/clock.h"
+#include "../models/file_io.h"
+#include "../models/progress.h"
+#include "../models/train.h"
+#include "../models/vec.h"
+
+typedef struct {  // per-item sums over sequences of the per-sequence value, and of its square
+    double *sum, *sq;
+} Acc;
+
+static Acc acc_new(size_t n) { return (Acc){xcalloc(n, sizeof(double)), xcalloc(n, sizeof(double))}; }
+static void acc_add(Acc* a, size_t i, double v) { a->sum[i] += v, a->sq[i] += v * v; }
+static void acc_finish(const Acc* a, size_t n, long long count, Aggregation agg, double* out) {
+    for (size_t i = 0; i < n; i++) {
+        double mean = a->sum[i] / (double)count;
+        out[i] = agg == AGG_L2 ? sqrt(a->sq[i]) : agg == AGG_MEAN ? mean : a->sq[i] / (double)count - mean * mean;
+    }
+    free(a->sum);
+    free(a->sq);
+}
+
+static double cosine(const float* a, const float* b, int C) {
+    double ab = 0, aa = 0, bb = 0;
+    for (int c = 0; c < C; c++) ab += (double)a[c] * b[c], aa += (double)a[c] * a[c], bb += (double)b[c] * b[c];
+    return ab / (sqrt(aa) * sqrt(bb) + 1e-30);
+}
+
+int importance_compute(const Model* m, const Shard* calib, const CalibOptions* o, Importance* imp, Err* e) {
+    const ModelConfig* c = &m->cfg;
+    int L = c->n_layers, C = c->hidden, F = c->ffn, NH = c->n_heads, NKV = c->n_kv_heads, HS = c->head_dim;
+    int T = o->seq_len, B = o->batch > 0 ? o->batch : 1;
+    memset(imp, 0, sizeof *imp);
+    if (calib->vocab_size > c->vocab)
+        return err_set(e, "%s: the shard's vocabulary (%d) exceeds the model's (%d)", calib->path, calib->vocab_size, c->vocab);
+    if (T < 1 || T > c->max_positions) return err_set(e, "calibration seq_len %d must be in [1, %d]", T, c->max_positions);
+    long long available = (long long)(calib->n_tokens / (uint64_t)T);
+    if (available < 1) return err_set(e, "%s: empty calibration data (%llu tokens, seq_len %d)", calib->path,
+                                      (unsigned long long)calib->n_tokens, T);
+    int windows = o->windows > 0 && o->windows < available ? o->windows : (int)available;
+    if (B > windows) B = windows;
+    imp->n_layers = L, imp->ffn = F, imp->n_heads = NH, imp->n_kv_heads = NKV, imp->hidden = C, imp->agg = o->agg;
+    double* bi_sum = xcalloc((size_t)L, sizeof(double));
+    double* ang_sum = xcalloc((size_t)(L + 1) * (L + 1), sizeof(double));
+    Acc mlp = acc_new((size_t)L * F), heads = acc_new((size_t)L * NH), channels = acc_new((size_t)C);
+    TrainActs a;
+    train_acts_create(&a, c, B, T, 0);
+    int* tokens = xmalloc(sizeof(int) * (size_t)B * T);
+    size_t N = (size_t)B * T;
+    Progress prog;
+    progress_begin(&prog, "calibrate", "tokens", 1.0, (double)windows * T, 1);
+    int rc = 0;
+    for (int w0 = 0; w0 < windows && !rc; w0 += B) {
+        int nb = windows - w0 < B ? windows - w0 : B;
+        for (int b = 0; b < B; b++)  // a short last batch repeats its first window; only nb count
+            for (int t = 0; t < T; t++) tokens[b * T + t] = shard_token(calib, (uint64_t)(w0 + (b < nb ? b : 0)) * T + t);
+        if ((rc = train_forward(m, &a, tokens, e))) break;
+        size_t rows = (size_t)nb * T;
+        // depth: cosines between residual boundaries, every pair
+#pragma omp parallel for schedule(dynamic, 1)
+        for (int p = 0; p <= L; p++) {
+            for (int q = p + 1; q <= L; q++) {
+                double s = 0;
+                for (size_t r = 0; r < rows; r++) {
+                    double cs = cosine(a.res + ((size_t)p * N + r) * C, a.res + ((size_t)q * N + r) * C, C);
+                    s += acos(cs > 1 ? 1 : cs < -1 ? -1 : cs) / M_PI;
+                    if (q == p + 1) bi_sum[p] += 1.0 - cs;
+                }
+                ang_sum[(size_t)p * (L + 1) + q] += s;
+            }
+        }
+        // width: per sequence, the mean over its tokens
+        for (int b = 0; b < nb; b++) {
+#pragma omp parallel for
+            for (int l = 0; l < L; l++) {
+                const float* h = a.h + ((size_t)l * N + (size_t)b * T) * F;
+                for (int i = 0; i < F; i++) {
+                    double s = 0;
+                    for (int t = 0; t < T; t++) s += fabs(h[(size_t)t * F + i]);
+                    acc_add(&mlp, (size_t)l * F + i, s / T);
+                }
+                const float* att = a.att + ((size_t)l * N + (size_t)b * T) * NH * HS;
+                for (int hd = 0; hd < NH; hd++) {
+                    double s = 0;
+                    for (int t = 0; t < T; t++) {
+                        const float* v = att + ((size_t)t * NH + hd) * HS;
+                        double n2 = 0;
+                        for (int i = 0; i < HS; i++) n2 += (double)v[i] * v[i];
+                        s += sqrt(n2);
+                    }
+                    acc_add(&heads, (size_t)l * NH + hd, s / T);
+                }
+            }
+            // hidden channels: every norm site (input and post-attention norms of each layer, final norm)
+#pragma omp parallel for
+            for (int ch = 0; ch < C; ch++) {
+                double site_sum = 0;
+                for (int site = 0; site <= 2 * L; site++) {
+                    const float* x = site == 2 * L ? a.xnf : (site % 2 ? a.xn2 : a.xn1) + (size_t)(site / 2) * N * C;
+                    double s = 0;
+                    for (int t = 0; t < T; t++) s += fabs(x[((size_t)b * T + t) * C + ch]);
+                    site_sum += s / T;
+                }
+                acc_add(&channels, (size_t)ch, site_sum);
+            }
+        }
+        imp->tokens += (long long)rows;
+        imp->sequences += nb;
+        progress_update(&prog, (double)imp->tokens);
+    }
+    if (!rc) progress_end(&prog);
+    imp->bi = bi_sum;
+    imp->angular = ang_sum;
+    for (int l = 0; l < L; l++) imp->bi[l] /= (double)imp->tokens;
+    for (size_t i = 0; i < (size_t)(L + 1) * (L + 1); i++) imp->angular[i] /= (double)imp->tokens;
+    imp->mlp = xmalloc(sizeof(double) * (size_t)L * F);
+    imp->heads = xmalloc(sizeof(double) * (size_t)L * NH);
+    imp->kv = xcalloc((size_t)L * NKV, sizeof(double));
+    imp->channels = xmalloc(sizeof(double) * (size_t)C);
+    acc_finish(&mlp, (size_t)L * F, imp->sequences, o->agg, imp->mlp);
+    acc_finish(&heads, (size_t)L * NH, imp->sequences, o->agg, imp->heads);
+    acc_finish(&channels, (size_t)C, imp->sequences, o->agg, imp->channels);
+    for (int l = 0; l < L; l++)
+        for (int hd = 0; hd < NH; hd++) imp->kv[(size_t)l * NKV + hd / (NH / NKV)] += imp->heads[(size_t)l * NH + hd];
+    free(tokens);
+    train_acts_free(&a);
+    if (rc) importance_free(imp);
+    return rc;
+}
+
+void importance_free(Importance* imp) {
+    free(imp->bi);
+    free(imp->angular);
+    free(imp->mlp);
+    free(imp->heads);
+    free(imp->kv);
+    free(imp->channels);
+    memset(imp, 0, sizeof *imp);
+}
+
+// ---------------------------------------------------------------------------------------------
+// scores file
+
+static cJSON* array_of(const double* v, int n) {
+    cJSON* a = cJSON_CreateArray();
+    for (int i = 0; i < n; i++) cJSON_AddItemToArray(a, cJSON_CreateNumber(v[i]));
+    return a;
+}
+
+static cJSON* matrix_of(const double* v, int rows, int cols) {
+    cJSON* a = cJSON_CreateArray();
+    for (int r = 0; r < rows; r++) cJSON_AddItemToArray(a, array_of(v + (size_t)r * cols, cols));
+    return a;
+}
+
+static const char* agg_name(Aggregation a) { return a == AGG_L2 ? "l2" : a == AGG_MEAN ? "mean" : "variance"; }
+
+static cJSON* shape_of(const ModelConfig* c) {
+    cJSON* s = cJSON_CreateObject();
+    cJSON_AddStringToObject(s, "architecture", arch_hf_class(c->arch));
+    cJSON_AddNumberToObject(s, "layers", c->n_layers);
+    cJSON_AddNumberToObject(s, "hidden", c->hidden);
+    cJSON_AddNumberToObject(s, "ffn", c->ffn);
+    cJSON_AddNumberToObject(s, "heads", c->n_heads);
+    cJSON_AddNumberToObject(s, "kv_heads", c->n_kv_heads);
+    cJSON_AddNumberToObject(s, "head_dim", c->head_dim);
+    cJSON_AddNumberToObject(s, "vocab", c->vocab);
+    return s;
+}
+
+int importance_save(const Importance* imp, const ModelConfig* cfg, const char* path, Err* e) {
+    cJSON* root = cJSON_CreateObject();
+    cJSON_AddNumberToObject(root, "arbor_scores", 1);
+    cJSON_AddItemToObject(root, "model", shape_of(cfg));
+    cJSON* cal = cJSON_AddObjectToObject(root, "calibration");
+    cJSON_AddNumberToObject(cal, "tokens", (double)imp->tokens);
+    cJSON_AddNumberToObject(cal, "sequences", (double)imp->sequences);
+    cJSON_AddStringToObject(cal, "aggregation", agg_name(imp->agg));
+    int L = imp->n_layers;
+    cJSON_AddItemToObject(root, "block_influence", array_of(imp->bi, L));
+    cJSON_AddItemToObject(root, "angular_distance", matrix_of(imp->angular, L + 1, L + 1));
+    cJSON_AddItemToObject(root, "mlp", matrix_of(imp->mlp, L, imp->ffn));
+    cJSON_AddItemToObject(root, "heads", matrix_of(imp->heads, L, imp->n_heads));
+    cJSON_AddItemToObject(root, "kv_groups", matrix_of(imp->kv, L, imp->n_kv_heads));
+    cJSON_AddItemToObject(root, "hidden", array_of(imp->channels, imp->hidden));
+    char* text = cJSON_PrintUnformatted(root);
+    cJSON_Delete(root);
+    int rc = file_write_atomic(path, text, strlen(text), e);
+    cJSON_free(text);
+    return rc;
+}
+
+static int read_array(const cJSON* a, double* out, int n) {
+    if (!cJSON_IsArray(a) || cJSON_GetArraySize(a) != n) return -1;
+    for (int i = 0; i < n; i++) {
+        const cJSON* v = cJSON_GetArrayItem(a, i);
+        if (!cJSON_IsNumber(v)) return -1;
+        out[i] = v->valuedouble;
+    }
+    return 0;
+}
+
+static int read_matrix(const cJSON* a, double* out, int rows, int cols) {
+    if (!cJSON_IsArray(a) || cJSON_GetArraySize(a) != rows) return -1;
+    for (int r = 0; r < rows; r++)
+        if (read_array(cJSON_GetArrayItem(a, r), out + (size_t)r * cols, cols)) return -1;
+    return 0;
+}
+
+int importance_load(Importance* imp, const ModelConfig* c, const char* path, Err* e) {
+    memset(imp, 0, sizeof *imp);
+    char* text = file_read_all(path, NULL, e);
+    if (!text) return -1;
+    cJSON* root = cJSON_Parse(text);
+    free(text);
+    if (!root || !cJSON_GetObjectItem(root, "arbor_scores")) {
+        cJSON_Delete(root);
+        return err_set(e, "%s: not an arbor scores file", path);
+    }
+    cJSON* want = shape_of(c);
+    int same = cJSON_Compare(cJSON_GetObjectItem(root, "model"), want, 1);
+    cJSON_Delete(want);
+    if (!same) {
+        cJSON_Delete(root);
+        return err_set(e, "%s: scores of another model (its shape differs from this checkpoint's)", path);
+    }
+    int L = c->n_layers;
+    imp->n_layers = L, imp->ffn = c->ffn, imp->n_heads = c->n_heads, imp->n_kv_heads = c->n_kv_heads, imp->hidden = c->hidden;
+    imp->bi = xmalloc(sizeof(double) * (size_t)L);
+    imp->angular = xmalloc(sizeof(double) * (size_t)(L + 1) * (L + 1));
+    imp->mlp = xmalloc(sizeof(double) * (size_t)L * c->ffn);
+    imp->heads = xmalloc(sizeof(double) * (size_t)L * c->n_heads);
+    imp->kv = xmalloc(sizeof(double) * (size_t)L * c->n_kv_heads);
+    imp->channels = xmalloc(sizeof(double) * (size_t)c->hidden);
+    const cJSON* cal = cJSON_GetObjectItem(root, "calibration");
+    imp->tokens = cal ? (long long)cJSON_GetObjectItem(cal, "tokens")->valuedouble : 0;
+    int rc = read_array(cJSON_GetObjectItem(root, "block_influence"), imp->bi, L) ||
+             read_matrix(cJSON_GetObjectItem(root, "angular_distance"), imp->angular, L + 1, L + 1) ||
+             read_matrix(cJSON_GetObjectItem(root, "mlp"), imp->mlp, L, c->ffn) ||
+             read_matrix(cJSON_GetObjectItem(root, "heads"), imp->heads, L, c->n_heads) ||
+             read_matrix(cJSON_GetObjectItem(root, "kv_groups"), imp->kv, L, c->n_kv_heads) ||
+             read_array(cJSON_GetObjectItem(root, "hidden"), imp->channels, c->hidden);
+    cJSON_Delete(root);
+    if (rc) {
+        importance_free(imp);
+        return err_set(e, "%s: malformed scores (a table is missing or has the wrong size)", path);
+    }
+    return 0;
+}
+
+int importance_write_table(const Importance* imp, const char* path, Err* e) {
+    ByteVec t = {0};
+    char line[256];
+    int L = imp->n_layers;
+    int n = snprintf(line, sizeof line, "layer  block_influence  angular(l,l+1)  mlp_score_mean  head_score_mean\n");
+    bytevec_append(&t, line, (size_t)n);
+    for (int l = 0; l < L; l++) {
+        double mm = 0, hm = 0;
+        for (int i = 0; i < imp->ffn; i++) mm += imp->mlp[(size_t)l * imp->ffn + i];
+        for (int h = 0; h < imp->n_heads; h++) hm += imp->heads[(size_t)l * imp->n_heads + h];
+        n = snprintf(line, sizeof line, "%5d  %15.6f  %14.6f  %14.6f  %15.6f\n", l, imp->bi[l],
+                     imp->angular[(size_t)l * (L + 1) + l + 1], mm / imp->ffn, hm / imp->n_heads);
+        bytevec_append(&t, line, (size_t)n);
+    }
+    int rc = file_write_atomic(path, t.data, t.len, e);
+    free(t.data);
+    return rc;
+}

@@ -1,0 +1,22 @@
+// surgery.h: depth and width pruning of a model into a smaller, valid model: layers dropped, and
+// MLP neurons, query heads (kept with their own KV group), KV groups and hidden channels sliced out
+// of every tensor they touch, keeping the highest-scored units in their original order.
+#pragma once
+#include "importance.h"
+
+typedef enum { DEPTH_NONE, DEPTH_BI, DEPTH_BLOCK, DEPTH_LAST, DEPTH_LIST } DepthStrategy;
+
+typedef struct {
+    DepthStrategy depth;
+    int layers;              // target layer count (bi, block, last)
+    const int* drop;         // explicit layers to drop (list), n_drop of them
+    int n_drop;
+    int ffn, heads, kv_heads, hidden;  // width targets, 0 = unchanged
+} PruneTarget;
+
+// The layers to keep (ascending) under the depth strategy; imp is needed by bi and block.
+int prune_pick_layers(const ModelConfig* c, const Importance* imp, const PruneTarget* t, int* keep, int* n_keep, Err* e);
+// out: a new model with the kept layers and the width targets applied. imp may be NULL when no
+// width target is set. keep (n_keep) from prune_pick_layers.
+int prune_model(const Model* m, const Importance* imp, const PruneTarget* t, const int* keep, int n_keep, Model* out,
+                Err* e);
