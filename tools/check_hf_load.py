@@ -4,11 +4,12 @@ logits agree with `arbor forward` on them.
 
 Usage: python tools/check_hf_load.py [path/to/arbor]    (needs tools/requirements.txt)
 
-Writes into a temp dir: arbor init tiny (F32 and BF16, single file and sharded, tied and untied) and
-arbor convert of each tests/fixtures/hf case (Qwen2, Llama, biases); for each, loads it with
+Writes into a temp dir: arbor init tiny (F32 and BF16, single file and sharded, tied and untied), arbor
+prune of it (depth + every width target), and arbor convert of each tests/fixtures/hf case (Qwen2,
+Llama, biases); for each, loads it with
 AutoModelForCausalLM.from_pretrained and compares logits for fixed token ids (relative L2).
 """
-import json, os, subprocess, sys, tempfile
+import json, os, struct, subprocess, sys, tempfile
 
 import numpy as np
 import torch
@@ -44,6 +45,18 @@ def main():
             d = os.path.join(tmp, name)
             args = ["init", "--arch", "tiny", "--seed", "1", "--out", d] + extra
             arbor(*args)
+            dirs.append(d)
+        # pruned: depth and every width target at once, scored on a small calibration shard
+        shard = os.path.join(tmp, "calib.shard")
+        ids = [(i * 7919) % 512 for i in range(4096)]
+        with open(shard, "wb") as f:
+            f.write(b"ARBORTOK" + struct.pack("<IIQIiQ", 1, 2, len(ids), 512, -1, 1) + bytes(24))
+            f.write(struct.pack(f"<{len(ids)}H", *ids))
+        for name, extra in [("pruned_bi_width", ["--strategy", "bi", "--layers", "3", "--ffn", "128", "--heads", "2",
+                                                 "--kv-heads", "1", "--hidden", "48"]),
+                            ("pruned_drop_block", ["--drop-layers", "1,2", "--heads", "4", "--kv-heads", "2"])]:
+            d = os.path.join(tmp, name)
+            arbor("prune", "--model", dirs[0], "--calib", shard, "--seq-len", "32", "--out", d, "--dtype", "f32", *extra)
             dirs.append(d)
         for case in sorted(os.listdir(FIXTURES)):
             d = os.path.join(tmp, "convert_" + case)

@@ -1,0 +1,299 @@
+// test_prune.c: pruning. Surgery that removes nothing is the identity; dropping a layer equals a model
+// whose layer contributes nothing; removing a neuron whose down_proj column is zero changes nothing;
+// importance scores against direct computations; heads stay with their KV group; bad input refused.
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "helpers.h"
+#include "models/generate.h"
+#include "prune/surgery.h"
+
+static void tiny(Model* m, uint64_t seed) {
+    ModelConfig c;
+    Err e;
+    config_preset("tiny", &c, &e);  // 4 layers, hidden 64, ffn 192, 4 heads, 2 KV groups, head_dim 16
+    model_create(m, &c);
+    model_init_random(m, seed);
+    for (size_t i = 0; i < m->table.n_floats; i++) m->arena[i] *= 10.0f;  // livelier than N(0, 0.02)
+    for (int l = 0; l < c.n_layers; l++)  // norms back to ~1
+        for (int i = 0; i < c.hidden; i++) m->w.layers[l].attn_norm[i] = m->w.layers[l].mlp_norm[i] = 1.0f;
+    for (int i = 0; i < c.hidden; i++) m->w.final_norm[i] = 1.0f;
+    for (int i = 0; i < c.head_dim; i++)
+        for (int l = 0; l < c.n_layers; l++) m->w.layers[l].q_norm[i] = m->w.layers[l].k_norm[i] = 1.0f;
+}
+
+static const int prompt[12] = {5, 17, 300, 2, 99, 41, 7, 250, 12, 3, 77, 401};
+
+static float* logits_of(const Model* m) {
+    KVCache cache;
+    RunState s;
+    kvcache_create(&cache, &m->cfg, 1, 12);
+    runstate_create(&s, &m->cfg, 12, 12);
+    float* out = malloc(sizeof(float) * 12 * (size_t)m->cfg.vocab);
+    const int* p[1] = {prompt};
+    int n = 12;
+    Err e;
+    cr_assert_eq(model_prefill(m, &s, &cache, p, &n, 1, true, out, &e), 0, "%s", e.msg);
+    runstate_free(&s);
+    kvcache_free(&cache);
+    return out;
+}
+
+static void pruned(const Model* m, const Importance* imp, PruneTarget t, Model* out) {
+    int keep[64], n_keep;
+    Err e;
+    cr_assert_eq(prune_pick_layers(&m->cfg, imp, &t, keep, &n_keep, &e), 0, "%s", e.msg);
+    cr_assert_eq(prune_model(m, imp, &t, keep, n_keep, out, &e), 0, "%s", e.msg);
+}
+
+Test(prune, removing_nothing_is_the_identity) {
+    Model m, p;
+    tiny(&m, 1);
+    pruned(&m, NULL, (PruneTarget){DEPTH_NONE, 0, NULL, 0, 0, 0, 0, 0}, &p);
+    float *a = logits_of(&m), *b = logits_of(&p);
+    cr_expect_arr_eq(a, b, sizeof(float) * 12 * 512);
+    free(a), free(b);
+    model_free(&m), model_free(&p);
+}
+
+Test(prune, dropping_a_layer_equals_a_layer_that_adds_nothing) {
+    for (int drop = 0; drop < 4; drop++) {
+        Model m, p;
+        tiny(&m, 2);
+        pruned(&m, NULL, (PruneTarget){DEPTH_LIST, 0, &drop, 1, 0, 0, 0, 0}, &p);
+        cr_assert_eq(p.cfg.n_layers, 3);
+        LayerWeights* w = &m.w.layers[drop];  // o_proj and down_proj at zero: the layer passes its input on
+        memset(w->wo, 0, sizeof(float) * 64 * 64);
+        memset(w->w_down, 0, sizeof(float) * 64 * 192);
+        float *a = logits_of(&m), *b = logits_of(&p);
+        double err = rel_l2(b, a, 12 * 512);
+        cr_expect_leq(err, 1e-6, "dropping layer %d: rel L2 %.3g", drop, err);
+        free(a), free(b);
+        model_free(&m), model_free(&p);
+    }
+}
+
+static Importance fake_scores(const ModelConfig* c) {
+    Importance imp = {0};
+    imp.n_layers = c->n_layers, imp.ffn = c->ffn, imp.n_heads = c->n_heads, imp.n_kv_heads = c->n_kv_heads;
+    imp.hidden = c->hidden;
+    imp.bi = calloc((size_t)c->n_layers, sizeof(double));
+    imp.angular = calloc((size_t)(c->n_layers + 1) * (c->n_layers + 1), sizeof(double));
+    imp.mlp = calloc((size_t)c->n_layers * c->ffn, sizeof(double));
+    imp.heads = calloc((size_t)c->n_layers * c->n_heads, sizeof(double));
+    imp.kv = calloc((size_t)c->n_layers * c->n_kv_heads, sizeof(double));
+    imp.channels = calloc((size_t)c->hidden, sizeof(double));
+    for (int i = 0; i < c->n_layers * c->ffn; i++) imp.mlp[i] = 1.0 + i % 7;
+    for (int i = 0; i < c->n_layers * c->n_heads; i++) imp.heads[i] = 1.0 + (i * 5) % 4;
+    for (int i = 0; i < c->n_layers * c->n_kv_heads; i++) imp.kv[i] = 1.0 + i % 2;
+    for (int i = 0; i < c->hidden; i++) imp.channels[i] = 1.0 + i;
+    return imp;
+}
+
+Test(prune, removing_a_neuron_with_a_zero_down_column_changes_nothing) {
+    Model m, p;
+    tiny(&m, 3);
+    Importance imp = fake_scores(&m.cfg);
+    int l = 2, j = 77;
+    for (int r = 0; r < 64; r++) m.w.layers[l].w_down[(size_t)r * 192 + j] = 0.0f;
+    for (int ll = 0; ll < 4; ll++) imp.mlp[(size_t)ll * 192 + j] = -1.0;  // the lowest score everywhere
+    // keep every other neuron: prune 1 from each layer, the zero-column one in layer 2
+    pruned(&m, &imp, (PruneTarget){DEPTH_NONE, 0, NULL, 0, 191, 0, 0, 0}, &p);
+    // the other layers lose neuron 77 too, which is not free: give them zero down columns as well
+    for (int ll = 0; ll < 4; ll++)
+        for (int r = 0; r < 64; r++) m.w.layers[ll].w_down[(size_t)r * 192 + j] = 0.0f;
+    float *a = logits_of(&m), *b = logits_of(&p);
+    double err = rel_l2(b, a, 12 * 512);
+    cr_expect_leq(err, 1e-6, "rel L2 %.3g", err);
+    free(a), free(b);
+    importance_free(&imp);
+    model_free(&m), model_free(&p);
+}
+
+Test(prune, heads_stay_with_their_kv_group) {
+    Model m, p;
+    tiny(&m, 4);
+    Importance imp = fake_scores(&m.cfg);
+    // group 1 of every layer scores higher; within it, head 2 beats head 3
+    for (int l = 0; l < 4; l++) {
+        imp.kv[l * 2 + 0] = 1, imp.kv[l * 2 + 1] = 5;
+        imp.heads[l * 4 + 2] = 9, imp.heads[l * 4 + 3] = 1;
+    }
+    pruned(&m, &imp, (PruneTarget){DEPTH_NONE, 0, NULL, 0, 0, 1, 1, 0}, &p);
+    cr_assert_eq(p.cfg.n_heads, 1);
+    cr_assert_eq(p.cfg.n_kv_heads, 1);
+    for (int l = 0; l < 4; l++) {
+        // the kept query head is head 2 (rows 32..47 of q_proj), its KV group is group 1 (rows 16..31)
+        cr_expect_arr_eq(p.w.layers[l].wq, m.w.layers[l].wq + 32 * 64, sizeof(float) * 16 * 64, "layer %d q", l);
+        cr_expect_arr_eq(p.w.layers[l].wk, m.w.layers[l].wk + 16 * 64, sizeof(float) * 16 * 64, "layer %d k", l);
+        cr_expect_arr_eq(p.w.layers[l].wv, m.w.layers[l].wv + 16 * 64, sizeof(float) * 16 * 64, "layer %d v", l);
+        for (int r = 0; r < 64; r++)  // o_proj keeps head 2's input columns
+            cr_expect_arr_eq(p.w.layers[l].wo + (size_t)r * 16, m.w.layers[l].wo + (size_t)r * 64 + 32, sizeof(float) * 16);
+    }
+    importance_free(&imp);
+    model_free(&m), model_free(&p);
+}
+
+// a calibration shard of random ids
+static void calib_shard(const char* path, int n) {
+    ShardWriter w;
+    Err e;
+    cr_assert_eq(shard_writer_open(&w, path, 512, -1, &e), 0);
+    uint64_t x = 9;
+    for (int i = 0; i < n; i++) {
+        x = x * 6364136223846793005ull + 1442695040888963407ull;
+        int id = (int)((x >> 33) % 512);
+        shard_writer_append(&w, &id, 1, &e);
+    }
+    shard_writer_end_doc(&w, false, &e);
+    cr_assert_eq(shard_writer_close(&w, &e), 0, "%s", e.msg);
+}
+
+Test(prune, importance_scores_against_direct_computation) {
+    char dir[256], path[512];
+    make_temp_dir(dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/calib.shard", dir);
+    calib_shard(path, 8 * 16);
+    Model m;
+    tiny(&m, 5);
+    // hand-made zeros: layer 1 adds nothing; neuron 5 of layer 0 never fires; KV group 0 of layer 3
+    // carries no values; channel 9 is never written
+    memset(m.w.layers[1].wo, 0, sizeof(float) * 64 * 64);
+    memset(m.w.layers[1].w_down, 0, sizeof(float) * 64 * 192);
+    memset(m.w.layers[0].w_gate + 5 * 64, 0, sizeof(float) * 64);
+    memset(m.w.layers[3].wv, 0, sizeof(float) * 16 * 64);
+    for (int v = 0; v < 512; v++) m.w.wte[(size_t)v * 64 + 9] = 0.0f;
+    for (int l = 0; l < 4; l++)
+        for (int i = 0; i < 192; i++) m.w.layers[l].w_down[(size_t)9 * 192 + i] = 0.0f;
+    for (int l = 0; l < 4; l++)
+        for (int i = 0; i < 64; i++) m.w.layers[l].wo[(size_t)9 * 64 + i] = 0.0f;
+    Shard s;
+    Err e;
+    cr_assert_eq(shard_open(&s, path, &e), 0);
+    Importance imp;
+    CalibOptions o = {8, 16, 3, AGG_L2};  // 8 sequences in batches of 3 (a short last batch)
+    cr_assert_eq(importance_compute(&m, &s, &o, &imp, &e), 0, "%s", e.msg);
+    cr_expect_eq(imp.tokens, 8 * 16);
+    cr_expect_leq(fabs(imp.bi[1]), 1e-6, "a layer that adds nothing has Block Influence 0: %g", imp.bi[1]);
+    cr_expect_leq(fabs(imp.angular[1 * 5 + 2]), 1e-3, "and angular distance 0: %g", imp.angular[1 * 5 + 2]);
+    cr_expect_gt(imp.bi[0], 1e-3);
+    cr_expect_eq(imp.mlp[5], 0.0, "a neuron that never fires scores 0");
+    cr_expect_gt(imp.mlp[6], 0.0);
+    cr_expect_eq(imp.heads[3 * 4 + 0], 0.0);
+    cr_expect_eq(imp.heads[3 * 4 + 1], 0.0);
+    cr_expect_eq(imp.kv[3 * 2 + 0], 0.0, "a KV group with zero values scores 0");
+    cr_expect_gt(imp.kv[3 * 2 + 1], 0.0);
+    cr_expect_eq(imp.channels[9], 0.0, "a channel never written scores 0");
+    // Block Influence directly, through the inference path: residuals captured after every layer
+    KVCache cache;
+    RunState rs;
+    kvcache_create(&cache, &m.cfg, 8, 16);
+    runstate_create(&rs, &m.cfg, 8 * 16, 16);
+    int tokens[128], seq[128], pos[128], slot[4] = {0, 1, 2, 3};
+    for (int i = 0; i < 128; i++) tokens[i] = shard_token(&s, (uint64_t)i), seq[i] = i / 16, pos[i] = i % 16;
+    float* cap = malloc(sizeof(float) * 4 * 128 * 64);
+    float* hidden = malloc(sizeof(float) * 128 * 64);
+    float* emb = malloc(sizeof(float) * 128 * 64);
+    cr_assert_eq(model_forward_hidden(&m, &rs, &cache, tokens, seq, pos, 128, hidden, cap, slot, &e), 0);
+    kernels_cpu()->embedding_forward(emb, tokens, m.w.wte, 128, 64);
+    for (int l = 0; l < 4; l++) {
+        const float* in = l == 0 ? emb : cap + (size_t)(l - 1) * 128 * 64;
+        const float* out = cap + (size_t)l * 128 * 64;
+        double bi = 0;
+        for (int r = 0; r < 128; r++) {
+            double ab = 0, aa = 0, bb = 0;
+            for (int c = 0; c < 64; c++) {
+                ab += (double)in[r * 64 + c] * out[r * 64 + c];
+                aa += (double)in[r * 64 + c] * in[r * 64 + c];
+                bb += (double)out[r * 64 + c] * out[r * 64 + c];
+            }
+            bi += 1.0 - ab / sqrt(aa * bb);
+        }
+        bi /= 128;
+        cr_expect(fabs(bi - imp.bi[l]) <= 1e-4 * fmax(bi, 1e-3), "layer %d: BI %.6f, direct %.6f", l, imp.bi[l], bi);
+    }
+    // the scores file round-trips and refuses another model's shape
+    snprintf(path, sizeof path, "%s/scores.json", dir);
+    cr_assert_eq(importance_save(&imp, &m.cfg, path, &e), 0, "%s", e.msg);
+    Importance back;
+    cr_assert_eq(importance_load(&back, &m.cfg, path, &e), 0, "%s", e.msg);
+    for (int i = 0; i < 4 * 192; i++)
+        cr_expect(fabs(back.mlp[i] - imp.mlp[i]) <= 1e-12 * fabs(imp.mlp[i]), "mlp[%d]: %.17g vs %.17g", i, back.mlp[i], imp.mlp[i]);
+    importance_free(&back);
+    ModelConfig other = m.cfg;
+    other.ffn = 128;
+    cr_expect_eq(importance_load(&back, &other, path, &e), -1);
+    cr_expect(contains(e.msg, "scores of another model"), "%s", e.msg);
+    free(cap), free(hidden), free(emb);
+    runstate_free(&rs);
+    kvcache_free(&cache);
+    importance_free(&imp);
+    shard_close(&s);
+    model_free(&m);
+}
+
+Test(prune, depth_strategies_choose_as_defined) {
+    ModelConfig c;
+    Err e;
+    config_preset("tiny", &c, &e);
+    c.n_layers = 6;
+    Importance imp = fake_scores(&c);
+    double bi[6] = {0.9, 0.2, 0.5, 0.1, 0.3, 0.8};
+    memcpy(imp.bi, bi, sizeof bi);
+    for (int a = 0; a <= 6; a++)
+        for (int b = 0; b <= 6; b++) imp.angular[a * 7 + b] = 1.0;
+    imp.angular[2 * 7 + 4] = 0.05;  // layers 2..3 form the most redundant block of 2
+    int keep[8], n;
+    cr_assert_eq(prune_pick_layers(&c, &imp, &(PruneTarget){DEPTH_BI, 4, NULL, 0, 0, 0, 0, 0}, keep, &n, &e), 0, "%s", e.msg);
+    cr_expect_arr_eq(keep, ((int[]){0, 2, 4, 5}), 4 * sizeof(int));
+    cr_assert_eq(prune_pick_layers(&c, &imp, &(PruneTarget){DEPTH_BLOCK, 4, NULL, 0, 0, 0, 0, 0}, keep, &n, &e), 0);
+    cr_expect_arr_eq(keep, ((int[]){0, 1, 4, 5}), 4 * sizeof(int));
+    cr_assert_eq(prune_pick_layers(&c, &imp, &(PruneTarget){DEPTH_LAST, 4, NULL, 0, 0, 0, 0, 0}, keep, &n, &e), 0);
+    cr_expect_arr_eq(keep, ((int[]){0, 1, 2, 5}), 4 * sizeof(int));
+    // bad targets
+    cr_expect_eq(prune_pick_layers(&c, &imp, &(PruneTarget){DEPTH_BI, 7, NULL, 0, 0, 0, 0, 0}, keep, &n, &e), -1);
+    cr_expect(contains(e.msg, "--layers 7: the model has 6 layers"), "%s", e.msg);
+    int bad[1] = {6};
+    cr_expect_eq(prune_pick_layers(&c, &imp, &(PruneTarget){DEPTH_LIST, 0, bad, 1, 0, 0, 0, 0}, keep, &n, &e), -1);
+    cr_expect(contains(e.msg, "layer 6 does not exist"), "%s", e.msg);
+    importance_free(&imp);
+}
+
+Test(prune, impossible_width_targets_are_refused) {
+    Model m, p;
+    tiny(&m, 6);
+    Importance imp = fake_scores(&m.cfg);
+    int keep[4] = {0, 1, 2, 3};
+    Err e;
+    const struct {
+        PruneTarget t;
+        const char* phrase;
+    } cases[] = {
+        {{DEPTH_NONE, 0, NULL, 0, 256, 0, 0, 0}, "--ffn 256 is larger than the model's 192"},
+        {{DEPTH_NONE, 0, NULL, 0, 0, 0, 0, 96}, "--hidden 96 is larger than the model's 64"},
+        {{DEPTH_NONE, 0, NULL, 0, 0, 3, 2, 0}, "--heads 3 is not a multiple of the 2 KV groups"},
+        {{DEPTH_NONE, 0, NULL, 0, 0, 4, 1, 0}, "needs 4 query heads per group; the model has 2"},
+        {{DEPTH_NONE, 0, NULL, 0, 0, 0, 3, 0}, "--kv-heads 3 is more than the model's 2"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        cr_expect_eq(prune_model(&m, &imp, &cases[i].t, keep, 4, &p, &e), -1, "%s", cases[i].phrase);
+        cr_expect(contains(e.msg, cases[i].phrase), "says '%s': %s", cases[i].phrase, e.msg);
+    }
+    cr_expect_eq(prune_model(&m, NULL, &(PruneTarget){DEPTH_NONE, 0, NULL, 0, 100, 0, 0, 0}, keep, 4, &p, &e), -1);
+    cr_expect(contains(e.msg, "needs importance scores"), "%s", e.msg);
+    char dir[256], path[512];
+    make_temp_dir(dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/empty.shard", dir);
+    calib_shard(path, 10);
+    Shard s;
+    cr_assert_eq(shard_open(&s, path, &e), 0);
+    CalibOptions o = {4, 16, 2, AGG_L2};
+    Importance none;
+    cr_expect_eq(importance_compute(&m, &s, &o, &none, &e), -1);
+    cr_expect(contains(e.msg, "empty calibration data"), "%s", e.msg);
+    shard_close(&s);
+    importance_free(&imp);
+    model_free(&m);
+}
