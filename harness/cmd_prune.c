@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "../models/file_io.h"
-#include "../prune/surgery.h"
+#include "../prune/search.h"
 #include "commands.h"
 
 static int write_lineage(const char* dir, const char* source, const char* strategy, const int* keep, int n, Err* e) {
@@ -24,7 +24,7 @@ int cmd_prune(int argc, char** argv) {
         {"out", "DIR", "pruned checkpoint (with scores.json, scores.txt, arbor_lineage.json)", NULL},
         {"calib", "SHARD", "calibration token shard (computes the scores)", NULL},
         {"scores", "FILE", "scores.json from an earlier run of this model (instead of --calib)", NULL},
-        {"strategy", "NAME", "depth: bi | block | last", NULL},
+        {"strategy", "NAME", "depth: bi | block | last | ppl", NULL},
         {"layers", "N", "target layer count for --strategy", NULL},
         {"drop-layers", "LIST", "explicit 0-based layers to drop, e.g. 20,21,22", NULL},
         {"ffn", "F", "target intermediate_size", "0"},
@@ -36,6 +36,16 @@ int cmd_prune(int argc, char** argv) {
         {"batch", "B", "calibration sequences per forward", "4"},
         {"aggregation", "l2|mean|variance", "how per-sequence width scores combine", "l2"},
         {"dtype", "bf16|f32", "storage dtype of the pruned checkpoint", "bf16"},
+        {"val", "SHARD", "validation tokens for ppl and --search (default: --calib)", NULL},
+        {"val-tokens", "N", "validation tokens used", "4096"},
+        {"search", NULL, "search shapes under --params or --ratio, ranked by validation loss", NULL},
+        {"params", "P", "parameter budget for --search (e.g. 6e9)", NULL},
+        {"ratio", "R", "parameter budget as a share of the model's", NULL},
+        {"layer-step", "N", "search grid step in layers", "2"},
+        {"hidden-step", "N", "search grid step in hidden size", "256"},
+        {"ffn-step", "N", "search grid step in intermediate size", "512"},
+        {"max-depth-cut", "R", "search: at most this share of layers removed", "0.2"},
+        {"max-width-cut", "R", "search: at most this share of any width removed", "0.4"},
     };
     Command cmd = {"prune", "Prune depth and width by importance, writing a smaller HF checkpoint.", opts,
                    sizeof opts / sizeof opts[0]};
@@ -68,8 +78,8 @@ int cmd_prune(int argc, char** argv) {
     } else if (strategy) {
         long layers;
         t.depth = !strcmp(strategy, "bi") ? DEPTH_BI : !strcmp(strategy, "block") ? DEPTH_BLOCK : !strcmp(strategy, "last") ? DEPTH_LAST : DEPTH_NONE;
-        if (t.depth == DEPTH_NONE) {
-            err_set(&e, "prune: --strategy must be bi, block or last, not '%s'", strategy);
+        if (t.depth == DEPTH_NONE && strcmp(strategy, "ppl") != 0) {
+            err_set(&e, "prune: --strategy must be bi, block, last or ppl, not '%s'", strategy);
             return fail(&e);
         }
         if (arg_long(&cmd, "layers", 1, 1 << 16, &layers, &e)) return fail(&e);
@@ -98,9 +108,54 @@ int cmd_prune(int argc, char** argv) {
         }
     }
     int* keep = xmalloc(sizeof(int) * (size_t)m.cfg.n_layers);
-    int n_keep = 0;
+    int n_keep = 0, ppl = strategy && !strcmp(strategy, "ppl"), search = arg_flag(&cmd, "search");
     Model pruned = {0};
-    if (!rc) rc = prune_pick_layers(&m.cfg, have_imp ? &imp : NULL, &t, keep, &n_keep, &e);
+    int* val = NULL;
+    long long n_val = 0;
+    if (!rc && (ppl || search)) {  // validation tokens
+        const char* vpath = arg_str(&cmd, "val") ? arg_str(&cmd, "val") : arg_str(&cmd, "calib");
+        long vt;
+        Shard vs;
+        if (!vpath) rc = err_set(&e, "prune: %s needs validation tokens (--val or --calib)", ppl ? "--strategy ppl" : "--search");
+        else if (!(rc = arg_long(&cmd, "val-tokens", 2, 1L << 40, &vt, &e)) && !(rc = shard_open(&vs, vpath, &e))) {
+            n_val = vt < (long long)vs.n_tokens ? vt : (long long)vs.n_tokens;
+            val = xmalloc(sizeof(int) * (size_t)(n_val ? n_val : 1));
+            for (long long i = 0; i < n_val; i++) val[i] = shard_token(&vs, (uint64_t)i);
+            shard_close(&vs);
+        }
+    }
+    if (!rc && search) {
+        double budget = 0, ratio = 0, depth_cut, width_cut;
+        long ls, hs, fs;
+        SearchCandidate* cands = NULL;
+        int n_cands = 0;
+        if (arg_str(&cmd, "params")) rc = arg_double(&cmd, "params", 1, 1e15, &budget, &e);
+        else if (arg_str(&cmd, "ratio")) rc = arg_double(&cmd, "ratio", 1e-6, 1, &ratio, &e), budget = ratio * (double)config_param_count(&m.cfg);
+        else rc = err_set(&e, "prune: --search needs --params or --ratio");
+        if (!rc && !have_imp) rc = err_set(&e, "prune: --search needs importance scores (--calib or --scores)");
+        if (!rc) rc = arg_long(&cmd, "layer-step", 1, 1 << 16, &ls, &e) || arg_long(&cmd, "hidden-step", 1, 1 << 20, &hs, &e) ||
+                      arg_long(&cmd, "ffn-step", 1, 1 << 20, &fs, &e) || arg_double(&cmd, "max-depth-cut", 0, 0.99, &depth_cut, &e) ||
+                      arg_double(&cmd, "max-width-cut", 0, 0.99, &width_cut, &e) || make_dirs(out, &e);
+        if (!rc) {
+            SearchOptions so = {budget, (int)ls, (int)hs, (int)fs, depth_cut, width_cut};
+            char csv[4200];
+            snprintf(csv, sizeof csv, "%s/search.csv", out);
+            rc = prune_search(&m, &imp, val, n_val, (int)seq_len, &so, csv, &cands, &n_cands, &e);
+        }
+        if (!rc) {  // the best shape becomes the output
+            t = (PruneTarget){DEPTH_BI, cands[0].layers, NULL, 0, cands[0].ffn, cands[0].heads, 0, cands[0].hidden};
+            strategy = "search";
+        }
+        free(cands);
+    }
+    if (!rc && ppl) {
+        long layers;
+        rc = arg_long(&cmd, "layers", 1, 1 << 16, &layers, &e) ||
+             prune_depth_ppl(&m, val, n_val, (int)seq_len, (int)layers, keep, &n_keep, &e);
+    } else if (!rc) {
+        rc = prune_pick_layers(&m.cfg, have_imp ? &imp : NULL, &t, keep, &n_keep, &e);
+    }
+    free(val);
     if (!rc) rc = prune_model(&m, have_imp ? &imp : NULL, &t, keep, n_keep, &pruned, &e);
     if (!rc) {
         StDtype dt = strcmp(arg_str(&cmd, "dtype"), "f32") == 0 ? ST_F32 : ST_BF16;
