@@ -423,11 +423,56 @@ Test(cli, train_and_distill) {
     expect_bad_input(args, "fewer than two windows");
 }
 
+Test(cli, prune_writes_a_checkpoint_scores_and_lineage) {
+    char shard[512], out[512], args[3000], path[700];
+    snprintf(shard, sizeof shard, "%s/calib.shard", dir);
+    ShardWriter w;
+    Err e;
+    cr_assert_eq(shard_writer_open(&w, shard, 512, -1, &e), 0);
+    for (int i = 0; i < 2048; i++) {
+        int id = (i * 7919) % 512;
+        shard_writer_append(&w, &id, 1, &e);
+    }
+    shard_writer_end_doc(&w, false, &e);
+    cr_assert_eq(shard_writer_close(&w, &e), 0);
+    init_tiny("--dtype f32");
+    snprintf(out, sizeof out, "%s/pruned", dir);
+    snprintf(args, sizeof args, "prune --model %s --calib %s --seq-len 32 --calib-windows 16 --strategy block --layers 3 "
+             "--ffn 128 --heads 2 --kv-heads 1 --hidden 48 --out %s 2>/dev/null", model, shard, out);
+    cr_assert_eq(run_arbor(args, NULL), 0);
+    Model p;
+    cr_assert_eq(model_load(&p, out, &e), 0, "%s", e.msg);
+    cr_expect(p.cfg.n_layers == 3 && p.cfg.ffn == 128 && p.cfg.n_heads == 2 && p.cfg.n_kv_heads == 1 && p.cfg.hidden == 48);
+    model_free(&p);
+    const char* files[] = {"scores.json", "scores.txt", "arbor_lineage.json"};
+    for (int i = 0; i < 3; i++) {
+        snprintf(path, sizeof path, "%s/%s", out, files[i]);
+        cr_expect_eq(access(path, F_OK), 0, "%s written", files[i]);
+    }
+    // the scores file serves a second prune without calibration
+    char out2[600];
+    snprintf(out2, sizeof out2, "%s2", out);
+    snprintf(args, sizeof args, "prune --model %s --scores %s/scores.json --strategy bi --layers 2 --out %s 2>/dev/null", model,
+             out, out2);
+    cr_assert_eq(run_arbor(args, NULL), 0);
+    snprintf(args, sizeof args, "prune --model %s --scores %s/scores.json --strategy bi --layers 9 --out %s", model, out, out2);
+    expect_bad_input(args, "--layers 9: the model has 4 layers");
+    snprintf(args, sizeof args, "prune --model %s --scores %s/scores.json --ffn 999 --out %s", model, out, out2);
+    expect_bad_input(args, "--ffn 999 is larger than the model's 192");
+    snprintf(args, sizeof args, "prune --model %s --scores %s/scores.json --strategy bi --layers 2 --out %s", out, out, out2);
+    expect_bad_input(args, "scores of another model");
+    snprintf(path, sizeof path, "%s/empty.shard", dir);
+    cr_assert_eq(shard_writer_open(&w, path, 512, -1, &e), 0);
+    cr_assert_eq(shard_writer_close(&w, &e), 0);
+    snprintf(args, sizeof args, "prune --model %s --calib %s --strategy bi --layers 2 --out %s", model, path, out2);
+    expect_bad_input(args, "empty calibration data");
+}
+
 Test(cli, help_exits_0) {
     cr_expect_eq(run_arbor("--help", "/dev/null"), 0);
     const char* cmds[] = {"init", "info", "convert", "tokenize", "forward", "generate", "bench", "demo", "eval",
-                          "eval mmlu", "eval ppl", "train", "distill"};
-    for (int i = 0; i < 13; i++) {
+                          "eval mmlu", "eval ppl", "train", "distill", "prune"};
+    for (int i = 0; i < 14; i++) {
         char args[128];
         snprintf(args, sizeof args, "%s --help", cmds[i]);
         cr_expect_eq(run_arbor(args, "/dev/null"), 0, "%s --help", cmds[i]);

@@ -8,7 +8,8 @@
 
 #include "helpers.h"
 #include "models/generate.h"
-#include "prune/surgery.h"
+#include "models/file_io.h"
+#include "prune/search.h"
 
 static void tiny(Model* m, uint64_t seed) {
     ModelConfig c;
@@ -294,6 +295,69 @@ Test(prune, impossible_width_targets_are_refused) {
     cr_expect_eq(importance_compute(&m, &s, &o, &none, &e), -1);
     cr_expect(contains(e.msg, "empty calibration data"), "%s", e.msg);
     shard_close(&s);
+    importance_free(&imp);
+    model_free(&m);
+}
+
+Test(prune, ppl_strategy_drops_the_layer_whose_removal_costs_least) {
+    Model m;
+    tiny(&m, 7);
+    memset(m.w.layers[2].wo, 0, sizeof(float) * 64 * 64);  // layer 2 passes its input on unchanged
+    memset(m.w.layers[2].w_down, 0, sizeof(float) * 64 * 192);
+    int tokens[128];
+    for (int i = 0; i < 128; i++) tokens[i] = (i * 7919) % 512;
+    Err e;
+    double full = prune_val_loss(&m, tokens, 128, 32, &e), loss[4];
+    int best = 0;
+    for (int l = 0; l < 4; l++) {  // each single removal, computed directly
+        int keep[3], k = 0;
+        for (int j = 0; j < 4; j++)
+            if (j != l) keep[k++] = j;
+        Model p;
+        cr_assert_eq(prune_model(&m, NULL, &(PruneTarget){DEPTH_NONE, 0, NULL, 0, 0, 0, 0, 0}, keep, 3, &p, &e), 0);
+        loss[l] = prune_val_loss(&p, tokens, 128, 32, &e);
+        if (loss[l] < loss[best]) best = l;
+        model_free(&p);
+    }
+    cr_expect(fabs(loss[2] - full) < 1e-5, "removing the layer that adds nothing keeps the loss: %.6f vs %.6f", loss[2], full);
+    int keep[4], n;
+    cr_assert_eq(prune_depth_ppl(&m, tokens, 128, 32, 3, keep, &n, &e), 0, "%s", e.msg);
+    cr_assert_eq(n, 3);
+    for (int i = 0; i < 3; i++) cr_expect_neq(keep[i], best, "ppl drops layer %d, the cheapest removal", best);
+    model_free(&m);
+}
+
+Test(prune, search_ranks_shapes_within_budget_and_bounds) {
+    char dir[256], path[512];
+    make_temp_dir(dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/search.csv", dir);
+    Model m;
+    tiny(&m, 8);
+    Importance imp = fake_scores(&m.cfg);
+    int tokens[128];
+    for (int i = 0; i < 128; i++) tokens[i] = (i * 31) % 512;
+    SearchOptions o = {0.8 * (double)config_param_count(&m.cfg), 1, 16, 64, 0.5, 0.5};
+    SearchCandidate* c;
+    int n;
+    Err e;
+    cr_assert_eq(prune_search(&m, &imp, tokens, 128, 32, &o, path, &c, &n, &e), 0, "%s", e.msg);
+    cr_expect_gt(n, 3);
+    for (int i = 0; i < n; i++) {
+        cr_expect_leq((double)c[i].params, o.max_params);
+        cr_expect_geq(c[i].layers, 2);
+        cr_expect_geq(c[i].hidden, 32);
+        cr_expect_eq(c[i].heads % 2, 0, "whole query heads per KV group");
+        if (i) cr_expect_leq(c[i - 1].val_loss, c[i].val_loss, "ranked by validation loss");
+    }
+    char* csv = file_read_all(path, NULL, &e);
+    cr_assert_not_null(csv);
+    cr_expect(strncmp(csv, "rank,layers,hidden,ffn,heads,params,val_loss\n1,", 47) == 0, "%s", csv);
+    free(csv);
+    o.max_params = 1000;
+    SearchCandidate* none;
+    cr_expect_eq(prune_search(&m, &imp, tokens, 128, 32, &o, path, &none, &n, &e), -1);
+    cr_expect(contains(e.msg, "no shape within the bounds fits"), "%s", e.msg);
+    free(c);
     importance_free(&imp);
     model_free(&m);
 }
