@@ -1,13 +1,34 @@
 // cmd_prune.c: arbor prune — calibrate (or read scores), choose layers and widths, cut, and write a
 // smaller Hugging Face checkpoint with scores.json, scores.txt and arbor_lineage.json beside it.
 #include <cJSON.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "../models/file_io.h"
+#include "../mmlu/mmlu_eval.h"
 #include "../prune/search.h"
 #include "commands.h"
+
+typedef struct {
+    const Tokenizer* tok;
+    const char* data;
+    int shots, limit;
+} MmluScoreCtx;
+
+// MMLU validation accuracy of a candidate (--score-with mmlu-val)
+static double mmlu_val_score(const Model* m, void* ctx, Err* e) {
+    const MmluScoreCtx* c = ctx;
+    MmluOptions o = {c->shots, c->limit, 4, 0, "val", NULL, 0};
+    MmluResult r;
+    if (mmlu_evaluate(m, c->tok, c->data, &o, &r, e)) return NAN;
+    int correct = 0;
+    for (int i = 0; i < r.n; i++) correct += r.answers[i].pred == r.answers[i].gold;
+    double acc = r.n ? (double)correct / r.n : 0.0;
+    mmlu_result_free(&r);
+    return acc;
+}
 
 static int write_lineage(const char* dir, const char* source, const char* strategy, const int* keep, int n, Err* e) {
     cJSON* root = cJSON_CreateObject();
@@ -46,6 +67,11 @@ int cmd_prune(int argc, char** argv) {
         {"ffn-step", "N", "search grid step in intermediate size", "512"},
         {"max-depth-cut", "R", "search: at most this share of layers removed", "0.2"},
         {"max-width-cut", "R", "search: at most this share of any width removed", "0.4"},
+        {"score-with", "mmlu-val", "rank --strategy block candidates by MMLU validation accuracy", NULL},
+        {"mmlu", "DIR", "MMLU CSVs for --score-with mmlu-val", NULL},
+        {"tokenizer", "DIR", "tokenizer for --score-with (default: the model directory)", NULL},
+        {"mmlu-limit", "N", "validation questions per subject for --score-with (0: all)", "0"},
+        {"mmlu-shots", "K", "shots for --score-with", "5"},
     };
     Command cmd = {"prune", "Prune depth and width by importance, writing a smaller HF checkpoint.", opts,
                    sizeof opts / sizeof opts[0]};
@@ -148,7 +174,24 @@ int cmd_prune(int argc, char** argv) {
         }
         free(cands);
     }
-    if (!rc && ppl) {
+    const char* score_with = arg_str(&cmd, "score-with");
+    if (!rc && score_with) {  // block candidates ranked by MMLU validation accuracy
+        long layers, limit, shots;
+        const char* mmlu;
+        Tokenizer tok;
+        if (strcmp(score_with, "mmlu-val") || !strategy || strcmp(strategy, "block"))
+            rc = err_set(&e, "prune: --score-with takes mmlu-val, with --strategy block");
+        else if (!(rc = arg_long(&cmd, "layers", 1, 1 << 16, &layers, &e) || arg_required(&cmd, "mmlu", &mmlu, &e) ||
+                        arg_long(&cmd, "mmlu-limit", 0, 1 << 20, &limit, &e) || arg_long(&cmd, "mmlu-shots", 0, 5, &shots, &e) ||
+                        make_dirs(out, &e) ||
+                        tokenizer_load(&tok, arg_str(&cmd, "tokenizer") ? arg_str(&cmd, "tokenizer") : dir, &e))) {
+            MmluScoreCtx ctx = {&tok, mmlu, (int)shots, (int)limit};
+            char csv[4200];
+            snprintf(csv, sizeof csv, "%s/block_candidates.csv", out);
+            rc = prune_block_by_score(&m, have_imp ? &imp : NULL, (int)layers, mmlu_val_score, &ctx, csv, keep, &n_keep, &e);
+            tokenizer_free(&tok);
+        }
+    } else if (!rc && ppl) {
         long layers;
         rc = arg_long(&cmd, "layers", 1, 1 << 16, &layers, &e) ||
              prune_depth_ppl(&m, val, n_val, (int)seq_len, (int)layers, keep, &n_keep, &e);

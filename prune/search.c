@@ -121,3 +121,44 @@ int prune_search(const Model* m, const Importance* imp, const int* tokens, int64
     *n_out = count;
     return rc;
 }
+
+int prune_block_by_score(const Model* m, const Importance* imp, int target, ModelScoreFn score, void* ctx,
+                         const char* csv_path, int* keep, int* n_keep, Err* e) {
+    int L = m->cfg.n_layers, n = L - target;
+    if (target < 1 || target > L) return err_set(e, "--layers %d: the model has %d layers (keep 1..%d)", target, L, L);
+    if (!imp) return err_set(e, "block scoring needs importance scores (--calib or --scores)");
+    ByteVec csv = {0};
+    char line[256];
+    int len = snprintf(line, sizeof line, "start,end,angular_distance,score\n");
+    bytevec_append(&csv, line, (size_t)len);
+    int best = -1, rc = 0;
+    double best_score = -INFINITY;
+    int* trial = xmalloc(sizeof(int) * (size_t)L);
+    PruneTarget none = {DEPTH_NONE, 0, NULL, 0, 0, 0, 0, 0};
+    for (int s = 0; s + n <= L && !rc; s++) {
+        int t = 0;
+        for (int l = 0; l < L; l++)
+            if (l < s || l >= s + n) trial[t++] = l;
+        Model p;
+        if ((rc = prune_model(m, NULL, &none, trial, t, &p, e))) break;
+        double sc = score(&p, ctx, e);
+        model_free(&p);
+        if (isnan(sc)) {
+            rc = -1;
+            break;
+        }
+        double ang = imp->angular[(size_t)s * (L + 1) + s + n];
+        len = snprintf(line, sizeof line, "%d,%d,%.6f,%.6f\n", s, s + n, ang, sc);
+        bytevec_append(&csv, line, (size_t)len);
+        fprintf(stderr, "block %d..%d: angular %.4f, score %.4f\n", s, s + n - 1, ang, sc);
+        if (sc > best_score || (sc == best_score && ang < imp->angular[(size_t)best * (L + 1) + best + n])) best = s, best_score = sc;
+    }
+    free(trial);
+    if (!rc) rc = file_write_atomic(csv_path, csv.data, csv.len, e);
+    free(csv.data);
+    if (rc) return -1;
+    *n_keep = 0;
+    for (int l = 0; l < L; l++)
+        if (l < best || l >= best + n) keep[(*n_keep)++] = l;
+    return 0;
+}

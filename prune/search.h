@@ -11,6 +11,14 @@ double prune_val_loss(const Model* m, const int* tokens, int64_t n, int seq_len,
 int prune_depth_ppl(const Model* m, const int* tokens, int64_t n, int seq_len, int target, int* keep, int* n_keep,
                     Err* e);
 
+// The block strategy ranked by a downstream score instead of angular distance (Minitron chose its
+// depth block by a task): every contiguous block of L - target layers is dropped in turn, the pruned
+// model scored by `score` (higher is better; ties go to the smaller angular distance), the best kept.
+// A CSV of the candidates (start, end, angular distance, score) goes to csv_path.
+typedef double (*ModelScoreFn)(const Model* pruned, void* ctx, Err* e);  // NAN on failure
+int prune_block_by_score(const Model* m, const Importance* imp, int target, ModelScoreFn score, void* ctx,
+                         const char* csv_path, int* keep, int* n_keep, Err* e);
+
 typedef struct {
     double max_params;       // budget (parameters)
     int layer_step, hidden_step, ffn_step;

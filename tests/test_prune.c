@@ -361,3 +361,36 @@ Test(prune, search_ranks_shapes_within_budget_and_bounds) {
     importance_free(&imp);
     model_free(&m);
 }
+
+// a downstream score that prefers models without the original layer 1: the pruned model's first
+// layer weights tell which layers it kept
+static double prefers_without_layer_1(const Model* p, void* ctx, Err* e) {
+    const Model* orig = ctx;
+    for (int i = 0; i < p->cfg.n_layers; i++)
+        if (memcmp(p->w.layers[i].wq, orig->w.layers[1].wq, sizeof(float) * 64 * 64) == 0) return 0.25;
+    return 0.75;
+}
+
+Test(prune, block_strategy_ranked_by_a_downstream_score) {
+    char dir[256], path[512];
+    make_temp_dir(dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/blocks.csv", dir);
+    Model m;
+    tiny(&m, 9);
+    Importance imp = fake_scores(&m.cfg);
+    for (int i = 0; i < 25; i++) imp.angular[i] = 1.0;
+    imp.angular[2 * 5 + 4] = 0.1;  // by angular distance alone, block 2..3 would go
+    imp.angular[1 * 5 + 3] = 0.5;  // of the blocks holding layer 1 (equal scores), 1..2 is the closer pair
+    int keep[4], n;
+    Err e;
+    cr_assert_eq(prune_block_by_score(&m, &imp, 2, prefers_without_layer_1, &m, path, keep, &n, &e), 0, "%s", e.msg);
+    cr_expect_eq(n, 2);
+    cr_expect(keep[0] != 1 && keep[1] != 1, "the block holding layer 1 is dropped: kept %d %d", keep[0], keep[1]);
+    cr_expect_arr_eq(keep, ((int[]){0, 3}), 2 * sizeof(int), "ties go to the smaller angular distance: kept %d %d", keep[0], keep[1]);
+    char* csv = file_read_all(path, NULL, &e);
+    cr_assert_not_null(csv);
+    cr_expect(contains(csv, "start,end,angular_distance,score\n0,2,") && contains(csv, "\n2,4,0.100000,0.250000"), "%s", csv);
+    free(csv);
+    importance_free(&imp);
+    model_free(&m);
+}
