@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "models/file_io.h"
+#include "models/token_shard.h"
 
 double rel_l2(const float* a, const float* b, size_t n) {
     double num = 0, den = 0;
@@ -62,3 +63,17 @@ int data_path(char* out, size_t n, const char* sub) {
 }
 
 int contains(const char* haystack, const char* needle) { return strstr(haystack, needle) != NULL; }
+
+void write_test_shard(const char* path, int n, int vocab, uint64_t seed, const int* ids) {
+    ShardWriter w;
+    Err e;
+    cr_assert_eq(shard_writer_open(&w, path, vocab, -1, &e), 0, "%s", e.msg);
+    uint64_t x = seed;
+    for (int i = 0; i < n; i++) {
+        x = x * 6364136223846793005ull + 1442695040888963407ull;
+        int id = ids ? ids[i] : (int)((x >> 33) % (uint64_t)vocab);
+        cr_assert_eq(shard_writer_append(&w, &id, 1, &e), 0, "%s", e.msg);
+    }
+    cr_assert_eq(shard_writer_end_doc(&w, false, &e), 0);
+    cr_assert_eq(shard_writer_close(&w, &e), 0, "%s", e.msg);
+}

@@ -3,6 +3,7 @@
 #pragma once
 #include <cJSON.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "kernels/check.h"
 
@@ -19,5 +20,8 @@ cJSON* read_json(const char* path);  // aborts the test on failure
 int run_arbor(const char* args, const char* out_path);
 // "<ARBOR_DATA or ../shared/data>/<sub>" into out; 0 when it exists, -1 (tests then skip) when not.
 int data_path(char* out, size_t n, const char* sub);
+// A one-document token shard of n pseudo-random ids below vocab (a fixed function of seed), or, when
+// ids is not NULL, of those n ids.
+void write_test_shard(const char* path, int n, int vocab, uint64_t seed, const int* ids);
 // true when needle occurs in haystack
 int contains(const char* haystack, const char* needle);

@@ -371,15 +371,8 @@ Test(cli, train_and_distill) {
     // a shard of random ids for the tiny model (vocab 512)
     char shard[512], out[512], args[3000], path[700];
     snprintf(shard, sizeof shard, "%s/d.shard", dir);
-    ShardWriter w;
+    write_test_shard(shard, 3000, 512, 1, NULL);
     Err e;
-    cr_assert_eq(shard_writer_open(&w, shard, 512, -1, &e), 0);
-    for (int i = 0; i < 3000; i++) {
-        int id = (i * 7919) % 512;
-        shard_writer_append(&w, &id, 1, &e);
-    }
-    shard_writer_end_doc(&w, false, &e);
-    cr_assert_eq(shard_writer_close(&w, &e), 0, "%s", e.msg);
     init_tiny("--dtype f32");
     snprintf(out, sizeof out, "%s/run_train", dir);
     snprintf(args, sizeof args, "train --model %s --data %s --out %s --steps 4 --seq-len 16 --batch 2 --warmup 1 --lr 1e-2 "
@@ -426,15 +419,8 @@ Test(cli, train_and_distill) {
 Test(cli, prune_writes_a_checkpoint_scores_and_lineage) {
     char shard[512], out[512], args[3000], path[700];
     snprintf(shard, sizeof shard, "%s/calib.shard", dir);
-    ShardWriter w;
+    write_test_shard(shard, 2048, 512, 2, NULL);
     Err e;
-    cr_assert_eq(shard_writer_open(&w, shard, 512, -1, &e), 0);
-    for (int i = 0; i < 2048; i++) {
-        int id = (i * 7919) % 512;
-        shard_writer_append(&w, &id, 1, &e);
-    }
-    shard_writer_end_doc(&w, false, &e);
-    cr_assert_eq(shard_writer_close(&w, &e), 0);
     init_tiny("--dtype f32");
     snprintf(out, sizeof out, "%s/pruned", dir);
     snprintf(args, sizeof args, "prune --model %s --calib %s --seq-len 32 --calib-windows 16 --strategy block --layers 3 "
@@ -462,8 +448,7 @@ Test(cli, prune_writes_a_checkpoint_scores_and_lineage) {
     snprintf(args, sizeof args, "prune --model %s --scores %s/scores.json --strategy bi --layers 2 --out %s", out, out, out2);
     expect_bad_input(args, "scores of another model");
     snprintf(path, sizeof path, "%s/empty.shard", dir);
-    cr_assert_eq(shard_writer_open(&w, path, 512, -1, &e), 0);
-    cr_assert_eq(shard_writer_close(&w, &e), 0);
+    write_test_shard(path, 0, 512, 0, NULL);
     snprintf(args, sizeof args, "prune --model %s --calib %s --strategy bi --layers 2 --out %s", model, path, out2);
     expect_bad_input(args, "empty calibration data");
 }

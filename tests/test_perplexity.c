@@ -68,12 +68,8 @@ Test(perplexity, cli_on_a_token_shard) {
     char dir[256], shard[512], args[2048], out[512], model_dir[512];
     make_temp_dir(dir, sizeof dir);
     snprintf(shard, sizeof shard, "%s/t.shard", dir);
-    ShardWriter w;
+    write_test_shard(shard, n_tokens, 256, 0, tokens);
     Err e;
-    cr_assert_eq(shard_writer_open(&w, shard, 256, -1, &e), 0);
-    cr_assert_eq(shard_writer_append(&w, tokens, (size_t)n_tokens, &e), 0);
-    cr_assert_eq(shard_writer_end_doc(&w, false, &e), 0);
-    cr_assert_eq(shard_writer_close(&w, &e), 0);
     fixture_dir(model_dir, sizeof model_dir, "qwen3_gqa_headdim_tied_bf16");
     snprintf(out, sizeof out, "%s/ppl.txt", dir);
     snprintf(args, sizeof args, "eval ppl --model %s --data %s --seq-len 32 --stride 8 2>/dev/null", model_dir, shard);

@@ -137,20 +137,7 @@ Test(prune, heads_stay_with_their_kv_group) {
     model_free(&m), model_free(&p);
 }
 
-// a calibration shard of random ids
-static void calib_shard(const char* path, int n) {
-    ShardWriter w;
-    Err e;
-    cr_assert_eq(shard_writer_open(&w, path, 512, -1, &e), 0);
-    uint64_t x = 9;
-    for (int i = 0; i < n; i++) {
-        x = x * 6364136223846793005ull + 1442695040888963407ull;
-        int id = (int)((x >> 33) % 512);
-        shard_writer_append(&w, &id, 1, &e);
-    }
-    shard_writer_end_doc(&w, false, &e);
-    cr_assert_eq(shard_writer_close(&w, &e), 0, "%s", e.msg);
-}
+static void calib_shard(const char* path, int n) { write_test_shard(path, n, 512, 9, NULL); }
 
 Test(prune, importance_scores_against_direct_computation) {
     char dir[256], path[512];

@@ -83,17 +83,7 @@ static char dir[256], shard_path[512];
 static void setup(void) {
     make_temp_dir(dir, sizeof dir);
     snprintf(shard_path, sizeof shard_path, "%s/data.shard", dir);
-    ShardWriter w;
-    Err e;
-    cr_assert_eq(shard_writer_open(&w, shard_path, 512, -1, &e), 0);
-    uint64_t x = 42;
-    for (int i = 0; i < 4000; i++) {
-        x = x * 6364136223846793005ull + 1442695040888963407ull;
-        int id = (int)((x >> 33) % 512);
-        cr_assert_eq(shard_writer_append(&w, &id, 1, &e), 0);
-    }
-    cr_assert_eq(shard_writer_end_doc(&w, false, &e), 0);
-    cr_assert_eq(shard_writer_close(&w, &e), 0);
+    write_test_shard(shard_path, 4000, 512, 42, NULL);
 }
 TestSuite(train_run, .init = setup);
 
