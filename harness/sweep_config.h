@@ -1,0 +1,65 @@
+// sweep_config.h: a sweep described in an INI file (read with inih): the teacher, the data, the stage
+// settings, the matrix axes and the baselines. Every key is known and typed; an unknown key, a bad
+// value or an impossible combination is reported as FILE:LINE before any work starts.
+//
+//   [sweep]     name, out
+//   [teacher]   model, tokenizer
+//   [data]      calib, distill, val
+//   [prune]     calib_windows, seq_len, aggregation
+//   [distill]   steps, tokens, seq_len, batch, grad_accum, lr, min_lr, warmup, schedule, loss, kd_temp,
+//               t2, weight_decay, clip, seed
+//   [eval]      mmlu, shots, subjects, limit, ppl_seq_len, ppl_tokens
+//   [bench]     batch, prompt_len, gen_len, repeats
+//   [matrix]    strategies (bi, block, last, ppl), layers, ffn, hidden, heads, kv_heads (lists; 0 = keep)
+//   [baseline.NAME]  model            (evaluated as it is)
+//   [scratch]   enabled               (a from-scratch student per pruned shape, same token budget)
+#pragma once
+#include <stdbool.h>
+
+#include "../kernels/check.h"
+
+#define SWEEP_MAX_AXIS 16
+#define SWEEP_MAX_BASELINES 8
+
+typedef struct {
+    char name[128], out[1024];
+    char teacher[1024], tokenizer[1024];
+    char calib[1024], distill_data[1024], val[1024];
+    int calib_windows, prune_seq_len;
+    char aggregation[16];
+    int steps, seq_len, batch, grad_accum, warmup, seed, t2;
+    double tokens, lr, min_lr, kd_temp, weight_decay, clip;
+    char schedule[16], loss[64];
+    char mmlu[1024], subjects[2048];
+    int shots, limit, ppl_seq_len, ppl_tokens;
+    int bench_batch[SWEEP_MAX_AXIS], n_bench_batch, prompt_len, gen_len, repeats;
+    char strategies[SWEEP_MAX_AXIS][16];
+    int n_strategies;
+    int layers[SWEEP_MAX_AXIS], n_layers;
+    int ffn[SWEEP_MAX_AXIS], n_ffn;
+    int hidden[SWEEP_MAX_AXIS], n_hidden;
+    int heads[SWEEP_MAX_AXIS], n_heads;
+    int kv_heads[SWEEP_MAX_AXIS], n_kv_heads;
+    char baseline_name[SWEEP_MAX_BASELINES][64], baseline_model[SWEEP_MAX_BASELINES][1024];
+    int n_baselines;
+    bool scratch;
+    char path[1024];  // the config file
+} SweepConfig;
+
+// Reads and validates path (also that the files it names exist). -1 with e = "FILE:LINE: problem".
+int sweep_config_load(const char* path, SweepConfig* c, Err* e);
+
+typedef enum { CELL_TEACHER, CELL_BASELINE, CELL_PRUNED, CELL_SCRATCH } CellKind;
+
+typedef struct {
+    CellKind kind;
+    char id[17];          // hash of the resolved settings
+    char label[128];      // human-readable: "bi-L24-ffn9728"
+    char model[1024];     // teacher / baseline checkpoint
+    char strategy[16];
+    int layers, ffn, hidden, heads, kv_heads;
+} Cell;
+
+// The cells of the sweep: the teacher, each baseline, the matrix (strategy x layers x ffn x hidden x
+// heads x kv_heads), and a scratch cell per distinct pruned shape when enabled. *cells is malloc'd.
+int sweep_cells(const SweepConfig* c, Cell** cells, int* n);

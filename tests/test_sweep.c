@@ -1,0 +1,96 @@
+// test_sweep.c: sweep configs: every key typed and known, file:line errors before any work, the
+// matrix expanded into cells with stable ids.
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "harness/sweep_config.h"
+#include "helpers.h"
+#include "models/model.h"
+
+static char dir[256], teacher[512], shard[512], cfg_path[512];
+
+static void setup(void) {
+    make_temp_dir(dir, sizeof dir);
+    snprintf(teacher, sizeof teacher, "%s/teacher", dir);
+    Err e;
+    ModelConfig c;
+    config_preset("tiny", &c, &e);
+    cr_assert_eq(checkpoint_write_random(&c, 1, teacher, ST_F32, ARBOR_DEFAULT_SHARD_BYTES, &e), 0, "%s", e.msg);
+    snprintf(shard, sizeof shard, "%s/data.shard", dir);
+    write_test_shard(shard, 1000, 512, 1, NULL);
+    snprintf(cfg_path, sizeof cfg_path, "%s/sweep.ini", dir);
+}
+TestSuite(sweep, .init = setup);
+
+static void write_cfg(const char* body) {
+    char text[4096];
+    snprintf(text, sizeof text,
+             "[sweep]\nname = t\nout = %s/results\n\n[teacher]\nmodel = %s\n\n[data]\ncalib = %s\ndistill = %s\n\n%s", dir,
+             teacher, shard, shard, body);
+    write_text(cfg_path, text);
+}
+
+Test(sweep, matrix_expands_into_cells_with_stable_ids) {
+    write_cfg("[distill]\nsteps = 5\n\n[matrix]\nstrategies = bi, last\nlayers = 2, 3\nffn = 0, 96\n\n[scratch]\nenabled = true\n"
+              "\n[baseline.copy]\nmodel = ");
+    FILE* f = fopen(cfg_path, "a");
+    fprintf(f, "%s\n", teacher);
+    fclose(f);
+    SweepConfig c;
+    Err e;
+    cr_assert_eq(sweep_config_load(cfg_path, &c, &e), 0, "%s", e.msg);
+    Cell* cells;
+    int n;
+    cr_assert_eq(sweep_cells(&c, &cells, &n), 0);
+    cr_expect_eq(n, 1 + 1 + 8 + 4, "teacher, baseline, 2x2x2 pruned, 4 distinct shapes from scratch");
+    cr_expect_str_eq(cells[0].label, "teacher");
+    cr_expect_str_eq(cells[1].label, "baseline-copy");
+    cr_expect_str_eq(cells[2].label, "bi-L2");
+    cr_expect_str_eq(cells[3].label, "bi-L2-ffn96");
+    cr_expect_str_eq(cells[10].label, "scratch-L2");
+    for (int i = 0; i < n; i++)
+        for (int j = i + 1; j < n; j++) cr_expect_str_neq(cells[i].id, cells[j].id, "cells %d and %d share an id", i, j);
+    // the same config gives the same ids; a changed distillation setting gives new ones for trained cells
+    Cell* again;
+    int m;
+    SweepConfig c2;
+    cr_assert_eq(sweep_config_load(cfg_path, &c2, &e), 0);
+    sweep_cells(&c2, &again, &m);
+    cr_expect_str_eq(again[5].id, cells[5].id);
+    c2.lr = 5e-4;
+    free(again);
+    sweep_cells(&c2, &again, &m);
+    cr_expect_str_neq(again[5].id, cells[5].id);
+    free(again);
+    free(cells);
+}
+
+static void expect_refused(const char* body, const char* phrase) {
+    write_cfg(body);
+    SweepConfig c;
+    Err e = {{0}};
+    cr_assert_eq(sweep_config_load(cfg_path, &c, &e), -1, "should refuse: %s", body);
+    cr_expect(contains(e.msg, phrase), "says '%s': %s", phrase, e.msg);
+    cr_expect(contains(e.msg, "sweep.ini:"), "names the file and line: %s", e.msg);
+}
+
+Test(sweep, bad_configs_name_file_and_line) {
+    expect_refused("[distill]\nstepz = 5\n", ":13: unknown key 'stepz' in [distill]");
+    expect_refused("[distill]\nsteps = many\n", ":13: steps = 'many' is not a non-negative integer");
+    expect_refused("[matrix]\nstrategies = bi, magic\nlayers = 2\n", ":13: strategy 'magic' is not one of");
+    expect_refused("[matrix]\nstrategies = bi\n", ":13: strategies need [matrix] layers");
+    expect_refused("[distill]\nschedule = wavy\n", ":13: schedule must be cosine or linear");
+    expect_refused("[distill]\nlr = 1e-4\nmin_lr = 1e-3\n", ":14: min_lr 0.001 is above lr 0.0001");
+    expect_refused("[eval]\nmmlu = /nonexistent/mmlu\n", ":13: '/nonexistent/mmlu' does not exist");
+    expect_refused("[baseline.x]\nmodel = /nonexistent/ckpt\n", ":13: baseline checkpoint '/nonexistent/ckpt' has no config.json");
+    expect_refused("[matrix]\nlayers = 2, x\n", ":13: layers: 'x' is not a non-negative integer");
+}
+
+Test(sweep, token_budget_sets_the_steps) {
+    write_cfg("[distill]\ntokens = 10000\nseq_len = 16\nbatch = 4\ngrad_accum = 2\n");
+    SweepConfig c;
+    Err e;
+    cr_assert_eq(sweep_config_load(cfg_path, &c, &e), 0, "%s", e.msg);
+    cr_expect_eq(c.steps, 79, "ceil(10000 / (16 * 4 * 2))");
+}
