@@ -16,6 +16,7 @@ static const struct {
     {"forward", cmd_forward, "run token ids through a model and save the logits as .npy"},
     {"generate", cmd_generate, "continue token ids (greedy or sampled)"},
     {"prune", cmd_prune, "prune depth and width by importance into a smaller HF checkpoint"},
+    {"sweep", cmd_sweep, "a sweep from an INI file: --dry-run lists the cells, --emit-slurm a job array"},
     {"train", cmd_train, "train a model with cross-entropy on a token shard"},
     {"distill", cmd_distill, "distill a student from a teacher (logit KD) on a token shard"},
     {"eval", cmd_eval, "evaluate a model: mmlu, ppl"},

@@ -42,7 +42,7 @@ typedef struct {
     int kv_heads[SWEEP_MAX_AXIS], n_kv_heads;
     char baseline_name[SWEEP_MAX_BASELINES][64], baseline_model[SWEEP_MAX_BASELINES][1024];
     int n_baselines;
-    bool scratch;
+    int scratch;           // bool (stored as int: the INI reader writes ints)
     char path[1024];  // the config file
 } SweepConfig;
 

@@ -6,6 +6,7 @@
 
 #include "harness/sweep_config.h"
 #include "helpers.h"
+#include "models/file_io.h"
 #include "models/model.h"
 
 static char dir[256], teacher[512], shard[512], cfg_path[512];
@@ -93,4 +94,31 @@ Test(sweep, token_budget_sets_the_steps) {
     Err e;
     cr_assert_eq(sweep_config_load(cfg_path, &c, &e), 0, "%s", e.msg);
     cr_expect_eq(c.steps, 79, "ceil(10000 / (16 * 4 * 2))");
+}
+
+Test(sweep, cli_dry_run_and_slurm_script) {
+    write_cfg("[matrix]\nstrategies = bi\nlayers = 2, 3\n");
+    char args[2048], out[512], path[700];
+    snprintf(out, sizeof out, "%s/dry.txt", dir);
+    snprintf(args, sizeof args, "sweep %s --dry-run 2>/dev/null", cfg_path);
+    cr_assert_eq(run_arbor(args, out), 0);
+    Err e;
+    char* text = file_read_all(out, NULL, &e);
+    cr_assert_not_null(text);
+    cr_expect(contains(text, "teacher") && contains(text, "bi-L2") && contains(text, "bi-L3"), "%s", text);
+    free(text);
+    snprintf(args, sizeof args, "sweep %s --emit-slurm", cfg_path);
+    cr_assert_eq(run_arbor(args, "/dev/null"), 0);
+    snprintf(path, sizeof path, "%s/results/t/sweep.slurm", dir);
+    char* script = file_read_all(path, NULL, &e);
+    cr_assert_not_null(script, "%s", e.msg);
+    cr_expect(contains(script, "#SBATCH --array=1-3") && contains(script, cfg_path), "%s", script);
+    free(script);
+    snprintf(path, sizeof path, "%s/results/t/cells.txt", dir);
+    char* ids = file_read_all(path, NULL, &e);
+    cr_assert_not_null(ids);
+    int lines = 0;
+    for (char* p = ids; *p; p++) lines += *p == '\n';
+    cr_expect_eq(lines, 3);
+    free(ids);
 }

@@ -1,0 +1,84 @@
+// cmd_sweep.c: arbor sweep CONFIG — the cells of a sweep (--dry-run), or a Slurm job-array script
+// with one task per cell (--emit-slurm). Running the stages in-process comes with the stage runner.
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../models/file_io.h"
+#include "../models/vec.h"
+#include "commands.h"
+#include "sweep_config.h"
+
+static const char* kind_name(CellKind k) {
+    return k == CELL_TEACHER ? "teacher" : k == CELL_BASELINE ? "baseline" : k == CELL_PRUNED ? "pruned" : "scratch";
+}
+
+static int emit_slurm(const SweepConfig* c, const Cell* cells, int n, Err* e) {
+    char dir[1400], path[1500];
+    snprintf(dir, sizeof dir, "%s/%s", c->out, c->name);
+    if (make_dirs(dir, e)) return -1;
+    ByteVec list = {0};
+    for (int i = 0; i < n; i++) {
+        bytevec_append(&list, cells[i].id, strlen(cells[i].id));
+        bytevec_append(&list, "\n", 1);
+    }
+    snprintf(path, sizeof path, "%s/cells.txt", dir);
+    int rc = file_write_atomic(path, list.data, list.len, e);
+    free(list.data);
+    if (rc) return -1;
+    char script[8192];
+    int len = snprintf(script, sizeof script,
+                       "#!/bin/bash\n"
+                       "# arbor sweep %s: one array task per cell (%d cells). Submit with: sbatch %s/sweep.slurm\n"
+                       "# then, when every task has finished: arbor collect %s\n"
+                       "#SBATCH --job-name=arbor-%s\n"
+                       "#SBATCH --array=1-%d\n"
+                       "#SBATCH --output=%s/slurm-%%A_%%a.log\n"
+                       "set -euo pipefail\n"
+                       "cell=$(sed -n \"${SLURM_ARRAY_TASK_ID}p\" %s/cells.txt)\n"
+                       "exec arbor sweep %s --only \"$cell\"\n",
+                       c->name, n, dir, dir, c->name, n, dir, dir, c->path);
+    snprintf(path, sizeof path, "%s/sweep.slurm", dir);
+    if (file_write_atomic(path, script, (size_t)len, e)) return -1;
+    printf("%s\n", path);
+    return 0;
+}
+
+int cmd_sweep(int argc, char** argv) {
+    Option opts[] = {
+        {"dry-run", NULL, "print the cells and stop", NULL},
+        {"emit-slurm", NULL, "write OUT/NAME/sweep.slurm, a job array with one task per cell", NULL},
+        {"only", "CELL", "run only this cell id", NULL},
+    };
+    Command cmd = {"sweep", "Run a sweep described by an INI file: arbor sweep CONFIG [options].", opts,
+                   sizeof opts / sizeof opts[0]};
+    if (argc < 1 || argv[0][0] == '-') {
+        int code;
+        if (argc >= 1 && command_start(&cmd, argc, argv, &code)) return code;
+        fprintf(stderr, "arbor: sweep: the config file comes first (arbor sweep CONFIG --help)\n");
+        return ARBOR_EXIT_BAD_INPUT;
+    }
+    const char* path = argv[0];
+    int code;
+    if (command_start(&cmd, argc - 1, argv + 1, &code)) return code;
+    Err e;
+    SweepConfig c;
+    if (sweep_config_load(path, &c, &e)) return fail(&e);
+    Cell* cells;
+    int n;
+    sweep_cells(&c, &cells, &n);
+    int rc = 0;
+    if (arg_flag(&cmd, "emit-slurm")) {
+        rc = emit_slurm(&c, cells, n, &e);
+    } else if (arg_flag(&cmd, "dry-run")) {
+        printf("%-16s  %-9s  %-28s  %s\n", "cell", "kind", "label", "source");
+        for (int i = 0; i < n; i++)
+            printf("%-16s  %-9s  %-28s  %s\n", cells[i].id, kind_name(cells[i].kind), cells[i].label,
+                   cells[i].kind == CELL_PRUNED || cells[i].kind == CELL_SCRATCH ? c.teacher : cells[i].model);
+        fprintf(stderr, "sweep %s: %d cells; results would go to %s/%s\n", c.name, n, c.out, c.name);
+    } else {
+        rc = err_set(&e, "sweep: running the stages is not built yet; use --dry-run or --emit-slurm");
+    }
+    free(cells);
+    return rc ? fail(&e) : 0;
+}
