@@ -1,5 +1,6 @@
-// cmd_sweep.c: arbor sweep CONFIG — the cells of a sweep (--dry-run), or a Slurm job-array script
-// with one task per cell (--emit-slurm). Running the stages in-process comes with the stage runner.
+// cmd_sweep.c: arbor sweep CONFIG — run the cells of a sweep (cached stages, results.csv), list them
+// (--dry-run), or write a Slurm job-array script with one task per cell (--emit-slurm); and
+// arbor collect DIR, which rebuilds results.csv from the cell folders.
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,6 +9,7 @@
 #include "../models/vec.h"
 #include "commands.h"
 #include "sweep_config.h"
+#include "sweep_run.h"
 
 static const char* kind_name(CellKind k) {
     return k == CELL_TEACHER ? "teacher" : k == CELL_BASELINE ? "baseline" : k == CELL_PRUNED ? "pruned" : "scratch";
@@ -49,6 +51,7 @@ int cmd_sweep(int argc, char** argv) {
         {"dry-run", NULL, "print the cells and stop", NULL},
         {"emit-slurm", NULL, "write OUT/NAME/sweep.slurm, a job array with one task per cell", NULL},
         {"only", "CELL", "run only this cell id", NULL},
+        {"force", NULL, "re-run stages even when they are done", NULL},
     };
     Command cmd = {"sweep", "Run a sweep described by an INI file: arbor sweep CONFIG [options].", opts,
                    sizeof opts / sizeof opts[0]};
@@ -77,8 +80,22 @@ int cmd_sweep(int argc, char** argv) {
                    cells[i].kind == CELL_PRUNED || cells[i].kind == CELL_SCRATCH ? c.teacher : cells[i].model);
         fprintf(stderr, "sweep %s: %d cells; results would go to %s/%s\n", c.name, n, c.out, c.name);
     } else {
-        rc = err_set(&e, "sweep: running the stages is not built yet; use --dry-run or --emit-slurm");
+        rc = sweep_run(&c, cells, n, arg_str(&cmd, "only"), arg_flag(&cmd, "force"), &e);
+        if (!rc) printf("%s/%s/results.csv\n", c.out, c.name);
     }
     free(cells);
     return rc ? fail(&e) : 0;
+}
+
+int cmd_collect(int argc, char** argv) {
+    Command cmd = {"collect", "Rebuild DIR/results.csv from DIR/cells/* (after cells ran as separate jobs): arbor collect DIR.",
+                   NULL, 0};
+    if (argc != 1 || argv[0][0] == '-') {
+        int code;
+        if (argc >= 1 && command_start(&cmd, argc, argv, &code)) return code;
+        fprintf(stderr, "arbor: collect: give the sweep's results directory (arbor collect DIR)\n");
+        return ARBOR_EXIT_BAD_INPUT;
+    }
+    Err e;
+    return sweep_collect(argv[0], &e) ? fail(&e) : 0;
 }

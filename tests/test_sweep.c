@@ -3,8 +3,10 @@
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "harness/sweep_config.h"
+#include "harness/sweep_run.h"
 #include "helpers.h"
 #include "models/file_io.h"
 #include "models/model.h"
@@ -121,4 +123,65 @@ Test(sweep, cli_dry_run_and_slurm_script) {
     for (char* p = ids; *p; p++) lines += *p == '\n';
     cr_expect_eq(lines, 3);
     free(ids);
+}
+
+Test(sweep, stages_run_once_resume_after_a_kill_and_collect) {
+    write_cfg("[distill]\nsteps = 2\nseq_len = 16\nbatch = 2\n\n[prune]\ncalib_windows = 4\nseq_len = 16\n\n"
+              "[eval]\nppl_seq_len = 16\nppl_tokens = 128\n\n[bench]\nprompt_len = 8\ngen_len = 2\nrepeats = 1\n\n"
+              "[matrix]\nstrategies = bi\nlayers = 2\nffn = 0, 96\n\n[scratch]\nenabled = true\n");
+    FILE* f = fopen(cfg_path, "a");
+    fprintf(f, "\n[data]\nval = %s\n", shard);  // a second [data] section adds to the first
+    fclose(f);
+    SweepConfig c;
+    Err e;
+    cr_assert_eq(sweep_config_load(cfg_path, &c, &e), 0, "%s", e.msg);
+    Cell* cells;
+    int n;
+    sweep_cells(&c, &cells, &n);
+    cr_assert_eq(n, 5, "teacher, 2 pruned, 2 scratch");
+    cr_assert_eq(sweep_run(&c, cells, n, NULL, 0, &e), 0, "%s", e.msg);
+    char path[1024], results[512];
+    snprintf(results, sizeof results, "%s/results/t/results.csv", dir);
+    char* first = file_read_all(results, NULL, &e);
+    cr_assert_not_null(first, "%s", e.msg);
+    int lines = 0;
+    for (char* p = first; *p; p++) lines += *p == '\n';
+    cr_expect_eq(lines, 6, "header + 5 cells: %s", first);
+    cr_expect(contains(first, "bi-L2-ffn96,pruned,bi,"), "%s", first);
+    // a second run finds every stage done and changes nothing
+    snprintf(path, sizeof path, "%s/results/t/cells/%s/distill/metrics.json", dir, cells[1].id);
+    char* before = file_read_all(path, NULL, &e);
+    cr_assert_not_null(before, "%s", e.msg);
+    cr_assert_eq(sweep_run(&c, cells, n, NULL, 0, &e), 0, "%s", e.msg);
+    char* after = file_read_all(path, NULL, &e);
+    cr_expect_str_eq(after, before, "a done stage is not re-run");
+    free(after);
+    // a kill during bench: its .done never written, a half-written bench.tmp left behind
+    snprintf(path, sizeof path, "%s/results/t/cells/%s/bench.done", dir, cells[1].id);
+    cr_assert_eq(unlink(path), 0);
+    snprintf(path, sizeof path, "%s/results/t/cells/%s/bench.tmp", dir, cells[1].id);
+    cr_assert_eq(make_dirs(path, &e), 0);
+    cr_assert_eq(sweep_run(&c, cells, n, cells[1].id, 0, &e), 0, "%s", e.msg);
+    cr_expect_neq(access(path, F_OK), 0, "the half-written stage is gone");
+    snprintf(path, sizeof path, "%s/results/t/cells/%s/bench.done", dir, cells[1].id);
+    cr_expect_eq(access(path, F_OK), 0, "bench ran again");
+    snprintf(path, sizeof path, "%s/results/t/cells/%s/distill/metrics.json", dir, cells[1].id);
+    after = file_read_all(path, NULL, &e);
+    cr_expect_str_eq(after, before, "the stages before it were kept");
+    free(after);
+    // a changed eval setting re-runs eval (and what follows), not pruning or distillation
+    c.ppl_tokens = 64;
+    cr_assert_eq(sweep_run(&c, cells, n, cells[1].id, 0, &e), 0, "%s", e.msg);
+    after = file_read_all(path, NULL, &e);
+    cr_expect_str_eq(after, before);
+    free(after);
+    cr_expect_eq(sweep_run(&c, cells, n, "nosuchcell", 0, &e), -1);
+    cr_expect(contains(e.msg, "no such cell"), "%s", e.msg);
+    // collect rebuilds the same table from the folders
+    char rdir[512];
+    snprintf(rdir, sizeof rdir, "%s/results/t", dir);
+    cr_assert_eq(sweep_collect(rdir, &e), 0, "%s", e.msg);
+    free(before);
+    free(first);
+    free(cells);
 }

@@ -1,0 +1,417 @@
+// sweep_run.c: see sweep_run.h.
+#include "sweep_run.h"
+
+#include <cJSON.h>
+#include <dirent.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "../distill/trainer.h"
+#include "../evals/perplexity.h"
+#include "../evals/throughput.h"
+#include "../kernels/clock.h"
+#include "../mmlu/mmlu_eval.h"
+#include "../models/file_io.h"
+#include "../prune/search.h"
+
+static uint64_t fnv(const char* s) {
+    uint64_t h = 1469598103934665603ull;
+    for (; *s; s++) h = (h ^ (uint8_t)*s) * 1099511628211ull;
+    return h;
+}
+
+static int remove_tree(const char* path) {
+    char cmd[4400];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", path);
+    return access(path, F_OK) == 0 ? system(cmd) : 0;
+}
+
+typedef struct {
+    const SweepConfig* c;
+    const Cell* cell;
+    char dir[2048];    // the cell's folder
+    char key[32];      // input hash of the previous stage
+    double seconds;    // this stage's wall time
+} Ctx;
+
+// runs one stage (fn writes into tmp) unless its .done matches; returns -1 on failure
+typedef int (*StageFn)(Ctx* x, const char* tmp, cJSON* metrics, Err* e);
+
+static int stage(Ctx* x, const char* name, const char* settings, StageFn fn, int force, Err* e) {
+    char buf[12288], done[2200], final_dir[2200], tmp[2200];
+    snprintf(buf, sizeof buf, "%s|%s|%s", name, settings, x->key);
+    char key[32];
+    snprintf(key, sizeof key, "%016llx", (unsigned long long)fnv(buf));
+    snprintf(done, sizeof done, "%s/%s.done", x->dir, name);
+    snprintf(final_dir, sizeof final_dir, "%s/%s", x->dir, name);
+    snprintf(tmp, sizeof tmp, "%s/%s.tmp", x->dir, name);
+    char* have = access(done, F_OK) == 0 ? file_read_all(done, NULL, e) : NULL;
+    int cached = have && strcmp(have, key) == 0 && !force;
+    free(have);
+    if (cached) {
+        fprintf(stderr, "sweep: %s %s: done\n", x->cell->label, name);
+        snprintf(x->key, sizeof x->key, "%s", key);
+        return 0;
+    }
+    unlink(done);
+    remove_tree(tmp);
+    if (make_dirs(tmp, e)) return -1;
+    fprintf(stderr, "sweep: %s %s ...\n", x->cell->label, name);
+    cJSON* metrics = cJSON_CreateObject();
+    double t0 = now_seconds();
+    int rc = fn(x, tmp, metrics, e);
+    cJSON_AddNumberToObject(metrics, "seconds", now_seconds() - t0);
+    if (!rc) rc = json_write_atomic(tmp, "metrics.json", metrics, e);
+    else cJSON_Delete(metrics);
+    if (rc) return err_prefix(e, "%s %s", x->cell->label, name);
+    remove_tree(final_dir);
+    if (rename(tmp, final_dir) != 0) return err_set(e, "%s: cannot rename into place", final_dir);
+    snprintf(x->key, sizeof x->key, "%s", key);
+    return file_write_atomic(done, key, strlen(key), e);
+}
+
+// ---- stages
+
+static const char* stage_model(const Ctx* x, char* buf, size_t n) {  // the model the eval and bench stages see
+    if (x->cell->kind == CELL_TEACHER || x->cell->kind == CELL_BASELINE) return x->cell->model;
+    snprintf(buf, n, "%s/%s/model", x->dir, x->cell->kind == CELL_PRUNED ? "distill" : "train");
+    return buf;
+}
+
+static int add_shape(cJSON* m, const ModelConfig* c) {
+    cJSON_AddNumberToObject(m, "params", (double)config_param_count(c));
+    cJSON_AddNumberToObject(m, "layers", c->n_layers);
+    cJSON_AddNumberToObject(m, "hidden", c->hidden);
+    cJSON_AddNumberToObject(m, "ffn", c->ffn);
+    cJSON_AddNumberToObject(m, "heads", c->n_heads);
+    cJSON_AddNumberToObject(m, "kv_heads", c->n_kv_heads);
+    return 0;
+}
+
+static int prune_stage(Ctx* x, const char* tmp, cJSON* metrics, Err* e) {
+    const SweepConfig* c = x->c;
+    const Cell* cell = x->cell;
+    Model m, p;
+    Shard calib;
+    if (model_load(&m, c->teacher, e)) return -1;
+    int rc = shard_open(&calib, c->calib, e);
+    Importance imp;
+    int have = 0, keep[1024], n_keep = 0;
+    if (!rc) {
+        Aggregation agg = !strcmp(c->aggregation, "mean") ? AGG_MEAN : !strcmp(c->aggregation, "variance") ? AGG_VARIANCE : AGG_L2;
+        CalibOptions co = {c->calib_windows, c->prune_seq_len, 4, agg};
+        rc = importance_compute(&m, &calib, &co, &imp, e);
+        have = !rc;
+    }
+    PruneTarget t = {DEPTH_NONE, cell->layers, NULL, 0, cell->ffn, cell->heads, cell->kv_heads, cell->hidden};
+    t.depth = !strcmp(cell->strategy, "bi") ? DEPTH_BI : !strcmp(cell->strategy, "block") ? DEPTH_BLOCK : DEPTH_LAST;
+    if (!rc && !strcmp(cell->strategy, "ppl")) {
+        int64_t n = (int64_t)calib.n_tokens < 8192 ? (int64_t)calib.n_tokens : 8192;
+        int* tokens = xmalloc(sizeof(int) * (size_t)n);
+        for (int64_t i = 0; i < n; i++) tokens[i] = shard_token(&calib, (uint64_t)i);
+        rc = prune_depth_ppl(&m, tokens, n, c->prune_seq_len, cell->layers, keep, &n_keep, e);
+        free(tokens);
+    } else if (!rc) {
+        rc = prune_pick_layers(&m.cfg, &imp, &t, keep, &n_keep, e);
+    }
+    if (!rc) rc = prune_model(&m, &imp, &t, keep, n_keep, &p, e);
+    if (!rc) {
+        char path[2400];
+        snprintf(path, sizeof path, "%s/model", tmp);
+        rc = model_save(&p, path, ST_F32, ARBOR_DEFAULT_SHARD_BYTES, e);
+        cJSON* lineage = cJSON_CreateObject();
+        cJSON* layers = cJSON_AddArrayToObject(lineage, "teacher_layers");
+        for (int i = 0; i < n_keep; i++) cJSON_AddItemToArray(layers, cJSON_CreateNumber(keep[i]));
+        if (!rc) rc = json_write_atomic(path, "arbor_lineage.json", lineage, e);
+        else cJSON_Delete(lineage);
+        snprintf(path, sizeof path, "%s/scores.json", tmp);
+        if (!rc) rc = importance_save(&imp, &m.cfg, path, e);
+        add_shape(metrics, &p.cfg);
+        model_free(&p);
+    }
+    if (have) importance_free(&imp);
+    shard_close(&calib);
+    model_free(&m);
+    return rc;
+}
+
+static int train_common(Ctx* x, const char* tmp, cJSON* metrics, const char* student_dir, int with_teacher, Err* e) {
+    const SweepConfig* c = x->c;
+    Model s, t;
+    Shard data;
+    if (model_load(&s, student_dir, e)) return -1;
+    int rc = shard_open(&data, c->distill_data, e);
+    if (!rc && with_teacher) rc = model_load(&t, c->teacher, e);
+    if (!rc) {
+        TrainConfig tc = {0};
+        tc.steps = c->steps, tc.batch = c->batch, tc.grad_accum = c->grad_accum, tc.seq_len = c->seq_len;
+        tc.optim = (OptimConfig){(float)c->lr, (float)c->min_lr, c->warmup, c->steps, !strcmp(c->schedule, "cosine"), 0.9f,
+                                 0.95f, 1e-8f, (float)c->weight_decay, (float)c->clip};
+        tc.loss = with_teacher ? (LossConfig){0.0f, 1.0f, KD_KL, (float)c->kd_temp, c->t2, 0}
+                               : (LossConfig){1.0f, 0.0f, KD_NONE, 1.0f, 0, 0};
+        if (with_teacher && !strcmp(c->loss, "mix")) tc.loss.ce_weight = 0.5f;
+        tc.val_every = c->steps, tc.val_windows = 32, tc.val_fraction = 0.05, tc.seed = (uint64_t)c->seed;
+        tc.out_dir = tmp, tc.log_every = c->steps / 10 > 0 ? c->steps / 10 : 1;
+        rc = train_run(&s, with_teacher ? &t : NULL, &data, &tc, e);
+        if (with_teacher) model_free(&t);
+        // the last log line holds the final losses
+        char path[2400];
+        snprintf(path, sizeof path, "%s/log.csv", tmp);
+        char* log = rc ? NULL : file_read_all(path, NULL, e);
+        if (log) {
+            char* last = log + strlen(log) - 1;
+            while (last > log && last[-1] != '\n') last--;
+            int step;
+            double loss, ce, kd, lr, gn, tps, val;
+            if (sscanf(last, "%d,%lf,%lf,%lf,%lf,%lf,%lf,%lf", &step, &loss, &ce, &kd, &lr, &gn, &tps, &val) == 8) {
+                cJSON_AddNumberToObject(metrics, "final_loss", loss);
+                cJSON_AddNumberToObject(metrics, "final_kd", kd);
+                cJSON_AddNumberToObject(metrics, "val_loss", val);
+                cJSON_AddNumberToObject(metrics, "tokens_per_s", tps);
+            }
+            free(log);
+        }
+        cJSON_AddNumberToObject(metrics, "tokens", (double)c->steps * c->batch * c->grad_accum * c->seq_len);
+        cJSON_AddNumberToObject(metrics, "steps", c->steps);
+    }
+    shard_close(&data);
+    model_free(&s);
+    return rc;
+}
+
+static int distill_stage(Ctx* x, const char* tmp, cJSON* metrics, Err* e) {
+    char student[2400];
+    snprintf(student, sizeof student, "%s/prune/model", x->dir);
+    return train_common(x, tmp, metrics, student, 1, e);
+}
+
+static int init_stage(Ctx* x, const char* tmp, cJSON* metrics, Err* e) {
+    // the shape of the matching pruned model: the teacher's config with the cell's targets
+    ModelConfig c;
+    if (config_load(x->c->teacher, &c, e)) return -1;
+    int NKV = x->cell->kv_heads ? x->cell->kv_heads : c.n_kv_heads;
+    c.n_heads = x->cell->heads ? x->cell->heads : c.n_heads * NKV / c.n_kv_heads;
+    c.n_kv_heads = NKV;
+    c.n_layers = x->cell->layers, c.ffn = x->cell->ffn ? x->cell->ffn : c.ffn, c.hidden = x->cell->hidden ? x->cell->hidden : c.hidden;
+    if (config_validate(&c, "scratch shape", e)) return -1;
+    char path[2400];
+    snprintf(path, sizeof path, "%s/model", tmp);
+    add_shape(metrics, &c);
+    // N(0, 0.02) matrices as transformers initialises; seed from the sweep's
+    return checkpoint_write_random(&c, (uint64_t)x->c->seed + 17, path, ST_F32, ARBOR_DEFAULT_SHARD_BYTES, e);
+}
+
+static int train_stage(Ctx* x, const char* tmp, cJSON* metrics, Err* e) {
+    char student[2400];
+    snprintf(student, sizeof student, "%s/init/model", x->dir);
+    return train_common(x, tmp, metrics, student, 0, e);
+}
+
+static int eval_stage(Ctx* x, const char* tmp, cJSON* metrics, Err* e) {
+    const SweepConfig* c = x->c;
+    char buf[2400];
+    const char* model_dir = stage_model(x, buf, sizeof buf);
+    Model m;
+    if (model_load(&m, model_dir, e)) return -1;
+    add_shape(metrics, &m.cfg);
+    int rc = 0;
+    if (c->mmlu[0]) {
+        Tokenizer tok;
+        rc = tokenizer_load(&tok, c->tokenizer[0] ? c->tokenizer : c->teacher, e);
+        if (!rc) {
+            MmluOptions o = {c->shots, c->limit, 4, 0, "test", c->subjects[0] ? c->subjects : NULL, 0};
+            MmluResult r;
+            rc = mmlu_evaluate(&m, &tok, c->mmlu, &o, &r, e) || mmlu_write_results(&r, tmp, e);
+            if (!rc) {
+                char path[2600];
+                snprintf(path, sizeof path, "%s/summary.csv", tmp);
+                char* summary = file_read_all(path, NULL, e);
+                for (char* line = summary ? strtok(summary, "\n") : NULL; line; line = strtok(NULL, "\n")) {
+                    char level[32], name[128];
+                    int q, ok;
+                    double acc;
+                    if (sscanf(line, "%31[^,],%127[^,],%d,%d,%lf", level, name, &q, &ok, &acc) != 5) continue;
+                    if (!strcmp(level, "overall") || !strcmp(level, "category")) {
+                        char key[200];
+                        snprintf(key, sizeof key, "mmlu_%s", name);
+                        cJSON_AddNumberToObject(metrics, key, acc);
+                    }
+                }
+                free(summary);
+                mmlu_result_free(&r);
+            }
+            tokenizer_free(&tok);
+        }
+    }
+    if (!rc && c->val[0]) {
+        Shard v;
+        rc = shard_open(&v, c->val, e);
+        if (!rc) {
+            int64_t n = (int64_t)v.n_tokens < c->ppl_tokens ? (int64_t)v.n_tokens : c->ppl_tokens;
+            int* tokens = xmalloc(sizeof(int) * (size_t)(n ? n : 1));
+            for (int64_t i = 0; i < n; i++) tokens[i] = shard_token(&v, (uint64_t)i);
+            PplOptions po = {c->ppl_seq_len, c->ppl_seq_len, 0, 256};
+            PplResult pr;
+            rc = perplexity_eval(&m, tokens, n, &po, &pr, e);
+            if (!rc) cJSON_AddNumberToObject(metrics, "val_nll", pr.mean_nll);
+            free(tokens);
+            shard_close(&v);
+        }
+    }
+    model_free(&m);
+    return rc;
+}
+
+static int bench_stage(Ctx* x, const char* tmp, cJSON* metrics, Err* e) {
+    const SweepConfig* c = x->c;
+    char buf[2400];
+    Model m;
+    if (model_load(&m, stage_model(x, buf, sizeof buf), e)) return -1;
+    int rc = 0;
+    for (int i = 0; i < c->n_bench_batch && !rc; i++) {
+        BenchOptions bo = {c->bench_batch[i], c->prompt_len, c->gen_len, c->repeats, 0};
+        BenchResult r;
+        rc = bench_throughput(&m, &bo, &r, e);
+        if (rc) break;
+        char key[64];
+        snprintf(key, sizeof key, "prefill_tps_b%d", bo.batch);
+        cJSON_AddNumberToObject(metrics, key, r.prefill_tokens_per_s);
+        snprintf(key, sizeof key, "decode_tps_b%d", bo.batch);
+        cJSON_AddNumberToObject(metrics, key, r.decode_tokens_per_s);
+        snprintf(key, sizeof key, "ms_per_token_b%d", bo.batch);
+        cJSON_AddNumberToObject(metrics, key, r.decode_ms_per_step);
+    }
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    cJSON_AddNumberToObject(metrics, "peak_rss_mb", ru.ru_maxrss / 1024.0);
+    cJSON_AddNumberToObject(metrics, "prompt_len", c->prompt_len);
+    cJSON_AddNumberToObject(metrics, "gen_len", c->gen_len);
+    model_free(&m);
+    return rc;
+}
+
+// ---- the run
+
+static void settings_of(const SweepConfig* c, const char* stage_name, char* out, size_t n) {
+    if (!strcmp(stage_name, "eval"))
+        snprintf(out, n, "mmlu=%s shots=%d subjects=%s limit=%d val=%s ppl=%d,%d tok=%s", c->mmlu, c->shots, c->subjects,
+                 c->limit, c->val, c->ppl_seq_len, c->ppl_tokens, c->tokenizer);
+    else if (!strcmp(stage_name, "bench")) {
+        int len = snprintf(out, n, "prompt=%d gen=%d repeats=%d batch=", c->prompt_len, c->gen_len, c->repeats);
+        for (int i = 0; i < c->n_bench_batch; i++) len += snprintf(out + len, n - (size_t)len, "%d,", c->bench_batch[i]);
+    } else
+        out[0] = 0;  // prune / distill / init / train: their settings are the cell id
+}
+
+int sweep_run(const SweepConfig* c, const Cell* cells, int n, const char* only, int force, Err* e) {
+    int ran = 0;
+    for (int i = 0; i < n; i++) {
+        const Cell* cell = &cells[i];
+        if (only && strcmp(only, cell->id) != 0) continue;
+        ran++;
+        Ctx x = {c, cell, "", "", 0};
+        snprintf(x.dir, sizeof x.dir, "%s/%s/cells/%s", c->out, c->name, cell->id);
+        snprintf(x.key, sizeof x.key, "%s", cell->id);
+        if (make_dirs(x.dir, e)) return -1;
+        cJSON* info = cJSON_CreateObject();
+        cJSON_AddStringToObject(info, "id", cell->id);
+        cJSON_AddStringToObject(info, "label", cell->label);
+        cJSON_AddStringToObject(info, "kind", cell->kind == CELL_TEACHER ? "teacher" : cell->kind == CELL_BASELINE ? "baseline"
+                                              : cell->kind == CELL_PRUNED ? "pruned" : "scratch");
+        cJSON_AddStringToObject(info, "strategy", cell->strategy);
+        cJSON_AddStringToObject(info, "source", cell->model[0] ? cell->model : c->teacher);
+        if (json_write_atomic(x.dir, "cell.json", info, e)) return -1;
+        char eval_settings[8192], bench_settings[1024];
+        settings_of(c, "eval", eval_settings, sizeof eval_settings);
+        settings_of(c, "bench", bench_settings, sizeof bench_settings);
+        int rc = 0;
+        if (cell->kind == CELL_PRUNED) rc = stage(&x, "prune", "", prune_stage, force, e) || stage(&x, "distill", "", distill_stage, force, e);
+        if (cell->kind == CELL_SCRATCH) rc = stage(&x, "init", "", init_stage, force, e) || stage(&x, "train", "", train_stage, force, e);
+        if (!rc) rc = stage(&x, "eval", eval_settings, eval_stage, force, e) || stage(&x, "bench", bench_settings, bench_stage, force, e);
+        if (rc) return -1;
+    }
+    if (only && !ran) return err_set(e, "--only %s: no such cell in this sweep (arbor sweep CONFIG --dry-run lists them)", only);
+    char dir[2048];
+    snprintf(dir, sizeof dir, "%s/%s", c->out, c->name);
+    return sweep_collect(dir, e);
+}
+
+// ---- collect
+
+static const char* columns[] = {
+    "id", "label", "kind", "strategy", "params", "layers", "hidden", "ffn", "heads", "kv_heads",
+    "distill.tokens", "distill.final_loss", "distill.final_kd", "distill.val_loss", "train.tokens", "train.final_loss",
+    "train.val_loss", "eval.mmlu_micro", "eval.mmlu_macro", "eval.mmlu_stem", "eval.mmlu_humanities",
+    "eval.mmlu_social_sciences", "eval.mmlu_other", "eval.val_nll", "bench.prefill_tps_b1", "bench.decode_tps_b1",
+    "bench.ms_per_token_b1", "bench.peak_rss_mb", "prune.seconds", "distill.seconds", "train.seconds", "eval.seconds",
+    "bench.seconds",
+};
+
+static cJSON* read_json_file(const char* path) {
+    Err e;
+    char* text = access(path, F_OK) == 0 ? file_read_all(path, NULL, &e) : NULL;
+    cJSON* j = text ? cJSON_Parse(text) : NULL;
+    free(text);
+    return j;
+}
+
+int sweep_collect(const char* dir, Err* e) {
+    char cells_dir[2200];
+    snprintf(cells_dir, sizeof cells_dir, "%s/cells", dir);
+    DIR* d = opendir(cells_dir);
+    if (!d) return err_set(e, "%s: no cells to collect", cells_dir);
+    ByteVec csv = {0};
+    size_t ncol = sizeof columns / sizeof columns[0];
+    for (size_t k = 0; k < ncol; k++) {
+        bytevec_append(&csv, columns[k], strlen(columns[k]));
+        bytevec_append(&csv, k + 1 < ncol ? "," : "\n", 1);
+    }
+    int rows = 0;
+    for (struct dirent* ent; (ent = readdir(d));) {
+        if (ent->d_name[0] == '.') continue;
+        char path[2600];
+        snprintf(path, sizeof path, "%s/%s/cell.json", cells_dir, ent->d_name);
+        cJSON* info = read_json_file(path);
+        if (!info) continue;
+        const char* stages[] = {"prune", "distill", "init", "train", "eval", "bench"};
+        cJSON* metrics[6];
+        for (int s = 0; s < 6; s++) {
+            char done[2600];
+            snprintf(done, sizeof done, "%s/%s/%s.done", cells_dir, ent->d_name, stages[s]);
+            snprintf(path, sizeof path, "%s/%s/%s/metrics.json", cells_dir, ent->d_name, stages[s]);
+            metrics[s] = access(done, F_OK) == 0 ? read_json_file(path) : NULL;  // only finished stages count
+        }
+        for (size_t k = 0; k < ncol; k++) {
+            const char* col = columns[k];
+            const char* dot = strchr(col, '.');
+            const cJSON* v = NULL;
+            if (!dot) {
+                v = cJSON_GetObjectItem(info, col);
+                if (!v && metrics[4]) v = cJSON_GetObjectItem(metrics[4], col);  // shape from eval
+            } else {
+                for (int s = 0; s < 6; s++)
+                    if (!strncmp(col, stages[s], (size_t)(dot - col)) && strlen(stages[s]) == (size_t)(dot - col) && metrics[s])
+                        v = cJSON_GetObjectItem(metrics[s], dot + 1);
+            }
+            char cellv[128] = "";
+            if (cJSON_IsString(v)) snprintf(cellv, sizeof cellv, "%s", v->valuestring);
+            else if (cJSON_IsNumber(v)) snprintf(cellv, sizeof cellv, "%.6g", v->valuedouble);
+            bytevec_append(&csv, cellv, strlen(cellv));
+            bytevec_append(&csv, k + 1 < ncol ? "," : "\n", 1);
+        }
+        for (int s = 0; s < 6; s++) cJSON_Delete(metrics[s]);
+        cJSON_Delete(info);
+        rows++;
+    }
+    closedir(d);
+    char out[2200];
+    snprintf(out, sizeof out, "%s/results.csv", dir);
+    int rc = file_write_atomic(out, csv.data, csv.len, e);
+    free(csv.data);
+    if (!rc) fprintf(stderr, "collect: %d cells -> %s\n", rows, out);
+    return rc;
+}

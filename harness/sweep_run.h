@@ -1,0 +1,15 @@
+// sweep_run.h: running the cells of a sweep. A cell's folder is OUT/NAME/cells/ID/ with one folder per
+// stage; a stage counts as done only when ID/STAGE.done holds the hash of its inputs (its settings and
+// the hash of the stage before it). A stage writes into STAGE.tmp/ and is renamed into place before its
+// .done is written, so a run killed at any moment resumes, losing at most the stage in progress.
+//   teacher, baseline:  eval -> bench
+//   pruned:             prune -> distill -> eval -> bench
+//   scratch:            init -> train -> eval -> bench      (the pruned shape, random init, same steps)
+// Each stage leaves metrics.json; sweep_collect turns every cell folder into results.csv.
+#pragma once
+#include "sweep_config.h"
+
+// Runs every cell (or only the cell `only`); force re-runs the stages even when done.
+int sweep_run(const SweepConfig* c, const Cell* cells, int n, const char* only, int force, Err* e);
+// Rebuilds DIR/results.csv (one row per cell folder under DIR/cells) and DIR/mmlu_subjects.csv.
+int sweep_collect(const char* dir, Err* e);
