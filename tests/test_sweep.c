@@ -185,3 +185,41 @@ Test(sweep, stages_run_once_resume_after_a_kill_and_collect) {
     free(first);
     free(cells);
 }
+
+static void expect_bad_input_helper(const char* args) {
+    char cmd[2200];
+    snprintf(cmd, sizeof cmd, "%s 2>/dev/null", args);
+    cr_expect_eq(run_arbor(cmd, "/dev/null"), 2, "arbor %s should exit 2", args);
+}
+
+Test(sweep, plot_draws_frontiers_from_a_results_table) {
+    char csv[512], args[2048], path[700];
+    snprintf(csv, sizeof csv, "%s/results.csv", dir);
+    write_text(csv, "id,label,kind,strategy,params,eval.mmlu_micro,eval.val_nll,bench.decode_tps_b1\n"
+                    "a,teacher,teacher,,8000000,0.80,1.0,100\n"
+                    "b,bi-L3,pruned,bi,6000000,0.70,1.2,150\n"
+                    "c,bi-L2,pruned,bi,4000000,0.50,1.5,180\n"
+                    "d,scratch-L3,scratch,,6000000,0.40,1.9,150\n"
+                    "e,unfinished,pruned,bi,4000000,,,\n");
+    snprintf(args, sizeof args, "plot %s", csv);
+    cr_assert_eq(run_arbor(args, "/dev/null"), 0);
+    const char* files[] = {"frontier_speed.png", "frontier_speed.pdf", "frontier_params.png", "frontier_params.pdf"};
+    Err e;
+    for (int i = 0; i < 4; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, files[i]);
+        size_t len;
+        char* bytes = file_read_all(path, &len, &e);
+        cr_assert_not_null(bytes, "%s", e.msg);
+        cr_expect(len > 1000, "%s has %zu bytes", files[i], len);
+        cr_expect(i % 2 ? memcmp(bytes, "%PDF", 4) == 0 : memcmp(bytes, "\x89PNG", 4) == 0, "%s format", files[i]);
+        free(bytes);
+    }
+    // the speed frontier: teacher (slow, best), bi-L3, bi-L2 (fast); the scratch model is dominated
+    snprintf(path, sizeof path, "%s/frontier_speed_pareto.dat", dir);
+    char* pareto = file_read_all(path, NULL, &e);
+    cr_assert_not_null(pareto);
+    cr_expect_str_eq(pareto, "100 80 \"teacher\" 2\n150 70 \"bi-L3\" 0\n180 50 \"bi-L2\" 0\n");
+    free(pareto);
+    write_text(csv, "id,label\n\"unterminated,x\n");
+    expect_bad_input_helper(args);
+}
