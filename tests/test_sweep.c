@@ -223,3 +223,33 @@ Test(sweep, plot_draws_frontiers_from_a_results_table) {
     write_text(csv, "id,label\n\"unterminated,x\n");
     expect_bad_input_helper(args);
 }
+
+Test(sweep, the_reproduction_config_parses) {
+    // configs/qwen3-8b-to-6b.ini names relative paths: lay out stand-ins in a temp dir and read it there
+    char cwd[1024], cfg[1200];
+    cr_assert_not_null(getcwd(cwd, sizeof cwd));
+    snprintf(cfg, sizeof cfg, "%s/../../configs/qwen3-8b-to-6b.ini", ARBOR_FIXTURES);
+    cr_assert_eq(chdir(dir), 0);
+    Err e;
+    const char* dirs[] = {"checkpoints/Qwen3-8B", "checkpoints/Qwen3-4B", "data/mmlu"};
+    for (int i = 0; i < 3; i++) cr_assert_eq(make_dirs(dirs[i], &e), 0);
+    write_text("checkpoints/Qwen3-8B/config.json", "{}");
+    write_text("checkpoints/Qwen3-4B/config.json", "{}");
+    write_text("data/calib.shard", "x");
+    write_text("data/distill.shard", "x");
+    write_text("data/val.shard", "x");
+    SweepConfig c;
+    int rc = sweep_config_load(cfg, &c, &e);
+    cr_assert_eq(chdir(cwd), 0);
+    cr_assert_eq(rc, 0, "%s", e.msg);
+    cr_expect_eq(c.steps, 28611, "90e9 tokens / (4096 x 8 x 96) per step");
+    cr_expect_eq(c.shots, 5);
+    cr_expect_str_eq(c.loss, "kl");
+    Cell* cells;
+    int n;
+    sweep_cells(&c, &cells, &n);
+    cr_expect_eq(n, 3);
+    cr_expect_str_eq(cells[1].label, "baseline-qwen3-4b");
+    cr_expect_str_eq(cells[2].label, "bi-L24");
+    free(cells);
+}
