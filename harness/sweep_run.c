@@ -285,6 +285,21 @@ static int bench_stage(Ctx* x, const char* tmp, cJSON* metrics, Err* e) {
         snprintf(key, sizeof key, "ms_per_token_b%d", bo.batch);
         cJSON_AddNumberToObject(metrics, key, r.decode_ms_per_step);
     }
+    // where the numbers came from
+    char cpu[256] = "unknown CPU";
+    FILE* info = fopen("/proc/cpuinfo", "r");
+    char line[512];
+    while (info && fgets(line, sizeof line, info))
+        if (!strncmp(line, "model name", 10) && strchr(line, ':')) {
+            snprintf(cpu, sizeof cpu, "%s", strchr(line, ':') + 2);
+            cpu[strcspn(cpu, "\n")] = 0;
+            break;
+        }
+    if (info) fclose(info);
+    cJSON_AddStringToObject(metrics, "backend", m.ops->name);
+    cJSON_AddStringToObject(metrics, "device", cpu);
+    cJSON_AddNumberToObject(metrics, "threads", kernels_cpu_threads());
+    cJSON_AddStringToObject(metrics, "arbor_commit", ARBOR_COMMIT);
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     cJSON_AddNumberToObject(metrics, "peak_rss_mb", ru.ru_maxrss / 1024.0);
@@ -347,9 +362,45 @@ static const char* columns[] = {
     "distill.tokens", "distill.final_loss", "distill.final_kd", "distill.val_loss", "train.tokens", "train.final_loss",
     "train.val_loss", "eval.mmlu_micro", "eval.mmlu_macro", "eval.mmlu_stem", "eval.mmlu_humanities",
     "eval.mmlu_social_sciences", "eval.mmlu_other", "eval.val_nll", "bench.prefill_tps_b1", "bench.decode_tps_b1",
-    "bench.ms_per_token_b1", "bench.peak_rss_mb", "prune.seconds", "distill.seconds", "train.seconds", "eval.seconds",
-    "bench.seconds",
+    "bench.ms_per_token_b1", "bench.peak_rss_mb", "bench.prompt_len", "bench.gen_len", "prune.seconds", "distill.seconds",
+    "train.seconds", "eval.seconds", "bench.seconds", "bench.backend", "bench.threads", "bench.device", "bench.arbor_commit",
 };
+
+// DIR/mmlu_subjects.csv: every cell's per-subject, per-category and overall MMLU rows side by side
+static int collect_subjects(const char* dir, const char* cells_dir, Err* e) {
+    DIR* d = opendir(cells_dir);
+    if (!d) return 0;
+    ByteVec out = {0};
+    const char* header = "cell,label,level,name,questions,correct,accuracy\n";
+    bytevec_append(&out, header, strlen(header));
+    for (struct dirent* ent; (ent = readdir(d));) {
+        if (ent->d_name[0] == '.') continue;
+        char path[2600], done[2600];
+        snprintf(done, sizeof done, "%s/%s/eval.done", cells_dir, ent->d_name);
+        snprintf(path, sizeof path, "%s/%s/eval/summary.csv", cells_dir, ent->d_name);
+        if (access(done, F_OK) != 0 || access(path, F_OK) != 0) continue;
+        char* text = file_read_all(path, NULL, e);
+        snprintf(path, sizeof path, "%s/%s/cell.json", cells_dir, ent->d_name);
+        char* info_text = file_read_all(path, NULL, e);
+        cJSON* info = info_text ? cJSON_Parse(info_text) : NULL;
+        const cJSON* label = info ? cJSON_GetObjectItem(info, "label") : NULL;
+        char* rest = text ? strchr(text, '\n') : NULL;  // skip the header
+        for (char* line = rest ? strtok(rest + 1, "\n") : NULL; line; line = strtok(NULL, "\n")) {
+            char row[1024];
+            int len = snprintf(row, sizeof row, "%s,%s,%s\n", ent->d_name, cJSON_IsString(label) ? label->valuestring : "", line);
+            bytevec_append(&out, row, (size_t)len);
+        }
+        cJSON_Delete(info);
+        free(info_text);
+        free(text);
+    }
+    closedir(d);
+    char path[2200];
+    snprintf(path, sizeof path, "%s/mmlu_subjects.csv", dir);
+    int rc = file_write_atomic(path, out.data, out.len, e);
+    free(out.data);
+    return rc;
+}
 
 static cJSON* read_json_file(const char* path) {
     Err e;
@@ -397,10 +448,16 @@ int sweep_collect(const char* dir, Err* e) {
                     if (!strncmp(col, stages[s], (size_t)(dot - col)) && strlen(stages[s]) == (size_t)(dot - col) && metrics[s])
                         v = cJSON_GetObjectItem(metrics[s], dot + 1);
             }
-            char cellv[128] = "";
+            char cellv[512] = "";
             if (cJSON_IsString(v)) snprintf(cellv, sizeof cellv, "%s", v->valuestring);
             else if (cJSON_IsNumber(v)) snprintf(cellv, sizeof cellv, "%.6g", v->valuedouble);
-            bytevec_append(&csv, cellv, strlen(cellv));
+            if (strpbrk(cellv, ",\"\n")) {  // RFC 4180 quoting
+                bytevec_append(&csv, "\"", 1);
+                for (const char* p = cellv; *p; p++) bytevec_append(&csv, *p == '"' ? "\"\"" : p, *p == '"' ? 2 : 1);
+                bytevec_append(&csv, "\"", 1);
+            } else {
+                bytevec_append(&csv, cellv, strlen(cellv));
+            }
             bytevec_append(&csv, k + 1 < ncol ? "," : "\n", 1);
         }
         for (int s = 0; s < 6; s++) cJSON_Delete(metrics[s]);
@@ -410,7 +467,7 @@ int sweep_collect(const char* dir, Err* e) {
     closedir(d);
     char out[2200];
     snprintf(out, sizeof out, "%s/results.csv", dir);
-    int rc = file_write_atomic(out, csv.data, csv.len, e);
+    int rc = file_write_atomic(out, csv.data, csv.len, e) || collect_subjects(dir, cells_dir, e);
     free(csv.data);
     if (!rc) fprintf(stderr, "collect: %d cells -> %s\n", rows, out);
     return rc;
