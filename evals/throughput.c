@@ -37,19 +37,34 @@ int bench_throughput(const Model* m, const BenchOptions* o, BenchResult* r, Err*
         lens[b] = P;
     }
     float* logits = xmalloc(sizeof(float) * (size_t)B * V);
-    int rc = 0;
-    r->prefill_seconds = 1e30;
-    for (int rep = 0; rep < (o->repeats > 0 ? o->repeats : 1) && !rc; rep++) {
+    int reps = o->repeats > 0 ? o->repeats : 1;
+    double* times = xmalloc(sizeof(double) * (size_t)reps);
+    double* mm_s = xmalloc(sizeof(double) * (size_t)reps * 2);
+    double* mm_f = mm_s + reps;
+    int rc = model_prefill(m, &s, &cache, prompts, lens, B, false, logits, e);  // warm-up: page faults, caches
+    for (int rep = 0; rep < reps && !rc; rep++) {
         s.matmul_seconds = s.matmul_flops = 0;
         double t0 = now_seconds();
         rc = model_prefill(m, &s, &cache, prompts, lens, B, false, logits, e);
-        double dt = now_seconds() - t0;
-        if (dt < r->prefill_seconds) {
-            r->prefill_seconds = dt;
-            r->prefill_matmul_gflops = s.matmul_flops / s.matmul_seconds * 1e-9;
-            r->prefill_matmul_share = s.matmul_seconds / dt;
-        }
+        times[rep] = now_seconds() - t0;
+        mm_s[rep] = s.matmul_seconds, mm_f[rep] = s.matmul_flops;
     }
+    // the median repeat (by time) is the reported one
+    int* order = xmalloc(sizeof(int) * (size_t)reps);
+    for (int i = 0; i < reps; i++) order[i] = i;
+    for (int i = 1; i < reps; i++)
+        for (int j = i; j > 0 && times[order[j]] < times[order[j - 1]]; j--) {
+            int t = order[j];
+            order[j] = order[j - 1];
+            order[j - 1] = t;
+        }
+    int med = order[reps / 2];
+    r->prefill_seconds = times[med];
+    r->prefill_matmul_gflops = mm_f[med] / mm_s[med] * 1e-9;
+    r->prefill_matmul_share = mm_s[med] / times[med];
+    free(order);
+    free(times);
+    free(mm_s);
     r->prefill_tokens_per_s = (double)B * P / r->prefill_seconds;
     int* tok = xmalloc(sizeof(int) * (size_t)B * 3);
     int *seq = tok + B, *pos = tok + 2 * B;

@@ -8,12 +8,12 @@ typedef struct {
     int batch;       // sequences decoded together
     int prompt_len;  // tokens per prompt
     int gen_len;     // decode steps after the prompt
-    int repeats;     // prefill repeats; the fastest counts
+    int repeats;     // timed prefill repeats after one warm-up; the median counts
     uint64_t seed;   // prompt token ids
 } BenchOptions;
 
 typedef struct {
-    double prefill_seconds;       // fastest prefill of batch x prompt_len tokens
+    double prefill_seconds;       // median prefill of batch x prompt_len tokens
     double prefill_tokens_per_s;
     double prefill_matmul_gflops; // achieved by the prefill's matmuls alone
     double prefill_matmul_share;  // fraction of prefill time spent in matmuls

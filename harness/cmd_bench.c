@@ -14,7 +14,7 @@ int cmd_bench(int argc, char** argv) {
         {"batch", "B", "sequences decoded together", "1"},
         {"prompt-len", "P", "prompt tokens per sequence", "128"},
         {"gen-len", "G", "decode steps", "32"},
-        {"repeats", "R", "prefill repeats (fastest counts)", "3"},
+        {"repeats", "R", "timed prefill repeats after a warm-up (the median counts)", "3"},
         {"seed", "S", "weights and prompt seed", "0"},
         {"threads", "N", "CPU threads (default: OMP_NUM_THREADS or all cores)", NULL},
     };
