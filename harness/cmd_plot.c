@@ -14,30 +14,39 @@
 #include "commands.h"
 
 typedef struct {
-    char** cells;  // row-major, n_rows x n_cols
-    int n_rows, n_cols, cap, col;
-    int failed;
+    char** cells;  // in reading order: row-major n_rows x n_cols once every row has n_cols fields
+    int n_cells, cap;
+    int n_rows, n_cols, col;
+    int failed;    // the first row (1-based, after the header) with a different field count
 } Table;
 
 static void on_field(void* s, size_t len, void* ctx) {
     Table* t = ctx;
-    if (t->n_rows * t->n_cols + t->col >= t->cap) {
+    if (t->n_cells == t->cap) {
         t->cap = t->cap ? 2 * t->cap : 256;
         t->cells = realloc(t->cells, sizeof(char*) * (size_t)t->cap);
+        if (!t->cells) FATAL("out of memory reading a CSV");
     }
     char* v = xmalloc(len + 1);
     memcpy(v, s, len);
     v[len] = 0;
-    t->cells[t->n_rows * (t->n_cols ? t->n_cols : 0) + t->col++] = v;
+    t->cells[t->n_cells++] = v;
+    t->col++;
 }
 
 static void on_row(int c, void* ctx) {
     Table* t = ctx;
     (void)c;
     if (t->n_rows == 0 && t->n_cols == 0) t->n_cols = t->col;  // the header fixes the width
-    else if (t->col != t->n_cols) t->failed = t->n_rows + 1;
+    else if (t->col != t->n_cols && !t->failed) t->failed = t->n_rows + 1;
     t->n_rows++;
     t->col = 0;
+}
+
+static void table_free(Table* t) {
+    for (int i = 0; i < t->n_cells; i++) free(t->cells[i]);
+    free(t->cells);
+    memset(t, 0, sizeof *t);
 }
 
 static int read_table(const char* path, Table* t, Err* e) {
@@ -50,9 +59,10 @@ static int read_table(const char* path, Table* t, Err* e) {
     int rc = csv_parse(&p, text, len, on_field, on_row, t) != len || csv_fini(&p, on_field, on_row, t) ? -1 : 0;
     csv_free(&p);
     free(text);
-    if (rc || t->failed) return err_set(e, "%s:%d: malformed CSV row", path, t->failed ? t->failed + 1 : 1);
-    if (t->n_rows < 2) return err_set(e, "%s: no result rows", path);
-    return 0;
+    if (rc || t->failed) rc = err_set(e, "%s:%d: malformed CSV row", path, t->failed ? t->failed + 1 : 1);
+    else if (t->n_rows < 2) rc = err_set(e, "%s: no result rows", path);
+    if (rc) table_free(t);
+    return rc;
 }
 
 static int col_of(const Table* t, const char* name) {
@@ -143,12 +153,17 @@ int cmd_plot(int argc, char** argv) {
     }
     int c_label = col_of(&t, "label"), c_kind = col_of(&t, "kind"), c_params = col_of(&t, "params");
     int c_mmlu = col_of(&t, "eval.mmlu_micro"), c_nll = col_of(&t, "eval.val_nll"), c_tps = col_of(&t, "bench.decode_tps_b1");
-    if (c_label < 0 || c_kind < 0 || c_params < 0 || c_tps < 0)
+    if (c_label < 0 || c_kind < 0 || c_params < 0 || c_tps < 0) {
+        table_free(&t);
         return err_set(&e, "%s: not an arbor results table (needs label, kind, params, bench.decode_tps_b1)", csv_path), fail(&e);
+    }
     int use_mmlu = 0;
     for (int r = 1; r < t.n_rows && c_mmlu >= 0; r++) use_mmlu |= t.cells[r * t.n_cols + c_mmlu][0] != 0;
     int c_acc = use_mmlu ? c_mmlu : c_nll;
-    if (c_acc < 0) return err_set(&e, "%s: no accuracy column (eval.mmlu_micro or eval.val_nll)", csv_path), fail(&e);
+    if (c_acc < 0) {
+        table_free(&t);
+        return err_set(&e, "%s: no accuracy column (eval.mmlu_micro or eval.val_nll)", csv_path), fail(&e);
+    }
     Point* speed = xmalloc(sizeof(Point) * (size_t)t.n_rows * 4);
     Point *size = speed + t.n_rows, *fs = size + t.n_rows, *fz = fs + t.n_rows;
     int n = 0;
@@ -183,8 +198,7 @@ int cmd_plot(int argc, char** argv) {
         if (!rc) rc = run_gnuplot(script, p3, p4, out, terms[i], "parameters (M)", ylabel, "accuracy vs size", 0, &e);
     }
     if (!rc) printf("%s/frontier_speed.png\n%s/frontier_params.png\n", out_dir, out_dir);
-    for (int i = 0; i < t.n_rows * t.n_cols; i++) free(t.cells[i]);
-    free(t.cells);
+    table_free(&t);
     free(speed);
     return rc ? fail(&e) : 0;
 }
