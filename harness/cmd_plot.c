@@ -131,15 +131,9 @@ int cmd_plot(int argc, char** argv) {
         {"script", "FILE", "the gnuplot script", PLOTS_DIR "/frontier.gp"},
     };
     Command cmd = {"plot", "Frontier plots of a sweep: arbor plot RESULTS.csv [--out DIR].", opts, 2};
-    if (argc < 1 || argv[0][0] == '-') {
-        int code;
-        if (argc >= 1 && command_start(&cmd, argc, argv, &code)) return code;
-        fprintf(stderr, "arbor: plot: give the results CSV (arbor plot RESULTS.csv)\n");
-        return ARBOR_EXIT_BAD_INPUT;
-    }
-    const char* csv_path = argv[0];
+    const char* csv_path;
     int code;
-    if (command_start(&cmd, argc - 1, argv + 1, &code)) return code;
+    if (command_start_path(&cmd, argc, argv, "the results CSV", &csv_path, &code)) return code;
     Err e;
     Table t;
     if (read_table(csv_path, &t, &e)) return fail(&e);

@@ -55,15 +55,9 @@ int cmd_sweep(int argc, char** argv) {
     };
     Command cmd = {"sweep", "Run a sweep described by an INI file: arbor sweep CONFIG [options].", opts,
                    sizeof opts / sizeof opts[0]};
-    if (argc < 1 || argv[0][0] == '-') {
-        int code;
-        if (argc >= 1 && command_start(&cmd, argc, argv, &code)) return code;
-        fprintf(stderr, "arbor: sweep: the config file comes first (arbor sweep CONFIG --help)\n");
-        return ARBOR_EXIT_BAD_INPUT;
-    }
-    const char* path = argv[0];
+    const char* path;
     int code;
-    if (command_start(&cmd, argc - 1, argv + 1, &code)) return code;
+    if (command_start_path(&cmd, argc, argv, "the config file", &path, &code)) return code;
     Err e;
     SweepConfig c;
     if (sweep_config_load(path, &c, &e)) return fail(&e);
@@ -90,12 +84,9 @@ int cmd_sweep(int argc, char** argv) {
 int cmd_collect(int argc, char** argv) {
     Command cmd = {"collect", "Rebuild DIR/results.csv from DIR/cells/* (after cells ran as separate jobs): arbor collect DIR.",
                    NULL, 0};
-    if (argc != 1 || argv[0][0] == '-') {
-        int code;
-        if (argc >= 1 && command_start(&cmd, argc, argv, &code)) return code;
-        fprintf(stderr, "arbor: collect: give the sweep's results directory (arbor collect DIR)\n");
-        return ARBOR_EXIT_BAD_INPUT;
-    }
+    const char* dir;
+    int code;
+    if (command_start_path(&cmd, argc, argv, "the sweep's results directory", &dir, &code)) return code;
     Err e;
-    return sweep_collect(argv[0], &e) ? fail(&e) : 0;
+    return sweep_collect(dir, &e) ? fail(&e) : 0;
 }

@@ -17,6 +17,17 @@ int command_start(Command* cmd, int argc, char** argv, int* exit_code) {
     return 0;
 }
 
+int command_start_path(Command* cmd, int argc, char** argv, const char* what, const char** path, int* exit_code) {
+    if (argc < 1 || argv[0][0] == '-') {
+        if (argc >= 1 && command_start(cmd, argc, argv, exit_code)) return 1;  // --help, or a usage error
+        fprintf(stderr, "arbor: %s: give %s first (arbor %s --help)\n", cmd->name, what, cmd->name);
+        *exit_code = ARBOR_EXIT_BAD_INPUT;
+        return 1;
+    }
+    *path = argv[0];
+    return command_start(cmd, argc - 1, argv + 1, exit_code);
+}
+
 int fail(const Err* e) {
     fflush(stdout);
     fprintf(stderr, "arbor: %s\n", e->msg);

@@ -23,6 +23,9 @@ int cmd_demo(int argc, char** argv);
 // Parses argv into cmd. After --help (exit code 0) or a usage error (printed, exit code 2) it sets
 // *exit_code and returns 1: the command should stop. Returns 0 to go on.
 int command_start(Command* cmd, int argc, char** argv, int* exit_code);
+// For commands whose first argument is a path (arbor sweep CONFIG ...): parses the options after it
+// into cmd. Missing path, --help or a usage error: sets *exit_code and returns 1. Else *path is set.
+int command_start_path(Command* cmd, int argc, char** argv, const char* what, const char** path, int* exit_code);
 // Prints "arbor: <msg>" and returns ARBOR_EXIT_BAD_INPUT.
 int fail(const Err* e);
 
