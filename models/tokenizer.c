@@ -147,8 +147,26 @@ static void bpe_piece(const Tokenizer* t, const uint8_t* bytes, int n, IntVec* o
 // ---------------------------------------------------------------------------------------------
 // normalise and pre-tokenize one stretch of text that holds no added token
 
+static int is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f'; }
+
+// WordLevel: whitespace-separated words, each one id (unk when unknown)
+static void encode_words(const Tokenizer* t, const char* s, size_t len, IntVec* out) {
+    for (size_t i = 0; i < len;) {
+        while (i < len && is_space(s[i])) i++;
+        size_t start = i;
+        while (i < len && !is_space(s[i])) i++;
+        if (i == start) break;
+        int id = strmap_get(&t->vocab, s + start, (int)(i - start));
+        intvec_push(out, id >= 0 ? id : t->unk_id);
+    }
+}
+
 static int encode_plain(const Tokenizer* t, const char* text, size_t len, IntVec* out, Err* e) {
     if (len == 0) return 0;
+    if (t->kind == TOKENIZER_WORD_LEVEL) {
+        encode_words(t, text, len, out);
+        return 0;
+    }
     uint8_t* normalized = NULL;
     const char* s = text;
     int ascii = 1;
@@ -222,7 +240,8 @@ int tokenizer_decode(const Tokenizer* t, const int* ids, size_t n, ByteVec* out,
         if (id < 0 || id >= t->n_ids || !t->tokens[id]) return err_set(e, "token id %d is not in the vocabulary", id);
         int is_added = 0;
         for (int k = 0; k < t->n_added && !is_added; k++) is_added = t->added[k].id == id;
-        if (is_added) {
+        if (is_added || t->kind == TOKENIZER_WORD_LEVEL) {  // WordLevel decodes as words joined by spaces
+            if (t->kind == TOKENIZER_WORD_LEVEL && i > 0) bytevec_append(out, " ", 1);
             bytevec_append(out, t->tokens[id], (size_t)t->token_lens[id]);
             continue;
         }

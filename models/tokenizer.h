@@ -17,7 +17,9 @@
 #include "hashmap.h"
 #include "vec.h"
 
-typedef enum { TOKENIZER_BYTE_LEVEL_BPE } TokenizerKind;
+// WordLevel: tokenizers' WordLevel model with a WhitespaceSplit pre-tokenizer (the built-in demo's
+// word tokenizer): text split on whitespace, each word one id (or unk), decode joins with spaces.
+typedef enum { TOKENIZER_BYTE_LEVEL_BPE, TOKENIZER_WORD_LEVEL } TokenizerKind;
 
 typedef struct {
     char* content;
@@ -41,6 +43,7 @@ typedef struct {
     int byte_token[256];   // id of the one-symbol token of each byte
     int16_t cp_to_byte[512];  // byte-level symbol code point -> byte, -1 when none
     int eod_id;            // <|endoftext|>, or -1
+    int unk_id;            // WordLevel: the id of unknown words
 } Tokenizer;
 
 // Loads DIR/tokenizer.json, or else DIR/vocab.json + DIR/merges.txt (+ tokenizer_config.json for the

@@ -138,6 +138,49 @@ static int check_pipeline(Tokenizer* t, const cJSON* root, const char** pattern,
     return 0;
 }
 
+// WordLevel + WhitespaceSplit (no normaliser): a vocabulary of whole words and an unk token.
+static int load_word_level(Tokenizer* t, const cJSON* root, const char* path, Err* e) {
+    const cJSON* model = cJSON_GetObjectItemCaseSensitive(root, "model");
+    const cJSON* vocab = cJSON_GetObjectItemCaseSensitive(model, "vocab");
+    const cJSON* unk = cJSON_GetObjectItemCaseSensitive(model, "unk_token");
+    const cJSON* pre = cJSON_GetObjectItemCaseSensitive(root, "pre_tokenizer");
+    const cJSON* pre_type = pre ? cJSON_GetObjectItemCaseSensitive(pre, "type") : NULL;
+    const cJSON* norm = cJSON_GetObjectItemCaseSensitive(root, "normalizer");
+    if (!cJSON_IsObject(vocab) || !cJSON_IsString(unk))
+        return err_set(e, "%s: a WordLevel model needs a vocab object and an unk_token", path);
+    if (!cJSON_IsString(pre_type) || strcmp(pre_type->valuestring, "WhitespaceSplit") != 0)
+        return err_set(e, "%s: WordLevel is supported with the WhitespaceSplit pre-tokenizer only", path);
+    if (norm && !cJSON_IsNull(norm)) return err_set(e, "%s: WordLevel is supported without a normalizer only", path);
+    t->kind = TOKENIZER_WORD_LEVEL;
+    int max_id = -1;
+    const cJSON* it;
+    cJSON_ArrayForEach(it, vocab) {
+        if (!cJSON_IsNumber(it) || it->valueint < 0) return err_set(e, "%s: vocab entry '%s' has no valid id", path, it->string);
+        if (it->valueint > max_id) max_id = it->valueint;
+    }
+    const cJSON* added = cJSON_GetObjectItemCaseSensitive(root, "added_tokens");
+    cJSON_ArrayForEach(it, added) {
+        const cJSON* id = cJSON_GetObjectItemCaseSensitive(it, "id");
+        if (cJSON_IsNumber(id) && id->valueint > max_id) max_id = id->valueint;
+    }
+    alloc_ids(t, max_id + 1);
+    strmap_init(&t->vocab, (size_t)cJSON_GetArraySize(vocab));
+    cJSON_ArrayForEach(it, vocab) {
+        set_token(t, it->valueint, it->string, (int)strlen(it->string));
+        strmap_put(&t->vocab, t->tokens[it->valueint], t->token_lens[it->valueint], it->valueint);
+    }
+    t->unk_id = strmap_get(&t->vocab, unk->valuestring, (int)strlen(unk->valuestring));
+    if (t->unk_id < 0) return err_set(e, "%s: unk_token '%s' is not in the vocabulary", path, unk->valuestring);
+    cJSON_ArrayForEach(it, added) {
+        const cJSON* id = cJSON_GetObjectItemCaseSensitive(it, "id");
+        const cJSON* content = cJSON_GetObjectItemCaseSensitive(it, "content");
+        if (!cJSON_IsNumber(id) || !cJSON_IsString(content)) return err_set(e, "%s: malformed added_tokens entry", path);
+        if (add_added_token(t, content->valuestring, id->valueint, cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(it, "special")), e))
+            return -1;
+    }
+    return 0;
+}
+
 static int load_tokenizer_json(Tokenizer* t, const char* path, Err* e) {
     size_t len;
     char* text = file_read_all(path, &len, e);
@@ -152,8 +195,12 @@ static int load_tokenizer_json(Tokenizer* t, const char* path, Err* e) {
     const cJSON* vocab = model ? cJSON_GetObjectItemCaseSensitive(model, "vocab") : NULL;
     const cJSON* merges = model ? cJSON_GetObjectItemCaseSensitive(model, "merges") : NULL;
     const cJSON* added = cJSON_GetObjectItemCaseSensitive(root, "added_tokens");
+    if (cJSON_IsString(mtype) && strcmp(mtype->valuestring, "WordLevel") == 0) {
+        rc = load_word_level(t, root, path, e);
+        goto done;
+    }
     if (!cJSON_IsString(mtype) || strcmp(mtype->valuestring, "BPE") != 0) {
-        err_set(e, "%s: model type '%s' is not supported (BPE only)", path, cJSON_IsString(mtype) ? mtype->valuestring : "?");
+        err_set(e, "%s: model type '%s' is not supported (BPE or WordLevel)", path, cJSON_IsString(mtype) ? mtype->valuestring : "?");
         goto done;
     }
     if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(model, "byte_fallback"))) {

@@ -223,6 +223,10 @@ Test(tokenizer, bad_files_are_refused_by_name) {
     write_text(path, "{\"model\": {\"type\": \"Unigram\"}}");
     cr_expect_eq(tokenizer_load(&t, dir, &e), -1);
     cr_expect(contains(e.msg, "tokenizer.json: model type 'Unigram' is not supported"), "%s", e.msg);
+    write_text(path, "{\"model\": {\"type\": \"WordLevel\", \"vocab\": {\"a\": 0}, \"unk_token\": \"[UNK]\"},"
+                     " \"pre_tokenizer\": {\"type\": \"WhitespaceSplit\"}}");
+    cr_expect_eq(tokenizer_load(&t, dir, &e), -1);
+    cr_expect(contains(e.msg, "unk_token '[UNK]' is not in the vocabulary"), "%s", e.msg);
     write_text(path, "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": [\"a a\"]},"
                      " \"pre_tokenizer\": {\"type\": \"ByteLevel\"}}");
     cr_expect_eq(tokenizer_load(&t, dir, &e), -1);
@@ -233,4 +237,33 @@ Test(tokenizer, bad_files_are_refused_by_name) {
     write_text(path, "{\"model\": ");
     cr_expect_eq(tokenizer_load(&t, dir, &e), -1);
     cr_expect(contains(e.msg, "malformed JSON"), "%s", e.msg);
+}
+
+Test(word_level, whitespace_words_unk_and_added_tokens) {
+    char dir[256], path[512];
+    make_temp_dir(dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/tokenizer.json", dir);
+    write_text(path, "{\"model\": {\"type\": \"WordLevel\", \"vocab\": {\"[UNK]\": 0, \"the\": 1, \"color\": 2, \"A\": 3,"
+                     " \"Answer:\": 4}, \"unk_token\": \"[UNK]\"}, \"pre_tokenizer\": {\"type\": \"WhitespaceSplit\"},"
+                     " \"normalizer\": null, \"added_tokens\": [{\"id\": 5, \"content\": \"<|endoftext|>\", \"special\": true}]}");
+    Tokenizer t;
+    Err e;
+    cr_assert_eq(tokenizer_load(&t, dir, &e), 0, "%s", e.msg);
+    cr_expect_eq(t.kind, TOKENIZER_WORD_LEVEL);
+    IntVec v = {0};
+    const char* text = "the  color\nof Answer: A<|endoftext|>the";
+    cr_assert_eq(tokenizer_encode(&t, text, strlen(text), &v, &e), 0);
+    int want[] = {1, 2, 0, 4, 3, 5, 1};
+    cr_assert_eq(v.len, 7);
+    cr_expect_arr_eq(v.data, want, sizeof want);
+    ByteVec out = {0};
+    cr_assert_eq(tokenizer_decode(&t, v.data, v.len, &out, &e), 0);
+    cr_expect_str_eq(out.data, "the color [UNK] Answer: A <|endoftext|> the");
+    // lm-eval's continuation rule: the answer letter after "Answer:" is one token
+    IntVec ctx = {0}, whole = {0};
+    tokenizer_encode(&t, "Answer:", 7, &ctx, &e);
+    tokenizer_encode(&t, "Answer: A", 9, &whole, &e);
+    cr_expect_eq(whole.len, ctx.len + 1);
+    free(v.data), free(out.data), free(ctx.data), free(whole.data);
+    tokenizer_free(&t);
 }
