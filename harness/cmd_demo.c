@@ -1,72 +1,144 @@
-// cmd_demo.c: arbor demo — the built-in, self-contained run: a tiny Qwen3 checkpoint written in
-// Hugging Face format, loaded back, run batched and token by token, and benchmarked. (The sweep
-// issue grows this into the demo study: prune, distill, evaluate, plot.)
-#include <math.h>
+// cmd_demo.c: arbor demo — the whole study on a laptop, no downloads: a synthetic world of invented
+// facts (harness/demo_data.c) with an MMLU-format benchmark and a word tokenizer; a teacher trained on
+// it with the training loop; a sweep of depth strategies and widths, each pruned, scored before and
+// after distillation, against students of the same shapes trained from scratch on the same budget;
+// results.csv and the frontier plots.
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
-#include "../evals/throughput.h"
-#include "../models/generate.h"
+#include "../distill/trainer.h"
+#include "../kernels/clock.h"
+#include "../models/file_io.h"
+#include "../models/tokenizer.h"
 #include "commands.h"
+#include "demo_data.h"
+#include "sweep_config.h"
+#include "sweep_run.h"
+
+int cmd_plot(int argc, char** argv);
+
+typedef struct {
+    int entities, repeats, teacher_steps, distill_steps, layers, hidden, ffn;
+} DemoSize;
+
+static int train_teacher(const char* out, const DemoSize* z, uint64_t seed, int vocab, Err* e) {
+    ModelConfig c;
+    config_preset("tiny", &c, e);
+    c.n_layers = z->layers, c.hidden = z->hidden, c.ffn = z->ffn, c.n_heads = 4, c.n_kv_heads = 2, c.head_dim = z->hidden / 4;
+    c.vocab = (vocab + 63) / 64 * 64;
+    c.max_positions = 512;
+    Model m;
+    model_create(&m, &c);
+    model_init_random(&m, seed);
+    char path[4200];
+    snprintf(path, sizeof path, "%s/data/train.shard", out);
+    Shard s;
+    if (shard_open(&s, path, e)) {
+        model_free(&m);
+        return -1;
+    }
+    TrainConfig tc = {0};
+    tc.steps = z->teacher_steps, tc.batch = 16, tc.grad_accum = 1, tc.seq_len = 64;
+    tc.optim = (OptimConfig){3e-3f, 3e-4f, 30, tc.steps, 1, 0.9f, 0.95f, 1e-8f, 0.01f, 1.0f};
+    tc.loss = (LossConfig){1.0f, 0.0f, KD_NONE, 1.0f, 0, 0};
+    tc.val_fraction = 0.02, tc.seed = seed, tc.log_every = tc.steps / 5 > 0 ? tc.steps / 5 : 1;
+    snprintf(path, sizeof path, "%s/teacher", out);
+    tc.out_dir = path;
+    int rc = train_run(&m, NULL, &s, &tc, e);
+    shard_close(&s);
+    model_free(&m);
+    return rc;
+}
+
+static int write_sweep_config(const char* out, const DemoSize* z, Err* e) {
+    char text[4096];
+    int len = snprintf(text, sizeof text,
+                       "; written by arbor demo\n[sweep]\nname = demo\nout = %s\n\n[teacher]\nmodel = %s/teacher/model\n"
+                       "tokenizer = %s/data/tokenizer\n\n[data]\ncalib = %s/data/train.shard\ndistill = %s/data/train.shard\n"
+                       "val = %s/data/val.shard\n\n[prune]\ncalib_windows = 32\nseq_len = 64\n\n"
+                       "[distill]\nsteps = %d\nseq_len = 64\nbatch = 16\nlr = 2e-3\nmin_lr = 2e-4\nwarmup = 10\nloss = kl\n\n"
+                       "[eval]\nmmlu = %s/data/mmlu\nshots = 0\nsubjects = miscellaneous\nppl_seq_len = 64\nppl_tokens = 4096\n\n"
+                       "[bench]\nbatch = 1\nprompt_len = 32\ngen_len = 16\nrepeats = 3\n\n"
+                       "[matrix]\nstrategies = bi, last\nlayers = %d\nffn = 0, %d\n\n[scratch]\nenabled = true\n",
+                       out, out, out, out, out, out, z->distill_steps, out, z->layers / 2, z->ffn / 2);
+    char path[4200];
+    snprintf(path, sizeof path, "%s/demo.ini", out);
+    return file_write_atomic(path, text, (size_t)len, e);
+}
 
 int cmd_demo(int argc, char** argv) {
     Option opts[] = {
-        {"out", "DIR", "working directory", "runs/demo"},
-        {"seed", "S", "random seed", "0"},
+        {"out", "DIR", "where everything goes", "results/demo"},
+        {"seed", "S", "random seed of the world and the runs", "0"},
+        {"small", NULL, "a smaller, faster setting (tests)", NULL},
+        {"entities", "N", "override: invented entities (x 4 facts each)", NULL},
+        {"teacher-steps", "N", "override: teacher training steps", NULL},
+        {"distill-steps", "N", "override: distillation (and scratch training) steps", NULL},
     };
-    Command cmd = {"demo", "The built-in run on a tiny model (no downloads).", opts, 2};
+    Command cmd = {"demo", "The built-in study on a synthetic benchmark: no downloads, a few minutes on 2 cores.", opts,
+                   sizeof opts / sizeof opts[0]};
     int code;
     if (command_start(&cmd, argc, argv, &code)) return code;
     Err e;
     long seed;
     if (arg_long(&cmd, "seed", 0, 0x7fffffffL, &seed, &e)) return fail(&e);
-    char dir[4096];
-    snprintf(dir, sizeof dir, "%s/tiny", arg_str(&cmd, "out"));
-    ModelConfig cfg;
-    if (config_preset("tiny", &cfg, &e) || checkpoint_write_random(&cfg, (uint64_t)seed, dir, ST_F32, ARBOR_DEFAULT_SHARD_BYTES, &e))
-        return fail(&e);
-    fprintf(stderr, "demo: wrote %s (%lld parameters)\n", dir, config_param_count(&cfg));
-    Model m;
-    if (model_load(&m, dir, &e)) return fail(&e);
-
-    // the same prompts batched and one token at a time must agree: the KV cache at work
-    int p0[] = {1, 5, 9, 42, 7, 300, 11}, p1[] = {100, 200, 17};
-    const int* prompts[2] = {p0, p1};
-    int lens[2] = {7, 3};
-    int V = cfg.vocab, rc = 0;
-    float* batched = xmalloc(sizeof(float) * 10 * V);
-    float* stepped = xmalloc(sizeof(float) * (size_t)V);
-    KVCache cache;
-    RunState s;
-    kvcache_create(&cache, &cfg, 2, 64);
-    runstate_create(&s, &cfg, 10, 64);
-    rc = model_prefill(&m, &s, &cache, prompts, lens, 2, true, batched, &e);
-    double max_diff = 0;
-    for (int t = 0; t < lens[0] && !rc; t++) {
-        int seq = 0;
-        rc = model_forward(&m, &s, &cache, &p0[t], &seq, &t, 1, NULL, 1, stepped, &e);
-        for (int v = 0; v < V; v++) max_diff = fmax(max_diff, fabs(stepped[v] - batched[(size_t)t * V + v]));
+    const char* out = arg_str(&cmd, "out");
+    DemoSize z = arg_flag(&cmd, "small") ? (DemoSize){8, 30, 1000, 200, 4, 64, 192}
+                                         : (DemoSize){16, 30, 2000, 400, 4, 64, 192};
+    long v;
+    if (arg_str(&cmd, "entities") && !arg_long(&cmd, "entities", 4, 10000, &v, &e)) z.entities = (int)v;
+    if (arg_str(&cmd, "teacher-steps") && !arg_long(&cmd, "teacher-steps", 1, 1 << 24, &v, &e)) z.teacher_steps = (int)v;
+    if (arg_str(&cmd, "distill-steps") && !arg_long(&cmd, "distill-steps", 1, 1 << 24, &v, &e)) z.distill_steps = (int)v;
+    double t0 = now_seconds();
+    char path[4200];
+    snprintf(path, sizeof path, "%s/data", out);
+    DemoDataOptions dd = {z.entities, z.repeats, (uint64_t)seed};
+    fprintf(stderr, "demo: a synthetic world of %d entities x 4 attributes -> %s\n", z.entities, path);
+    if (make_dirs(out, &e) || demo_data_write(path, &dd, &e)) return fail(&e);
+    Tokenizer tok;
+    snprintf(path, sizeof path, "%s/data/tokenizer", out);
+    if (tokenizer_load(&tok, path, &e)) return fail(&e);
+    int vocab = tok.n_ids;
+    tokenizer_free(&tok);
+    snprintf(path, sizeof path, "%s/teacher/model/config.json", out);
+    if (access(path, F_OK) != 0) {  // the teacher is trained once; a re-run reuses it
+        fprintf(stderr, "demo: training the teacher (%d steps)\n", z.teacher_steps);
+        if (train_teacher(out, &z, (uint64_t)seed, vocab, &e)) return fail(&e);
     }
-    runstate_free(&s);
-    kvcache_free(&cache);
-    free(batched);
-    free(stepped);
+    if (write_sweep_config(out, &z, &e)) return fail(&e);
+    snprintf(path, sizeof path, "%s/demo.ini", out);
+    SweepConfig c;
+    if (sweep_config_load(path, &c, &e)) return fail(&e);
+    Cell* cells;
+    int n;
+    sweep_cells(&c, &cells, &n);
+    fprintf(stderr, "demo: sweeping %d cells\n", n);
+    int rc = sweep_run(&c, cells, n, NULL, 0, &e);
+    free(cells);
     if (rc) return fail(&e);
-    printf("batched prefill vs token-by-token decode: max |diff| = %.3g\n", max_diff);
-
-    int out[2 * 16], got[2];
-    SampleOptions greedy = {.greedy = true, .stop_at_eos = false};
-    if (generate(&m, prompts, lens, 2, 16, &greedy, out, got, &e)) return fail(&e);
-    for (int i = 0; i < 2; i++) {
-        printf("greedy continuation of prompt %d:", i);
-        for (int j = 0; j < got[i]; j++) printf(" %d", out[i * 16 + j]);
-        printf("\n");
+    char csv[4300];
+    snprintf(csv, sizeof csv, "%s/demo/results.csv", out);
+    char* plot_argv[1] = {csv};
+    if (cmd_plot(1, plot_argv) != 0) fprintf(stderr, "demo: plotting failed (is gnuplot installed?)\n");
+    // a short table of what happened
+    char* text = file_read_all(csv, NULL, &e);
+    printf("\n%-22s %-8s %9s %12s %12s %10s\n", "cell", "kind", "params", "MMLU pruned", "MMLU final", "decode t/s");
+    for (char* line = text ? strtok(strchr(text, '\n') + 1, "\n") : NULL; line; line = strtok(NULL, "\n")) {
+        char f[48][64] = {{0}};
+        int k = 0;
+        for (char *p = line, *start = line;; p++)
+            if (*p == ',' || !*p) {
+                if (k < 48) snprintf(f[k++], 64, "%.*s", (int)(p - start), start);
+                if (!*p) break;
+                start = p + 1;
+            }
+        // columns: id,label,kind,strategy,params,...,eval_pruned.mmlu_micro (10), ..., eval.mmlu_micro (18), bench decode (25)
+        printf("%-22s %-8s %9s %12s %12s %10s\n", f[1], f[2], f[4], f[10][0] ? f[10] : "-", f[18], f[25]);
     }
-    BenchOptions bo = {4, 64, 32, 3, (uint64_t)seed};
-    BenchResult r;
-    if (bench_throughput(&m, &bo, &r, &e)) return fail(&e);
-    printf("throughput (batch 4, prompt 64): prefill %.0f tokens/s, decode %.0f tokens/s\n", r.prefill_tokens_per_s,
-           r.decode_tokens_per_s);
-    model_free(&m);
-    return max_diff < 1e-4 ? 0 : ARBOR_EXIT_RUNTIME;
+    free(text);
+    printf("\nresults: %s\nplots:   %s/demo/frontier_speed.png, frontier_params.png\n", csv, out);
+    fprintf(stderr, "demo: done in %.0f s\n", now_seconds() - t0);
+    return 0;
 }

@@ -36,6 +36,7 @@ typedef struct {
     char dir[2048];    // the cell's folder
     char key[32];      // input hash of the previous stage
     double seconds;    // this stage's wall time
+    int eval_pruned;   // the eval stage looks at prune/model (pruned, not yet distilled)
 } Ctx;
 
 // runs one stage (fn writes into tmp) unless its .done matches; returns -1 on failure
@@ -78,6 +79,10 @@ static int stage(Ctx* x, const char* name, const char* settings, StageFn fn, int
 
 static const char* stage_model(const Ctx* x, char* buf, size_t n) {  // the model the eval and bench stages see
     if (x->cell->kind == CELL_TEACHER || x->cell->kind == CELL_BASELINE) return x->cell->model;
+    if (x->eval_pruned) {
+        snprintf(buf, n, "%s/prune/model", x->dir);
+        return buf;
+    }
     snprintf(buf, n, "%s/%s/model", x->dir, x->cell->kind == CELL_PRUNED ? "distill" : "train");
     return buf;
 }
@@ -328,7 +333,7 @@ int sweep_run(const SweepConfig* c, const Cell* cells, int n, const char* only, 
         const Cell* cell = &cells[i];
         if (only && strcmp(only, cell->id) != 0) continue;
         ran++;
-        Ctx x = {c, cell, "", "", 0};
+        Ctx x = {c, cell, "", "", 0, 0};
         snprintf(x.dir, sizeof x.dir, "%s/%s/cells/%s", c->out, c->name, cell->id);
         snprintf(x.key, sizeof x.key, "%s", cell->id);
         if (make_dirs(x.dir, e)) return -1;
@@ -344,7 +349,18 @@ int sweep_run(const SweepConfig* c, const Cell* cells, int n, const char* only, 
         settings_of(c, "eval", eval_settings, sizeof eval_settings);
         settings_of(c, "bench", bench_settings, sizeof bench_settings);
         int rc = 0;
-        if (cell->kind == CELL_PRUNED) rc = stage(&x, "prune", "", prune_stage, force, e) || stage(&x, "distill", "", distill_stage, force, e);
+        if (cell->kind == CELL_PRUNED) {
+            rc = stage(&x, "prune", "", prune_stage, force, e);
+            if (!rc && c->mmlu[0]) {  // the pruned model before distillation: what distillation has to recover
+                char key[32];
+                snprintf(key, sizeof key, "%s", x.key);
+                x.eval_pruned = 1;
+                rc = stage(&x, "eval_pruned", eval_settings, eval_stage, force, e);
+                x.eval_pruned = 0;
+                snprintf(x.key, sizeof x.key, "%s", key);  // distillation does not depend on it
+            }
+            if (!rc) rc = stage(&x, "distill", "", distill_stage, force, e);
+        }
         if (cell->kind == CELL_SCRATCH) rc = stage(&x, "init", "", init_stage, force, e) || stage(&x, "train", "", train_stage, force, e);
         if (!rc) rc = stage(&x, "eval", eval_settings, eval_stage, force, e) || stage(&x, "bench", bench_settings, bench_stage, force, e);
         if (rc) return -1;
@@ -358,7 +374,7 @@ int sweep_run(const SweepConfig* c, const Cell* cells, int n, const char* only, 
 // ---- collect
 
 static const char* columns[] = {
-    "id", "label", "kind", "strategy", "params", "layers", "hidden", "ffn", "heads", "kv_heads",
+    "id", "label", "kind", "strategy", "params", "layers", "hidden", "ffn", "heads", "kv_heads", "eval_pruned.mmlu_micro",
     "distill.tokens", "distill.final_loss", "distill.final_kd", "distill.val_loss", "train.tokens", "train.final_loss",
     "train.val_loss", "eval.mmlu_micro", "eval.mmlu_macro", "eval.mmlu_stem", "eval.mmlu_humanities",
     "eval.mmlu_social_sciences", "eval.mmlu_other", "eval.val_nll", "bench.prefill_tps_b1", "bench.decode_tps_b1",
@@ -428,9 +444,9 @@ int sweep_collect(const char* dir, Err* e) {
         snprintf(path, sizeof path, "%s/%s/cell.json", cells_dir, ent->d_name);
         cJSON* info = read_json_file(path);
         if (!info) continue;
-        const char* stages[] = {"prune", "distill", "init", "train", "eval", "bench"};
-        cJSON* metrics[6];
-        for (int s = 0; s < 6; s++) {
+        const char* stages[] = {"prune", "distill", "init", "train", "eval", "bench", "eval_pruned"};
+        cJSON* metrics[7];
+        for (int s = 0; s < 7; s++) {
             char done[2600];
             snprintf(done, sizeof done, "%s/%s/%s.done", cells_dir, ent->d_name, stages[s]);
             snprintf(path, sizeof path, "%s/%s/%s/metrics.json", cells_dir, ent->d_name, stages[s]);
@@ -444,7 +460,7 @@ int sweep_collect(const char* dir, Err* e) {
                 v = cJSON_GetObjectItem(info, col);
                 if (!v && metrics[4]) v = cJSON_GetObjectItem(metrics[4], col);  // shape from eval
             } else {
-                for (int s = 0; s < 6; s++)
+                for (int s = 0; s < 7; s++)
                     if (!strncmp(col, stages[s], (size_t)(dot - col)) && strlen(stages[s]) == (size_t)(dot - col) && metrics[s])
                         v = cJSON_GetObjectItem(metrics[s], dot + 1);
             }
@@ -460,7 +476,7 @@ int sweep_collect(const char* dir, Err* e) {
             }
             bytevec_append(&csv, k + 1 < ncol ? "," : "\n", 1);
         }
-        for (int s = 0; s < 6; s++) cJSON_Delete(metrics[s]);
+        for (int s = 0; s < 7; s++) cJSON_Delete(metrics[s]);
         cJSON_Delete(info);
         rows++;
     }

@@ -1,0 +1,56 @@
+// test_demo.c: the built-in demo on its small setting, end to end, through the real commands: the
+// teacher learns the synthetic benchmark (>= 80%, chance 25%), pruning without distillation loses
+// accuracy, distillation recovers a visible part of it, students trained from scratch on the same
+// budget do worse, and the results table and frontier plots are written.
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "helpers.h"
+#include "models/file_io.h"
+
+static double field(const char* line, int k) {  // the k-th comma-separated field as a number (-1 if empty)
+    const char* p = line;
+    for (int i = 0; i < k && p; i++) {
+        p = strchr(p, ',');
+        if (p) p++;
+    }
+    return p && *p && *p != ',' && *p != '\n' ? atof(p) : -1;
+}
+
+Test(demo, small_setting_meets_the_required_outcome, .timeout = 600) {
+    char dir[256], args[1024], path[600];
+    make_temp_dir(dir, sizeof dir);
+    snprintf(args, sizeof args, "demo --small --out %s/demo 2>/dev/null", dir);
+    cr_assert_eq(run_arbor(args, "/dev/null"), 0);
+    snprintf(path, sizeof path, "%s/demo/demo/results.csv", dir);
+    Err e;
+    char* csv = file_read_all(path, NULL, &e);
+    cr_assert_not_null(csv, "%s", e.msg);
+    // columns: 2 kind, 10 eval_pruned.mmlu_micro, 18 eval.mmlu_micro
+    double teacher = -1, pruned_sum = 0, distilled_sum = 0, scratch_sum = 0;
+    int pruned = 0, scratch = 0;
+    for (char* line = strtok(strchr(csv, '\n') + 1, "\n"); line; line = strtok(NULL, "\n")) {
+        double before = field(line, 10), after = field(line, 18);
+        if (strstr(line, ",teacher,")) teacher = after;
+        if (strstr(line, ",pruned,")) pruned_sum += before, distilled_sum += after, pruned++;
+        if (strstr(line, ",scratch,")) scratch_sum += after, scratch++;
+    }
+    cr_assert_eq(pruned, 4);
+    cr_assert_eq(scratch, 2);
+    double before = pruned_sum / pruned, after = distilled_sum / pruned, from_scratch = scratch_sum / scratch;
+    cr_log_info("teacher %.3f, pruned %.3f -> distilled %.3f, scratch %.3f", teacher, before, after, from_scratch);
+    cr_expect_geq(teacher, 0.80, "the teacher learns the benchmark: %.3f", teacher);
+    cr_expect_lt(before, teacher - 0.2, "pruning without distillation loses accuracy: %.3f vs %.3f", before, teacher);
+    cr_expect_gt(after, before + 0.5 * (teacher - before), "distillation recovers most of the loss: %.3f -> %.3f", before, after);
+    cr_expect_gt(after, from_scratch, "distilled students beat scratch ones of the same size and budget: %.3f vs %.3f", after,
+                 from_scratch);
+    free(csv);
+    const char* plots[] = {"frontier_speed.png", "frontier_params.png", "frontier_speed.pdf"};
+    for (int i = 0; i < 3; i++) {
+        snprintf(path, sizeof path, "%s/demo/demo/%s", dir, plots[i]);
+        cr_expect_eq(access(path, F_OK), 0, "%s", plots[i]);
+    }
+}
