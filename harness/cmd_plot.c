@@ -158,8 +158,9 @@ int cmd_plot(int argc, char** argv) {
         table_free(&t);
         return err_set(&e, "%s: no accuracy column (eval.mmlu_micro or eval.val_nll)", csv_path), fail(&e);
     }
-    Point* speed = xmalloc(sizeof(Point) * (size_t)t.n_rows * 4);
-    Point *size = speed + t.n_rows, *fs = size + t.n_rows, *fz = fs + t.n_rows;
+    int c_before = use_mmlu ? col_of(&t, "eval_pruned.mmlu_micro") : -1;
+    Point* speed = xmalloc(sizeof(Point) * (size_t)t.n_rows * 8);  // room for a "before distillation" twin of each row
+    Point *size = speed + 2 * t.n_rows, *fs = size + 2 * t.n_rows, *fz = fs + 2 * t.n_rows;
     int n = 0;
     for (int r = 1; r < t.n_rows; r++) {
         const char* acc = t.cells[r * t.n_cols + c_acc];
@@ -172,8 +173,17 @@ int cmd_plot(int argc, char** argv) {
         size[n] = (Point){atof(t.cells[r * t.n_cols + c_params]) / 1e6, y, speed[n].label, k};
         n++;
     }
-    int rc = n == 0 ? err_set(&e, "%s: no cell has both accuracy and throughput yet", csv_path) : 0;
-    int nfs = rc ? 0 : frontier(speed, n, 1, fs), nfz = rc ? 0 : frontier(size, n, 0, fz);
+    int n_final = n;  // the frontier is over finished models; the pruned-but-undistilled twins come after
+    for (int r = 1; r < t.n_rows && c_before >= 0; r++) {
+        const char* before = t.cells[r * t.n_cols + c_before];
+        const char* tps = t.cells[r * t.n_cols + c_tps];
+        if (!before[0] || !tps[0]) continue;
+        speed[n] = (Point){atof(tps), 100.0 * atof(before), "", 4};
+        size[n] = (Point){atof(t.cells[r * t.n_cols + c_params]) / 1e6, speed[n].y, "", 4};
+        n++;
+    }
+    int rc = n_final == 0 ? err_set(&e, "%s: no cell has both accuracy and throughput yet", csv_path) : 0;
+    int nfs = rc ? 0 : frontier(speed, n_final, 1, fs), nfz = rc ? 0 : frontier(size, n_final, 0, fz);
     char p1[4300], p2[4300], p3[4300], p4[4300], out[4400];
     snprintf(p1, sizeof p1, "%s/frontier_speed.dat", out_dir);
     snprintf(p2, sizeof p2, "%s/frontier_speed_pareto.dat", out_dir);
