@@ -4,4 +4,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install_deps.sh
 scripts/build.sh
-exec build/arbor demo --out runs/demo "$@"
+exec build/arbor demo "$@"  # results/demo
