@@ -18,6 +18,7 @@
 #include "sweep_run.h"
 
 int cmd_plot(int argc, char** argv);
+int cmd_paper(int argc, char** argv);
 
 typedef struct {
     int entities, repeats, teacher_steps, distill_steps, layers, hidden, ffn;
@@ -115,13 +116,17 @@ int cmd_demo(int argc, char** argv) {
     int n;
     sweep_cells(&c, &cells, &n);
     fprintf(stderr, "demo: sweeping %d cells\n", n);
-    int rc = sweep_run(&c, cells, n, NULL, 0, &e);
+    int rc = sweep_run(&c, cells, n, NULL, NULL, 0, &e);
     free(cells);
     if (rc) return fail(&e);
     char csv[4300];
     snprintf(csv, sizeof csv, "%s/demo/results.csv", out);
     char* plot_argv[1] = {csv};
     if (cmd_plot(1, plot_argv) != 0) fprintf(stderr, "demo: plotting failed (is gnuplot installed?)\n");
+    char results_dir[4300];
+    snprintf(results_dir, sizeof results_dir, "%s/demo", out);
+    char* paper_argv[1] = {results_dir};
+    int paper_rc = cmd_paper(1, paper_argv);
     // a short table of what happened
     char* text = file_read_all(csv, NULL, &e);
     printf("\n%-22s %-8s %9s %12s %12s %10s\n", "cell", "kind", "params", "MMLU pruned", "MMLU final", "decode t/s");
@@ -139,6 +144,7 @@ int cmd_demo(int argc, char** argv) {
     }
     free(text);
     printf("\nresults: %s\nplots:   %s/demo/frontier_speed.png, frontier_params.png\n", csv, out);
+    if (paper_rc == 0) printf("paper:   %s/demo/paper/paper.pdf\n", out);
     fprintf(stderr, "demo: done in %.0f s\n", now_seconds() - t0);
     return 0;
 }

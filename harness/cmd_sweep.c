@@ -52,6 +52,7 @@ int cmd_sweep(int argc, char** argv) {
         {"emit-slurm", NULL, "write OUT/NAME/sweep.slurm, a job array with one task per cell", NULL},
         {"only", "CELL", "run only this cell id", NULL},
         {"force", NULL, "re-run stages even when they are done", NULL},
+        {"stage", "NAME", "run only this stage (prune, eval_pruned, distill, init, train, eval, bench)", NULL},
     };
     Command cmd = {"sweep", "Run a sweep described by an INI file: arbor sweep CONFIG [options].", opts,
                    sizeof opts / sizeof opts[0]};
@@ -74,7 +75,7 @@ int cmd_sweep(int argc, char** argv) {
                    cells[i].kind == CELL_PRUNED || cells[i].kind == CELL_SCRATCH ? c.teacher : cells[i].model);
         fprintf(stderr, "sweep %s: %d cells; results would go to %s/%s\n", c.name, n, c.out, c.name);
     } else {
-        rc = sweep_run(&c, cells, n, arg_str(&cmd, "only"), arg_flag(&cmd, "force"), &e);
+        rc = sweep_run(&c, cells, n, arg_str(&cmd, "only"), arg_str(&cmd, "stage"), arg_flag(&cmd, "force"), &e);
         if (!rc) printf("%s/%s/results.csv\n", c.out, c.name);
     }
     free(cells);

@@ -17,6 +17,7 @@ int cmd_prune(int argc, char** argv);
 int cmd_sweep(int argc, char** argv);
 int cmd_collect(int argc, char** argv);
 int cmd_plot(int argc, char** argv);
+int cmd_paper(int argc, char** argv);
 int cmd_train(int argc, char** argv);
 int cmd_demo(int argc, char** argv);
 

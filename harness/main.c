@@ -18,6 +18,7 @@ static const struct {
     {"prune", cmd_prune, "prune depth and width by importance into a smaller HF checkpoint"},
     {"sweep", cmd_sweep, "run a sweep from an INI file (cached stages, results.csv); --dry-run, --emit-slurm"},
     {"plot", cmd_plot, "frontier plots (PNG, PDF) of a sweep's results.csv"},
+    {"paper", cmd_paper, "the LaTeX article of a sweep (tables and figures from its results), as PDF"},
     {"collect", cmd_collect, "rebuild a sweep's results.csv from its cell folders"},
     {"train", cmd_train, "train a model with cross-entropy on a token shard"},
     {"distill", cmd_distill, "distill a student from a teacher (logit KD) on a token shard"},

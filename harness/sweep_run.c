@@ -37,6 +37,7 @@ typedef struct {
     char key[32];      // input hash of the previous stage
     double seconds;    // this stage's wall time
     int eval_pruned;   // the eval stage looks at prune/model (pruned, not yet distilled)
+    const char* only;  // run only this stage (the ones before must be done), or NULL
 } Ctx;
 
 // runs one stage (fn writes into tmp) unless its .done matches; returns -1 on failure
@@ -51,8 +52,14 @@ static int stage(Ctx* x, const char* name, const char* settings, StageFn fn, int
     snprintf(final_dir, sizeof final_dir, "%s/%s", x->dir, name);
     snprintf(tmp, sizeof tmp, "%s/%s.tmp", x->dir, name);
     char* have = access(done, F_OK) == 0 ? file_read_all(done, NULL, e) : NULL;
-    int cached = have && strcmp(have, key) == 0 && !force;
+    int up_to_date = have && strcmp(have, key) == 0, cached = up_to_date && !force;
     free(have);
+    if (x->only && strcmp(x->only, name) != 0) {  // --stage: the other stages are only walked through
+        if (!up_to_date)
+            return err_set(e, "%s: --stage %s needs stage %s done (and up to date) first", x->cell->label, x->only, name);
+        snprintf(x->key, sizeof x->key, "%s", key);
+        return 0;
+    }
     if (cached) {
         fprintf(stderr, "sweep: %s %s: done\n", x->cell->label, name);
         snprintf(x->key, sizeof x->key, "%s", key);
@@ -327,13 +334,18 @@ static void settings_of(const SweepConfig* c, const char* stage_name, char* out,
         out[0] = 0;  // prune / distill / init / train: their settings are the cell id
 }
 
-int sweep_run(const SweepConfig* c, const Cell* cells, int n, const char* only, int force, Err* e) {
+int sweep_run(const SweepConfig* c, const Cell* cells, int n, const char* only, const char* stage_only, int force,
+              Err* e) {
+    static const char* stage_names[] = {"prune", "eval_pruned", "distill", "init", "train", "eval", "bench"};
+    int known = !stage_only;
+    for (size_t i = 0; i < sizeof stage_names / sizeof stage_names[0] && !known; i++) known = !strcmp(stage_only, stage_names[i]);
+    if (!known) return err_set(e, "--stage %s: not a stage (prune, eval_pruned, distill, init, train, eval, bench)", stage_only);
     int ran = 0;
     for (int i = 0; i < n; i++) {
         const Cell* cell = &cells[i];
         if (only && strcmp(only, cell->id) != 0) continue;
         ran++;
-        Ctx x = {c, cell, "", "", 0, 0};
+        Ctx x = {c, cell, "", "", 0, 0, stage_only};
         snprintf(x.dir, sizeof x.dir, "%s/%s/cells/%s", c->out, c->name, cell->id);
         snprintf(x.key, sizeof x.key, "%s", cell->id);
         if (make_dirs(x.dir, e)) return -1;

@@ -9,7 +9,9 @@
 #pragma once
 #include "sweep_config.h"
 
-// Runs every cell (or only the cell `only`); force re-runs the stages even when done.
-int sweep_run(const SweepConfig* c, const Cell* cells, int n, const char* only, int force, Err* e);
+// Runs every cell (or only the cell `only`); force re-runs the stages even when done. stage_only (or
+// NULL): run just that stage; the stages before it must be done.
+int sweep_run(const SweepConfig* c, const Cell* cells, int n, const char* only, const char* stage_only, int force,
+              Err* e);
 // Rebuilds DIR/results.csv (one row per cell folder under DIR/cells) and DIR/mmlu_subjects.csv.
 int sweep_collect(const char* dir, Err* e);

@@ -139,7 +139,7 @@ Test(sweep, stages_run_once_resume_after_a_kill_and_collect) {
     int n;
     sweep_cells(&c, &cells, &n);
     cr_assert_eq(n, 5, "teacher, 2 pruned, 2 scratch");
-    cr_assert_eq(sweep_run(&c, cells, n, NULL, 0, &e), 0, "%s", e.msg);
+    cr_assert_eq(sweep_run(&c, cells, n, NULL, NULL, 0, &e), 0, "%s", e.msg);
     char path[1024], results[512];
     snprintf(results, sizeof results, "%s/results/t/results.csv", dir);
     char* first = file_read_all(results, NULL, &e);
@@ -152,7 +152,7 @@ Test(sweep, stages_run_once_resume_after_a_kill_and_collect) {
     snprintf(path, sizeof path, "%s/results/t/cells/%s/distill/metrics.json", dir, cells[1].id);
     char* before = file_read_all(path, NULL, &e);
     cr_assert_not_null(before, "%s", e.msg);
-    cr_assert_eq(sweep_run(&c, cells, n, NULL, 0, &e), 0, "%s", e.msg);
+    cr_assert_eq(sweep_run(&c, cells, n, NULL, NULL, 0, &e), 0, "%s", e.msg);
     char* after = file_read_all(path, NULL, &e);
     cr_expect_str_eq(after, before, "a done stage is not re-run");
     free(after);
@@ -161,7 +161,7 @@ Test(sweep, stages_run_once_resume_after_a_kill_and_collect) {
     cr_assert_eq(unlink(path), 0);
     snprintf(path, sizeof path, "%s/results/t/cells/%s/bench.tmp", dir, cells[1].id);
     cr_assert_eq(make_dirs(path, &e), 0);
-    cr_assert_eq(sweep_run(&c, cells, n, cells[1].id, 0, &e), 0, "%s", e.msg);
+    cr_assert_eq(sweep_run(&c, cells, n, cells[1].id, NULL, 0, &e), 0, "%s", e.msg);
     cr_expect_neq(access(path, F_OK), 0, "the half-written stage is gone");
     snprintf(path, sizeof path, "%s/results/t/cells/%s/bench.done", dir, cells[1].id);
     cr_expect_eq(access(path, F_OK), 0, "bench ran again");
@@ -171,11 +171,22 @@ Test(sweep, stages_run_once_resume_after_a_kill_and_collect) {
     free(after);
     // a changed eval setting re-runs eval (and what follows), not pruning or distillation
     c.ppl_tokens = 64;
-    cr_assert_eq(sweep_run(&c, cells, n, cells[1].id, 0, &e), 0, "%s", e.msg);
+    cr_assert_eq(sweep_run(&c, cells, n, cells[1].id, NULL, 0, &e), 0, "%s", e.msg);
     after = file_read_all(path, NULL, &e);
     cr_expect_str_eq(after, before);
     free(after);
-    cr_expect_eq(sweep_run(&c, cells, n, "nosuchcell", 0, &e), -1);
+    // --stage: only bench, forced; the earlier stages stay as they are
+    cr_assert_eq(sweep_run(&c, cells, n, cells[1].id, "bench", 1, &e), 0, "%s", e.msg);
+    after = file_read_all(path, NULL, &e);
+    cr_expect_str_eq(after, before);
+    free(after);
+    cr_expect_eq(sweep_run(&c, cells, n, NULL, "polish", 0, &e), -1);
+    cr_expect(contains(e.msg, "--stage polish: not a stage"), "%s", e.msg);
+    snprintf(path, sizeof path, "%s/results/t/cells/%s/distill.done", dir, cells[1].id);
+    cr_assert_eq(unlink(path), 0);
+    cr_expect_eq(sweep_run(&c, cells, n, cells[1].id, "bench", 0, &e), -1);
+    cr_expect(contains(e.msg, "--stage bench needs stage distill done"), "%s", e.msg);
+    cr_expect_eq(sweep_run(&c, cells, n, "nosuchcell", NULL, 0, &e), -1);
     cr_expect(contains(e.msg, "no such cell"), "%s", e.msg);
     // collect rebuilds the same table from the folders
     char rdir[512];
@@ -220,7 +231,26 @@ Test(sweep, plot_draws_frontiers_from_a_results_table) {
     cr_assert_not_null(pareto);
     cr_expect_str_eq(pareto, "100 80 \"teacher\" 2\n150 70 \"bi-L3\" 0\n180 50 \"bi-L2\" 0\n");
     free(pareto);
+    // the article: tables and figures from this table, built with pdflatex
+    if (system("command -v pdflatex > /dev/null") == 0) {
+        snprintf(args, sizeof args, "paper %s", dir);
+        cr_assert_eq(run_arbor(args, "/dev/null"), 0);
+        snprintf(path, sizeof path, "%s/paper/paper.pdf", dir);
+        size_t len;
+        char* pdf = file_read_all(path, &len, &e);
+        cr_assert_not_null(pdf, "%s", e.msg);
+        cr_expect(len > 10000 && memcmp(pdf, "%PDF", 4) == 0, "paper.pdf: %zu bytes", len);
+        free(pdf);
+        snprintf(path, sizeof path, "%s/paper/results_table.tex", dir);
+        char* table = file_read_all(path, NULL, &e);
+        cr_assert_not_null(table);
+        cr_expect(contains(table, "bi-L3 & pruned & 6.000 & ") && contains(table, "70.0\\%"), "%s", table);
+        free(table);
+    } else {
+        cr_log_warn("pdflatex not installed (scripts/install_deps.sh): arbor paper not exercised");
+    }
     write_text(csv, "id,label\n\"unterminated,x\n");
+    snprintf(args, sizeof args, "plot %s", csv);
     expect_bad_input_helper(args);
 }
 
