@@ -138,6 +138,27 @@ static int check_pipeline(Tokenizer* t, const cJSON* root, const char** pattern,
     return 0;
 }
 
+// model.vocab {"token": id} (and the ids added_tokens will take) into t: ids, texts and the lookup map.
+static int load_vocab_object(Tokenizer* t, const cJSON* vocab, const cJSON* added, const char* path, Err* e) {
+    int max_id = -1;
+    const cJSON* it;
+    cJSON_ArrayForEach(it, vocab) {
+        if (!cJSON_IsNumber(it) || it->valueint < 0) return err_set(e, "%s: vocab entry '%s' has no valid id", path, it->string);
+        if (it->valueint > max_id) max_id = it->valueint;
+    }
+    cJSON_ArrayForEach(it, added) {
+        const cJSON* id = cJSON_GetObjectItemCaseSensitive(it, "id");
+        if (cJSON_IsNumber(id) && id->valueint > max_id) max_id = id->valueint;
+    }
+    alloc_ids(t, max_id + 1);
+    strmap_init(&t->vocab, (size_t)cJSON_GetArraySize(vocab));
+    cJSON_ArrayForEach(it, vocab) {
+        set_token(t, it->valueint, it->string, (int)strlen(it->string));
+        strmap_put(&t->vocab, t->tokens[it->valueint], t->token_lens[it->valueint], it->valueint);
+    }
+    return 0;
+}
+
 // WordLevel + WhitespaceSplit (no normaliser): a vocabulary of whole words and an unk token.
 static int load_word_level(Tokenizer* t, const cJSON* root, const char* path, Err* e) {
     const cJSON* model = cJSON_GetObjectItemCaseSensitive(root, "model");
@@ -152,23 +173,9 @@ static int load_word_level(Tokenizer* t, const cJSON* root, const char* path, Er
         return err_set(e, "%s: WordLevel is supported with the WhitespaceSplit pre-tokenizer only", path);
     if (norm && !cJSON_IsNull(norm)) return err_set(e, "%s: WordLevel is supported without a normalizer only", path);
     t->kind = TOKENIZER_WORD_LEVEL;
-    int max_id = -1;
     const cJSON* it;
-    cJSON_ArrayForEach(it, vocab) {
-        if (!cJSON_IsNumber(it) || it->valueint < 0) return err_set(e, "%s: vocab entry '%s' has no valid id", path, it->string);
-        if (it->valueint > max_id) max_id = it->valueint;
-    }
     const cJSON* added = cJSON_GetObjectItemCaseSensitive(root, "added_tokens");
-    cJSON_ArrayForEach(it, added) {
-        const cJSON* id = cJSON_GetObjectItemCaseSensitive(it, "id");
-        if (cJSON_IsNumber(id) && id->valueint > max_id) max_id = id->valueint;
-    }
-    alloc_ids(t, max_id + 1);
-    strmap_init(&t->vocab, (size_t)cJSON_GetArraySize(vocab));
-    cJSON_ArrayForEach(it, vocab) {
-        set_token(t, it->valueint, it->string, (int)strlen(it->string));
-        strmap_put(&t->vocab, t->tokens[it->valueint], t->token_lens[it->valueint], it->valueint);
-    }
+    if (load_vocab_object(t, vocab, added, path, e)) return -1;
     t->unk_id = strmap_get(&t->vocab, unk->valuestring, (int)strlen(unk->valuestring));
     if (t->unk_id < 0) return err_set(e, "%s: unk_token '%s' is not in the vocabulary", path, unk->valuestring);
     cJSON_ArrayForEach(it, added) {
@@ -212,25 +219,8 @@ static int load_tokenizer_json(Tokenizer* t, const char* path, Err* e) {
         goto done;
     }
     if (check_pipeline(t, root, &pattern, e)) goto done;
-    int max_id = -1;
     const cJSON* it;
-    cJSON_ArrayForEach(it, vocab) {
-        if (!cJSON_IsNumber(it) || it->valueint < 0) {
-            err_set(e, "%s: vocab entry '%s' has no valid id", path, it->string);
-            goto done;
-        }
-        if (it->valueint > max_id) max_id = it->valueint;
-    }
-    cJSON_ArrayForEach(it, added) {
-        const cJSON* id = cJSON_GetObjectItemCaseSensitive(it, "id");
-        if (cJSON_IsNumber(id) && id->valueint > max_id) max_id = id->valueint;
-    }
-    alloc_ids(t, max_id + 1);
-    strmap_init(&t->vocab, (size_t)cJSON_GetArraySize(vocab));
-    cJSON_ArrayForEach(it, vocab) {
-        set_token(t, it->valueint, it->string, (int)strlen(it->string));
-        strmap_put(&t->vocab, t->tokens[it->valueint], t->token_lens[it->valueint], it->valueint);
-    }
+    if (load_vocab_object(t, vocab, added, path, e)) goto done;
     u64map_init(&t->merges, (size_t)cJSON_GetArraySize(merges));
     int rank = 0;
     cJSON_ArrayForEach(it, merges) {
