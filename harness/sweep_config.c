@@ -38,7 +38,7 @@ static const KeyDef keys[] = {
     STR("eval", "mmlu", mmlu),           INT("eval", "shots", shots),               STR("eval", "subjects", subjects),
     INT("eval", "limit", limit),         INT("eval", "ppl_seq_len", ppl_seq_len),   INT("eval", "ppl_tokens", ppl_tokens),
     INTS("bench", "batch", bench_batch, n_bench_batch), INT("bench", "prompt_len", prompt_len),
-    INT("bench", "gen_len", gen_len),    INT("bench", "repeats", repeats),
+    INT("bench", "gen_len", gen_len),    INT("bench", "repeats", repeats),           STR("bench", "precision", precision),
     {"matrix", "strategies", T_STRS, offsetof(SweepConfig, strategies), 0, offsetof(SweepConfig, n_strategies)},
     INTS("matrix", "layers", layers, n_layers), INTS("matrix", "ffn", ffn, n_ffn),  INTS("matrix", "hidden", hidden, n_hidden),
     INTS("matrix", "heads", heads, n_heads), INTS("matrix", "kv_heads", kv_heads, n_kv_heads),
@@ -153,6 +153,7 @@ int sweep_config_load(const char* path, SweepConfig* c, Err* e) {
     snprintf(c->aggregation, sizeof c->aggregation, "l2");
     snprintf(c->schedule, sizeof c->schedule, "cosine");
     snprintf(c->loss, sizeof c->loss, "kl");
+    snprintf(c->precision, sizeof c->precision, "fp32");
     c->calib_windows = 64, c->prune_seq_len = 256;
     c->steps = 100, c->seq_len = 256, c->batch = 8, c->grad_accum = 1, c->warmup = 10;
     c->lr = 1e-4, c->min_lr = 1e-5, c->kd_temp = 1.0, c->weight_decay = 0.1, c->clip = 1.0;
@@ -195,6 +196,8 @@ int sweep_config_load(const char* path, SweepConfig* c, Err* e) {
     if (c->val[0] && !exists(c->val)) return BAD("data", "val", "'%s' does not exist", c->val);
     if (c->mmlu[0] && !exists(c->mmlu)) return BAD("eval", "mmlu", "'%s' does not exist", c->mmlu);
     if (c->shots > 5) return BAD("eval", "shots", "shots must be 0..5");
+    if (strcmp(c->precision, "fp32"))
+        return BAD("bench", "precision", "precision '%s' needs the CUDA backend (not built yet); the CPU runs fp32", c->precision);
     if (strcmp(c->schedule, "cosine") && strcmp(c->schedule, "linear")) return BAD("distill", "schedule", "schedule must be cosine or linear");
     if (strcmp(c->aggregation, "l2") && strcmp(c->aggregation, "mean") && strcmp(c->aggregation, "variance"))
         return BAD("prune", "aggregation", "aggregation must be l2, mean or variance");

@@ -9,7 +9,7 @@
 //   [distill]   steps, tokens, seq_len, batch, grad_accum, lr, min_lr, warmup, schedule, loss, kd_temp,
 //               t2, weight_decay, clip, seed
 //   [eval]      mmlu, shots, subjects, limit, ppl_seq_len, ppl_tokens
-//   [bench]     batch, prompt_len, gen_len, repeats
+//   [bench]     batch, prompt_len, gen_len, repeats, precision (fp32 on the CPU backend)
 //   [matrix]    strategies (bi, block, last, ppl), layers, ffn, hidden, heads, kv_heads (lists; 0 = keep)
 //   [baseline.NAME]  model            (evaluated as it is)
 //   [scratch]   enabled               (a from-scratch student per pruned shape, same token budget)
@@ -33,6 +33,7 @@ typedef struct {
     char mmlu[1024], subjects[2048];
     int shots, limit, ppl_seq_len, ppl_tokens;
     int bench_batch[SWEEP_MAX_AXIS], n_bench_batch, prompt_len, gen_len, repeats;
+    char precision[16];
     char strategies[SWEEP_MAX_AXIS][16];
     int n_strategies;
     int layers[SWEEP_MAX_AXIS], n_layers;

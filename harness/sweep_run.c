@@ -316,6 +316,7 @@ static int bench_stage(Ctx* x, const char* tmp, cJSON* metrics, Err* e) {
     getrusage(RUSAGE_SELF, &ru);
     cJSON_AddNumberToObject(metrics, "peak_rss_mb", ru.ru_maxrss / 1024.0);
     cJSON_AddNumberToObject(metrics, "prompt_len", c->prompt_len);
+    cJSON_AddStringToObject(metrics, "precision", c->precision);
     cJSON_AddNumberToObject(metrics, "gen_len", c->gen_len);
     model_free(&m);
     return rc;
@@ -328,7 +329,8 @@ static void settings_of(const SweepConfig* c, const char* stage_name, char* out,
         snprintf(out, n, "mmlu=%s shots=%d subjects=%s limit=%d val=%s ppl=%d,%d tok=%s", c->mmlu, c->shots, c->subjects,
                  c->limit, c->val, c->ppl_seq_len, c->ppl_tokens, c->tokenizer);
     else if (!strcmp(stage_name, "bench")) {
-        int len = snprintf(out, n, "prompt=%d gen=%d repeats=%d batch=", c->prompt_len, c->gen_len, c->repeats);
+        int len = snprintf(out, n, "prompt=%d gen=%d repeats=%d precision=%s batch=", c->prompt_len, c->gen_len, c->repeats,
+                           c->precision);
         for (int i = 0; i < c->n_bench_batch; i++) len += snprintf(out + len, n - (size_t)len, "%d,", c->bench_batch[i]);
     } else
         out[0] = 0;  // prune / distill / init / train: their settings are the cell id
@@ -390,7 +392,7 @@ static const char* columns[] = {
     "distill.tokens", "distill.final_loss", "distill.final_kd", "distill.val_loss", "train.tokens", "train.final_loss",
     "train.val_loss", "eval.mmlu_micro", "eval.mmlu_macro", "eval.mmlu_stem", "eval.mmlu_humanities",
     "eval.mmlu_social_sciences", "eval.mmlu_other", "eval.val_nll", "bench.prefill_tps_b1", "bench.decode_tps_b1",
-    "bench.ms_per_token_b1", "bench.peak_rss_mb", "bench.prompt_len", "bench.gen_len", "prune.seconds", "distill.seconds",
+    "bench.ms_per_token_b1", "bench.peak_rss_mb", "bench.prompt_len", "bench.gen_len", "bench.precision", "prune.seconds", "distill.seconds",
     "train.seconds", "eval.seconds", "bench.seconds", "bench.backend", "bench.threads", "bench.device", "bench.arbor_commit",
 };
 

@@ -88,6 +88,7 @@ Test(sweep, bad_configs_name_file_and_line) {
     expect_refused("[eval]\nmmlu = /nonexistent/mmlu\n", ":13: '/nonexistent/mmlu' does not exist");
     expect_refused("[baseline.x]\nmodel = /nonexistent/ckpt\n", ":13: baseline checkpoint '/nonexistent/ckpt' has no config.json");
     expect_refused("[matrix]\nlayers = 2, x\n", ":13: layers: 'x' is not a non-negative integer");
+    expect_refused("[bench]\nprecision = bf16\n", ":13: precision 'bf16' needs the CUDA backend");
 }
 
 Test(sweep, token_budget_sets_the_steps) {
