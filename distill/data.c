@@ -4,18 +4,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-static uint64_t splitmix64(uint64_t* s) {
-    uint64_t x = (*s += 0x9e3779b97f4a7c15ull);
-    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-    return x ^ (x >> 31);
-}
+#include "../kernels/hash.h"
 
 static void shuffle(DataLoader* d) {
     for (uint64_t i = 0; i < d->n_train; i++) d->order[i] = i;
     uint64_t state = d->seed * 0x9e3779b97f4a7c15ull + d->epoch + 1;
     for (uint64_t i = d->n_train; i > 1; i--) {  // Fisher-Yates
-        uint64_t j = splitmix64(&state) % i;
+        uint64_t j = splitmix64_next(&state) % i;
         uint64_t t = d->order[i - 1];
         d->order[i - 1] = d->order[j];
         d->order[j] = t;

@@ -9,14 +9,13 @@
 #include "../kernels/clock.h"
 #include "../models/progress.h"
 
-// -log softmax(logits)[target], in double
-static double token_nll(const float* logits, int V, int target) {
+double log_softmax_at(const float* logits, int V, int id) {
     float maxv = logits[0];
     for (int i = 1; i < V; i++)
         if (logits[i] > maxv) maxv = logits[i];
     double sum = 0;
     for (int i = 0; i < V; i++) sum += exp((double)logits[i] - maxv);
-    return log(sum) + maxv - logits[target];
+    return (double)logits[id] - maxv - log(sum);
 }
 
 int perplexity_eval(const Model* m, const int* tokens, int64_t n, const PplOptions* o, PplResult* r, Err* e) {
@@ -58,7 +57,7 @@ int perplexity_eval(const Model* m, const int* tokens, int64_t n, const PplOptio
                 if (target >= prev_end && target < end) rows[n_out++] = i;
             }
             rc = model_forward(m, &s, &cache, (int*)tokens + at, seq, pos, N, rows, n_out, logits, e);
-            for (int k = 0; k < n_out && !rc; k++) r->nll_sum += token_nll(logits + (size_t)k * V, V, tokens[at + rows[k] + 1]);
+            for (int k = 0; k < n_out && !rc; k++) r->nll_sum -= log_softmax_at(logits + (size_t)k * V, V, tokens[at + rows[k] + 1]);
             r->n_predicted += rc ? 0 : n_out;
         }
         prev_end = end;

@@ -26,5 +26,8 @@ typedef struct {
     double seconds;
 } PplResult;
 
+// log softmax(logits)[id] in double; logits (V)
+double log_softmax_at(const float* logits, int V, int id);
+
 // tokens (n) all in [0, vocab)
 int perplexity_eval(const Model* m, const int* tokens, int64_t n, const PplOptions* opt, PplResult* r, Err* e);

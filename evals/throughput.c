@@ -5,15 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../kernels/hash.h"
 #include "../models/generate.h"
 #include "../kernels/clock.h"
-
-static uint64_t fnv1a(const void* data, size_t n) {
-    const unsigned char* p = data;
-    uint64_t h = 1469598103934665603ull;
-    for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 1099511628211ull;
-    return h;
-}
 
 int bench_throughput(const Model* m, const BenchOptions* o, BenchResult* r, Err* e) {
     const ModelConfig* c = &m->cfg;
@@ -82,7 +76,7 @@ int bench_throughput(const Model* m, const BenchOptions* o, BenchResult* r, Err*
         r->decode_tokens_per_s = (double)B * G / r->decode_seconds;
         r->decode_ms_per_step = 1e3 * r->decode_seconds / G;
     }
-    r->logits_hash = fnv1a(logits, sizeof(float) * (size_t)B * V);
+    r->logits_hash = fnv1a64(logits, sizeof(float) * (size_t)B * V);
     free(tok);
     free(logits);
     free(lens);

@@ -1,4 +1,5 @@
 // sweep_config.c: see sweep_config.h.
+#include "../kernels/hash.h"
 #include "sweep_config.h"
 
 #include <ini.h>
@@ -214,12 +215,6 @@ int sweep_config_load(const char* path, SweepConfig* c, Err* e) {
 // ---------------------------------------------------------------------------------------------
 // cells
 
-static uint64_t fnv(const char* s) {
-    uint64_t h = 1469598103934665603ull;
-    for (; *s; s++) h = (h ^ (uint8_t)*s) * 1099511628211ull;
-    return h;
-}
-
 static void set_id(const SweepConfig* c, Cell* cell) {
     char key[8192];
     snprintf(key, sizeof key,
@@ -229,7 +224,7 @@ static void set_id(const SweepConfig* c, Cell* cell) {
              c->distill_data, c->steps, c->seq_len, c->batch, c->grad_accum, c->lr, c->min_lr, c->warmup, c->schedule,
              c->loss, c->kd_temp, c->t2, c->weight_decay, c->clip, c->seed, cell->strategy, cell->layers, cell->ffn,
              cell->hidden, cell->heads, cell->kv_heads);
-    snprintf(cell->id, sizeof cell->id, "%016llx", (unsigned long long)fnv(key));
+    snprintf(cell->id, sizeof cell->id, "%016llx", (unsigned long long)fnv1a64(key, strlen(key)));
 }
 
 int sweep_cells(const SweepConfig* c, Cell** out, int* n) {

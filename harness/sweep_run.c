@@ -1,4 +1,5 @@
 // sweep_run.c: see sweep_run.h.
+#include "../kernels/hash.h"
 #include "sweep_run.h"
 
 #include <cJSON.h>
@@ -17,12 +18,6 @@
 #include "../mmlu/mmlu_eval.h"
 #include "../models/file_io.h"
 #include "../prune/search.h"
-
-static uint64_t fnv(const char* s) {
-    uint64_t h = 1469598103934665603ull;
-    for (; *s; s++) h = (h ^ (uint8_t)*s) * 1099511628211ull;
-    return h;
-}
 
 static int remove_tree(const char* path) {
     char cmd[4400];
@@ -47,7 +42,7 @@ static int stage(Ctx* x, const char* name, const char* settings, StageFn fn, int
     char buf[12288], done[2200], final_dir[2200], tmp[2200];
     snprintf(buf, sizeof buf, "%s|%s|%s", name, settings, x->key);
     char key[32];
-    snprintf(key, sizeof key, "%016llx", (unsigned long long)fnv(buf));
+    snprintf(key, sizeof key, "%016llx", (unsigned long long)fnv1a64(buf, strlen(buf)));
     snprintf(done, sizeof done, "%s/%s.done", x->dir, name);
     snprintf(final_dir, sizeof final_dir, "%s/%s", x->dir, name);
     snprintf(tmp, sizeof tmp, "%s/%s.tmp", x->dir, name);

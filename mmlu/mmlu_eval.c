@@ -8,6 +8,7 @@
 #include <dirent.h>
 #include <unistd.h>
 
+#include "../evals/perplexity.h"
 #include "../kernels/clock.h"
 #include "../models/file_io.h"
 #include "../models/progress.h"
@@ -50,15 +51,6 @@ static int build_prompt(const Tokenizer* t, const char* subject, const MmluFile*
     free(text.data);
     p->shots_used = k;
     return rc;
-}
-
-static double log_softmax_at(const float* logits, int V, int id) {
-    float maxv = logits[0];
-    for (int i = 1; i < V; i++)
-        if (logits[i] > maxv) maxv = logits[i];
-    double sum = 0;
-    for (int i = 0; i < V; i++) sum += exp((double)logits[i] - maxv);
-    return (double)logits[id] - maxv - log(sum);
 }
 
 typedef struct {

@@ -5,12 +5,7 @@
 #include <string.h>
 
 #include "../kernels/check.h"
-
-static uint64_t hash_bytes(const char* s, int len) {
-    uint64_t h = 1469598103934665603ull;  // FNV-1a
-    for (int i = 0; i < len; i++) h = (h ^ (uint8_t)s[i]) * 1099511628211ull;
-    return h;
-}
+#include "../kernels/hash.h"
 
 static uint64_t mix64(uint64_t x) {
     x ^= x >> 33;
@@ -52,7 +47,7 @@ static void strmap_grow(StrMap* m) {
 
 void strmap_put(StrMap* m, const char* key, int len, int value) {
     if ((m->count + 1) * 2 > m->cap) strmap_grow(m);
-    size_t i = hash_bytes(key, len) & (m->cap - 1);
+    size_t i = fnv1a64(key, (size_t)len) & (m->cap - 1);
     while (m->keys[i]) {
         if (m->key_lens[i] == len && memcmp(m->keys[i], key, (size_t)len) == 0) {
             m->values[i] = value;
@@ -67,7 +62,7 @@ void strmap_put(StrMap* m, const char* key, int len, int value) {
 }
 
 int strmap_get(const StrMap* m, const char* key, int len) {
-    size_t i = hash_bytes(key, len) & (m->cap - 1);
+    size_t i = fnv1a64(key, (size_t)len) & (m->cap - 1);
     while (m->keys[i]) {
         if (m->key_lens[i] == len && memcmp(m->keys[i], key, (size_t)len) == 0) return m->values[i];
         i = (i + 1) & (m->cap - 1);

@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../kernels/hash.h"
+
 static void add_param(ParamTable* t, int cap, const char* name, ParamField field, int layer, int64_t d0,
                       int64_t d1) {
     if (t->n_params >= cap) FATAL("parameter table overflow");
@@ -127,19 +129,6 @@ void model_free(Model* m) {
 // ---------------------------------------------------------------------------------------------
 // random init: value i of tensor k is a pure function of (seed, k's name, i)
 
-static uint64_t splitmix64(uint64_t x) {
-    x += 0x9e3779b97f4a7c15ull;
-    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-    return x ^ (x >> 31);
-}
-
-static uint64_t hash_name(const char* s) {
-    uint64_t h = 1469598103934665603ull;  // FNV-1a
-    for (; *s; s++) h = (h ^ (uint8_t)*s) * 1099511628211ull;
-    return h;
-}
-
 void param_init_values(const ParamInfo* p, uint64_t seed, float* dst) {
     int is_norm = p->field == P_ATTN_NORM || p->field == P_MLP_NORM || p->field == P_FINAL_NORM ||
                   p->field == P_Q_NORM || p->field == P_K_NORM;
@@ -148,7 +137,7 @@ void param_init_values(const ParamInfo* p, uint64_t seed, float* dst) {
         for (size_t i = 0; i < p->numel; i++) dst[i] = is_norm ? 1.0f : 0.0f;
         return;
     }
-    uint64_t key = splitmix64(seed ^ hash_name(p->name));
+    uint64_t key = splitmix64(seed ^ fnv1a64(p->name, strlen(p->name)));
     long long pairs = (long long)(p->numel + 1) / 2;
     // Box-Muller: pair k gives elements 2k (cosine) and 2k+1 (sine)
 #pragma omp parallel for if (pairs > 32768)
