@@ -105,14 +105,13 @@ static int eval_mmlu(int argc, char** argv) {
         mmlu_result_free(&r);
         return 0;
     }
-    int correct = 0;
-    for (int i = 0; i < r.n; i++) correct += r.answers[i].pred == r.answers[i].gold;
+    MmluSummary sum;
+    mmlu_summarize(&r, &sum);
     printf("questions=%d\ncorrect=%d\naccuracy=%.6f\ntruncated=%d\nprompt_tokens=%lld\ncomputed_tokens=%lld\nseconds=%.2f\n",
-           r.n, correct, r.n ? (double)correct / r.n : 0.0, r.n_truncated, (long long)r.prompt_tokens,
-           (long long)r.computed_tokens, r.seconds);
+           r.n, sum.total_correct, sum.micro, r.n_truncated, (long long)r.prompt_tokens, (long long)r.computed_tokens,
+           r.seconds);
     fprintf(stderr, "mmlu: %d questions, accuracy %.4f, %.1f s, %.0f prompt tokens/s (%.0f computed tokens/s); %s\n", r.n,
-            r.n ? (double)correct / r.n : 0.0, r.seconds, (double)r.prompt_tokens / r.seconds,
-            (double)r.computed_tokens / r.seconds, out);
+            sum.micro, r.seconds, (double)r.prompt_tokens / r.seconds, (double)r.computed_tokens / r.seconds, out);
     mmlu_result_free(&r);
     return 0;
 }

@@ -23,11 +23,10 @@ static double mmlu_val_score(const Model* m, void* ctx, Err* e) {
     MmluOptions o = {c->shots, c->limit, 4, 0, "val", NULL, 0};
     MmluResult r;
     if (mmlu_evaluate(m, c->tok, c->data, &o, &r, e)) return NAN;
-    int correct = 0;
-    for (int i = 0; i < r.n; i++) correct += r.answers[i].pred == r.answers[i].gold;
-    double acc = r.n ? (double)correct / r.n : 0.0;
+    MmluSummary s;
+    mmlu_summarize(&r, &s);
     mmlu_result_free(&r);
-    return acc;
+    return s.micro;
 }
 
 static int write_lineage(const char* dir, const char* source, const char* strategy, const int* keep, int n, Err* e) {

@@ -234,21 +234,15 @@ static int eval_stage(Ctx* x, const char* tmp, cJSON* metrics, Err* e) {
             MmluResult r;
             rc = mmlu_evaluate(&m, &tok, c->mmlu, &o, &r, e) || mmlu_write_results(&r, tmp, e);
             if (!rc) {
-                char path[2600];
-                snprintf(path, sizeof path, "%s/summary.csv", tmp);
-                char* summary = file_read_all(path, NULL, e);
-                for (char* line = summary ? strtok(summary, "\n") : NULL; line; line = strtok(NULL, "\n")) {
-                    char level[32], name[128];
-                    int q, ok;
-                    double acc;
-                    if (sscanf(line, "%31[^,],%127[^,],%d,%d,%lf", level, name, &q, &ok, &acc) != 5) continue;
-                    if (!strcmp(level, "overall") || !strcmp(level, "category")) {
-                        char key[200];
-                        snprintf(key, sizeof key, "mmlu_%s", name);
-                        cJSON_AddNumberToObject(metrics, key, acc);
-                    }
+                MmluSummary sum;
+                mmlu_summarize(&r, &sum);
+                cJSON_AddNumberToObject(metrics, "mmlu_micro", sum.micro);
+                cJSON_AddNumberToObject(metrics, "mmlu_macro", sum.macro);
+                for (int k = 0; k < MMLU_N_CATEGORIES; k++) {
+                    char key[64];
+                    snprintf(key, sizeof key, "mmlu_%s", mmlu_category_name((MmluCategory)k));
+                    if (sum.cat_n[k]) cJSON_AddNumberToObject(metrics, key, (double)sum.cat_correct[k] / sum.cat_n[k]);
                 }
-                free(summary);
                 mmlu_result_free(&r);
             }
             tokenizer_free(&tok);

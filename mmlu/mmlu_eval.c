@@ -308,21 +308,37 @@ void mmlu_result_free(MmluResult* r) {
 // ---------------------------------------------------------------------------------------------
 // results files
 
+void mmlu_summarize(const MmluResult* r, MmluSummary* s) {
+    memset(s, 0, sizeof *s);
+    for (int i = 0; i < r->n; i++) {
+        const MmluAnswer* a = &r->answers[i];
+        s->n[a->subject]++;
+        s->correct[a->subject] += a->pred == a->gold;
+    }
+    for (int k = 0; k < MMLU_N_SUBJECTS; k++) {
+        if (!s->n[k]) continue;
+        s->cat_n[mmlu_subject_category(k)] += s->n[k];
+        s->cat_correct[mmlu_subject_category(k)] += s->correct[k];
+        s->total += s->n[k];
+        s->total_correct += s->correct[k];
+        s->macro += (double)s->correct[k] / s->n[k];
+        s->subjects++;
+    }
+    s->micro = s->total ? (double)s->total_correct / s->total : 0.0;
+    s->macro = s->subjects ? s->macro / s->subjects : 0.0;
+}
+
 int mmlu_write_results(const MmluResult* r, const char* out_dir, Err* e) {
     if (make_dirs(out_dir, e)) return -1;
     ByteVec csv = {0};
     char line[512];
     static const char* predictions_header = "subject,index,prediction,gold,correct,logprob_A,logprob_B,logprob_C,logprob_D,shots\n";
     bytevec_append(&csv, predictions_header, strlen(predictions_header));
-    int n_sub[MMLU_N_SUBJECTS] = {0}, ok_sub[MMLU_N_SUBJECTS] = {0};
     for (int i = 0; i < r->n; i++) {
         const MmluAnswer* a = &r->answers[i];
-        int ok = a->pred == a->gold;
-        n_sub[a->subject]++;
-        ok_sub[a->subject] += ok;
         int len = snprintf(line, sizeof line, "%s,%d,%c,%c,%d,%.6f,%.6f,%.6f,%.6f,%d\n", mmlu_subject_name(a->subject), a->index,
-                           'A' + a->pred, 'A' + a->gold, ok, a->logprob[0], a->logprob[1], a->logprob[2], a->logprob[3],
-                           a->shots_used);
+                           'A' + a->pred, 'A' + a->gold, a->pred == a->gold, a->logprob[0], a->logprob[1], a->logprob[2],
+                           a->logprob[3], a->shots_used);
         bytevec_append(&csv, line, (size_t)len);
     }
     char path[4200];
@@ -331,30 +347,23 @@ int mmlu_write_results(const MmluResult* r, const char* out_dir, Err* e) {
     csv.len = 0;
     static const char* summary_header = "level,name,questions,correct,accuracy\n";
     bytevec_append(&csv, summary_header, strlen(summary_header));
-    int n_cat[MMLU_N_CATEGORIES] = {0}, ok_cat[MMLU_N_CATEGORIES] = {0}, n_all = 0, ok_all = 0, subjects = 0;
-    double macro = 0;
-    for (int s = 0; s < MMLU_N_SUBJECTS; s++) {
-        if (!n_sub[s]) continue;
-        int len = snprintf(line, sizeof line, "subject,%s,%d,%d,%.6f\n", mmlu_subject_name(s), n_sub[s], ok_sub[s],
-                           (double)ok_sub[s] / n_sub[s]);
+    MmluSummary s;
+    mmlu_summarize(r, &s);
+    for (int k = 0; k < MMLU_N_SUBJECTS; k++) {
+        if (!s.n[k]) continue;
+        int len = snprintf(line, sizeof line, "subject,%s,%d,%d,%.6f\n", mmlu_subject_name(k), s.n[k], s.correct[k],
+                           (double)s.correct[k] / s.n[k]);
         bytevec_append(&csv, line, (size_t)len);
-        n_cat[mmlu_subject_category(s)] += n_sub[s];
-        ok_cat[mmlu_subject_category(s)] += ok_sub[s];
-        n_all += n_sub[s];
-        ok_all += ok_sub[s];
-        macro += (double)ok_sub[s] / n_sub[s];
-        subjects++;
     }
     for (int c = 0; c < MMLU_N_CATEGORIES; c++) {
-        if (!n_cat[c]) continue;
-        int len = snprintf(line, sizeof line, "category,%s,%d,%d,%.6f\n", mmlu_category_name((MmluCategory)c), n_cat[c],
-                           ok_cat[c], (double)ok_cat[c] / n_cat[c]);
+        if (!s.cat_n[c]) continue;
+        int len = snprintf(line, sizeof line, "category,%s,%d,%d,%.6f\n", mmlu_category_name((MmluCategory)c), s.cat_n[c],
+                           s.cat_correct[c], (double)s.cat_correct[c] / s.cat_n[c]);
         bytevec_append(&csv, line, (size_t)len);
     }
-    if (n_all) {
-        // micro: lm-eval's headline number (weighted by question count); macro: mean over subjects
-        int len = snprintf(line, sizeof line, "overall,micro,%d,%d,%.6f\noverall,macro,%d,%d,%.6f\n", n_all, ok_all,
-                           (double)ok_all / n_all, n_all, ok_all, macro / subjects);
+    if (s.total) {
+        int len = snprintf(line, sizeof line, "overall,micro,%d,%d,%.6f\noverall,macro,%d,%d,%.6f\n", s.total, s.total_correct,
+                           s.micro, s.total, s.total_correct, s.macro);
         bytevec_append(&csv, line, (size_t)len);
     }
     snprintf(path, sizeof path, "%s/summary.csv", out_dir);

@@ -44,6 +44,16 @@ typedef struct {
 int mmlu_evaluate(const Model* m, const Tokenizer* tok, const char* data_dir, const MmluOptions* opt, MmluResult* r,
                   Err* e);
 void mmlu_result_free(MmluResult* r);
+
+// Accuracy by subject, by lm-eval category and overall: micro (lm-eval's headline number, weighted by
+// question count) and macro (the mean over subjects).
+typedef struct {
+    int n[MMLU_N_SUBJECTS], correct[MMLU_N_SUBJECTS];
+    int cat_n[MMLU_N_CATEGORIES], cat_correct[MMLU_N_CATEGORIES];
+    int total, total_correct, subjects;
+    double micro, macro;
+} MmluSummary;
+void mmlu_summarize(const MmluResult* r, MmluSummary* s);
 // predictions.csv (one row per question) and summary.csv (per subject, per category, overall micro
 // and macro) into out_dir, each written atomically.
 int mmlu_write_results(const MmluResult* r, const char* out_dir, Err* e);
