@@ -36,10 +36,8 @@ static int eval_ppl(int argc, char** argv) {
         shard_close(&shard);
         return fail(&e);
     }
-    int64_t n = (int64_t)shard.n_tokens;
-    if (max_tokens > 0 && max_tokens < n) n = max_tokens;
-    int* tokens = xmalloc(sizeof(int) * (size_t)(n ? n : 1));
-    for (int64_t i = 0; i < n; i++) tokens[i] = shard_token(&shard, (uint64_t)i);
+    int64_t n;
+    int* tokens = shard_read_tokens(&shard, max_tokens > 0 ? (uint64_t)max_tokens : UINT64_MAX, &n);
     PplOptions po = {(int)L, (int)S, 0, 256};
     PplResult r;
     int rc = perplexity_eval(&m, tokens, n, &po, &r, &e);

@@ -29,15 +29,6 @@ static double mmlu_val_score(const Model* m, void* ctx, Err* e) {
     return s.micro;
 }
 
-static int write_lineage(const char* dir, const char* source, const char* strategy, const int* keep, int n, Err* e) {
-    cJSON* root = cJSON_CreateObject();
-    cJSON_AddStringToObject(root, "source", source);
-    cJSON_AddStringToObject(root, "strategy", strategy);
-    cJSON* layers = cJSON_AddArrayToObject(root, "teacher_layers");
-    for (int i = 0; i < n; i++) cJSON_AddItemToArray(layers, cJSON_CreateNumber(keep[i]));
-    return json_write_atomic(dir, "arbor_lineage.json", root, e);
-}
-
 int cmd_prune(int argc, char** argv) {
     Option opts[] = {
         {"model", "DIR", "checkpoint to prune", NULL},
@@ -102,16 +93,15 @@ int cmd_prune(int argc, char** argv) {
         t.depth = DEPTH_LIST, t.drop = drop, t.n_drop = n_drop < 1024 ? n_drop : 1024;
     } else if (strategy) {
         long layers;
-        t.depth = !strcmp(strategy, "bi") ? DEPTH_BI : !strcmp(strategy, "block") ? DEPTH_BLOCK : !strcmp(strategy, "last") ? DEPTH_LAST : DEPTH_NONE;
-        if (t.depth == DEPTH_NONE && strcmp(strategy, "ppl") != 0) {
+        if (depth_strategy_parse(strategy, &t.depth)) {
             err_set(&e, "prune: --strategy must be bi, block, last or ppl, not '%s'", strategy);
             return fail(&e);
         }
         if (arg_long(&cmd, "layers", 1, 1 << 16, &layers, &e)) return fail(&e);
         t.layers = (int)layers;
     }
-    Aggregation aggregation = !strcmp(agg, "l2") ? AGG_L2 : !strcmp(agg, "mean") ? AGG_MEAN : AGG_VARIANCE;
-    if (strcmp(agg, "l2") && strcmp(agg, "mean") && strcmp(agg, "variance")) {
+    Aggregation aggregation;
+    if (aggregation_parse(agg, &aggregation)) {
         err_set(&e, "prune: --aggregation must be l2, mean or variance");
         return fail(&e);
     }
@@ -133,19 +123,17 @@ int cmd_prune(int argc, char** argv) {
         }
     }
     int* keep = xmalloc(sizeof(int) * (size_t)m.cfg.n_layers);
-    int n_keep = 0, ppl = strategy && !strcmp(strategy, "ppl"), search = arg_flag(&cmd, "search");
+    int n_keep = 0, ppl = t.depth == DEPTH_PPL, search = arg_flag(&cmd, "search");
     Model pruned = {0};
     int* val = NULL;
-    long long n_val = 0;
+    int64_t n_val = 0;
     if (!rc && (ppl || search)) {  // validation tokens
         const char* vpath = arg_str(&cmd, "val") ? arg_str(&cmd, "val") : arg_str(&cmd, "calib");
         long vt;
         Shard vs;
         if (!vpath) rc = err_set(&e, "prune: %s needs validation tokens (--val or --calib)", ppl ? "--strategy ppl" : "--search");
         else if (!(rc = arg_long(&cmd, "val-tokens", 2, 1L << 40, &vt, &e)) && !(rc = shard_open(&vs, vpath, &e))) {
-            n_val = vt < (long long)vs.n_tokens ? vt : (long long)vs.n_tokens;
-            val = xmalloc(sizeof(int) * (size_t)(n_val ? n_val : 1));
-            for (long long i = 0; i < n_val; i++) val[i] = shard_token(&vs, (uint64_t)i);
+            val = shard_read_tokens(&vs, (uint64_t)vt, &n_val);
             shard_close(&vs);
         }
     }
@@ -201,15 +189,8 @@ int cmd_prune(int argc, char** argv) {
     if (!rc) rc = prune_model(&m, have_imp ? &imp : NULL, &t, keep, n_keep, &pruned, &e);
     if (!rc) {
         StDtype dt = strcmp(arg_str(&cmd, "dtype"), "f32") == 0 ? ST_F32 : ST_BF16;
-        rc = model_save(&pruned, out, dt, ARBOR_DEFAULT_SHARD_BYTES, &e) ||
-             write_lineage(out, dir, strategy ? strategy : t.depth == DEPTH_LIST ? "drop-layers" : "none", keep, n_keep, &e);
-        char path[4200];
-        if (!rc && have_imp) {
-            snprintf(path, sizeof path, "%s/scores.json", out);
-            rc = importance_save(&imp, &m.cfg, path, &e);
-            snprintf(path, sizeof path, "%s/scores.txt", out);
-            if (!rc) rc = importance_write_table(&imp, path, &e);
-        }
+        rc = prune_write(&pruned, have_imp ? &imp : NULL, &m.cfg, dir,
+                         strategy ? strategy : t.depth == DEPTH_LIST ? "drop-layers" : "none", keep, n_keep, out, dt, &e);
         if (!rc) {
             fprintf(stderr, "prune: %s -> %s: %d layers (kept", dir, out, n_keep);
             for (int i = 0; i < n_keep; i++) fprintf(stderr, " %d", keep[i]);

@@ -1,5 +1,6 @@
 // sweep_config.c: see sweep_config.h.
 #include "../kernels/hash.h"
+#include "../prune/surgery.h"
 #include "sweep_config.h"
 
 #include <ini.h>
@@ -181,10 +182,12 @@ int sweep_config_load(const char* path, SweepConfig* c, Err* e) {
     }
     int matrix = c->n_strategies || c->n_layers || c->n_ffn || c->n_hidden || c->n_heads || c->n_kv_heads;
     for (int i = 0; i < c->n_strategies; i++) {
-        const char* s = c->strategies[i];
-        if (strcmp(s, "bi") && strcmp(s, "block") && strcmp(s, "last") && strcmp(s, "ppl"))
-            return BAD("matrix", "strategies", "strategy '%s' is not one of bi, block, last, ppl", s);
+        DepthStrategy d;
+        if (depth_strategy_parse(c->strategies[i], &d))
+            return BAD("matrix", "strategies", "strategy '%s' is not one of bi, block, last, ppl", c->strategies[i]);
     }
+    Aggregation agg;
+    if (aggregation_parse(c->aggregation, &agg)) return BAD("prune", "aggregation", "aggregation must be l2, mean or variance");
     if (c->n_strategies && !c->n_layers) return BAD("matrix", "strategies", "strategies need [matrix] layers");
     if (c->n_layers && !c->n_strategies) return BAD("matrix", "layers", "layers need [matrix] strategies");
     for (int i = 0; i < c->n_layers; i++)
@@ -200,8 +203,6 @@ int sweep_config_load(const char* path, SweepConfig* c, Err* e) {
     if (strcmp(c->precision, "fp32"))
         return BAD("bench", "precision", "precision '%s' needs the CUDA backend (not built yet); the CPU runs fp32", c->precision);
     if (strcmp(c->schedule, "cosine") && strcmp(c->schedule, "linear")) return BAD("distill", "schedule", "schedule must be cosine or linear");
-    if (strcmp(c->aggregation, "l2") && strcmp(c->aggregation, "mean") && strcmp(c->aggregation, "variance"))
-        return BAD("prune", "aggregation", "aggregation must be l2, mean or variance");
     if (c->seq_len < 1 || c->batch < 1 || c->grad_accum < 1) return BAD("distill", "seq_len", "seq_len, batch and grad_accum must be positive");
     if (c->tokens > 0) {  // a token budget fixes the step count
         double per_step = (double)c->seq_len * c->batch * c->grad_accum;

@@ -109,17 +109,17 @@ static int prune_stage(Ctx* x, const char* tmp, cJSON* metrics, Err* e) {
     Importance imp;
     int have = 0, keep[1024], n_keep = 0;
     if (!rc) {
-        Aggregation agg = !strcmp(c->aggregation, "mean") ? AGG_MEAN : !strcmp(c->aggregation, "variance") ? AGG_VARIANCE : AGG_L2;
+        Aggregation agg = AGG_L2;
+        aggregation_parse(c->aggregation, &agg);  // validated with the config
         CalibOptions co = {c->calib_windows, c->prune_seq_len, 4, agg};
         rc = importance_compute(&m, &calib, &co, &imp, e);
         have = !rc;
     }
     PruneTarget t = {DEPTH_NONE, cell->layers, NULL, 0, cell->ffn, cell->heads, cell->kv_heads, cell->hidden};
-    t.depth = !strcmp(cell->strategy, "bi") ? DEPTH_BI : !strcmp(cell->strategy, "block") ? DEPTH_BLOCK : DEPTH_LAST;
-    if (!rc && !strcmp(cell->strategy, "ppl")) {
-        int64_t n = (int64_t)calib.n_tokens < 8192 ? (int64_t)calib.n_tokens : 8192;
-        int* tokens = xmalloc(sizeof(int) * (size_t)n);
-        for (int64_t i = 0; i < n; i++) tokens[i] = shard_token(&calib, (uint64_t)i);
+    depth_strategy_parse(cell->strategy, &t.depth);  // validated with the config
+    if (!rc && t.depth == DEPTH_PPL) {
+        int64_t n;
+        int* tokens = shard_read_tokens(&calib, 8192, &n);
         rc = prune_depth_ppl(&m, tokens, n, c->prune_seq_len, cell->layers, keep, &n_keep, e);
         free(tokens);
     } else if (!rc) {
@@ -129,14 +129,7 @@ static int prune_stage(Ctx* x, const char* tmp, cJSON* metrics, Err* e) {
     if (!rc) {
         char path[2400];
         snprintf(path, sizeof path, "%s/model", tmp);
-        rc = model_save(&p, path, ST_F32, ARBOR_DEFAULT_SHARD_BYTES, e);
-        cJSON* lineage = cJSON_CreateObject();
-        cJSON* layers = cJSON_AddArrayToObject(lineage, "teacher_layers");
-        for (int i = 0; i < n_keep; i++) cJSON_AddItemToArray(layers, cJSON_CreateNumber(keep[i]));
-        if (!rc) rc = json_write_atomic(path, "arbor_lineage.json", lineage, e);
-        else cJSON_Delete(lineage);
-        snprintf(path, sizeof path, "%s/scores.json", tmp);
-        if (!rc) rc = importance_save(&imp, &m.cfg, path, e);
+        rc = prune_write(&p, &imp, &m.cfg, c->teacher, cell->strategy, keep, n_keep, path, ST_F32, e);
         add_shape(metrics, &p.cfg);
         model_free(&p);
     }
@@ -252,9 +245,8 @@ static int eval_stage(Ctx* x, const char* tmp, cJSON* metrics, Err* e) {
         Shard v;
         rc = shard_open(&v, c->val, e);
         if (!rc) {
-            int64_t n = (int64_t)v.n_tokens < c->ppl_tokens ? (int64_t)v.n_tokens : c->ppl_tokens;
-            int* tokens = xmalloc(sizeof(int) * (size_t)(n ? n : 1));
-            for (int64_t i = 0; i < n; i++) tokens[i] = shard_token(&v, (uint64_t)i);
+            int64_t n;
+            int* tokens = shard_read_tokens(&v, (uint64_t)c->ppl_tokens, &n);
             PplOptions po = {c->ppl_seq_len, c->ppl_seq_len, 0, 256};
             PplResult pr;
             rc = perplexity_eval(&m, tokens, n, &po, &pr, e);

@@ -109,3 +109,11 @@ void shard_close(Shard* s) {
     file_unmap(s->map, s->size);
     memset(s, 0, sizeof *s);
 }
+
+int* shard_read_tokens(const Shard* s, uint64_t max, int64_t* n) {
+    uint64_t count = s->n_tokens < max ? s->n_tokens : max;
+    int* tokens = xmalloc(sizeof(int) * (size_t)(count ? count : 1));
+    for (uint64_t i = 0; i < count; i++) tokens[i] = shard_token(s, i);
+    *n = (int64_t)count;
+    return tokens;
+}

@@ -42,6 +42,9 @@ typedef struct {
     uint64_t n_tokens, n_docs;
 } Shard;
 
+// The first min(max, n_tokens) tokens as ints (malloc'd); *n gets the count.
+int* shard_read_tokens(const Shard* s, uint64_t max, int64_t* n);
+
 // Opens and validates (magic, version, sizes, every token below the vocab size).
 int shard_open(Shard* s, const char* path, Err* e);
 void shard_close(Shard* s);

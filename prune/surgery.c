@@ -1,8 +1,47 @@
 // surgery.c: see surgery.h.
 #include "surgery.h"
 
+#include <cJSON.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "../models/file_io.h"
+
+int depth_strategy_parse(const char* name, DepthStrategy* d) {
+    static const struct {
+        const char* name;
+        DepthStrategy d;
+    } names[] = {{"bi", DEPTH_BI}, {"block", DEPTH_BLOCK}, {"last", DEPTH_LAST}, {"ppl", DEPTH_PPL}};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (!strcmp(name, names[i].name)) return *d = names[i].d, 0;
+    return -1;
+}
+
+int aggregation_parse(const char* name, Aggregation* a) {
+    if (!strcmp(name, "l2")) *a = AGG_L2;
+    else if (!strcmp(name, "mean")) *a = AGG_MEAN;
+    else if (!strcmp(name, "variance")) *a = AGG_VARIANCE;
+    else return -1;
+    return 0;
+}
+
+int prune_write(const Model* pruned, const Importance* imp, const ModelConfig* source_cfg, const char* source,
+                const char* strategy, const int* keep, int n_keep, const char* dir, StDtype dtype, Err* e) {
+    if (model_save(pruned, dir, dtype, ARBOR_DEFAULT_SHARD_BYTES, e)) return -1;
+    cJSON* root = cJSON_CreateObject();
+    cJSON_AddStringToObject(root, "source", source);
+    cJSON_AddStringToObject(root, "strategy", strategy);
+    cJSON* layers = cJSON_AddArrayToObject(root, "teacher_layers");
+    for (int i = 0; i < n_keep; i++) cJSON_AddItemToArray(layers, cJSON_CreateNumber(keep[i]));
+    if (json_write_atomic(dir, "arbor_lineage.json", root, e)) return -1;
+    if (!imp) return 0;
+    char path[4200];
+    snprintf(path, sizeof path, "%s/scores.json", dir);
+    if (importance_save(imp, source_cfg, path, e)) return -1;
+    snprintf(path, sizeof path, "%s/scores.txt", dir);
+    return importance_write_table(imp, path, e);
+}
 
 // idx (k): the indices of the k largest scores among n, returned in ascending index order
 static void top_k_sorted(const double* score, int n, int k, int* idx) {
@@ -33,6 +72,8 @@ int prune_pick_layers(const ModelConfig* c, const Importance* imp, const PruneTa
             else drop[t->drop[i]] = 1;
         }
         if (!rc && t->n_drop >= L) rc = err_set(e, "--drop-layers would drop every layer");
+    } else if (t->depth == DEPTH_PPL) {
+        rc = err_set(e, "the ppl strategy picks layers by evaluating the model (prune_depth_ppl)");
     } else if (t->depth != DEPTH_NONE) {
         int n = L - t->layers;
         if (t->layers < 1 || t->layers > L) rc = err_set(e, "--layers %d: the model has %d layers (keep 1..%d)", t->layers, L, L);

@@ -4,7 +4,13 @@
 #pragma once
 #include "importance.h"
 
-typedef enum { DEPTH_NONE, DEPTH_BI, DEPTH_BLOCK, DEPTH_LAST, DEPTH_LIST } DepthStrategy;
+// DEPTH_PPL needs the model evaluated: prune_depth_ppl (search.h) picks its layers.
+typedef enum { DEPTH_NONE, DEPTH_BI, DEPTH_BLOCK, DEPTH_LAST, DEPTH_LIST, DEPTH_PPL } DepthStrategy;
+
+// "bi", "block", "last", "ppl" -> strategy; -1 for another name
+int depth_strategy_parse(const char* name, DepthStrategy* d);
+// "l2", "mean", "variance" -> aggregation; -1 for another name
+int aggregation_parse(const char* name, Aggregation* a);
 
 typedef struct {
     DepthStrategy depth;
@@ -20,3 +26,8 @@ int prune_pick_layers(const ModelConfig* c, const Importance* imp, const PruneTa
 // width target is set. keep (n_keep) from prune_pick_layers.
 int prune_model(const Model* m, const Importance* imp, const PruneTarget* t, const int* keep, int n_keep, Model* out,
                 Err* e);
+// Writes the pruned model to dir as a HF checkpoint, with arbor_lineage.json (source, strategy and the
+// source layer of each kept layer: distillation's hidden-state loss reads it) and, when imp is given,
+// the source's scores.json and scores.txt beside it.
+int prune_write(const Model* pruned, const Importance* imp, const ModelConfig* source_cfg, const char* source,
+                const char* strategy, const int* keep, int n_keep, const char* dir, StDtype dtype, Err* e);
