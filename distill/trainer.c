@@ -227,7 +227,9 @@ static void fmt_duration(char* out, size_t n, double s) {
     else snprintf(out, n, "%dh%02dm", (int)s / 3600, ((int)s % 3600) / 60);
 }
 
-int train_run(Model* student, const Model* teacher, const Shard* shard, const TrainConfig* cfg_in, Err* e) {
+int train_run(Model* student, const Model* teacher, const Shard* shard, const TrainConfig* cfg_in, TrainSummary* summary,
+              Err* e) {
+    TrainSummary sum = {{NAN, NAN, NAN, NAN, 0, 0}, NAN, 0, 0};
     TrainConfig cfg = *cfg_in;
     cfg.optim.total_steps = cfg.steps;
     if (shard->vocab_size > student->cfg.vocab)
@@ -269,6 +271,8 @@ int train_run(Model* student, const Model* teacher, const Shard* shard, const Tr
         if (cfg.val_every > 0 && (tr.step % cfg.val_every == 0 || tr.step == cfg.steps))
             rc = trainer_validate(&tr, &cfg, &d, &val, e);
         fprintf(log, "%d,%.6f,%.6f,%.6f,%.6g,%.6f,%.1f,%.6f\n", tr.step, lv.total, lv.ce, lv.kd, lr, gnorm, tok_s, val.total);
+        sum.last = lv, sum.tokens_per_s = tok_s, sum.steps = tr.step;
+        if (!isnan(val.total)) sum.val_loss = val.total;
         fflush(log);
         int log_every = cfg.log_every > 0 ? cfg.log_every : 1;
         if (tr.step % log_every == 0 || tr.step == cfg.steps || !isnan(val.total)) {
@@ -295,6 +299,7 @@ int train_run(Model* student, const Model* teacher, const Shard* shard, const Tr
         if (!rc) fprintf(stderr, "saved %s\n", model_dir);
     }
     if (log) fclose(log);
+    if (summary) *summary = sum;
     free(windows);
     trainer_free(&tr);
     data_close(&d);

@@ -64,6 +64,14 @@ int trainer_validate(Trainer* tr, const TrainConfig* cfg, const DataLoader* d, L
 int trainer_save(const Trainer* tr, const DataLoader* d, const char* path, Err* e);
 int trainer_load(Trainer* tr, DataLoader* d, const char* path, Err* e);
 
+// What a run ended with: the last step's losses and speed, and the last validation loss (NaN if none).
+typedef struct {
+    LossValues last;
+    double val_loss, tokens_per_s;
+    int steps;
+} TrainSummary;
+
 // The whole run: data from the shard, progress on stderr, log.csv, state saves, and the final student
-// as a Hugging Face checkpoint in out_dir/model.
-int train_run(Model* student, const Model* teacher, const Shard* shard, const TrainConfig* cfg, Err* e);
+// as a Hugging Face checkpoint in out_dir/model. summary (may be NULL) receives how it ended.
+int train_run(Model* student, const Model* teacher, const Shard* shard, const TrainConfig* cfg, TrainSummary* summary,
+              Err* e);

@@ -47,7 +47,7 @@ static int train_teacher(const char* out, const DemoSize* z, uint64_t seed, int 
     tc.val_fraction = 0.02, tc.seed = seed, tc.log_every = tc.steps / 5 > 0 ? tc.steps / 5 : 1;
     snprintf(path, sizeof path, "%s/teacher", out);
     tc.out_dir = path;
-    int rc = train_run(&m, NULL, &s, &tc, e);
+    int rc = train_run(&m, NULL, &s, &tc, NULL, e);
     shard_close(&s);
     model_free(&m);
     return rc;

@@ -135,7 +135,7 @@ static int run(int argc, char** argv, int distill) {
         if (rc) model_free(&student), model_free(&teacher);
     }
     if (!rc) {
-        rc = train_run(&student, tdir ? &teacher : NULL, &shard, &cfg, &e);
+        rc = train_run(&student, tdir ? &teacher : NULL, &shard, &cfg, NULL, &e);
         model_free(&student);
         if (tdir) model_free(&teacher);
     }

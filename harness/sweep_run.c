@@ -156,24 +156,14 @@ static int train_common(Ctx* x, const char* tmp, cJSON* metrics, const char* stu
         if (with_teacher && !strcmp(c->loss, "mix")) tc.loss.ce_weight = 0.5f;
         tc.val_every = c->steps, tc.val_windows = 32, tc.val_fraction = 0.05, tc.seed = (uint64_t)c->seed;
         tc.out_dir = tmp, tc.log_every = c->steps / 10 > 0 ? c->steps / 10 : 1;
-        rc = train_run(&s, with_teacher ? &t : NULL, &data, &tc, e);
+        TrainSummary sum;
+        rc = train_run(&s, with_teacher ? &t : NULL, &data, &tc, &sum, e);
         if (with_teacher) model_free(&t);
-        // the last log line holds the final losses
-        char path[2400];
-        snprintf(path, sizeof path, "%s/log.csv", tmp);
-        char* log = rc ? NULL : file_read_all(path, NULL, e);
-        if (log) {
-            char* last = log + strlen(log) - 1;
-            while (last > log && last[-1] != '\n') last--;
-            int step;
-            double loss, ce, kd, lr, gn, tps, val;
-            if (sscanf(last, "%d,%lf,%lf,%lf,%lf,%lf,%lf,%lf", &step, &loss, &ce, &kd, &lr, &gn, &tps, &val) == 8) {
-                cJSON_AddNumberToObject(metrics, "final_loss", loss);
-                cJSON_AddNumberToObject(metrics, "final_kd", kd);
-                cJSON_AddNumberToObject(metrics, "val_loss", val);
-                cJSON_AddNumberToObject(metrics, "tokens_per_s", tps);
-            }
-            free(log);
+        if (!rc) {
+            cJSON_AddNumberToObject(metrics, "final_loss", sum.last.total);
+            cJSON_AddNumberToObject(metrics, "final_kd", sum.last.kd);
+            if (!isnan(sum.val_loss)) cJSON_AddNumberToObject(metrics, "val_loss", sum.val_loss);
+            cJSON_AddNumberToObject(metrics, "tokens_per_s", sum.tokens_per_s);
         }
         cJSON_AddNumberToObject(metrics, "tokens", (double)c->steps * c->batch * c->grad_accum * c->seq_len);
         cJSON_AddNumberToObject(metrics, "steps", c->steps);

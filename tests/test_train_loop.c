@@ -116,15 +116,15 @@ Test(train_run, resume_is_bit_identical) {
     tiny_model(&a);
     tiny_model(&b);
     TrainConfig ca = small_cfg(out_a), cb = small_cfg(out_b);
-    cr_assert_eq(train_run(&a, NULL, &shard, &ca, &e), 0, "%s", e.msg);
+    cr_assert_eq(train_run(&a, NULL, &shard, &ca, NULL, &e), 0, "%s", e.msg);
     cb.stop_at = 3;  // "killed" after step 3 (its state saved), then resumed
-    cr_assert_eq(train_run(&b, NULL, &shard, &cb, &e), 0, "%s", e.msg);
+    cr_assert_eq(train_run(&b, NULL, &shard, &cb, NULL, &e), 0, "%s", e.msg);
     model_free(&b);
     tiny_model(&b);
     for (size_t i = 0; i < b.table.n_floats; i += 97) b.arena[i] += 1.0f;  // resume must not rely on these
     cb.stop_at = 0;
     cb.resume = 1;
-    cr_assert_eq(train_run(&b, NULL, &shard, &cb, &e), 0, "%s", e.msg);
+    cr_assert_eq(train_run(&b, NULL, &shard, &cb, NULL, &e), 0, "%s", e.msg);
     cr_expect_eq(memcmp(a.arena, b.arena, sizeof(float) * a.table.n_floats), 0, "parameters differ after resume");
     snprintf(path, sizeof path, "%s/model/config.json", out_b);
     cr_expect_eq(access(path, F_OK), 0, "the student is saved as a HF checkpoint");
@@ -177,15 +177,15 @@ Test(train_run, bad_input_is_refused) {
     tiny_model(&m);
     TrainConfig c = small_cfg(out);
     m.cfg.vocab = 256;  // a shard whose vocabulary exceeds the model's
-    cr_expect_eq(train_run(&m, NULL, &shard, &c, &e), -1);
+    cr_expect_eq(train_run(&m, NULL, &shard, &c, NULL, &e), -1);
     cr_expect(contains(e.msg, "shard's vocabulary (512) exceeds the student's (256)"), "%s", e.msg);
     m.cfg.vocab = 512;
     c.seq_len = 5000;  // longer than the shard
-    cr_expect_eq(train_run(&m, NULL, &shard, &c, &e), -1);
+    cr_expect_eq(train_run(&m, NULL, &shard, &c, NULL, &e), -1);
     cr_expect(contains(e.msg, "fewer than two windows"), "%s", e.msg);
     m.cfg.max_positions = 8;  // longer than the model's context
     c = small_cfg(out);
-    cr_expect_eq(train_run(&m, NULL, &shard, &c, &e), -1);
+    cr_expect_eq(train_run(&m, NULL, &shard, &c, NULL, &e), -1);
     cr_expect(contains(e.msg, "seq_len 16 exceeds the student's context of 8"), "%s", e.msg);
     m.cfg.max_positions = 40960;
     c = small_cfg(out);
@@ -194,12 +194,12 @@ Test(train_run, bad_input_is_refused) {
     tc.vocab = 600;
     model_create(&t, &tc);
     c.loss = (LossConfig){0.0f, 1.0f, KD_KL, 1.0f, 0, 0};
-    cr_expect_eq(train_run(&m, &t, &shard, &c, &e), -1);
+    cr_expect_eq(train_run(&m, &t, &shard, &c, NULL, &e), -1);
     cr_expect(contains(e.msg, "vocabularies differ (600 vs 512)"), "%s", e.msg);
     model_free(&t);
     c = small_cfg(out);
     m.w.final_norm[0] = NAN;  // a NaN loss stops the run at its step
-    cr_expect_eq(train_run(&m, NULL, &shard, &c, &e), -1);
+    cr_expect_eq(train_run(&m, NULL, &shard, &c, NULL, &e), -1);
     cr_expect(contains(e.msg, "step 1") && contains(e.msg, "not finite"), "%s", e.msg);
     model_free(&m);
     shard_close(&shard);
