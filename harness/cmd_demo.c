@@ -14,6 +14,7 @@
 #include "../models/tokenizer.h"
 #include "commands.h"
 #include "demo_data.h"
+#include "results_table.h"
 #include "sweep_config.h"
 #include "sweep_run.h"
 
@@ -128,21 +129,18 @@ int cmd_demo(int argc, char** argv) {
     char* paper_argv[1] = {results_dir};
     int paper_rc = cmd_paper(1, paper_argv);
     // a short table of what happened
-    char* text = file_read_all(csv, NULL, &e);
+    Table t;
+    if (table_read(csv, &t, &e)) return fail(&e);
+    const char* names[6] = {"label", "kind", "params", "eval_pruned.mmlu_micro", "eval.mmlu_micro", "bench.decode_tps_b1"};
+    int cols[6];
+    for (int k = 0; k < 6; k++) cols[k] = table_col(&t, names[k]);
     printf("\n%-22s %-8s %9s %12s %12s %10s\n", "cell", "kind", "params", "MMLU pruned", "MMLU final", "decode t/s");
-    for (char* line = text ? strtok(strchr(text, '\n') + 1, "\n") : NULL; line; line = strtok(NULL, "\n")) {
-        char f[48][64] = {{0}};
-        int k = 0;
-        for (char *p = line, *start = line;; p++)
-            if (*p == ',' || !*p) {
-                if (k < 48) snprintf(f[k++], 64, "%.*s", (int)(p - start), start);
-                if (!*p) break;
-                start = p + 1;
-            }
-        // columns: id,label,kind,strategy,params,...,eval_pruned.mmlu_micro (10), ..., eval.mmlu_micro (18), bench decode (25)
-        printf("%-22s %-8s %9s %12s %12s %10s\n", f[1], f[2], f[4], f[10][0] ? f[10] : "-", f[18], f[25]);
+    for (int r = 1; r < t.n_rows; r++) {
+        const char* f[6];
+        for (int k = 0; k < 6; k++) f[k] = table_cell(&t, r, cols[k])[0] ? table_cell(&t, r, cols[k]) : "-";
+        printf("%-22s %-8s %9s %12s %12s %10s\n", f[0], f[1], f[2], f[3], f[4], f[5]);
     }
-    free(text);
+    table_free(&t);
     printf("\nresults: %s\nplots:   %s/demo/frontier_speed.png, frontier_params.png\n", csv, out);
     if (paper_rc == 0) printf("paper:   %s/demo/paper/paper.pdf\n", out);
     fprintf(stderr, "demo: done in %.0f s\n", now_seconds() - t0);

@@ -10,6 +10,7 @@
 #include "../models/file_io.h"
 #include "../models/vec.h"
 #include "commands.h"
+#include "results_table.h"
 
 int cmd_plot(int argc, char** argv);
 
@@ -25,34 +26,6 @@ static void tex(ByteVec* v, const char* s) {
             bytevec_append(v, s, 1);
         }
     }
-}
-
-// the n-th field of a CSV line without quotes (our results rows quote only free text)
-static void field(const char* line, int k, char* out, size_t n) {
-    const char* p = line;
-    for (int i = 0; i < k && p; i++) {
-        int quoted = 0;
-        while (*p && (quoted || *p != ',')) quoted ^= *p == '"', p++;
-        p = *p ? p + 1 : NULL;
-    }
-    size_t len = 0;
-    int quoted = 0;
-    while (p && *p && (quoted || *p != ',') && *p != '\n' && len + 1 < n) {
-        if (*p == '"') quoted ^= 1;
-        else out[len++] = *p;
-        p++;
-    }
-    out[len] = 0;
-}
-
-static int col_index(const char* header, const char* name) {
-    char f[128];
-    for (int k = 0; k < 128; k++) {
-        field(header, k, f, sizeof f);
-        if (!f[0]) return -1;
-        if (!strcmp(f, name)) return k;
-    }
-    return -1;
 }
 
 static int copy_file(const char* from, const char* to, Err* e) {
@@ -73,42 +46,30 @@ int cmd_paper(int argc, char** argv) {
     Err e;
     char csv_path[4200], out[4200], path[4400];
     snprintf(csv_path, sizeof csv_path, "%s/results.csv", dir);
-    char* csv = file_read_all(csv_path, NULL, &e);
-    if (!csv) return fail(&e);
+    Table rt;
+    if (table_read(csv_path, &rt, &e)) return fail(&e);
     snprintf(path, sizeof path, "%s/frontier_speed.pdf", dir);
     if (access(path, F_OK) != 0) {
         char* plot_argv[1] = {csv_path};
-        if (cmd_plot(1, plot_argv) != 0) {
-            free(csv);
-            return ARBOR_EXIT_RUNTIME;
-        }
+        if (cmd_plot(1, plot_argv) != 0) return table_free(&rt), ARBOR_EXIT_RUNTIME;
     }
     snprintf(out, sizeof out, "%s/paper", dir);
-    if (make_dirs(out, &e)) return free(csv), fail(&e);
+    if (make_dirs(out, &e)) return table_free(&rt), fail(&e);
     // results_table.tex
-    char* header = csv;
-    char* nl = strchr(csv, '\n');
-    if (!nl) return free(csv), err_set(&e, "%s: no rows", csv_path), fail(&e);
-    *nl = 0;
     const char* names[] = {"label", "kind", "params", "layers", "hidden", "ffn", "eval_pruned.mmlu_micro", "eval.mmlu_micro",
                            "eval.val_nll", "bench.decode_tps_b1"};
     const char* heads[] = {"cell", "kind", "params (M)", "layers", "hidden", "ffn", "before", "MMLU", "val NLL", "tokens/s"};
     int cols[10];
-    for (int k = 0; k < 10; k++) cols[k] = col_index(header, names[k]);
+    for (int k = 0; k < 10; k++) cols[k] = table_col(&rt, names[k]);
     ByteVec t = {0};
     bytevec_append(&t, "\\begin{tabular}{llrrrrrrrr}\n\\hline\n", 35);
     for (int k = 0; k < 10; k++) {
         tex(&t, heads[k]);
         bytevec_append(&t, k < 9 ? " & " : " \\\\\n\\hline\n", k < 9 ? 3 : 11);
     }
-    int rows = 0;
-    char backend[128] = "?", device[128] = "?", threads[128] = "?", commit[128] = "?";
-    int c_backend = col_index(header, "bench.backend"), c_device = col_index(header, "bench.device");
-    int c_threads = col_index(header, "bench.threads"), c_commit = col_index(header, "bench.arbor_commit");
-    for (char* line = strtok(nl + 1, "\n"); line; line = strtok(NULL, "\n")) {
+    for (int r = 1; r < rt.n_rows; r++) {
         for (int k = 0; k < 10; k++) {
-            char f[256] = "";
-            if (cols[k] >= 0) field(line, cols[k], f, sizeof f);
+            const char* f = table_cell(&rt, r, cols[k]);
             char num[64];
             if (k == 2 && f[0]) snprintf(num, sizeof num, "%.3f", atof(f) * 1e-6), tex(&t, num);
             else if ((k == 6 || k == 7) && f[0]) snprintf(num, sizeof num, "%.1f\\%%", 100 * atof(f)), bytevec_append(&t, num, strlen(num));
@@ -117,21 +78,8 @@ int cmd_paper(int argc, char** argv) {
             else tex(&t, f[0] ? f : "--");
             bytevec_append(&t, k < 9 ? " & " : " \\\\\n", k < 9 ? 3 : 4);
         }
-        if (c_backend >= 0) {
-            char f[128];
-            field(line, c_backend, f, sizeof f);
-            if (f[0]) snprintf(backend, sizeof backend, "%s", f);
-            field(line, c_device, f, sizeof f);
-            if (f[0]) snprintf(device, sizeof device, "%s", f);
-            field(line, c_threads, f, sizeof f);
-            if (f[0]) snprintf(threads, sizeof threads, "%s", f);
-            field(line, c_commit, f, sizeof f);
-            if (f[0]) snprintf(commit, sizeof commit, "%s", f);
-        }
-        rows++;
     }
     bytevec_append(&t, "\\hline\n\\end{tabular}\n", 21);
-    free(csv);
     snprintf(path, sizeof path, "%s/results_table.tex", out);
     int rc = file_write_atomic(path, t.data, t.len, &e);
     free(t.data);
@@ -139,15 +87,20 @@ int cmd_paper(int argc, char** argv) {
     const char* name = strrchr(dir, '/') ? strrchr(dir, '/') + 1 : dir;
     ByteVec s = {0};
     char line[512];
-    int len = snprintf(line, sizeof line, "\\newcommand{\\NumCells}{%d}\n\\newcommand{\\Shots}{0--5}\n", rows);
+    int len = snprintf(line, sizeof line, "\\newcommand{\\NumCells}{%d}\n\\newcommand{\\Shots}{0--5}\n", rt.n_rows - 1);
     bytevec_append(&s, line, (size_t)len);
-    const char* macros[5][2] = {{"SweepName", name}, {"Backend", backend}, {"Device", device}, {"Threads", threads}, {"Commit", commit}};
+    const char* macros[5][2] = {{"SweepName", NULL}, {"Backend", "bench.backend"}, {"Device", "bench.device"},
+                                {"Threads", "bench.threads"}, {"Commit", "bench.arbor_commit"}};
     for (int i = 0; i < 5; i++) {
+        const char* value = i == 0 ? name : "?";  // the last row that has it
+        for (int r = 1, c = i ? table_col(&rt, macros[i][1]) : -1; c >= 0 && r < rt.n_rows; r++)
+            if (table_cell(&rt, r, c)[0]) value = table_cell(&rt, r, c);
         len = snprintf(line, sizeof line, "\\newcommand{\\%s}{", macros[i][0]);
         bytevec_append(&s, line, (size_t)len);
-        tex(&s, macros[i][1]);
+        tex(&s, value);
         bytevec_append(&s, "}\n", 2);
     }
+    table_free(&rt);
     snprintf(path, sizeof path, "%s/setup.tex", out);
     if (!rc) rc = file_write_atomic(path, s.data, s.len, &e);
     free(s.data);

@@ -1,7 +1,6 @@
 // cmd_plot.c: arbor plot RESULTS.csv — speed-vs-accuracy and size-vs-accuracy frontiers of a sweep
 // (gnuplot, plots/frontier.gp), PNG and PDF, every cell a labelled point, baselines marked, the Pareto
 // frontier drawn. Accuracy is MMLU (micro) when the sweep measured it, else validation NLL.
-#include <csv.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,64 +11,7 @@
 #include "../models/file_io.h"
 #include "../models/vec.h"
 #include "commands.h"
-
-typedef struct {
-    char** cells;  // in reading order: row-major n_rows x n_cols once every row has n_cols fields
-    int n_cells, cap;
-    int n_rows, n_cols, col;
-    int failed;    // the first row (1-based, after the header) with a different field count
-} Table;
-
-static void on_field(void* s, size_t len, void* ctx) {
-    Table* t = ctx;
-    if (t->n_cells == t->cap) {
-        t->cap = t->cap ? 2 * t->cap : 256;
-        t->cells = realloc(t->cells, sizeof(char*) * (size_t)t->cap);
-        if (!t->cells) FATAL("out of memory reading a CSV");
-    }
-    char* v = xmalloc(len + 1);
-    memcpy(v, s, len);
-    v[len] = 0;
-    t->cells[t->n_cells++] = v;
-    t->col++;
-}
-
-static void on_row(int c, void* ctx) {
-    Table* t = ctx;
-    (void)c;
-    if (t->n_rows == 0 && t->n_cols == 0) t->n_cols = t->col;  // the header fixes the width
-    else if (t->col != t->n_cols && !t->failed) t->failed = t->n_rows + 1;
-    t->n_rows++;
-    t->col = 0;
-}
-
-static void table_free(Table* t) {
-    for (int i = 0; i < t->n_cells; i++) free(t->cells[i]);
-    free(t->cells);
-    memset(t, 0, sizeof *t);
-}
-
-static int read_table(const char* path, Table* t, Err* e) {
-    memset(t, 0, sizeof *t);
-    size_t len;
-    char* text = file_read_all(path, &len, e);
-    if (!text) return -1;
-    struct csv_parser p;
-    csv_init(&p, CSV_APPEND_NULL);
-    int rc = csv_parse(&p, text, len, on_field, on_row, t) != len || csv_fini(&p, on_field, on_row, t) ? -1 : 0;
-    csv_free(&p);
-    free(text);
-    if (rc || t->failed) rc = err_set(e, "%s:%d: malformed CSV row", path, t->failed ? t->failed + 1 : 1);
-    else if (t->n_rows < 2) rc = err_set(e, "%s: no result rows", path);
-    if (rc) table_free(t);
-    return rc;
-}
-
-static int col_of(const Table* t, const char* name) {
-    for (int c = 0; c < t->n_cols; c++)
-        if (!strcmp(t->cells[c], name)) return c;
-    return -1;
-}
+#include "results_table.h"
 
 typedef struct {
     double x, y;
@@ -136,7 +78,7 @@ int cmd_plot(int argc, char** argv) {
     if (command_start_path(&cmd, argc, argv, "the results CSV", &csv_path, &code)) return code;
     Err e;
     Table t;
-    if (read_table(csv_path, &t, &e)) return fail(&e);
+    if (table_read(csv_path, &t, &e)) return fail(&e);
     char out_dir[4096];
     if (arg_str(&cmd, "out")) snprintf(out_dir, sizeof out_dir, "%s", arg_str(&cmd, "out"));
     else {
@@ -145,8 +87,8 @@ int cmd_plot(int argc, char** argv) {
         if (slash) *slash = 0;
         else snprintf(out_dir, sizeof out_dir, ".");
     }
-    int c_label = col_of(&t, "label"), c_kind = col_of(&t, "kind"), c_params = col_of(&t, "params");
-    int c_mmlu = col_of(&t, "eval.mmlu_micro"), c_nll = col_of(&t, "eval.val_nll"), c_tps = col_of(&t, "bench.decode_tps_b1");
+    int c_label = table_col(&t, "label"), c_kind = table_col(&t, "kind"), c_params = table_col(&t, "params");
+    int c_mmlu = table_col(&t, "eval.mmlu_micro"), c_nll = table_col(&t, "eval.val_nll"), c_tps = table_col(&t, "bench.decode_tps_b1");
     if (c_label < 0 || c_kind < 0 || c_params < 0 || c_tps < 0) {
         table_free(&t);
         return err_set(&e, "%s: not an arbor results table (needs label, kind, params, bench.decode_tps_b1)", csv_path), fail(&e);
@@ -158,7 +100,7 @@ int cmd_plot(int argc, char** argv) {
         table_free(&t);
         return err_set(&e, "%s: no accuracy column (eval.mmlu_micro or eval.val_nll)", csv_path), fail(&e);
     }
-    int c_before = use_mmlu ? col_of(&t, "eval_pruned.mmlu_micro") : -1;
+    int c_before = use_mmlu ? table_col(&t, "eval_pruned.mmlu_micro") : -1;
     Point* speed = xmalloc(sizeof(Point) * (size_t)t.n_rows * 8);  // room for a "before distillation" twin of each row
     Point *size = speed + 2 * t.n_rows, *fs = size + 2 * t.n_rows, *fz = fs + 2 * t.n_rows;
     int n = 0;

@@ -19,12 +19,6 @@
 #include "../models/file_io.h"
 #include "../prune/search.h"
 
-static int remove_tree(const char* path) {
-    char cmd[4400];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", path);
-    return access(path, F_OK) == 0 ? system(cmd) : 0;
-}
-
 typedef struct {
     const SweepConfig* c;
     const Cell* cell;
@@ -61,8 +55,7 @@ static int stage(Ctx* x, const char* name, const char* settings, StageFn fn, int
         return 0;
     }
     unlink(done);
-    remove_tree(tmp);
-    if (make_dirs(tmp, e)) return -1;
+    if (remove_tree(tmp, e) || make_dirs(tmp, e)) return -1;
     fprintf(stderr, "sweep: %s %s ...\n", x->cell->label, name);
     cJSON* metrics = cJSON_CreateObject();
     double t0 = now_seconds();
@@ -71,7 +64,7 @@ static int stage(Ctx* x, const char* name, const char* settings, StageFn fn, int
     if (!rc) rc = json_write_atomic(tmp, "metrics.json", metrics, e);
     else cJSON_Delete(metrics);
     if (rc) return err_prefix(e, "%s %s", x->cell->label, name);
-    remove_tree(final_dir);
+    if (remove_tree(final_dir, e)) return -1;
     if (rename(tmp, final_dir) != 0) return err_set(e, "%s: cannot rename into place", final_dir);
     snprintf(x->key, sizeof x->key, "%s", key);
     return file_write_atomic(done, key, strlen(key), e);

@@ -1,4 +1,5 @@
 // file_io.c: see file_io.h.
+#define _XOPEN_SOURCE 700  // nftw
 #include "file_io.h"
 
 #include <cJSON.h>
@@ -7,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <fcntl.h>
+#include <ftw.h>
+#include <stdio.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -141,5 +144,17 @@ int make_dirs(const char* path, Err* e) {
     }
     struct stat st;
     if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode)) return err_set(e, "%s: not a directory", path);
+    return 0;
+}
+
+static int remove_entry(const char* path, const struct stat* st, int flag, struct FTW* ftw) {
+    (void)st, (void)flag, (void)ftw;
+    return remove(path) != 0 && errno != ENOENT ? -1 : 0;
+}
+
+int remove_tree(const char* path, Err* e) {
+    struct stat st;
+    if (lstat(path, &st) != 0) return 0;  // nothing there
+    if (nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS) != 0) return err_set(e, "%s: cannot remove: %s", path, strerror(errno));
     return 0;
 }

@@ -33,3 +33,6 @@ void file_unmap(const uint8_t* map, size_t size);
 
 // mkdir -p
 int make_dirs(const char* path, Err* e);
+
+// rm -rf: a directory and everything under it (symlinks removed, not followed); 0 when absent
+int remove_tree(const char* path, Err* e);

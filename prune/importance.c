@@ -13,6 +13,16 @@
 #include "../models/train.h"
 #include "../models/vec.h"
 
+static const char* const aggregation_names[] = {[AGG_L2] = "l2", [AGG_MEAN] = "mean", [AGG_VARIANCE] = "variance"};
+
+int aggregation_parse(const char* name, Aggregation* a) {
+    for (int i = AGG_L2; i <= AGG_VARIANCE; i++)
+        if (!strcmp(name, aggregation_names[i])) return *a = (Aggregation)i, 0;
+    return -1;
+}
+
+const char* aggregation_name(Aggregation a) { return aggregation_names[a]; }
+
 typedef struct {  // per-item sums over sequences of the per-sequence value, and of its square
     double *sum, *sq;
 } Acc;
@@ -161,7 +171,6 @@ static cJSON* matrix_of(const double* v, int rows, int cols) {
     return a;
 }
 
-static const char* agg_name(Aggregation a) { return a == AGG_L2 ? "l2" : a == AGG_MEAN ? "mean" : "variance"; }
 
 static cJSON* shape_of(const ModelConfig* c) {
     cJSON* s = cJSON_CreateObject();
@@ -183,7 +192,7 @@ int importance_save(const Importance* imp, const ModelConfig* cfg, const char* p
     cJSON* cal = cJSON_AddObjectToObject(root, "calibration");
     cJSON_AddNumberToObject(cal, "tokens", (double)imp->tokens);
     cJSON_AddNumberToObject(cal, "sequences", (double)imp->sequences);
-    cJSON_AddStringToObject(cal, "aggregation", agg_name(imp->agg));
+    cJSON_AddStringToObject(cal, "aggregation", aggregation_name(imp->agg));
     int L = imp->n_layers;
     cJSON_AddItemToObject(root, "block_influence", array_of(imp->bi, L));
     cJSON_AddItemToObject(root, "angular_distance", matrix_of(imp->angular, L + 1, L + 1));

@@ -18,6 +18,10 @@
 
 typedef enum { AGG_L2, AGG_MEAN, AGG_VARIANCE } Aggregation;
 
+// "l2", "mean", "variance" <-> aggregation; parse gives -1 for another name
+int aggregation_parse(const char* name, Aggregation* a);
+const char* aggregation_name(Aggregation a);
+
 typedef struct {
     int n_layers, ffn, n_heads, n_kv_heads, hidden;
     double* bi;        // (L)

@@ -18,14 +18,6 @@ int depth_strategy_parse(const char* name, DepthStrategy* d) {
     return -1;
 }
 
-int aggregation_parse(const char* name, Aggregation* a) {
-    if (!strcmp(name, "l2")) *a = AGG_L2;
-    else if (!strcmp(name, "mean")) *a = AGG_MEAN;
-    else if (!strcmp(name, "variance")) *a = AGG_VARIANCE;
-    else return -1;
-    return 0;
-}
-
 int prune_write(const Model* pruned, const Importance* imp, const ModelConfig* source_cfg, const char* source,
                 const char* strategy, const int* keep, int n_keep, const char* dir, StDtype dtype, Err* e) {
     if (model_save(pruned, dir, dtype, ARBOR_DEFAULT_SHARD_BYTES, e)) return -1;

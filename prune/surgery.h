@@ -9,8 +9,6 @@ typedef enum { DEPTH_NONE, DEPTH_BI, DEPTH_BLOCK, DEPTH_LAST, DEPTH_LIST, DEPTH_
 
 // "bi", "block", "last", "ppl" -> strategy; -1 for another name
 int depth_strategy_parse(const char* name, DepthStrategy* d);
-// "l2", "mean", "variance" -> aggregation; -1 for another name
-int aggregation_parse(const char* name, Aggregation* a);
 
 typedef struct {
     DepthStrategy depth;

@@ -25,3 +25,14 @@ static inline float exp_fast(float x) {
     memcpy(&scale, &bits, 4);
     return p * scale;
 }
+
+// x[i] = exp(x[i] - maxv) in place for i < n; returns their sum (the softmax's denominator)
+static inline float exp_shifted_sum(float* x, int n, float maxv) {
+    float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+    for (int i = 0; i < n; i++) {
+        x[i] = exp_fast(x[i] - maxv);
+        sum += x[i];
+    }
+    return sum;
+}

@@ -115,13 +115,7 @@ static void attend_row(float* o, const float* qv, const float* kcache, const flo
         att[t] = dot * scale;
         if (att[t] > maxv) maxv = att[t];
     }
-    float sum = 0.0f;
-#pragma omp simd reduction(+ : sum)
-    for (int t = 0; t < T; t++) {
-        att[t] = exp_fast(att[t] - maxv);
-        sum += att[t];
-    }
-    float inv = 1.0f / sum;
+    float inv = 1.0f / exp_shifted_sum(att, T, maxv);
     memset(o, 0, sizeof(float) * HS);
     for (int t = 0; t < T; t++) {
         const float* vv = vcache + (((t < prefix_len ? prefix_base : base) + t) * NKV + g) * HS;
@@ -151,13 +145,7 @@ static void attend_block(float* out, const float* q, const float* kcache, const 
         int valid = p0 + i + 1;
         float maxv = -INFINITY;
         for (int t = 0; t < valid; t++) maxv = row[t] > maxv ? row[t] : maxv;
-        float sum = 0.0f;
-#pragma omp simd reduction(+ : sum)
-        for (int t = 0; t < valid; t++) {
-            row[t] = exp_fast(row[t] - maxv);
-            sum += row[t];
-        }
-        float inv = 1.0f / sum;
+        float inv = 1.0f / exp_shifted_sum(row, valid, maxv);
         for (int t = 0; t < valid; t++) row[t] *= inv;
         for (int t = valid; t < T; t++) row[t] = 0.0f;
     }

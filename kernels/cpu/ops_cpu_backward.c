@@ -111,12 +111,7 @@ void attention_backward_cpu(float* dq, float* dk, float* dv, const float* dout, 
                     p[u] = dot * scale;
                     if (p[u] > maxv) maxv = p[u];
                 }
-                float sum = 0.0f;
-                for (int u = 0; u <= t; u++) {
-                    p[u] = exp_fast(p[u] - maxv);
-                    sum += p[u];
-                }
-                float inv = 1.0f / sum, pdp = 0.0f;
+                float inv = 1.0f / exp_shifted_sum(p, t + 1, maxv), pdp = 0.0f;
                 for (int u = 0; u <= t; u++) {
                     p[u] *= inv;
                     const float* vv = v + (((size_t)b * T + u) * NKV + g) * HS;
