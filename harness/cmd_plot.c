@@ -94,7 +94,7 @@ int cmd_plot(int argc, char** argv) {
         return err_set(&e, "%s: not an arbor results table (needs label, kind, params, bench.decode_tps_b1)", csv_path), fail(&e);
     }
     int use_mmlu = 0;
-    for (int r = 1; r < t.n_rows && c_mmlu >= 0; r++) use_mmlu |= t.cells[r * t.n_cols + c_mmlu][0] != 0;
+    for (int r = 1; r < t.n_rows && c_mmlu >= 0; r++) use_mmlu |= table_cell(&t, r, c_mmlu)[0] != 0;
     int c_acc = use_mmlu ? c_mmlu : c_nll;
     if (c_acc < 0) {
         table_free(&t);
@@ -105,23 +105,23 @@ int cmd_plot(int argc, char** argv) {
     Point *size = speed + 2 * t.n_rows, *fs = size + 2 * t.n_rows, *fz = fs + 2 * t.n_rows;
     int n = 0;
     for (int r = 1; r < t.n_rows; r++) {
-        const char* acc = t.cells[r * t.n_cols + c_acc];
-        const char* tps = t.cells[r * t.n_cols + c_tps];
+        const char* acc = table_cell(&t, r, c_acc);
+        const char* tps = table_cell(&t, r, c_tps);
         if (!acc[0] || !tps[0]) continue;  // a cell whose stages have not finished
-        const char* kind = t.cells[r * t.n_cols + c_kind];
+        const char* kind = table_cell(&t, r, c_kind);
         double y = use_mmlu ? 100.0 * atof(acc) : -atof(acc);  // NLL: plot its negative, so up is better
         int k = !strcmp(kind, "pruned") ? 0 : !strcmp(kind, "scratch") ? 1 : !strcmp(kind, "teacher") ? 2 : 3;
-        speed[n] = (Point){atof(tps), y, t.cells[r * t.n_cols + c_label], k};
-        size[n] = (Point){atof(t.cells[r * t.n_cols + c_params]) / 1e6, y, speed[n].label, k};
+        speed[n] = (Point){atof(tps), y, table_cell(&t, r, c_label), k};
+        size[n] = (Point){atof(table_cell(&t, r, c_params)) / 1e6, y, speed[n].label, k};
         n++;
     }
     int n_final = n;  // the frontier is over finished models; the pruned-but-undistilled twins come after
     for (int r = 1; r < t.n_rows && c_before >= 0; r++) {
-        const char* before = t.cells[r * t.n_cols + c_before];
-        const char* tps = t.cells[r * t.n_cols + c_tps];
+        const char* before = table_cell(&t, r, c_before);
+        const char* tps = table_cell(&t, r, c_tps);
         if (!before[0] || !tps[0]) continue;
         speed[n] = (Point){atof(tps), 100.0 * atof(before), "", 4};
-        size[n] = (Point){atof(t.cells[r * t.n_cols + c_params]) / 1e6, speed[n].y, "", 4};
+        size[n] = (Point){atof(table_cell(&t, r, c_params)) / 1e6, speed[n].y, "", 4};
         n++;
     }
     int rc = n_final == 0 ? err_set(&e, "%s: no cell has both accuracy and throughput yet", csv_path) : 0;
