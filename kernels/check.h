@@ -22,8 +22,14 @@ int err_set(Err* e, const char* fmt, ...) __attribute__((format(printf, 2, 3)));
 // Puts context in front of the message already in e: "<context>: <msg>". Returns -1.
 int err_prefix(Err* e, const char* fmt, ...) __attribute__((format(printf, 2, 3)));
 
+#ifdef __cplusplus  // the CUDA translation units include this header too
+#define ARBOR_NORETURN [[noreturn]]
+#else
+#define ARBOR_NORETURN _Noreturn
+#endif
+
 // Prints "arbor: <msg>" to stderr and exits with `code`.
-_Noreturn void fatal_at(const char* file, int line, int code, const char* fmt, ...)
+ARBOR_NORETURN void fatal_at(const char* file, int line, int code, const char* fmt, ...)
     __attribute__((format(printf, 4, 5)));
 #define FATAL(...) fatal_at(__FILE__, __LINE__, ARBOR_EXIT_RUNTIME, __VA_ARGS__)
 

@@ -109,12 +109,15 @@ void model_create(Model* m, const ModelConfig* cfg) {
     m->arena = xaligned_alloc(m->table.n_floats * sizeof(float));
     weights_bind(&m->table, cfg, m->arena, &m->w);
     m->ops = kernels_cpu();
+    m->inv_freq = xmalloc(sizeof(float) * (size_t)(cfg->head_dim / 2));
+    rope_inv_freq(cfg, m->inv_freq);
+}
+
+void rope_inv_freq(const ModelConfig* cfg, float* inv_freq) {
     // inv_freq_j = 1 / theta^(2j/HS), in fp32 as transformers computes it
-    int half = cfg->head_dim / 2;
-    m->inv_freq = xmalloc(sizeof(float) * (size_t)half);
-    for (int j = 0; j < half; j++) {
+    for (int j = 0; j < cfg->head_dim / 2; j++) {
         float expo = (float)(2 * j) / (float)cfg->head_dim;
-        m->inv_freq[j] = 1.0f / (float)pow((float)cfg->rope_theta, expo);
+        inv_freq[j] = 1.0f / (float)pow((float)cfg->rope_theta, expo);
     }
 }
 
@@ -129,15 +132,22 @@ void model_free(Model* m) {
 // ---------------------------------------------------------------------------------------------
 // random init: value i of tensor k is a pure function of (seed, k's name, i)
 
+ParamInitKind param_init_kind(const ParamInfo* p, uint64_t seed, uint64_t* key) {
+    if (p->field == P_ATTN_NORM || p->field == P_MLP_NORM || p->field == P_FINAL_NORM || p->field == P_Q_NORM ||
+        p->field == P_K_NORM)
+        return INIT_ONES;
+    if (p->field == P_BQ || p->field == P_BK || p->field == P_BV || p->field == P_BO) return INIT_ZEROS;
+    *key = splitmix64(seed ^ fnv1a64(p->name, strlen(p->name)));
+    return INIT_NORMAL;
+}
+
 void param_init_values(const ParamInfo* p, uint64_t seed, float* dst) {
-    int is_norm = p->field == P_ATTN_NORM || p->field == P_MLP_NORM || p->field == P_FINAL_NORM ||
-                  p->field == P_Q_NORM || p->field == P_K_NORM;
-    int is_bias = p->field == P_BQ || p->field == P_BK || p->field == P_BV || p->field == P_BO;
-    if (is_norm || is_bias) {
-        for (size_t i = 0; i < p->numel; i++) dst[i] = is_norm ? 1.0f : 0.0f;
+    uint64_t key = 0;
+    ParamInitKind kind = param_init_kind(p, seed, &key);
+    if (kind != INIT_NORMAL) {
+        for (size_t i = 0; i < p->numel; i++) dst[i] = kind == INIT_ONES ? 1.0f : 0.0f;
         return;
     }
-    uint64_t key = splitmix64(seed ^ fnv1a64(p->name, strlen(p->name)));
     long long pairs = (long long)(p->numel + 1) / 2;
     // Box-Muller: pair k gives elements 2k (cosine) and 2k+1 (sine)
 #pragma omp parallel for if (pairs > 32768)
@@ -145,7 +155,7 @@ void param_init_values(const ParamInfo* p, uint64_t seed, float* dst) {
         uint64_t r = splitmix64(key + (uint64_t)k);
         double u1 = ((r >> 11) + 1.0) * (1.0 / 9007199254740993.0);  // (0, 1]
         double u2 = (double)(splitmix64(r) >> 11) * (1.0 / 9007199254740992.0);
-        double radius = 0.02 * sqrt(-2.0 * log(u1)), angle = 6.283185307179586 * u2;
+        double radius = PARAM_INIT_STD * sqrt(-2.0 * log(u1)), angle = 6.283185307179586 * u2;
         dst[2 * k] = (float)(radius * cos(angle));
         if ((size_t)(2 * k + 1) < p->numel) dst[2 * k + 1] = (float)(radius * sin(angle));
     }

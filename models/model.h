@@ -73,6 +73,8 @@ typedef struct {
 
 // Allocates a zeroed model of this shape.
 void model_create(Model* m, const ModelConfig* cfg);
+// RoPE inverse frequencies inv_freq (HS/2) of cfg, in fp32 as transformers computes them
+void rope_inv_freq(const ModelConfig* cfg, float* inv_freq);
 void model_free(Model* m);
 typedef struct {
     long long n_params;  // distinct parameters (tied lm_head once)
@@ -89,6 +91,11 @@ int model_load(Model* m, const char* dir, Err* e);
 // values come out whether written to disk in a stream or filled into an arena in parallel:
 // norms 1, biases 0, matrices N(0, 0.02) as transformers' _init_weights does.
 void param_init_values(const ParamInfo* p, uint64_t seed, float* dst);
+#define PARAM_INIT_STD 0.02
+typedef enum { INIT_ONES, INIT_ZEROS, INIT_NORMAL } ParamInitKind;
+// What param_init_values fills p with; for INIT_NORMAL, *key is the stream's key (pair k of the
+// Box-Muller uses splitmix64(key + k)), so another backend can draw the same values.
+ParamInitKind param_init_kind(const ParamInfo* p, uint64_t seed, uint64_t* key);
 void model_init_random(Model* m, uint64_t seed);
 
 #define ARBOR_DEFAULT_SHARD_BYTES 5000000000ull

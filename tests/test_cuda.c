@@ -3,6 +3,7 @@
 #include <criterion/criterion.h>
 
 #ifdef ARBOR_HAVE_CUDA
+#include "kernels/cuda/cuda_ops.h"
 #include "kernels/cuda/cuda_probe.h"
 #endif
 
@@ -11,7 +12,7 @@ Test(cuda, axpy_matches_cpu) {
     cr_skip_test("arbor was built without CUDA (ARBOR_CUDA=OFF or no nvcc)");
 #else
     char why[256] = "";
-    int n = arbor_cuda_device_count(why, sizeof why);
+    int n = cuda_device_count(why, sizeof why);
     if (n == 0) cr_skip_test("no CUDA device: %s", why);
     float diff = -1;
     cr_assert_eq(arbor_cuda_axpy_parity(1 << 20, &diff, why, sizeof why), 0, "%s", why);

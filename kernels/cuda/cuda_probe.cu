@@ -23,17 +23,6 @@ __global__ void axpy_kernel(float a, const float* x, float* y, int n) {
     if (i < n) y[i] = a * x[i] + y[i];
 }
 
-extern "C" int arbor_cuda_device_count(char* why, int why_len) {
-    int n = 0;
-    cudaError_t err = cudaGetDeviceCount(&n);
-    if (err != cudaSuccess) {
-        if (why) snprintf(why, why_len, "%s", cudaGetErrorString(err));
-        return 0;
-    }
-    if (n == 0 && why) snprintf(why, why_len, "the CUDA runtime reports no devices");
-    return n;
-}
-
 extern "C" int arbor_cuda_axpy_parity(int n, float* max_abs_diff, char* why, int why_len) {
     float* x = (float*)malloc(sizeof(float) * n);
     float* y = (float*)malloc(sizeof(float) * n);

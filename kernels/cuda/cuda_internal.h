@@ -1,0 +1,65 @@
+// cuda_internal.h: what the CUDA translation units share and C never sees: the CudaContext
+// struct, the checked-call macros (file:line, fatal), launch helpers and bf16 conversions.
+#pragma once
+#include <cublasLt.h>
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+extern "C" {
+#include "../check.h"
+#include "cuda_ops.h"
+}
+
+#define CUDA_CHECK(call) cuda_check_at((call), #call, __FILE__, __LINE__)
+#define CUBLAS_CHECK(call) cublas_check_at((call), #call, __FILE__, __LINE__)
+// after every kernel launch: a bad launch configuration surfaces here, not at some later call
+#define CUDA_CHECK_LAUNCH() cuda_check_at(cudaGetLastError(), "kernel launch", __FILE__, __LINE__)
+
+static inline void cuda_check_at(cudaError_t err, const char* what, const char* file, int line) {
+    if (err != cudaSuccess) fatal_at(file, line, ARBOR_EXIT_RUNTIME, "CUDA: %s: %s", what, cudaGetErrorString(err));
+}
+
+static inline void cublas_check_at(cublasStatus_t st, const char* what, const char* file, int line) {
+    if (st != CUBLAS_STATUS_SUCCESS)
+        fatal_at(file, line, ARBOR_EXIT_RUNTIME, "cuBLASLt: %s: status %d", what, (int)st);
+}
+
+// One cuBLASLt plan per GEMM shape: made on first use, then reused (never per call).
+typedef struct {
+    int N, C, OC, has_bias, out_f32;
+    cublasLtMatmulDesc_t desc;
+    cublasLtMatrixLayout_t a, b, d;  // weight (as column-major C x OC), input (C x N), output (OC x N)
+    cublasLtMatmulAlgo_t algo;
+} GemmPlan;
+
+#define CUDA_MAX_GEMM_PLANS 256
+
+struct CudaContext {
+    int device;
+    cudaDeviceProp prop;
+    cudaStream_t stream;
+    cublasLtHandle_t lt;
+    void* workspace;  // cuBLASLt's
+    size_t workspace_bytes;
+    GemmPlan plans[CUDA_MAX_GEMM_PLANS];
+    int n_plans;
+    int capturing;  // inside cuda_graph_begin/end
+};
+
+static inline int ceil_div(long long a, long long b) { return (int)((a + b - 1) / b); }
+
+__device__ __forceinline__ float bf(const __nv_bfloat16 x) { return __bfloat162float(x); }
+__device__ __forceinline__ __nv_bfloat16 to_bf(float x) { return __float2bfloat16_rn(x); }
+
+__device__ __forceinline__ float warp_sum(float v) {
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+
+__device__ __forceinline__ float warp_max(float v) {
+    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+    return v;
+}
+
+#define BF(p) (reinterpret_cast<__nv_bfloat16*>(p))
+#define CBF(p) (reinterpret_cast<const __nv_bfloat16*>(p))
