@@ -20,6 +20,9 @@ static inline uint16_t f32_to_bf16(float f) {
     return (uint16_t)(u >> 16);
 }
 
+// f rounded to the nearest bf16 value, as fp32 (what a bf16 tensor would hold)
+static inline float bf16_round(float f) { return bf16_to_f32(f32_to_bf16(f)); }
+
 static inline float f16_to_f32(uint16_t h) {
     uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
     uint32_t exp = (h >> 10) & 0x1fu;

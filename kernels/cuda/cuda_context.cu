@@ -119,6 +119,10 @@ extern "C" void cuda_download_bf16_as_f32(CudaContext* ctx, float* host_dst, con
 // ---------------------------------------------------------------------------------------------
 // fills
 
+extern "C" void cuda_memset(CudaContext* ctx, void* p, int byte, size_t bytes) {
+    CUDA_CHECK(cudaMemsetAsync(p, byte, bytes, ctx->stream));
+}
+
 __global__ void fill_kernel(__nv_bfloat16* dst, size_t n, float value) {
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
         dst[i] = to_bf(value);

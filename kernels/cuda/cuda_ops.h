@@ -47,6 +47,8 @@ void cuda_upload_async(CudaContext* ctx, void* dst, const void* host_src, size_t
 void cuda_upload_f32_as_bf16(CudaContext* ctx, bf16* dst, const float* host_src, size_t n);
 // host_dst (n) fp32 = src (n) bf16
 void cuda_download_bf16_as_f32(CudaContext* ctx, float* host_dst, const bf16* src, size_t n);
+// bytes of p = byte (poison before a test, zero a buffer)
+void cuda_memset(CudaContext* ctx, void* p, int byte, size_t bytes);
 // dst (n) = value
 void cuda_fill_bf16(CudaContext* ctx, bf16* dst, size_t n, float value);
 // dst (n) = N(0, std) by the counter-based Box-Muller of param_init_values (models/model.c): pair k

@@ -1,0 +1,550 @@
+// test_cuda_parity.c: the CUDA backend against the CPU backend (ggml's test-backend-ops pattern).
+// Every op on fresh random inputs at several shapes, odd ones included; the CPU op runs on the same
+// bf16-rounded inputs in fp32, and the two are compared by normalized MSE with bf16-appropriate
+// tolerances. Device outputs are poisoned (all bytes 0xFF: NaN in bf16 and fp32) before each call,
+// so an unwritten element shows up as a NaN, and sit between guard bands that must stay poisoned
+// (out-of-bounds writes). Then whole models: logits of packed prefill + decode on the HF fixtures,
+// the tiny preset and a medium random model, and greedy decoding. Skips without a CUDA build or device.
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "helpers.h"
+#include "kernels/dtype.h"
+#include "kernels/hash.h"
+#include "models/forward.h"
+#include "models/model.h"
+
+#ifndef ARBOR_HAVE_CUDA
+Test(cuda_parity, skipped) { cr_skip_test("arbor was built without CUDA (ARBOR_CUDA=OFF or no nvcc)"); }
+#else
+#include "kernels/cuda/cuda_ops.h"
+#include "models/cuda_model.h"
+
+static CudaContext* ctx_or_skip(void) {
+    char why[256] = "";
+    if (cuda_device_count(why, sizeof why) == 0) cr_skip_test("no CUDA device: %s", why);
+    return cuda_context_create(0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// host helpers
+
+// sum (out - ref)^2 / sum ref^2; +inf when out holds a NaN/Inf
+static double nmse(const float* out, const float* ref, size_t n) {
+    double num = 0, den = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!isfinite(out[i])) return INFINITY;
+        double d = (double)out[i] - ref[i];
+        num += d * d;
+        den += (double)ref[i] * ref[i];
+    }
+    return den > 0 ? num / den : num;
+}
+
+static void fill_uniform(float* a, size_t n, uint64_t seed, float lo, float hi) {
+    for (size_t i = 0; i < n; i++) {
+        double u = (double)(splitmix64(seed * 0x100000001b3ull + i) >> 11) / 9007199254740992.0;
+        a[i] = bf16_round(lo + (float)u * (hi - lo));
+    }
+}
+
+static float* host_random(size_t n, uint64_t seed, float lo, float hi) {
+    float* a = malloc(sizeof(float) * n);
+    fill_uniform(a, n, seed, lo, hi);
+    return a;
+}
+
+// ---------------------------------------------------------------------------------------------
+// guarded device buffers: GUARD poisoned bytes either side of the payload
+
+#define GUARD 512
+
+typedef struct {
+    unsigned char* base;
+    size_t bytes;
+} Guarded;
+
+static void* guarded_alloc(CudaContext* ctx, Guarded* g, size_t bytes) {
+    g->bytes = bytes;
+    g->base = cuda_malloc(bytes + 2 * GUARD);
+    cuda_memset(ctx, g->base, 0xFF, bytes + 2 * GUARD);
+    return g->base + GUARD;
+}
+
+
+static int guards_intact(CudaContext* ctx, const Guarded* g) {
+    unsigned char head[GUARD], tail[GUARD];
+    cuda_download(ctx, head, g->base, GUARD);
+    cuda_download(ctx, tail, g->base + GUARD + g->bytes, GUARD);
+    for (int i = 0; i < GUARD; i++)
+        if (head[i] != 0xFF || tail[i] != 0xFF) return 0;
+    return 1;
+}
+
+static void guarded_free(Guarded* g) { cuda_free(g->base); }
+
+// a bf16 device copy of host (n) (already bf16-exact values)
+static bf16* upload_bf16(CudaContext* ctx, const float* host, size_t n) {
+    bf16* d = cuda_malloc(sizeof(bf16) * n);
+    cuda_upload_f32_as_bf16(ctx, d, host, n);
+    return d;
+}
+
+static int* upload_ints(CudaContext* ctx, const int* host, int n) {
+    int* d = cuda_malloc(sizeof(int) * (size_t)(n > 0 ? n : 1));
+    if (n > 0) cuda_upload(ctx, d, host, sizeof(int) * (size_t)n);
+    return d;
+}
+
+// ---------------------------------------------------------------------------------------------
+// ops
+
+Test(cuda_parity, matmul_matches_cpu) {
+    CudaContext* ctx = ctx_or_skip();
+    const KernelOps* cpu = kernels_cpu();
+    int shapes[][3] = {{1, 64, 96}, {7, 45, 33}, {5, 72, 40}, {33, 128, 200}, {128, 256, 512}, {300, 1024, 384}, {2, 4096, 1}};
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        int N = shapes[s][0], C = shapes[s][1], OC = shapes[s][2];
+        for (int with_bias = 0; with_bias < 2; with_bias++) {
+            for (int out_f32 = 0; out_f32 < 2; out_f32++) {
+                uint64_t seed = s * 4 + with_bias * 2 + out_f32 + 1;
+                float* inp = host_random((size_t)N * C, seed, -1, 1);
+                float* w = host_random((size_t)OC * C, seed + 100, -0.1f, 0.1f);
+                float* b = host_random((size_t)OC, seed + 200, -0.5f, 0.5f);
+                float* ref = malloc(sizeof(float) * N * OC);
+                float* out = malloc(sizeof(float) * N * OC);
+                cpu->matmul_forward(ref, inp, w, with_bias ? b : NULL, N, C, OC);
+                bf16 *dinp = upload_bf16(ctx, inp, (size_t)N * C), *dw = upload_bf16(ctx, w, (size_t)OC * C);
+                bf16* db = upload_bf16(ctx, b, OC);
+                Guarded g;
+                void* dout = guarded_alloc(ctx, &g, (size_t)N * OC * (out_f32 ? 4 : 2));
+                cuda_matmul_forward(ctx, dout, out_f32, dinp, dw, with_bias ? db : NULL, N, C, OC);
+                if (out_f32)
+                    cuda_download(ctx, out, dout, sizeof(float) * N * OC);
+                else
+                    cuda_download_bf16_as_f32(ctx, out, dout, (size_t)N * OC);
+                double e = nmse(out, ref, (size_t)N * OC);
+                cr_expect(e < (out_f32 ? 1e-10 : 2e-5), "matmul N=%d C=%d OC=%d bias=%d f32=%d: nmse %g", N, C, OC,
+                          with_bias, out_f32, e);
+                cr_expect(guards_intact(ctx, &g), "matmul N=%d C=%d OC=%d wrote outside its output", N, C, OC);
+                guarded_free(&g);
+                cuda_free(dinp), cuda_free(dw), cuda_free(db);
+                free(inp), free(w), free(b), free(ref), free(out);
+            }
+        }
+    }
+    cuda_context_free(ctx);
+}
+
+Test(cuda_parity, embedding_and_gather_are_exact) {
+    CudaContext* ctx = ctx_or_skip();
+    int V = 1000, C = 200, N = 37;
+    float* wte = host_random((size_t)V * C, 11, -1, 1);
+    int tokens[37];
+    for (int n = 0; n < N; n++) tokens[n] = (int)(splitmix64(n) % V);
+    float* ref = malloc(sizeof(float) * N * C);
+    kernels_cpu()->embedding_forward(ref, tokens, wte, N, C);
+    bf16* dwte = upload_bf16(ctx, wte, (size_t)V * C);
+    int* dtok = upload_ints(ctx, tokens, N);
+    Guarded g;
+    float* dout = guarded_alloc(ctx, &g, sizeof(float) * N * C);
+    cuda_embedding_forward(ctx, dout, dtok, dwte, N, C);
+    float* out = malloc(sizeof(float) * N * C);
+    cuda_download(ctx, out, dout, sizeof(float) * N * C);
+    cr_expect(memcmp(out, ref, sizeof(float) * N * C) == 0, "embedding rows differ from the CPU's");
+    cr_expect(guards_intact(ctx, &g));
+
+    // gather rows 5, 0, 36 of the table's first N rows (bf16 in, bf16 out: exact)
+    int rows[3] = {5, 0, 36};
+    int* drows = upload_ints(ctx, rows, 3);
+    Guarded g2;
+    bf16* dgath = guarded_alloc(ctx, &g2, sizeof(bf16) * 3 * C);
+    cuda_gather_rows(ctx, dgath, dwte, drows, 3, C);
+    float got[3 * 200];
+    cuda_download_bf16_as_f32(ctx, got, dgath, 3 * (size_t)C);
+    for (int i = 0; i < 3; i++)
+        cr_expect(memcmp(got + i * C, wte + (size_t)rows[i] * C, sizeof(float) * C) == 0, "gathered row %d", rows[i]);
+    cr_expect(guards_intact(ctx, &g2));
+    guarded_free(&g), guarded_free(&g2);
+    cuda_free(dwte), cuda_free(dtok), cuda_free(drows);
+    free(wte), free(ref), free(out);
+    cuda_context_free(ctx);
+}
+
+Test(cuda_parity, residual_rmsnorm_matches_cpu) {
+    CudaContext* ctx = ctx_or_skip();
+    const KernelOps* cpu = kernels_cpu();
+    int shapes[][2] = {{1, 64}, {3, 45}, {17, 1000}, {64, 4096}, {2, 5120}};
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        int N = shapes[s][0], C = shapes[s][1];
+        float* x = host_random((size_t)N * C, 30 + s, -2, 2);
+        float* y = host_random((size_t)N * C, 40 + s, -1, 1);
+        float* w = host_random((size_t)C, 50 + s, 0.5f, 1.5f);
+        // CPU: x += y; ref = rmsnorm(x) * w
+        float* xr = malloc(sizeof(float) * N * C);
+        float* ref = malloc(sizeof(float) * N * C);
+        memcpy(xr, x, sizeof(float) * N * C);
+        cpu->residual_forward(xr, y, N, C);
+        cpu->rmsnorm_forward(ref, xr, w, 1e-6f, N, C);
+        float* dx = cuda_malloc(sizeof(float) * N * C);
+        cuda_upload(ctx, dx, x, sizeof(float) * N * C);
+        bf16 *dy = upload_bf16(ctx, y, (size_t)N * C), *dw = upload_bf16(ctx, w, C);
+        Guarded g;
+        bf16* dout = guarded_alloc(ctx, &g, sizeof(bf16) * N * C);
+        cuda_residual_rmsnorm_forward(ctx, dx, dy, dout, dw, 1e-6f, N, C);
+        float* out = malloc(sizeof(float) * N * C);
+        float* xo = malloc(sizeof(float) * N * C);
+        cuda_download_bf16_as_f32(ctx, out, dout, (size_t)N * C);
+        cuda_download(ctx, xo, dx, sizeof(float) * N * C);
+        cr_expect(nmse(xo, xr, (size_t)N * C) < 1e-12, "residual N=%d C=%d", N, C);
+        double e = nmse(out, ref, (size_t)N * C);
+        cr_expect(e < 2e-5, "residual+rmsnorm N=%d C=%d: nmse %g", N, C, e);
+        cr_expect(guards_intact(ctx, &g));
+        // the plain rmsnorm (no residual) on the updated x
+        cuda_memset(ctx, dout, 0xFF, sizeof(bf16) * N * C);
+        cuda_rmsnorm_forward(ctx, dout, dx, dw, 1e-6f, N, C);
+        cuda_download_bf16_as_f32(ctx, out, dout, (size_t)N * C);
+        e = nmse(out, ref, (size_t)N * C);
+        cr_expect(e < 2e-5, "rmsnorm N=%d C=%d: nmse %g", N, C, e);
+        guarded_free(&g);
+        cuda_free(dx), cuda_free(dy), cuda_free(dw);
+        free(x), free(y), free(w), free(xr), free(ref), free(out), free(xo);
+    }
+    cuda_context_free(ctx);
+}
+
+Test(cuda_parity, swiglu_matches_cpu) {
+    CudaContext* ctx = ctx_or_skip();
+    int shapes[][2] = {{1, 96}, {7, 333}, {64, 3072}};
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        int N = shapes[s][0], F = shapes[s][1];
+        float* gateup = host_random((size_t)N * 2 * F, 60 + s, -4, 4);
+        float* gate = malloc(sizeof(float) * N * F);
+        float* up = malloc(sizeof(float) * N * F);
+        for (int n = 0; n < N; n++) {
+            memcpy(gate + (size_t)n * F, gateup + (size_t)n * 2 * F, sizeof(float) * F);
+            memcpy(up + (size_t)n * F, gateup + (size_t)n * 2 * F + F, sizeof(float) * F);
+        }
+        kernels_cpu()->swiglu_forward(gate, up, N, F);
+        bf16* dgu = upload_bf16(ctx, gateup, (size_t)N * 2 * F);
+        Guarded g;
+        bf16* dh = guarded_alloc(ctx, &g, sizeof(bf16) * N * F);
+        cuda_swiglu_forward(ctx, dh, dgu, N, F);
+        float* out = malloc(sizeof(float) * N * F);
+        cuda_download_bf16_as_f32(ctx, out, dh, (size_t)N * F);
+        double e = nmse(out, gate, (size_t)N * F);
+        cr_expect(e < 2e-5, "swiglu N=%d F=%d: nmse %g", N, F, e);
+        cr_expect(guards_intact(ctx, &g));
+        guarded_free(&g);
+        cuda_free(dgu);
+        free(gateup), free(gate), free(up), free(out);
+    }
+    cuda_context_free(ctx);
+}
+
+// ---------------------------------------------------------------------------------------------
+// q/k norm + RoPE + cache store, and attention
+
+typedef struct {
+    int N, NH, NKV, HS, S, L, qk_norm;
+} AttShape;
+
+static const AttShape att_shapes[] = {
+    {5, 4, 2, 16, 3, 32, 1}, {9, 3, 3, 24, 2, 40, 0}, {33, 32, 8, 128, 4, 96, 1}, {6, 16, 2, 256, 2, 64, 1},
+    {64, 16, 8, 64, 1, 200, 1},
+};
+
+Test(cuda_parity, qkv_prepare_matches_cpu_norm_rope_and_store) {
+    CudaContext* ctx = ctx_or_skip();
+    const KernelOps* cpu = kernels_cpu();
+    for (size_t t = 0; t < sizeof att_shapes / sizeof att_shapes[0]; t++) {
+        AttShape a = att_shapes[t];
+        int Q = a.NH * a.HS, KV = a.NKV * a.HS, QKV = Q + 2 * KV, N = a.N;
+        float* qkv = host_random((size_t)N * QKV, 70 + t, -2, 2);
+        float* qn = host_random(a.HS, 80 + t, 0.5f, 1.5f);
+        float* kn = host_random(a.HS, 90 + t, 0.5f, 1.5f);
+        int* seq = malloc(sizeof(int) * N);
+        int* pos = malloc(sizeof(int) * N);
+        for (int n = 0; n < N; n++) {  // distinct (seq, pos) slots, positions up to L-1
+            seq[n] = n % a.S;
+            pos[n] = (int)((n / a.S) * 3 + splitmix64(n + 7 * t) % 3) % a.L;
+        }
+        float* inv_freq = malloc(sizeof(float) * a.HS / 2);
+        for (int j = 0; j < a.HS / 2; j++) inv_freq[j] = 1.0f / powf(10000.0f, (float)(2 * j) / a.HS);
+        // CPU: split, per-head norm, rope
+        float* q = malloc(sizeof(float) * N * Q);
+        float* k = malloc(sizeof(float) * N * KV);
+        for (int n = 0; n < N; n++) {
+            memcpy(q + (size_t)n * Q, qkv + (size_t)n * QKV, sizeof(float) * Q);
+            memcpy(k + (size_t)n * KV, qkv + (size_t)n * QKV + Q, sizeof(float) * KV);
+        }
+        if (a.qk_norm) {
+            cpu->rmsnorm_forward(q, q, qn, 1e-6f, N * a.NH, a.HS);
+            cpu->rmsnorm_forward(k, k, kn, 1e-6f, N * a.NKV, a.HS);
+        }
+        cpu->rope_forward(q, pos, inv_freq, N, a.NH, a.HS);
+        cpu->rope_forward(k, pos, inv_freq, N, a.NKV, a.HS);
+        // GPU
+        bf16* dqkv = upload_bf16(ctx, qkv, (size_t)N * QKV);
+        bf16 *dqn = upload_bf16(ctx, qn, a.HS), *dkn = upload_bf16(ctx, kn, a.HS);
+        int *dseq = upload_ints(ctx, seq, N), *dpos = upload_ints(ctx, pos, N);
+        float* dfreq = cuda_malloc(sizeof(float) * a.HS / 2);
+        cuda_upload(ctx, dfreq, inv_freq, sizeof(float) * a.HS / 2);
+        size_t cache_n = (size_t)a.S * a.L * KV;
+        Guarded gk, gv;
+        bf16* dk = guarded_alloc(ctx, &gk, sizeof(bf16) * cache_n);
+        bf16* dv = guarded_alloc(ctx, &gv, sizeof(bf16) * cache_n);
+        cuda_qkv_prepare(ctx, dqkv, dk, dv, a.qk_norm ? dqn : NULL, a.qk_norm ? dkn : NULL, dseq, dpos, dfreq, 1e-6f, N,
+                         a.NH, a.NKV, a.HS, a.L);
+        float* back = malloc(sizeof(float) * N * QKV);
+        float* kc = malloc(sizeof(float) * cache_n);
+        float* vc = malloc(sizeof(float) * cache_n);
+        cuda_download_bf16_as_f32(ctx, back, dqkv, (size_t)N * QKV);
+        cuda_download_bf16_as_f32(ctx, kc, dk, cache_n);
+        cuda_download_bf16_as_f32(ctx, vc, dv, cache_n);
+        float* gq = malloc(sizeof(float) * N * Q);
+        float* gk_rows = malloc(sizeof(float) * N * KV);
+        float* gv_rows = malloc(sizeof(float) * N * KV);
+        float* ref_v = malloc(sizeof(float) * N * KV);
+        for (int n = 0; n < N; n++) {
+            size_t slot = ((size_t)seq[n] * a.L + pos[n]) * KV;
+            memcpy(gq + (size_t)n * Q, back + (size_t)n * QKV, sizeof(float) * Q);
+            memcpy(gk_rows + (size_t)n * KV, kc + slot, sizeof(float) * KV);
+            memcpy(gv_rows + (size_t)n * KV, vc + slot, sizeof(float) * KV);
+            memcpy(ref_v + (size_t)n * KV, qkv + (size_t)n * QKV + Q + KV, sizeof(float) * KV);
+        }
+        double eq = nmse(gq, q, (size_t)N * Q), ek = nmse(gk_rows, k, (size_t)N * KV);
+        cr_expect(eq < 2e-5 && ek < 2e-5, "shape %zu: q nmse %g, k nmse %g", t, eq, ek);
+        cr_expect(memcmp(gv_rows, ref_v, sizeof(float) * N * KV) == 0, "shape %zu: v not copied exactly", t);
+        // every cache slot no row wrote is still poison (NaN); every written one is finite
+        size_t written = 0, poisoned = 0;
+        for (size_t i = 0; i < cache_n; i++) {
+            written += isfinite(kc[i]) != 0;
+            poisoned += isnan(vc[i]) != 0;
+        }
+        cr_expect_eq(written, (size_t)N * KV, "shape %zu: %zu k-cache values written, expected %zu", t, written,
+                     (size_t)N * KV);
+        cr_expect_eq(poisoned, cache_n - (size_t)N * KV, "shape %zu: v-cache slots written beyond the rows'", t);
+        cr_expect(guards_intact(ctx, &gk) && guards_intact(ctx, &gv), "shape %zu: cache store out of bounds", t);
+        guarded_free(&gk), guarded_free(&gv);
+        cuda_free(dqkv), cuda_free(dqn), cuda_free(dkn), cuda_free(dseq), cuda_free(dpos), cuda_free(dfreq);
+        free(qkv), free(qn), free(kn), free(seq), free(pos), free(inv_freq), free(q), free(k), free(back), free(kc);
+        free(vc), free(gq), free(gk_rows), free(gv_rows), free(ref_v);
+    }
+    cuda_context_free(ctx);
+}
+
+// rows: prefill-like (one sequence, consecutive positions), decode-like (one row per sequence at
+// scattered positions), and a shared prefix read from another sequence
+static void attention_case(CudaContext* ctx, AttShape a, int mode, uint64_t seed) {
+    int Q = a.NH * a.HS, KV = a.NKV * a.HS, QS = Q + 2 * KV, N = a.N;  // q rows strided as in qkv
+    size_t cache_n = (size_t)a.S * a.L * KV;
+    float* kc = host_random(cache_n, seed, -1, 1);
+    float* vc = host_random(cache_n, seed + 1, -1, 1);
+    float* qrows = host_random((size_t)N * QS, seed + 2, -1, 1);
+    int* seq = malloc(sizeof(int) * N);
+    int* pos = malloc(sizeof(int) * N);
+    int prefix_seq = 0, prefix_len = 0;
+    for (int n = 0; n < N; n++) {
+        if (mode == 0) {  // one sequence, the last N positions below L
+            seq[n] = 0;
+            pos[n] = a.L - N + n;
+        } else {  // rows spread over sequences at scattered positions
+            seq[n] = n % a.S;
+            pos[n] = (int)(splitmix64(seed + n) % a.L);
+        }
+    }
+    if (mode == 2) {
+        prefix_seq = a.S - 1;
+        prefix_len = a.L / 3;
+        for (int n = 0; n < N; n++)
+            if (pos[n] < prefix_len) pos[n] = prefix_len + n % (a.L - prefix_len);
+    }
+    float* q = malloc(sizeof(float) * N * Q);
+    for (int n = 0; n < N; n++) memcpy(q + (size_t)n * Q, qrows + (size_t)n * QS, sizeof(float) * Q);
+    float* ref = malloc(sizeof(float) * N * Q);
+    float* scratch = malloc(sizeof(float) * (size_t)kernels_cpu_threads() * ATTENTION_BLOCK_ROWS * a.L);
+    kernels_cpu()->attention_forward(ref, q, kc, vc, seq, pos, N, a.NH, a.NKV, a.HS, a.L, prefix_seq, prefix_len,
+                                     scratch);
+    bf16 *dk = upload_bf16(ctx, kc, cache_n), *dv = upload_bf16(ctx, vc, cache_n);
+    bf16* dq = upload_bf16(ctx, qrows, (size_t)N * QS);
+    int *dseq = upload_ints(ctx, seq, N), *dpos = upload_ints(ctx, pos, N);
+    Guarded g;
+    bf16* dout = guarded_alloc(ctx, &g, sizeof(bf16) * N * Q);
+    cuda_attention_forward(ctx, dout, dq, QS, dk, dv, dseq, dpos, N, a.NH, a.NKV, a.HS, a.L, prefix_seq, prefix_len);
+    float* out = malloc(sizeof(float) * N * Q);
+    cuda_download_bf16_as_f32(ctx, out, dout, (size_t)N * Q);
+    double e = nmse(out, ref, (size_t)N * Q);
+    cr_expect(e < 2e-5, "attention N=%d NH=%d NKV=%d HS=%d L=%d mode %d: nmse %g", N, a.NH, a.NKV, a.HS, a.L, mode, e);
+    cr_expect(guards_intact(ctx, &g), "attention wrote outside its output (mode %d)", mode);
+    guarded_free(&g);
+    cuda_free(dk), cuda_free(dv), cuda_free(dq), cuda_free(dseq), cuda_free(dpos);
+    free(kc), free(vc), free(qrows), free(seq), free(pos), free(q), free(ref), free(scratch), free(out);
+}
+
+Test(cuda_parity, attention_matches_cpu) {
+    CudaContext* ctx = ctx_or_skip();
+    for (size_t t = 0; t < sizeof att_shapes / sizeof att_shapes[0]; t++)
+        for (int mode = 0; mode < 3; mode++) attention_case(ctx, att_shapes[t], mode, 1000 + 10 * t + mode);
+    cuda_context_free(ctx);
+}
+
+// ---------------------------------------------------------------------------------------------
+// whole models
+
+static void round_arena_to_bf16(Model* m) {
+    for (size_t i = 0; i < m->table.n_floats; i++) m->arena[i] = bf16_round(m->arena[i]);
+}
+
+static int argmax(const float* v, int n) {
+    int best = 0;
+    for (int i = 1; i < n; i++)
+        if (v[i] > v[best]) best = i;
+    return best;
+}
+
+// Packed prefill of three prompts of unequal length, then `steps` decode steps of all three fed
+// with the CPU's greedy tokens. Returns the worst logits nmse; *argmax_checked/agreed count decode
+// rows whose CPU top-2 margin exceeds twice the largest |gpu - cpu| logit difference (there the
+// argmax must agree: the difference cannot reorder them) and those that did.
+static double model_parity(CudaContext* ctx, Model* m, int steps, int* argmax_checked, int* argmax_agreed) {
+    round_arena_to_bf16(m);  // both backends see the same weights
+    const ModelConfig* c = &m->cfg;
+    int V = c->vocab, lens[3] = {5, 11, 8}, S = 3, L = 64, N = 24;
+    int tokens[24], seq[24], pos[24], n = 0;
+    for (int s = 0; s < S; s++)
+        for (int p = 0; p < lens[s]; p++, n++) {
+            tokens[n] = (int)(splitmix64(97 * s + p) % V);
+            seq[n] = s;
+            pos[n] = p;
+        }
+    KVCache kc;
+    RunState rs;
+    kvcache_create(&kc, c, S, L);
+    runstate_create(&rs, c, N, L);
+    CudaModel g;
+    cuda_model_create(&g, ctx, c);
+    cuda_model_upload(&g, m);
+    CudaKVCache gk;
+    CudaRunState gs;
+    cuda_kvcache_create(&gk, c, S, L);
+    cuda_runstate_create(&gs, c, N, N);
+    float* ref = malloc(sizeof(float) * N * V);
+    float* out = malloc(sizeof(float) * N * V);
+    Err e;
+    cr_assert_eq(model_forward(m, &rs, &kc, tokens, seq, pos, N, NULL, N, ref, &e), 0, "%s", e.msg);
+    cr_assert_eq(cuda_model_forward(&g, &gs, &gk, tokens, seq, pos, N, NULL, N, out, &e), 0, "%s", e.msg);
+    double worst = nmse(out, ref, (size_t)N * V);
+    // decode: one row per sequence; the GPU logits come back for rows {2, 0, 1} to exercise the gather
+    int rows[3] = {2, 0, 1}, next[3], last[3] = {4, 15, 23};
+    for (int s = 0; s < S; s++) next[s] = argmax(ref + (size_t)last[s] * V, V);
+    *argmax_checked = *argmax_agreed = 0;
+    for (int t = 0; t < steps; t++) {
+        int dseq[3] = {0, 1, 2}, dpos[3];
+        for (int s = 0; s < S; s++) dpos[s] = lens[s] + t;
+        cr_assert_eq(model_forward(m, &rs, &kc, next, dseq, dpos, S, NULL, S, ref, &e), 0, "%s", e.msg);
+        cr_assert_eq(cuda_model_forward(&g, &gs, &gk, next, dseq, dpos, S, rows, S, out, &e), 0, "%s", e.msg);
+        for (int i = 0; i < S; i++) {
+            const float* r = ref + (size_t)rows[i] * V;
+            const float* o = out + (size_t)i * V;
+            double en = nmse(o, r, V);
+            if (en > worst) worst = en;
+            float maxdiff = 0;
+            for (int v = 0; v < V; v++) maxdiff = fmaxf(maxdiff, fabsf(o[v] - r[v]));
+            int top = argmax(r, V);
+            float second = -INFINITY;
+            for (int v = 0; v < V; v++)
+                if (v != top && r[v] > second) second = r[v];
+            if (r[top] - second > 2 * maxdiff) {
+                ++*argmax_checked;
+                *argmax_agreed += argmax(o, V) == top;
+            }
+        }
+        for (int s = 0; s < S; s++) next[s] = argmax(ref + (size_t)s * V, V);
+    }
+    free(ref), free(out);
+    cuda_runstate_free(&gs);
+    cuda_kvcache_free(&gk);
+    cuda_model_free(&g);
+    runstate_free(&rs);
+    kvcache_free(&kc);
+    return worst;
+}
+
+static void check_model(CudaContext* ctx, Model* m, const char* what, int steps) {
+    int checked = 0, agreed = 0;
+    double worst = model_parity(ctx, m, steps, &checked, &agreed);
+    cr_log_info("%s: worst logits nmse %.3g; decode argmax agreed %d of %d rows with a clear CPU margin", what, worst,
+                agreed, checked);
+    cr_expect(worst < 2e-3, "%s: logits nmse %g (bf16 activations)", what, worst);
+    cr_expect_eq(agreed, checked, "%s: GPU argmax differs where the CPU's margin exceeds the logit error", what);
+}
+
+Test(cuda_parity, hf_fixture_models_match_cpu) {
+    CudaContext* ctx = ctx_or_skip();
+    const char* names[] = {"qwen3_gqa_headdim_tied_bf16", "qwen3_odd_untied_bias_f32_sharded", "qwen2_bias_untied_f16",
+                           "llama_tied_hubdialect_f32"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        char dir[1024];
+        fixture_dir(dir, sizeof dir, names[i]);
+        Model m;
+        Err e;
+        cr_assert_eq(model_load(&m, dir, &e), 0, "%s", e.msg);
+        check_model(ctx, &m, names[i], 8);
+        model_free(&m);
+    }
+    cuda_context_free(ctx);
+}
+
+Test(cuda_parity, tiny_and_medium_random_models_match_cpu) {
+    CudaContext* ctx = ctx_or_skip();
+    ModelConfig cfg;
+    Err e;
+    cr_assert_eq(config_preset("tiny", &cfg, &e), 0);
+    Model m;
+    model_create(&m, &cfg);
+    model_init_random(&m, 7);
+    check_model(ctx, &m, "tiny", 32);
+    model_free(&m);
+    // medium: real head size, GQA 4, untied, a vocabulary big enough for the lm_head to matter
+    cfg.n_layers = 4, cfg.hidden = 512, cfg.ffn = 1536, cfg.n_heads = 8, cfg.n_kv_heads = 2, cfg.head_dim = 128;
+    cfg.vocab = 8192, cfg.tie_embeddings = false;
+    cr_assert_eq(config_validate(&cfg, "medium", &e), 0, "%s", e.msg);
+    model_create(&m, &cfg);
+    model_init_random(&m, 8);
+    check_model(ctx, &m, "medium", 16);
+    model_free(&m);
+    cuda_context_free(ctx);
+}
+
+Test(cuda_parity, device_init_draws_the_cpu_values) {
+    CudaContext* ctx = ctx_or_skip();
+    ModelConfig cfg;
+    Err e;
+    cr_assert_eq(config_preset("tiny", &cfg, &e), 0);
+    Model m;
+    model_create(&m, &cfg);
+    model_init_random(&m, 42);
+    round_arena_to_bf16(&m);
+    CudaModel g;
+    cuda_model_create(&g, ctx, &cfg);
+    cuda_model_init_random(&g, 42);
+    // the embedding and the first layer's stacked q,k,v: same values up to the last bf16 bit
+    size_t n = (size_t)cfg.vocab * cfg.hidden;
+    float* got = malloc(sizeof(float) * n);
+    cuda_download_bf16_as_f32(ctx, got, g.wte, n);
+    double err = nmse(got, m.w.wte, n);
+    cr_expect(err < 1e-8, "device init of the embedding differs from the CPU's: nmse %g", err);
+    size_t q = (size_t)cfg.n_heads * cfg.head_dim * cfg.hidden;
+    float* wq = malloc(sizeof(float) * q);
+    cuda_download_bf16_as_f32(ctx, wq, g.layers[0].wqkv, q);
+    err = nmse(wq, m.w.layers[0].wq, q);
+    cr_expect(err < 1e-8, "device init of layer 0 q_proj differs: nmse %g", err);
+    free(got), free(wq);
+    cuda_model_free(&g);
+    model_free(&m);
+    cuda_context_free(ctx);
+}
+#endif
