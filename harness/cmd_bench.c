@@ -1,11 +1,56 @@
 // cmd_bench.c: arbor bench — prefill and decode tokens/s of a checkpoint or of a preset shape with
-// random weights (no download needed). A table on stderr; key=value lines on stdout.
+// random weights (no download needed), on the CPU or (harness/bench_cuda.c) the GPU. A table on
+// stderr; key=value lines on stdout.
 #include <omp.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "../evals/throughput.h"
 #include "../kernels/cpu/sgemm_rate.h"
+#include "bench_cuda.h"
 #include "commands.h"
+
+// --device cuda: the options into a CudaBenchRequest
+static int bench_cuda_command(const Command* cmd) {
+    Err e;
+    CudaBenchRequest q = {0};
+    long P, G, R, seed;
+    if (arg_long(cmd, "prompt-len", 1, 1 << 20, &P, &e) || arg_long(cmd, "gen-len", 1, 1 << 20, &G, &e) ||
+        arg_long(cmd, "repeats", 1, 1000, &R, &e) || arg_long(cmd, "seed", 0, 0x7fffffffL, &seed, &e))
+        return fail(&e);
+    int* batches = NULL;
+    int n_batches = 0;
+    if (parse_token_list(arg_str(cmd, "batch"), &batches, &n_batches, &e)) return fail(&e);
+    for (int i = 0; i < n_batches; i++)
+        if (batches[i] < 1 || batches[i] > 4096) {
+            free(batches);
+            err_set(&e, "--batch: %d is outside [1, 4096]", batches[i]);
+            return fail(&e);
+        }
+    if (n_batches == 0) {
+        err_set(&e, "--batch: no batch size given");
+        return fail(&e);
+    }
+    q.model_dir = arg_str(cmd, "model");
+    if (!q.model_dir && arch_from_options(cmd, &q.cfg, &e)) {
+        free(batches);
+        return fail(&e);
+    }
+    q.label = arg_str(cmd, "label") ? arg_str(cmd, "label") : q.model_dir ? q.model_dir : arg_str(cmd, "arch");
+    if (strpbrk(q.label, ",\"\n")) {
+        free(batches);
+        err_set(&e, "--label: '%s' may not hold a comma, quote or newline (it becomes a CSV field)", q.label);
+        return fail(&e);
+    }
+    q.batches = batches, q.n_batches = n_batches;
+    q.prompt_len = (int)P, q.gen_len = (int)G, q.repeats = (int)R, q.seed = (unsigned long long)seed;
+    q.ceilings = arg_flag(cmd, "ceilings");
+    q.csv_path = arg_str(cmd, "csv");
+    int code = bench_cuda_run(&q);
+    free(batches);
+    return code;
+}
 
 int cmd_bench(int argc, char** argv) {
     Option opts[] = {
@@ -17,12 +62,23 @@ int cmd_bench(int argc, char** argv) {
         {"repeats", "R", "timed prefill repeats after a warm-up (the median counts)", "3"},
         {"seed", "S", "weights and prompt seed", "0"},
         {"threads", "N", "CPU threads (default: OMP_NUM_THREADS or all cores)", NULL},
+        {"device", "cpu|cuda", "backend: the CPU (fp32) or the GPU (bf16, CUDA graphs)", "cpu"},
+        {"ceilings", NULL, "cuda: first measure the copy bandwidth and the bf16 GEMM rate", NULL},
+        {"label", "NAME", "cuda: what the rows call the model (default: the directory or preset)", NULL},
+        {"csv", "FILE", "cuda: also write the rows to FILE", NULL},
     };
-    Command cmd = {"bench", "Measure prefill and decode throughput on the CPU backend.", opts,
-                   sizeof opts / sizeof opts[0]};
+    Command cmd = {"bench",
+                   "Measure prefill and decode throughput. --device cuda takes a list of batch sizes (--batch 1,32,128).",
+                   opts, sizeof opts / sizeof opts[0]};
     int code;
     if (command_start(&cmd, argc, argv, &code)) return code;
     Err e;
+    const char* device = arg_str(&cmd, "device");
+    if (strcmp(device, "cuda") == 0) return bench_cuda_command(&cmd);
+    if (strcmp(device, "cpu") != 0) {
+        err_set(&e, "--device: '%s' is neither cpu nor cuda", device);
+        return fail(&e);
+    }
     long B, P, G, R, seed;
     if (arg_long(&cmd, "batch", 1, 4096, &B, &e) || arg_long(&cmd, "prompt-len", 1, 1 << 20, &P, &e) ||
         arg_long(&cmd, "gen-len", 0, 1 << 20, &G, &e) || arg_long(&cmd, "repeats", 1, 1000, &R, &e) ||

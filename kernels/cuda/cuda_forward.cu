@@ -157,3 +157,34 @@ extern "C" void cuda_gather_rows(CudaContext* ctx, bf16* out, const bf16* inp, c
     gather_rows_kernel<<<n, row_threads(C), 0, ctx->stream>>>(BF(out), CBF(inp), rows, C);
     CUDA_CHECK_LAUNCH();
 }
+
+// one block per row: (value, index) max over V, lowest index among equals
+__global__ void decode_advance_kernel(int* tokens, int* pos, const float* logits, int V) {
+    __shared__ float best_v[32];
+    __shared__ int best_i[32];
+    const float* row = logits + (size_t)blockIdx.x * V;
+    float v = -INFINITY;
+    int idx = 0x7fffffff;
+    for (int i = threadIdx.x; i < V; i += blockDim.x)
+        if (row[i] > v) v = row[i], idx = i;  // i grows, so the first max of this thread's stride stays
+    for (int o = 16; o > 0; o >>= 1) {
+        float ov = __shfl_xor_sync(0xffffffffu, v, o);
+        int oi = __shfl_xor_sync(0xffffffffu, idx, o);
+        if (ov > v || (ov == v && oi < idx)) v = ov, idx = oi;
+    }
+    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    if (lane == 0) best_v[warp] = v, best_i[warp] = idx;
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        for (int w = 1; w < (int)(blockDim.x >> 5); w++)
+            if (best_v[w] > v || (best_v[w] == v && best_i[w] < idx)) v = best_v[w], idx = best_i[w];
+        tokens[blockIdx.x] = idx == 0x7fffffff ? 0 : idx;  // all-NaN logits: a valid id, not an out-of-range read
+        pos[blockIdx.x] += 1;
+    }
+}
+
+extern "C" void cuda_decode_advance(CudaContext* ctx, int* tokens, int* pos, const float* logits, int B, int V) {
+    if (B == 0) return;
+    decode_advance_kernel<<<B, 1024, 0, ctx->stream>>>(tokens, pos, logits, V);
+    CUDA_CHECK_LAUNCH();
+}

@@ -87,6 +87,10 @@ void cuda_swiglu_forward(CudaContext* ctx, bf16* h, const bf16* gateup, int N, i
 // out (n,C) = inp[rows[i]] from inp (N,C); rows (n)
 void cuda_gather_rows(CudaContext* ctx, bf16* out, const bf16* inp, const int* rows, int n, int C);
 
+// Greedy decode on the device: tokens[b] = argmax of logits row b (V) (lowest index on ties, as the
+// CPU's argmax), pos[b] += 1, for b < B. With the forward, one decode step that never leaves the GPU.
+void cuda_decode_advance(CudaContext* ctx, int* tokens, int* pos, const float* logits, int B, int V);
+
 // ---- graphs and timing -------------------------------------------------------------------------
 typedef struct CudaGraph CudaGraph;
 // Everything queued between begin and end is recorded, not run; launch replays it.

@@ -1,0 +1,98 @@
+// bench_cuda.c: see bench_cuda.h.
+#include "bench_cuda.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../models/file_io.h"
+#include "commands.h"
+
+#ifndef ARBOR_HAVE_CUDA
+int bench_cuda_run(const CudaBenchRequest* q) {
+    (void)q;
+    fprintf(stderr, "arbor: bench --device cuda: this arbor was built without CUDA (configure with -DARBOR_CUDA=ON)\n");
+    return ARBOR_EXIT_BAD_INPUT;
+}
+#else
+#include "../evals/throughput_cuda.h"
+
+#define CSV_HEADER                                                                                          \
+    "model,layers,hidden,ffn,params,batch,prompt_len,gen_len,prefill_tokens_per_s,prefill_tflops,"          \
+    "prefill_fraction_of_gemm,decode_tokens_per_s,decode_ms_per_step,decode_gbs,decode_fraction_of_copy,"   \
+    "copy_gbs,gemm_tflops,peak_gb\n"
+
+int bench_cuda_run(const CudaBenchRequest* q) {
+    char why[256] = "";
+    if (cuda_device_count(why, sizeof why) == 0) {
+        fprintf(stderr, "arbor: bench --device cuda: no CUDA device: %s\n", why);
+        return ARBOR_EXIT_RUNTIME;
+    }
+    Err e;
+    CudaContext* ctx = cuda_context_create(0);
+    double copy_gbs = 0, gemm_tflops = 0;
+    if (q->ceilings) {
+        copy_gbs = cuda_copy_gbs(ctx, (size_t)2 << 30, 20);
+        gemm_tflops = cuda_gemm_tflops(ctx, 8192, 8192, 8192, 10);
+        fprintf(stderr, "ceilings on %s: device-to-device copy %.0f GB/s (read + write), bf16 GEMM 8192^3 %.1f TFLOP/s\n",
+                cuda_device_name(ctx), copy_gbs, gemm_tflops);
+        printf("device=%s\ncopy_gbs=%.1f\ngemm_tflops=%.2f\n", cuda_device_name(ctx), copy_gbs, gemm_tflops);
+    }
+    CudaModel g;
+    ModelConfig cfg = q->cfg;
+    if (q->model_dir) {
+        Model m;
+        if (model_load(&m, q->model_dir, &e)) {
+            cuda_context_free(ctx);
+            return fail(&e);
+        }
+        cfg = m.cfg;
+        cuda_model_create(&g, ctx, &cfg);
+        cuda_model_upload(&g, &m);
+        model_free(&m);
+    } else {
+        cuda_model_create(&g, ctx, &cfg);
+        cuda_model_init_random(&g, q->seed);
+    }
+    long long params = config_param_count(&cfg);
+    fprintf(stderr, "bench %s on %s: %d layers, hidden %d, ffn %d, %.2fB parameters, bf16 weights %.2f GB read per step\n",
+            q->label, cuda_device_name(ctx), cfg.n_layers, cfg.hidden, cfg.ffn, params / 1e9,
+            cuda_model_weight_bytes(&g) / 1e9);
+    fprintf(stderr, "  %5s %6s | %12s %8s %6s | %12s %8s %8s %6s | %7s\n", "batch", "prompt", "prefill t/s", "TFLOP/s",
+            "%gemm", "decode t/s", "ms/step", "GB/s", "%copy", "peak GB");
+    size_t csv_cap = 1 << 16, csv_len = 0;
+    char* csv = xmalloc(csv_cap);
+    csv_len += (size_t)snprintf(csv, csv_cap, CSV_HEADER);
+    int code = 0;
+    for (int i = 0; i < q->n_batches && !code; i++) {
+        BenchOptions bo = {q->batches[i], q->prompt_len, q->gen_len, q->repeats, q->seed};
+        CudaBenchResult r;
+        if (bench_throughput_cuda(&g, &bo, &r, &e)) {
+            code = fail(&e);
+            break;
+        }
+        double pf = gemm_tflops > 0 ? r.prefill_tflops / gemm_tflops : 0;
+        double df = copy_gbs > 0 ? r.decode_gbs / copy_gbs : 0;
+        fprintf(stderr, "  %5d %6d | %12.1f %8.1f %5.0f%% | %12.1f %8.3f %8.0f %5.0f%% | %7.1f\n", bo.batch,
+                bo.prompt_len, r.prefill_tokens_per_s, r.prefill_tflops, 100 * pf, r.decode_tokens_per_s,
+                r.decode_ms_per_step, r.decode_gbs, 100 * df, r.peak_gb);
+        printf("b%d.prefill_tokens_per_s=%.2f\nb%d.prefill_tflops=%.3f\nb%d.decode_tokens_per_s=%.2f\n"
+               "b%d.decode_ms_per_step=%.4f\nb%d.decode_gbs=%.1f\nb%d.peak_gb=%.2f\nb%d.logits_hash=%016llx\n",
+               bo.batch, r.prefill_tokens_per_s, bo.batch, r.prefill_tflops, bo.batch, r.decode_tokens_per_s, bo.batch,
+               r.decode_ms_per_step, bo.batch, r.decode_gbs, bo.batch, r.peak_gb, bo.batch,
+               (unsigned long long)r.logits_hash);
+        if (csv_cap - csv_len < 1024) csv = realloc(csv, csv_cap *= 2);
+        if (!csv) FATAL("out of memory");
+        csv_len += (size_t)snprintf(csv + csv_len, csv_cap - csv_len,
+                                    "%s,%d,%d,%d,%lld,%d,%d,%d,%.2f,%.3f,%.4f,%.2f,%.4f,%.1f,%.4f,%.1f,%.2f,%.2f\n", q->label,
+                                    cfg.n_layers, cfg.hidden, cfg.ffn, params, bo.batch, bo.prompt_len, bo.gen_len,
+                                    r.prefill_tokens_per_s, r.prefill_tflops, pf, r.decode_tokens_per_s,
+                                    r.decode_ms_per_step, r.decode_gbs, df, copy_gbs, gemm_tflops, r.peak_gb);
+    }
+    if (!code && q->csv_path && file_write_atomic(q->csv_path, csv, csv_len, &e)) code = fail(&e);
+    free(csv);
+    cuda_model_free(&g);
+    cuda_context_free(ctx);
+    return code;
+}
+#endif
