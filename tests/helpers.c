@@ -22,7 +22,13 @@ double rel_l2(const float* a, const float* b, size_t n) {
     return sqrt(num / (den > 0 ? den : 1e-30));
 }
 
-void fixture_dir(char* out, size_t n, const char* name) { snprintf(out, n, "%s/hf/%s", ARBOR_FIXTURES, name); }
+// ARBOR_FIXTURES in the environment overrides the source tree's (a test binary run on another machine)
+const char* fixtures_root(void) {
+    const char* env = getenv("ARBOR_FIXTURES");
+    return env && *env ? env : ARBOR_FIXTURES;
+}
+
+void fixture_dir(char* out, size_t n, const char* name) { snprintf(out, n, "%s/hf/%s", fixtures_root(), name); }
 
 void make_temp_dir(char* out, size_t n) {
     snprintf(out, n, "/tmp/arbor-test-XXXXXX");

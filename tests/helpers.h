@@ -9,7 +9,9 @@
 
 // ||a - b|| / ||b|| over n values
 double rel_l2(const float* a, const float* b, size_t n);
-// "<ARBOR_FIXTURES>/hf/<name>"
+// the fixtures directory: $ARBOR_FIXTURES, else the source tree's tests/fixtures
+const char* fixtures_root(void);
+// "<fixtures_root()>/hf/<name>"
 void fixture_dir(char* out, size_t n, const char* name);
 // A fresh directory under /tmp; path written to out.
 void make_temp_dir(char* out, size_t n);

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# device_bundle.sh: builds, on this machine, what scripts/device_check.sh runs on a GPU machine, and
+# packs it into .device_bundle/bundle.tar.xz (git-ignored; pass `carry: [".device_bundle"]` to the
+# device tool). The GPU machine has the CUDA driver, nvcc and cuBLASLt (inside Python's nvidia-*
+# wheels) but none of the Debian libraries arbor links (OpenBLAS, Criterion, cJSON, PCRE2, ...), and
+# nothing can be installed there: so the binaries travel with those libraries beside them.
+# Built for a generic x86-64 CPU (-DARBOR_NATIVE=OFF) and Hopper SASS only (sm_90).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+build=build-device
+cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DARBOR_CUDA=ON -DARBOR_NATIVE=OFF \
+    -DCMAKE_CUDA_ARCHITECTURES=90 >/dev/null
+cmake --build "$build" --target arbor test_cuda test_cuda_parity
+rm -rf .device_bundle && mkdir -p .device_bundle/pack/bin .device_bundle/pack/lib
+cp "$build"/arbor "$build"/test_cuda "$build"/test_cuda_parity .device_bundle/pack/bin/
+# every shared library the binaries load, except glibc's own, the C++ runtime and the CUDA ones
+# (the GPU machine has newer glibc/libstdc++ and its own cuBLASLt)
+for bin in .device_bundle/pack/bin/*; do ldd "$bin"; done | awk '/=> \// {print $3}' | sort -u | while read -r lib; do
+    case "$(basename "$lib")" in
+        libc.so.*|libm.so.*|libdl.so.*|librt.so.*|libpthread.so.*|libresolv.so.*|ld-linux*|libstdc++.so.*|libgcc_s.so.*) ;;
+        libcublas*|libcudart*|libcuda.so*) ;;
+        *) cp -L "$lib" .device_bundle/pack/lib/ ;;
+    esac
+done
+tar -C .device_bundle/pack -cJf .device_bundle/bundle.tar.xz bin lib
+rm -rf .device_bundle/pack
+ls -la .device_bundle/bundle.tar.xz
