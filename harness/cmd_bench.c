@@ -8,6 +8,7 @@
 
 #include "../evals/throughput.h"
 #include "../kernels/cpu/sgemm_rate.h"
+#include "../models/engine.h"
 #include "bench_cuda.h"
 #include "commands.h"
 
@@ -73,12 +74,9 @@ int cmd_bench(int argc, char** argv) {
     int code;
     if (command_start(&cmd, argc, argv, &code)) return code;
     Err e;
-    const char* device = arg_str(&cmd, "device");
-    if (strcmp(device, "cuda") == 0) return bench_cuda_command(&cmd);
-    if (strcmp(device, "cpu") != 0) {
-        err_set(&e, "--device: '%s' is neither cpu nor cuda", device);
-        return fail(&e);
-    }
+    Device device;
+    if (device_parse(arg_str(&cmd, "device"), &device, &e)) return fail(&e);
+    if (device == DEVICE_CUDA) return bench_cuda_command(&cmd);
     long B, P, G, R, seed;
     if (arg_long(&cmd, "batch", 1, 4096, &B, &e) || arg_long(&cmd, "prompt-len", 1, 1 << 20, &P, &e) ||
         arg_long(&cmd, "gen-len", 0, 1 << 20, &G, &e) || arg_long(&cmd, "repeats", 1, 1000, &R, &e) ||

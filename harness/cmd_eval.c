@@ -66,6 +66,7 @@ static int eval_mmlu(int argc, char** argv) {
         {"batch", "B", "questions per forward call", "4"},
         {"max-len", "N", "context limit in tokens (default: the model's)", "0"},
         {"dry-run", NULL, "tokenize every prompt and count tokens, without running the model", NULL},
+        {"device", "cpu|cuda", "backend: the CPU (fp32) or the GPU (bf16)", "cpu"},
     };
     Command cmd = {"eval mmlu", "MMLU accuracy, prompts and scoring as lm-evaluation-harness's mmlu task.", opts,
                    sizeof opts / sizeof opts[0]};
@@ -79,6 +80,8 @@ static int eval_mmlu(int argc, char** argv) {
         arg_long(&cmd, "limit", 0, 1 << 30, &limit, &e) || arg_long(&cmd, "batch", 1, 64, &batch, &e) ||
         arg_long(&cmd, "max-len", 0, 1 << 30, &max_len, &e))
         return fail(&e);
+    Device device;
+    if (device_parse(arg_str(&cmd, "device"), &device, &e)) return fail(&e);
     if (strcmp(split, "test") && strcmp(split, "val") && strcmp(split, "dev")) {
         err_set(&e, "eval mmlu: --split must be test, val or dev, not '%s'", split);
         return fail(&e);
@@ -93,7 +96,12 @@ static int eval_mmlu(int argc, char** argv) {
     MmluOptions o = {(int)shots, (int)limit, (int)batch, (int)max_len, split, arg_str(&cmd, "subjects"),
                      arg_flag(&cmd, "dry-run")};
     MmluResult r;
-    int rc = mmlu_evaluate(&m, &tok, data, &o, &r, &e) || (!o.dry_run && mmlu_write_results(&r, out, &e));
+    Engine en;
+    int rc = engine_open(&en, &m, device, &e);
+    if (!rc) {
+        rc = mmlu_evaluate_on(&en, &tok, data, &o, &r, &e) || (!o.dry_run && mmlu_write_results(&r, out, &e));
+        engine_close(&en);
+    }
     model_free(&m);
     tokenizer_free(&tok);
     if (rc) return fail(&e);

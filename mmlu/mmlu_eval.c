@@ -54,27 +54,24 @@ static int build_prompt(const Tokenizer* t, const char* subject, const MmluFile*
 }
 
 typedef struct {
-    const Model* m;
-    KVCache cache;   // slot 0: the subject's shared prefix; slots 1..batch: questions
-    RunState rs;
-    float* logits;   // (batch, V)
+    const Engine* en;  // NULL until the first subject sizes the runner
+    EngineRun run;     // cache slot 0: the subject's shared prefix; slots 1..batch: questions
+    float* logits;     // (batch, V)
     int* rows;       // (4, max_rows): tokens, seq, pos, rows whose logits are wanted
     int batch, max_rows;
 } Runner;
 
-static void runner_init(Runner* r, const Model* m, int batch, int cache_len) {
-    r->m = m;
+static void runner_init(Runner* r, const Engine* en, int batch, int cache_len) {
+    r->en = en;
     r->batch = batch;
     r->max_rows = batch * cache_len;
-    kvcache_create(&r->cache, &m->cfg, batch + 1, cache_len);
-    runstate_create(&r->rs, &m->cfg, r->max_rows, cache_len);
-    r->logits = xmalloc(sizeof(float) * (size_t)batch * m->cfg.vocab);
+    engine_run_create(&r->run, en, batch + 1, cache_len, r->max_rows, batch);
+    r->logits = xmalloc(sizeof(float) * (size_t)batch * en->m->cfg.vocab);
     r->rows = xmalloc(sizeof(int) * (size_t)r->max_rows * 4);
 }
 
 static void runner_free(Runner* r) {
-    kvcache_free(&r->cache);
-    runstate_free(&r->rs);
+    engine_run_free(&r->run);
     free(r->logits);
     free(r->rows);
 }
@@ -99,10 +96,9 @@ static int run_group(Runner* r, Prompt* prompts, int n, int shared, int prefix_l
     }
     if (n_out == 0) return 0;
     *computed += N;
-    r->cache.prefix_seq = 0;
-    r->cache.prefix_len = shared ? prefix_len : 0;
-    int rc = model_forward(r->m, &r->rs, &r->cache, tok, seq, pos, N, last, n_out, r->logits, e);
-    int V = r->m->cfg.vocab;
+    engine_run_set_prefix(&r->run, 0, shared ? prefix_len : 0);
+    int rc = engine_run_forward(&r->run, tok, seq, pos, N, last, n_out, r->logits, e);
+    int V = r->en->m->cfg.vocab;
     for (int k = 0; k < n_out && !rc; k++) {
         MmluAnswer* a = &answers[which[k]];
         const Prompt* p = &prompts[which[k]];
@@ -193,7 +189,7 @@ static int subject_prompts(const Tokenizer* tok, const char* name, const MmluFil
     return 0;
 }
 
-static int eval_subject(Runner* run_ptr, const Model* m, const Tokenizer* tok, const char* data_dir, int subject,
+static int eval_subject(Runner* run_ptr, const Engine* en, const Tokenizer* tok, const char* data_dir, int subject,
                         const MmluOptions* o, int max_len, MmluResult* res, Progress* prog, Err* e) {
     const char* name = mmlu_subject_name(subject);
     MmluFile test = {0}, dev = {0};
@@ -230,11 +226,11 @@ static int eval_subject(Runner* run_ptr, const Model* m, const Tokenizer* tok, c
     }
     // one runner for all subjects, grown when a subject needs longer prompts
     Runner* run = run_ptr;
-    if (!rc && n_q > 0 && (!run->m || run->batch < batch || run->cache.max_len < longest)) {
-        int len = run->m && run->cache.max_len > longest ? run->cache.max_len : longest;
-        int b = run->m && run->batch > batch ? run->batch : batch;
-        if (run->m) runner_free(run);
-        runner_init(run, m, b, len);
+    if (!rc && n_q > 0 && (!run->en || run->batch < batch || run->run.max_len < longest)) {
+        int len = run->en && run->run.max_len > longest ? run->run.max_len : longest;
+        int b = run->en && run->batch > batch ? run->batch : batch;
+        if (run->en) runner_free(run);
+        runner_init(run, en, b, len);
     }
     int prefix_len = 0;
     if (!rc && n_q > 0 && prefix.len > 0) {  // prefill the description and shots once, into slot 0
@@ -242,7 +238,8 @@ static int eval_subject(Runner* run_ptr, const Model* m, const Tokenizer* tok, c
         int* pos = seq + prefix.len;
         for (size_t t = 0; t < prefix.len; t++) seq[t] = 0, pos[t] = (int)t;
         int last = (int)prefix.len - 1;
-        rc = model_forward(m, &run->rs, &run->cache, prefix.data, seq, pos, (int)prefix.len, &last, 1, run->logits, e);
+        engine_run_set_prefix(&run->run, 0, 0);
+        rc = engine_run_forward(&run->run, prefix.data, seq, pos, (int)prefix.len, &last, 1, run->logits, e);
         res->computed_tokens += (int64_t)prefix.len;
         prefix_len = (int)prefix.len;
         free(seq);
@@ -271,6 +268,16 @@ static int eval_subject(Runner* run_ptr, const Model* m, const Tokenizer* tok, c
 
 int mmlu_evaluate(const Model* m, const Tokenizer* tok, const char* data_dir, const MmluOptions* opt, MmluResult* r,
                   Err* e) {
+    Engine en;
+    if (engine_open(&en, m, DEVICE_CPU, e)) return -1;
+    int rc = mmlu_evaluate_on(&en, tok, data_dir, opt, r, e);
+    engine_close(&en);
+    return rc;
+}
+
+int mmlu_evaluate_on(const Engine* en, const Tokenizer* tok, const char* data_dir, const MmluOptions* opt,
+                     MmluResult* r, Err* e) {
+    const Model* m = en->m;
     memset(r, 0, sizeof *r);
     MmluOptions o = *opt;
     if (!o.split) o.split = "test";
@@ -292,8 +299,8 @@ int mmlu_evaluate(const Model* m, const Tokenizer* tok, const char* data_dir, co
     double t0 = now_seconds();
     int rc = 0;
     Runner run = {0};
-    for (int s = 0; s < n_subjects && !rc; s++) rc = eval_subject(&run, m, tok, data_dir, chosen[s], &o, max_len, r, &prog, e);
-    if (run.m) runner_free(&run);
+    for (int s = 0; s < n_subjects && !rc; s++) rc = eval_subject(&run, en, tok, data_dir, chosen[s], &o, max_len, r, &prog, e);
+    if (run.en) runner_free(&run);
     r->seconds = now_seconds() - t0;
     if (!rc) progress_end(&prog);
     if (rc) mmlu_result_free(r);

@@ -10,7 +10,7 @@
 #pragma once
 #include <stdint.h>
 
-#include "../models/forward.h"
+#include "../models/engine.h"
 #include "../models/tokenizer.h"
 #include "subjects.h"
 
@@ -43,6 +43,9 @@ typedef struct {
 
 int mmlu_evaluate(const Model* m, const Tokenizer* tok, const char* data_dir, const MmluOptions* opt, MmluResult* r,
                   Err* e);
+// The same on any backend (engine.h): `arbor eval mmlu --device cuda`.
+int mmlu_evaluate_on(const Engine* en, const Tokenizer* tok, const char* data_dir, const MmluOptions* opt,
+                     MmluResult* r, Err* e);
 void mmlu_result_free(MmluResult* r);
 
 // Accuracy by subject, by lm-eval category and overall: micro (lm-eval's headline number, weighted by

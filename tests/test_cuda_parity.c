@@ -20,7 +20,9 @@
 Test(cuda_parity, skipped) { cr_skip_test("arbor was built without CUDA (ARBOR_CUDA=OFF or no nvcc)"); }
 #else
 #include "kernels/cuda/cuda_ops.h"
+#include "mmlu/mmlu_eval.h"
 #include "models/cuda_model.h"
+#include "models/tokenizer.h"
 
 static CudaContext* ctx_or_skip(void) {
     char why[256] = "";
@@ -517,6 +519,60 @@ Test(cuda_parity, tiny_and_medium_random_models_match_cpu) {
     check_model(ctx, &m, "medium", 16);
     model_free(&m);
     cuda_context_free(ctx);
+}
+
+// MMLU through the engine seam on both backends: a tiny-shaped random Qwen3 with the real vocabulary,
+// one question per subject per 2, 1 shot. Predictions must agree wherever the CPU's margin between
+// its top two letters exceeds twice the largest log-prob difference; the raw agreement is logged.
+Test(cuda_parity, mmlu_predictions_agree_with_cpu) {
+    char mmlu[4096], tokdir[4096];
+    if (data_path(mmlu, sizeof mmlu, "mmlu") || data_path(tokdir, sizeof tokdir, "qwen3-tokenizer"))
+        cr_skip_test("MMLU or the Qwen3 tokenizer is not under ARBOR_DATA (../shared/data)");
+    CudaContext* probe = ctx_or_skip();
+    cuda_context_free(probe);
+    Err e;
+    Tokenizer tok;
+    cr_assert_eq(tokenizer_load(&tok, tokdir, &e), 0, "%s", e.msg);
+    ModelConfig cfg;
+    cr_assert_eq(config_preset("tiny", &cfg, &e), 0);
+    cfg.vocab = 151936, cfg.hidden = 128, cfg.head_dim = 32, cfg.max_positions = 4096;
+    Model m;
+    model_create(&m, &cfg);
+    model_init_random(&m, 5);
+    round_arena_to_bf16(&m);
+    MmluOptions o = {1, 2, 4, 0, "test", NULL, 0};
+    Engine cpu_en, gpu_en;
+    MmluResult rc_cpu, rc_gpu;
+    cr_assert_eq(engine_open(&cpu_en, &m, DEVICE_CPU, &e), 0, "%s", e.msg);
+    cr_assert_eq(engine_open(&gpu_en, &m, DEVICE_CUDA, &e), 0, "%s", e.msg);
+    cr_assert_eq(mmlu_evaluate_on(&cpu_en, &tok, mmlu, &o, &rc_cpu, &e), 0, "%s", e.msg);
+    cr_assert_eq(mmlu_evaluate_on(&gpu_en, &tok, mmlu, &o, &rc_gpu, &e), 0, "%s", e.msg);
+    cr_assert_eq(rc_cpu.n, rc_gpu.n);
+    int same = 0, checked = 0, agreed = 0;
+    double worst = 0;
+    for (int i = 0; i < rc_cpu.n; i++) {
+        const MmluAnswer *a = &rc_cpu.answers[i], *b = &rc_gpu.answers[i];
+        same += a->pred == b->pred;
+        double maxdiff = 0, second = -INFINITY;
+        for (int c = 0; c < 4; c++) {
+            maxdiff = fmax(maxdiff, fabs(a->logprob[c] - b->logprob[c]));
+            if (c != a->pred && a->logprob[c] > second) second = a->logprob[c];
+        }
+        worst = fmax(worst, maxdiff);
+        if (a->logprob[a->pred] - second > 2 * maxdiff) {
+            checked++;
+            agreed += a->pred == b->pred;
+        }
+    }
+    cr_log_info("mmlu cpu vs cuda: %d of %d predictions equal (%.1f%%); worst |log-prob difference| %.3g; "
+                "%d of %d with a clear CPU margin agree",
+                same, rc_cpu.n, 100.0 * same / rc_cpu.n, worst, agreed, checked);
+    cr_expect_eq(agreed, checked, "predictions differ where the CPU's margin exceeds the log-prob error");
+    cr_expect(checked > 0, "no question had a CPU margin above the log-prob error: the comparison says nothing");
+    mmlu_result_free(&rc_cpu), mmlu_result_free(&rc_gpu);
+    engine_close(&cpu_en), engine_close(&gpu_en);
+    model_free(&m);
+    tokenizer_free(&tok);
 }
 
 Test(cuda_parity, device_init_draws_the_cpu_values) {
