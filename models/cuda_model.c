@@ -163,12 +163,15 @@ void cuda_runstate_create(CudaRunState* s, const ModelConfig* cfg, int max_rows,
     s->logits = cuda_malloc((size_t)max_out * V * sizeof(float));
     s->ids = cuda_malloc(4 * N * sizeof(int));
     s->host_ids = xmalloc(4 * N * sizeof(int));
+    s->tiles = cuda_malloc(4 * N * sizeof(int));
+    s->host_tiles = xmalloc(4 * N * sizeof(int));
 }
 
 void cuda_runstate_free(CudaRunState* s) {
-    void* bufs[] = {s->x, s->xn, s->qkv, s->att, s->proj, s->gateup, s->h, s->rows, s->logits, s->ids};
+    void* bufs[] = {s->x, s->xn, s->qkv, s->att, s->proj, s->gateup, s->h, s->rows, s->logits, s->ids, s->tiles};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) cuda_free(bufs[i]);
     free(s->host_ids);
+    free(s->host_tiles);
     memset(s, 0, sizeof *s);
 }
 
@@ -197,6 +200,14 @@ int cuda_forward_stage(const CudaModel* g, CudaRunState* s, const CudaKVCache* c
         int count = k < 3 ? N : out_rows ? n_out : 0;
         if (count) cuda_upload_async(g->ctx, s->ids + (size_t)k * R, h + (size_t)k * R, sizeof(int) * count);
     }
+    s->n_tiles = 0;
+    if (cuda_attention_prefill_supported(g->cfg.head_dim)) {
+        int n_tiles = cuda_attention_prefill_tiles(seq, pos, N, s->host_tiles);
+        if (4 * n_tiles <= N) {
+            s->n_tiles = n_tiles;
+            cuda_upload_async(g->ctx, s->tiles, s->host_tiles, sizeof(int) * 4 * (size_t)n_tiles);
+        }
+    }
     return 0;
 }
 
@@ -217,8 +228,12 @@ void cuda_forward_launch(const CudaModel* g, CudaRunState* s, const CudaKVCache*
         // attention sublayer: q, k, v in one GEMM; q/k norm + RoPE + cache store in one kernel
         cuda_matmul_forward(ctx, s->qkv, 0, s->xn, w->wqkv, w->bqkv, N, C, QKV);
         cuda_qkv_prepare(ctx, s->qkv, kc, vc, w->q_norm, w->k_norm, seq, pos, g->inv_freq, eps, N, NH, NKV, HS, L);
-        cuda_attention_forward(ctx, s->att, s->qkv, QKV, kc, vc, seq, pos, N, NH, NKV, HS, L, cache->prefix_seq,
-                               cache->prefix_len);
+        if (s->n_tiles)
+            cuda_attention_prefill(ctx, s->att, s->qkv, QKV, kc, vc, s->tiles, s->n_tiles, NH, NKV, HS, L,
+                                   cache->prefix_seq, cache->prefix_len);
+        else
+            cuda_attention_forward(ctx, s->att, s->qkv, QKV, kc, vc, seq, pos, N, NH, NKV, HS, L, cache->prefix_seq,
+                                   cache->prefix_len);
         cuda_matmul_forward(ctx, s->proj, 0, s->att, w->wo, w->bo, N, Q, C);
         cuda_residual_rmsnorm_forward(ctx, s->x, s->proj, s->xn, w->mlp_norm, eps, N, C);
         // MLP sublayer: gate and up in one GEMM

@@ -69,13 +69,18 @@ typedef struct {
     float* logits;   // (max_out, V)
     int* ids;        // (4, N) device: tokens, seq, pos, out_rows
     int* host_ids;   // (4, N) host staging
+    int* tiles;      // (N, 4) device: the staged rows as prefill tiles (cuda_attention_prefill)
+    int* host_tiles; // (N, 4)
+    int n_tiles;     // 0: the staged rows go through the general attention kernel
 } CudaRunState;
 
 // max_rows rows per call, logits for at most max_out of them
 void cuda_runstate_create(CudaRunState* s, const ModelConfig* cfg, int max_rows, int max_out);
 void cuda_runstate_free(CudaRunState* s);
 
-// Checks the rows (as model_forward does) and queues their ids' upload. Returns -1 with e set on a
+// Checks the rows (as model_forward does) and queues their ids' upload. Rows that come in runs of
+// consecutive positions (prefill: 4 rows per run or more on average) are also cut into tiles for the
+// tensor-core attention; others (decode) use the general kernel. Returns -1 with e set on a
 // bad token id, sequence or position. out_rows NULL = logits for all N rows (n_out must be N).
 int cuda_forward_stage(const CudaModel* g, CudaRunState* s, const CudaKVCache* cache, const int* tokens, const int* seq,
                        const int* pos, int N, const int* out_rows, int n_out, Err* e);

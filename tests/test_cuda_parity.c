@@ -255,7 +255,7 @@ typedef struct {
 
 static const AttShape att_shapes[] = {
     {5, 4, 2, 16, 3, 32, 1}, {9, 3, 3, 24, 2, 40, 0}, {33, 32, 8, 128, 4, 96, 1}, {6, 16, 2, 256, 2, 64, 1},
-    {64, 16, 8, 64, 1, 200, 1},
+    {64, 16, 8, 64, 1, 200, 1}, {256, 8, 2, 128, 1, 512, 1},
 };
 
 Test(cuda_parity, qkv_prepare_matches_cpu_norm_rope_and_store) {
@@ -338,8 +338,31 @@ Test(cuda_parity, qkv_prepare_matches_cpu_norm_rope_and_store) {
     cuda_context_free(ctx);
 }
 
-// rows: prefill-like (one sequence, consecutive positions), decode-like (one row per sequence at
-// scattered positions), and a shared prefix read from another sequence
+// Row layouts: 0 one sequence at its last N positions (prefill); 1 rows scattered over sequences
+// and positions (decode-like); 2 as 1 with a shared prefix read from another sequence; 3 a block of
+// consecutive positions per sequence at its own offset (batched prefill of unequal prompts); 4 as
+// 3 after a shared prefix (MMLU questions after the few-shot prompt).
+#define ATT_MODES 5
+
+static void attention_rows(AttShape a, int mode, uint64_t seed, int* seq, int* pos, int* prefix_seq, int* prefix_len) {
+    int N = a.N, block = (N + a.S - 1) / a.S;
+    *prefix_seq = 0, *prefix_len = 0;
+    if (mode == 2 || mode == 4) *prefix_seq = a.S - 1, *prefix_len = mode == 2 ? a.L / 3 : a.L / 4;
+    for (int n = 0; n < N; n++) {
+        if (mode == 0) {
+            seq[n] = 0, pos[n] = a.L - N + n;
+        } else if (mode <= 2) {
+            seq[n] = n % a.S;
+            pos[n] = (int)(splitmix64(seed + n) % a.L);
+            if (pos[n] < *prefix_len) pos[n] = *prefix_len + n % (a.L - *prefix_len);
+        } else {
+            int s = n / block, room = a.L - block - *prefix_len + 1;
+            seq[n] = s;
+            pos[n] = *prefix_len + (int)(splitmix64(seed + s) % room) + n % block;
+        }
+    }
+}
+
 static void attention_case(CudaContext* ctx, AttShape a, int mode, uint64_t seed) {
     int Q = a.NH * a.HS, KV = a.NKV * a.HS, QS = Q + 2 * KV, N = a.N;  // q rows strided as in qkv
     size_t cache_n = (size_t)a.S * a.L * KV;
@@ -348,22 +371,8 @@ static void attention_case(CudaContext* ctx, AttShape a, int mode, uint64_t seed
     float* qrows = host_random((size_t)N * QS, seed + 2, -1, 1);
     int* seq = malloc(sizeof(int) * N);
     int* pos = malloc(sizeof(int) * N);
-    int prefix_seq = 0, prefix_len = 0;
-    for (int n = 0; n < N; n++) {
-        if (mode == 0) {  // one sequence, the last N positions below L
-            seq[n] = 0;
-            pos[n] = a.L - N + n;
-        } else {  // rows spread over sequences at scattered positions
-            seq[n] = n % a.S;
-            pos[n] = (int)(splitmix64(seed + n) % a.L);
-        }
-    }
-    if (mode == 2) {
-        prefix_seq = a.S - 1;
-        prefix_len = a.L / 3;
-        for (int n = 0; n < N; n++)
-            if (pos[n] < prefix_len) pos[n] = prefix_len + n % (a.L - prefix_len);
-    }
+    int prefix_seq, prefix_len;
+    attention_rows(a, mode, seed, seq, pos, &prefix_seq, &prefix_len);
     float* q = malloc(sizeof(float) * N * Q);
     for (int n = 0; n < N; n++) memcpy(q + (size_t)n * Q, qrows + (size_t)n * QS, sizeof(float) * Q);
     float* ref = malloc(sizeof(float) * N * Q);
@@ -373,23 +382,38 @@ static void attention_case(CudaContext* ctx, AttShape a, int mode, uint64_t seed
     bf16 *dk = upload_bf16(ctx, kc, cache_n), *dv = upload_bf16(ctx, vc, cache_n);
     bf16* dq = upload_bf16(ctx, qrows, (size_t)N * QS);
     int *dseq = upload_ints(ctx, seq, N), *dpos = upload_ints(ctx, pos, N);
-    Guarded g;
-    bf16* dout = guarded_alloc(ctx, &g, sizeof(bf16) * N * Q);
-    cuda_attention_forward(ctx, dout, dq, QS, dk, dv, dseq, dpos, N, a.NH, a.NKV, a.HS, a.L, prefix_seq, prefix_len);
+    int* tiles = malloc(sizeof(int) * 4 * N);
+    int n_tiles = cuda_attention_prefill_tiles(seq, pos, N, tiles);
+    int* dtiles = upload_ints(ctx, tiles, 4 * n_tiles);
     float* out = malloc(sizeof(float) * N * Q);
-    cuda_download_bf16_as_f32(ctx, out, dout, (size_t)N * Q);
-    double e = nmse(out, ref, (size_t)N * Q);
-    cr_expect(e < 2e-5, "attention N=%d NH=%d NKV=%d HS=%d L=%d mode %d: nmse %g", N, a.NH, a.NKV, a.HS, a.L, mode, e);
-    cr_expect(guards_intact(ctx, &g), "attention wrote outside its output (mode %d)", mode);
-    guarded_free(&g);
-    cuda_free(dk), cuda_free(dv), cuda_free(dq), cuda_free(dseq), cuda_free(dpos);
-    free(kc), free(vc), free(qrows), free(seq), free(pos), free(q), free(ref), free(scratch), free(out);
+    // kernel 0: the general one; kernel 1: the tensor-core one (any rows: runs of one are tiles too)
+    for (int kernel = 0; kernel < 2; kernel++) {
+        if (kernel == 1 && !cuda_attention_prefill_supported(a.HS)) continue;
+        Guarded g;
+        bf16* dout = guarded_alloc(ctx, &g, sizeof(bf16) * N * Q);
+        if (kernel == 0)
+            cuda_attention_forward(ctx, dout, dq, QS, dk, dv, dseq, dpos, N, a.NH, a.NKV, a.HS, a.L, prefix_seq,
+                                   prefix_len);
+        else
+            cuda_attention_prefill(ctx, dout, dq, QS, dk, dv, dtiles, n_tiles, a.NH, a.NKV, a.HS, a.L, prefix_seq,
+                                   prefix_len);
+        cuda_download_bf16_as_f32(ctx, out, dout, (size_t)N * Q);
+        double e = nmse(out, ref, (size_t)N * Q);
+        // the tensor-core kernel rounds P to bf16 before P V: a little more error than the general one
+        cr_expect(e < (kernel ? 1e-4 : 2e-5), "%s attention N=%d NH=%d NKV=%d HS=%d L=%d mode %d (%d tiles): nmse %g",
+                  kernel ? "tensor-core" : "general", N, a.NH, a.NKV, a.HS, a.L, mode, n_tiles, e);
+        cr_expect(guards_intact(ctx, &g), "%s attention wrote outside its output (mode %d)",
+                  kernel ? "tensor-core" : "general", mode);
+        guarded_free(&g);
+    }
+    cuda_free(dk), cuda_free(dv), cuda_free(dq), cuda_free(dseq), cuda_free(dpos), cuda_free(dtiles);
+    free(kc), free(vc), free(qrows), free(seq), free(pos), free(q), free(ref), free(scratch), free(out), free(tiles);
 }
 
 Test(cuda_parity, attention_matches_cpu) {
     CudaContext* ctx = ctx_or_skip();
     for (size_t t = 0; t < sizeof att_shapes / sizeof att_shapes[0]; t++)
-        for (int mode = 0; mode < 3; mode++) attention_case(ctx, att_shapes[t], mode, 1000 + 10 * t + mode);
+        for (int mode = 0; mode < ATT_MODES; mode++) attention_case(ctx, att_shapes[t], mode, 1000 + 10 * t + mode);
     cuda_context_free(ctx);
 }
 

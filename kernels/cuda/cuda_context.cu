@@ -30,6 +30,9 @@ extern "C" CudaContext* cuda_context_create(int device) {
     ctx->device = device;
     CUDA_CHECK(cudaSetDevice(device));
     CUDA_CHECK(cudaGetDeviceProperties(&ctx->prop, device));
+    if (ctx->prop.major < 8)
+        FATAL("CUDA device %d (%s) has compute capability %d.%d; the bf16 backend needs 8.0 (Ampere) or newer", device,
+              ctx->prop.name, ctx->prop.major, ctx->prop.minor);
     CUDA_CHECK(cudaStreamCreateWithFlags(&ctx->stream, cudaStreamNonBlocking));
     CUBLAS_CHECK(cublasLtCreate(&ctx->lt));
     ctx->workspace_bytes = 32u << 20;  // what cuBLAS recommends for Hopper

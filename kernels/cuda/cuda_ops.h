@@ -82,6 +82,15 @@ void cuda_qkv_prepare(CudaContext* ctx, bf16* qkv, bf16* kcache, bf16* vcache, c
 void cuda_attention_forward(CudaContext* ctx, bf16* out, const bf16* q, int q_stride, const bf16* kcache,
                             const bf16* vcache, const int* seq, const int* pos, int N, int NH, int NKV, int HS,
                             int L, int prefix_seq, int prefix_len);
+// The same attention on the tensor cores for rows grouped in tiles: tiles (n_tiles, 4) of
+// (first row, rows <= 64, sequence, position of the first row), each a run of consecutive positions
+// of one sequence (prefill). Needs HS a multiple of 16 up to 256 (cuda_attention_prefill_supported).
+int cuda_attention_prefill_supported(int HS);
+// Host: splits N rows into such tiles (maximal runs, cut at 64 rows); returns how many. tiles: (N, 4).
+int cuda_attention_prefill_tiles(const int* seq, const int* pos, int N, int* tiles);
+void cuda_attention_prefill(CudaContext* ctx, bf16* out, const bf16* q, int q_stride, const bf16* kcache,
+                            const bf16* vcache, const int* tiles, int n_tiles, int NH, int NKV, int HS, int L,
+                            int prefix_seq, int prefix_len);
 // h (N,F) = silu(gate) * up, with gateup (N,2F) holding each row's gate (F) then up (F)
 void cuda_swiglu_forward(CudaContext* ctx, bf16* h, const bf16* gateup, int N, int F);
 // out (n,C) = inp[rows[i]] from inp (N,C); rows (n)
