@@ -25,8 +25,8 @@ static int bench_cuda_command(const Command* cmd) {
     if (parse_token_list(arg_str(cmd, "batch"), &batches, &n_batches, &e)) return fail(&e);
     for (int i = 0; i < n_batches; i++)
         if (batches[i] < 1 || batches[i] > 4096) {
-            free(batches);
             err_set(&e, "--batch: %d is outside [1, 4096]", batches[i]);
+            free(batches);
             return fail(&e);
         }
     if (n_batches == 0) {

@@ -103,7 +103,12 @@ static bf16* param_dst(const CudaModel* g, const ParamInfo* p) {
 }
 
 void cuda_model_upload(CudaModel* g, const Model* m) {
-    if (memcmp(&g->cfg, &m->cfg, sizeof g->cfg) != 0) FATAL("uploading a model of another configuration");
+    const ModelConfig *a = &g->cfg, *b = &m->cfg;
+    if (a->n_layers != b->n_layers || a->hidden != b->hidden || a->ffn != b->ffn || a->n_heads != b->n_heads ||
+        a->n_kv_heads != b->n_kv_heads || a->head_dim != b->head_dim || a->vocab != b->vocab ||
+        a->tie_embeddings != b->tie_embeddings || a->qkv_bias != b->qkv_bias || a->o_bias != b->o_bias ||
+        a->qk_norm != b->qk_norm)
+        FATAL("uploading a model of another shape into the device arena");
     for (int i = 0; i < m->table.n_params; i++) {
         const ParamInfo* p = &m->table.params[i];
         cuda_upload_f32_as_bf16(g->ctx, param_dst(g, p), m->arena + p->offset, p->numel);

@@ -21,22 +21,30 @@ int device_parse(const char* name, Device* d, Err* e) {
 
 const char* device_name(Device d) { return d == DEVICE_CUDA ? "cuda" : "cpu"; }
 
-int engine_open(Engine* en, const Model* m, Device d, Err* e) {
-    memset(en, 0, sizeof *en);
-    en->m = m;
-    en->device = d;
+int device_available(Device d, Err* e) {
     if (d == DEVICE_CPU) return 0;
 #ifndef ARBOR_HAVE_CUDA
     return err_set(e, "--device cuda: this arbor was built without CUDA (configure with -DARBOR_CUDA=ON)");
 #else
     char why[256] = "";
     if (cuda_device_count(why, sizeof why) == 0) return err_set(e, "--device cuda: no CUDA device: %s", why);
+    return 0;
+#endif
+}
+
+int engine_open(Engine* en, const Model* m, Device d, Err* e) {
+    memset(en, 0, sizeof *en);
+    en->m = m;
+    en->device = d;
+    if (d == DEVICE_CPU) return 0;
+    if (device_available(d, e)) return -1;
+#ifdef ARBOR_HAVE_CUDA
     CudaModel* g = xmalloc(sizeof(CudaModel));
     cuda_model_create(g, cuda_context_create(0), &m->cfg);
     cuda_model_upload(g, m);
     en->gpu = g;
-    return 0;
 #endif
+    return 0;
 }
 
 void engine_close(Engine* en) {

@@ -8,6 +8,9 @@
 #include <unistd.h>
 
 #include "helpers.h"
+#ifdef ARBOR_HAVE_CUDA
+#include "kernels/cuda/cuda_ops.h"
+#endif
 #include "models/file_io.h"
 #include "models/generate.h"
 #include "models/npy.h"
@@ -155,12 +158,30 @@ Test(cli, bad_input_exits_2_with_one_line) {
     expect_bad_input(args, "token id 512 is outside the vocabulary");
     snprintf(args, sizeof args, "generate --model %s --tokens 1 -n 0", model);
     expect_bad_input(args, "-n '0' must be an integer in");
+    expect_bad_input("bench --arch tiny --device gpu", "device 'gpu' is neither cpu nor cuda");
+    expect_bad_input("bench --arch tiny --device cuda --batch 1,0", "--batch: 0 is outside [1, 4096]");
+    expect_bad_input("bench --arch tiny --device cuda --label a,b", "--label: 'a,b' may not hold a comma");
     // a truncated weights file
     char path[600];
     snprintf(path, sizeof path, "%s/model.safetensors", model);
     write_text(path, "abc");
     snprintf(args, sizeof args, "forward --model %s --tokens 1 --out %s/o.npy", model, dir);
     expect_bad_input(args, "model.safetensors: truncated");
+}
+
+// Without a usable GPU, --device cuda says why in one line (bad input: the request cannot be met).
+Test(cli, device_cuda_without_a_gpu_says_why) {
+#ifdef ARBOR_HAVE_CUDA
+    char why[256];
+    if (cuda_device_count(why, sizeof why) > 0) cr_skip_test("a CUDA device is present");
+    const char* phrase = "no CUDA device";
+#else
+    const char* phrase = "built without CUDA";
+#endif
+    init_tiny("");
+    char args[1024];
+    snprintf(args, sizeof args, "eval mmlu --model %s --data %s --out %s/mmlu --device cuda", model, dir, dir);
+    expect_bad_input(args, phrase);
 }
 
 // Replaces the first occurrence of `find` in the file by `repl` (same length keeps offsets valid);
