@@ -52,8 +52,20 @@ extern "C" void cuda_context_free(CudaContext* ctx) {
     }
     cublasLtDestroy(ctx->lt);
     cudaFree(ctx->workspace);
+    cudaFree(ctx->scratch);
     cudaStreamDestroy(ctx->stream);
     free(ctx);
+}
+
+void* cuda_scratch(CudaContext* ctx, size_t bytes) {
+    if (bytes > ctx->scratch_bytes) {
+        if (ctx->capturing) FATAL("scratch of %zu bytes first asked for during graph capture", bytes);
+        CUDA_CHECK(cudaStreamSynchronize(ctx->stream));
+        if (ctx->scratch) CUDA_CHECK(cudaFree(ctx->scratch));
+        ctx->scratch = cuda_malloc(bytes);
+        ctx->scratch_bytes = bytes;
+    }
+    return ctx->scratch;
 }
 
 extern "C" const char* cuda_device_name(const CudaContext* ctx) { return ctx->prop.name; }

@@ -24,13 +24,19 @@ static inline void cublas_check_at(cublasStatus_t st, const char* what, const ch
         fatal_at(file, line, ARBOR_EXIT_RUNTIME, "cuBLASLt: %s: status %d", what, (int)st);
 }
 
-// One cuBLASLt plan per GEMM shape: made on first use, then reused (never per call).
+// One cuBLASLt plan per GEMM shape (column-major, cuBLAS's convention: D (m,n) = op(A) op(B) [+ D]
+// [+ bias]): made on first use, then reused (never per call).
 typedef struct {
-    int N, C, OC, has_bias, out_f32;
+    int transa, transb, m, n, k, lda, ldb, ldd, d_f32, accumulate, has_bias;
     cublasLtMatmulDesc_t desc;
-    cublasLtMatrixLayout_t a, b, d;  // weight (as column-major C x OC), input (C x N), output (OC x N)
+    cublasLtMatrixLayout_t a, b, d;
     cublasLtMatmulAlgo_t algo;
 } GemmPlan;
+
+// D (m,n) bf16, or fp32 when d_f32, = op(A) op(B) (+ D when accumulate) (+ bias (m) broadcast over
+// columns); A, B bf16, column-major with leading dimensions lda, ldb, ldd.
+void cuda_gemm(CudaContext* ctx, int transa, int transb, int m, int n, int k, const bf16* A, int lda, const bf16* B,
+               int ldb, void* D, int ldd, int d_f32, int accumulate, const bf16* bias);
 
 #define CUDA_MAX_GEMM_PLANS 256
 
@@ -44,7 +50,13 @@ struct CudaContext {
     GemmPlan plans[CUDA_MAX_GEMM_PLANS];
     int n_plans;
     int capturing;  // inside cuda_graph_begin/end
+    void* scratch;  // cuda_scratch's buffer: one op's temporaries, never kept across calls
+    size_t scratch_bytes;
 };
+
+// At least `bytes` of device memory owned by the context, valid until the next call that asks for
+// scratch (growing it synchronises the device).
+void* cuda_scratch(CudaContext* ctx, size_t bytes);
 
 static inline int ceil_div(long long a, long long b) { return (int)((a + b - 1) / b); }
 
