@@ -102,6 +102,8 @@ static bf16* param_dst(const CudaModel* g, const ParamInfo* p) {
     FATAL("parameter %s has no place in the device layout", p->name);
 }
 
+size_t cuda_model_param_offset(const CudaModel* g, const ParamInfo* p) { return (size_t)(param_dst(g, p) - g->arena); }
+
 void cuda_model_upload(CudaModel* g, const Model* m) {
     const ModelConfig *a = &g->cfg, *b = &m->cfg;
     if (a->n_layers != b->n_layers || a->hidden != b->hidden || a->ffn != b->ffn || a->n_heads != b->n_heads ||
@@ -187,7 +189,7 @@ int cuda_forward_stage(const CudaModel* g, CudaRunState* s, const CudaKVCache* c
                        const int* pos, int N, const int* out_rows, int n_out, Err* e) {
     int V = g->cfg.vocab, R = s->max_rows;
     if (N > R) return err_set(e, "%d rows exceed the run state's %d", N, R);
-    if (!out_rows && n_out != N) return err_set(e, "logits for all %d rows asked into %d", N, n_out);
+    if (!out_rows && n_out != N && n_out != 0) return err_set(e, "logits for all %d rows asked into %d", N, n_out);
     if (n_out > s->max_out) return err_set(e, "%d logit rows exceed the run state's %d", n_out, s->max_out);
     for (int n = 0; n < N; n++) {
         if (tokens[n] < 0 || tokens[n] >= V) return err_set(e, "token id %d is outside the vocabulary [0, %d)", tokens[n], V);
@@ -232,7 +234,8 @@ void cuda_forward_launch(const CudaModel* g, CudaRunState* s, const CudaKVCache*
         bf16 *kc = cache->k + layer_off, *vc = cache->v + layer_off;
         // attention sublayer: q, k, v in one GEMM; q/k norm + RoPE + cache store in one kernel
         cuda_matmul_forward(ctx, s->qkv, 0, s->xn, w->wqkv, w->bqkv, N, C, QKV);
-        cuda_qkv_prepare(ctx, s->qkv, kc, vc, w->q_norm, w->k_norm, seq, pos, g->inv_freq, eps, N, NH, NKV, HS, L);
+        cuda_qkv_prepare(ctx, s->qkv, s->qkv, QKV, kc, vc, w->q_norm, w->k_norm, seq, pos, g->inv_freq, eps, N, NH, NKV,
+                         HS, L);
         if (s->n_tiles)
             cuda_attention_prefill(ctx, s->att, s->qkv, QKV, kc, vc, s->tiles, s->n_tiles, NH, NKV, HS, L,
                                    cache->prefix_seq, cache->prefix_len);
@@ -249,6 +252,7 @@ void cuda_forward_launch(const CudaModel* g, CudaRunState* s, const CudaKVCache*
         const bf16* next_norm = l + 1 < c->n_layers ? g->layers[l + 1].attn_norm : g->final_norm;
         cuda_residual_rmsnorm_forward(ctx, s->x, s->proj, s->xn, next_norm, eps, N, C);
     }
+    if (n_out == 0) return;  // hidden states only: s->xn holds the final norm's output (a teacher's)
     const bf16* rows = s->xn;
     if (gather) {
         cuda_gather_rows(ctx, s->rows, s->xn, out_rows, n_out, C);

@@ -43,6 +43,8 @@ void cuda_model_upload(CudaModel* g, const Model* m);
 // The values model_init_random(seed) gives, rounded to bf16, drawn on the device (no host arena:
 // an 8B model initialises in a second).
 void cuda_model_init_random(CudaModel* g, uint64_t seed);
+// Element offset in the device arena of the Hugging Face tensor p (p from param_table_build(cfg))
+size_t cuda_model_param_offset(const CudaModel* g, const ParamInfo* p);
 // Bytes of the parameters every forward reads (all matrices and norms; the embedding rows aside).
 size_t cuda_model_weight_bytes(const CudaModel* g);
 
@@ -84,7 +86,8 @@ void cuda_runstate_free(CudaRunState* s);
 // bad token id, sequence or position. out_rows NULL = logits for all N rows (n_out must be N).
 int cuda_forward_stage(const CudaModel* g, CudaRunState* s, const CudaKVCache* cache, const int* tokens, const int* seq,
                        const int* pos, int N, const int* out_rows, int n_out, Err* e);
-// Queues the forward of the staged rows: logits (n_out, V) fp32 end in s->logits (device). Reads
+// Queues the forward of the staged rows: logits (n_out, V) fp32 end in s->logits (device); with
+// n_out 0 only the final norm's output, in s->xn (N, C) (a teacher's hidden states). Reads
 // the ids from device memory only, so a CUDA graph captured once replays it for new ids.
 void cuda_forward_launch(const CudaModel* g, CudaRunState* s, const CudaKVCache* cache, int N, int n_out,
                          int gather);

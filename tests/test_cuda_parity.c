@@ -223,8 +223,8 @@ Test(cuda_parity, qkv_prepare_matches_cpu_norm_rope_and_store) {
         Guarded gk, gv;
         bf16* dk = guarded_alloc(ctx, &gk, sizeof(bf16) * cache_n);
         bf16* dv = guarded_alloc(ctx, &gv, sizeof(bf16) * cache_n);
-        cuda_qkv_prepare(ctx, dqkv, dk, dv, a.qk_norm ? dqn : NULL, a.qk_norm ? dkn : NULL, dseq, dpos, dfreq, 1e-6f, N,
-                         a.NH, a.NKV, a.HS, a.L);
+        cuda_qkv_prepare(ctx, dqkv, dqkv, QKV, dk, dv, a.qk_norm ? dqn : NULL, a.qk_norm ? dkn : NULL, dseq, dpos,
+                         dfreq, 1e-6f, N, a.NH, a.NKV, a.HS, a.L);
         float* back = malloc(sizeof(float) * N * QKV);
         float* kc = malloc(sizeof(float) * cache_n);
         float* vc = malloc(sizeof(float) * cache_n);

@@ -20,6 +20,8 @@ Test(cuda_train_parity, skipped) { cr_skip_test("arbor was built without CUDA (A
 #else
 #include "cuda_parity_helpers.h"
 #include "kernels/cuda/cuda_train_ops.h"
+#include "models/cuda_train.h"
+#include "models/train.h"
 
 static float* download_f32(CudaContext* ctx, const float* d, size_t n) {
     float* h = malloc(sizeof(float) * (n ? n : 1));
@@ -85,7 +87,7 @@ Test(cuda_train_parity, rmsnorm_backward_matches_cpu) {
                 float* ddw = upload_f32(ctx, dw, C);
                 Guarded g;
                 float* ddx = alias ? ddy : guarded_alloc(ctx, &g, sizeof(float) * N * C);
-                cuda_rmsnorm_backward(ctx, ddx, ddw, ddy, dx_in, inp_bf16, dw_t, 1e-6f, N, C);
+                cuda_rmsnorm_backward(ctx, ddx, ddw, ddy, dx_in, inp_bf16, 1, (size_t)C, dw_t, 1e-6f, N, C);
                 float *got_dx = download_f32(ctx, ddx, (size_t)N * C), *got_dw = download_f32(ctx, ddw, C);
                 double e1 = nmse(got_dx, ref_dx, (size_t)N * C), e2 = nmse(got_dw, ref_dw, C);
                 cr_expect(e1 < 1e-10 && e2 < 1e-10, "rmsnorm backward N=%d C=%d bf16 input %d alias %d: dx %g dw %g", N,
@@ -341,6 +343,234 @@ Test(cuda_train_parity, sum_squares_matches_cpu_and_repeats) {
     cr_expect(memcmp(&a, &b, sizeof a) == 0, "the sum of squares differs between two runs");
     cuda_free(d);
     free(g);
+    cuda_context_free(ctx);
+}
+
+// ---------------------------------------------------------------------------------------------
+// whole models
+
+static void random_ids(int* ids, int n, int V, uint64_t seed) {
+    for (int i = 0; i < n; i++) ids[i] = (int)(splitmix64(seed + (uint64_t)i) % (uint64_t)V);
+}
+
+// One micro-batch on both backends: the loss and every parameter's gradient.
+static void grads_case(CudaContext* ctx, Model* m, Model* teacher, const LossConfig* lc, const char* what) {
+    const ModelConfig* c = &m->cfg;
+    int B = 2, T = 9, N = B * T, C = c->hidden, V = c->vocab;
+    int Ct = teacher ? teacher->cfg.hidden : C;
+    round_arena_to_bf16(m);
+    if (teacher) round_arena_to_bf16(teacher);
+    int *tokens = malloc(sizeof(int) * N), *targets = malloc(sizeof(int) * N);
+    random_ids(tokens, N, V, 500), random_ids(targets, N, V, 600);
+    Err e;
+    // CPU
+    TrainActs a, ta;
+    train_acts_create(&a, c, B, T, 0);
+    cr_assert_eq(train_forward(m, &a, tokens, &e), 0, "%s", e.msg);
+    if (teacher) {
+        train_acts_create(&ta, &teacher->cfg, B, T, 0);
+        cr_assert_eq(train_forward(teacher, &ta, tokens, &e), 0, "%s", e.msg);
+    }
+    float* G = calloc(m->table.n_floats, sizeof(float));
+    ModelWeights gw;
+    weights_bind(&m->table, c, G, &gw);
+    float* d_xnf = malloc(sizeof(float) * N * C);
+    LossValues lv, glv;
+    cr_assert_eq(lm_head_loss(lc, a.xnf, m->w.lm_head, N, C, V, targets, teacher ? ta.xnf : NULL,
+                              teacher ? teacher->w.lm_head : NULL, Ct, 1.0f, d_xnf, gw.lm_head, &lv, &e), 0, "%s", e.msg);
+    train_backward(m, &a, tokens, d_xnf, NULL, &gw);
+    // GPU
+    CudaModel g, tg;
+    CudaTrainModel t;
+    CudaTrainActs ga;
+    CudaTeacher tt;
+    cuda_model_create(&g, ctx, c);
+    cuda_train_model_create(&t, &g, m);
+    cuda_train_acts_create(&ga, ctx, c, B, T);
+    if (teacher) {
+        cuda_model_create(&tg, ctx, &teacher->cfg);
+        cuda_model_upload(&tg, teacher);
+        cuda_teacher_create(&tt, &tg, B, T);
+        cr_assert_eq(cuda_teacher_forward(&tt, tokens, B, T, &e), 0, "%s", e.msg);
+    }
+    cr_assert_eq(cuda_train_forward(&t, &ga, tokens, &e), 0, "%s", e.msg);
+    cr_assert_eq(cuda_train_loss(&t, &ga, lc, targets, teacher ? tt.rs.xn : NULL, teacher ? tg.lm_head : NULL, Ct, 1.0f,
+                                 &glv, &e), 0, "%s", e.msg);
+    cuda_train_backward(&t, &ga, tokens);
+    double rel = fabs(glv.total - lv.total) / fabs(lv.total);
+    cr_expect(rel < 2e-2, "%s: loss %.6g on the GPU vs %.6g on the CPU", what, glv.total, lv.total);
+    double worst = 0;
+    const char* worst_name = "";
+    for (int i = 0; i < m->table.n_params; i++) {
+        const ParamInfo* p = &m->table.params[i];
+        float* got = download_f32(ctx, t.grad + t.offset[i], p->numel);
+        double err = nmse(got, G + p->offset, p->numel);
+        if (err > worst) worst = err, worst_name = p->name;
+        cr_expect(err < 5e-3, "%s: gradient of %s: nmse %g", what, p->name, err);
+        free(got);
+    }
+    cr_log_info("%s: loss %.6g vs CPU %.6g; worst gradient nmse %.3g (%s)", what, glv.total, lv.total, worst, worst_name);
+    if (teacher) {
+        cuda_teacher_free(&tt);
+        cuda_model_free(&tg);
+        train_acts_free(&ta);
+    }
+    cuda_train_acts_free(&ga);
+    cuda_train_model_free(&t);
+    cuda_model_free(&g);
+    train_acts_free(&a);
+    weights_free(&gw);
+    free(G), free(d_xnf), free(tokens), free(targets);
+}
+
+Test(cuda_train_parity, model_gradients_match_cpu) {
+    CudaContext* ctx = ctx_or_skip();
+    const char* names[] = {"qwen3_gqa_headdim_tied_bf16", "qwen3_odd_untied_bias_f32_sharded", "qwen2_bias_untied_f16",
+                           "llama_tied_hubdialect_f32"};
+    LossConfig ce = {1.0f, 0.0f, KD_NONE, 1.0f, 0, 0};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        char dir[1024];
+        fixture_dir(dir, sizeof dir, names[i]);
+        Model m;
+        Err e;
+        cr_assert_eq(model_load(&m, dir, &e), 0, "%s", e.msg);
+        grads_case(ctx, &m, NULL, &ce, names[i]);
+        model_free(&m);
+    }
+    // distillation: a tiny student from a deeper, wider teacher, CE + KL at T = 2 with T^2
+    ModelConfig sc, tc;
+    Err e;
+    cr_assert_eq(config_preset("tiny", &sc, &e), 0);
+    tc = sc;
+    tc.n_layers = 6, tc.hidden = 96, tc.ffn = 256, tc.n_heads = 6, tc.n_kv_heads = 2;
+    Model s, tm;
+    model_create(&s, &sc);
+    model_init_random(&s, 1);
+    model_create(&tm, &tc);
+    model_init_random(&tm, 2);
+    LossConfig mix = {0.5f, 0.5f, KD_KL, 2.0f, 1, 0};
+    grads_case(ctx, &s, &tm, &mix, "tiny from a 6-layer teacher, CE + KL");
+    model_free(&s), model_free(&tm);
+    cuda_context_free(ctx);
+}
+
+// 20 AdamW steps of distillation on both backends, fresh batches each step: the GPU's losses
+// follow the CPU's. Then resume: 3 + save + load + 3 steps equal 6 straight steps bit for bit.
+Test(cuda_train_parity, distillation_trajectory_and_resume) {
+    CudaContext* ctx = ctx_or_skip();
+    ModelConfig sc, tc;
+    Err e;
+    cr_assert_eq(config_preset("tiny", &sc, &e), 0);
+    tc = sc;
+    tc.n_layers = 6;
+    Model s, tm;
+    model_create(&s, &sc);
+    model_init_random(&s, 3);
+    model_create(&tm, &tc);
+    model_init_random(&tm, 4);
+    round_arena_to_bf16(&s), round_arena_to_bf16(&tm);
+    int B = 4, T = 16, N = B * T, V = sc.vocab, C = sc.hidden, steps = 20;
+    LossConfig lc = {0.5f, 0.5f, KD_KL, 2.0f, 1, 0};
+    OptimConfig o = {3e-3f, 3e-4f, 3, steps, 1, 0.9f, 0.95f, 1e-8f, 0.1f, 1.0f};
+    // CPU
+    TrainActs a, ta;
+    train_acts_create(&a, &sc, B, T, 0);
+    train_acts_create(&ta, &tc, B, T, 0);
+    float* G = calloc(s.table.n_floats, sizeof(float));
+    float* M = calloc(s.table.n_floats, sizeof(float));
+    float* Vv = calloc(s.table.n_floats, sizeof(float));
+    ModelWeights gw;
+    weights_bind(&s.table, &sc, G, &gw);
+    float* d_xnf = malloc(sizeof(float) * N * C);
+    // GPU
+    CudaModel g, tg;
+    CudaTrainModel t;
+    CudaTrainActs ga;
+    CudaTeacher tt;
+    cuda_model_create(&g, ctx, &sc);
+    cuda_train_model_create(&t, &g, &s);
+    cuda_train_acts_create(&ga, ctx, &sc, B, T);
+    cuda_model_create(&tg, ctx, &tc);
+    cuda_model_upload(&tg, &tm);
+    cuda_teacher_create(&tt, &tg, B, T);
+    int *tokens = malloc(sizeof(int) * (N + 1));
+    double worst = 0;
+    for (int step = 0; step < steps; step++) {
+        random_ids(tokens, N + 1, V, 1000 + 100 * step);
+        const int* targets = tokens + 1;
+        LossValues lv, glv;
+        // CPU step
+        cr_assert_eq(train_forward(&s, &a, tokens, &e), 0, "%s", e.msg);
+        cr_assert_eq(train_forward(&tm, &ta, tokens, &e), 0, "%s", e.msg);
+        memset(G, 0, sizeof(float) * s.table.n_floats);
+        cr_assert_eq(lm_head_loss(&lc, a.xnf, s.w.lm_head, N, C, V, targets, ta.xnf, tm.w.lm_head, C, 1.0f, d_xnf,
+                                  gw.lm_head, &lv, &e), 0, "%s", e.msg);
+        train_backward(&s, &a, tokens, d_xnf, NULL, &gw);
+        double norm = grad_norm(G, s.table.n_floats);
+        if (o.clip > 0 && norm > o.clip)
+            for (size_t i = 0; i < s.table.n_floats; i++) G[i] *= (float)(o.clip / (norm + 1e-6));
+        float lr = lr_at(&o, step);
+        adamw_step(&o, &s.table, s.arena, G, M, Vv, step + 1, lr);
+        // GPU step
+        cr_assert_eq(cuda_teacher_forward(&tt, tokens, B, T, &e), 0, "%s", e.msg);
+        cr_assert_eq(cuda_train_forward(&t, &ga, tokens, &e), 0, "%s", e.msg);
+        cr_assert_eq(cuda_train_loss(&t, &ga, &lc, targets, tt.rs.xn, tg.lm_head, C, 1.0f, &glv, &e), 0, "%s", e.msg);
+        cuda_train_backward(&t, &ga, tokens);
+        cuda_train_optimizer_step(&t, &o, lr);
+        double rel = fabs(glv.total - lv.total) / fabs(lv.total);
+        if (rel > worst) worst = rel;
+        cr_expect(rel < 3e-2, "step %d: GPU loss %.6g, CPU %.6g", step, glv.total, lv.total);
+    }
+    cr_log_info("20-step distillation: worst relative loss difference GPU vs CPU %.3g", worst);
+
+    // resume: 6 straight steps against 3 + save + load (into a fresh state) + 3
+    char dir[256], path[300];
+    make_temp_dir(dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/state.bin", dir);
+    float* straight = NULL;
+    for (int run = 0; run < 2; run++) {
+        CudaModel g2;
+        CudaTrainModel t2;
+        cuda_model_create(&g2, ctx, &sc);
+        cuda_train_model_create(&t2, &g2, &s);
+        for (int step = 0; step < 6; step++) {
+            if (run == 1 && step == 3) {
+                cr_assert_eq(cuda_train_state_save(&t2, path, &e), 0, "%s", e.msg);
+                cuda_train_model_free(&t2);
+                cuda_train_model_create(&t2, &g2, &s);  // the state file overwrites masters and moments
+                cr_assert_eq(cuda_train_state_load(&t2, path, &e), 0, "%s", e.msg);
+                cr_expect_eq(t2.step, 3);
+            }
+            random_ids(tokens, N + 1, V, 5000 + 100 * step);
+            LossValues glv;
+            cr_assert_eq(cuda_teacher_forward(&tt, tokens, B, T, &e), 0, "%s", e.msg);
+            cr_assert_eq(cuda_train_forward(&t2, &ga, tokens, &e), 0, "%s", e.msg);
+            cr_assert_eq(cuda_train_loss(&t2, &ga, &lc, tokens + 1, tt.rs.xn, tg.lm_head, C, 1.0f, &glv, &e), 0, "%s",
+                         e.msg);
+            cuda_train_backward(&t2, &ga, tokens);
+            cuda_train_optimizer_step(&t2, &o, lr_at(&o, step));
+        }
+        float* master = download_f32(ctx, t2.master, g2.arena_elems);
+        if (run == 0)
+            straight = master;
+        else {
+            cr_expect(memcmp(master, straight, sizeof(float) * g2.arena_elems) == 0,
+                      "resumed GPU training is not bit-identical to the straight run");
+            free(master);
+        }
+        cuda_train_model_free(&t2);
+        cuda_model_free(&g2);
+    }
+    free(straight);
+    cuda_teacher_free(&tt);
+    cuda_model_free(&tg);
+    cuda_train_acts_free(&ga);
+    cuda_train_model_free(&t);
+    cuda_model_free(&g);
+    train_acts_free(&a), train_acts_free(&ta);
+    weights_free(&gw);
+    free(G), free(M), free(Vv), free(d_xnf), free(tokens);
+    model_free(&s), model_free(&tm);
     cuda_context_free(ctx);
 }
 #endif

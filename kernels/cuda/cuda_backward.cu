@@ -69,14 +69,19 @@ __device__ float block_sum_bwd(float v) {
     return r;
 }
 
+// where input row r starts (see cuda_rmsnorm_backward)
+__device__ __forceinline__ size_t in_row(int r, int group, size_t group_stride, int C) {
+    return (size_t)(r / group) * group_stride + (size_t)(r % group) * C;
+}
+
 // one block per row: r[n] and k[n] = (r^3/C) sum(w dy x)
 template <typename T>
-__global__ void rmsnorm_stats_kernel(float* r, float* k, const float* dout, const T* inp, const __nv_bfloat16* w,
-                                     float eps, int C) {
-    size_t row = (size_t)blockIdx.x * C;
+__global__ void rmsnorm_stats_kernel(float* r, float* k, const float* dout, const T* inp, int group,
+                                     size_t group_stride, const __nv_bfloat16* w, float eps, int C) {
+    size_t row = (size_t)blockIdx.x * C, xrow = in_row(blockIdx.x, group, group_stride, C);
     float ss = 0.0f, dot = 0.0f;
     for (int c = threadIdx.x; c < C; c += blockDim.x) {
-        float x = load_f(inp, row + c);
+        float x = load_f(inp, xrow + c);
         ss += x * x;
         dot += bf(w[c]) * dout[row + c] * x;
     }
@@ -91,45 +96,49 @@ __global__ void rmsnorm_stats_kernel(float* r, float* k, const float* dout, cons
 
 // dweight (C) += sum over rows in order of dout x r
 template <typename T>
-__global__ void rmsnorm_dweight_kernel(float* dweight, const float* dout, const T* inp, const float* r, int N, int C) {
+__global__ void rmsnorm_dweight_kernel(float* dweight, const float* dout, const T* inp, int group, size_t group_stride,
+                                       const float* r, int N, int C) {
     int c = blockIdx.x * blockDim.x + threadIdx.x;
     if (c >= C) return;
     float acc = 0.0f;
-    for (int n = 0; n < N; n++) acc += dout[(size_t)n * C + c] * load_f(inp, (size_t)n * C + c) * r[n];
+    for (int n = 0; n < N; n++) acc += dout[(size_t)n * C + c] * load_f(inp, in_row(n, group, group_stride, C) + c) * r[n];
     dweight[c] += acc;
 }
 
 template <typename T>
-__global__ void rmsnorm_dinp_kernel(float* dinp, const float* dout, const T* inp, const __nv_bfloat16* w, const float* r,
-                                    const float* k, int C) {
-    size_t row = (size_t)blockIdx.x * C;
+__global__ void rmsnorm_dinp_kernel(float* dinp, const float* dout, const T* inp, int group, size_t group_stride,
+                                    const __nv_bfloat16* w, const float* r, const float* k, int C) {
+    size_t row = (size_t)blockIdx.x * C, xrow = in_row(blockIdx.x, group, group_stride, C);
     float rr = r[blockIdx.x], kk = k[blockIdx.x];
     for (int c = threadIdx.x; c < C; c += blockDim.x)
-        dinp[row + c] = rr * bf(w[c]) * dout[row + c] - kk * load_f(inp, row + c);
+        dinp[row + c] = rr * bf(w[c]) * dout[row + c] - kk * load_f(inp, xrow + c);
 }
 
 template <typename T>
-static void rmsnorm_backward(CudaContext* ctx, float* dinp, float* dweight, const float* dout, const T* inp,
-                             const __nv_bfloat16* w, float eps, int N, int C) {
+static void rmsnorm_backward(CudaContext* ctx, float* dinp, float* dweight, const float* dout, const T* inp, int group,
+                             size_t group_stride, const __nv_bfloat16* w, float eps, int N, int C) {
     float* r = (float*)cuda_scratch(ctx, sizeof(float) * 2 * (size_t)N);
     float* k = r + N;
     int threads = C >= 1024 ? 1024 : (C + 31) / 32 * 32;
-    rmsnorm_stats_kernel<T><<<N, threads, 0, ctx->stream>>>(r, k, dout, inp, w, eps, C);
+    rmsnorm_stats_kernel<T><<<N, threads, 0, ctx->stream>>>(r, k, dout, inp, group, group_stride, w, eps, C);
     CUDA_CHECK_LAUNCH();
     // the weight gradient first: dinp may alias dout
-    rmsnorm_dweight_kernel<T><<<ceil_div(C, 256), 256, 0, ctx->stream>>>(dweight, dout, inp, r, N, C);
+    rmsnorm_dweight_kernel<T><<<ceil_div(C, 256), 256, 0, ctx->stream>>>(dweight, dout, inp, group, group_stride, r, N,
+                                                                           C);
     CUDA_CHECK_LAUNCH();
-    rmsnorm_dinp_kernel<T><<<N, threads, 0, ctx->stream>>>(dinp, dout, inp, w, r, k, C);
+    rmsnorm_dinp_kernel<T><<<N, threads, 0, ctx->stream>>>(dinp, dout, inp, group, group_stride, w, r, k, C);
     CUDA_CHECK_LAUNCH();
 }
 
 extern "C" void cuda_rmsnorm_backward(CudaContext* ctx, float* dinp, float* dweight, const float* dout, const void* inp,
-                                      int inp_bf16, const bf16* weight, float eps, int N, int C) {
+                                      int inp_bf16, int group, size_t group_stride, const bf16* weight, float eps, int N,
+                                      int C) {
     if (N == 0) return;
     if (inp_bf16)
-        rmsnorm_backward(ctx, dinp, dweight, dout, (const __nv_bfloat16*)inp, CBF(weight), eps, N, C);
+        rmsnorm_backward(ctx, dinp, dweight, dout, (const __nv_bfloat16*)inp, group, group_stride, CBF(weight), eps, N,
+                         C);
     else
-        rmsnorm_backward(ctx, dinp, dweight, dout, (const float*)inp, CBF(weight), eps, N, C);
+        rmsnorm_backward(ctx, dinp, dweight, dout, (const float*)inp, group, group_stride, CBF(weight), eps, N, C);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -178,6 +187,17 @@ extern "C" void cuda_rope_backward(CudaContext* ctx, float* dx, const int* pos, 
     size_t total = (size_t)N * H * (HS / 2);
     if (total == 0) return;
     rope_backward_kernel<<<blocks_for(total, 256), 256, 0, ctx->stream>>>(dx, pos, inv_freq, N, H, HS);
+    CUDA_CHECK_LAUNCH();
+}
+
+__global__ void add_f32_kernel(float* dst, const float* src, size_t n) {
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
+        dst[i] += src[i];
+}
+
+extern "C" void cuda_add_f32(CudaContext* ctx, float* dst, const float* src, size_t n) {
+    if (n == 0) return;
+    add_f32_kernel<<<blocks_for(n, 256), 256, 0, ctx->stream>>>(dst, src, n);
     CUDA_CHECK_LAUNCH();
 }
 

@@ -134,6 +134,10 @@ extern "C" void cuda_download_bf16_as_f32(CudaContext* ctx, float* host_dst, con
 // ---------------------------------------------------------------------------------------------
 // fills
 
+extern "C" void cuda_copy(CudaContext* ctx, void* dst, const void* src, size_t bytes) {
+    if (bytes) CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, ctx->stream));
+}
+
 extern "C" void cuda_memset(CudaContext* ctx, void* p, int byte, size_t bytes) {
     CUDA_CHECK(cudaMemsetAsync(p, byte, bytes, ctx->stream));
 }

@@ -72,18 +72,19 @@ extern "C" void cuda_residual_rmsnorm_forward(CudaContext* ctx, float* x, const 
 }
 
 // One warp per (row, head slot): slots [0,NH) are q heads, [NH,NH+NKV) k heads, then v heads.
-// q, k: optional per-head RMSNorm, then rotate-half RoPE; q written in place, k to the cache.
+// q, k: optional per-head RMSNorm, then rotate-half RoPE; q to q_out (may be qkv: each lane reads its
+// pair before writing it), k to the cache.
 // v: copied to the cache. qkv (N,QKV); caches (S,L,NKV,HS).
-__global__ void qkv_prepare_kernel(__nv_bfloat16* qkv, __nv_bfloat16* kcache, __nv_bfloat16* vcache,
-                                   const __nv_bfloat16* q_norm, const __nv_bfloat16* k_norm, const int* seq,
-                                   const int* pos, const float* inv_freq, float eps, int N, int NH, int NKV, int HS,
-                                   int L) {
+__global__ void qkv_prepare_kernel(const __nv_bfloat16* qkv, __nv_bfloat16* q_out, int q_stride,
+                                   __nv_bfloat16* kcache, __nv_bfloat16* vcache, const __nv_bfloat16* q_norm,
+                                   const __nv_bfloat16* k_norm, const int* seq, const int* pos, const float* inv_freq,
+                                   float eps, int N, int NH, int NKV, int HS, int L) {
     int slots = NH + 2 * NKV;
     long long gw = (long long)blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32;
     if (gw >= (long long)N * slots) return;  // whole warps leave together
     int lane = threadIdx.x & 31;
     int n = (int)(gw / slots), slot = (int)(gw % slots);
-    __nv_bfloat16* x = qkv + (size_t)n * slots * HS + (size_t)slot * HS;
+    const __nv_bfloat16* x = qkv + (size_t)n * slots * HS + (size_t)slot * HS;
     int p = pos[n];
     if (slot >= NH + NKV) {
         int g = slot - NH - NKV;
@@ -102,7 +103,8 @@ __global__ void qkv_prepare_kernel(__nv_bfloat16* qkv, __nv_bfloat16* kcache, __
         }
         rstd = 1.0f / sqrtf(warp_sum(ss) / HS + eps);
     }
-    __nv_bfloat16* dst = is_q ? x : kcache + (((size_t)seq[n] * L + p) * NKV + (slot - NH)) * HS;
+    __nv_bfloat16* dst = is_q ? q_out + (size_t)n * q_stride + (size_t)slot * HS
+                              : kcache + (((size_t)seq[n] * L + p) * NKV + (slot - NH)) * HS;
     int half = HS / 2;
     for (int j = lane; j < half; j += 32) {
         float a = bf(x[j]), b = bf(x[j + half]);
@@ -117,14 +119,14 @@ __global__ void qkv_prepare_kernel(__nv_bfloat16* qkv, __nv_bfloat16* kcache, __
     }
 }
 
-extern "C" void cuda_qkv_prepare(CudaContext* ctx, bf16* qkv, bf16* kcache, bf16* vcache, const bf16* q_norm,
-                                 const bf16* k_norm, const int* seq, const int* pos, const float* inv_freq, float eps,
-                                 int N, int NH, int NKV, int HS, int L) {
+extern "C" void cuda_qkv_prepare(CudaContext* ctx, const bf16* qkv, bf16* q_out, int q_stride, bf16* kcache,
+                                 bf16* vcache, const bf16* q_norm, const bf16* k_norm, const int* seq, const int* pos,
+                                 const float* inv_freq, float eps, int N, int NH, int NKV, int HS, int L) {
     if (N == 0) return;
     long long warps = (long long)N * (NH + 2 * NKV);
-    qkv_prepare_kernel<<<ceil_div(warps, 4), 128, 0, ctx->stream>>>(BF(qkv), BF(kcache), BF(vcache), CBF(q_norm),
-                                                                     CBF(k_norm), seq, pos, inv_freq, eps, N, NH, NKV,
-                                                                     HS, L);
+    qkv_prepare_kernel<<<ceil_div(warps, 4), 128, 0, ctx->stream>>>(CBF(qkv), BF(q_out), q_stride, BF(kcache),
+                                                                     BF(vcache), CBF(q_norm), CBF(k_norm), seq, pos,
+                                                                     inv_freq, eps, N, NH, NKV, HS, L);
     CUDA_CHECK_LAUNCH();
 }
 

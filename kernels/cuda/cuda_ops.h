@@ -47,6 +47,8 @@ void cuda_upload_async(CudaContext* ctx, void* dst, const void* host_src, size_t
 void cuda_upload_f32_as_bf16(CudaContext* ctx, bf16* dst, const float* host_src, size_t n);
 // host_dst (n) fp32 = src (n) bf16
 void cuda_download_bf16_as_f32(CudaContext* ctx, float* host_dst, const bf16* src, size_t n);
+// dst = src (bytes), device to device, on the stream
+void cuda_copy(CudaContext* ctx, void* dst, const void* src, size_t bytes);
 // bytes of p = byte (poison before a test, zero a buffer)
 void cuda_memset(CudaContext* ctx, void* p, int byte, size_t bytes);
 // dst (n) = value
@@ -70,12 +72,12 @@ void cuda_rmsnorm_forward(CudaContext* ctx, bf16* out, const float* inp, const b
 void cuda_residual_rmsnorm_forward(CudaContext* ctx, float* x, const bf16* y, bf16* out, const bf16* weight,
                                    float eps, int N, int C);
 // qkv (N,QKV) holds each row's q (NH,HS), k (NKV,HS), v (NKV,HS). q and k get the per-head RMSNorm
-// (q_norm, k_norm (HS); both NULL = none) then RoPE at pos[n] (inv_freq (HS/2) fp32); q is
-// written back in place, k and v go to the caches kcache, vcache (S,L,NKV,HS) of one layer at
-// (seq[n], pos[n]).
-void cuda_qkv_prepare(CudaContext* ctx, bf16* qkv, bf16* kcache, bf16* vcache, const bf16* q_norm,
-                      const bf16* k_norm, const int* seq, const int* pos, const float* inv_freq, float eps, int N,
-                      int NH, int NKV, int HS, int L);
+// (q_norm, k_norm (HS); both NULL = none) then RoPE at pos[n] (inv_freq (HS/2) fp32); q goes to
+// q_out + n * q_stride (q_out = qkv, q_stride = QKV: in place; training keeps the raw q), k and v
+// to the caches kcache, vcache (S,L,NKV,HS) of one layer at (seq[n], pos[n]).
+void cuda_qkv_prepare(CudaContext* ctx, const bf16* qkv, bf16* q_out, int q_stride, bf16* kcache, bf16* vcache,
+                      const bf16* q_norm, const bf16* k_norm, const int* seq, const int* pos, const float* inv_freq,
+                      float eps, int N, int NH, int NKV, int HS, int L);
 // Causal GQA attention against the cache, as ops.h's attention_forward: out (N,NH,HS) bf16; q row n
 // at q + n * q_stride (NH,HS); row n attends to positions 0..pos[n] of sequence seq[n], positions
 // below prefix_len read from sequence prefix_seq. HS <= 256.

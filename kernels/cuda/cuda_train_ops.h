@@ -15,10 +15,12 @@ extern "C" {
 // dweight (OC,C) fp32 += dout^T @ inp (N,C); dbias (OC) fp32 += column sums of dout (when not NULL)
 void cuda_matmul_backward(CudaContext* ctx, float* dinp, float* dweight, float* dbias, const bf16* dout,
                           const bf16* inp, const bf16* weight, int N, int C, int OC);
-// y = weight * x * rstd(x): dinp (N,C) overwritten (may alias dout); dweight (C) +=; inp (N,C) is
-// fp32, or bf16 when inp_bf16 (the per-head q/k norms)
+// y = weight * x * rstd(x): dinp (N,C) overwritten (may alias dout); dweight (C) +=; inp is fp32,
+// or bf16 when inp_bf16 (the per-head q/k norms). Input row r is at inp + (r / group) * group_stride
+// + (r % group) * C elements: group 1, group_stride C for a plain (N,C) tensor; group NH,
+// group_stride QKV for the raw q heads inside a (rows, QKV) q/k/v tensor.
 void cuda_rmsnorm_backward(CudaContext* ctx, float* dinp, float* dweight, const float* dout, const void* inp,
-                           int inp_bf16, const bf16* weight, float eps, int N, int C);
+                           int inp_bf16, int group, size_t group_stride, const bf16* weight, float eps, int N, int C);
 // h = silu(gate) * up with gateup (N,2F) (gate then up per row): dgate, dup (N,F) overwritten from dh (N,F)
 void cuda_swiglu_backward(CudaContext* ctx, float* dgate, float* dup, const float* dh, const bf16* gateup, int N,
                           int F);
@@ -31,6 +33,8 @@ void cuda_embedding_backward(CudaContext* ctx, float* dwte, const float* dout, c
 // as the forward saw them, dout (B*T,NH,HS) fp32. dq, dk, dv overwritten; the softmax is recomputed.
 void cuda_attention_backward(CudaContext* ctx, float* dq, float* dk, float* dv, const float* dout, const bf16* q,
                              const bf16* k, const bf16* v, int B, int T, int NH, int NKV, int HS);
+// dst (n) fp32 += src (n) fp32
+void cuda_add_f32(CudaContext* ctx, float* dst, const float* src, size_t n);
 // dst (rows, cols) bf16 with row stride ld_dst = src (rows, cols) fp32 with row stride ld_src
 void cuda_pack_bf16(CudaContext* ctx, bf16* dst, int ld_dst, const float* src, int ld_src, int rows, int cols);
 

@@ -1,0 +1,92 @@
+// cuda_train.h: training and distillation on the GPU — the twin of models/train.c plus the loss and
+// optimizer steps of distill/ — over kernels/cuda/cuda_train_ops.h. Mixed precision: the forward
+// and backward read bf16 parameters and keep bf16 activations (fp32 residual stream); gradients,
+// master weights and AdamW moments are fp32, all in the device layout of CudaModel (so the stacked
+// q,k,v and gate,up weights get their gradients from one GEMM each). Only built with ARBOR_HAVE_CUDA.
+#pragma once
+#include "../distill/loss.h"
+#include "../distill/optim.h"
+#include "../kernels/cuda/cuda_train_ops.h"
+#include "cuda_model.h"
+
+typedef struct {
+    CudaModel* g;        // the bf16 parameters the forward reads; rewritten by every optimizer step
+    float* master;       // (g->arena_elems) fp32 master weights, device layout
+    float* grad;         // (g->arena_elems) fp32 gradients (accumulated over micro-batches)
+    float* m;            // (g->arena_elems) AdamW first moments
+    float* v;            // (g->arena_elems) second moments
+    ParamTable table;    // the Hugging Face tensors: offsets below, weight-decay mask
+    size_t* offset;      // (table.n_params) each tensor's element offset in the device arena
+    int step;            // optimizer steps taken
+    uint64_t round_seed; // 0: bf16 parameters rounded to nearest even; else stochastic rounding
+} CudaTrainModel;
+
+// Masters from the CPU model's fp32 parameters (exact), bf16 parameters uploaded into g.
+void cuda_train_model_create(CudaTrainModel* t, CudaModel* g, const Model* m);
+void cuda_train_model_free(CudaTrainModel* t);
+// The masters back into a CPU model of the same shape (to save a Hugging Face checkpoint).
+void cuda_train_model_download(const CudaTrainModel* t, Model* m);
+
+typedef struct {
+    int B, T, N;
+    int n_tiles;          // attention tiles (every sequence is one run of positions)
+    int *tokens, *targets, *seq, *pos, *tiles;  // device: (N), (N), (N), (N), (N, 4)
+    // kept by the forward for the backward, per layer l (L = n_layers):
+    float* res;           // (L+1, N, C) residual stream entering layer l; res[L] enters the final norm
+    float* mid;           // (L, N, C) residual after attention
+    bf16* xn1;            // (L, N, C) input_layernorm output
+    bf16* qkv;            // (L, N, QKV) q, k, v before norm and RoPE
+    bf16* q;              // (L, N, NH*HS) after q_norm and RoPE
+    bf16* k;              // (L, N, NKV*HS) after k_norm and RoPE, (B, T, NKV, HS)
+    bf16* v;              // (L, N, NKV*HS)
+    bf16* att;            // (L, N, NH*HS) attention output
+    bf16* xn2;            // (L, N, C) post_attention_layernorm output
+    bf16* gateup;         // (L, N, 2F)
+    bf16* h;              // (L, N, F)
+    bf16* xnf;            // (N, C) final norm output
+    bf16* proj;           // (N, C) o_proj / down_proj output (transient)
+    // backward
+    float *d_res, *d_x, *d_xnf;        // (N, C)
+    float *d_h, *d_gate, *d_up;        // (N, F)
+    float *d_att, *d_q;                // (N, NH*HS)
+    float *d_k, *d_v;                  // (N, NKV*HS)
+    bf16* d_bf;                        // (N, max(C, QKV, 2F)) a gradient packed for a GEMM
+    // loss, LOSS_ROWS rows at a time
+    int loss_rows;
+    float *logits, *t_logits;          // (loss_rows, V)
+    bf16* dlogits;                     // (loss_rows, V)
+    double* row_loss;                  // (2, N) per-row CE and KD
+} CudaTrainActs;
+
+void cuda_train_acts_create(CudaTrainActs* a, CudaContext* ctx, const ModelConfig* cfg, int B, int T);
+void cuda_train_acts_free(CudaTrainActs* a);
+
+// tokens (B*T) host. Fills every activation; a->xnf holds the lm_head's input.
+int cuda_train_forward(const CudaTrainModel* t, CudaTrainActs* a, const int* tokens, Err* e);
+// The loss of a->xnf against targets (N, host; NULL without CE) and, for KD, the teacher's final
+// hidden states t_xnf (N, Ct) bf16 device with its lm_head (V, Ct): d_xnf overwritten, the lm_head
+// gradient accumulated, both times grad_scale. Fails on a non-finite loss.
+int cuda_train_loss(const CudaTrainModel* t, CudaTrainActs* a, const LossConfig* cfg, const int* targets,
+                    const bf16* t_xnf, const bf16* t_lm_head, int Ct, float grad_scale, LossValues* out, Err* e);
+// Every other gradient from a->d_xnf, accumulated (+=) into t->grad. tokens (N) host, as forward's.
+void cuda_train_backward(CudaTrainModel* t, CudaTrainActs* a, const int* tokens);
+// Clip by global norm (as the CPU trainer: scale clip / (norm + 1e-6) when norm > clip), AdamW at
+// learning rate lr, bf16 parameters refreshed, gradients zeroed, t->step + 1. Returns the norm.
+double cuda_train_optimizer_step(CudaTrainModel* t, const OptimConfig* o, float lr);
+void cuda_train_zero_grad(CudaTrainModel* t);
+
+// The teacher's side of distillation: its forward only, nothing kept but the last hidden states.
+typedef struct {
+    CudaModel* g;
+    CudaKVCache cache;  // (B, T): the batch's sequences
+    CudaRunState rs;    // rs.xn (N, Ct) is the output
+} CudaTeacher;
+
+void cuda_teacher_create(CudaTeacher* t, CudaModel* g, int B, int T);
+void cuda_teacher_free(CudaTeacher* t);
+// tokens (B*T) host; the final norm's output ends in t->rs.xn (N, Ct).
+int cuda_teacher_forward(CudaTeacher* t, const int* tokens, int B, int T, Err* e);
+
+// Master weights, moments and step in one file (temp + rename): resuming is bit-identical.
+int cuda_train_state_save(const CudaTrainModel* t, const char* path, Err* e);
+int cuda_train_state_load(CudaTrainModel* t, const char* path, Err* e);
