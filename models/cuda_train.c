@@ -37,6 +37,26 @@ void cuda_train_model_create(CudaTrainModel* t, CudaModel* g, const Model* m) {
     cuda_model_upload(g, m);
 }
 
+void cuda_train_model_create_random(CudaTrainModel* t, CudaModel* g, uint64_t seed) {
+    memset(t, 0, sizeof *t);
+    t->g = g;
+    size_t n = g->arena_elems;
+    CudaContext* ctx = g->ctx;
+    t->master = cuda_malloc(sizeof(float) * n);
+    t->grad = cuda_malloc(sizeof(float) * n);
+    t->m = cuda_malloc(sizeof(float) * n);
+    t->v = cuda_malloc(sizeof(float) * n);
+    cuda_memset(ctx, g->arena, 0, sizeof(bf16) * n);  // the alignment gaps: zero masters, zero gradients
+    cuda_model_init_random(g, seed);
+    cuda_bf16_to_f32(ctx, t->master, g->arena, n);
+    cuda_memset(ctx, t->grad, 0, sizeof(float) * n);
+    cuda_memset(ctx, t->m, 0, sizeof(float) * n);
+    cuda_memset(ctx, t->v, 0, sizeof(float) * n);
+    param_table_build(&g->cfg, &t->table);
+    t->offset = xmalloc(sizeof(size_t) * (size_t)t->table.n_params);
+    for (int i = 0; i < t->table.n_params; i++) t->offset[i] = cuda_model_param_offset(g, &t->table.params[i]);
+}
+
 void cuda_train_model_free(CudaTrainModel* t) {
     cuda_free(t->master), cuda_free(t->grad), cuda_free(t->m), cuda_free(t->v);
     free(t->offset);

@@ -10,9 +10,10 @@ cd "$(dirname "$0")/.."
 build=build-device
 cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DARBOR_CUDA=ON -DARBOR_NATIVE=OFF \
     -DCMAKE_CUDA_ARCHITECTURES=90 >/dev/null
-cmake --build "$build" --target arbor test_cuda test_cuda_parity
+cmake --build "$build" --target arbor test_cuda test_cuda_parity test_cuda_train_parity bench_distill_cuda
 rm -rf .device_bundle && mkdir -p .device_bundle/pack/bin .device_bundle/pack/lib
-cp "$build"/arbor "$build"/test_cuda "$build"/test_cuda_parity .device_bundle/pack/bin/
+cp "$build"/arbor "$build"/test_cuda "$build"/test_cuda_parity "$build"/test_cuda_train_parity "$build"/bench_distill_cuda \
+    .device_bundle/pack/bin/
 # every shared library the binaries load, except glibc's own, the C++ runtime and the CUDA ones
 # (the GPU machine has newer glibc/libstdc++ and its own cuBLASLt)
 for bin in .device_bundle/pack/bin/*; do ldd "$bin"; done | awk '/=> \// {print $3}' | sort -u | while read -r lib; do

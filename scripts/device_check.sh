@@ -2,8 +2,10 @@
 # device_check.sh: the GPU check of the CUDA backend, run on a machine with an NVIDIA GPU from the
 # repository root. Prepare here with scripts/device_bundle.sh, then (the device tool):
 #   run(command="bash scripts/device_check.sh", carry=[".device_bundle"], timeout_s=540)
-# Steps: GPU facts; test_cuda and test_cuda_parity (every op and whole models vs the CPU, logged
-# with their nmse); `arbor bench --device cuda --ceilings` on the headline shapes (qwen3-8b, its
+# Steps: GPU facts; test_cuda, test_cuda_parity (every forward op and whole models vs the CPU,
+# logged with their nmse) and test_cuda_train_parity (backward ops, loss, AdamW, model gradients, a
+# 20-step distillation trajectory, resume); the distillation step benchmark (0.6B -> 14 layers,
+# 4B -> 1.7B); `arbor bench --device cuda --ceilings` on the headline shapes (qwen3-8b, its
 # depth-pruned 24-layer and width-pruned 6B variants, qwen3-4b) at batch 1, 32, 128 plus the 8B's
 # batch-1 prefill of 2048 tokens; one summary table with the ratios to qwen3-4b at the end.
 # Logs and CSVs land in $OUT (the device tool brings them back). Sized for about 5 minutes.
@@ -38,9 +40,13 @@ echo "== test_cuda_parity"
 timeout 300 "$bin/test_cuda_parity" --verbose --jobs 1 >"$OUT/parity.log" 2>&1
 parity_rc=$?
 grep -E "nmse|argmax|FAIL|PASS|SKIP|CRASH|Synthesis" "$OUT/parity.log" | cut -c1-200 | tail -40
+echo "== test_cuda_train_parity"
+timeout 300 "$bin/test_cuda_train_parity" --verbose --jobs 1 >"$OUT/train_parity.log" 2>&1
+train_rc=$?
+grep -E "nmse|loss|FAIL|PASS|SKIP|CRASH|Synthesis|bit" "$OUT/train_parity.log" | cut -c1-200 | tail -30
 parity_state=passed
-grep -q "^\[SKIP\]" "$OUT/parity.log" && parity_state=SKIPPED
-[ $parity_rc -eq 0 ] || { parity_state=FAILED; status=1; }
+grep -q "^\[SKIP\]" "$OUT/parity.log" "$OUT/train_parity.log" && parity_state=SKIPPED
+[ $parity_rc -eq 0 ] && [ $train_rc -eq 0 ] || { parity_state=FAILED; status=1; }
 
 echo "== benchmarks"
 bench() {  # label, then arbor bench options
@@ -57,6 +63,12 @@ for batches in "1,32,128"; do
     bench qwen3-4b --arch qwen3-4b --batch $batches --prompt-len 128 --gen-len 64
 done
 cat "$OUT/bench.log" | grep -v "^ceilings" | tail -40
+
+echo "== distillation step benchmarks"
+timeout 180 "$bin/bench_distill_cuda" qwen3-0.6b qwen3-0.6b --student-layers 14 --batch 8 --seq 1024 --steps 6 \
+    --csv "$OUT/distill_06b.csv" 2>&1 | tail -2 || status=1
+timeout 240 "$bin/bench_distill_cuda" qwen3-4b qwen3-1.7b --batch 4 --seq 1024 --steps 5 \
+    --csv "$OUT/distill_4b_17b.csv" 2>&1 | tail -2 || status=1
 
 echo "== summary"
 python3 - "$OUT" <<'PY'
@@ -81,6 +93,14 @@ for m in ("qwen3-8b-depth24", "qwen3-8b-width6b", "qwen3-8b"):
         if a and base:
             print(f"  {m:18} batch {b:>3}: prefill {float(a['prefill_tokens_per_s'])/float(base['prefill_tokens_per_s']):.2f}x, "
                   f"decode {float(a['decode_tokens_per_s'])/float(base['decode_tokens_per_s']):.2f}x")
+PY
+python3 - "$OUT" <<'PY'
+import csv, glob, sys
+for f in sorted(glob.glob(sys.argv[1] + "/distill_*.csv")):
+    for r in csv.DictReader(open(f)):
+        print(f"distill {r['teacher']} -> {r['student']} ({r['student_layers']} layers) {r['batch']}x{r['seq']}: "
+              f"{float(r['tokens_per_s']):.0f} tokens/s, {float(r['tflops']):.0f} TFLOP/s, MFU {100*float(r['mfu']):.0f}%, "
+              f"peak {float(r['peak_gb']):.0f} GB, 90B tokens = {float(r['gpu_hours_90b']):.0f} GPU-hours")
 PY
 echo "device_check: parity $parity_state ($(grep -o 'Tested.*' "$OUT/parity.log" | tail -1)), overall status $status"
 exit $status

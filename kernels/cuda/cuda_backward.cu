@@ -190,6 +190,17 @@ extern "C" void cuda_rope_backward(CudaContext* ctx, float* dx, const int* pos, 
     CUDA_CHECK_LAUNCH();
 }
 
+__global__ void bf16_to_f32_kernel(float* dst, const __nv_bfloat16* src, size_t n) {
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
+        dst[i] = bf(src[i]);
+}
+
+extern "C" void cuda_bf16_to_f32(CudaContext* ctx, float* dst, const bf16* src, size_t n) {
+    if (n == 0) return;
+    bf16_to_f32_kernel<<<blocks_for(n, 256), 256, 0, ctx->stream>>>(dst, CBF(src), n);
+    CUDA_CHECK_LAUNCH();
+}
+
 __global__ void add_f32_kernel(float* dst, const float* src, size_t n) {
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
         dst[i] += src[i];

@@ -33,6 +33,8 @@ void cuda_embedding_backward(CudaContext* ctx, float* dwte, const float* dout, c
 // as the forward saw them, dout (B*T,NH,HS) fp32. dq, dk, dv overwritten; the softmax is recomputed.
 void cuda_attention_backward(CudaContext* ctx, float* dq, float* dk, float* dv, const float* dout, const bf16* q,
                              const bf16* k, const bf16* v, int B, int T, int NH, int NKV, int HS);
+// dst (n) fp32 = src (n) bf16
+void cuda_bf16_to_f32(CudaContext* ctx, float* dst, const bf16* src, size_t n);
 // dst (n) fp32 += src (n) fp32
 void cuda_add_f32(CudaContext* ctx, float* dst, const float* src, size_t n);
 // dst (rows, cols) bf16 with row stride ld_dst = src (rows, cols) fp32 with row stride ld_src
