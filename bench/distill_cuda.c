@@ -5,7 +5,8 @@
 // GPU-hours a 90B-token run would take at this rate. FLOPs per token: 6 x student matmul params
 // + 2 x teacher matmul params (lm_heads included) + causal attention (student x 3, teacher x 1).
 //
-//   bench_distill_cuda TEACHER STUDENT [--student-layers N] [--batch B] [--seq T] [--steps S] [--csv FILE]
+//   bench_distill_cuda TEACHER STUDENT [--student-layers N] [--batch B] [--seq T] [--steps S] [--recompute]
+//                      [--csv FILE]
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,7 +38,8 @@ static double attention_flops(const ModelConfig* c, int T) {
 
 int main(int argc, char** argv) {
     if (argc < 3) {
-        fprintf(stderr, "usage: bench_distill_cuda TEACHER STUDENT [--student-layers N] [--batch B] [--seq T] [--steps S] [--csv FILE]\n");
+        fprintf(stderr, "usage: bench_distill_cuda TEACHER STUDENT [--student-layers N] [--batch B] [--seq T] [--steps S] "
+                        "[--recompute] [--csv FILE]\n");
         return 2;
     }
     Err e;
@@ -46,9 +48,17 @@ int main(int argc, char** argv) {
         fprintf(stderr, "bench_distill_cuda: %s\n", e.msg);
         return 2;
     }
-    int B = 4, T = 1024, steps = 6;
+    int B = 4, T = 1024, steps = 6, recompute = 0;
     const char* csv = NULL;
-    for (int i = 3; i + 1 < argc; i += 2) {
+    for (int i = 3; i < argc; i += 2) {
+        if (!strcmp(argv[i], "--recompute")) {
+            recompute = 1, i--;
+            continue;
+        }
+        if (i + 1 >= argc) {
+            fprintf(stderr, "bench_distill_cuda: %s needs a value\n", argv[i]);
+            return 2;
+        }
         if (!strcmp(argv[i], "--student-layers")) sc.n_layers = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--batch")) B = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--seq")) T = atoi(argv[i + 1]);
@@ -77,7 +87,7 @@ int main(int argc, char** argv) {
     CudaTrainModel t;
     cuda_train_model_create_random(&t, &sg, 2);
     CudaTrainActs a;
-    cuda_train_acts_create(&a, ctx, &sc, B, T);
+    cuda_train_acts_create(&a, ctx, &sc, B, T, recompute);
     CudaTeacher teacher;
     cuda_teacher_create(&teacher, &tg, B, T);
     double peak = cuda_memory_used() / 1e9;
@@ -116,9 +126,10 @@ int main(int argc, char** argv) {
                          attention_flops(&tc, T);
     double tps = N / step_s, tflops = flops_token * tps / 1e12;
     double hours = 90e9 / tps / 3600;
-    fprintf(stderr, "distill %s -> %s (%d layers), batch %d x %d: %.0f tokens/s, %.1f TFLOP/s, MFU %.1f%% of the "
+    fprintf(stderr, "distill %s -> %s (%d layers%s), batch %d x %d: %.0f tokens/s, %.1f TFLOP/s, MFU %.1f%% of the "
                     "measured %.0f TFLOP/s GEMM, peak %.1f GB; 90B tokens = %.0f GPU-hours\n",
-            argv[1], argv[2], sc.n_layers, B, T, tps, tflops, 100 * tflops / gemm, gemm, peak, hours);
+            argv[1], argv[2], sc.n_layers, recompute ? ", recompute" : "", B, T, tps, tflops, 100 * tflops / gemm, gemm,
+            peak, hours);
     printf("teacher=%s\nstudent=%s\nstudent_layers=%d\nbatch=%d\nseq=%d\nstep_seconds=%.4f\ntokens_per_s=%.1f\n"
            "tflops=%.2f\ngemm_tflops=%.1f\nmfu=%.4f\npeak_gb=%.2f\ngpu_hours_90b=%.0f\nlast_loss=%.5f\n",
            argv[1], argv[2], sc.n_layers, B, T, step_s, tps, tflops, gemm, tflops / gemm, peak, hours, last_loss);

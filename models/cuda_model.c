@@ -137,12 +137,16 @@ void cuda_model_init_random(CudaModel* g, uint64_t seed) {
 // cache and activations
 
 void cuda_kvcache_create(CudaKVCache* c, const ModelConfig* cfg, int max_seqs, int max_len) {
-    c->n_layers = cfg->n_layers;
+    cuda_kvcache_create_layers(c, cfg, cfg->n_layers, max_seqs, max_len);
+}
+
+void cuda_kvcache_create_layers(CudaKVCache* c, const ModelConfig* cfg, int n_layers, int max_seqs, int max_len) {
+    c->n_layers = n_layers;
     c->max_seqs = max_seqs;
     c->max_len = max_len;
     c->kv_dim = cfg->n_kv_heads * cfg->head_dim;
     c->prefix_seq = c->prefix_len = 0;
-    size_t n = (size_t)cfg->n_layers * max_seqs * max_len * c->kv_dim;
+    size_t n = (size_t)n_layers * max_seqs * max_len * c->kv_dim;
     c->k = cuda_malloc(n * sizeof(bf16));  // positions are written before they are read
     c->v = cuda_malloc(n * sizeof(bf16));
 }
@@ -230,7 +234,8 @@ void cuda_forward_launch(const CudaModel* g, CudaRunState* s, const CudaKVCache*
     cuda_rmsnorm_forward(ctx, s->xn, s->x, g->layers[0].attn_norm, eps, N, C);
     for (int l = 0; l < c->n_layers; l++) {
         const CudaLayerWeights* w = &g->layers[l];
-        size_t layer_off = (size_t)l * cache->max_seqs * L * KV;
+        // a one-layer cache is shared by all layers: valid when every call holds whole sequences (a teacher)
+        size_t layer_off = (size_t)(cache->n_layers == 1 ? 0 : l) * cache->max_seqs * L * KV;
         bf16 *kc = cache->k + layer_off, *vc = cache->v + layer_off;
         // attention sublayer: q, k, v in one GEMM; q/k norm + RoPE + cache store in one kernel
         cuda_matmul_forward(ctx, s->qkv, 0, s->xn, w->wqkv, w->bqkv, N, C, QKV);

@@ -56,6 +56,9 @@ typedef struct {
 } CudaKVCache;
 
 void cuda_kvcache_create(CudaKVCache* c, const ModelConfig* cfg, int max_seqs, int max_len);
+// n_layers 1: one slot that every layer reuses, for calls that hold whole sequences (a teacher's
+// forward: nothing of a layer is kept once the next one runs)
+void cuda_kvcache_create_layers(CudaKVCache* c, const ModelConfig* cfg, int n_layers, int max_seqs, int max_len);
 void cuda_kvcache_free(CudaKVCache* c);
 
 typedef struct {

@@ -97,10 +97,11 @@ double cuda_train_optimizer_step(CudaTrainModel* t, const OptimConfig* o, float 
 // ---------------------------------------------------------------------------------------------
 // activations
 
-void cuda_train_acts_create(CudaTrainActs* a, CudaContext* ctx, const ModelConfig* c, int B, int T) {
+void cuda_train_acts_create(CudaTrainActs* a, CudaContext* ctx, const ModelConfig* c, int B, int T, int recompute) {
     memset(a, 0, sizeof *a);
     a->B = B, a->T = T, a->N = B * T;
-    size_t N = (size_t)a->N, L = (size_t)c->n_layers, C = c->hidden, F = c->ffn, V = c->vocab;
+    a->recompute = recompute;
+    size_t N = (size_t)a->N, L = recompute ? 1 : (size_t)c->n_layers, C = c->hidden, F = c->ffn, V = c->vocab;
     size_t Q = (size_t)c->n_heads * c->head_dim, KV = (size_t)c->n_kv_heads * c->head_dim, QKV = Q + 2 * KV;
     a->tokens = cuda_malloc(sizeof(int) * N);
     a->targets = cuda_malloc(sizeof(int) * N);
@@ -114,7 +115,7 @@ void cuda_train_acts_create(CudaTrainActs* a, CudaContext* ctx, const ModelConfi
     cuda_upload(ctx, a->seq, seq, sizeof(int) * N);
     cuda_upload(ctx, a->pos, pos, sizeof(int) * N);
     if (a->n_tiles) cuda_upload(ctx, a->tiles, tiles, sizeof(int) * 4 * (size_t)a->n_tiles);
-    a->res = cuda_malloc(sizeof(float) * (L + 1) * N * C);
+    a->res = cuda_malloc(sizeof(float) * ((size_t)c->n_layers + 1) * N * C);  // every boundary, always
     a->mid = cuda_malloc(sizeof(float) * L * N * C);
     a->xn1 = cuda_malloc(sizeof(bf16) * L * N * C);
     a->qkv = cuda_malloc(sizeof(bf16) * L * N * QKV);
@@ -161,8 +162,10 @@ void cuda_train_acts_free(CudaTrainActs* a) {
 // ---------------------------------------------------------------------------------------------
 // forward
 
-// layer l's slice of a (L, N, width) activation
-#define AT(buf, l, width) ((buf) + (size_t)(l) * (size_t)a->N * (size_t)(width))
+// layer l's slice of a (L, N, width) activation (slot 0 for every layer when recomputing);
+// the residual stream keeps every boundary
+#define AT(buf, l, width) ((buf) + (size_t)(a->recompute ? 0 : (l)) * (size_t)a->N * (size_t)(width))
+#define RES(l) (a->res + (size_t)(l) * (size_t)a->N * (size_t)c->hidden)
 
 static int check_tokens(const ModelConfig* c, const int* tokens, int N, const char* what, Err* e) {
     for (int n = 0; n < N; n++)
@@ -171,41 +174,56 @@ static int check_tokens(const ModelConfig* c, const int* tokens, int N, const ch
     return 0;
 }
 
-int cuda_train_forward(const CudaTrainModel* t, CudaTrainActs* a, const int* tokens, Err* e) {
+// Layer l from RES(l) to RES(l + 1), its internals into its slots. xn1 of layer l is computed here
+// unless the previous layer fused it (fused_in); fuse_out makes this layer's last residual add
+// also write the next layer's xn1 (or, after the last layer, xnf).
+static void layer_forward(const CudaTrainModel* t, CudaTrainActs* a, int l, int fused_in, int fuse_out) {
     const CudaModel* g = t->g;
     const ModelConfig* c = &g->cfg;
     CudaContext* ctx = g->ctx;
     int N = a->N, C = c->hidden, F = c->ffn, HS = c->head_dim, NH = c->n_heads, NKV = c->n_kv_heads;
     int Q = NH * HS, KV = NKV * HS, QKV = Q + 2 * KV, L = c->n_layers;
     float eps = c->rms_eps;
-    if (check_tokens(c, tokens, N, "token", e)) return -1;
-    cuda_upload(ctx, a->tokens, tokens, sizeof(int) * N);
-    cuda_embedding_forward(ctx, AT(a->res, 0, C), a->tokens, g->wte, N, C);
-    cuda_rmsnorm_forward(ctx, AT(a->xn1, 0, C), AT(a->res, 0, C), g->layers[0].attn_norm, eps, N, C);
-    for (int l = 0; l < L; l++) {
-        const CudaLayerWeights* w = &g->layers[l];
-        bf16 *qkv = AT(a->qkv, l, QKV), *q = AT(a->q, l, Q), *k = AT(a->k, l, KV), *v = AT(a->v, l, KV);
-        bf16* att = AT(a->att, l, Q);
-        float *x = AT(a->res, l, C), *mid = AT(a->mid, l, C), *out = AT(a->res, l + 1, C);
-        cuda_matmul_forward(ctx, qkv, 0, AT(a->xn1, l, C), w->wqkv, w->bqkv, N, C, QKV);
-        // k, v of the batch laid out (B, T, NKV, HS): a cache of B sequences of T positions
-        cuda_qkv_prepare(ctx, qkv, q, Q, k, v, w->q_norm, w->k_norm, a->seq, a->pos, g->inv_freq, eps, N, NH, NKV, HS,
-                         a->T);
-        if (a->n_tiles)
-            cuda_attention_prefill(ctx, att, q, Q, k, v, a->tiles, a->n_tiles, NH, NKV, HS, a->T, 0, 0);
-        else
-            cuda_attention_forward(ctx, att, q, Q, k, v, a->seq, a->pos, N, NH, NKV, HS, a->T, 0, 0);
-        cuda_matmul_forward(ctx, a->proj, 0, att, w->wo, w->bo, N, Q, C);
-        cuda_copy(ctx, mid, x, sizeof(float) * (size_t)N * C);
-        cuda_residual_rmsnorm_forward(ctx, mid, a->proj, AT(a->xn2, l, C), w->mlp_norm, eps, N, C);
-        cuda_matmul_forward(ctx, AT(a->gateup, l, 2 * F), 0, AT(a->xn2, l, C), w->w_gateup, NULL, N, C, 2 * F);
-        cuda_swiglu_forward(ctx, AT(a->h, l, F), AT(a->gateup, l, 2 * F), N, F);
-        cuda_matmul_forward(ctx, a->proj, 0, AT(a->h, l, F), w->w_down, NULL, N, F, C);
-        cuda_copy(ctx, out, mid, sizeof(float) * (size_t)N * C);
+    const CudaLayerWeights* w = &g->layers[l];
+    bf16 *qkv = AT(a->qkv, l, QKV), *q = AT(a->q, l, Q), *k = AT(a->k, l, KV), *v = AT(a->v, l, KV);
+    bf16 *att = AT(a->att, l, Q), *xn1 = AT(a->xn1, l, C);
+    float *x = RES(l), *mid = AT(a->mid, l, C), *out = RES(l + 1);
+    if (!fused_in) cuda_rmsnorm_forward(ctx, xn1, x, w->attn_norm, eps, N, C);
+    cuda_matmul_forward(ctx, qkv, 0, xn1, w->wqkv, w->bqkv, N, C, QKV);
+    // k, v of the batch laid out (B, T, NKV, HS): a cache of B sequences of T positions
+    cuda_qkv_prepare(ctx, qkv, q, Q, k, v, w->q_norm, w->k_norm, a->seq, a->pos, g->inv_freq, eps, N, NH, NKV, HS, a->T);
+    if (a->n_tiles)
+        cuda_attention_prefill(ctx, att, q, Q, k, v, a->tiles, a->n_tiles, NH, NKV, HS, a->T, 0, 0);
+    else
+        cuda_attention_forward(ctx, att, q, Q, k, v, a->seq, a->pos, N, NH, NKV, HS, a->T, 0, 0);
+    cuda_matmul_forward(ctx, a->proj, 0, att, w->wo, w->bo, N, Q, C);
+    cuda_copy(ctx, mid, x, sizeof(float) * (size_t)N * C);
+    cuda_residual_rmsnorm_forward(ctx, mid, a->proj, AT(a->xn2, l, C), w->mlp_norm, eps, N, C);
+    cuda_matmul_forward(ctx, AT(a->gateup, l, 2 * F), 0, AT(a->xn2, l, C), w->w_gateup, NULL, N, C, 2 * F);
+    cuda_swiglu_forward(ctx, AT(a->h, l, F), AT(a->gateup, l, 2 * F), N, F);
+    cuda_matmul_forward(ctx, a->proj, 0, AT(a->h, l, F), w->w_down, NULL, N, F, C);
+    cuda_copy(ctx, out, mid, sizeof(float) * (size_t)N * C);
+    if (fuse_out) {
         bf16* next = l + 1 < L ? AT(a->xn1, l + 1, C) : a->xnf;
         const bf16* norm = l + 1 < L ? g->layers[l + 1].attn_norm : g->final_norm;
         cuda_residual_rmsnorm_forward(ctx, out, a->proj, next, norm, eps, N, C);
+    } else {
+        cuda_residual_forward(ctx, out, a->proj, N, C);
     }
+}
+
+int cuda_train_forward(const CudaTrainModel* t, CudaTrainActs* a, const int* tokens, Err* e) {
+    const CudaModel* g = t->g;
+    const ModelConfig* c = &g->cfg;
+    CudaContext* ctx = g->ctx;
+    int N = a->N, C = c->hidden, L = c->n_layers;
+    if (check_tokens(c, tokens, N, "token", e)) return -1;
+    cuda_upload(ctx, a->tokens, tokens, sizeof(int) * N);
+    cuda_embedding_forward(ctx, RES(0), a->tokens, g->wte, N, C);
+    cuda_rmsnorm_forward(ctx, AT(a->xn1, 0, C), RES(0), g->layers[0].attn_norm, c->rms_eps, N, C);
+    // with recompute every layer computes its own xn1 (the slot is shared); the last one always
+    // fuses the final norm into xnf
+    for (int l = 0; l < L; l++) layer_forward(t, a, l, l == 0 || !a->recompute, !a->recompute || l == L - 1);
     return 0;
 }
 
@@ -263,10 +281,11 @@ void cuda_train_backward(CudaTrainModel* t, CudaTrainActs* a, const int* tokens)
     float eps = c->rms_eps;
     size_t NC = (size_t)N * C;
 #define GRAD(ptr) (t->grad + ((ptr) - g->arena))
-    cuda_rmsnorm_backward(ctx, a->d_res, GRAD(g->final_norm), a->d_xnf, AT(a->res, L, C), 0, 1, (size_t)C,
-                          g->final_norm, eps, N, C);
+    cuda_rmsnorm_backward(ctx, a->d_res, GRAD(g->final_norm), a->d_xnf, RES(L), 0, 1, (size_t)C, g->final_norm, eps,
+                          N, C);
     for (int l = L - 1; l >= 0; l--) {
         const CudaLayerWeights* w = &g->layers[l];
+        if (a->recompute) layer_forward(t, a, l, 0, 0);  // the layer's internals again, from RES(l)
         // MLP: d_res is the gradient at the layer output = at down_proj's output and at mid
         cuda_pack_bf16(ctx, a->d_bf, C, a->d_res, C, N, C);
         cuda_matmul_backward(ctx, a->d_h, GRAD(w->w_down), NULL, a->d_bf, AT(a->h, l, F), w->w_down, N, F, C);
@@ -297,8 +316,7 @@ void cuda_train_backward(CudaTrainModel* t, CudaTrainActs* a, const int* tokens)
         cuda_pack_bf16(ctx, a->d_bf + Q + KV, QKV, a->d_v, KV, N, KV);
         cuda_matmul_backward(ctx, a->d_x, GRAD(w->wqkv), w->bqkv ? GRAD(w->bqkv) : NULL, a->d_bf, AT(a->xn1, l, C),
                              w->wqkv, N, C, QKV);
-        cuda_rmsnorm_backward(ctx, a->d_x, GRAD(w->attn_norm), a->d_x, AT(a->res, l, C), 0, 1, (size_t)C, w->attn_norm,
-                              eps, N, C);
+        cuda_rmsnorm_backward(ctx, a->d_x, GRAD(w->attn_norm), a->d_x, RES(l), 0, 1, (size_t)C, w->attn_norm, eps, N, C);
         cuda_add_f32(ctx, a->d_res, a->d_x, NC);  // d x
     }
     cuda_embedding_backward(ctx, GRAD(g->wte), a->d_res, tokens, N, C);
@@ -311,7 +329,7 @@ void cuda_train_backward(CudaTrainModel* t, CudaTrainActs* a, const int* tokens)
 void cuda_teacher_create(CudaTeacher* t, CudaModel* g, int B, int T) {
     memset(t, 0, sizeof *t);
     t->g = g;
-    cuda_kvcache_create(&t->cache, &g->cfg, B, T);
+    cuda_kvcache_create_layers(&t->cache, &g->cfg, 1, B, T);  // one layer's keys and values at a time
     cuda_runstate_create(&t->rs, &g->cfg, B * T, 1);
 }
 

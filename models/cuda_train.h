@@ -31,9 +31,10 @@ void cuda_train_model_download(const CudaTrainModel* t, Model* m);
 
 typedef struct {
     int B, T, N;
+    int recompute;        // 1: one layer's internals kept, recomputed from res[l] during backward
     int n_tiles;          // attention tiles (every sequence is one run of positions)
     int *tokens, *targets, *seq, *pos, *tiles;  // device: (N), (N), (N), (N), (N, 4)
-    // kept by the forward for the backward, per layer l (L = n_layers):
+    // kept by the forward for the backward, per layer l (L = n_layers; one slot when recompute):
     float* res;           // (L+1, N, C) residual stream entering layer l; res[L] enters the final norm
     float* mid;           // (L, N, C) residual after attention
     bf16* xn1;            // (L, N, C) input_layernorm output
@@ -60,7 +61,9 @@ typedef struct {
     double* row_loss;                  // (2, N) per-row CE and KD
 } CudaTrainActs;
 
-void cuda_train_acts_create(CudaTrainActs* a, CudaContext* ctx, const ModelConfig* cfg, int B, int T);
+// recompute: keep only the residual stream between layers (about one more forward of compute for a
+// fraction of the activation memory); gradients are bit-identical either way.
+void cuda_train_acts_create(CudaTrainActs* a, CudaContext* ctx, const ModelConfig* cfg, int B, int T, int recompute);
 void cuda_train_acts_free(CudaTrainActs* a);
 
 // tokens (B*T) host. Fills every activation; a->xnf holds the lm_head's input.

@@ -69,6 +69,8 @@ timeout 180 "$bin/bench_distill_cuda" qwen3-0.6b qwen3-0.6b --student-layers 14 
     --csv "$OUT/distill_06b.csv" 2>&1 | tail -2 || status=1
 timeout 240 "$bin/bench_distill_cuda" qwen3-4b qwen3-1.7b --batch 4 --seq 1024 --steps 5 \
     --csv "$OUT/distill_4b_17b.csv" 2>&1 | tail -2 || status=1
+timeout 240 "$bin/bench_distill_cuda" qwen3-4b qwen3-1.7b --batch 4 --seq 1024 --steps 5 --recompute \
+    --csv "$OUT/distill_4b_17b_recompute.csv" 2>&1 | tail -2 || status=1
 
 echo "== summary"
 python3 - "$OUT" <<'PY'

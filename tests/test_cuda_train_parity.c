@@ -386,7 +386,7 @@ static void grads_case(CudaContext* ctx, Model* m, Model* teacher, const LossCon
     CudaTeacher tt;
     cuda_model_create(&g, ctx, c);
     cuda_train_model_create(&t, &g, m);
-    cuda_train_acts_create(&ga, ctx, c, B, T);
+    cuda_train_acts_create(&ga, ctx, c, B, T, 0);
     if (teacher) {
         cuda_model_create(&tg, ctx, &teacher->cfg);
         cuda_model_upload(&tg, teacher);
@@ -399,6 +399,23 @@ static void grads_case(CudaContext* ctx, Model* m, Model* teacher, const LossCon
     cuda_train_backward(&t, &ga, tokens);
     double rel = fabs(glv.total - lv.total) / fabs(lv.total);
     cr_expect(rel < 2e-2, "%s: loss %.6g on the GPU vs %.6g on the CPU", what, glv.total, lv.total);
+    // the same micro-batch with recomputation: the same gradient bits
+    {
+        float* kept = download_f32(ctx, t.grad, g.arena_elems);
+        CudaTrainActs ra;
+        LossValues rlv;
+        cuda_train_acts_create(&ra, ctx, c, B, T, 1);
+        cuda_train_zero_grad(&t);
+        cr_assert_eq(cuda_train_forward(&t, &ra, tokens, &e), 0, "%s", e.msg);
+        cr_assert_eq(cuda_train_loss(&t, &ra, lc, targets, teacher ? tt.rs.xn : NULL, teacher ? tg.lm_head : NULL, Ct,
+                                     1.0f, &rlv, &e), 0, "%s", e.msg);
+        cuda_train_backward(&t, &ra, tokens);
+        float* again = download_f32(ctx, t.grad, g.arena_elems);
+        cr_expect(memcmp(kept, again, sizeof(float) * g.arena_elems) == 0,
+                  "%s: gradients with --recompute differ from those without", what);
+        cuda_train_acts_free(&ra);
+        free(kept), free(again);
+    }
     double worst = 0;
     const char* worst_name = "";
     for (int i = 0; i < m->table.n_params; i++) {
@@ -489,7 +506,7 @@ Test(cuda_train_parity, distillation_trajectory_and_resume) {
     CudaTeacher tt;
     cuda_model_create(&g, ctx, &sc);
     cuda_train_model_create(&t, &g, &s);
-    cuda_train_acts_create(&ga, ctx, &sc, B, T);
+    cuda_train_acts_create(&ga, ctx, &sc, B, T, 0);
     cuda_model_create(&tg, ctx, &tc);
     cuda_model_upload(&tg, &tm);
     cuda_teacher_create(&tt, &tg, B, T);

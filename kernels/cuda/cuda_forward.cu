@@ -57,6 +57,19 @@ __global__ void residual_rmsnorm_kernel(float* x, const __nv_bfloat16* y, __nv_b
     for (int c = threadIdx.x; c < C; c += blockDim.x) out[row + c] = to_bf(bf(weight[c]) * (x[row + c] * rstd));
 }
 
+__global__ void residual_kernel(float* x, const __nv_bfloat16* y, size_t n) {
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
+        x[i] += bf(y[i]);
+}
+
+extern "C" void cuda_residual_forward(CudaContext* ctx, float* x, const bf16* y, int N, int C) {
+    size_t n = (size_t)N * C;
+    if (n == 0) return;
+    int blocks = (int)(n / 256 + 1 < 65536 ? n / 256 + 1 : 65536);
+    residual_kernel<<<blocks, 256, 0, ctx->stream>>>(x, CBF(y), n);
+    CUDA_CHECK_LAUNCH();
+}
+
 extern "C" void cuda_rmsnorm_forward(CudaContext* ctx, bf16* out, const float* inp, const bf16* weight, float eps, int N,
                                      int C) {
     if (N == 0) return;

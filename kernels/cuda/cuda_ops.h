@@ -68,6 +68,8 @@ void cuda_embedding_forward(CudaContext* ctx, float* out, const int* tokens, con
 // out (N,C) bf16 = weight (C) * inp (N,C) fp32 / sqrt(mean(inp^2) + eps)
 void cuda_rmsnorm_forward(CudaContext* ctx, bf16* out, const float* inp, const bf16* weight, float eps, int N,
                           int C);
+// x (N,C) fp32 += y (N,C) bf16
+void cuda_residual_forward(CudaContext* ctx, float* x, const bf16* y, int N, int C);
 // x (N,C) fp32 += y (N,C) bf16; then out (N,C) bf16 = rmsnorm(x) * weight (C)
 void cuda_residual_rmsnorm_forward(CudaContext* ctx, float* x, const bf16* y, bf16* out, const bf16* weight,
                                    float eps, int N, int C);
