@@ -10,7 +10,7 @@
 #include "../kernels/clock.h"
 #include "../models/file_io.h"
 
-int trainer_init(Trainer* tr, Model* student, const Model* teacher, int B, int T, int recompute, Err* e) {
+int trainer_init(Trainer* tr, Model* student, const Model* teacher, int B, int T, int recompute, int gpu, Err* e) {
     memset(tr, 0, sizeof *tr);
     const ModelConfig* c = &student->cfg;
     if (teacher && teacher->cfg.vocab != c->vocab)
@@ -22,6 +22,9 @@ int trainer_init(Trainer* tr, Model* student, const Model* teacher, int B, int T
     tr->teacher = teacher;
     tr->B = B;
     tr->T = T;
+    tr->inputs = xmalloc(sizeof(int) * (size_t)B * T * 2);
+    tr->targets = tr->inputs + (size_t)B * T;
+    if (gpu) return trainer_gpu_open(&tr->gpu, student, teacher, B, T, recompute, e);
     size_t n = student->table.n_floats;
     tr->grads = xaligned_alloc(sizeof(float) * n);
     tr->m = xaligned_alloc(sizeof(float) * n);
@@ -34,12 +37,16 @@ int trainer_init(Trainer* tr, Model* student, const Model* teacher, int B, int T
         tr->t_hidden = xaligned_alloc_uninit(sizeof(float) * (size_t)B * T * teacher->cfg.hidden);
     }
     tr->d_xnf = xaligned_alloc_uninit(sizeof(float) * (size_t)B * T * c->hidden);
-    tr->inputs = xmalloc(sizeof(int) * (size_t)B * T * 2);
-    tr->targets = tr->inputs + (size_t)B * T;
     return 0;
 }
 
 void trainer_free(Trainer* tr) {
+    if (tr->gpu) {
+        trainer_gpu_close(tr->gpu);
+        free(tr->inputs);
+        memset(tr, 0, sizeof *tr);
+        return;
+    }
     free(tr->grads);
     free(tr->m);
     free(tr->v);
@@ -94,6 +101,13 @@ static int hidden_setup(Trainer* tr, const TrainConfig* cfg, Err* e) {
 static int forward_loss(Trainer* tr, const TrainConfig* cfg, float grad_scale, int grads, LossValues* lv, Err* e) {
     const Model* s = tr->student;
     int N = tr->B * tr->T, hidden = cfg->hidden_kind != HIDDEN_NONE;
+    if (tr->gpu) {
+        if (hidden) return err_set(e, "the hidden-state loss is not implemented on the GPU yet");
+        if (trainer_gpu_forward_loss(tr->gpu, &cfg->loss, tr->inputs, tr->targets, grads ? grad_scale : 0.0f, lv, e))
+            return -1;
+        lv->hidden = 0;
+        return 0;
+    }
     if (hidden && hidden_setup(tr, cfg, e)) return -1;
     if (tr->teacher && model_forward_hidden(tr->teacher, &tr->trs, &tr->tcache, tr->inputs, tr->sa.seq, tr->sa.pos, N,
                                             tr->t_hidden, hidden ? tr->t_capture : NULL, tr->t_slot, e))
@@ -124,20 +138,30 @@ int trainer_step(Trainer* tr, const TrainConfig* cfg, const int* windows, LossVa
                  Err* e) {
     int K = cfg->grad_accum > 0 ? cfg->grad_accum : 1;
     size_t n = tr->student->table.n_floats;
-    memset(tr->grads, 0, sizeof(float) * n);
+    if (!tr->gpu) memset(tr->grads, 0, sizeof(float) * n);  // the GPU's were zeroed by its last step
     memset(lv, 0, sizeof *lv);
     for (int k = 0; k < K; k++) {
         split_windows(tr, windows + (size_t)k * tr->B * (tr->T + 1));
         LossValues mv;
         if (forward_loss(tr, cfg, 1.0f / (float)K, 1, &mv, e)) return err_prefix(e, "step %d", tr->step + 1);
-        train_backward(tr->student, &tr->sa, tr->inputs, tr->d_xnf,
-                       cfg->hidden_kind != HIDDEN_NONE ? tr->d_layer_ptrs : NULL, &tr->g);
+        if (tr->gpu)
+            trainer_gpu_backward(tr->gpu, tr->inputs);
+        else
+            train_backward(tr->student, &tr->sa, tr->inputs, tr->d_xnf,
+                           cfg->hidden_kind != HIDDEN_NONE ? tr->d_layer_ptrs : NULL, &tr->g);
         lv->total += mv.total / K;
         lv->ce += mv.ce / K;
         lv->kd += mv.kd / K;
         lv->hidden += mv.hidden / K;
         lv->matmul_seconds += mv.matmul_seconds;
         lv->matmul_flops += mv.matmul_flops;
+    }
+    if (tr->gpu) {  // clipping and AdamW on the device, the same rules
+        *lr = lr_at(&cfg->optim, tr->step);
+        *gnorm = trainer_gpu_optimizer_step(tr->gpu, &cfg->optim, *lr);
+        if (!isfinite(*gnorm)) return err_set(e, "step %d: the gradient norm is not finite", tr->step + 1);
+        tr->step++;
+        return 0;
     }
     *gnorm = grad_norm(tr->grads, n);
     if (!isfinite(*gnorm)) return err_set(e, "step %d: the gradient norm is not finite", tr->step + 1);
@@ -183,12 +207,21 @@ int trainer_save(const Trainer* tr, const DataLoader* d, const char* path, Err* 
     memcpy(h + 8, &version, 4);
     memcpy(h + 16, fields, sizeof fields);
     size_t n = tr->student->table.n_floats;
+    float *m = tr->m, *v = tr->v;
+    if (tr->gpu) {  // the GPU's masters into the student's arena, its moments into host copies
+        m = xmalloc(sizeof(float) * n * 2);
+        v = m + n;
+        trainer_gpu_get_state(tr->gpu, tr->student->arena, m, v);
+    }
     AtomicFile f;
-    if (atomic_open(&f, path, e) || atomic_write(&f, h, sizeof h, e) ||
-        atomic_write(&f, tr->student->arena, sizeof(float) * n, e) || atomic_write(&f, tr->m, sizeof(float) * n, e) ||
-        atomic_write(&f, tr->v, sizeof(float) * n, e))
-        return -1;
-    return atomic_commit(&f, e);
+    int rc = atomic_open(&f, path, e) || atomic_write(&f, h, sizeof h, e) ||
+                     atomic_write(&f, tr->student->arena, sizeof(float) * n, e) ||
+                     atomic_write(&f, m, sizeof(float) * n, e) || atomic_write(&f, v, sizeof(float) * n, e)
+                 ? -1
+                 : 0;
+    if (!rc) rc = atomic_commit(&f, e);
+    if (tr->gpu) free(m);
+    return rc;
 }
 
 int trainer_load(Trainer* tr, DataLoader* d, const char* path, Err* e) {
@@ -209,9 +242,14 @@ int trainer_load(Trainer* tr, DataLoader* d, const char* path, Err* e) {
     if (!rc) {
         const char* p = buf + STATE_HEADER;
         memcpy(tr->student->arena, p, sizeof(float) * n);
-        memcpy(tr->m, p + sizeof(float) * n, sizeof(float) * n);
-        memcpy(tr->v, p + 2 * sizeof(float) * n, sizeof(float) * n);
         tr->step = (int)fields[0];
+        if (tr->gpu) {
+            trainer_gpu_set_state(tr->gpu, tr->student->arena, (const float*)(p + sizeof(float) * n),
+                                  (const float*)(p + 2 * sizeof(float) * n), tr->step);
+        } else {
+            memcpy(tr->m, p + sizeof(float) * n, sizeof(float) * n);
+            memcpy(tr->v, p + 2 * sizeof(float) * n, sizeof(float) * n);
+        }
         if (d) data_seek(d, fields[2], fields[3]);
     }
     free(buf);
@@ -239,7 +277,8 @@ int train_run(Model* student, const Model* teacher, const Shard* shard, const Tr
     DataLoader d;
     if (data_open(&d, shard, cfg.seq_len, cfg.val_fraction, cfg.seed, e)) return -1;
     Trainer tr;
-    if (trainer_init(&tr, student, teacher, cfg.batch, cfg.seq_len, cfg.recompute, e)) {
+    if (trainer_init(&tr, student, teacher, cfg.batch, cfg.seq_len, cfg.recompute, cfg.gpu, e)) {
+        trainer_free(&tr);
         data_close(&d);
         return -1;
     }

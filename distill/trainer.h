@@ -12,6 +12,7 @@
 #include "hidden_loss.h"
 #include "loss.h"
 #include "optim.h"
+#include "trainer_gpu.h"
 
 typedef struct {
     int steps, batch, grad_accum, seq_len;
@@ -30,6 +31,7 @@ typedef struct {
     int resume;
     int stop_at;            // end the run after this step as if killed, state saved (tests); 0: off
     int recompute;          // recompute activations in backward instead of keeping them
+    int gpu;                // 1: the steps run on the GPU (trainer_gpu.h); data, logs and states stay here
 } TrainConfig;
 
 typedef struct {
@@ -50,10 +52,12 @@ typedef struct {
     int* targets;           // (B*T)
     int B, T;
     int step;               // completed optimizer steps
+    TrainerGpu* gpu;        // non-NULL: the GPU runs the steps; the CPU buffers above are not allocated
 } Trainer;
 
-// recompute: keep only the residual stream and recompute each layer in backward (train.h).
-int trainer_init(Trainer* tr, Model* student, const Model* teacher, int B, int T, int recompute, Err* e);
+// recompute: keep only the residual stream and recompute each layer in backward (train.h). gpu: run
+// the steps on the GPU (fails with the reason when there is none).
+int trainer_init(Trainer* tr, Model* student, const Model* teacher, int B, int T, int recompute, int gpu, Err* e);
 void trainer_free(Trainer* tr);
 // One optimizer step; windows (K, B, T+1). Reports the mean loss over the K micro-batches, the
 // global gradient norm before clipping and the learning rate used.

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "../distill/trainer.h"
+#include "../models/engine.h"
 #include "commands.h"
 
 // --loss: kl | rkl | topk:K | ce | mix:W_CE,KIND  (KIND kl, rkl or topk:K; the KD weight is 1)
@@ -69,6 +70,7 @@ static int run(int argc, char** argv, int distill) {
         {"seed", "S", "data order seed", "0"},
         {"resume", NULL, "continue from OUT/train_state.bin when it exists", NULL},
         {"recompute", NULL, "recompute activations in backward (less memory, ~1 extra forward)", NULL},
+        {"device", "cpu|cuda", "where the steps run: the CPU (fp32) or the GPU (bf16, fp32 masters)", "cpu"},
     };
     Command cmd = {distill ? "distill" : "train",
                    distill ? "Distill a student from a teacher's logits (KD), saving the student as a HF checkpoint."
@@ -100,6 +102,12 @@ static int run(int argc, char** argv, int distill) {
         err_set(&e, "%s: --hidden-loss must be cosine or mse, with a teacher (arbor distill)", cmd.name);
         return fail(&e);
     }
+    Device device;
+    if (device_parse(arg_str(&cmd, "device"), &device, &e) || device_available(device, &e)) return fail(&e);
+    if (device == DEVICE_CUDA && hidden) {
+        err_set(&e, "%s: --hidden-loss is not implemented on the GPU yet (--device cpu)", cmd.name);
+        return fail(&e);
+    }
     if (strcmp(schedule, "cosine") && strcmp(schedule, "linear")) {
         err_set(&e, "%s: --schedule must be cosine or linear, not '%s'", cmd.name, schedule);
         return fail(&e);
@@ -107,6 +115,10 @@ static int run(int argc, char** argv, int distill) {
     TrainConfig cfg = {0};
     const char* loss = arg_str(&cmd, "loss") ? arg_str(&cmd, "loss") : distill ? "kl" : "ce";
     if (parse_loss(loss, distill, &cfg.loss, &e)) return fail(&e);
+    if (device == DEVICE_CUDA && cfg.loss.kd == KD_TOPK) {
+        err_set(&e, "%s: top-k KD is not implemented on the GPU yet (kl, rkl, ce or a mix of them)", cmd.name);
+        return fail(&e);
+    }
     cfg.loss.temperature = (float)temp;
     cfg.loss.t2_scaling = arg_flag(&cmd, "t2");
     cfg.steps = (int)steps, cfg.batch = (int)batch, cfg.grad_accum = (int)accum, cfg.seq_len = (int)seq_len;
@@ -117,6 +129,7 @@ static int run(int argc, char** argv, int distill) {
     cfg.out_dir = out;
     cfg.resume = arg_flag(&cmd, "resume");
     cfg.recompute = arg_flag(&cmd, "recompute");
+    cfg.gpu = device == DEVICE_CUDA;
     cfg.hidden_kind = !hidden ? HIDDEN_NONE : !strcmp(hidden, "cosine") ? HIDDEN_COSINE : HIDDEN_MSE;
     cfg.hidden_weight = (float)hidden_weight;
     Shard shard;

@@ -7,7 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "file_io.h"
 
 #define LOSS_ROWS 256
 
@@ -78,6 +77,7 @@ void cuda_train_zero_grad(CudaTrainModel* t) {
 double cuda_train_optimizer_step(CudaTrainModel* t, const OptimConfig* o, float lr) {
     CudaContext* ctx = t->g->ctx;
     double norm = sqrt(cuda_sum_squares(ctx, t->grad, t->g->arena_elems));
+    if (!isfinite(norm)) return norm;  // no step: the caller stops with the step number
     float scale = o->clip > 0 && norm > o->clip ? (float)(o->clip / (norm + 1e-6)) : 1.0f;
     int step = t->step + 1;
     float bc1 = (float)(1.0 - pow(o->beta1, step)), bc2_sqrt = (float)sqrt(1.0 - pow(o->beta2, step));
@@ -253,6 +253,7 @@ int cuda_train_loss(const CudaTrainModel* t, CudaTrainActs* a, const LossConfig*
         if (kd) cuda_matmul_forward(ctx, a->t_logits, 1, t_xnf + (size_t)r0 * Ct, t_lm_head, NULL, R, Ct, V);
         cuda_loss_rows(ctx, a->logits, kd ? a->t_logits : NULL, cfg->ce_weight != 0.0f ? a->targets + r0 : NULL, R, V,
                        &lc, grad_scale / (float)N, a->row_loss + r0, a->row_loss + N + r0);
+        if (grad_scale == 0.0f) continue;  // validation: the loss only
         cuda_pack_bf16(ctx, a->dlogits, V, a->logits, V, R, V);
         cuda_matmul_backward(ctx, a->d_xnf + (size_t)r0 * C, d_head, NULL, a->dlogits, xnf, g->lm_head, R, C, V);
     }
@@ -351,58 +352,31 @@ int cuda_teacher_forward(CudaTeacher* t, const int* tokens, int B, int T, Err* e
 }
 
 // ---------------------------------------------------------------------------------------------
-// state
+// state in the CPU arena's layout (distill/trainer.c writes it to its state file)
 
-static const char STATE_MAGIC[8] = {'A', 'R', 'B', 'O', 'R', 'G', 'P', 'U'};
-
-int cuda_train_state_save(const CudaTrainModel* t, const char* path, Err* e) {
-    size_t n = t->g->arena_elems;
-    float* host = xmalloc(sizeof(float) * n);
-    AtomicFile f;
-    int64_t header[2] = {t->step, (int64_t)n};
-    int rc = atomic_open(&f, path, e);
-    if (!rc) rc = atomic_write(&f, STATE_MAGIC, sizeof STATE_MAGIC, e) || atomic_write(&f, header, sizeof header, e);
-    const float* arrays[3] = {t->master, t->m, t->v};
-    for (int k = 0; k < 3 && !rc; k++) {
-        cuda_download(t->g->ctx, host, arrays[k], sizeof(float) * n);
-        rc = atomic_write(&f, host, sizeof(float) * n, e);
+void cuda_train_model_get_state(const CudaTrainModel* t, float* params, float* m, float* v) {
+    CudaContext* ctx = t->g->ctx;
+    for (int i = 0; i < t->table.n_params; i++) {
+        const ParamInfo* p = &t->table.params[i];
+        size_t bytes = sizeof(float) * p->numel;
+        cuda_download(ctx, params + p->offset, t->master + t->offset[i], bytes);
+        cuda_download(ctx, m + p->offset, t->m + t->offset[i], bytes);
+        cuda_download(ctx, v + p->offset, t->v + t->offset[i], bytes);
     }
-    if (!rc)
-        rc = atomic_commit(&f, e);
-    else if (f.fp)
-        atomic_abort(&f);
-    free(host);
-    return rc;
 }
 
-int cuda_train_state_load(CudaTrainModel* t, const char* path, Err* e) {
-    size_t len, n = t->g->arena_elems;
-    char* buf = file_read_all(path, &len, e);
-    if (!buf) return -1;
-    int64_t header[2];
-    size_t want = sizeof STATE_MAGIC + sizeof header + 3 * sizeof(float) * n;
-    int rc = 0;
-    if (len < sizeof STATE_MAGIC + sizeof header || memcmp(buf, STATE_MAGIC, sizeof STATE_MAGIC) != 0)
-        rc = err_set(e, "%s: not an arbor GPU training state", path);
-    if (!rc) {
-        memcpy(header, buf + sizeof STATE_MAGIC, sizeof header);
-        if (header[1] != (int64_t)n || len != want)
-            rc = err_set(e, "%s: state of %lld parameters (%zu bytes), this model has %zu", path, (long long)header[1],
-                         len, n);
+void cuda_train_model_set_state(CudaTrainModel* t, const float* params, const float* m, const float* v, int step) {
+    CudaContext* ctx = t->g->ctx;
+    for (int i = 0; i < t->table.n_params; i++) {
+        const ParamInfo* p = &t->table.params[i];
+        size_t bytes = sizeof(float) * p->numel;
+        cuda_upload(ctx, t->master + t->offset[i], params + p->offset, bytes);
+        cuda_upload(ctx, t->m + t->offset[i], m + p->offset, bytes);
+        cuda_upload(ctx, t->v + t->offset[i], v + p->offset, bytes);
+        // the bf16 parameters as the last step left them (rounded to nearest: with stochastic
+        // rounding a resume re-rounds, so it is not bit-identical)
+        cuda_pack_bf16(ctx, t->g->arena + t->offset[i], 0, t->master + t->offset[i], 0, 1, (int)p->numel);
     }
-    if (!rc) {
-        const char* at = buf + sizeof STATE_MAGIC + sizeof header;
-        float* arrays[3] = {t->master, t->m, t->v};
-        for (int k = 0; k < 3; k++) cuda_upload(t->g->ctx, arrays[k], at + k * sizeof(float) * n, sizeof(float) * n);
-        t->step = (int)header[0];
-        // the bf16 parameters from the masters, as the last step left them (nearest or the same stochastic draw
-        // cannot be replayed: resume re-rounds to nearest, so resume with stochastic rounding is not bit-identical)
-        for (size_t i = 0; i < n; i += (size_t)1 << 30) {
-            size_t m = n - i < ((size_t)1 << 30) ? n - i : (size_t)1 << 30;
-            cuda_pack_bf16(t->g->ctx, t->g->arena + i, 0, t->master + i, 0, 1, (int)m);
-        }
-        cuda_train_zero_grad(t);
-    }
-    free(buf);
-    return rc;
+    t->step = step;
+    cuda_train_zero_grad(t);
 }

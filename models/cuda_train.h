@@ -70,13 +70,15 @@ void cuda_train_acts_free(CudaTrainActs* a);
 int cuda_train_forward(const CudaTrainModel* t, CudaTrainActs* a, const int* tokens, Err* e);
 // The loss of a->xnf against targets (N, host; NULL without CE) and, for KD, the teacher's final
 // hidden states t_xnf (N, Ct) bf16 device with its lm_head (V, Ct): d_xnf overwritten, the lm_head
-// gradient accumulated, both times grad_scale. Fails on a non-finite loss.
+// gradient accumulated, both times grad_scale (0: the loss only, no gradients: validation). Fails
+// on a non-finite loss.
 int cuda_train_loss(const CudaTrainModel* t, CudaTrainActs* a, const LossConfig* cfg, const int* targets,
                     const bf16* t_xnf, const bf16* t_lm_head, int Ct, float grad_scale, LossValues* out, Err* e);
 // Every other gradient from a->d_xnf, accumulated (+=) into t->grad. tokens (N) host, as forward's.
 void cuda_train_backward(CudaTrainModel* t, CudaTrainActs* a, const int* tokens);
 // Clip by global norm (as the CPU trainer: scale clip / (norm + 1e-6) when norm > clip), AdamW at
-// learning rate lr, bf16 parameters refreshed, gradients zeroed, t->step + 1. Returns the norm.
+// learning rate lr, bf16 parameters refreshed, gradients zeroed, t->step + 1. Returns the norm; a
+// non-finite norm takes no step.
 double cuda_train_optimizer_step(CudaTrainModel* t, const OptimConfig* o, float lr);
 void cuda_train_zero_grad(CudaTrainModel* t);
 
@@ -92,6 +94,8 @@ void cuda_teacher_free(CudaTeacher* t);
 // tokens (B*T) host; the final norm's output ends in t->rs.xn (N, Ct).
 int cuda_teacher_forward(CudaTeacher* t, const int* tokens, int B, int T, Err* e);
 
-// Master weights, moments and step in one file (temp + rename): resuming is bit-identical.
-int cuda_train_state_save(const CudaTrainModel* t, const char* path, Err* e);
-int cuda_train_state_load(CudaTrainModel* t, const char* path, Err* e);
+// Master weights and moments in the CPU arena's layout (ParamTable offsets), for the trainer's
+// state file: a state saved on the GPU resumes on the CPU and back. params, m, v (n_floats) host.
+void cuda_train_model_get_state(const CudaTrainModel* t, float* params, float* m, float* v);
+// ... and back; the bf16 parameters are re-derived from the masters, gradients zeroed.
+void cuda_train_model_set_state(CudaTrainModel* t, const float* params, const float* m, const float* v, int step);

@@ -179,8 +179,11 @@ Test(cli, device_cuda_without_a_gpu_says_why) {
     const char* phrase = "built without CUDA";
 #endif
     init_tiny("");
-    char args[1024];
+    char args[2048];
     snprintf(args, sizeof args, "eval mmlu --model %s --data %s --out %s/mmlu --device cuda", model, dir, dir);
+    expect_bad_input(args, phrase);
+    snprintf(args, sizeof args, "distill --teacher %s --student %s --data %s/none.bin --out %s/d --device cuda", model,
+             model, dir, dir);
     expect_bad_input(args, phrase);
 }
 

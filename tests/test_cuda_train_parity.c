@@ -7,9 +7,12 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "distill/loss.h"
 #include "distill/optim.h"
+#include "distill/trainer.h"
+#include "models/token_shard.h"
 #include "helpers.h"
 #include "kernels/dtype.h"
 #include "kernels/hash.h"
@@ -347,6 +350,51 @@ Test(cuda_train_parity, sum_squares_matches_cpu_and_repeats) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// the trainer on the GPU: a run with its log, states and checkpoint, resumed on the CPU
+
+Test(cuda_train_parity, trainer_runs_on_the_gpu_and_resumes_on_the_cpu) {
+    CudaContext* probe = ctx_or_skip();
+    cuda_context_free(probe);
+    char dir[256], shard_path[300], out[300], path[400];
+    make_temp_dir(dir, sizeof dir);
+    snprintf(shard_path, sizeof shard_path, "%s/data.bin", dir);
+    snprintf(out, sizeof out, "%s/run", dir);
+    ModelConfig sc, tc;
+    Err e;
+    cr_assert_eq(config_preset("tiny", &sc, &e), 0);
+    tc = sc;
+    tc.n_layers = 6;
+    write_test_shard(shard_path, 20000, sc.vocab, 9, NULL);
+    Shard shard;
+    cr_assert_eq(shard_open(&shard, shard_path, &e), 0, "%s", e.msg);
+    Model s, t;
+    model_create(&s, &sc);
+    model_init_random(&s, 11);
+    model_create(&t, &tc);
+    model_init_random(&t, 12);
+    TrainConfig cfg = {0};
+    cfg.steps = 4, cfg.batch = 2, cfg.grad_accum = 2, cfg.seq_len = 32;
+    cfg.optim = (OptimConfig){1e-3f, 1e-4f, 1, 4, 1, 0.9f, 0.95f, 1e-8f, 0.1f, 1.0f};
+    cfg.loss = (LossConfig){0.5f, 0.5f, KD_KL, 2.0f, 1, 0};
+    cfg.val_every = 2, cfg.val_windows = 4, cfg.val_fraction = 0.05, cfg.log_every = 1, cfg.seed = 3;
+    cfg.out_dir = out;
+    cfg.gpu = 1;
+    TrainSummary sum;
+    cr_assert_eq(train_run(&s, &t, &shard, &cfg, &sum, &e), 0, "%s", e.msg);
+    cr_expect_eq(sum.steps, 4);
+    cr_expect(isfinite(sum.last.total) && isfinite(sum.val_loss), "loss %g, validation %g", sum.last.total, sum.val_loss);
+    snprintf(path, sizeof path, "%s/model/config.json", out);
+    cr_expect(access(path, F_OK) == 0, "the GPU run saved no checkpoint");
+    // the state the GPU wrote resumes on the CPU
+    cfg.gpu = 0, cfg.steps = 6, cfg.optim.total_steps = 6, cfg.resume = 1;
+    cr_assert_eq(train_run(&s, &t, &shard, &cfg, &sum, &e), 0, "%s", e.msg);
+    cr_expect_eq(sum.steps, 6);
+    cr_expect(isfinite(sum.last.total));
+    model_free(&s), model_free(&t);
+    shard_close(&shard);
+}
+
+// ---------------------------------------------------------------------------------------------
 // whole models
 
 static void random_ids(int* ids, int n, int V, uint64_t seed) {
@@ -540,10 +588,10 @@ Test(cuda_train_parity, distillation_trajectory_and_resume) {
     }
     cr_log_info("20-step distillation: worst relative loss difference GPU vs CPU %.3g", worst);
 
-    // resume: 6 straight steps against 3 + save + load (into a fresh state) + 3
-    char dir[256], path[300];
-    make_temp_dir(dir, sizeof dir);
-    snprintf(path, sizeof path, "%s/state.bin", dir);
+    // resume: 6 straight steps against 3 + state out to the host (the CPU layout the trainer's state
+    // file holds) + a fresh GPU model from it + 3
+    size_t nf = s.table.n_floats;
+    float *sp = malloc(sizeof(float) * nf), *sm = malloc(sizeof(float) * nf), *sv = malloc(sizeof(float) * nf);
     float* straight = NULL;
     for (int run = 0; run < 2; run++) {
         CudaModel g2;
@@ -552,10 +600,11 @@ Test(cuda_train_parity, distillation_trajectory_and_resume) {
         cuda_train_model_create(&t2, &g2, &s);
         for (int step = 0; step < 6; step++) {
             if (run == 1 && step == 3) {
-                cr_assert_eq(cuda_train_state_save(&t2, path, &e), 0, "%s", e.msg);
+                cuda_train_model_get_state(&t2, sp, sm, sv);
+                int at = t2.step;
                 cuda_train_model_free(&t2);
-                cuda_train_model_create(&t2, &g2, &s);  // the state file overwrites masters and moments
-                cr_assert_eq(cuda_train_state_load(&t2, path, &e), 0, "%s", e.msg);
+                cuda_train_model_create(&t2, &g2, &s);
+                cuda_train_model_set_state(&t2, sp, sm, sv, at);
                 cr_expect_eq(t2.step, 3);
             }
             random_ids(tokens, N + 1, V, 5000 + 100 * step);
@@ -578,6 +627,7 @@ Test(cuda_train_parity, distillation_trajectory_and_resume) {
         cuda_train_model_free(&t2);
         cuda_model_free(&g2);
     }
+    free(sp), free(sm), free(sv);
     free(straight);
     cuda_teacher_free(&tt);
     cuda_model_free(&tg);
