@@ -167,6 +167,13 @@ void cuda_train_acts_free(CudaTrainActs* a) {
 #define AT(buf, l, width) ((buf) + (size_t)(a->recompute ? 0 : (l)) * (size_t)a->N * (size_t)(width))
 #define RES(l) (a->res + (size_t)(l) * (size_t)a->N * (size_t)c->hidden)
 
+// the dimension names of the legend, from a config and a row count
+#define SHAPES(c, rows)                                                                                   \
+    int N = (rows), C = (c)->hidden, F = (c)->ffn, HS = (c)->head_dim, NH = (c)->n_heads, NKV = (c)->n_kv_heads; \
+    int Q = NH * HS, KV = NKV * HS, QKV = Q + 2 * KV, L = (c)->n_layers;                                  \
+    float eps = (c)->rms_eps;                                                                             \
+    (void)F, (void)QKV, (void)L, (void)eps
+
 static int check_tokens(const ModelConfig* c, const int* tokens, int N, const char* what, Err* e) {
     for (int n = 0; n < N; n++)
         if (tokens[n] < 0 || tokens[n] >= c->vocab)
@@ -181,9 +188,7 @@ static void layer_forward(const CudaTrainModel* t, CudaTrainActs* a, int l, int 
     const CudaModel* g = t->g;
     const ModelConfig* c = &g->cfg;
     CudaContext* ctx = g->ctx;
-    int N = a->N, C = c->hidden, F = c->ffn, HS = c->head_dim, NH = c->n_heads, NKV = c->n_kv_heads;
-    int Q = NH * HS, KV = NKV * HS, QKV = Q + 2 * KV, L = c->n_layers;
-    float eps = c->rms_eps;
+    SHAPES(c, a->N);
     const CudaLayerWeights* w = &g->layers[l];
     bf16 *qkv = AT(a->qkv, l, QKV), *q = AT(a->q, l, Q), *k = AT(a->k, l, KV), *v = AT(a->v, l, KV);
     bf16 *att = AT(a->att, l, Q), *xn1 = AT(a->xn1, l, C);
@@ -277,9 +282,7 @@ void cuda_train_backward(CudaTrainModel* t, CudaTrainActs* a, const int* tokens)
     const CudaModel* g = t->g;
     const ModelConfig* c = &g->cfg;
     CudaContext* ctx = g->ctx;
-    int N = a->N, C = c->hidden, F = c->ffn, HS = c->head_dim, NH = c->n_heads, NKV = c->n_kv_heads;
-    int Q = NH * HS, KV = NKV * HS, QKV = Q + 2 * KV, L = c->n_layers;
-    float eps = c->rms_eps;
+    SHAPES(c, a->N);
     size_t NC = (size_t)N * C;
 #define GRAD(ptr) (t->grad + ((ptr) - g->arena))
     cuda_rmsnorm_backward(ctx, a->d_res, GRAD(g->final_norm), a->d_xnf, RES(L), 0, 1, (size_t)C, g->final_norm, eps,

@@ -82,3 +82,30 @@ void round_arena_to_bf16(Model* m) {
 }
 
 #endif
+
+#ifdef ARBOR_HAVE_CUDA
+#include "helpers.h"
+
+const char* const hf_fixture_names[N_HF_FIXTURES] = {"qwen3_gqa_headdim_tied_bf16", "qwen3_odd_untied_bias_f32_sharded",
+                                                     "qwen2_bias_untied_f16", "llama_tied_hubdialect_f32"};
+
+void load_fixture_model(Model* m, const char* name) {
+    char dir[1024];
+    Err e;
+    fixture_dir(dir, sizeof dir, name);
+    cr_assert_eq(model_load(m, dir, &e), 0, "%s", e.msg);
+}
+
+ModelConfig tiny_config(void) {
+    ModelConfig cfg;
+    Err e;
+    cr_assert_eq(config_preset("tiny", &cfg, &e), 0, "%s", e.msg);
+    return cfg;
+}
+
+void tiny_random_model(Model* m, uint64_t seed) {
+    ModelConfig cfg = tiny_config();
+    model_create(m, &cfg);
+    model_init_random(m, seed);
+}
+#endif

@@ -31,4 +31,12 @@ bf16* upload_bf16(CudaContext* ctx, const float* host, size_t n);  // bf16 devic
 int* upload_ints(CudaContext* ctx, const int* host, int n);
 float* upload_f32(CudaContext* ctx, const float* host, size_t n);
 void round_arena_to_bf16(Model* m);  // both backends then see the same weights
+// The four transformers-made fixture checkpoints (tests/fixtures/hf): GQA + head_dim, odd hidden +
+// biases + shards, Qwen2 biases, Llama tied
+#define N_HF_FIXTURES 4
+extern const char* const hf_fixture_names[N_HF_FIXTURES];
+void load_fixture_model(Model* m, const char* name);  // asserts it loads
+// The "tiny" preset's config, and a model of it with model_init_random(seed)
+ModelConfig tiny_config(void);
+void tiny_random_model(Model* m, uint64_t seed);
 #endif

@@ -431,15 +431,10 @@ static void check_model(CudaContext* ctx, Model* m, const char* what, int steps)
 
 Test(cuda_parity, hf_fixture_models_match_cpu) {
     CudaContext* ctx = ctx_or_skip();
-    const char* names[] = {"qwen3_gqa_headdim_tied_bf16", "qwen3_odd_untied_bias_f32_sharded", "qwen2_bias_untied_f16",
-                           "llama_tied_hubdialect_f32"};
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
-        char dir[1024];
-        fixture_dir(dir, sizeof dir, names[i]);
+    for (int i = 0; i < N_HF_FIXTURES; i++) {
         Model m;
-        Err e;
-        cr_assert_eq(model_load(&m, dir, &e), 0, "%s", e.msg);
-        check_model(ctx, &m, names[i], 8);
+        load_fixture_model(&m, hf_fixture_names[i]);
+        check_model(ctx, &m, hf_fixture_names[i], 8);
         model_free(&m);
     }
     cuda_context_free(ctx);
@@ -447,13 +442,11 @@ Test(cuda_parity, hf_fixture_models_match_cpu) {
 
 Test(cuda_parity, tiny_and_medium_random_models_match_cpu) {
     CudaContext* ctx = ctx_or_skip();
-    ModelConfig cfg;
-    Err e;
-    cr_assert_eq(config_preset("tiny", &cfg, &e), 0);
     Model m;
-    model_create(&m, &cfg);
-    model_init_random(&m, 7);
+    tiny_random_model(&m, 7);
     check_model(ctx, &m, "tiny", 32);
+    ModelConfig cfg = m.cfg;
+    Err e;
     model_free(&m);
     // medium: real head size, GQA 4, untied, a vocabulary big enough for the lm_head to matter
     cfg.n_layers = 4, cfg.hidden = 512, cfg.ffn = 1536, cfg.n_heads = 8, cfg.n_kv_heads = 2, cfg.head_dim = 128;
@@ -522,13 +515,10 @@ Test(cuda_parity, mmlu_predictions_agree_with_cpu) {
 
 Test(cuda_parity, device_init_draws_the_cpu_values) {
     CudaContext* ctx = ctx_or_skip();
-    ModelConfig cfg;
-    Err e;
-    cr_assert_eq(config_preset("tiny", &cfg, &e), 0);
     Model m;
-    model_create(&m, &cfg);
-    model_init_random(&m, 42);
+    tiny_random_model(&m, 42);
     round_arena_to_bf16(&m);
+    ModelConfig cfg = m.cfg;
     CudaModel g;
     cuda_model_create(&g, ctx, &cfg);
     cuda_model_init_random(&g, 42);

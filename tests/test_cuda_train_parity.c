@@ -271,9 +271,7 @@ Test(cuda_train_parity, fused_loss_matches_lm_head_loss) {
 
 Test(cuda_train_parity, adamw_matches_cpu_and_rounds_to_bf16) {
     CudaContext* ctx = ctx_or_skip();
-    ModelConfig cfg;
-    Err e;
-    cr_assert_eq(config_preset("tiny", &cfg, &e), 0);
+    ModelConfig cfg = tiny_config();
     ParamTable t;
     param_table_build(&cfg, &t);
     size_t n = t.n_floats;
@@ -359,10 +357,8 @@ Test(cuda_train_parity, trainer_runs_on_the_gpu_and_resumes_on_the_cpu) {
     make_temp_dir(dir, sizeof dir);
     snprintf(shard_path, sizeof shard_path, "%s/data.bin", dir);
     snprintf(out, sizeof out, "%s/run", dir);
-    ModelConfig sc, tc;
+    ModelConfig sc = tiny_config(), tc = sc;
     Err e;
-    cr_assert_eq(config_preset("tiny", &sc, &e), 0);
-    tc = sc;
     tc.n_layers = 6;
     write_test_shard(shard_path, 20000, sc.vocab, 9, NULL);
     Shard shard;
@@ -490,23 +486,15 @@ static void grads_case(CudaContext* ctx, Model* m, Model* teacher, const LossCon
 
 Test(cuda_train_parity, model_gradients_match_cpu) {
     CudaContext* ctx = ctx_or_skip();
-    const char* names[] = {"qwen3_gqa_headdim_tied_bf16", "qwen3_odd_untied_bias_f32_sharded", "qwen2_bias_untied_f16",
-                           "llama_tied_hubdialect_f32"};
     LossConfig ce = {1.0f, 0.0f, KD_NONE, 1.0f, 0, 0};
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
-        char dir[1024];
-        fixture_dir(dir, sizeof dir, names[i]);
+    for (int i = 0; i < N_HF_FIXTURES; i++) {
         Model m;
-        Err e;
-        cr_assert_eq(model_load(&m, dir, &e), 0, "%s", e.msg);
-        grads_case(ctx, &m, NULL, &ce, names[i]);
+        load_fixture_model(&m, hf_fixture_names[i]);
+        grads_case(ctx, &m, NULL, &ce, hf_fixture_names[i]);
         model_free(&m);
     }
     // distillation: a tiny student from a deeper, wider teacher, CE + KL at T = 2 with T^2
-    ModelConfig sc, tc;
-    Err e;
-    cr_assert_eq(config_preset("tiny", &sc, &e), 0);
-    tc = sc;
+    ModelConfig sc = tiny_config(), tc = sc;
     tc.n_layers = 6, tc.hidden = 96, tc.ffn = 256, tc.n_heads = 6, tc.n_kv_heads = 2;
     Model s, tm;
     model_create(&s, &sc);
@@ -523,10 +511,8 @@ Test(cuda_train_parity, model_gradients_match_cpu) {
 // follow the CPU's. Then resume: 3 + save + load + 3 steps equal 6 straight steps bit for bit.
 Test(cuda_train_parity, distillation_trajectory_and_resume) {
     CudaContext* ctx = ctx_or_skip();
-    ModelConfig sc, tc;
+    ModelConfig sc = tiny_config(), tc = sc;
     Err e;
-    cr_assert_eq(config_preset("tiny", &sc, &e), 0);
-    tc = sc;
     tc.n_layers = 6;
     Model s, tm;
     model_create(&s, &sc);

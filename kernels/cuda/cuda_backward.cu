@@ -51,23 +51,6 @@ __device__ __forceinline__ float load_f<float>(const float* p, size_t i) { retur
 template <>
 __device__ __forceinline__ float load_f<__nv_bfloat16>(const __nv_bfloat16* p, size_t i) { return bf(p[i]); }
 
-__device__ float block_sum_bwd(float v) {
-    __shared__ float part[32];
-    __shared__ float total;
-    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, n_warps = blockDim.x >> 5;
-    v = warp_sum(v);
-    if (lane == 0) part[warp] = v;
-    __syncthreads();
-    if (warp == 0) {
-        float t = lane < n_warps ? part[lane] : 0.0f;
-        t = warp_sum(t);
-        if (lane == 0) total = t;
-    }
-    __syncthreads();
-    float r = total;
-    __syncthreads();  // total may be rewritten by the next call
-    return r;
-}
 
 // where input row r starts (see cuda_rmsnorm_backward)
 __device__ __forceinline__ size_t in_row(int r, int group, size_t group_stride, int C) {
@@ -85,8 +68,8 @@ __global__ void rmsnorm_stats_kernel(float* r, float* k, const float* dout, cons
         ss += x * x;
         dot += bf(w[c]) * dout[row + c] * x;
     }
-    ss = block_sum_bwd(ss);
-    dot = block_sum_bwd(dot);
+    ss = block_sum(ss);
+    dot = block_sum(dot);
     if (threadIdx.x == 0) {
         float rr = 1.0f / sqrtf(ss / C + eps);
         r[blockIdx.x] = rr;

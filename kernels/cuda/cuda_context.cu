@@ -251,26 +251,33 @@ static int compare_double(const void* a, const void* b) {
     return (x > y) - (x < y);
 }
 
-static double median_ms(double* v, int n) {
-    qsort(v, n, sizeof(double), compare_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+// the median over reps timed runs of run() (device events), after `warmups` untimed ones
+template <typename F>
+static double median_time_ms(CudaContext* ctx, int warmups, int reps, F run) {
+    CudaTimer* t = cuda_timer_create();
+    double* ms = (double*)xmalloc(sizeof(double) * reps);
+    for (int i = -warmups; i < reps; i++) {
+        cuda_timer_start(ctx, t);
+        run();
+        double elapsed = cuda_timer_stop_ms(ctx, t);
+        if (i >= 0) ms[i] = elapsed;
+    }
+    qsort(ms, reps, sizeof(double), compare_double);
+    double med = reps % 2 ? ms[reps / 2] : 0.5 * (ms[reps / 2 - 1] + ms[reps / 2]);
+    free(ms);
+    cuda_timer_free(t);
+    return med;
 }
 
 extern "C" double cuda_copy_gbs(CudaContext* ctx, size_t bytes, int reps) {
     bf16* a = (bf16*)cuda_malloc(bytes);
     bf16* b = (bf16*)cuda_malloc(bytes);
     cuda_init_normal_bf16(ctx, a, bytes / sizeof(bf16), 1, 1.0f);  // never time on zeros
-    CudaTimer* t = cuda_timer_create();
-    double* ms = (double*)xmalloc(sizeof(double) * reps);
-    for (int i = -2; i < reps; i++) {  // two warm-ups
-        cuda_timer_start(ctx, t);
-        CUDA_CHECK(cudaMemcpyAsync(i % 2 ? a : b, i % 2 ? b : a, bytes, cudaMemcpyDeviceToDevice, ctx->stream));
-        double elapsed = cuda_timer_stop_ms(ctx, t);
-        if (i >= 0) ms[i] = elapsed;
-    }
-    double med = median_ms(ms, reps);
-    free(ms);
-    cuda_timer_free(t);
+    int flip = 0;
+    double med = median_time_ms(ctx, 2, reps, [&] {
+        CUDA_CHECK(cudaMemcpyAsync(flip ? a : b, flip ? b : a, bytes, cudaMemcpyDeviceToDevice, ctx->stream));
+        flip ^= 1;
+    });
     cuda_free(a);
     cuda_free(b);
     return 2.0 * (double)bytes / (med * 1e-3) / 1e9;
@@ -282,17 +289,8 @@ extern "C" double cuda_gemm_tflops(CudaContext* ctx, int M, int N, int K, int re
     bf16* out = (bf16*)cuda_malloc(sizeof(bf16) * (size_t)M * N);
     cuda_init_normal_bf16(ctx, inp, (size_t)M * K, 2, 1.0f);
     cuda_init_normal_bf16(ctx, w, (size_t)N * K, 3, 1.0f);
-    CudaTimer* t = cuda_timer_create();
-    double* ms = (double*)xmalloc(sizeof(double) * reps);
-    for (int i = -3; i < reps; i++) {  // three warm-ups (the first makes the plan)
-        cuda_timer_start(ctx, t);
-        cuda_matmul_forward(ctx, out, 0, inp, w, NULL, M, K, N);
-        double elapsed = cuda_timer_stop_ms(ctx, t);
-        if (i >= 0) ms[i] = elapsed;
-    }
-    double med = median_ms(ms, reps);
-    free(ms);
-    cuda_timer_free(t);
+    // three warm-ups: the first makes the plan
+    double med = median_time_ms(ctx, 3, reps, [&] { cuda_matmul_forward(ctx, out, 0, inp, w, NULL, M, K, N); });
     cuda_free(inp);
     cuda_free(w);
     cuda_free(out);

@@ -3,22 +3,6 @@
 // Each is memory-bound: one pass over its tensors, fp32 arithmetic, bf16 storage.
 #include "cuda_internal.h"
 
-// sum of v over the block (blockDim.x a multiple of 32, at most 1024); every thread gets it
-__device__ float block_sum(float v) {
-    __shared__ float part[32];
-    __shared__ float total;
-    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, n_warps = blockDim.x >> 5;
-    v = warp_sum(v);
-    if (lane == 0) part[warp] = v;
-    __syncthreads();
-    if (warp == 0) {
-        float t = lane < n_warps ? part[lane] : 0.0f;
-        t = warp_sum(t);
-        if (lane == 0) total = t;
-    }
-    __syncthreads();
-    return total;
-}
 
 static int row_threads(int C) {  // threads per row for the per-row kernels: a multiple of 32, <= 1024
     int t = ((C + 3) / 4 + 31) / 32 * 32;

@@ -73,5 +73,37 @@ __device__ __forceinline__ float warp_max(float v) {
     return v;
 }
 
+struct SumOp {
+    template <typename T>
+    __device__ __forceinline__ T operator()(T a, T b) const { return a + b; }
+};
+struct MaxOp {
+    template <typename T>
+    __device__ __forceinline__ T operator()(T a, T b) const { return a > b ? a : b; }
+};
+
+// v reduced over the block by op (identity: op's neutral value); every thread gets the result.
+// blockDim.x a multiple of 32, at most 1024; all threads must call it. Fixed order: deterministic.
+template <typename T, typename Op>
+__device__ __forceinline__ T block_reduce(T v, Op op, T identity) {
+    __shared__ T part[32];
+    __shared__ T total;
+    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, n_warps = blockDim.x >> 5;
+    for (int o = 16; o > 0; o >>= 1) v = op(v, __shfl_xor_sync(0xffffffffu, v, o));
+    if (lane == 0) part[warp] = v;
+    __syncthreads();
+    if (warp == 0) {
+        T t = lane < n_warps ? part[lane] : identity;
+        for (int o = 16; o > 0; o >>= 1) t = op(t, __shfl_xor_sync(0xffffffffu, t, o));
+        if (lane == 0) total = t;
+    }
+    __syncthreads();
+    T r = total;
+    __syncthreads();  // total and part may be rewritten by the next call
+    return r;
+}
+
+__device__ __forceinline__ float block_sum(float v) { return block_reduce(v, SumOp(), 0.0f); }
+
 #define BF(p) (reinterpret_cast<__nv_bfloat16*>(p))
 #define CBF(p) (reinterpret_cast<const __nv_bfloat16*>(p))

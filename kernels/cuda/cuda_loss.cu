@@ -12,41 +12,7 @@ extern "C" {
 
 #define LOSS_THREADS 1024
 
-__device__ double block_sum_double(double v) {
-    __shared__ double part[32];
-    __shared__ double total;
-    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, n_warps = blockDim.x >> 5;
-    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-    if (lane == 0) part[warp] = v;
-    __syncthreads();
-    if (warp == 0) {
-        double t = lane < n_warps ? part[lane] : 0.0;
-        for (int o = 16; o > 0; o >>= 1) t += __shfl_xor_sync(0xffffffffu, t, o);
-        if (lane == 0) total = t;
-    }
-    __syncthreads();
-    double r = total;
-    __syncthreads();
-    return r;
-}
 
-__device__ float block_max_float(float v) {
-    __shared__ float part[32];
-    __shared__ float total;
-    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, n_warps = blockDim.x >> 5;
-    v = warp_max(v);
-    if (lane == 0) part[warp] = v;
-    __syncthreads();
-    if (warp == 0) {
-        float t = lane < n_warps ? part[lane] : -INFINITY;
-        t = warp_max(t);
-        if (lane == 0) total = t;
-    }
-    __syncthreads();
-    float r = total;
-    __syncthreads();
-    return r;
-}
 
 __global__ void __launch_bounds__(LOSS_THREADS)
     loss_rows_kernel(float* z, const float* zt, const int* targets, int V, CudaLossConfig cfg, float scale,
@@ -61,8 +27,8 @@ __global__ void __launch_bounds__(LOSS_THREADS)
         mz = fmaxf(mz, zr[i]);
         if (kd_on) mt = fmaxf(mt, tr[i]);
     }
-    mz = block_max_float(mz);
-    mt = kd_on ? block_max_float(mt) : 0.0f;
+    mz = block_reduce(mz, MaxOp(), -INFINITY);
+    mt = kd_on ? block_reduce(mt, MaxOp(), -INFINITY) : 0.0f;
     double s1 = 0.0, sz = 0.0, st = 0.0;
     for (int i = threadIdx.x; i < V; i += blockDim.x) {
         if (ce_on) s1 += expf(zr[i] - mz);
@@ -71,10 +37,10 @@ __global__ void __launch_bounds__(LOSS_THREADS)
             st += expf((tr[i] - mt) / T);
         }
     }
-    s1 = ce_on ? block_sum_double(s1) : 1.0;
+    s1 = ce_on ? block_reduce(s1, SumOp(), 0.0) : 1.0;
     if (kd_on) {
-        sz = block_sum_double(sz);
-        st = block_sum_double(st);
+        sz = block_reduce(sz, SumOp(), 0.0);
+        st = block_reduce(st, SumOp(), 0.0);
     }
     const float lse1 = mz + (float)log(s1);
     const float lz = kd_on ? mz / T + (float)log(sz) : 0.0f, lt = kd_on ? mt / T + (float)log(st) : 0.0f;
@@ -92,7 +58,7 @@ __global__ void __launch_bounds__(LOSS_THREADS)
                 if (p > 0.0f) kl += (double)p * (lp - lq);
             }
         }
-        kl = block_sum_double(kl);  // also the barrier after which z may be overwritten
+        kl = block_reduce(kl, SumOp(), 0.0);  // also the barrier after which z may be overwritten
     } else {
         __syncthreads();
     }
