@@ -19,7 +19,15 @@ double log_softmax_at(const float* logits, int V, int id) {
 }
 
 int perplexity_eval(const Model* m, const int* tokens, int64_t n, const PplOptions* o, PplResult* r, Err* e) {
-    const ModelConfig* c = &m->cfg;
+    Engine en;
+    if (engine_open(&en, m, DEVICE_CPU, e)) return -1;
+    int rc = perplexity_eval_on(&en, tokens, n, o, r, e);
+    engine_close(&en);
+    return rc;
+}
+
+int perplexity_eval_on(const Engine* en, const int* tokens, int64_t n, const PplOptions* o, PplResult* r, Err* e) {
+    const ModelConfig* c = &en->m->cfg;
     int L = o->seq_len, S = o->stride, chunk = o->chunk > 0 ? o->chunk : 256, V = c->vocab;
     if (o->max_tokens > 0 && o->max_tokens < n) n = o->max_tokens;
     if (L < 2) return err_set(e, "ppl: --seq-len must be at least 2");
@@ -29,10 +37,8 @@ int perplexity_eval(const Model* m, const int* tokens, int64_t n, const PplOptio
     for (int64_t i = 0; i < n; i++)
         if (tokens[i] < 0 || tokens[i] >= V)
             return err_set(e, "ppl: token %lld is %d, outside the model's vocabulary of %d", (long long)i, tokens[i], V);
-    KVCache cache;
-    RunState s;
-    kvcache_create(&cache, c, 1, L);
-    runstate_create(&s, c, chunk, L);
+    EngineRun run;
+    engine_run_create(&run, en, 1, L, chunk, chunk);
     float* logits = xmalloc(sizeof(float) * (size_t)chunk * V);
     int* rows = xmalloc(sizeof(int) * (size_t)chunk * 3);
     int *seq = rows + chunk, *pos = rows + 2 * chunk;
@@ -56,7 +62,7 @@ int perplexity_eval(const Model* m, const int* tokens, int64_t n, const PplOptio
                 int64_t target = at + i + 1;  // > begin always: a window never scores its first token
                 if (target >= prev_end && target < end) rows[n_out++] = i;
             }
-            rc = model_forward(m, &s, &cache, (int*)tokens + at, seq, pos, N, rows, n_out, logits, e);
+            rc = engine_run_forward(&run, tokens + at, seq, pos, N, rows, n_out, logits, e);
             for (int k = 0; k < n_out && !rc; k++) r->nll_sum -= log_softmax_at(logits + (size_t)k * V, V, tokens[at + rows[k] + 1]);
             r->n_predicted += rc ? 0 : n_out;
         }
@@ -72,7 +78,6 @@ int perplexity_eval(const Model* m, const int* tokens, int64_t n, const PplOptio
     }
     free(rows);
     free(logits);
-    runstate_free(&s);
-    kvcache_free(&cache);
+    engine_run_free(&run);
     return rc;
 }

@@ -9,7 +9,7 @@
 #pragma once
 #include <stdint.h>
 
-#include "../models/forward.h"
+#include "../models/engine.h"
 
 typedef struct {
     int seq_len;
@@ -31,3 +31,5 @@ double log_softmax_at(const float* logits, int V, int id);
 
 // tokens (n) all in [0, vocab)
 int perplexity_eval(const Model* m, const int* tokens, int64_t n, const PplOptions* opt, PplResult* r, Err* e);
+// The same on any backend (engine.h): `arbor eval ppl --device cuda`.
+int perplexity_eval_on(const Engine* en, const int* tokens, int64_t n, const PplOptions* opt, PplResult* r, Err* e);

@@ -16,6 +16,7 @@ static int eval_ppl(int argc, char** argv) {
         {"seq-len", "L", "window length in tokens", "2048"},
         {"stride", "S", "window step (default: seq-len, disjoint windows)", NULL},
         {"max-tokens", "N", "use only the first N tokens of the shard (0: all)", "0"},
+        {"device", "cpu|cuda", "backend: the CPU (fp32) or the GPU (bf16)", "cpu"},
     };
     Command cmd = {"eval ppl", "Mean NLL (nats/token) and perplexity of a token shard, with sliding windows.", opts,
                    sizeof opts / sizeof opts[0]};
@@ -29,6 +30,8 @@ static int eval_ppl(int argc, char** argv) {
         return fail(&e);
     S = L;
     if (arg_str(&cmd, "stride") && arg_long(&cmd, "stride", 1, L, &S, &e)) return fail(&e);
+    Device device;
+    if (device_parse(arg_str(&cmd, "device"), &device, &e) || device_available(device, &e)) return fail(&e);
     Shard shard;
     if (shard_open(&shard, data, &e)) return fail(&e);
     Model m;
@@ -40,7 +43,12 @@ static int eval_ppl(int argc, char** argv) {
     int* tokens = shard_read_tokens(&shard, max_tokens > 0 ? (uint64_t)max_tokens : UINT64_MAX, &n);
     PplOptions po = {(int)L, (int)S, 0, 256};
     PplResult r;
-    int rc = perplexity_eval(&m, tokens, n, &po, &r, &e);
+    Engine en;
+    int rc = engine_open(&en, &m, device, &e);
+    if (!rc) {
+        rc = perplexity_eval_on(&en, tokens, n, &po, &r, &e);
+        engine_close(&en);
+    }
     if (rc) err_prefix(&e, "%s", data);
     free(tokens);
     model_free(&m);

@@ -20,6 +20,7 @@
 Test(cuda_parity, skipped) { cr_skip_test("arbor was built without CUDA (ARBOR_CUDA=OFF or no nvcc)"); }
 #else
 #include "kernels/cuda/cuda_ops.h"
+#include "evals/perplexity.h"
 #include "mmlu/mmlu_eval.h"
 #include "models/cuda_model.h"
 #include "models/tokenizer.h"
@@ -511,6 +512,33 @@ Test(cuda_parity, mmlu_predictions_agree_with_cpu) {
     engine_close(&cpu_en), engine_close(&gpu_en);
     model_free(&m);
     tokenizer_free(&tok);
+}
+
+// Sliding-window perplexity through the engine seam: the same windows, bf16 against fp32.
+Test(cuda_parity, perplexity_matches_cpu) {
+    CudaContext* probe = ctx_or_skip();
+    cuda_context_free(probe);
+    Model m;
+    tiny_random_model(&m, 21);
+    round_arena_to_bf16(&m);
+    int n = 3000;
+    int* tokens = malloc(sizeof(int) * n);
+    for (int i = 0; i < n; i++) tokens[i] = (int)(splitmix64(i * 7 + 1) % m.cfg.vocab);
+    PplOptions o = {256, 128, 0, 100};
+    Engine cpu, gpu;
+    PplResult a, b;
+    Err e;
+    cr_assert_eq(engine_open(&cpu, &m, DEVICE_CPU, &e), 0, "%s", e.msg);
+    cr_assert_eq(engine_open(&gpu, &m, DEVICE_CUDA, &e), 0, "%s", e.msg);
+    cr_assert_eq(perplexity_eval_on(&cpu, tokens, n, &o, &a, &e), 0, "%s", e.msg);
+    cr_assert_eq(perplexity_eval_on(&gpu, tokens, n, &o, &b, &e), 0, "%s", e.msg);
+    cr_expect_eq(a.n_predicted, b.n_predicted);
+    cr_expect(fabs(b.mean_nll - a.mean_nll) < 2e-3 * a.mean_nll, "mean NLL %.6f on the GPU, %.6f on the CPU", b.mean_nll,
+              a.mean_nll);
+    cr_log_info("perplexity cpu %.5f, cuda %.5f", a.perplexity, b.perplexity);
+    engine_close(&cpu), engine_close(&gpu);
+    model_free(&m);
+    free(tokens);
 }
 
 Test(cuda_parity, device_init_draws_the_cpu_values) {
