@@ -2,14 +2,14 @@
 // settings, the matrix axes and the baselines. Every key is known and typed; an unknown key, a bad
 // value or an impossible combination is reported as FILE:LINE before any work starts.
 //
-//   [sweep]     name, out
+//   [sweep]     name, out, device (cpu or cuda: where distill, train, eval and bench run)
 //   [teacher]   model, tokenizer
 //   [data]      calib, distill, val
 //   [prune]     calib_windows, seq_len, aggregation
 //   [distill]   steps, tokens, seq_len, batch, grad_accum, lr, min_lr, warmup, schedule, loss, kd_temp,
 //               t2, weight_decay, clip, seed
 //   [eval]      mmlu, shots, subjects, limit, ppl_seq_len, ppl_tokens
-//   [bench]     batch, prompt_len, gen_len, repeats, precision (fp32 on the CPU backend)
+//   [bench]     batch, prompt_len, gen_len, repeats, precision (fp32 on the CPU, bf16 on CUDA)
 //   [matrix]    strategies (bi, block, last, ppl), layers, ffn, hidden, heads, kv_heads (lists; 0 = keep)
 //   [baseline.NAME]  model            (evaluated as it is)
 //   [scratch]   enabled               (a from-scratch student per pruned shape, same token budget)
@@ -23,6 +23,7 @@
 
 typedef struct {
     char name[128], out[1024];
+    char device[8];        // "cpu" or "cuda"
     char teacher[1024], tokenizer[1024];
     char calib[1024], distill_data[1024], val[1024];
     int calib_windows, prune_seq_len;

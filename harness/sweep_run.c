@@ -14,6 +14,9 @@
 #include "../distill/trainer.h"
 #include "../evals/perplexity.h"
 #include "../evals/throughput.h"
+#ifdef ARBOR_HAVE_CUDA
+#include "../evals/throughput_cuda.h"
+#endif
 #include "../kernels/clock.h"
 #include "../mmlu/mmlu_eval.h"
 #include "../models/file_io.h"
@@ -149,6 +152,7 @@ static int train_common(Ctx* x, const char* tmp, cJSON* metrics, const char* stu
         if (with_teacher && !strcmp(c->loss, "mix")) tc.loss.ce_weight = 0.5f;
         tc.val_every = c->steps, tc.val_windows = 32, tc.val_fraction = 0.05, tc.seed = (uint64_t)c->seed;
         tc.out_dir = tmp, tc.log_every = c->steps / 10 > 0 ? c->steps / 10 : 1;
+        tc.gpu = !strcmp(c->device, "cuda");
         TrainSummary sum;
         rc = train_run(&s, with_teacher ? &t : NULL, &data, &tc, &sum, e);
         if (with_teacher) model_free(&t);
@@ -201,14 +205,20 @@ static int eval_stage(Ctx* x, const char* tmp, cJSON* metrics, Err* e) {
     Model m;
     if (model_load(&m, model_dir, e)) return -1;
     add_shape(metrics, &m.cfg);
-    int rc = 0;
+    Engine en;
+    int rc = engine_open(&en, &m, !strcmp(c->device, "cuda") ? DEVICE_CUDA : DEVICE_CPU, e);
+    if (rc) {
+        model_free(&m);
+        return -1;
+    }
+    cJSON_AddStringToObject(metrics, "device", c->device);
     if (c->mmlu[0]) {
         Tokenizer tok;
         rc = tokenizer_load(&tok, c->tokenizer[0] ? c->tokenizer : c->teacher, e);
         if (!rc) {
             MmluOptions o = {c->shots, c->limit, 4, 0, "test", c->subjects[0] ? c->subjects : NULL, 0};
             MmluResult r;
-            rc = mmlu_evaluate(&m, &tok, c->mmlu, &o, &r, e) || mmlu_write_results(&r, tmp, e);
+            rc = mmlu_evaluate_on(&en, &tok, c->mmlu, &o, &r, e) || mmlu_write_results(&r, tmp, e);
             if (!rc) {
                 MmluSummary sum;
                 mmlu_summarize(&r, &sum);
@@ -232,14 +242,57 @@ static int eval_stage(Ctx* x, const char* tmp, cJSON* metrics, Err* e) {
             int* tokens = shard_read_tokens(&v, (uint64_t)c->ppl_tokens, &n);
             PplOptions po = {c->ppl_seq_len, c->ppl_seq_len, 0, 256};
             PplResult pr;
-            rc = perplexity_eval(&m, tokens, n, &po, &pr, e);
+            rc = perplexity_eval_on(&en, tokens, n, &po, &pr, e);
             if (!rc) cJSON_AddNumberToObject(metrics, "val_nll", pr.mean_nll);
             free(tokens);
             shard_close(&v);
         }
     }
+    engine_close(&en);
     model_free(&m);
     return rc;
+}
+
+static void bench_metrics(cJSON* metrics, int batch, double prefill_tps, double decode_tps, double ms_per_token) {
+    char key[64];
+    snprintf(key, sizeof key, "prefill_tps_b%d", batch);
+    cJSON_AddNumberToObject(metrics, key, prefill_tps);
+    snprintf(key, sizeof key, "decode_tps_b%d", batch);
+    cJSON_AddNumberToObject(metrics, key, decode_tps);
+    snprintf(key, sizeof key, "ms_per_token_b%d", batch);
+    cJSON_AddNumberToObject(metrics, key, ms_per_token);
+}
+
+// The bench stage on the GPU: bf16, decode through a CUDA graph (evals/throughput_cuda.h).
+static int bench_cuda_cell(const SweepConfig* c, const Model* m, cJSON* metrics, Err* e) {
+#ifndef ARBOR_HAVE_CUDA
+    (void)c, (void)m, (void)metrics;
+    return err_set(e, "[sweep] device cuda: this arbor was built without CUDA");
+#else
+    if (device_available(DEVICE_CUDA, e)) return -1;
+    CudaContext* ctx = cuda_context_create(0);
+    CudaModel g;
+    cuda_model_create(&g, ctx, &m->cfg);
+    cuda_model_upload(&g, m);
+    int rc = 0;
+    double peak_gb = 0;
+    for (int i = 0; i < c->n_bench_batch && !rc; i++) {
+        BenchOptions bo = {c->bench_batch[i], c->prompt_len, c->gen_len, c->repeats, 0};
+        CudaBenchResult r;
+        rc = bench_throughput_cuda(&g, &bo, &r, e);
+        if (!rc) bench_metrics(metrics, bo.batch, r.prefill_tokens_per_s, r.decode_tokens_per_s, r.decode_ms_per_step);
+        if (!rc && r.peak_gb > peak_gb) peak_gb = r.peak_gb;
+    }
+    cJSON_AddStringToObject(metrics, "backend", "cuda");
+    cJSON_AddStringToObject(metrics, "device", cuda_device_name(ctx));
+    cJSON_AddNumberToObject(metrics, "peak_gpu_gb", peak_gb);
+    cJSON_AddNumberToObject(metrics, "prompt_len", c->prompt_len);
+    cJSON_AddStringToObject(metrics, "precision", c->precision);
+    cJSON_AddNumberToObject(metrics, "gen_len", c->gen_len);
+    cuda_model_free(&g);
+    cuda_context_free(ctx);
+    return rc;
+#endif
 }
 
 static int bench_stage(Ctx* x, const char* tmp, cJSON* metrics, Err* e) {
@@ -248,18 +301,17 @@ static int bench_stage(Ctx* x, const char* tmp, cJSON* metrics, Err* e) {
     Model m;
     if (model_load(&m, stage_model(x, buf, sizeof buf), e)) return -1;
     int rc = 0;
+    if (!strcmp(c->device, "cuda")) {
+        rc = bench_cuda_cell(c, &m, metrics, e);
+        model_free(&m);
+        return rc;
+    }
     for (int i = 0; i < c->n_bench_batch && !rc; i++) {
         BenchOptions bo = {c->bench_batch[i], c->prompt_len, c->gen_len, c->repeats, 0};
         BenchResult r;
         rc = bench_throughput(&m, &bo, &r, e);
         if (rc) break;
-        char key[64];
-        snprintf(key, sizeof key, "prefill_tps_b%d", bo.batch);
-        cJSON_AddNumberToObject(metrics, key, r.prefill_tokens_per_s);
-        snprintf(key, sizeof key, "decode_tps_b%d", bo.batch);
-        cJSON_AddNumberToObject(metrics, key, r.decode_tokens_per_s);
-        snprintf(key, sizeof key, "ms_per_token_b%d", bo.batch);
-        cJSON_AddNumberToObject(metrics, key, r.decode_ms_per_step);
+        bench_metrics(metrics, bo.batch, r.prefill_tokens_per_s, r.decode_tokens_per_s, r.decode_ms_per_step);
     }
     // where the numbers came from
     char cpu[256] = "unknown CPU";
@@ -290,11 +342,11 @@ static int bench_stage(Ctx* x, const char* tmp, cJSON* metrics, Err* e) {
 
 static void settings_of(const SweepConfig* c, const char* stage_name, char* out, size_t n) {
     if (!strcmp(stage_name, "eval"))
-        snprintf(out, n, "mmlu=%s shots=%d subjects=%s limit=%d val=%s ppl=%d,%d tok=%s", c->mmlu, c->shots, c->subjects,
-                 c->limit, c->val, c->ppl_seq_len, c->ppl_tokens, c->tokenizer);
+        snprintf(out, n, "mmlu=%s shots=%d subjects=%s limit=%d val=%s ppl=%d,%d tok=%s device=%s", c->mmlu, c->shots,
+                 c->subjects, c->limit, c->val, c->ppl_seq_len, c->ppl_tokens, c->tokenizer, c->device);
     else if (!strcmp(stage_name, "bench")) {
-        int len = snprintf(out, n, "prompt=%d gen=%d repeats=%d precision=%s batch=", c->prompt_len, c->gen_len, c->repeats,
-                           c->precision);
+        int len = snprintf(out, n, "prompt=%d gen=%d repeats=%d precision=%s device=%s batch=", c->prompt_len, c->gen_len,
+                           c->repeats, c->precision, c->device);
         for (int i = 0; i < c->n_bench_batch; i++) len += snprintf(out + len, n - (size_t)len, "%d,", c->bench_batch[i]);
     } else
         out[0] = 0;  // prune / distill / init / train: their settings are the cell id

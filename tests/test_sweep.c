@@ -88,7 +88,9 @@ Test(sweep, bad_configs_name_file_and_line) {
     expect_refused("[eval]\nmmlu = /nonexistent/mmlu\n", ":13: '/nonexistent/mmlu' does not exist");
     expect_refused("[baseline.x]\nmodel = /nonexistent/ckpt\n", ":13: baseline checkpoint '/nonexistent/ckpt' has no config.json");
     expect_refused("[matrix]\nlayers = 2, x\n", ":13: layers: 'x' is not a non-negative integer");
-    expect_refused("[bench]\nprecision = bf16\n", ":13: precision 'bf16' needs the CUDA backend");
+    expect_refused("[bench]\nprecision = bf16\n", ":13: precision 'bf16' with device cpu: the cpu backend runs fp32");
+    expect_refused("[sweep]\ndevice = tpu\n", ":13: device must be cpu or cuda, not 'tpu'");
+    expect_refused("[sweep]\ndevice = cuda\n[bench]\nprecision = fp32\n", ":15: precision 'fp32' with device cuda");
 }
 
 Test(sweep, token_budget_sets_the_steps) {
