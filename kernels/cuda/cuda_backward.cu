@@ -17,15 +17,34 @@ static int blocks_for(size_t n, int threads) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// column sums over many rows, deterministically: rows cut into a fixed number of chunks (a function
+// of N alone); partial[chunk][c] sums its rows in order, then each column adds its chunks in order
+
+static int row_chunks(int N) {
+    int chunks = (N + 63) / 64;
+    return chunks < 1 ? 1 : chunks > 256 ? 256 : chunks;
+}
+
+// out[c] += sum over chunks of partial[chunk][c]
+__global__ void column_chunks_kernel(float* out, const float* partial, int chunks, int C) {
+    int c = blockIdx.x * blockDim.x + threadIdx.x;
+    if (c >= C) return;
+    float acc = 0.0f;
+    for (int k = 0; k < chunks; k++) acc += partial[(size_t)k * C + c];
+    out[c] += acc;
+}
+
+// ---------------------------------------------------------------------------------------------
 // matmul
 
-// dbias (OC) += sum over n of dout (N,OC); thread o walks the rows in order
-__global__ void bias_backward_kernel(float* dbias, const __nv_bfloat16* dout, int N, int OC) {
+// partial[chunk][o] = sum of dout (N,OC) over the chunk's rows, in order
+__global__ void bias_partial_kernel(float* partial, const __nv_bfloat16* dout, int N, int OC, int rows_per_chunk) {
     int o = blockIdx.x * blockDim.x + threadIdx.x;
     if (o >= OC) return;
+    int n0 = blockIdx.y * rows_per_chunk, n1 = min(N, n0 + rows_per_chunk);
     float acc = 0.0f;
-    for (int n = 0; n < N; n++) acc += bf(dout[(size_t)n * OC + o]);
-    dbias[o] += acc;
+    for (int n = n0; n < n1; n++) acc += bf(dout[(size_t)n * OC + o]);
+    partial[(size_t)blockIdx.y * OC + o] = acc;
 }
 
 extern "C" void cuda_matmul_backward(CudaContext* ctx, float* dinp, float* dweight, float* dbias, const bf16* dout,
@@ -36,7 +55,11 @@ extern "C" void cuda_matmul_backward(CudaContext* ctx, float* dinp, float* dweig
     // dweight (OC,C) += dout^T @ inp: column-major (C x OC) += inp stored (C x N) times (dout stored (OC x N))^T
     cuda_gemm(ctx, 0, 1, C, OC, N, inp, C, dout, OC, dweight, C, 1, 1, NULL);
     if (dbias) {
-        bias_backward_kernel<<<ceil_div(OC, 256), 256, 0, ctx->stream>>>(dbias, CBF(dout), N, OC);
+        int chunks = row_chunks(N), per = (N + chunks - 1) / chunks;
+        float* partial = (float*)cuda_scratch(ctx, sizeof(float) * (size_t)chunks * OC);
+        bias_partial_kernel<<<dim3(ceil_div(OC, 256), chunks), 256, 0, ctx->stream>>>(partial, CBF(dout), N, OC, per);
+        CUDA_CHECK_LAUNCH();
+        column_chunks_kernel<<<ceil_div(OC, 256), 256, 0, ctx->stream>>>(dbias, partial, chunks, OC);
         CUDA_CHECK_LAUNCH();
     }
 }
@@ -77,15 +100,16 @@ __global__ void rmsnorm_stats_kernel(float* r, float* k, const float* dout, cons
     }
 }
 
-// dweight (C) += sum over rows in order of dout x r
+// partial[chunk][c] = sum over the chunk's rows, in order, of dout x r
 template <typename T>
-__global__ void rmsnorm_dweight_kernel(float* dweight, const float* dout, const T* inp, int group, size_t group_stride,
-                                       const float* r, int N, int C) {
+__global__ void rmsnorm_dweight_kernel(float* partial, const float* dout, const T* inp, int group, size_t group_stride,
+                                       const float* r, int N, int C, int rows_per_chunk) {
     int c = blockIdx.x * blockDim.x + threadIdx.x;
     if (c >= C) return;
+    int n0 = blockIdx.y * rows_per_chunk, n1 = min(N, n0 + rows_per_chunk);
     float acc = 0.0f;
-    for (int n = 0; n < N; n++) acc += dout[(size_t)n * C + c] * load_f(inp, in_row(n, group, group_stride, C) + c) * r[n];
-    dweight[c] += acc;
+    for (int n = n0; n < n1; n++) acc += dout[(size_t)n * C + c] * load_f(inp, in_row(n, group, group_stride, C) + c) * r[n];
+    partial[(size_t)blockIdx.y * C + c] = acc;
 }
 
 template <typename T>
@@ -100,14 +124,18 @@ __global__ void rmsnorm_dinp_kernel(float* dinp, const float* dout, const T* inp
 template <typename T>
 static void rmsnorm_backward(CudaContext* ctx, float* dinp, float* dweight, const float* dout, const T* inp, int group,
                              size_t group_stride, const __nv_bfloat16* w, float eps, int N, int C) {
-    float* r = (float*)cuda_scratch(ctx, sizeof(float) * 2 * (size_t)N);
+    int chunks = row_chunks(N), per = (N + chunks - 1) / chunks;
+    float* r = (float*)cuda_scratch(ctx, sizeof(float) * (2 * (size_t)N + (size_t)chunks * C));
     float* k = r + N;
+    float* partial = k + N;
     int threads = C >= 1024 ? 1024 : (C + 31) / 32 * 32;
     rmsnorm_stats_kernel<T><<<N, threads, 0, ctx->stream>>>(r, k, dout, inp, group, group_stride, w, eps, C);
     CUDA_CHECK_LAUNCH();
     // the weight gradient first: dinp may alias dout
-    rmsnorm_dweight_kernel<T><<<ceil_div(C, 256), 256, 0, ctx->stream>>>(dweight, dout, inp, group, group_stride, r, N,
-                                                                           C);
+    rmsnorm_dweight_kernel<T><<<dim3(ceil_div(C, 256), chunks), 256, 0, ctx->stream>>>(partial, dout, inp, group,
+                                                                                          group_stride, r, N, C, per);
+    CUDA_CHECK_LAUNCH();
+    column_chunks_kernel<<<ceil_div(C, 256), 256, 0, ctx->stream>>>(dweight, partial, chunks, C);
     CUDA_CHECK_LAUNCH();
     rmsnorm_dinp_kernel<T><<<N, threads, 0, ctx->stream>>>(dinp, dout, inp, group, group_stride, w, r, k, C);
     CUDA_CHECK_LAUNCH();
