@@ -108,7 +108,7 @@ int main(int argc, char** argv) {
             fprintf(stderr, "bench_distill_cuda: %s\n", e.msg);
             return 1;
         }
-        cuda_train_backward(&t, &a, tokens);
+        cuda_train_backward(&t, &a, tokens, NULL);
         cuda_train_optimizer_step(&t, &o, lr_at(&o, s));
         cuda_synchronize(ctx);
         sec[s] = now_seconds() - t0;

@@ -101,13 +101,9 @@ static int hidden_setup(Trainer* tr, const TrainConfig* cfg, Err* e) {
 static int forward_loss(Trainer* tr, const TrainConfig* cfg, float grad_scale, int grads, LossValues* lv, Err* e) {
     const Model* s = tr->student;
     int N = tr->B * tr->T, hidden = cfg->hidden_kind != HIDDEN_NONE;
-    if (tr->gpu) {
-        if (hidden) return err_set(e, "the hidden-state loss is not implemented on the GPU yet");
-        if (trainer_gpu_forward_loss(tr->gpu, &cfg->loss, tr->inputs, tr->targets, grads ? grad_scale : 0.0f, lv, e))
-            return -1;
-        lv->hidden = 0;
-        return 0;
-    }
+    if (tr->gpu)
+        return trainer_gpu_forward_loss(tr->gpu, &cfg->loss, cfg->hidden_kind, cfg->hidden_weight, cfg->layer_map,
+                                        tr->inputs, tr->targets, grads ? grad_scale : 0.0f, lv, e);
     if (hidden && hidden_setup(tr, cfg, e)) return -1;
     if (tr->teacher && model_forward_hidden(tr->teacher, &tr->trs, &tr->tcache, tr->inputs, tr->sa.seq, tr->sa.pos, N,
                                             tr->t_hidden, hidden ? tr->t_capture : NULL, tr->t_slot, e))

@@ -2,6 +2,7 @@
 #include "../models/model.h"
 #include "trainer_gpu.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -13,9 +14,11 @@ int trainer_gpu_open(TrainerGpu** out, const Model* student, const Model* teache
     return err_set(e, "--device cuda: this arbor was built without CUDA (configure with -DARBOR_CUDA=ON)");
 }
 void trainer_gpu_close(TrainerGpu* g) { (void)g; }
-int trainer_gpu_forward_loss(TrainerGpu* g, const LossConfig* cfg, const int* inputs, const int* targets,
-                             float grad_scale, LossValues* lv, Err* e) {
-    (void)g, (void)cfg, (void)inputs, (void)targets, (void)grad_scale, (void)lv;
+int trainer_gpu_forward_loss(TrainerGpu* g, const LossConfig* cfg, HiddenLossKind hidden, float hidden_weight,
+                             const int* layer_map, const int* inputs, const int* targets, float grad_scale,
+                             LossValues* lv, Err* e) {
+    (void)g, (void)cfg, (void)hidden, (void)hidden_weight, (void)layer_map, (void)inputs, (void)targets;
+    (void)grad_scale, (void)lv;
     return err_set(e, "no CUDA");
 }
 void trainer_gpu_backward(TrainerGpu* g, const int* inputs) { (void)g, (void)inputs; }
@@ -38,6 +41,13 @@ struct TrainerGpu {
     CudaTrainActs acts;
     CudaTeacher tforward;
     int has_teacher, B, T;
+    // hidden-state loss, made on first use
+    int* t_slot;          // (teacher layers) host: capture slot of each teacher layer, or -1
+    float* t_capture;     // (teacher layers, N, C) device
+    float* d_layers;      // (student layers, N, C) device
+    float** d_layer_ptrs; // (student layers) host array of device pointers
+    double* rows;         // (N) device
+    int hidden_on;        // the last forward_loss made hidden-loss gradients (backward adds them)
 };
 
 int trainer_gpu_open(TrainerGpu** out, const Model* student, const Model* teacher, int B, int T, int recompute,
@@ -62,6 +72,11 @@ int trainer_gpu_open(TrainerGpu** out, const Model* student, const Model* teache
 
 void trainer_gpu_close(TrainerGpu* g) {
     if (!g) return;
+    free(g->t_slot);
+    free(g->d_layer_ptrs);
+    cuda_free(g->t_capture);
+    cuda_free(g->d_layers);
+    cuda_free(g->rows);
     if (g->has_teacher) {
         cuda_teacher_free(&g->tforward);
         cuda_model_free(&g->teacher);
@@ -73,16 +88,69 @@ void trainer_gpu_close(TrainerGpu* g) {
     free(g);
 }
 
-int trainer_gpu_forward_loss(TrainerGpu* g, const LossConfig* cfg, const int* inputs, const int* targets,
-                             float grad_scale, LossValues* lv, Err* e) {
-    if (g->has_teacher && cuda_teacher_forward(&g->tforward, inputs, g->B, g->T, e)) return -1;
-    if (cuda_train_forward(&g->train, &g->acts, inputs, e)) return -1;
-    return cuda_train_loss(&g->train, &g->acts, cfg, targets, g->has_teacher ? g->tforward.rs.xn : NULL,
-                           g->has_teacher ? g->teacher.lm_head : NULL, g->has_teacher ? g->teacher.cfg.hidden : 0,
-                           grad_scale, lv, e);
+// Buffers of the hidden-state loss, made on first use (the CPU trainer's hidden_setup).
+static int hidden_setup(TrainerGpu* g, const int* layer_map, Err* e) {
+    if (g->t_slot) return 0;
+    const ModelConfig *sc = &g->student.cfg, *tc = g->has_teacher ? &g->teacher.cfg : NULL;
+    if (!tc) return err_set(e, "the hidden-state loss needs a teacher");
+    if (tc->hidden != sc->hidden)
+        return err_set(e, "the hidden-state loss needs equal hidden sizes (teacher %d, student %d)", tc->hidden, sc->hidden);
+    if (!layer_map) return err_set(e, "the hidden-state loss needs a layer map");
+    for (int i = 0; i < sc->n_layers; i++)
+        if (layer_map[i] < 0 || layer_map[i] >= tc->n_layers)
+            return err_set(e, "layer map: student layer %d -> %d is not a teacher layer", i, layer_map[i]);
+    size_t NC = (size_t)g->B * g->T * sc->hidden;
+    g->t_slot = xmalloc(sizeof(int) * (size_t)tc->n_layers);
+    for (int l = 0; l < tc->n_layers; l++) g->t_slot[l] = -1;
+    for (int i = 0; i < sc->n_layers; i++) g->t_slot[layer_map[i]] = layer_map[i];
+    g->t_capture = cuda_malloc(sizeof(float) * NC * (size_t)tc->n_layers);
+    g->d_layers = cuda_malloc(sizeof(float) * NC * (size_t)sc->n_layers);
+    g->d_layer_ptrs = xmalloc(sizeof(float*) * (size_t)sc->n_layers);
+    for (int i = 0; i < sc->n_layers; i++) g->d_layer_ptrs[i] = g->d_layers + NC * (size_t)i;
+    g->rows = cuda_malloc(sizeof(double) * (size_t)g->B * g->T);
+    return 0;
 }
 
-void trainer_gpu_backward(TrainerGpu* g, const int* inputs) { cuda_train_backward(&g->train, &g->acts, inputs); }
+int trainer_gpu_forward_loss(TrainerGpu* g, const LossConfig* cfg, HiddenLossKind hidden, float hidden_weight,
+                             const int* layer_map, const int* inputs, const int* targets, float grad_scale,
+                             LossValues* lv, Err* e) {
+    g->hidden_on = 0;
+    if (hidden != HIDDEN_NONE && hidden_setup(g, layer_map, e)) return -1;
+    if (g->has_teacher) {
+        g->tforward.rs.capture = hidden != HIDDEN_NONE ? g->t_capture : NULL;
+        g->tforward.rs.capture_slot = g->t_slot;
+        if (cuda_teacher_forward(&g->tforward, inputs, g->B, g->T, e)) return -1;
+    }
+    if (cuda_train_forward(&g->train, &g->acts, inputs, e)) return -1;
+    if (cuda_train_loss(&g->train, &g->acts, cfg, targets, g->has_teacher ? g->tforward.rs.xn : NULL,
+                        g->has_teacher ? g->teacher.lm_head : NULL, g->has_teacher ? g->teacher.cfg.hidden : 0,
+                        grad_scale, lv, e))
+        return -1;
+    lv->hidden = 0;
+    if (hidden == HIDDEN_NONE) return 0;
+    int Ls = g->student.cfg.n_layers, N = g->B * g->T, C = g->student.cfg.hidden;
+    size_t NC = (size_t)N * C;
+    float scale = grad_scale * hidden_weight / (float)Ls;
+    double* rows = xmalloc(sizeof(double) * (size_t)N);
+    for (int i = 0; i < Ls; i++) {  // student layer i's output is the residual stream entering layer i + 1
+        cuda_hidden_loss(g->ctx, hidden == HIDDEN_COSINE ? 1 : 2, g->acts.res + NC * (size_t)(i + 1),
+                         g->t_capture + NC * (size_t)layer_map[i], N, C, scale, g->d_layer_ptrs[i], g->rows);
+        cuda_download(g->ctx, rows, g->rows, sizeof(double) * (size_t)N);
+        double layer = 0;
+        for (int n = 0; n < N; n++) layer += rows[n];  // row order, as the CPU
+        lv->hidden += layer / N;
+    }
+    free(rows);
+    lv->hidden /= Ls;
+    lv->total += hidden_weight * lv->hidden;
+    g->hidden_on = grad_scale != 0.0f;
+    if (!isfinite(lv->total)) return err_set(e, "the loss is not finite (%g)", lv->total);
+    return 0;
+}
+
+void trainer_gpu_backward(TrainerGpu* g, const int* inputs) {
+    cuda_train_backward(&g->train, &g->acts, inputs, g->hidden_on ? g->d_layer_ptrs : NULL);
+}
 
 double trainer_gpu_optimizer_step(TrainerGpu* g, const OptimConfig* o, float lr) {
     return cuda_train_optimizer_step(&g->train, o, lr);

@@ -104,10 +104,6 @@ static int run(int argc, char** argv, int distill) {
     }
     Device device;
     if (device_parse(arg_str(&cmd, "device"), &device, &e) || device_available(device, &e)) return fail(&e);
-    if (device == DEVICE_CUDA && hidden) {
-        err_set(&e, "%s: --hidden-loss is not implemented on the GPU yet (--device cpu)", cmd.name);
-        return fail(&e);
-    }
     if (strcmp(schedule, "cosine") && strcmp(schedule, "linear")) {
         err_set(&e, "%s: --schedule must be cosine or linear, not '%s'", cmd.name, schedule);
         return fail(&e);

@@ -256,6 +256,8 @@ void cuda_forward_launch(const CudaModel* g, CudaRunState* s, const CudaKVCache*
         // the residual add, then the next layer's input norm (after the last layer: the final norm)
         const bf16* next_norm = l + 1 < c->n_layers ? g->layers[l + 1].attn_norm : g->final_norm;
         cuda_residual_rmsnorm_forward(ctx, s->x, s->proj, s->xn, next_norm, eps, N, C);
+        if (s->capture && s->capture_slot[l] >= 0)
+            cuda_copy(ctx, s->capture + (size_t)s->capture_slot[l] * N * C, s->x, sizeof(float) * (size_t)N * C);
     }
     if (n_out == 0) return;  // hidden states only: s->xn holds the final norm's output (a teacher's)
     const bf16* rows = s->xn;

@@ -77,6 +77,10 @@ typedef struct {
     int* tiles;      // (N, 4) device: the staged rows as prefill tiles (cuda_attention_prefill)
     int* host_tiles; // (N, 4)
     int n_tiles;     // 0: the staged rows go through the general attention kernel
+    // optional (a teacher for the hidden-state loss): the output of layer l (the fp32 residual
+    // stream, (N, C)) is copied to capture + capture_slot[l] * N * C for each l with a slot >= 0
+    float* capture;
+    const int* capture_slot;  // (n_layers) host
 } CudaRunState;
 
 // max_rows rows per call, logits for at most max_out of them

@@ -278,7 +278,7 @@ int cuda_train_loss(const CudaTrainModel* t, CudaTrainActs* a, const LossConfig*
 // ---------------------------------------------------------------------------------------------
 // backward
 
-void cuda_train_backward(CudaTrainModel* t, CudaTrainActs* a, const int* tokens) {
+void cuda_train_backward(CudaTrainModel* t, CudaTrainActs* a, const int* tokens, float* const* d_layer_out) {
     const CudaModel* g = t->g;
     const ModelConfig* c = &g->cfg;
     CudaContext* ctx = g->ctx;
@@ -290,6 +290,7 @@ void cuda_train_backward(CudaTrainModel* t, CudaTrainActs* a, const int* tokens)
     for (int l = L - 1; l >= 0; l--) {
         const CudaLayerWeights* w = &g->layers[l];
         if (a->recompute) layer_forward(t, a, l, 0, 0);  // the layer's internals again, from RES(l)
+        if (d_layer_out && d_layer_out[l]) cuda_add_f32(ctx, a->d_res, d_layer_out[l], NC);
         // MLP: d_res is the gradient at the layer output = at down_proj's output and at mid
         cuda_pack_bf16(ctx, a->d_bf, C, a->d_res, C, N, C);
         cuda_matmul_backward(ctx, a->d_h, GRAD(w->w_down), NULL, a->d_bf, AT(a->h, l, F), w->w_down, N, F, C);

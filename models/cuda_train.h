@@ -75,7 +75,9 @@ int cuda_train_forward(const CudaTrainModel* t, CudaTrainActs* a, const int* tok
 int cuda_train_loss(const CudaTrainModel* t, CudaTrainActs* a, const LossConfig* cfg, const int* targets,
                     const bf16* t_xnf, const bf16* t_lm_head, int Ct, float grad_scale, LossValues* out, Err* e);
 // Every other gradient from a->d_xnf, accumulated (+=) into t->grad. tokens (N) host, as forward's.
-void cuda_train_backward(CudaTrainModel* t, CudaTrainActs* a, const int* tokens);
+// d_layer_out (optional, n_layers device pointers, NULL entries allowed): extra gradients (N, C) at
+// each layer's output (the hidden-state loss).
+void cuda_train_backward(CudaTrainModel* t, CudaTrainActs* a, const int* tokens, float* const* d_layer_out);
 // Clip by global norm (as the CPU trainer: scale clip / (norm + 1e-6) when norm > clip), AdamW at
 // learning rate lr, bf16 parameters refreshed, gradients zeroed, t->step + 1. Returns the norm; a
 // non-finite norm takes no step.

@@ -26,6 +26,10 @@ Test(cuda_train_parity, skipped) { cr_skip_test("arbor was built without CUDA (A
 #include "models/cuda_train.h"
 #include "models/train.h"
 
+static void random_ids(int* ids, int n, int V, uint64_t seed) {
+    for (int i = 0; i < n; i++) ids[i] = (int)(splitmix64(seed + (uint64_t)i) % (uint64_t)V);
+}
+
 static float* download_f32(CudaContext* ctx, const float* d, size_t n) {
     float* h = malloc(sizeof(float) * (n ? n : 1));
     cuda_download(ctx, h, d, sizeof(float) * n);
@@ -390,12 +394,57 @@ Test(cuda_train_parity, trainer_runs_on_the_gpu_and_resumes_on_the_cpu) {
     shard_close(&shard);
 }
 
+// One trainer step with KD + the intermediate hidden-state loss (cosine, then MSE) on both
+// backends: the loss terms and the gradient norm agree.
+Test(cuda_train_parity, hidden_state_loss_step_matches_cpu) {
+    CudaContext* probe = ctx_or_skip();
+    cuda_context_free(probe);
+    ModelConfig sc = tiny_config(), tc = sc;
+    tc.n_layers = 6;
+    Model s, t;
+    model_create(&s, &sc);
+    model_init_random(&s, 31);
+    model_create(&t, &tc);
+    model_init_random(&t, 32);
+    round_arena_to_bf16(&s), round_arena_to_bf16(&t);
+    int B = 2, T = 24, map[4];
+    hidden_layer_map_even(sc.n_layers, tc.n_layers, map);
+    int* windows = malloc(sizeof(int) * B * (T + 1));
+    random_ids(windows, B * (T + 1), sc.vocab, 77);
+    for (int kind = HIDDEN_COSINE; kind <= HIDDEN_MSE; kind++) {
+        TrainConfig cfg = {0};
+        cfg.steps = 1, cfg.batch = B, cfg.grad_accum = 1, cfg.seq_len = T;
+        cfg.optim = (OptimConfig){1e-3f, 1e-4f, 0, 1, 1, 0.9f, 0.95f, 1e-8f, 0.1f, 0.0f};
+        cfg.loss = (LossConfig){0.5f, 0.5f, KD_KL, 1.0f, 0, 0};
+        cfg.hidden_kind = (HiddenLossKind)kind, cfg.hidden_weight = 2.0f, cfg.layer_map = map;
+        LossValues lv[2];
+        double gnorm[2];
+        for (int gpu = 0; gpu < 2; gpu++) {
+            Model copy;
+            model_create(&copy, &sc);
+            memcpy(copy.arena, s.arena, sizeof(float) * s.table.n_floats);
+            Trainer tr;
+            Err e;
+            cr_assert_eq(trainer_init(&tr, &copy, &t, B, T, 0, gpu, &e), 0, "%s", e.msg);
+            float lr;
+            cr_assert_eq(trainer_step(&tr, &cfg, windows, &lv[gpu], &gnorm[gpu], &lr, &e), 0, "%s", e.msg);
+            trainer_free(&tr);
+            model_free(&copy);
+        }
+        const char* name = kind == HIDDEN_COSINE ? "cosine" : "mse";
+        cr_expect(fabs(lv[1].hidden - lv[0].hidden) < 2e-2 * fabs(lv[0].hidden), "%s hidden loss GPU %.6g CPU %.6g", name,
+                  lv[1].hidden, lv[0].hidden);
+        cr_expect(fabs(lv[1].total - lv[0].total) < 2e-2 * fabs(lv[0].total), "%s total loss GPU %.6g CPU %.6g", name,
+                  lv[1].total, lv[0].total);
+        cr_expect(fabs(gnorm[1] - gnorm[0]) < 5e-2 * gnorm[0], "%s gradient norm GPU %.6g CPU %.6g", name, gnorm[1],
+                  gnorm[0]);
+    }
+    free(windows);
+    model_free(&s), model_free(&t);
+}
+
 // ---------------------------------------------------------------------------------------------
 // whole models
-
-static void random_ids(int* ids, int n, int V, uint64_t seed) {
-    for (int i = 0; i < n; i++) ids[i] = (int)(splitmix64(seed + (uint64_t)i) % (uint64_t)V);
-}
 
 // One micro-batch on both backends: the loss and every parameter's gradient.
 static void grads_case(CudaContext* ctx, Model* m, Model* teacher, const LossConfig* lc, const char* what) {
@@ -440,7 +489,7 @@ static void grads_case(CudaContext* ctx, Model* m, Model* teacher, const LossCon
     cr_assert_eq(cuda_train_forward(&t, &ga, tokens, &e), 0, "%s", e.msg);
     cr_assert_eq(cuda_train_loss(&t, &ga, lc, targets, teacher ? tt.rs.xn : NULL, teacher ? tg.lm_head : NULL, Ct, 1.0f,
                                  &glv, &e), 0, "%s", e.msg);
-    cuda_train_backward(&t, &ga, tokens);
+    cuda_train_backward(&t, &ga, tokens, NULL);
     double rel = fabs(glv.total - lv.total) / fabs(lv.total);
     cr_expect(rel < 2e-2, "%s: loss %.6g on the GPU vs %.6g on the CPU", what, glv.total, lv.total);
     // the same micro-batch with recomputation: the same gradient bits
@@ -453,7 +502,7 @@ static void grads_case(CudaContext* ctx, Model* m, Model* teacher, const LossCon
         cr_assert_eq(cuda_train_forward(&t, &ra, tokens, &e), 0, "%s", e.msg);
         cr_assert_eq(cuda_train_loss(&t, &ra, lc, targets, teacher ? tt.rs.xn : NULL, teacher ? tg.lm_head : NULL, Ct,
                                      1.0f, &rlv, &e), 0, "%s", e.msg);
-        cuda_train_backward(&t, &ra, tokens);
+        cuda_train_backward(&t, &ra, tokens, NULL);
         float* again = download_f32(ctx, t.grad, g.arena_elems);
         cr_expect(memcmp(kept, again, sizeof(float) * g.arena_elems) == 0,
                   "%s: gradients with --recompute differ from those without", what);
@@ -566,7 +615,7 @@ Test(cuda_train_parity, distillation_trajectory_and_resume) {
         cr_assert_eq(cuda_teacher_forward(&tt, tokens, B, T, &e), 0, "%s", e.msg);
         cr_assert_eq(cuda_train_forward(&t, &ga, tokens, &e), 0, "%s", e.msg);
         cr_assert_eq(cuda_train_loss(&t, &ga, &lc, targets, tt.rs.xn, tg.lm_head, C, 1.0f, &glv, &e), 0, "%s", e.msg);
-        cuda_train_backward(&t, &ga, tokens);
+        cuda_train_backward(&t, &ga, tokens, NULL);
         cuda_train_optimizer_step(&t, &o, lr);
         double rel = fabs(glv.total - lv.total) / fabs(lv.total);
         if (rel > worst) worst = rel;
@@ -599,7 +648,7 @@ Test(cuda_train_parity, distillation_trajectory_and_resume) {
             cr_assert_eq(cuda_train_forward(&t2, &ga, tokens, &e), 0, "%s", e.msg);
             cr_assert_eq(cuda_train_loss(&t2, &ga, &lc, tokens + 1, tt.rs.xn, tg.lm_head, C, 1.0f, &glv, &e), 0, "%s",
                          e.msg);
-            cuda_train_backward(&t2, &ga, tokens);
+            cuda_train_backward(&t2, &ga, tokens, NULL);
             cuda_train_optimizer_step(&t2, &o, lr_at(&o, step));
         }
         float* master = download_f32(ctx, t2.master, g2.arena_elems);

@@ -89,3 +89,44 @@ extern "C" void cuda_loss_rows(CudaContext* ctx, float* z, const float* zt, cons
     loss_rows_kernel<<<R, LOSS_THREADS, 0, ctx->stream>>>(z, zt, targets, V, *cfg, scale, row_ce, row_kd);
     CUDA_CHECK_LAUNCH();
 }
+
+// one block per row, as hidden_loss's row loop
+__global__ void hidden_loss_kernel(int kind, const float* s, const float* t, int N, int C, float scale, float* d,
+                                   double* row) {
+    size_t at = (size_t)blockIdx.x * C;
+    const float *a = s + at, *b = t + at;
+    float* g = d + at;
+    if (kind == 1) {
+        double ab = 0.0, aa = 0.0, bb = 0.0;
+        for (int c = threadIdx.x; c < C; c += blockDim.x) {
+            ab += (double)a[c] * b[c];
+            aa += (double)a[c] * a[c];
+            bb += (double)b[c] * b[c];
+        }
+        ab = block_reduce(ab, SumOp(), 0.0);
+        aa = block_reduce(aa, SumOp(), 0.0);
+        bb = block_reduce(bb, SumOp(), 0.0);
+        double na = sqrt(aa) + 1e-12, nb = sqrt(bb) + 1e-12, cosv = ab / (na * nb);
+        for (int c = threadIdx.x; c < C; c += blockDim.x)
+            g[c] = (float)(scale / N * -(b[c] / (na * nb) - cosv * a[c] / (na * na)));
+        if (threadIdx.x == 0) row[blockIdx.x] = 1.0 - cosv;
+    } else {
+        double acc = 0.0;
+        for (int c = threadIdx.x; c < C; c += blockDim.x) {
+            double diff = (double)a[c] - b[c];
+            acc += diff * diff;
+            g[c] = (float)(scale * 2.0 * diff / ((double)N * C));
+        }
+        acc = block_reduce(acc, SumOp(), 0.0);
+        if (threadIdx.x == 0) row[blockIdx.x] = acc / C;
+    }
+}
+
+extern "C" void cuda_hidden_loss(CudaContext* ctx, int kind, const float* s, const float* t, int N, int C, float scale,
+                                 float* d, double* row) {
+    if (N == 0) return;
+    if (kind != 1 && kind != 2) FATAL("CUDA hidden loss: kind %d is not cosine (1) or MSE (2)", kind);
+    int threads = C >= 1024 ? 1024 : (C + 31) / 32 * 32;
+    hidden_loss_kernel<<<N, threads, 0, ctx->stream>>>(kind, s, t, N, C, scale, d, row);
+    CUDA_CHECK_LAUNCH();
+}

@@ -53,6 +53,13 @@ typedef struct {
 void cuda_loss_rows(CudaContext* ctx, float* z, const float* zt, const int* targets, int R, int V,
                     const CudaLossConfig* cfg, float scale, double* row_ce, double* row_kd);
 
+// Intermediate hidden-state loss of one student layer (distill/hidden_loss.c's formulas): s, t (N,C)
+// fp32 student and teacher layer outputs. kind 1: cosine, 1 - s.t / (|s| |t|) per row; kind 2: MSE
+// over rows and channels. d (N,C) = scale * d(mean loss)/ds, overwritten; row (N) device: each row's
+// loss (cosine) or its mean squared difference (MSE); the loss is their mean.
+void cuda_hidden_loss(CudaContext* ctx, int kind, const float* s, const float* t, int N, int C, float scale, float* d,
+                      double* row);
+
 // ---- optimizer ---------------------------------------------------------------------------------
 // AdamW on one tensor (n), PyTorch semantics as distill/optim.c: g = grad * grad_scale (clipping);
 // m, v updated; master *= decay; master -= step_size * m / (sqrt(v) / bc2_sqrt + eps); then
