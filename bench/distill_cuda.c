@@ -103,7 +103,7 @@ int main(int argc, char** argv) {
         cuda_synchronize(ctx);
         double t0 = now_seconds();
         LossValues lv;
-        if (cuda_teacher_forward(&teacher, tokens, B, T, &e) || cuda_train_forward(&t, &a, tokens, &e) ||
+        if (cuda_teacher_forward(&teacher, tokens, B, T, &e) || cuda_train_forward(&sg, &a, tokens, &e) ||
             cuda_train_loss(&t, &a, &lc, tokens + 1, teacher.rs.xn, tg.lm_head, tc.hidden, 1.0f, &lv, &e)) {
             fprintf(stderr, "bench_distill_cuda: %s\n", e.msg);
             return 1;

@@ -121,7 +121,7 @@ int trainer_gpu_forward_loss(TrainerGpu* g, const LossConfig* cfg, HiddenLossKin
         g->tforward.rs.capture_slot = g->t_slot;
         if (cuda_teacher_forward(&g->tforward, inputs, g->B, g->T, e)) return -1;
     }
-    if (cuda_train_forward(&g->train, &g->acts, inputs, e)) return -1;
+    if (cuda_train_forward(&g->student, &g->acts, inputs, e)) return -1;
     if (cuda_train_loss(&g->train, &g->acts, cfg, targets, g->has_teacher ? g->tforward.rs.xn : NULL,
                         g->has_teacher ? g->teacher.lm_head : NULL, g->has_teacher ? g->teacher.cfg.hidden : 0,
                         grad_scale, lv, e))

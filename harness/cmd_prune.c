@@ -9,6 +9,7 @@
 #include "../models/file_io.h"
 #include "../mmlu/mmlu_eval.h"
 #include "../prune/search.h"
+#include "../models/engine.h"
 #include "commands.h"
 
 typedef struct {
@@ -46,6 +47,7 @@ int cmd_prune(int argc, char** argv) {
         {"seq-len", "L", "calibration sequence length", "256"},
         {"batch", "B", "calibration sequences per forward", "4"},
         {"aggregation", "l2|mean|variance", "how per-sequence width scores combine", "l2"},
+        {"device", "cpu|cuda", "where the calibration forward runs (cuda: bf16 activations)", "cpu"},
         {"dtype", "bf16|f32", "storage dtype of the pruned checkpoint", "bf16"},
         {"val", "SHARD", "validation tokens for ppl and --search (default: --calib)", NULL},
         {"val-tokens", "N", "validation tokens used", "4096"},
@@ -100,6 +102,8 @@ int cmd_prune(int argc, char** argv) {
         if (arg_long(&cmd, "layers", 1, 1 << 16, &layers, &e)) return fail(&e);
         t.layers = (int)layers;
     }
+    Device device;
+    if (device_parse(arg_str(&cmd, "device"), &device, &e) || device_available(device, &e)) return fail(&e);
     Aggregation aggregation;
     if (aggregation_parse(agg, &aggregation)) {
         err_set(&e, "prune: --aggregation must be l2, mean or variance");
@@ -116,7 +120,7 @@ int cmd_prune(int argc, char** argv) {
         Shard calib;
         rc = shard_open(&calib, arg_str(&cmd, "calib"), &e);
         if (!rc) {
-            CalibOptions co = {(int)windows, (int)seq_len, (int)batch, aggregation};
+            CalibOptions co = {(int)windows, (int)seq_len, (int)batch, aggregation, device == DEVICE_CUDA};
             rc = importance_compute(&m, &calib, &co, &imp, &e);
             have_imp = !rc;
             shard_close(&calib);

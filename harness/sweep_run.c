@@ -107,7 +107,7 @@ static int prune_stage(Ctx* x, const char* tmp, cJSON* metrics, Err* e) {
     if (!rc) {
         Aggregation agg = AGG_L2;
         aggregation_parse(c->aggregation, &agg);  // validated with the config
-        CalibOptions co = {c->calib_windows, c->prune_seq_len, 4, agg};
+        CalibOptions co = {c->calib_windows, c->prune_seq_len, 4, agg, !strcmp(c->device, "cuda")};
         rc = importance_compute(&m, &calib, &co, &imp, e);
         have = !rc;
     }

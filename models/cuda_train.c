@@ -184,8 +184,7 @@ static int check_tokens(const ModelConfig* c, const int* tokens, int N, const ch
 // Layer l from RES(l) to RES(l + 1), its internals into its slots. xn1 of layer l is computed here
 // unless the previous layer fused it (fused_in); fuse_out makes this layer's last residual add
 // also write the next layer's xn1 (or, after the last layer, xnf).
-static void layer_forward(const CudaTrainModel* t, CudaTrainActs* a, int l, int fused_in, int fuse_out) {
-    const CudaModel* g = t->g;
+static void layer_forward(const CudaModel* g, CudaTrainActs* a, int l, int fused_in, int fuse_out) {
     const ModelConfig* c = &g->cfg;
     CudaContext* ctx = g->ctx;
     SHAPES(c, a->N);
@@ -217,8 +216,7 @@ static void layer_forward(const CudaTrainModel* t, CudaTrainActs* a, int l, int 
     }
 }
 
-int cuda_train_forward(const CudaTrainModel* t, CudaTrainActs* a, const int* tokens, Err* e) {
-    const CudaModel* g = t->g;
+int cuda_train_forward(const CudaModel* g, CudaTrainActs* a, const int* tokens, Err* e) {
     const ModelConfig* c = &g->cfg;
     CudaContext* ctx = g->ctx;
     int N = a->N, C = c->hidden, L = c->n_layers;
@@ -228,7 +226,7 @@ int cuda_train_forward(const CudaTrainModel* t, CudaTrainActs* a, const int* tok
     cuda_rmsnorm_forward(ctx, AT(a->xn1, 0, C), RES(0), g->layers[0].attn_norm, c->rms_eps, N, C);
     // with recompute every layer computes its own xn1 (the slot is shared); the last one always
     // fuses the final norm into xnf
-    for (int l = 0; l < L; l++) layer_forward(t, a, l, l == 0 || !a->recompute, !a->recompute || l == L - 1);
+    for (int l = 0; l < L; l++) layer_forward(g, a, l, l == 0 || !a->recompute, !a->recompute || l == L - 1);
     return 0;
 }
 
@@ -289,7 +287,7 @@ void cuda_train_backward(CudaTrainModel* t, CudaTrainActs* a, const int* tokens,
                           N, C);
     for (int l = L - 1; l >= 0; l--) {
         const CudaLayerWeights* w = &g->layers[l];
-        if (a->recompute) layer_forward(t, a, l, 0, 0);  // the layer's internals again, from RES(l)
+        if (a->recompute) layer_forward(g, a, l, 0, 0);  // the layer's internals again, from RES(l)
         if (d_layer_out && d_layer_out[l]) cuda_add_f32(ctx, a->d_res, d_layer_out[l], NC);
         // MLP: d_res is the gradient at the layer output = at down_proj's output and at mid
         cuda_pack_bf16(ctx, a->d_bf, C, a->d_res, C, N, C);

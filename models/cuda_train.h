@@ -66,8 +66,9 @@ typedef struct {
 void cuda_train_acts_create(CudaTrainActs* a, CudaContext* ctx, const ModelConfig* cfg, int B, int T, int recompute);
 void cuda_train_acts_free(CudaTrainActs* a);
 
-// tokens (B*T) host. Fills every activation; a->xnf holds the lm_head's input.
-int cuda_train_forward(const CudaTrainModel* t, CudaTrainActs* a, const int* tokens, Err* e);
+// tokens (B*T) host. Fills every activation; a->xnf holds the lm_head's input. Reads only the bf16
+// parameters (calibration runs it without any training state).
+int cuda_train_forward(const CudaModel* g, CudaTrainActs* a, const int* tokens, Err* e);
 // The loss of a->xnf against targets (N, host; NULL without CE) and, for KD, the teacher's final
 // hidden states t_xnf (N, Ct) bf16 device with its lm_head (V, Ct): d_xnf overwritten, the lm_head
 // gradient accumulated, both times grad_scale (0: the loss only, no gradients: validation). Fails

@@ -11,6 +11,7 @@
 #include "../models/file_io.h"
 #include "../models/progress.h"
 #include "../models/train.h"
+#include "calib_gpu.h"
 #include "../models/vec.h"
 
 static const char* const aggregation_names[] = {[AGG_L2] = "l2", [AGG_MEAN] = "mean", [AGG_VARIANCE] = "variance"};
@@ -44,9 +45,58 @@ static double cosine(const float* a, const float* b, int C) {
     return ab / (sqrt(aa) * sqrt(bb) + 1e-30);
 }
 
+// One batch's tables from the CPU's kept activations (calib_gpu.h makes the same on the GPU):
+// cos (rows, P, P) for p < q, the cosine between residual boundaries p and q of each row; mlp (nb, L, F)
+// mean |h| of each neuron over a sequence; heads (nb, L, NH) mean norm of each head's output;
+// channels (nb, C) the sum over norm sites of each channel's mean |x|.
+static void batch_tables(const TrainActs* a, const ModelConfig* c, int nb, double* cos_t, double* mlp_t,
+                         double* heads_t, double* ch_t) {
+    int L = c->n_layers, C = c->hidden, F = c->ffn, NH = c->n_heads, HS = c->head_dim, T = a->T;
+    size_t N = (size_t)a->N, P = (size_t)L + 1, rows = (size_t)nb * T;
+#pragma omp parallel for schedule(dynamic, 1)
+    for (size_t p = 0; p < P; p++)
+        for (size_t q = p + 1; q < P; q++)
+            for (size_t r = 0; r < rows; r++)
+                cos_t[(r * P + p) * P + q] = cosine(a->res + (p * N + r) * C, a->res + (q * N + r) * C, C);
+    for (int b = 0; b < nb; b++) {
+#pragma omp parallel for
+        for (int l = 0; l < L; l++) {
+            const float* h = a->h + ((size_t)l * N + (size_t)b * T) * F;
+            for (int i = 0; i < F; i++) {
+                double s = 0;
+                for (int t = 0; t < T; t++) s += fabs(h[(size_t)t * F + i]);
+                mlp_t[((size_t)b * L + l) * F + i] = s / T;
+            }
+            const float* att = a->att + ((size_t)l * N + (size_t)b * T) * NH * HS;
+            for (int hd = 0; hd < NH; hd++) {
+                double s = 0;
+                for (int t = 0; t < T; t++) {
+                    const float* v = att + ((size_t)t * NH + hd) * HS;
+                    double n2 = 0;
+                    for (int i = 0; i < HS; i++) n2 += (double)v[i] * v[i];
+                    s += sqrt(n2);
+                }
+                heads_t[((size_t)b * L + l) * NH + hd] = s / T;
+            }
+        }
+        // hidden channels: every norm site (input and post-attention norms of each layer, final norm)
+#pragma omp parallel for
+        for (int ch = 0; ch < C; ch++) {
+            double site_sum = 0;
+            for (int site = 0; site <= 2 * L; site++) {
+                const float* x = site == 2 * L ? a->xnf : (site % 2 ? a->xn2 : a->xn1) + (size_t)(site / 2) * N * C;
+                double s = 0;
+                for (int t = 0; t < T; t++) s += fabs(x[((size_t)b * T + t) * C + ch]);
+                site_sum += s / T;
+            }
+            ch_t[(size_t)b * C + ch] = site_sum;
+        }
+    }
+}
+
 int importance_compute(const Model* m, const Shard* calib, const CalibOptions* o, Importance* imp, Err* e) {
     const ModelConfig* c = &m->cfg;
-    int L = c->n_layers, C = c->hidden, F = c->ffn, NH = c->n_heads, NKV = c->n_kv_heads, HS = c->head_dim;
+    int L = c->n_layers, C = c->hidden, F = c->ffn, NH = c->n_heads, NKV = c->n_kv_heads;
     int T = o->seq_len, B = o->batch > 0 ? o->batch : 1;
     memset(imp, 0, sizeof *imp);
     if (calib->vocab_size > c->vocab)
@@ -61,71 +111,62 @@ int importance_compute(const Model* m, const Shard* calib, const CalibOptions* o
     double* bi_sum = xcalloc((size_t)L, sizeof(double));
     double* ang_sum = xcalloc((size_t)(L + 1) * (L + 1), sizeof(double));
     Acc mlp = acc_new((size_t)L * F), heads = acc_new((size_t)L * NH), channels = acc_new((size_t)C);
-    TrainActs a;
-    train_acts_create(&a, c, B, T, 0);
-    int* tokens = xmalloc(sizeof(int) * (size_t)B * T);
-    size_t N = (size_t)B * T;
+    size_t P = (size_t)L + 1, N = (size_t)B * T;
+    // one batch's tables, from either backend: cos (rows, P, P) for p < q, mlp (nb, L, F),
+    // heads (nb, L, NH), channels (nb, C)
+    double* cos_t = xmalloc(sizeof(double) * N * P * P);
+    double* mlp_t = xmalloc(sizeof(double) * (size_t)B * L * F);
+    double* heads_t = xmalloc(sizeof(double) * (size_t)B * L * NH);
+    double* ch_t = xmalloc(sizeof(double) * (size_t)B * C);
+    TrainActs a = {0};
+    CalibGpu* gpu = NULL;
+    int rc = 0;
+    if (o->gpu)
+        rc = calib_gpu_open(&gpu, m, B, T, e);
+    else
+        train_acts_create(&a, c, B, T, 0);
+    int* tokens = xmalloc(sizeof(int) * N);
     Progress prog;
     progress_begin(&prog, "calibrate", "tokens", 1.0, (double)windows * T, 1);
-    int rc = 0;
     for (int w0 = 0; w0 < windows && !rc; w0 += B) {
         int nb = windows - w0 < B ? windows - w0 : B;
         for (int b = 0; b < B; b++)  // a short last batch repeats its first window; only nb count
             for (int t = 0; t < T; t++) tokens[b * T + t] = shard_token(calib, (uint64_t)(w0 + (b < nb ? b : 0)) * T + t);
-        if ((rc = train_forward(m, &a, tokens, e))) break;
+        if (gpu) {
+            if ((rc = calib_gpu_batch(gpu, tokens, nb, cos_t, mlp_t, heads_t, ch_t, e))) break;
+        } else {
+            if ((rc = train_forward(m, &a, tokens, e))) break;
+            batch_tables(&a, c, nb, cos_t, mlp_t, heads_t, ch_t);
+        }
         size_t rows = (size_t)nb * T;
-        // depth: cosines between residual boundaries, every pair
+        // depth: Block Influence of each layer and the angular distance of every pair of boundaries
 #pragma omp parallel for schedule(dynamic, 1)
-        for (int p = 0; p <= L; p++) {
-            for (int q = p + 1; q <= L; q++) {
-                double s = 0;
+        for (size_t p = 0; p < P; p++) {
+            for (size_t q = p + 1; q < P; q++) {
+                double sum = 0;
                 for (size_t r = 0; r < rows; r++) {
-                    double cs = cosine(a.res + ((size_t)p * N + r) * C, a.res + ((size_t)q * N + r) * C, C);
-                    s += acos(cs > 1 ? 1 : cs < -1 ? -1 : cs) / M_PI;
+                    double cs = cos_t[(r * P + p) * P + q];
+                    sum += acos(cs > 1 ? 1 : cs < -1 ? -1 : cs) / M_PI;
                     if (q == p + 1) bi_sum[p] += 1.0 - cs;
                 }
-                ang_sum[(size_t)p * (L + 1) + q] += s;
+                ang_sum[p * P + q] += sum;
             }
         }
-        // width: per sequence, the mean over its tokens
+        // width: each sequence's value is one sample of the aggregation
         for (int b = 0; b < nb; b++) {
-#pragma omp parallel for
-            for (int l = 0; l < L; l++) {
-                const float* h = a.h + ((size_t)l * N + (size_t)b * T) * F;
-                for (int i = 0; i < F; i++) {
-                    double s = 0;
-                    for (int t = 0; t < T; t++) s += fabs(h[(size_t)t * F + i]);
-                    acc_add(&mlp, (size_t)l * F + i, s / T);
-                }
-                const float* att = a.att + ((size_t)l * N + (size_t)b * T) * NH * HS;
-                for (int hd = 0; hd < NH; hd++) {
-                    double s = 0;
-                    for (int t = 0; t < T; t++) {
-                        const float* v = att + ((size_t)t * NH + hd) * HS;
-                        double n2 = 0;
-                        for (int i = 0; i < HS; i++) n2 += (double)v[i] * v[i];
-                        s += sqrt(n2);
-                    }
-                    acc_add(&heads, (size_t)l * NH + hd, s / T);
-                }
-            }
-            // hidden channels: every norm site (input and post-attention norms of each layer, final norm)
-#pragma omp parallel for
-            for (int ch = 0; ch < C; ch++) {
-                double site_sum = 0;
-                for (int site = 0; site <= 2 * L; site++) {
-                    const float* x = site == 2 * L ? a.xnf : (site % 2 ? a.xn2 : a.xn1) + (size_t)(site / 2) * N * C;
-                    double s = 0;
-                    for (int t = 0; t < T; t++) s += fabs(x[((size_t)b * T + t) * C + ch]);
-                    site_sum += s / T;
-                }
-                acc_add(&channels, (size_t)ch, site_sum);
-            }
+            for (size_t i = 0; i < (size_t)L * F; i++) acc_add(&mlp, i, mlp_t[(size_t)b * L * F + i]);
+            for (size_t i = 0; i < (size_t)L * NH; i++) acc_add(&heads, i, heads_t[(size_t)b * L * NH + i]);
+            for (int ch = 0; ch < C; ch++) acc_add(&channels, (size_t)ch, ch_t[(size_t)b * C + ch]);
         }
         imp->tokens += (long long)rows;
         imp->sequences += nb;
         progress_update(&prog, (double)imp->tokens);
     }
+    free(cos_t), free(mlp_t), free(heads_t), free(ch_t);
+    if (gpu)
+        calib_gpu_close(gpu);
+    else
+        train_acts_free(&a);
     if (!rc) progress_end(&prog);
     imp->bi = bi_sum;
     imp->angular = ang_sum;
@@ -141,7 +182,6 @@ int importance_compute(const Model* m, const Shard* calib, const CalibOptions* o
     for (int l = 0; l < L; l++)
         for (int hd = 0; hd < NH; hd++) imp->kv[(size_t)l * NKV + hd / (NH / NKV)] += imp->heads[(size_t)l * NH + hd];
     free(tokens);
-    train_acts_free(&a);
     if (rc) importance_free(imp);
     return rc;
 }

@@ -39,6 +39,7 @@ typedef struct {
     int seq_len;
     int batch;         // sequences per forward
     Aggregation agg;
+    int gpu;           // 1: the forward and the reductions on the GPU (bf16 activations), prune/calib_gpu.h
 } CalibOptions;
 
 int importance_compute(const Model* m, const Shard* calib, const CalibOptions* o, Importance* imp, Err* e);

@@ -22,6 +22,7 @@ Test(cuda_parity, skipped) { cr_skip_test("arbor was built without CUDA (ARBOR_C
 #include "kernels/cuda/cuda_ops.h"
 #include "evals/perplexity.h"
 #include "mmlu/mmlu_eval.h"
+#include "prune/importance.h"
 #include "models/cuda_model.h"
 #include "models/tokenizer.h"
 #include "cuda_parity_helpers.h"
@@ -539,6 +540,47 @@ Test(cuda_parity, perplexity_matches_cpu) {
     engine_close(&cpu), engine_close(&gpu);
     model_free(&m);
     free(tokens);
+}
+
+static double rel_l2_d(const double* a, const double* b, size_t n) {
+    double num = 0, den = 0;
+    for (size_t i = 0; i < n; i++) num += (a[i] - b[i]) * (a[i] - b[i]), den += b[i] * b[i];
+    return sqrt(num / (den > 0 ? den : 1));
+}
+
+// Pruning's calibration on both backends: Block Influence, angular distances and the width scores
+// agree to bf16 precision, and Block Influence ranks the layers the same way.
+Test(cuda_parity, calibration_matches_cpu) {
+    CudaContext* probe = ctx_or_skip();
+    cuda_context_free(probe);
+    char dir[256], path[300];
+    make_temp_dir(dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/calib.bin", dir);
+    Model m;
+    tiny_random_model(&m, 41);
+    round_arena_to_bf16(&m);
+    write_test_shard(path, 4096, m.cfg.vocab, 5, NULL);
+    Shard calib;
+    Err e;
+    cr_assert_eq(shard_open(&calib, path, &e), 0, "%s", e.msg);
+    Importance imp[2];
+    for (int gpu = 0; gpu < 2; gpu++) {
+        CalibOptions o = {7, 64, 3, AGG_L2, gpu};  // a short last batch too
+        cr_assert_eq(importance_compute(&m, &calib, &o, &imp[gpu], &e), 0, "%s", e.msg);
+    }
+    int L = m.cfg.n_layers;
+    double eb = rel_l2_d(imp[1].bi, imp[0].bi, L);
+    double ea = rel_l2_d(imp[1].angular, imp[0].angular, (size_t)(L + 1) * (L + 1));
+    double em = rel_l2_d(imp[1].mlp, imp[0].mlp, (size_t)L * m.cfg.ffn);
+    double eh = rel_l2_d(imp[1].heads, imp[0].heads, (size_t)L * m.cfg.n_heads);
+    double ec = rel_l2_d(imp[1].channels, imp[0].channels, m.cfg.hidden);
+    cr_log_info("calibration cpu vs cuda, rel L2: bi %.2g angular %.2g mlp %.2g heads %.2g channels %.2g", eb, ea, em, eh, ec);
+    cr_expect(eb < 2e-2 && ea < 2e-2 && em < 2e-2 && eh < 2e-2 && ec < 2e-2,
+              "calibration differs: bi %g angular %g mlp %g heads %g channels %g", eb, ea, em, eh, ec);
+    cr_expect_eq(imp[1].tokens, imp[0].tokens);
+    importance_free(&imp[0]), importance_free(&imp[1]);
+    shard_close(&calib);
+    model_free(&m);
 }
 
 Test(cuda_parity, device_init_draws_the_cpu_values) {

@@ -486,7 +486,7 @@ static void grads_case(CudaContext* ctx, Model* m, Model* teacher, const LossCon
         cuda_teacher_create(&tt, &tg, B, T);
         cr_assert_eq(cuda_teacher_forward(&tt, tokens, B, T, &e), 0, "%s", e.msg);
     }
-    cr_assert_eq(cuda_train_forward(&t, &ga, tokens, &e), 0, "%s", e.msg);
+    cr_assert_eq(cuda_train_forward(&g, &ga, tokens, &e), 0, "%s", e.msg);
     cr_assert_eq(cuda_train_loss(&t, &ga, lc, targets, teacher ? tt.rs.xn : NULL, teacher ? tg.lm_head : NULL, Ct, 1.0f,
                                  &glv, &e), 0, "%s", e.msg);
     cuda_train_backward(&t, &ga, tokens, NULL);
@@ -499,7 +499,7 @@ static void grads_case(CudaContext* ctx, Model* m, Model* teacher, const LossCon
         LossValues rlv;
         cuda_train_acts_create(&ra, ctx, c, B, T, 1);
         cuda_train_zero_grad(&t);
-        cr_assert_eq(cuda_train_forward(&t, &ra, tokens, &e), 0, "%s", e.msg);
+        cr_assert_eq(cuda_train_forward(&g, &ra, tokens, &e), 0, "%s", e.msg);
         cr_assert_eq(cuda_train_loss(&t, &ra, lc, targets, teacher ? tt.rs.xn : NULL, teacher ? tg.lm_head : NULL, Ct,
                                      1.0f, &rlv, &e), 0, "%s", e.msg);
         cuda_train_backward(&t, &ra, tokens, NULL);
@@ -613,7 +613,7 @@ Test(cuda_train_parity, distillation_trajectory_and_resume) {
         adamw_step(&o, &s.table, s.arena, G, M, Vv, step + 1, lr);
         // GPU step
         cr_assert_eq(cuda_teacher_forward(&tt, tokens, B, T, &e), 0, "%s", e.msg);
-        cr_assert_eq(cuda_train_forward(&t, &ga, tokens, &e), 0, "%s", e.msg);
+        cr_assert_eq(cuda_train_forward(&g, &ga, tokens, &e), 0, "%s", e.msg);
         cr_assert_eq(cuda_train_loss(&t, &ga, &lc, targets, tt.rs.xn, tg.lm_head, C, 1.0f, &glv, &e), 0, "%s", e.msg);
         cuda_train_backward(&t, &ga, tokens, NULL);
         cuda_train_optimizer_step(&t, &o, lr);
@@ -645,7 +645,7 @@ Test(cuda_train_parity, distillation_trajectory_and_resume) {
             random_ids(tokens, N + 1, V, 5000 + 100 * step);
             LossValues glv;
             cr_assert_eq(cuda_teacher_forward(&tt, tokens, B, T, &e), 0, "%s", e.msg);
-            cr_assert_eq(cuda_train_forward(&t2, &ga, tokens, &e), 0, "%s", e.msg);
+            cr_assert_eq(cuda_train_forward(&g2, &ga, tokens, &e), 0, "%s", e.msg);
             cr_assert_eq(cuda_train_loss(&t2, &ga, &lc, tokens + 1, tt.rs.xn, tg.lm_head, C, 1.0f, &glv, &e), 0, "%s",
                          e.msg);
             cuda_train_backward(&t2, &ga, tokens, NULL);

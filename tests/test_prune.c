@@ -161,7 +161,7 @@ Test(prune, importance_scores_against_direct_computation) {
     Err e;
     cr_assert_eq(shard_open(&s, path, &e), 0);
     Importance imp;
-    CalibOptions o = {8, 16, 3, AGG_L2};  // 8 sequences in batches of 3 (a short last batch)
+    CalibOptions o = {8, 16, 3, AGG_L2, 0};  // 8 sequences in batches of 3 (a short last batch)
     cr_assert_eq(importance_compute(&m, &s, &o, &imp, &e), 0, "%s", e.msg);
     cr_expect_eq(imp.tokens, 8 * 16);
     cr_expect_leq(fabs(imp.bi[1]), 1e-6, "a layer that adds nothing has Block Influence 0: %g", imp.bi[1]);
@@ -277,7 +277,7 @@ Test(prune, impossible_width_targets_are_refused) {
     calib_shard(path, 10);
     Shard s;
     cr_assert_eq(shard_open(&s, path, &e), 0);
-    CalibOptions o = {4, 16, 2, AGG_L2};
+    CalibOptions o = {4, 16, 2, AGG_L2, 0};
     Importance none;
     cr_expect_eq(importance_compute(&m, &s, &o, &none, &e), -1);
     cr_expect(contains(e.msg, "empty calibration data"), "%s", e.msg);
