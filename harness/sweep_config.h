@@ -2,7 +2,7 @@
 // settings, the matrix axes and the baselines. Every key is known and typed; an unknown key, a bad
 // value or an impossible combination is reported as FILE:LINE before any work starts.
 //
-//   [sweep]     name, out, device (cpu or cuda: where distill, train, eval and bench run)
+//   [sweep]     name, out, device (cpu or cuda: where calibration, distill, train, eval and bench run)
 //   [teacher]   model, tokenizer
 //   [data]      calib, distill, val
 //   [prune]     calib_windows, seq_len, aggregation
