@@ -111,10 +111,7 @@ static int run(int argc, char** argv, int distill) {
     TrainConfig cfg = {0};
     const char* loss = arg_str(&cmd, "loss") ? arg_str(&cmd, "loss") : distill ? "kl" : "ce";
     if (parse_loss(loss, distill, &cfg.loss, &e)) return fail(&e);
-    if (device == DEVICE_CUDA && cfg.loss.kd == KD_TOPK) {
-        err_set(&e, "%s: top-k KD is not implemented on the GPU yet (kl, rkl, ce or a mix of them)", cmd.name);
-        return fail(&e);
-    }
+
     cfg.loss.temperature = (float)temp;
     cfg.loss.t2_scaling = arg_flag(&cmd, "t2");
     cfg.steps = (int)steps, cfg.batch = (int)batch, cfg.grad_accum = (int)accum, cfg.seq_len = (int)seq_len;

@@ -239,15 +239,17 @@ int cuda_train_loss(const CudaTrainModel* t, CudaTrainActs* a, const LossConfig*
     CudaContext* ctx = g->ctx;
     int N = a->N, C = g->cfg.hidden, V = g->cfg.vocab;
     int kd = cfg->kd != KD_NONE;
-    if (cfg->kd == KD_TOPK) return err_set(e, "top-k KD is not implemented on the GPU yet (use kl or rkl)");
+    if (cfg->kd == KD_TOPK && (cfg->topk < 1 || cfg->topk > 4096)) return err_set(e, "top-k KD needs k in [1, 4096]");
     if (kd && (!t_xnf || !t_lm_head)) return err_set(e, "a KD loss needs the teacher's outputs");
     if (cfg->ce_weight != 0.0f) {
         if (!targets) return err_set(e, "cross-entropy needs targets");
         if (check_tokens(&g->cfg, targets, N, "target", e)) return -1;
         cuda_upload(ctx, a->targets, targets, sizeof(int) * N);
     }
-    CudaLossConfig lc = {cfg->ce_weight, cfg->kd_weight, cfg->kd == KD_KL ? 1 : cfg->kd == KD_RKL ? 2 : 0,
-                         cfg->temperature, cfg->t2_scaling};
+    CudaLossConfig lc = {cfg->ce_weight,       cfg->kd_weight,
+                         cfg->kd == KD_KL ? 1 : cfg->kd == KD_RKL ? 2 : cfg->kd == KD_TOPK ? 3 : 0,
+                         cfg->temperature,     cfg->t2_scaling,
+                         cfg->topk};
     float* d_head = t->grad + (g->lm_head - g->arena);  // a tied head's gradient lands on the embedding's
     for (int r0 = 0; r0 < N; r0 += a->loss_rows) {
         int R = N - r0 < a->loss_rows ? N - r0 : a->loss_rows;

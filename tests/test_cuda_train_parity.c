@@ -239,8 +239,9 @@ static void loss_case(CudaContext* ctx, const LossConfig* lc, int N, int C, int 
     cuda_memset(ctx, d_dh, 0, sizeof(float) * V * C);
     cuda_matmul_forward(ctx, z, 1, d_xnf, d_head, NULL, N, C, V);
     if (kd) cuda_matmul_forward(ctx, zt, 1, d_txnf, d_thead, NULL, N, Ct, V);
-    CudaLossConfig cc = {lc->ce_weight, lc->kd_weight, lc->kd == KD_KL ? 1 : lc->kd == KD_RKL ? 2 : 0, lc->temperature,
-                         lc->t2_scaling};
+    CudaLossConfig cc = {lc->ce_weight, lc->kd_weight,
+                         lc->kd == KD_KL ? 1 : lc->kd == KD_RKL ? 2 : lc->kd == KD_TOPK ? 3 : 0, lc->temperature,
+                         lc->t2_scaling, lc->topk};
     cuda_loss_rows(ctx, z, kd ? zt : NULL, lc->ce_weight != 0 ? d_tg : NULL, N, V, &cc, 0.5f / N, rows, rows + N);
     cuda_pack_bf16(ctx, dz, V, z, V, N, V);
     cuda_matmul_backward(ctx, d_dx, d_dh, NULL, dz, d_xnf, d_head, N, C, V);
@@ -254,8 +255,8 @@ static void loss_case(CudaContext* ctx, const LossConfig* lc, int N, int C, int 
     float *got_dx = download_f32(ctx, d_dx, (size_t)N * C), *got_dh = download_f32(ctx, d_dh, (size_t)V * C);
     double e1 = nmse(got_dx, ref_dx, (size_t)N * C), e2 = nmse(got_dh, ref_dh, (size_t)V * C);
     // dz goes through bf16 before the two GEMMs (as in mixed-precision training): bf16-level error
-    cr_expect(e1 < 1e-4 && e2 < 1e-4, "loss ce %g kd %d T %g: d_xnf nmse %g, d_lm_head nmse %g", lc->ce_weight, lc->kd,
-              lc->temperature, e1, e2);
+    cr_expect(e1 < 1e-4 && e2 < 1e-4, "loss ce %g kd %d (k %d) T %g: d_xnf nmse %g, d_lm_head nmse %g", lc->ce_weight,
+              lc->kd, lc->topk, lc->temperature, e1, e2);
     cuda_free(d_xnf), cuda_free(d_head), cuda_free(d_txnf), cuda_free(d_thead), cuda_free(d_tg), cuda_free(z);
     cuda_free(zt), cuda_free(dz), cuda_free(rows), cuda_free(d_dx), cuda_free(d_dh);
     free(xnf), free(head), free(t_xnf), free(t_head), free(targets), free(ref_dx), free(ref_dh), free(row_vals);
@@ -270,6 +271,10 @@ Test(cuda_train_parity, fused_loss_matches_lm_head_loss) {
     loss_case(ctx, &ce, 70, 64, 48, 3001, 200);
     loss_case(ctx, &kl, 70, 64, 48, 3001, 210);
     loss_case(ctx, &rkl, 33, 128, 96, 151936, 220);  // the real vocabulary
+    LossConfig topk = {0.5f, 0.5f, KD_TOPK, 2.0f, 1, 64};
+    loss_case(ctx, &topk, 70, 64, 48, 3001, 230);
+    LossConfig topk_big = {0.0f, 1.0f, KD_TOPK, 1.0f, 0, 4096};  // the largest k, on the real vocabulary
+    loss_case(ctx, &topk_big, 9, 64, 48, 151936, 240);
     cuda_context_free(ctx);
 }
 

@@ -43,9 +43,10 @@ void cuda_pack_bf16(CudaContext* ctx, bf16* dst, int ld_dst, const float* src, i
 // ---- the loss (distill/loss.h's lm_head_loss, one chunk of rows) ------------------------------
 typedef struct {
     float ce_weight, kd_weight;
-    int kd;           // 0 none, 1 forward KL(teacher || student), 2 reverse KL (top-k: CPU only)
+    int kd;           // 0 none, 1 forward KL(teacher || student), 2 reverse KL, 3 top-k KL
     float temperature;
     int t2_scaling;
+    int topk;         // kd 3: the teacher's top-k tokens (1..4096), both distributions renormalised over them
 } CudaLossConfig;
 
 // Per row r: z (R,V) student logits in, dz * scale out (in place); zt (R,V) teacher logits or NULL;
