@@ -175,11 +175,14 @@ void cuda_runstate_create(CudaRunState* s, const ModelConfig* cfg, int max_rows,
     s->ids = cuda_malloc(4 * N * sizeof(int));
     s->host_ids = xmalloc(4 * N * sizeof(int));
     s->tiles = cuda_malloc(4 * N * sizeof(int));
+    size_t split_rows = N < SPLIT_MAX_ROWS ? N : SPLIT_MAX_ROWS;
+    s->attn_partial = cuda_malloc(sizeof(float) * split_rows * cfg->n_heads * SPLIT_MAX * (cfg->head_dim + 2));
     s->host_tiles = xmalloc(4 * N * sizeof(int));
 }
 
 void cuda_runstate_free(CudaRunState* s) {
-    void* bufs[] = {s->x, s->xn, s->qkv, s->att, s->proj, s->gateup, s->h, s->rows, s->logits, s->ids, s->tiles};
+    void* bufs[] = {s->x, s->xn, s->qkv, s->att, s->proj, s->gateup, s->h, s->rows, s->logits, s->ids, s->tiles,
+                    s->attn_partial};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) cuda_free(bufs[i]);
     free(s->host_ids);
     free(s->host_tiles);
@@ -212,6 +215,13 @@ int cuda_forward_stage(const CudaModel* g, CudaRunState* s, const CudaKVCache* c
         if (count) cuda_upload_async(g->ctx, s->ids + (size_t)k * R, h + (size_t)k * R, sizeof(int) * count);
     }
     s->n_tiles = 0;
+    int longest = 0;
+    for (int n = 0; n < N; n++) longest = pos[n] + 1 > longest ? pos[n] + 1 : longest;
+    s->attn_splits = 1;
+    if (N <= SPLIT_MAX_ROWS && longest >= 2 * SPLIT_KEYS) {
+        s->attn_splits = (longest + SPLIT_KEYS - 1) / SPLIT_KEYS;
+        if (s->attn_splits > SPLIT_MAX) s->attn_splits = SPLIT_MAX;
+    }
     if (cuda_attention_prefill_supported(g->cfg.head_dim)) {
         int n_tiles = cuda_attention_prefill_tiles(seq, pos, N, s->host_tiles);
         if (4 * n_tiles <= N) {
@@ -245,8 +255,8 @@ void cuda_forward_launch(const CudaModel* g, CudaRunState* s, const CudaKVCache*
             cuda_attention_prefill(ctx, s->att, s->qkv, QKV, kc, vc, s->tiles, s->n_tiles, NH, NKV, HS, L,
                                    cache->prefix_seq, cache->prefix_len);
         else
-            cuda_attention_forward(ctx, s->att, s->qkv, QKV, kc, vc, seq, pos, N, NH, NKV, HS, L, cache->prefix_seq,
-                                   cache->prefix_len);
+            cuda_attention_forward_split(ctx, s->att, s->qkv, QKV, kc, vc, seq, pos, N, NH, NKV, HS, L, cache->prefix_seq,
+                                         cache->prefix_len, s->attn_splits, s->attn_partial);
         cuda_matmul_forward(ctx, s->proj, 0, s->att, w->wo, w->bo, N, Q, C);
         cuda_residual_rmsnorm_forward(ctx, s->x, s->proj, s->xn, w->mlp_norm, eps, N, C);
         // MLP sublayer: gate and up in one GEMM

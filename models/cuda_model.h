@@ -61,6 +61,10 @@ void cuda_kvcache_create(CudaKVCache* c, const ModelConfig* cfg, int max_seqs, i
 void cuda_kvcache_create_layers(CudaKVCache* c, const ModelConfig* cfg, int n_layers, int max_seqs, int max_len);
 void cuda_kvcache_free(CudaKVCache* c);
 
+#define SPLIT_MAX_ROWS 256  // rows (decode batch) up to which long contexts split their keys
+#define SPLIT_MAX 16        // splits per row at most
+#define SPLIT_KEYS 256      // keys per split, roughly
+
 typedef struct {
     int max_rows, max_out;
     float* x;        // (N, C) residual stream, fp32
@@ -77,6 +81,8 @@ typedef struct {
     int* tiles;      // (N, 4) device: the staged rows as prefill tiles (cuda_attention_prefill)
     int* host_tiles; // (N, 4)
     int n_tiles;     // 0: the staged rows go through the general attention kernel
+    int attn_splits; // > 1: few rows over long contexts, each row's keys split over this many blocks
+    float* attn_partial;  // (SPLIT_MAX_ROWS, NH, SPLIT_MAX, HS + 2) their partial results
     // optional (a teacher for the hidden-state loss): the output of layer l (the fp32 residual
     // stream, (N, C)) is copied to capture + capture_slot[l] * N * C for each l with a slot >= 0
     float* capture;

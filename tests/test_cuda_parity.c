@@ -313,27 +313,32 @@ static void attention_case(CudaContext* ctx, AttShape a, int mode, uint64_t seed
     int n_tiles = cuda_attention_prefill_tiles(seq, pos, N, tiles);
     int* dtiles = upload_ints(ctx, tiles, 4 * n_tiles);
     float* out = malloc(sizeof(float) * N * Q);
-    // kernel 0: the general one; kernel 1: the tensor-core one (any rows: runs of one are tiles too)
-    for (int kernel = 0; kernel < 2; kernel++) {
+    // kernel 0: the general one; 1: the tensor-core one (any rows: runs of one are tiles too);
+    // 2: the general one with each row's keys split over 5 blocks (flash-decoding)
+    float* partial = cuda_malloc(sizeof(float) * (size_t)N * a.NH * 5 * (a.HS + 2));
+    for (int kernel = 0; kernel < 3; kernel++) {
         if (kernel == 1 && !cuda_attention_prefill_supported(a.HS)) continue;
         Guarded g;
         bf16* dout = guarded_alloc(ctx, &g, sizeof(bf16) * N * Q);
         if (kernel == 0)
             cuda_attention_forward(ctx, dout, dq, QS, dk, dv, dseq, dpos, N, a.NH, a.NKV, a.HS, a.L, prefix_seq,
                                    prefix_len);
-        else
+        else if (kernel == 1)
             cuda_attention_prefill(ctx, dout, dq, QS, dk, dv, dtiles, n_tiles, a.NH, a.NKV, a.HS, a.L, prefix_seq,
                                    prefix_len);
+        else
+            cuda_attention_forward_split(ctx, dout, dq, QS, dk, dv, dseq, dpos, N, a.NH, a.NKV, a.HS, a.L, prefix_seq,
+                                         prefix_len, 5, partial);
         cuda_download_bf16_as_f32(ctx, out, dout, (size_t)N * Q);
         double e = nmse(out, ref, (size_t)N * Q);
         // the tensor-core kernel rounds P to bf16 before P V: a little more error than the general one
-        cr_expect(e < (kernel ? 1e-4 : 2e-5), "%s attention N=%d NH=%d NKV=%d HS=%d L=%d mode %d (%d tiles): nmse %g",
-                  kernel ? "tensor-core" : "general", N, a.NH, a.NKV, a.HS, a.L, mode, n_tiles, e);
-        cr_expect(guards_intact(ctx, &g), "%s attention wrote outside its output (mode %d)",
-                  kernel ? "tensor-core" : "general", mode);
+        const char* names[] = {"general", "tensor-core", "split"};
+        cr_expect(e < (kernel == 1 ? 1e-4 : 2e-5), "%s attention N=%d NH=%d NKV=%d HS=%d L=%d mode %d (%d tiles): nmse %g",
+                  names[kernel], N, a.NH, a.NKV, a.HS, a.L, mode, n_tiles, e);
+        cr_expect(guards_intact(ctx, &g), "%s attention wrote outside its output (mode %d)", names[kernel], mode);
         guarded_free(&g);
     }
-    cuda_free(dk), cuda_free(dv), cuda_free(dq), cuda_free(dseq), cuda_free(dpos), cuda_free(dtiles);
+    cuda_free(dk), cuda_free(dv), cuda_free(dq), cuda_free(dseq), cuda_free(dpos), cuda_free(dtiles), cuda_free(partial);
     free(kc), free(vc), free(qrows), free(seq), free(pos), free(q), free(ref), free(scratch), free(out), free(tiles);
 }
 
@@ -513,6 +518,56 @@ Test(cuda_parity, mmlu_predictions_agree_with_cpu) {
     engine_close(&cpu_en), engine_close(&gpu_en);
     model_free(&m);
     tokenizer_free(&tok);
+}
+
+// A long prompt (tensor-core prefill, several 64-row tiles) then decode steps whose keys are split
+// over blocks (flash-decoding kicks in past 512 positions): logits against the CPU at every step.
+Test(cuda_parity, long_context_decode_matches_cpu) {
+    CudaContext* ctx = ctx_or_skip();
+    Model m;
+    tiny_random_model(&m, 51);
+    round_arena_to_bf16(&m);
+    const ModelConfig* c = &m.cfg;
+    int P = 1100, steps = 4, L = P + steps, V = c->vocab;
+    int* tokens = malloc(sizeof(int) * P);
+    int* pos = malloc(sizeof(int) * P);
+    int* seq = calloc(P, sizeof(int));
+    for (int i = 0; i < P; i++) tokens[i] = (int)(splitmix64(i + 99) % V), pos[i] = i;
+    KVCache kc;
+    RunState rs;
+    kvcache_create(&kc, c, 1, L);
+    runstate_create(&rs, c, P, L);
+    CudaModel g;
+    cuda_model_create(&g, ctx, c);
+    cuda_model_upload(&g, &m);
+    CudaKVCache gk;
+    CudaRunState gs;
+    cuda_kvcache_create(&gk, c, 1, L);
+    cuda_runstate_create(&gs, c, P, 1);
+    float *ref = malloc(sizeof(float) * V), *out = malloc(sizeof(float) * V);
+    Err e;
+    int last = P - 1;
+    cr_assert_eq(model_forward(&m, &rs, &kc, tokens, seq, pos, P, &last, 1, ref, &e), 0, "%s", e.msg);
+    cr_assert_eq(cuda_model_forward(&g, &gs, &gk, tokens, seq, pos, P, &last, 1, out, &e), 0, "%s", e.msg);
+    double worst = nmse(out, ref, V);
+    for (int t = 0; t < steps; t++) {
+        int tok = (int)(splitmix64(t + 7) % V), p = P + t, s0 = 0;
+        cr_assert_eq(model_forward(&m, &rs, &kc, &tok, &s0, &p, 1, NULL, 1, ref, &e), 0, "%s", e.msg);
+        cr_assert_eq(cuda_model_forward(&g, &gs, &gk, &tok, &s0, &p, 1, NULL, 1, out, &e), 0, "%s", e.msg);
+        cr_expect_gt(gs.attn_splits, 1, "a decode row at position %d should split its keys", p);
+        double en = nmse(out, ref, V);
+        if (en > worst) worst = en;
+    }
+    cr_log_info("long context (%d positions): worst logits nmse %.3g", L, worst);
+    cr_expect(worst < 2e-3, "long-context logits nmse %g", worst);
+    free(ref), free(out), free(tokens), free(pos), free(seq);
+    cuda_runstate_free(&gs);
+    cuda_kvcache_free(&gk);
+    cuda_model_free(&g);
+    runstate_free(&rs);
+    kvcache_free(&kc);
+    model_free(&m);
+    cuda_context_free(ctx);
 }
 
 // Sliding-window perplexity through the engine seam: the same windows, bf16 against fp32.

@@ -86,6 +86,12 @@ void cuda_qkv_prepare(CudaContext* ctx, const bf16* qkv, bf16* q_out, int q_stri
 void cuda_attention_forward(CudaContext* ctx, bf16* out, const bf16* q, int q_stride, const bf16* kcache,
                             const bf16* vcache, const int* seq, const int* pos, int N, int NH, int NKV, int HS,
                             int L, int prefix_seq, int prefix_len);
+// The same with each row's keys split into `splits` runs handled by separate blocks and merged by a
+// second kernel (flash-decoding: a batch-1 decode over a long context fills the GPU). partial:
+// (N, NH, splits, HS + 2) floats of workspace. splits <= 1 is cuda_attention_forward.
+void cuda_attention_forward_split(CudaContext* ctx, bf16* out, const bf16* q, int q_stride, const bf16* kcache,
+                                  const bf16* vcache, const int* seq, const int* pos, int N, int NH, int NKV, int HS,
+                                  int L, int prefix_seq, int prefix_len, int splits, float* partial);
 // The same attention on the tensor cores for rows grouped in tiles: tiles (n_tiles, 4) of
 // (first row, rows <= 64, sequence, position of the first row), each a run of consecutive positions
 // of one sequence (prefill). Needs HS a multiple of 16 up to 256 (cuda_attention_prefill_supported).
