@@ -253,7 +253,7 @@ void cuda_forward_launch(const CudaModel* g, CudaRunState* s, const CudaKVCache*
                          HS, L);
         if (s->n_tiles)
             cuda_attention_prefill(ctx, s->att, s->qkv, QKV, kc, vc, s->tiles, s->n_tiles, NH, NKV, HS, L,
-                                   cache->prefix_seq, cache->prefix_len);
+                                   cache->prefix_seq, cache->prefix_len, NULL);
         else
             cuda_attention_forward_split(ctx, s->att, s->qkv, QKV, kc, vc, seq, pos, N, NH, NKV, HS, L, cache->prefix_seq,
                                          cache->prefix_len, s->attn_splits, s->attn_partial);

@@ -123,6 +123,7 @@ void cuda_train_acts_create(CudaTrainActs* a, CudaContext* ctx, const ModelConfi
     a->k = cuda_malloc(sizeof(bf16) * L * N * KV);
     a->v = cuda_malloc(sizeof(bf16) * L * N * KV);
     a->att = cuda_malloc(sizeof(bf16) * L * N * Q);
+    a->lse = cuda_malloc(sizeof(float) * L * N * (size_t)c->n_heads);
     a->xn2 = cuda_malloc(sizeof(bf16) * L * N * C);
     a->gateup = cuda_malloc(sizeof(bf16) * L * N * 2 * F);
     a->h = cuda_malloc(sizeof(bf16) * L * N * F);
@@ -151,7 +152,7 @@ void cuda_train_acts_create(CudaTrainActs* a, CudaContext* ctx, const ModelConfi
 
 void cuda_train_acts_free(CudaTrainActs* a) {
     void* bufs[] = {a->tokens, a->targets, a->seq,    a->pos,   a->tiles, a->res,    a->mid,    a->xn1,
-                    a->qkv,    a->q,       a->k,      a->v,     a->att,   a->xn2,    a->gateup, a->h,
+                    a->qkv,    a->q,       a->k,      a->v,     a->att,   a->lse,    a->xn2,    a->gateup, a->h,
                     a->xnf,    a->proj,    a->d_res,  a->d_x,   a->d_xnf, a->d_h,    a->d_gate, a->d_up,
                     a->d_att,  a->d_q,     a->d_k,    a->d_v,   a->d_bf,  a->logits, a->t_logits, a->dlogits,
                     a->row_loss};
@@ -197,7 +198,7 @@ static void layer_forward(const CudaModel* g, CudaTrainActs* a, int l, int fused
     // k, v of the batch laid out (B, T, NKV, HS): a cache of B sequences of T positions
     cuda_qkv_prepare(ctx, qkv, q, Q, k, v, w->q_norm, w->k_norm, a->seq, a->pos, g->inv_freq, eps, N, NH, NKV, HS, a->T);
     if (a->n_tiles)
-        cuda_attention_prefill(ctx, att, q, Q, k, v, a->tiles, a->n_tiles, NH, NKV, HS, a->T, 0, 0);
+        cuda_attention_prefill(ctx, att, q, Q, k, v, a->tiles, a->n_tiles, NH, NKV, HS, a->T, 0, 0, AT(a->lse, l, NH));
     else
         cuda_attention_forward(ctx, att, q, Q, k, v, a->seq, a->pos, N, NH, NKV, HS, a->T, 0, 0);
     cuda_matmul_forward(ctx, a->proj, 0, att, w->wo, w->bo, N, Q, C);
@@ -305,8 +306,12 @@ void cuda_train_backward(CudaTrainModel* t, CudaTrainActs* a, const int* tokens,
         cuda_pack_bf16(ctx, a->d_bf, C, a->d_res, C, N, C);
         cuda_matmul_backward(ctx, a->d_att, GRAD(w->wo), w->bo ? GRAD(w->bo) : NULL, a->d_bf, AT(a->att, l, Q), w->wo,
                              N, Q, C);
-        cuda_attention_backward(ctx, a->d_q, a->d_k, a->d_v, a->d_att, AT(a->q, l, Q), AT(a->k, l, KV),
-                                AT(a->v, l, KV), a->B, a->T, NH, NKV, HS);
+        if (a->n_tiles && cuda_attention_backward_tc_supported(HS))  // from the forward's output and lse
+            cuda_attention_backward_flash(ctx, a->d_q, a->d_k, a->d_v, a->d_att, AT(a->att, l, Q), AT(a->lse, l, NH),
+                                          AT(a->q, l, Q), AT(a->k, l, KV), AT(a->v, l, KV), a->B, a->T, NH, NKV, HS);
+        else
+            cuda_attention_backward(ctx, a->d_q, a->d_k, a->d_v, a->d_att, AT(a->q, l, Q), AT(a->k, l, KV),
+                                    AT(a->v, l, KV), a->B, a->T, NH, NKV, HS);
         cuda_rope_backward(ctx, a->d_q, a->pos, g->inv_freq, N, NH, HS);
         cuda_rope_backward(ctx, a->d_k, a->pos, g->inv_freq, N, NKV, HS);
         const bf16* qkv = AT(a->qkv, l, QKV);

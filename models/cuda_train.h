@@ -43,6 +43,7 @@ typedef struct {
     bf16* k;              // (L, N, NKV*HS) after k_norm and RoPE, (B, T, NKV, HS)
     bf16* v;              // (L, N, NKV*HS)
     bf16* att;            // (L, N, NH*HS) attention output
+    float* lse;           // (L, N, NH) its log-sum-exp (the tensor-core backward's; prefill kernel only)
     bf16* xn2;            // (L, N, C) post_attention_layernorm output
     bf16* gateup;         // (L, N, 2F)
     bf16* h;              // (L, N, F)

@@ -325,7 +325,7 @@ static void attention_case(CudaContext* ctx, AttShape a, int mode, uint64_t seed
                                    prefix_len);
         else if (kernel == 1)
             cuda_attention_prefill(ctx, dout, dq, QS, dk, dv, dtiles, n_tiles, a.NH, a.NKV, a.HS, a.L, prefix_seq,
-                                   prefix_len);
+                                   prefix_len, NULL);
         else
             cuda_attention_forward_split(ctx, dout, dq, QS, dk, dv, dseq, dpos, N, a.NH, a.NKV, a.HS, a.L, prefix_seq,
                                          prefix_len, 5, partial);

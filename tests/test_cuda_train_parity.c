@@ -179,7 +179,9 @@ Test(cuda_train_parity, embedding_backward_is_bit_identical) {
 
 Test(cuda_train_parity, attention_backward_matches_cpu_and_is_deterministic) {
     CudaContext* ctx = ctx_or_skip();
-    int shapes[][5] = {{1, 5, 4, 2, 16}, {2, 17, 3, 3, 24}, {2, 64, 8, 2, 64}, {1, 40, 16, 8, 128}};  // B T NH NKV HS
+    // B T NH NKV HS; T past one 64-row tile and not a multiple of it in the last two
+    int shapes[][5] = {{1, 5, 4, 2, 16}, {2, 17, 3, 3, 24}, {2, 64, 8, 2, 64}, {1, 40, 16, 8, 128}, {2, 150, 4, 1, 64},
+                       {1, 200, 8, 4, 128}};
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
         int B = shapes[s][0], T = shapes[s][1], NH = shapes[s][2], NKV = shapes[s][3], HS = shapes[s][4];
         size_t N = (size_t)B * T, nq = N * NH * HS, nk = N * NKV * HS;
@@ -205,6 +207,32 @@ Test(cuda_train_parity, attention_backward_matches_cpu_and_is_deterministic) {
         float *gq2 = download_f32(ctx, dq, nq), *gk2 = download_f32(ctx, dk, nk);
         cr_expect(memcmp(gq, gq2, sizeof(float) * nq) == 0 && memcmp(gk, gk2, sizeof(float) * nk) == 0,
                   "attention backward is not bit-identical run to run");
+        // the tensor-core backward, from the tensor-core forward's output and log-sum-exp
+        if (cuda_attention_backward_tc_supported(HS)) {
+            int* host = malloc(sizeof(int) * 6 * N);
+            int *sq = host, *ps = host + N, *tiles = host + 2 * N;
+            for (size_t n = 0; n < N; n++) sq[n] = (int)(n / T), ps[n] = (int)(n % T);
+            int n_tiles = cuda_attention_prefill_tiles(sq, ps, (int)N, tiles);
+            int* dtiles = upload_ints(ctx, tiles, 4 * n_tiles);
+            bf16* att = cuda_malloc(sizeof(bf16) * nq);
+            float* lse = cuda_malloc(sizeof(float) * N * NH);
+            cuda_attention_prefill(ctx, att, dq_in, NH * HS, dk_in, dv_in, dtiles, n_tiles, NH, NKV, HS, T, 0, 0, lse);
+            cuda_memset(ctx, dq, 0xFF, sizeof(float) * nq);
+            cuda_memset(ctx, dk, 0xFF, sizeof(float) * nk);
+            cuda_memset(ctx, dv, 0xFF, sizeof(float) * nk);
+            cuda_attention_backward_flash(ctx, dq, dk, dv, ddout, att, lse, dq_in, dk_in, dv_in, B, T, NH, NKV, HS);
+            float *tq = download_f32(ctx, dq, nq), *tk = download_f32(ctx, dk, nk), *tv = download_f32(ctx, dv, nk);
+            double fq = nmse(tq, rq, nq), fk = nmse(tk, rk, nk), fv = nmse(tv, rv, nk);
+            cr_expect(fq < 2e-4 && fk < 2e-4 && fv < 2e-4,
+                      "tensor-core attention backward B=%d T=%d NH=%d NKV=%d HS=%d: dq %g dk %g dv %g", B, T, NH, NKV, HS,
+                      fq, fk, fv);
+            cr_expect(guards_intact(ctx, &g1) && guards_intact(ctx, &g2) && guards_intact(ctx, &g3));
+            cuda_attention_backward_flash(ctx, dq, dk, dv, ddout, att, lse, dq_in, dk_in, dv_in, B, T, NH, NKV, HS);
+            float* tq2 = download_f32(ctx, dq, nq);
+            cr_expect(memcmp(tq, tq2, sizeof(float) * nq) == 0, "tensor-core attention backward is not deterministic");
+            cuda_free(dtiles), cuda_free(att), cuda_free(lse);
+            free(host), free(tq), free(tk), free(tv), free(tq2);
+        }
         guarded_free(&g1), guarded_free(&g2), guarded_free(&g3);
         cuda_free(dq_in), cuda_free(dk_in), cuda_free(dv_in), cuda_free(ddout);
         free(q), free(k), free(v), free(dout), free(rq), free(rk), free(rv), free(scratch);

@@ -52,7 +52,7 @@ __host__ __device__ static inline FaLayout fa_layout(int HS) {
 __global__ void __launch_bounds__(FA_WARPS * 32)
     attention_prefill_kernel(__nv_bfloat16* out, const __nv_bfloat16* q, int q_stride, const __nv_bfloat16* kcache,
                              const __nv_bfloat16* vcache, const int4* tiles, int NH, int NKV, int HS, int L,
-                             int prefix_seq, int prefix_len, float scale) {
+                             int prefix_seq, int prefix_len, float scale, float* lse) {
     extern __shared__ __align__(128) unsigned char smem[];
     const FaLayout f = fa_layout(HS);
     __nv_bfloat16* Qs = (__nv_bfloat16*)(smem + f.q);
@@ -158,12 +158,13 @@ __global__ void __launch_bounds__(FA_WARPS * 32)
         __syncwarp();
     }
 
-    // out = O / l for the tile's real rows
+    // out = O / l for the tile's real rows; lse (training's backward) = log sum exp of the scaled scores
     if (row_valid) {
         const float* orow = Os + my_row * f.ld_o;
         __nv_bfloat16* dst = out + ((size_t)(row0 + my_row) * NH + h) * HS;
         float inv = 1.0f / l;
         for (int d = my_half; d < HS; d += 2) dst[d] = to_bf(orow[d] * inv);
+        if (lse && my_half == 0) lse[(size_t)(row0 + my_row) * NH + h] = m + logf(l);
     }
 }
 
@@ -183,7 +184,7 @@ extern "C" int cuda_attention_prefill_tiles(const int* seq, const int* pos, int 
 
 extern "C" void cuda_attention_prefill(CudaContext* ctx, bf16* out, const bf16* q, int q_stride, const bf16* kcache,
                                        const bf16* vcache, const int* tiles, int n_tiles, int NH, int NKV, int HS, int L,
-                                       int prefix_seq, int prefix_len) {
+                                       int prefix_seq, int prefix_len, float* lse) {
     if (n_tiles == 0) return;
     if (!cuda_attention_prefill_supported(HS)) FATAL("head_dim %d: the tensor-core attention needs a multiple of 16 up to 256", HS);
     if (NH % NKV) FATAL("%d query heads are not a multiple of %d KV heads", NH, NKV);
@@ -192,6 +193,6 @@ extern "C" void cuda_attention_prefill(CudaContext* ctx, bf16* out, const bf16* 
     dim3 grid(n_tiles, NH);
     attention_prefill_kernel<<<grid, FA_WARPS * 32, f.bytes, ctx->stream>>>(
         BF(out), CBF(q), q_stride, CBF(kcache), CBF(vcache), (const int4*)tiles, NH, NKV, HS, L, prefix_seq, prefix_len,
-        1.0f / sqrtf((float)HS));
+        1.0f / sqrtf((float)HS), lse);
     CUDA_CHECK_LAUNCH();
 }

@@ -98,9 +98,10 @@ void cuda_attention_forward_split(CudaContext* ctx, bf16* out, const bf16* q, in
 int cuda_attention_prefill_supported(int HS);
 // Host: splits N rows into such tiles (maximal runs, cut at 64 rows); returns how many. tiles: (N, 4).
 int cuda_attention_prefill_tiles(const int* seq, const int* pos, int N, int* tiles);
+// lse (N, NH) fp32, or NULL: each row's log-sum-exp of its scaled scores (the training backward's)
 void cuda_attention_prefill(CudaContext* ctx, bf16* out, const bf16* q, int q_stride, const bf16* kcache,
                             const bf16* vcache, const int* tiles, int n_tiles, int NH, int NKV, int HS, int L,
-                            int prefix_seq, int prefix_len);
+                            int prefix_seq, int prefix_len, float* lse);
 // h (N,F) = silu(gate) * up, with gateup (N,2F) holding each row's gate (F) then up (F)
 void cuda_swiglu_forward(CudaContext* ctx, bf16* h, const bf16* gateup, int N, int F);
 // out (n,C) = inp[rows[i]] from inp (N,C); rows (n)

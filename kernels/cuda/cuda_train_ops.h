@@ -33,6 +33,13 @@ void cuda_embedding_backward(CudaContext* ctx, float* dwte, const float* dout, c
 // as the forward saw them, dout (B*T,NH,HS) fp32. dq, dk, dv overwritten; the softmax is recomputed.
 void cuda_attention_backward(CudaContext* ctx, float* dq, float* dk, float* dv, const float* dout, const bf16* q,
                              const bf16* k, const bf16* v, int B, int T, int NH, int NKV, int HS);
+// The same backward on the tensor cores (cuda_attention_backward_tc.cu) from the forward's outputs:
+// out (B*T,NH,HS) bf16 the attention output and lse (B*T,NH) its log-sum-exp (cuda_attention_prefill
+// writes both), so nothing is recomputed on CUDA cores. HS a multiple of 16 up to 128.
+int cuda_attention_backward_tc_supported(int HS);
+void cuda_attention_backward_flash(CudaContext* ctx, float* dq, float* dk, float* dv, const float* dout, const bf16* out,
+                                   const float* lse, const bf16* q, const bf16* k, const bf16* v, int B, int T, int NH,
+                                   int NKV, int HS);
 // dst (n) fp32 = src (n) bf16
 void cuda_bf16_to_f32(CudaContext* ctx, float* dst, const bf16* src, size_t n);
 // dst (n) fp32 += src (n) fp32
