@@ -19,12 +19,15 @@ int cmd_generate(int argc, char** argv) {
         {"top-p", "P", "nucleus sampling mass (1 = off)", "1.0"},
         {"seed", "S", "sampling seed", "0"},
         {"ignore-eos", NULL, "keep going past the config's eos token", NULL},
+        {"device", "cpu|cuda", "backend: the CPU (fp32) or the GPU (bf16)", "cpu"},
     };
     Command cmd = {"generate", "Continue a prompt: --tokens prints the new ids on one line, --prompt their text.", opts,
                    sizeof opts / sizeof opts[0]};
     int code;
     if (command_start(&cmd, argc, argv, &code)) return code;
     Err e;
+    Device device;
+    if (device_parse(arg_str(&cmd, "device"), &device, &e) || device_available(device, &e)) return fail(&e);
     const char *dir, *tokens_text = arg_str(&cmd, "tokens"), *prompt = arg_str(&cmd, "prompt");
     long n, seed;
     double temperature, top_p;
@@ -68,7 +71,12 @@ int cmd_generate(int argc, char** argv) {
     int* out = xmalloc(sizeof(int) * (size_t)n);
     int got = 0;
     const int* prompts[1] = {ids};
-    int rc = generate(&m, prompts, &T, 1, (int)n, &so, out, &got, &e);
+    Engine en;
+    int rc = engine_open(&en, &m, device, &e);
+    if (!rc) {
+        rc = generate_on(&en, prompts, &T, 1, (int)n, &so, out, &got, &e);
+        engine_close(&en);
+    }
     if (!rc && prompt) {
         ByteVec text = {0};
         rc = tokenizer_decode(&tok, out, (size_t)got, &text, &e);

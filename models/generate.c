@@ -12,8 +12,10 @@ int argmax(const float* x, int n) {
     return best;
 }
 
-int model_prefill(const Model* m, RunState* s, KVCache* cache, const int* const* prompts, const int* lens, int n,
-                  bool all_rows, float* logits, Err* e) {
+// Rows of n prompts packed as sequences 0..n-1 from position 0: tokens, seq, pos (N) and the last
+// row of each prompt, last (n). Returns N, or -1 with e set on an empty prompt; *buf (malloc'd)
+// holds the four arrays.
+static int pack_prompts(const int* const* prompts, const int* lens, int n, int** buf, Err* e) {
     int N = 0;
     for (int i = 0; i < n; i++) {
         if (lens[i] < 1) return err_set(e, "prompt %d is empty", i);
@@ -29,8 +31,17 @@ int model_prefill(const Model* m, RunState* s, KVCache* cache, const int* const*
         }
         last[i] = r - 1;
     }
-    int rc = model_forward(m, s, cache, tokens, seq, pos, N, all_rows ? NULL : last, all_rows ? N : n, logits, e);
-    free(tokens);
+    *buf = tokens;
+    return N;
+}
+
+int model_prefill(const Model* m, RunState* s, KVCache* cache, const int* const* prompts, const int* lens, int n,
+                  bool all_rows, float* logits, Err* e) {
+    int* b;
+    int N = pack_prompts(prompts, lens, n, &b, e);
+    if (N < 0) return -1;
+    int rc = model_forward(m, s, cache, b, b + N, b + 2 * N, N, all_rows ? NULL : b + 3 * N, all_rows ? N : n, logits, e);
+    free(b);
     return rc;
 }
 
@@ -86,23 +97,33 @@ static bool is_eos(const ModelConfig* c, int tok) {
 
 int generate(const Model* m, const int* const* prompts, const int* lens, int n, int max_new,
              const SampleOptions* opt, int* out, int* out_lens, Err* e) {
-    const ModelConfig* c = &m->cfg;
+    Engine en;
+    if (engine_open(&en, m, DEVICE_CPU, e)) return -1;
+    int rc = generate_on(&en, prompts, lens, n, max_new, opt, out, out_lens, e);
+    engine_close(&en);
+    return rc;
+}
+
+int generate_on(const Engine* en, const int* const* prompts, const int* lens, int n, int max_new,
+                const SampleOptions* opt, int* out, int* out_lens, Err* e) {
+    const ModelConfig* c = &en->m->cfg;
     int V = c->vocab, max_prompt = 0, total = 0;
     for (int i = 0; i < n; i++) {
         if (lens[i] > max_prompt) max_prompt = lens[i];
         total += lens[i];
     }
     int max_len = max_prompt + max_new;
-    KVCache cache;
-    RunState s;
-    kvcache_create(&cache, c, n, max_len);
-    runstate_create(&s, c, total > n ? total : n, max_len);
+    EngineRun run;
+    engine_run_create(&run, en, n, max_len, total > n ? total : n, n);
     float* logits = xmalloc(sizeof(float) * (size_t)n * V);
     float* sorted = xmalloc(sizeof(float) * (size_t)V);
     int* rows = xmalloc(sizeof(int) * (size_t)n * 4);
     int *tok = rows, *seq = rows + n, *pos = rows + 2 * n, *active = rows + 3 * n;
     uint64_t rng = opt->seed * 0x9e3779b97f4a7c15ull + 1;
-    int rc = model_prefill(m, &s, &cache, prompts, lens, n, false, logits, e);
+    int* b = NULL;
+    int N = pack_prompts(prompts, lens, n, &b, e);
+    int rc = N < 0 ? -1 : engine_run_forward(&run, b, b + N, b + 2 * N, N, b + 3 * N, n, logits, e);
+    free(b);
     for (int i = 0; i < n; i++) {
         out_lens[i] = 0;
         active[i] = 1;
@@ -125,12 +146,11 @@ int generate(const Model* m, const int* const* prompts, const int* lens, int n, 
             n_rows++;
         }
         if (n_rows == 0) break;
-        rc = model_forward(m, &s, &cache, tok, seq, pos, n_rows, NULL, n_rows, logits, e);
+        rc = engine_run_forward(&run, tok, seq, pos, n_rows, NULL, n_rows, logits, e);
     }
     free(rows);
     free(sorted);
     free(logits);
-    runstate_free(&s);
-    kvcache_free(&cache);
+    engine_run_free(&run);
     return rc;
 }

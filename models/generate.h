@@ -3,6 +3,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "engine.h"
 #include "forward.h"
 
 // Packs n prompts (prompts[i] of lens[i] tokens) as rows of sequences 0..n-1 from position 0 and
@@ -23,5 +24,8 @@ typedef struct {
 // out (n, max_new) token ids; out_lens (n) how many each produced.
 int generate(const Model* m, const int* const* prompts, const int* lens, int n, int max_new,
              const SampleOptions* opt, int* out, int* out_lens, Err* e);
+// The same on any backend (engine.h): `arbor generate --device cuda`.
+int generate_on(const Engine* en, const int* const* prompts, const int* lens, int n, int max_new,
+                const SampleOptions* opt, int* out, int* out_lens, Err* e);
 
 int argmax(const float* x, int n);
