@@ -10,26 +10,18 @@
 // lse and D (= rowsum(P dP)) come from the stats pass of cuda_attention_backward.cu. Head sizes that
 // are multiples of 16 up to 128 (shared memory); others use the CUDA-core kernels.
 #include <math.h>
-#include <mma.h>
 
-#include "cuda_internal.h"
+#include "cuda_wmma.h"
 
 extern "C" {
 #include "cuda_train_ops.h"
 }
 
-using namespace nvcuda;
-
-#define TB 64  // rows of every tile (queries or keys)
+#define TB WMMA_TILE  // rows of every tile (queries or keys)
 
 void cuda_attention_backward_tc(CudaContext* ctx, float* dq, float* dk, float* dv, const float* lse, const float* D,
                                 const float* dout, const bf16* q, const bf16* k, const bf16* v, int B, int T, int NH,
                                 int NKV, int HS);
-
-typedef wmma::fragment<wmma::accumulator, 16, 16, 16, float> Acc;
-typedef wmma::fragment<wmma::matrix_a, 16, 16, 16, __nv_bfloat16, wmma::row_major> ARow;
-typedef wmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16, wmma::row_major> BRow;
-typedef wmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16, wmma::col_major> BCol;
 
 __host__ __device__ static inline size_t al32(size_t x) { return (x + 31) / 32 * 32; }
 
@@ -78,41 +70,6 @@ __device__ static void load_f_tile(__nv_bfloat16* dst, int ld, const float* src,
         int r = i / HS, c = i % HS;
         float v = r0 + r < T ? src[(((size_t)b * T + r0 + r) * H + h) * HS + c] : 0.0f;
         dst[r * ld + c] = to_bf(v);
-    }
-}
-
-// out (16 x 64 per warp, fp32, ld lds) = A (its 16 rows, ld) times B^T where B is (64, HS) row-major
-__device__ static void warp_abt(float* out, int lds, const __nv_bfloat16* A, const __nv_bfloat16* B, int ld, int HS) {
-    int warp = threadIdx.x >> 5;
-    for (int j = 0; j < TB / 16; j++) {
-        Acc acc;
-        wmma::fill_fragment(acc, 0.0f);
-        for (int kk = 0; kk < HS / 16; kk++) {
-            ARow a;
-            BCol bm;
-            wmma::load_matrix_sync(a, A + warp * 16 * ld + kk * 16, ld);
-            wmma::load_matrix_sync(bm, B + j * 16 * ld + kk * 16, ld);
-            wmma::mma_sync(acc, a, bm, acc);
-        }
-        wmma::store_matrix_sync(out + warp * 16 * lds + j * 16, acc, lds, wmma::mem_row_major);
-    }
-}
-
-// acc (its 16 rows x HS, fp32 smem, ld ldo) += A (its 16 rows x 64, bf16, ld ldp) times B (64 x HS row-major)
-__device__ static void warp_acc_ab(float* acc_s, int ldo, const __nv_bfloat16* A, int ldp, const __nv_bfloat16* B,
-                                   int ld, int HS) {
-    int warp = threadIdx.x >> 5;
-    for (int j = 0; j < HS / 16; j++) {
-        Acc acc;
-        wmma::load_matrix_sync(acc, acc_s + warp * 16 * ldo + j * 16, ldo, wmma::mem_row_major);
-        for (int kk = 0; kk < TB / 16; kk++) {
-            ARow a;
-            BRow bm;
-            wmma::load_matrix_sync(a, A + warp * 16 * ldp + kk * 16, ldp);
-            wmma::load_matrix_sync(bm, B + kk * 16 * ld + j * 16, ld);
-            wmma::mma_sync(acc, a, bm, acc);
-        }
-        wmma::store_matrix_sync(acc_s + warp * 16 * ldo + j * 16, acc, ldo, wmma::mem_row_major);
     }
 }
 

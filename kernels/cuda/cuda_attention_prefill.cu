@@ -9,14 +9,11 @@
 // O kept in shared memory in fp32. Keys below prefix_len come from sequence prefix_seq, as in
 // cuda_attention_forward; the causal mask is by position.
 #include <math.h>
-#include <mma.h>
 
-#include "cuda_internal.h"
+#include "cuda_wmma.h"
 
-using namespace nvcuda;
-
-#define FA_ROWS 64       // query rows per tile (4 warps x 16)
-#define FA_KEYS 64       // keys per step
+#define FA_ROWS WMMA_TILE  // query rows per tile (4 warps x 16)
+#define FA_KEYS WMMA_TILE  // keys per step
 #define FA_WARPS 4
 
 // shared-memory layout for head size HS (all offsets 32-byte aligned, as WMMA wants)
@@ -101,18 +98,7 @@ __global__ void __launch_bounds__(FA_WARPS * 32)
         __syncthreads();
 
         // S (16 x 64 per warp) = Q_w K^T
-        for (int j = 0; j < FA_KEYS / 16; j++) {
-            wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc;
-            wmma::fill_fragment(acc, 0.0f);
-            for (int kk = 0; kk < HS / 16; kk++) {
-                wmma::fragment<wmma::matrix_a, 16, 16, 16, __nv_bfloat16, wmma::row_major> a;
-                wmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16, wmma::col_major> b;
-                wmma::load_matrix_sync(a, Qs + warp * 16 * f.ld_h + kk * 16, f.ld_h);
-                wmma::load_matrix_sync(b, Ks + j * 16 * f.ld_h + kk * 16, f.ld_h);
-                wmma::mma_sync(acc, a, b, acc);
-            }
-            wmma::store_matrix_sync(Ss + warp * 16 * f.ld_s + j * 16, acc, f.ld_s, wmma::mem_row_major);
-        }
+        warp_abt(Ss, f.ld_s, Qs, Ks, f.ld_h, HS);
         __syncwarp();
 
         // online softmax of my row over my 32 columns, merged with my partner lane
@@ -143,18 +129,7 @@ __global__ void __launch_bounds__(FA_WARPS * 32)
         __syncwarp();
 
         // O_w (16 x HS) += P_w (16 x 64) V (64 x HS)
-        for (int j = 0; j < HS / 16; j++) {
-            wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc;
-            wmma::load_matrix_sync(acc, Os + warp * 16 * f.ld_o + j * 16, f.ld_o, wmma::mem_row_major);
-            for (int kk = 0; kk < FA_KEYS / 16; kk++) {
-                wmma::fragment<wmma::matrix_a, 16, 16, 16, __nv_bfloat16, wmma::row_major> a;
-                wmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16, wmma::row_major> b;
-                wmma::load_matrix_sync(a, Ps + warp * 16 * f.ld_p + kk * 16, f.ld_p);
-                wmma::load_matrix_sync(b, Vs + kk * 16 * f.ld_h + j * 16, f.ld_h);
-                wmma::mma_sync(acc, a, b, acc);
-            }
-            wmma::store_matrix_sync(Os + warp * 16 * f.ld_o + j * 16, acc, f.ld_o, wmma::mem_row_major);
-        }
+        warp_acc_ab(Os, f.ld_o, Ps, f.ld_p, Vs, f.ld_h, HS);
         __syncwarp();
     }
 
