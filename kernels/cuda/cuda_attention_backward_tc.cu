@@ -73,6 +73,19 @@ __device__ static void load_f_tile(__nv_bfloat16* dst, int ld, const float* src,
     }
 }
 
+// the query tile's operands of one head: Q and dO (bf16), and each row's lse and D
+__device__ static void load_query_tile(__nv_bfloat16* Qs, __nv_bfloat16* dOs, float* lse_s, float* D_s, int ld,
+                                       const __nv_bfloat16* q, const float* dout, const float* lse, const float* Dv,
+                                       int b, int T, int q0, int NH, int h, int HS) {
+    load_bf_tile(Qs, ld, q, b, T, q0, NH, h, HS);
+    load_f_tile(dOs, ld, dout, b, T, q0, NH, h, HS);
+    for (int r = threadIdx.x; r < TB; r += blockDim.x) {
+        bool ok = q0 + r < T;
+        lse_s[r] = ok ? lse[((size_t)b * T + q0 + r) * NH + h] : 0.0f;
+        D_s[r] = ok ? Dv[((size_t)b * T + q0 + r) * NH + h] : 0.0f;
+    }
+}
+
 // grid (key tiles, NKV, B), 4 warps
 __global__ void __launch_bounds__(128)
     att_bwd_dkdv_tc_kernel(float* dk, float* dv, const float* lse, const float* Dv, const float* dout,
@@ -89,18 +102,15 @@ __global__ void __launch_bounds__(128)
     const int k0 = blockIdx.x * TB, g = blockIdx.y, b = blockIdx.z, group = NH / NKV;
     load_bf_tile(Ks, Lo.ldh, k, b, T, k0, NKV, g, HS);
     load_bf_tile(Vs, Lo.ldh, v, b, T, k0, NKV, g, HS);
-    for (int i = threadIdx.x; i < TB * HS; i += blockDim.x) dKs[(i / HS) * Lo.ldo + i % HS] = 0.0f, dVs[(i / HS) * Lo.ldo + i % HS] = 0.0f;
+    for (int i = threadIdx.x; i < TB * HS; i += blockDim.x) {
+        dKs[(i / HS) * Lo.ldo + i % HS] = 0.0f;
+        dVs[(i / HS) * Lo.ldo + i % HS] = 0.0f;
+    }
     for (int hh = 0; hh < group; hh++) {
         int h = g * group + hh;
         for (int q0 = k0; q0 < T; q0 += TB) {  // query tiles at or after the keys (tiles are aligned)
             __syncthreads();  // the previous iteration is done with Qs, dOs, Pt, dSt
-            load_bf_tile(Qs, Lo.ldh, q, b, T, q0, NH, h, HS);
-            load_f_tile(dOs, Lo.ldh, dout, b, T, q0, NH, h, HS);
-            for (int r = threadIdx.x; r < TB; r += blockDim.x) {
-                bool ok = q0 + r < T;
-                lse_s[r] = ok ? lse[((size_t)b * T + q0 + r) * NH + h] : 0.0f;
-                D_s[r] = ok ? Dv[((size_t)b * T + q0 + r) * NH + h] : 0.0f;
-            }
+            load_query_tile(Qs, dOs, lse_s, D_s, Lo.ldh, q, dout, lse, Dv, b, T, q0, NH, h, HS);
             __syncthreads();
             warp_abt(St, Lo.lds, Ks, Qs, Lo.ldh, HS);    // S^T (keys x queries) = K Q^T
             warp_abt(dPt, Lo.lds, Vs, dOs, Lo.ldh, HS);  // dP^T = V dO^T
@@ -141,13 +151,7 @@ __global__ void __launch_bounds__(128)
     float* dQs = (float*)(smem + Lo.acc1);
     float *lse_s = (float*)(smem + Lo.lse), *D_s = (float*)(smem + Lo.dd);
     const int q0 = blockIdx.x * TB, h = blockIdx.y, b = blockIdx.z, g = h / (NH / NKV);
-    load_bf_tile(Qs, Lo.ldh, q, b, T, q0, NH, h, HS);
-    load_f_tile(dOs, Lo.ldh, dout, b, T, q0, NH, h, HS);
-    for (int r = threadIdx.x; r < TB; r += blockDim.x) {
-        bool ok = q0 + r < T;
-        lse_s[r] = ok ? lse[((size_t)b * T + q0 + r) * NH + h] : 0.0f;
-        D_s[r] = ok ? Dv[((size_t)b * T + q0 + r) * NH + h] : 0.0f;
-    }
+    load_query_tile(Qs, dOs, lse_s, D_s, Lo.ldh, q, dout, lse, Dv, b, T, q0, NH, h, HS);
     for (int i = threadIdx.x; i < TB * HS; i += blockDim.x) dQs[(i / HS) * Lo.ldo + i % HS] = 0.0f;
     for (int k0 = 0; k0 <= q0; k0 += TB) {  // key tiles up to the diagonal
         __syncthreads();
