@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # device_bundle.sh: builds, on this machine, what scripts/device_check.sh runs on a GPU machine, and
-# packs it into .device_bundle/bundle.tar.xz (git-ignored; pass `carry: [".device_bundle"]` to the
+# packs it into .device_bundle/bundle.tar.gz (git-ignored; pass `carry: [".device_bundle"]` to the
 # device tool). The GPU machine has the CUDA driver, nvcc and cuBLASLt (inside Python's nvidia-*
 # wheels) but none of the Debian libraries arbor links (OpenBLAS, Criterion, cJSON, PCRE2, ...), and
 # nothing can be installed there: so the binaries travel with those libraries beside them.
@@ -23,6 +23,6 @@ for bin in .device_bundle/pack/bin/*; do ldd "$bin"; done | awk '/=> \// {print 
         *) cp -L "$lib" .device_bundle/pack/lib/ ;;
     esac
 done
-tar -C .device_bundle/pack -cJf .device_bundle/bundle.tar.xz bin lib
+tar -C .device_bundle/pack -czf .device_bundle/bundle.tar.gz bin lib
 rm -rf .device_bundle/pack
-ls -la .device_bundle/bundle.tar.xz
+ls -la .device_bundle/bundle.tar.gz

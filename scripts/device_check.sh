@@ -15,11 +15,11 @@ OUT=${OUT:-/tmp/arbor_device_out}
 mkdir -p "$OUT"
 root=/tmp/arbor_device
 rm -rf "$root" && mkdir -p "$root"
-if [ ! -f .device_bundle/bundle.tar.xz ]; then
-    echo "device_check: .device_bundle/bundle.tar.xz missing: run scripts/device_bundle.sh here and carry .device_bundle" >&2
+if [ ! -f .device_bundle/bundle.tar.gz ]; then
+    echo "device_check: .device_bundle/bundle.tar.gz missing: run scripts/device_bundle.sh here and carry .device_bundle" >&2
     exit 2
 fi
-tar -C "$root" -xJf .device_bundle/bundle.tar.xz
+tar -C "$root" -xzf .device_bundle/bundle.tar.gz
 
 # cuBLASLt: the toolkit's, else the one inside Python's nvidia-* wheels
 lt=$( (ls /usr/local/cuda*/lib64/libcublasLt.so.13* /usr/local/cuda*/targets/x86_64-linux/lib/libcublasLt.so.13* 2>/dev/null;
