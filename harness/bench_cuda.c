@@ -30,6 +30,7 @@ int bench_cuda_run(const CudaBenchRequest* q) {
     }
     Err e;
     CudaContext* ctx = cuda_context_create(0);
+    cuda_set_gemv(ctx, !q->cublas_only);
     double copy_gbs = 0, gemm_tflops = 0;
     if (q->ceilings) {
         copy_gbs = cuda_copy_gbs(ctx, (size_t)2 << 30, 20);

@@ -13,6 +13,7 @@ typedef struct {
     int prompt_len, gen_len, repeats;
     unsigned long long seed;
     int ceilings;           // measure copy GB/s and GEMM TFLOP/s first
+    int cublas_only;        // decode matmuls through cuBLASLt too, not arbor's GEMV (a comparison)
     const char* csv_path;   // NULL: none
 } CudaBenchRequest;
 

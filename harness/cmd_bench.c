@@ -47,6 +47,7 @@ static int bench_cuda_command(const Command* cmd) {
     q.batches = batches, q.n_batches = n_batches;
     q.prompt_len = (int)P, q.gen_len = (int)G, q.repeats = (int)R, q.seed = (unsigned long long)seed;
     q.ceilings = arg_flag(cmd, "ceilings");
+    q.cublas_only = arg_flag(cmd, "cublas-only");
     q.csv_path = arg_str(cmd, "csv");
     int code = bench_cuda_run(&q);
     free(batches);
@@ -67,6 +68,7 @@ int cmd_bench(int argc, char** argv) {
         {"ceilings", NULL, "cuda: first measure the copy bandwidth and the bf16 GEMM rate", NULL},
         {"label", "NAME", "cuda: what the rows call the model (default: the directory or preset)", NULL},
         {"csv", "FILE", "cuda: also write the rows to FILE", NULL},
+        {"cublas-only", NULL, "cuda: decode matmuls through cuBLASLt instead of arbor's GEMV (to compare)", NULL},
     };
     Command cmd = {"bench",
                    "Measure prefill and decode throughput. --device cuda takes a list of batch sizes (--batch 1,32,128).",

@@ -56,6 +56,7 @@ bench() {  # label, then arbor bench options
         echo "bench $label $* failed:"; tail -5 "$OUT/bench.log"; status=1; }
 }
 bench qwen3-8b --arch qwen3-8b --batch 1 --prompt-len 2048 --gen-len 64
+bench qwen3-8b-cublas --arch qwen3-8b --batch 1 --prompt-len 128 --gen-len 64 --cublas-only
 for batches in "1,32,128"; do
     bench qwen3-8b --arch qwen3-8b --batch $batches --prompt-len 128 --gen-len 64
     bench qwen3-8b-depth24 --arch qwen3-8b --layers 24 --batch $batches --prompt-len 128 --gen-len 64
@@ -88,6 +89,10 @@ for r in rows:
           f"{100*float(r['prefill_fraction_of_gemm']):4.0f}% | {float(r['decode_tokens_per_s']):10.1f} {float(r['decode_ms_per_step']):7.3f} "
           f"{float(r['decode_gbs']):6.0f} {100*float(r['decode_fraction_of_copy']):4.0f}%")
 key = {(r['model'], r['batch'], r['prompt_len']): r for r in rows}
+a, base = key.get(("qwen3-8b", "1", "128")), key.get(("qwen3-8b-cublas", "1", "128"))
+if a and base:
+    print(f"qwen3-8b batch-1 decode: arbor GEMV {float(a['decode_tokens_per_s']):.1f} tok/s vs cuBLASLt "
+          f"{float(base['decode_tokens_per_s']):.1f} tok/s = {float(a['decode_tokens_per_s'])/float(base['decode_tokens_per_s']):.2f}x")
 print("ratios to qwen3-4b (prompt 128): prefill tokens/s, decode tokens/s")
 for m in ("qwen3-8b-depth24", "qwen3-8b-width6b", "qwen3-8b"):
     for b in ("1", "32", "128"):

@@ -36,6 +36,7 @@ extern "C" CudaContext* cuda_context_create(int device) {
     CUDA_CHECK(cudaStreamCreateWithFlags(&ctx->stream, cudaStreamNonBlocking));
     CUBLAS_CHECK(cublasLtCreate(&ctx->lt));
     ctx->workspace_bytes = 32u << 20;  // what cuBLAS recommends for Hopper
+    ctx->gemv = 1;
     CUDA_CHECK(cudaMalloc(&ctx->workspace, ctx->workspace_bytes));
     return ctx;
 }
@@ -67,6 +68,8 @@ void* cuda_scratch(CudaContext* ctx, size_t bytes) {
     }
     return ctx->scratch;
 }
+
+extern "C" void cuda_set_gemv(CudaContext* ctx, int on) { ctx->gemv = on; }
 
 extern "C" const char* cuda_device_name(const CudaContext* ctx) { return ctx->prop.name; }
 

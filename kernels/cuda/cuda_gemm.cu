@@ -67,5 +67,9 @@ void cuda_gemm(CudaContext* ctx, int transa, int transb, int m, int n, int k, co
 // weight stored (C x OC) used transposed and B = the input stored (C x N).
 extern "C" void cuda_matmul_forward(CudaContext* ctx, void* out, int out_f32, const bf16* inp, const bf16* weight,
                                     const bf16* bias, int N, int C, int OC) {
-    cuda_gemm(ctx, 1, 0, OC, N, C, weight, C, inp, C, out, OC, out_f32, 0, bias);
+    if (N == 0) return;
+    if (ctx->gemv && cuda_gemv_supported(N, C))  // decode: a few rows, bound by reading the weights
+        cuda_gemv(ctx, out, out_f32, inp, weight, bias, N, C, OC);
+    else
+        cuda_gemm(ctx, 1, 0, OC, N, C, weight, C, inp, C, out, OC, out_f32, 0, bias);
 }

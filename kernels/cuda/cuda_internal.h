@@ -50,6 +50,7 @@ struct CudaContext {
     GemmPlan plans[CUDA_MAX_GEMM_PLANS];
     int n_plans;
     int capturing;  // inside cuda_graph_begin/end
+    int gemv;       // 1 (default): cuda_matmul_forward takes the GEMV kernel for 1..8 rows
     void* scratch;  // cuda_scratch's buffer: one op's temporaries, never kept across calls
     size_t scratch_bytes;
 };
@@ -72,6 +73,12 @@ __device__ __forceinline__ float warp_max(float v) {
     for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
     return v;
 }
+
+// out (N,OC) = inp (N,C) @ weight (OC,C)^T + bias for 1 <= N <= 8 and C % 8 == 0 (cuda_gemv.cu):
+// the decode path of cuda_matmul_forward, streaming each weight row once
+int cuda_gemv_supported(int N, int C);
+void cuda_gemv(CudaContext* ctx, void* out, int out_f32, const bf16* inp, const bf16* weight, const bf16* bias, int N,
+               int C, int OC);
 
 struct SumOp {
     template <typename T>

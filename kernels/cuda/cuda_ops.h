@@ -34,6 +34,9 @@ int cuda_device_count(char* why, int why_len);
 CudaContext* cuda_context_create(int device);
 void cuda_context_free(CudaContext* ctx);
 const char* cuda_device_name(const CudaContext* ctx);
+// on (default 1): matmuls of 1..8 rows (decode) use arbor's GEMV kernel, else always cuBLASLt (a
+// benchmark compares the two)
+void cuda_set_gemv(CudaContext* ctx, int on);
 void cuda_synchronize(CudaContext* ctx);
 void* cuda_malloc(size_t bytes);  // fatal with the size and free memory when it fails
 void cuda_free(void* p);
@@ -58,9 +61,10 @@ void cuda_fill_bf16(CudaContext* ctx, bf16* dst, size_t n, float value);
 void cuda_init_normal_bf16(CudaContext* ctx, bf16* dst, size_t n, uint64_t key, float std);
 
 // ---- forward ops -------------------------------------------------------------------------------
-// out (N,OC) = inp (N,C) @ weight (OC,C)^T + bias (OC) (bias may be NULL), through cuBLASLt with
-// fp32 accumulation; out is bf16, or fp32 when out_f32 (logits). The plan (descriptors, layouts,
-// algorithm) is made once per shape and kept in the context.
+// out (N,OC) = inp (N,C) @ weight (OC,C)^T + bias (OC) (bias may be NULL), fp32 accumulation; out is
+// bf16, or fp32 when out_f32 (logits). Through cuBLASLt, whose plan (descriptors, layouts,
+// algorithm) is made once per shape and kept in the context; 1..8 rows with C % 8 == 0 take a GEMV
+// kernel instead (decode), unless cuda_set_gemv turned it off.
 void cuda_matmul_forward(CudaContext* ctx, void* out, int out_f32, const bf16* inp, const bf16* weight,
                          const bf16* bias, int N, int C, int OC);
 // out (N,C) fp32 = wte[tokens[n]] with wte (V,C) bf16; tokens (N)
