@@ -115,13 +115,7 @@ int main(int argc, char** argv) {
         last_loss = lv.total;
         fprintf(stderr, "step %d: loss %.4f, %.3f s\n", s, lv.total, sec[s]);
     }
-    // the first step pays for plans and module loads: the median of the rest counts
-    for (int i = 2; i < steps; i++)
-        for (int j = i; j > 1 && sec[j] < sec[j - 1]; j--) {
-            double tmp = sec[j];
-            sec[j] = sec[j - 1], sec[j - 1] = tmp;
-        }
-    double step_s = sec[1 + (steps - 1) / 2];
+    double step_s = median_inplace(sec + 1, steps - 1);  // the first step pays for plans and module loads
     double flops_token = 6 * matmul_params(&sc) + 2 * matmul_params(&tc) + 3 * attention_flops(&sc, T) +
                          attention_flops(&tc, T);
     double tps = N / step_s, tflops = flops_token * tps / 1e12;

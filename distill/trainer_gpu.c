@@ -46,7 +46,7 @@ struct TrainerGpu {
     float* t_capture;     // (teacher layers, N, C) device
     float* d_layers;      // (student layers, N, C) device
     float** d_layer_ptrs; // (student layers) host array of device pointers
-    double* rows;         // (N) device
+    double* rows;         // (student layers, N) device: each row's hidden loss, layer by layer
     int hidden_on;        // the last forward_loss made hidden-loss gradients (backward adds them)
 };
 
@@ -107,7 +107,7 @@ static int hidden_setup(TrainerGpu* g, const int* layer_map, Err* e) {
     g->d_layers = cuda_malloc(sizeof(float) * NC * (size_t)sc->n_layers);
     g->d_layer_ptrs = xmalloc(sizeof(float*) * (size_t)sc->n_layers);
     for (int i = 0; i < sc->n_layers; i++) g->d_layer_ptrs[i] = g->d_layers + NC * (size_t)i;
-    g->rows = cuda_malloc(sizeof(double) * (size_t)g->B * g->T);
+    g->rows = cuda_malloc(sizeof(double) * (size_t)g->B * g->T * sc->n_layers);
     return 0;
 }
 
@@ -131,13 +131,15 @@ int trainer_gpu_forward_loss(TrainerGpu* g, const LossConfig* cfg, HiddenLossKin
     int Ls = g->student.cfg.n_layers, N = g->B * g->T, C = g->student.cfg.hidden;
     size_t NC = (size_t)N * C;
     float scale = grad_scale * hidden_weight / (float)Ls;
-    double* rows = xmalloc(sizeof(double) * (size_t)N);
-    for (int i = 0; i < Ls; i++) {  // student layer i's output is the residual stream entering layer i + 1
+    for (int i = 0; i < Ls; i++)  // student layer i's output is the residual stream entering layer i + 1
         cuda_hidden_loss(g->ctx, hidden == HIDDEN_COSINE ? 1 : 2, g->acts.res + NC * (size_t)(i + 1),
-                         g->t_capture + NC * (size_t)layer_map[i], N, C, scale, g->d_layer_ptrs[i], g->rows);
-        cuda_download(g->ctx, rows, g->rows, sizeof(double) * (size_t)N);
+                         g->t_capture + NC * (size_t)layer_map[i], N, C, scale, g->d_layer_ptrs[i],
+                         g->rows + (size_t)i * N);
+    double* rows = xmalloc(sizeof(double) * (size_t)Ls * N);  // one download for every layer
+    cuda_download(g->ctx, rows, g->rows, sizeof(double) * (size_t)Ls * N);
+    for (int i = 0; i < Ls; i++) {
         double layer = 0;
-        for (int n = 0; n < N; n++) layer += rows[n];  // row order, as the CPU
+        for (int n = 0; n < N; n++) layer += rows[(size_t)i * N + n];  // row order, as the CPU
         lv->hidden += layer / N;
     }
     free(rows);

@@ -8,6 +8,9 @@
 #include "../kernels/hash.h"
 #include "../models/generate.h"
 #include "../kernels/clock.h"
+#ifdef ARBOR_HAVE_CUDA
+#include "throughput_cuda.h"
+#endif
 
 int bench_throughput(const Model* m, const BenchOptions* o, BenchResult* r, Err* e) {
     const ModelConfig* c = &m->cfg;
@@ -85,4 +88,23 @@ int bench_throughput(const Model* m, const BenchOptions* o, BenchResult* r, Err*
     runstate_free(&s);
     kvcache_free(&cache);
     return rc;
+}
+
+int bench_throughput_on(const Engine* en, const BenchOptions* o, BenchResult* r, Err* e) {
+    if (en->device == DEVICE_CPU) return bench_throughput(en->m, o, r, e);
+#ifndef ARBOR_HAVE_CUDA
+    return err_set(e, "bench: this arbor was built without CUDA");
+#else
+    CudaBenchResult g;
+    if (bench_throughput_cuda(en->gpu, o, &g, e)) return -1;
+    memset(r, 0, sizeof *r);
+    r->prefill_seconds = g.prefill_seconds;
+    r->prefill_tokens_per_s = g.prefill_tokens_per_s;
+    r->decode_ms_per_step = g.decode_ms_per_step;
+    r->decode_seconds = g.decode_ms_per_step * 1e-3 * o->gen_len;
+    r->decode_tokens_per_s = g.decode_tokens_per_s;
+    r->logits_hash = g.logits_hash;
+    r->device_peak_gb = g.peak_gb;
+    return 0;
+#endif
 }

@@ -2,6 +2,7 @@
 #pragma once
 #include <stdint.h>
 
+#include "../models/engine.h"
 #include "../models/forward.h"
 
 typedef struct {
@@ -21,6 +22,10 @@ typedef struct {
     double decode_tokens_per_s;   // batch * gen_len / decode_seconds
     double decode_ms_per_step;
     uint64_t logits_hash;         // FNV-1a of the last step's logits: a cross-run canary
+    double device_peak_gb;        // GPU memory in use (CUDA; 0 on the CPU)
 } BenchResult;
 
 int bench_throughput(const Model* m, const BenchOptions* opt, BenchResult* r, Err* e);
+// The same on any backend: the CPU's above, or the GPU's (evals/throughput_cuda.h: bf16, decode as a
+// CUDA graph; its matmul fields stay 0).
+int bench_throughput_on(const Engine* en, const BenchOptions* opt, BenchResult* r, Err* e);

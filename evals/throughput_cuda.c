@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../kernels/clock.h"
 #include "../kernels/hash.h"
 
 double prefill_model_flops(const ModelConfig* c, int B, int P) {
@@ -12,16 +13,6 @@ double prefill_model_flops(const ModelConfig* c, int B, int P) {
     // causal: the token at position p attends p+1 keys; QK^T and PV are 2 FLOPs per (key, dim) each
     double attention = 4.0 * HS * NH * c->n_layers * ((double)P * (P + 1) / 2);
     return B * (P * per_token + attention) + 2.0 * B * C * c->vocab;
-}
-
-static int compare_double(const void* a, const void* b) {
-    double x = *(const double*)a, y = *(const double*)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double* v, int n) {
-    qsort(v, (size_t)n, sizeof(double), compare_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
 int bench_throughput_cuda(const CudaModel* g, const BenchOptions* o, CudaBenchResult* r, Err* e) {
@@ -54,12 +45,12 @@ int bench_throughput_cuda(const CudaModel* g, const BenchOptions* o, CudaBenchRe
     int rc = cuda_forward_stage(g, &s, &cache, tok, seq, pos, (int)N, last, B, e);
     for (int rep = -1; rep < reps && !rc; rep++) {  // one warm-up: plans, module load
         cuda_timer_start(ctx, t);
-        cuda_forward_launch(g, &s, &cache, (int)N, B, 1);
+        cuda_forward_launch(g, &s, &cache);
         double elapsed = cuda_timer_stop_ms(ctx, t);
         if (rep >= 0) ms[rep] = elapsed;
     }
     if (!rc) {
-        r->prefill_seconds = median(ms, reps) * 1e-3;
+        r->prefill_seconds = median_inplace(ms, reps) * 1e-3;
         r->prefill_tokens_per_s = (double)N / r->prefill_seconds;
         r->prefill_tflops = prefill_model_flops(c, B, P) / r->prefill_seconds * 1e-12;
     }
@@ -76,11 +67,11 @@ int bench_throughput_cuda(const CudaModel* g, const BenchOptions* o, CudaBenchRe
         int* dtok = s.ids;
         int* dpos = s.ids + 2 * s.max_rows;
         cuda_decode_advance(ctx, dtok, dpos, s.logits, B, V);
-        cuda_forward_launch(g, &s, &cache, B, B, 0);
+        cuda_forward_launch(g, &s, &cache);
         cuda_decode_advance(ctx, dtok, dpos, s.logits, B, V);
         cuda_synchronize(ctx);
         cuda_graph_begin(ctx);
-        cuda_forward_launch(g, &s, &cache, B, B, 0);
+        cuda_forward_launch(g, &s, &cache);
         cuda_decode_advance(ctx, dtok, dpos, s.logits, B, V);
         CudaGraph* graph = cuda_graph_end(ctx);
         for (int step = 0; step < G; step++) {
@@ -89,7 +80,7 @@ int bench_throughput_cuda(const CudaModel* g, const BenchOptions* o, CudaBenchRe
             ms[step] = cuda_timer_stop_ms(ctx, t);
         }
         cuda_graph_free(graph);
-        double step_s = median(ms, G) * 1e-3;
+        double step_s = median_inplace(ms, G) * 1e-3;
         r->decode_ms_per_step = step_s * 1e3;
         r->decode_tokens_per_s = B / step_s;
         // KV read per step: B rows, each reading positions 0..p of every layer's k and v (mean p)

@@ -11,7 +11,9 @@
 #ifndef ARBOR_HAVE_CUDA
 int bench_cuda_run(const CudaBenchRequest* q) {
     (void)q;
-    fprintf(stderr, "arbor: bench --device cuda: this arbor was built without CUDA (configure with -DARBOR_CUDA=ON)\n");
+    Err e;
+    device_available(DEVICE_CUDA, &e);  // says why: this build has no CUDA
+    fprintf(stderr, "arbor: bench %s\n", e.msg);
     return ARBOR_EXIT_BAD_INPUT;
 }
 #else
@@ -23,12 +25,11 @@ int bench_cuda_run(const CudaBenchRequest* q) {
     "copy_gbs,gemm_tflops,peak_gb\n"
 
 int bench_cuda_run(const CudaBenchRequest* q) {
-    char why[256] = "";
-    if (cuda_device_count(why, sizeof why) == 0) {
-        fprintf(stderr, "arbor: bench --device cuda: no CUDA device: %s\n", why);
+    Err e;
+    if (device_available(DEVICE_CUDA, &e)) {  // no device: a runtime condition, not bad input
+        fprintf(stderr, "arbor: bench %s\n", e.msg);
         return ARBOR_EXIT_RUNTIME;
     }
-    Err e;
     CudaContext* ctx = cuda_context_create(0);
     cuda_set_gemv(ctx, !q->cublas_only);
     double copy_gbs = 0, gemm_tflops = 0;

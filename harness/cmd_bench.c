@@ -8,7 +8,6 @@
 
 #include "../evals/throughput.h"
 #include "../kernels/cpu/sgemm_rate.h"
-#include "../models/engine.h"
 #include "bench_cuda.h"
 #include "commands.h"
 
@@ -77,7 +76,7 @@ int cmd_bench(int argc, char** argv) {
     if (command_start(&cmd, argc, argv, &code)) return code;
     Err e;
     Device device;
-    if (device_parse(arg_str(&cmd, "device"), &device, &e)) return fail(&e);
+    if (device_parse(arg_str(&cmd, "device"), &device, &e)) return fail(&e);  // availability: bench_cuda_run
     if (device == DEVICE_CUDA) return bench_cuda_command(&cmd);
     long B, P, G, R, seed;
     if (arg_long(&cmd, "batch", 1, 4096, &B, &e) || arg_long(&cmd, "prompt-len", 1, 1 << 20, &P, &e) ||

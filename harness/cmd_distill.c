@@ -5,7 +5,6 @@
 #include <string.h>
 
 #include "../distill/trainer.h"
-#include "../models/engine.h"
 #include "commands.h"
 
 // --loss: kl | rkl | topk:K | ce | mix:W_CE,KIND  (KIND kl, rkl or topk:K; the KD weight is 1)
@@ -103,7 +102,7 @@ static int run(int argc, char** argv, int distill) {
         return fail(&e);
     }
     Device device;
-    if (device_parse(arg_str(&cmd, "device"), &device, &e) || device_available(device, &e)) return fail(&e);
+    if (arg_device(&cmd, &device, &e)) return fail(&e);
     if (strcmp(schedule, "cosine") && strcmp(schedule, "linear")) {
         err_set(&e, "%s: --schedule must be cosine or linear, not '%s'", cmd.name, schedule);
         return fail(&e);
@@ -111,7 +110,6 @@ static int run(int argc, char** argv, int distill) {
     TrainConfig cfg = {0};
     const char* loss = arg_str(&cmd, "loss") ? arg_str(&cmd, "loss") : distill ? "kl" : "ce";
     if (parse_loss(loss, distill, &cfg.loss, &e)) return fail(&e);
-
     cfg.loss.temperature = (float)temp;
     cfg.loss.t2_scaling = arg_flag(&cmd, "t2");
     cfg.steps = (int)steps, cfg.batch = (int)batch, cfg.grad_accum = (int)accum, cfg.seq_len = (int)seq_len;

@@ -31,7 +31,7 @@ static int eval_ppl(int argc, char** argv) {
     S = L;
     if (arg_str(&cmd, "stride") && arg_long(&cmd, "stride", 1, L, &S, &e)) return fail(&e);
     Device device;
-    if (device_parse(arg_str(&cmd, "device"), &device, &e) || device_available(device, &e)) return fail(&e);
+    if (arg_device(&cmd, &device, &e)) return fail(&e);
     Shard shard;
     if (shard_open(&shard, data, &e)) return fail(&e);
     Model m;
@@ -89,7 +89,7 @@ static int eval_mmlu(int argc, char** argv) {
         arg_long(&cmd, "max-len", 0, 1 << 30, &max_len, &e))
         return fail(&e);
     Device device;
-    if (device_parse(arg_str(&cmd, "device"), &device, &e) || device_available(device, &e)) return fail(&e);
+    if (arg_device(&cmd, &device, &e)) return fail(&e);
     if (strcmp(split, "test") && strcmp(split, "val") && strcmp(split, "dev")) {
         err_set(&e, "eval mmlu: --split must be test, val or dev, not '%s'", split);
         return fail(&e);

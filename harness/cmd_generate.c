@@ -27,7 +27,7 @@ int cmd_generate(int argc, char** argv) {
     if (command_start(&cmd, argc, argv, &code)) return code;
     Err e;
     Device device;
-    if (device_parse(arg_str(&cmd, "device"), &device, &e) || device_available(device, &e)) return fail(&e);
+    if (arg_device(&cmd, &device, &e)) return fail(&e);
     const char *dir, *tokens_text = arg_str(&cmd, "tokens"), *prompt = arg_str(&cmd, "prompt");
     long n, seed;
     double temperature, top_p;

@@ -9,7 +9,6 @@
 #include "../models/file_io.h"
 #include "../mmlu/mmlu_eval.h"
 #include "../prune/search.h"
-#include "../models/engine.h"
 #include "commands.h"
 
 typedef struct {
@@ -103,7 +102,7 @@ int cmd_prune(int argc, char** argv) {
         t.layers = (int)layers;
     }
     Device device;
-    if (device_parse(arg_str(&cmd, "device"), &device, &e) || device_available(device, &e)) return fail(&e);
+    if (arg_device(&cmd, &device, &e)) return fail(&e);
     Aggregation aggregation;
     if (aggregation_parse(agg, &aggregation)) {
         err_set(&e, "prune: --aggregation must be l2, mean or variance");

@@ -34,6 +34,10 @@ int fail(const Err* e) {
     return ARBOR_EXIT_BAD_INPUT;
 }
 
+int arg_device(const Command* cmd, Device* d, Err* e) {
+    return device_parse(arg_str(cmd, "device"), d, e) || device_available(*d, e) ? -1 : 0;
+}
+
 int arch_from_options(const Command* cmd, ModelConfig* cfg, Err* e) {
     const char* arch;
     if (arg_required(cmd, "arch", &arch, e) || config_preset(arch, cfg, e)) return -1;

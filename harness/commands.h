@@ -2,6 +2,7 @@
 // (0 ok, 1 runtime failure, 2 bad usage or bad input).
 #pragma once
 #include "../models/config.h"
+#include "../models/engine.h"
 #include "args.h"
 
 int cmd_init(int argc, char** argv);
@@ -41,5 +42,9 @@ int fail(const Err* e);
         {"head-dim", "N", "override head_dim", NULL},                                    \
         {"vocab", "N", "override vocab_size", NULL},                                     \
         {"untied", NULL, "separate lm_head from the embedding", NULL}
+// --device cpu|cuda, parsed and checked before anything loads: a missing GPU or a build without
+// CUDA is one line (exit 2), never a crash halfway through.
+int arg_device(const Command* cmd, Device* d, Err* e);
+
 // The preset named by --arch with the overrides applied, validated.
 int arch_from_options(const Command* cmd, ModelConfig* cfg, Err* e);

@@ -27,7 +27,7 @@ typedef struct {
 #define INTS(sec, k, f, n) {sec, k, T_INTS, offsetof(SweepConfig, f), 0, offsetof(SweepConfig, n)}
 
 static const KeyDef keys[] = {
-    STR("sweep", "name", name),          STR("sweep", "out", out),          STR("sweep", "device", device),
+    STR("sweep", "name", name),          STR("sweep", "out", out),          STR("sweep", "device", device_text),
     STR("teacher", "model", teacher),    STR("teacher", "tokenizer", tokenizer),
     STR("data", "calib", calib),         STR("data", "distill", distill_data),      STR("data", "val", val),
     INT("prune", "calib_windows", calib_windows), INT("prune", "seq_len", prune_seq_len),
@@ -155,7 +155,7 @@ int sweep_config_load(const char* path, SweepConfig* c, Err* e) {
     snprintf(c->aggregation, sizeof c->aggregation, "l2");
     snprintf(c->schedule, sizeof c->schedule, "cosine");
     snprintf(c->loss, sizeof c->loss, "kl");
-    snprintf(c->device, sizeof c->device, "cpu");
+    snprintf(c->device_text, sizeof c->device_text, "cpu");
     c->calib_windows = 64, c->prune_seq_len = 256;
     c->steps = 100, c->seq_len = 256, c->batch = 8, c->grad_accum = 1, c->warmup = 10;
     c->lr = 1e-4, c->min_lr = 1e-5, c->kd_temp = 1.0, c->weight_decay = 0.1, c->clip = 1.0;
@@ -200,12 +200,12 @@ int sweep_config_load(const char* path, SweepConfig* c, Err* e) {
     if (c->val[0] && !exists(c->val)) return BAD("data", "val", "'%s' does not exist", c->val);
     if (c->mmlu[0] && !exists(c->mmlu)) return BAD("eval", "mmlu", "'%s' does not exist", c->mmlu);
     if (c->shots > 5) return BAD("eval", "shots", "shots must be 0..5");
-    int cuda = !strcmp(c->device, "cuda");
-    if (!cuda && strcmp(c->device, "cpu")) return BAD("sweep", "device", "device must be cpu or cuda, not '%s'", c->device);
-    const char* precision = cuda ? "bf16" : "fp32";  // what each backend runs
+    if (device_parse(c->device_text, &c->device, e))
+        return BAD("sweep", "device", "device must be cpu or cuda, not '%s'", c->device_text);
+    const char* precision = c->device == DEVICE_CUDA ? "bf16" : "fp32";  // what each backend runs
     if (c->precision[0] && strcmp(c->precision, precision))
-        return BAD("bench", "precision", "precision '%s' with device %s: the %s backend runs %s", c->precision, c->device,
-                   c->device, precision);
+        return BAD("bench", "precision", "precision '%s' with device %s: the %s backend runs %s", c->precision,
+                   device_name(c->device), device_name(c->device), precision);
     snprintf(c->precision, sizeof c->precision, "%s", precision);
     if (strcmp(c->schedule, "cosine") && strcmp(c->schedule, "linear")) return BAD("distill", "schedule", "schedule must be cosine or linear");
     if (c->seq_len < 1 || c->batch < 1 || c->grad_accum < 1) return BAD("distill", "seq_len", "seq_len, batch and grad_accum must be positive");

@@ -17,13 +17,15 @@
 #include <stdbool.h>
 
 #include "../kernels/check.h"
+#include "../models/engine.h"
 
 #define SWEEP_MAX_AXIS 16
 #define SWEEP_MAX_BASELINES 8
 
 typedef struct {
     char name[128], out[1024];
-    char device[8];        // "cpu" or "cuda"
+    char device_text[8];   // [sweep] device as written
+    Device device;         // ... parsed
     char teacher[1024], tokenizer[1024];
     char calib[1024], distill_data[1024], val[1024];
     int calib_windows, prune_seq_len;

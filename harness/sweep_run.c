@@ -14,9 +14,6 @@
 #include "../distill/trainer.h"
 #include "../evals/perplexity.h"
 #include "../evals/throughput.h"
-#ifdef ARBOR_HAVE_CUDA
-#include "../evals/throughput_cuda.h"
-#endif
 #include "../kernels/clock.h"
 #include "../mmlu/mmlu_eval.h"
 #include "../models/file_io.h"
@@ -107,7 +104,7 @@ static int prune_stage(Ctx* x, const char* tmp, cJSON* metrics, Err* e) {
     if (!rc) {
         Aggregation agg = AGG_L2;
         aggregation_parse(c->aggregation, &agg);  // validated with the config
-        CalibOptions co = {c->calib_windows, c->prune_seq_len, 4, agg, !strcmp(c->device, "cuda")};
+        CalibOptions co = {c->calib_windows, c->prune_seq_len, 4, agg, c->device == DEVICE_CUDA};
         rc = importance_compute(&m, &calib, &co, &imp, e);
         have = !rc;
     }
@@ -152,7 +149,7 @@ static int train_common(Ctx* x, const char* tmp, cJSON* metrics, const char* stu
         if (with_teacher && !strcmp(c->loss, "mix")) tc.loss.ce_weight = 0.5f;
         tc.val_every = c->steps, tc.val_windows = 32, tc.val_fraction = 0.05, tc.seed = (uint64_t)c->seed;
         tc.out_dir = tmp, tc.log_every = c->steps / 10 > 0 ? c->steps / 10 : 1;
-        tc.gpu = !strcmp(c->device, "cuda");
+        tc.gpu = c->device == DEVICE_CUDA;
         TrainSummary sum;
         rc = train_run(&s, with_teacher ? &t : NULL, &data, &tc, &sum, e);
         if (with_teacher) model_free(&t);
@@ -206,12 +203,12 @@ static int eval_stage(Ctx* x, const char* tmp, cJSON* metrics, Err* e) {
     if (model_load(&m, model_dir, e)) return -1;
     add_shape(metrics, &m.cfg);
     Engine en;
-    int rc = engine_open(&en, &m, !strcmp(c->device, "cuda") ? DEVICE_CUDA : DEVICE_CPU, e);
+    int rc = engine_open(&en, &m, c->device, e);
     if (rc) {
         model_free(&m);
         return -1;
     }
-    cJSON_AddStringToObject(metrics, "device", c->device);
+    cJSON_AddStringToObject(metrics, "device", device_name(c->device));
     if (c->mmlu[0]) {
         Tokenizer tok;
         rc = tokenizer_load(&tok, c->tokenizer[0] ? c->tokenizer : c->teacher, e);
@@ -263,55 +260,34 @@ static void bench_metrics(cJSON* metrics, int batch, double prefill_tps, double 
     cJSON_AddNumberToObject(metrics, key, ms_per_token);
 }
 
-// The bench stage on the GPU: bf16, decode through a CUDA graph (evals/throughput_cuda.h).
-static int bench_cuda_cell(const SweepConfig* c, const Model* m, cJSON* metrics, Err* e) {
-#ifndef ARBOR_HAVE_CUDA
-    (void)c, (void)m, (void)metrics;
-    return err_set(e, "[sweep] device cuda: this arbor was built without CUDA");
-#else
-    if (device_available(DEVICE_CUDA, e)) return -1;
-    CudaContext* ctx = cuda_context_create(0);
-    CudaModel g;
-    cuda_model_create(&g, ctx, &m->cfg);
-    cuda_model_upload(&g, m);
-    int rc = 0;
-    double peak_gb = 0;
-    for (int i = 0; i < c->n_bench_batch && !rc; i++) {
-        BenchOptions bo = {c->bench_batch[i], c->prompt_len, c->gen_len, c->repeats, 0};
-        CudaBenchResult r;
-        rc = bench_throughput_cuda(&g, &bo, &r, e);
-        if (!rc) bench_metrics(metrics, bo.batch, r.prefill_tokens_per_s, r.decode_tokens_per_s, r.decode_ms_per_step);
-        if (!rc && r.peak_gb > peak_gb) peak_gb = r.peak_gb;
-    }
-    cJSON_AddStringToObject(metrics, "backend", "cuda");
-    cJSON_AddStringToObject(metrics, "device", cuda_device_name(ctx));
-    cJSON_AddNumberToObject(metrics, "peak_gpu_gb", peak_gb);
-    cJSON_AddNumberToObject(metrics, "prompt_len", c->prompt_len);
-    cJSON_AddStringToObject(metrics, "precision", c->precision);
-    cJSON_AddNumberToObject(metrics, "gen_len", c->gen_len);
-    cuda_model_free(&g);
-    cuda_context_free(ctx);
-    return rc;
-#endif
-}
-
 static int bench_stage(Ctx* x, const char* tmp, cJSON* metrics, Err* e) {
     const SweepConfig* c = x->c;
     char buf[2400];
     Model m;
     if (model_load(&m, stage_model(x, buf, sizeof buf), e)) return -1;
-    int rc = 0;
-    if (!strcmp(c->device, "cuda")) {
-        rc = bench_cuda_cell(c, &m, metrics, e);
-        model_free(&m);
-        return rc;
-    }
+    Engine en;
+    int rc = engine_open(&en, &m, c->device, e);
+    double peak_gb = 0;
     for (int i = 0; i < c->n_bench_batch && !rc; i++) {
         BenchOptions bo = {c->bench_batch[i], c->prompt_len, c->gen_len, c->repeats, 0};
         BenchResult r;
-        rc = bench_throughput(&m, &bo, &r, e);
+        rc = bench_throughput_on(&en, &bo, &r, e);
         if (rc) break;
         bench_metrics(metrics, bo.batch, r.prefill_tokens_per_s, r.decode_tokens_per_s, r.decode_ms_per_step);
+        if (r.device_peak_gb > peak_gb) peak_gb = r.device_peak_gb;
+    }
+    if (!rc && c->device == DEVICE_CUDA) {  // where the numbers came from
+        cJSON_AddStringToObject(metrics, "backend", "cuda");
+        cJSON_AddStringToObject(metrics, "device", engine_device_name(&en));
+        cJSON_AddNumberToObject(metrics, "peak_gpu_gb", peak_gb);
+        cJSON_AddNumberToObject(metrics, "prompt_len", c->prompt_len);
+        cJSON_AddStringToObject(metrics, "precision", c->precision);
+        cJSON_AddNumberToObject(metrics, "gen_len", c->gen_len);
+    }
+    engine_close(&en);
+    if (c->device == DEVICE_CUDA) {
+        model_free(&m);
+        return rc;
     }
     // where the numbers came from
     char cpu[256] = "unknown CPU";
@@ -343,10 +319,10 @@ static int bench_stage(Ctx* x, const char* tmp, cJSON* metrics, Err* e) {
 static void settings_of(const SweepConfig* c, const char* stage_name, char* out, size_t n) {
     if (!strcmp(stage_name, "eval"))
         snprintf(out, n, "mmlu=%s shots=%d subjects=%s limit=%d val=%s ppl=%d,%d tok=%s device=%s", c->mmlu, c->shots,
-                 c->subjects, c->limit, c->val, c->ppl_seq_len, c->ppl_tokens, c->tokenizer, c->device);
+                 c->subjects, c->limit, c->val, c->ppl_seq_len, c->ppl_tokens, c->tokenizer, device_name(c->device));
     else if (!strcmp(stage_name, "bench")) {
         int len = snprintf(out, n, "prompt=%d gen=%d repeats=%d precision=%s device=%s batch=", c->prompt_len, c->gen_len,
-                           c->repeats, c->precision, c->device);
+                           c->repeats, c->precision, device_name(c->device));
         for (int i = 0; i < c->n_bench_batch; i++) len += snprintf(out + len, n - (size_t)len, "%d,", c->bench_batch[i]);
     } else
         out[0] = 0;  // prune / distill / init / train: their settings are the cell id

@@ -194,17 +194,13 @@ void cuda_runstate_free(CudaRunState* s) {
 
 int cuda_forward_stage(const CudaModel* g, CudaRunState* s, const CudaKVCache* cache, const int* tokens, const int* seq,
                        const int* pos, int N, const int* out_rows, int n_out, Err* e) {
-    int V = g->cfg.vocab, R = s->max_rows;
-    if (N > R) return err_set(e, "%d rows exceed the run state's %d", N, R);
+    int R = s->max_rows;
+    if (forward_rows_check(tokens, seq, pos, N, R, g->cfg.vocab, cache->max_seqs, cache->max_len, e)) return -1;
     if (!out_rows && n_out != N && n_out != 0) return err_set(e, "logits for all %d rows asked into %d", N, n_out);
     if (n_out > s->max_out) return err_set(e, "%d logit rows exceed the run state's %d", n_out, s->max_out);
-    for (int n = 0; n < N; n++) {
-        if (tokens[n] < 0 || tokens[n] >= V) return err_set(e, "token id %d is outside the vocabulary [0, %d)", tokens[n], V);
-        if (seq[n] < 0 || seq[n] >= cache->max_seqs) return err_set(e, "sequence %d beyond the KV cache's %d", seq[n], cache->max_seqs);
-        if (pos[n] < 0 || pos[n] >= cache->max_len) return err_set(e, "position %d beyond the KV cache's %d", pos[n], cache->max_len);
-    }
     for (int i = 0; out_rows && i < n_out; i++)
         if (out_rows[i] < 0 || out_rows[i] >= N) return err_set(e, "output row %d outside the %d rows", out_rows[i], N);
+    s->n_rows = N, s->n_out = n_out, s->gather = out_rows != NULL;
     int* h = s->host_ids;
     memcpy(h, tokens, sizeof(int) * N);
     memcpy(h + R, seq, sizeof(int) * N);
@@ -232,8 +228,9 @@ int cuda_forward_stage(const CudaModel* g, CudaRunState* s, const CudaKVCache* c
     return 0;
 }
 
-void cuda_forward_launch(const CudaModel* g, CudaRunState* s, const CudaKVCache* cache, int N, int n_out, int gather) {
+void cuda_forward_launch(const CudaModel* g, CudaRunState* s, const CudaKVCache* cache) {
     CudaContext* ctx = g->ctx;
+    int N = s->n_rows, n_out = s->n_out;
     const ModelConfig* c = &g->cfg;
     int C = c->hidden, F = c->ffn, HS = c->head_dim, NH = c->n_heads, NKV = c->n_kv_heads, V = c->vocab;
     int Q = NH * HS, KV = NKV * HS, QKV = Q + 2 * KV, R = s->max_rows, L = cache->max_len;
@@ -271,7 +268,7 @@ void cuda_forward_launch(const CudaModel* g, CudaRunState* s, const CudaKVCache*
     }
     if (n_out == 0) return;  // hidden states only: s->xn holds the final norm's output (a teacher's)
     const bf16* rows = s->xn;
-    if (gather) {
+    if (s->gather) {
         cuda_gather_rows(ctx, s->rows, s->xn, out_rows, n_out, C);
         rows = s->rows;
     }
@@ -281,7 +278,7 @@ void cuda_forward_launch(const CudaModel* g, CudaRunState* s, const CudaKVCache*
 int cuda_model_forward(const CudaModel* g, CudaRunState* s, CudaKVCache* cache, const int* tokens, const int* seq,
                        const int* pos, int N, const int* out_rows, int n_out, float* logits, Err* e) {
     if (cuda_forward_stage(g, s, cache, tokens, seq, pos, N, out_rows, n_out, e)) return -1;
-    cuda_forward_launch(g, s, cache, N, n_out, out_rows != NULL);
+    cuda_forward_launch(g, s, cache);
     cuda_download(g->ctx, logits, s->logits, sizeof(float) * (size_t)n_out * g->cfg.vocab);
     return 0;
 }

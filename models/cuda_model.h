@@ -80,6 +80,7 @@ typedef struct {
     int* host_ids;   // (4, N) host staging
     int* tiles;      // (N, 4) device: the staged rows as prefill tiles (cuda_attention_prefill)
     int* host_tiles; // (N, 4)
+    int n_rows, n_out, gather;  // the staged call: rows, logit rows, logits of listed rows (not all)
     int n_tiles;     // 0: the staged rows go through the general attention kernel
     int attn_splits; // > 1: few rows over long contexts, each row's keys split over this many blocks
     float* attn_partial;  // (SPLIT_MAX_ROWS, NH, SPLIT_MAX, HS + 2) their partial results
@@ -100,10 +101,9 @@ void cuda_runstate_free(CudaRunState* s);
 int cuda_forward_stage(const CudaModel* g, CudaRunState* s, const CudaKVCache* cache, const int* tokens, const int* seq,
                        const int* pos, int N, const int* out_rows, int n_out, Err* e);
 // Queues the forward of the staged rows: logits (n_out, V) fp32 end in s->logits (device); with
-// n_out 0 only the final norm's output, in s->xn (N, C) (a teacher's hidden states). Reads
-// the ids from device memory only, so a CUDA graph captured once replays it for new ids.
-void cuda_forward_launch(const CudaModel* g, CudaRunState* s, const CudaKVCache* cache, int N, int n_out,
-                         int gather);
+// n_out 0 only the final norm's output, in s->xn (N, C) (a teacher's hidden states). Reads the ids
+// from device memory only, so a CUDA graph captured once replays it for new ids.
+void cuda_forward_launch(const CudaModel* g, CudaRunState* s, const CudaKVCache* cache);
 // stage + launch + download: logits (n_out, V) host, as model_forward.
 int cuda_model_forward(const CudaModel* g, CudaRunState* s, CudaKVCache* cache, const int* tokens, const int* seq,
                        const int* pos, int N, const int* out_rows, int n_out, float* logits, Err* e);

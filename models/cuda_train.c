@@ -13,47 +13,36 @@
 // ---------------------------------------------------------------------------------------------
 // parameters, masters, moments
 
-void cuda_train_model_create(CudaTrainModel* t, CudaModel* g, const Model* m) {
+// Masters, gradients and moments for g's arena, zeroed (the alignment gaps stay zero), and the
+// device offset of every Hugging Face tensor.
+static void train_state_alloc(CudaTrainModel* t, CudaModel* g) {
     memset(t, 0, sizeof *t);
     t->g = g;
     size_t n = g->arena_elems;
-    t->master = cuda_malloc(sizeof(float) * n);
-    t->grad = cuda_malloc(sizeof(float) * n);
-    t->m = cuda_malloc(sizeof(float) * n);
-    t->v = cuda_malloc(sizeof(float) * n);
-    CudaContext* ctx = g->ctx;
-    cuda_memset(ctx, t->master, 0, sizeof(float) * n);  // the alignment gaps stay zero
-    cuda_memset(ctx, t->grad, 0, sizeof(float) * n);
-    cuda_memset(ctx, t->m, 0, sizeof(float) * n);
-    cuda_memset(ctx, t->v, 0, sizeof(float) * n);
+    float** arrays[4] = {&t->master, &t->grad, &t->m, &t->v};
+    for (int k = 0; k < 4; k++) {
+        *arrays[k] = cuda_malloc(sizeof(float) * n);
+        cuda_memset(g->ctx, *arrays[k], 0, sizeof(float) * n);
+    }
     param_table_build(&g->cfg, &t->table);
     t->offset = xmalloc(sizeof(size_t) * (size_t)t->table.n_params);
-    for (int i = 0; i < t->table.n_params; i++) {
+    for (int i = 0; i < t->table.n_params; i++) t->offset[i] = cuda_model_param_offset(g, &t->table.params[i]);
+}
+
+void cuda_train_model_create(CudaTrainModel* t, CudaModel* g, const Model* m) {
+    train_state_alloc(t, g);
+    for (int i = 0; i < t->table.n_params; i++) {  // exact fp32 masters
         const ParamInfo* p = &t->table.params[i];
-        t->offset[i] = cuda_model_param_offset(g, p);
-        cuda_upload(ctx, t->master + t->offset[i], m->arena + p->offset, sizeof(float) * p->numel);
+        cuda_upload(g->ctx, t->master + t->offset[i], m->arena + p->offset, sizeof(float) * p->numel);
     }
     cuda_model_upload(g, m);
 }
 
 void cuda_train_model_create_random(CudaTrainModel* t, CudaModel* g, uint64_t seed) {
-    memset(t, 0, sizeof *t);
-    t->g = g;
-    size_t n = g->arena_elems;
-    CudaContext* ctx = g->ctx;
-    t->master = cuda_malloc(sizeof(float) * n);
-    t->grad = cuda_malloc(sizeof(float) * n);
-    t->m = cuda_malloc(sizeof(float) * n);
-    t->v = cuda_malloc(sizeof(float) * n);
-    cuda_memset(ctx, g->arena, 0, sizeof(bf16) * n);  // the alignment gaps: zero masters, zero gradients
+    train_state_alloc(t, g);
+    cuda_memset(g->ctx, g->arena, 0, sizeof(bf16) * g->arena_elems);  // zero gaps, so zero masters there
     cuda_model_init_random(g, seed);
-    cuda_bf16_to_f32(ctx, t->master, g->arena, n);
-    cuda_memset(ctx, t->grad, 0, sizeof(float) * n);
-    cuda_memset(ctx, t->m, 0, sizeof(float) * n);
-    cuda_memset(ctx, t->v, 0, sizeof(float) * n);
-    param_table_build(&g->cfg, &t->table);
-    t->offset = xmalloc(sizeof(size_t) * (size_t)t->table.n_params);
-    for (int i = 0; i < t->table.n_params; i++) t->offset[i] = cuda_model_param_offset(g, &t->table.params[i]);
+    cuda_bf16_to_f32(g->ctx, t->master, g->arena, g->arena_elems);
 }
 
 void cuda_train_model_free(CudaTrainModel* t) {
@@ -61,13 +50,6 @@ void cuda_train_model_free(CudaTrainModel* t) {
     free(t->offset);
     param_table_free(&t->table);
     memset(t, 0, sizeof *t);
-}
-
-void cuda_train_model_download(const CudaTrainModel* t, Model* m) {
-    for (int i = 0; i < t->table.n_params; i++) {
-        const ParamInfo* p = &t->table.params[i];
-        cuda_download(t->g->ctx, m->arena + p->offset, t->master + t->offset[i], sizeof(float) * p->numel);
-    }
 }
 
 void cuda_train_zero_grad(CudaTrainModel* t) {
@@ -355,7 +337,7 @@ int cuda_teacher_forward(CudaTeacher* t, const int* tokens, int B, int T, Err* e
     int *seq = rows, *pos = rows + N;
     for (int n = 0; n < N; n++) seq[n] = n / T, pos[n] = n % T;
     int rc = cuda_forward_stage(t->g, &t->rs, &t->cache, tokens, seq, pos, N, NULL, 0, e);
-    if (!rc) cuda_forward_launch(t->g, &t->rs, &t->cache, N, 0, 0);
+    if (!rc) cuda_forward_launch(t->g, &t->rs, &t->cache);
     free(rows);
     return rc;
 }

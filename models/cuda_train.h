@@ -26,8 +26,6 @@ void cuda_train_model_create(CudaTrainModel* t, CudaModel* g, const Model* m);
 // Without a CPU model: random init on the device (model_init_random's values, bf16-rounded masters).
 void cuda_train_model_create_random(CudaTrainModel* t, CudaModel* g, uint64_t seed);
 void cuda_train_model_free(CudaTrainModel* t);
-// The masters back into a CPU model of the same shape (to save a Hugging Face checkpoint).
-void cuda_train_model_download(const CudaTrainModel* t, Model* m);
 
 typedef struct {
     int B, T, N;

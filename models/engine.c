@@ -60,6 +60,14 @@ void engine_close(Engine* en) {
     memset(en, 0, sizeof *en);
 }
 
+const char* engine_device_name(const Engine* en) {
+#ifdef ARBOR_HAVE_CUDA
+    if (en->gpu) return cuda_device_name(((const CudaModel*)en->gpu)->ctx);
+#endif
+    (void)en;
+    return NULL;
+}
+
 void engine_run_create(EngineRun* r, const Engine* en, int max_seqs, int max_len, int max_rows, int max_out) {
     memset(r, 0, sizeof *r);
     r->en = en;

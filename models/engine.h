@@ -25,6 +25,8 @@ typedef struct {
 // On DEVICE_CUDA: fails (-1, e set) when arbor was built without CUDA or no device is present.
 int engine_open(Engine* en, const Model* m, Device d, Err* e);
 void engine_close(Engine* en);
+// The GPU's name (DEVICE_CUDA), or NULL on the CPU.
+const char* engine_device_name(const Engine* en);
 
 typedef struct {
     const Engine* en;

@@ -66,6 +66,17 @@ static void cache_store(KVCache* c, int layer, const float* k, const float* v, c
     }
 }
 
+int forward_rows_check(const int* tokens, const int* seq, const int* pos, int N, int max_rows, int V, int max_seqs,
+                       int max_len, Err* e) {
+    if (N > max_rows) return err_set(e, "%d rows exceed the run state's %d", N, max_rows);
+    for (int n = 0; n < N; n++) {
+        if (tokens[n] < 0 || tokens[n] >= V) return err_set(e, "token id %d is outside the vocabulary [0, %d)", tokens[n], V);
+        if (seq[n] < 0 || seq[n] >= max_seqs) return err_set(e, "sequence %d beyond the KV cache's %d", seq[n], max_seqs);
+        if (pos[n] < 0 || pos[n] >= max_len) return err_set(e, "position %d beyond the KV cache's %d", pos[n], max_len);
+    }
+    return 0;
+}
+
 // Embedding and every layer: leaves the residual stream of the N rows in s->x. When capture is given,
 // the output of layer l goes to capture + slot[l] * N * C for every l with slot[l] >= 0.
 static int forward_trunk(const Model* m, RunState* s, KVCache* cache, const int* tokens, const int* seq, const int* pos,
@@ -74,12 +85,7 @@ static int forward_trunk(const Model* m, RunState* s, KVCache* cache, const int*
     const KernelOps* op = m->ops;
     int C = c->hidden, F = c->ffn, HS = c->head_dim, NH = c->n_heads, NKV = c->n_kv_heads;
     int Q = NH * HS, KV = NKV * HS, V = c->vocab;
-    if (N > s->max_rows) return err_set(e, "%d rows exceed the run state's %d", N, s->max_rows);
-    for (int n = 0; n < N; n++) {
-        if (tokens[n] < 0 || tokens[n] >= V) return err_set(e, "token id %d is outside the vocabulary [0, %d)", tokens[n], V);
-        if (seq[n] < 0 || seq[n] >= cache->max_seqs) return err_set(e, "sequence %d beyond the KV cache's %d", seq[n], cache->max_seqs);
-        if (pos[n] < 0 || pos[n] >= cache->max_len) return err_set(e, "position %d beyond the KV cache's %d", pos[n], cache->max_len);
-    }
+    if (forward_rows_check(tokens, seq, pos, N, s->max_rows, V, cache->max_seqs, cache->max_len, e)) return -1;
 
     op->embedding_forward(s->x, tokens, m->w.wte, N, C);
     for (int l = 0; l < c->n_layers; l++) {

@@ -41,6 +41,11 @@ typedef struct {
 void runstate_create(RunState* s, const ModelConfig* cfg, int max_rows, int max_len);
 void runstate_free(RunState* s);
 
+// The rows' own checks, shared by the backends: N within max_rows, token ids below V, sequences and
+// positions inside the cache. Returns -1 with e set on the first bad row.
+int forward_rows_check(const int* tokens, const int* seq, const int* pos, int N, int max_rows, int V, int max_seqs,
+                       int max_len, Err* e);
+
 // tokens, seq, pos (N). logits (n_out, V) for the rows listed in out_rows (n_out of them), or for all
 // N rows when out_rows is NULL (then n_out must be N). Returns -1 with e set on a bad token id or a
 // position beyond the cache.

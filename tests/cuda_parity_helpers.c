@@ -91,9 +91,8 @@ const char* const hf_fixture_names[N_HF_FIXTURES] = {"qwen3_gqa_headdim_tied_bf1
 
 void load_fixture_model(Model* m, const char* name) {
     char dir[1024];
-    Err e;
     fixture_dir(dir, sizeof dir, name);
-    cr_assert_eq(model_load(m, dir, &e), 0, "%s", e.msg);
+    load_model_at(m, dir, NULL);
 }
 
 ModelConfig tiny_config(void) {

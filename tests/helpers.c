@@ -28,6 +28,13 @@ const char* fixtures_root(void) {
     return env && *env ? env : ARBOR_FIXTURES;
 }
 
+void load_model_at(Model* m, const char* dir, const char* sub) {
+    char path[4096];
+    snprintf(path, sizeof path, sub ? "%s/%s" : "%s", dir, sub);
+    Err e;
+    cr_assert_eq(model_load(m, path, &e), 0, "%s", e.msg);
+}
+
 void fixture_dir(char* out, size_t n, const char* name) { snprintf(out, n, "%s/hf/%s", fixtures_root(), name); }
 
 void make_temp_dir(char* out, size_t n) {

@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #include "kernels/check.h"
+#include "models/model.h"
 
 // ||a - b|| / ||b|| over n values
 double rel_l2(const float* a, const float* b, size_t n);
@@ -13,6 +14,8 @@ double rel_l2(const float* a, const float* b, size_t n);
 const char* fixtures_root(void);
 // "<fixtures_root()>/hf/<name>"
 void fixture_dir(char* out, size_t n, const char* name);
+// Loads "<dir>/<sub>" (sub may be NULL: dir itself) into m; the test fails with the reason otherwise.
+void load_model_at(Model* m, const char* dir, const char* sub);
 // A fresh directory under /tmp; path written to out.
 void make_temp_dir(char* out, size_t n);
 void write_bytes(const char* path, const void* data, size_t n);

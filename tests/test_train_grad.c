@@ -30,10 +30,8 @@ static void check_case(const char* kind, int recompute) {
     }
     Model s, t;
     Err e;
-    snprintf(path, sizeof path, "%s/student", dir);
-    cr_assert_eq(model_load(&s, path, &e), 0, "%s", e.msg);
-    snprintf(path, sizeof path, "%s/teacher", dir);
-    cr_assert_eq(model_load(&t, path, &e), 0, "%s", e.msg);
+    load_model_at(&s, dir, "student");
+    load_model_at(&t, dir, "teacher");
     TrainActs sa, ta;
     train_acts_create(&sa, &s.cfg, B, T, recompute);
     train_acts_create(&ta, &t.cfg, B, T, 0);

@@ -20,10 +20,8 @@ Test(train_loop, adamw_trajectory_matches_torch) {
     int steps = cJSON_GetObjectItem(tj, "steps")->valueint, K = cJSON_GetObjectItem(tj, "accum")->valueint;
     Model s, t;
     Err e;
-    snprintf(path, sizeof path, "%s/student", dir);
-    cr_assert_eq(model_load(&s, path, &e), 0, "%s", e.msg);
-    snprintf(path, sizeof path, "%s/teacher", dir);
-    cr_assert_eq(model_load(&t, path, &e), 0, "%s", e.msg);
+    load_model_at(&s, dir, "student");
+    load_model_at(&t, dir, "teacher");
     const cJSON* lr = cJSON_GetObjectItem(tj, "lr");
     TrainConfig cfg = {0};
     cfg.steps = steps, cfg.batch = B, cfg.grad_accum = K, cfg.seq_len = T;

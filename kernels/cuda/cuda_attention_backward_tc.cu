@@ -73,6 +73,12 @@ __device__ static void load_f_tile(__nv_bfloat16* dst, int ld, const float* src,
     }
 }
 
+// the softmax probability of query position qp for key position kp from the raw score s and the
+// query's log-sum-exp; 0 where the key is masked (after the query, or either past the sequence)
+__device__ __forceinline__ float softmax_p(float s, float lse, int qp, int kp, int T, float scale) {
+    return kp < T && qp < T && qp >= kp ? expf(scale * s - lse) : 0.0f;
+}
+
 // the query tile's operands of one head: Q and dO (bf16), and each row's lse and D
 __device__ static void load_query_tile(__nv_bfloat16* Qs, __nv_bfloat16* dOs, float* lse_s, float* D_s, int ld,
                                        const __nv_bfloat16* q, const float* dout, const float* lse, const float* Dv,
@@ -117,9 +123,7 @@ __global__ void __launch_bounds__(128)
             __syncthreads();
             for (int i = threadIdx.x; i < TB * TB; i += blockDim.x) {
                 int kr = i / TB, qc = i % TB;
-                int kp = k0 + kr, qp = q0 + qc;
-                float p = 0.0f;
-                if (kp < T && qp < T && qp >= kp) p = expf(scale * St[kr * Lo.lds + qc] - lse_s[qc]);
+                float p = softmax_p(St[kr * Lo.lds + qc], lse_s[qc], q0 + qc, k0 + kr, T, scale);
                 Pt[kr * Lo.ldp + qc] = to_bf(p);
                 dSt[kr * Lo.ldp + qc] = to_bf(p * (dPt[kr * Lo.lds + qc] - D_s[qc]));
             }
@@ -163,9 +167,7 @@ __global__ void __launch_bounds__(128)
         __syncthreads();
         for (int i = threadIdx.x; i < TB * TB; i += blockDim.x) {
             int qr = i / TB, kc = i % TB;
-            int qp = q0 + qr, kp = k0 + kc;
-            float p = 0.0f;
-            if (kp < T && qp < T && qp >= kp) p = expf(scale * S[qr * Lo.lds + kc] - lse_s[qr]);
+            float p = softmax_p(S[qr * Lo.lds + kc], lse_s[qr], q0 + qr, k0 + kc, T, scale);
             dS[qr * Lo.ldp + kc] = to_bf(p * (dP[qr * Lo.lds + kc] - D_s[qr]));
         }
         __syncthreads();

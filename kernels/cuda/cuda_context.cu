@@ -6,6 +6,7 @@
 #include "cuda_internal.h"
 
 extern "C" {
+#include "../clock.h"
 #include "../dtype.h"
 }
 
@@ -249,11 +250,6 @@ extern "C" double cuda_timer_stop_ms(CudaContext* ctx, CudaTimer* t) {
 // ---------------------------------------------------------------------------------------------
 // ceilings
 
-static int compare_double(const void* a, const void* b) {
-    double x = *(const double*)a, y = *(const double*)b;
-    return (x > y) - (x < y);
-}
-
 // the median over reps timed runs of run() (device events), after `warmups` untimed ones
 template <typename F>
 static double median_time_ms(CudaContext* ctx, int warmups, int reps, F run) {
@@ -265,8 +261,7 @@ static double median_time_ms(CudaContext* ctx, int warmups, int reps, F run) {
         double elapsed = cuda_timer_stop_ms(ctx, t);
         if (i >= 0) ms[i] = elapsed;
     }
-    qsort(ms, reps, sizeof(double), compare_double);
-    double med = reps % 2 ? ms[reps / 2] : 0.5 * (ms[reps / 2 - 1] + ms[reps / 2]);
+    double med = median_inplace(ms, reps);
     free(ms);
     cuda_timer_free(t);
     return med;
