@@ -3,6 +3,7 @@
 // it with the training loop; a sweep of depth strategies and widths, each pruned, scored before and
 // after distillation, against students of the same shapes trained from scratch on the same budget;
 // results.csv and the frontier plots.
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,7 @@
 #include "../models/file_io.h"
 #include "../models/tokenizer.h"
 #include "commands.h"
+#include "content_hash.h"
 #include "demo_data.h"
 #include "results_table.h"
 #include "sweep_config.h"
@@ -104,10 +106,31 @@ int cmd_demo(int argc, char** argv) {
     if (tokenizer_load(&tok, path, &e)) return fail(&e);
     int vocab = tok.n_ids;
     tokenizer_free(&tok);
+    // the teacher is trained once per (seed, sizes, training data); a re-run with the same ones reuses it
+    char data_hash[CONTENT_HASH_HEX], key[256], key_path[4200];
+    HashMemo memo;
+    hash_memo_open(&memo, NULL);
+    snprintf(path, sizeof path, "%s/data/train.shard", out);
+    int hrc = content_hash(&memo, path, data_hash, &e);
+    hash_memo_free(&memo);
+    if (hrc) return fail(&e);
+    snprintf(key, sizeof key, "teacher v1 seed=%ld entities=%d repeats=%d steps=%d shape=%d,%d,%d vocab=%d data=%s\n", seed,
+             z.entities, z.repeats, z.teacher_steps, z.layers, z.hidden, z.ffn, vocab, data_hash);
+    snprintf(key_path, sizeof key_path, "%s/teacher.key", out);
+    char* have = access(key_path, F_OK) == 0 ? file_read_all(key_path, NULL, &e) : NULL;
     snprintf(path, sizeof path, "%s/teacher/model/config.json", out);
-    if (access(path, F_OK) != 0) {  // the teacher is trained once; a re-run reuses it
+    int reuse = have && !strcmp(have, key) && access(path, F_OK) == 0;
+    free(have);
+    if (!reuse) {
+        snprintf(path, sizeof path, "%s/teacher", out);
+        if (unlink(key_path) != 0 && errno != ENOENT) {
+            err_set(&e, "%s: cannot remove (%s)", key_path, strerror(errno));
+            return fail(&e);
+        }
+        if (remove_tree(path, &e)) return fail(&e);
         fprintf(stderr, "demo: training the teacher (%d steps)\n", z.teacher_steps);
-        if (train_teacher(out, &z, (uint64_t)seed, vocab, &e)) return fail(&e);
+        if (train_teacher(out, &z, (uint64_t)seed, vocab, &e) || file_write_atomic(key_path, key, strlen(key), &e))
+            return fail(&e);
     }
     if (write_sweep_config(out, &z, &e)) return fail(&e);
     snprintf(path, sizeof path, "%s/demo.ini", out);

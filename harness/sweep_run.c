@@ -18,10 +18,20 @@
 #include "../mmlu/mmlu_eval.h"
 #include "../models/file_io.h"
 #include "../prune/search.h"
+#include "content_hash.h"
+
+// The content of every input the stages read (content_hash.h): part of each stage's key, so a
+// replaced checkpoint or a shard rewritten in place re-runs what read it.
+typedef struct {
+    char teacher[CONTENT_HASH_HEX], calib[CONTENT_HASH_HEX], distill[CONTENT_HASH_HEX], val[CONTENT_HASH_HEX];
+    char mmlu[CONTENT_HASH_HEX], tokenizer[CONTENT_HASH_HEX];
+    char baseline[SWEEP_MAX_BASELINES][CONTENT_HASH_HEX];
+} InputHashes;
 
 typedef struct {
     const SweepConfig* c;
     const Cell* cell;
+    const InputHashes* in;
     char dir[2048];    // the cell's folder
     char key[32];      // input hash of the previous stage
     double seconds;    // this stage's wall time
@@ -316,16 +326,51 @@ static int bench_stage(Ctx* x, const char* tmp, cJSON* metrics, Err* e) {
 
 // ---- the run
 
-static void settings_of(const SweepConfig* c, const char* stage_name, char* out, size_t n) {
+static void settings_of(const SweepConfig* c, const InputHashes* in, const char* stage_name, char* out, size_t n) {
     if (!strcmp(stage_name, "eval"))
-        snprintf(out, n, "mmlu=%s shots=%d subjects=%s limit=%d val=%s ppl=%d,%d tok=%s device=%s", c->mmlu, c->shots,
-                 c->subjects, c->limit, c->val, c->ppl_seq_len, c->ppl_tokens, c->tokenizer, device_name(c->device));
+        snprintf(out, n, "mmlu=%s:%s shots=%d subjects=%s limit=%d val=%s:%s ppl=%d,%d tok=%s:%s device=%s", c->mmlu, in->mmlu,
+                 c->shots, c->subjects, c->limit, c->val, in->val, c->ppl_seq_len, c->ppl_tokens, c->tokenizer, in->tokenizer,
+                 device_name(c->device));
+    else if (!strcmp(stage_name, "prune"))
+        snprintf(out, n, "teacher=%s calib=%s", in->teacher, in->calib);
+    else if (!strcmp(stage_name, "distill"))
+        snprintf(out, n, "teacher=%s data=%s", in->teacher, in->distill);
+    else if (!strcmp(stage_name, "init"))
+        snprintf(out, n, "teacher=%s", in->teacher);  // its config.json gives the shape
+    else if (!strcmp(stage_name, "train"))
+        snprintf(out, n, "data=%s", in->distill);
     else if (!strcmp(stage_name, "bench")) {
         int len = snprintf(out, n, "prompt=%d gen=%d repeats=%d precision=%s device=%s batch=", c->prompt_len, c->gen_len,
                            c->repeats, c->precision, device_name(c->device));
         for (int i = 0; i < c->n_bench_batch; i++) len += snprintf(out + len, n - (size_t)len, "%d,", c->bench_batch[i]);
     } else
-        out[0] = 0;  // prune / distill / init / train: their settings are the cell id
+        out[0] = 0;
+}
+
+// Hashes what the sweep reads (memo in OUT/NAME/content_hashes.tsv). Paths the config leaves empty hash as "".
+static int hash_inputs(const SweepConfig* c, InputHashes* in, Err* e) {
+    memset(in, 0, sizeof *in);
+    char memo_path[2200];
+    snprintf(memo_path, sizeof memo_path, "%s/%s/content_hashes.tsv", c->out, c->name);
+    HashMemo memo;
+    hash_memo_open(&memo, memo_path);
+    double t0 = now_seconds();
+    int matrix = c->n_strategies > 0;
+    int rc = content_hash(&memo, c->teacher, in->teacher, e);
+    if (!rc && matrix) rc = content_hash(&memo, c->calib, in->calib, e) || content_hash(&memo, c->distill_data, in->distill, e);
+    if (!rc && c->val[0]) rc = content_hash(&memo, c->val, in->val, e);
+    if (!rc && c->mmlu[0]) rc = content_hash(&memo, c->mmlu, in->mmlu, e);
+    if (!rc && c->tokenizer[0]) rc = content_hash(&memo, c->tokenizer, in->tokenizer, e);
+    for (int i = 0; i < c->n_baselines && !rc; i++) rc = content_hash(&memo, c->baseline_model[i], in->baseline[i], e);
+    if (memo.bytes_hashed > (1u << 30))
+        fprintf(stderr, "sweep: hashed %.1f GB of inputs in %.0f s (remembered in %s)\n", memo.bytes_hashed / 1e9,
+                now_seconds() - t0, memo_path);
+    if (!rc) {
+        Err ignored;
+        if (hash_memo_save(&memo, &ignored)) fprintf(stderr, "sweep: could not save the hash memo: %s\n", ignored.msg);
+    }
+    hash_memo_free(&memo);
+    return rc ? err_prefix(e, "hashing the sweep's inputs") : 0;
 }
 
 int sweep_run(const SweepConfig* c, const Cell* cells, int n, const char* only, const char* stage_only, int force,
@@ -334,14 +379,25 @@ int sweep_run(const SweepConfig* c, const Cell* cells, int n, const char* only, 
     int known = !stage_only;
     for (size_t i = 0; i < sizeof stage_names / sizeof stage_names[0] && !known; i++) known = !strcmp(stage_only, stage_names[i]);
     if (!known) return err_set(e, "--stage %s: not a stage (prune, eval_pruned, distill, init, train, eval, bench)", stage_only);
+    char sweep_dir[2048];
+    snprintf(sweep_dir, sizeof sweep_dir, "%s/%s", c->out, c->name);
+    InputHashes in;
+    if (make_dirs(sweep_dir, e) || hash_inputs(c, &in, e)) return -1;
     int ran = 0;
     for (int i = 0; i < n; i++) {
         const Cell* cell = &cells[i];
         if (only && strcmp(only, cell->id) != 0) continue;
         ran++;
-        Ctx x = {c, cell, "", "", 0, 0, stage_only};
+        Ctx x = {c, cell, &in, "", "", 0, 0, stage_only};
         snprintf(x.dir, sizeof x.dir, "%s/%s/cells/%s", c->out, c->name, cell->id);
-        snprintf(x.key, sizeof x.key, "%s", cell->id);
+        // the first stage's key: the cell's settings, and for a teacher or baseline cell the model it reads
+        const char* model_hash = "";
+        if (cell->kind == CELL_TEACHER) model_hash = in.teacher;
+        for (int b = 0; b < c->n_baselines; b++)
+            if (cell->kind == CELL_BASELINE && !strcmp(cell->model, c->baseline_model[b])) model_hash = in.baseline[b];
+        char first[128];
+        snprintf(first, sizeof first, "%s:%s", cell->id, model_hash);
+        snprintf(x.key, sizeof x.key, "%016llx", (unsigned long long)fnv1a64(first, strlen(first)));
         if (make_dirs(x.dir, e)) return -1;
         cJSON* info = cJSON_CreateObject();
         cJSON_AddStringToObject(info, "id", cell->id);
@@ -351,12 +407,17 @@ int sweep_run(const SweepConfig* c, const Cell* cells, int n, const char* only, 
         cJSON_AddStringToObject(info, "strategy", cell->strategy);
         cJSON_AddStringToObject(info, "source", cell->model[0] ? cell->model : c->teacher);
         if (json_write_atomic(x.dir, "cell.json", info, e)) return -1;
-        char eval_settings[8192], bench_settings[1024];
-        settings_of(c, "eval", eval_settings, sizeof eval_settings);
-        settings_of(c, "bench", bench_settings, sizeof bench_settings);
+        char eval_settings[8192], bench_settings[1024], prune_settings[256], distill_settings[256], init_settings[256],
+            train_settings[256];
+        settings_of(c, &in, "eval", eval_settings, sizeof eval_settings);
+        settings_of(c, &in, "bench", bench_settings, sizeof bench_settings);
+        settings_of(c, &in, "prune", prune_settings, sizeof prune_settings);
+        settings_of(c, &in, "distill", distill_settings, sizeof distill_settings);
+        settings_of(c, &in, "init", init_settings, sizeof init_settings);
+        settings_of(c, &in, "train", train_settings, sizeof train_settings);
         int rc = 0;
         if (cell->kind == CELL_PRUNED) {
-            rc = stage(&x, "prune", "", prune_stage, force, e);
+            rc = stage(&x, "prune", prune_settings, prune_stage, force, e);
             if (!rc && c->mmlu[0]) {  // the pruned model before distillation: what distillation has to recover
                 char key[32];
                 snprintf(key, sizeof key, "%s", x.key);
@@ -365,16 +426,15 @@ int sweep_run(const SweepConfig* c, const Cell* cells, int n, const char* only, 
                 x.eval_pruned = 0;
                 snprintf(x.key, sizeof x.key, "%s", key);  // distillation does not depend on it
             }
-            if (!rc) rc = stage(&x, "distill", "", distill_stage, force, e);
+            if (!rc) rc = stage(&x, "distill", distill_settings, distill_stage, force, e);
         }
-        if (cell->kind == CELL_SCRATCH) rc = stage(&x, "init", "", init_stage, force, e) || stage(&x, "train", "", train_stage, force, e);
+        if (cell->kind == CELL_SCRATCH)
+            rc = stage(&x, "init", init_settings, init_stage, force, e) || stage(&x, "train", train_settings, train_stage, force, e);
         if (!rc) rc = stage(&x, "eval", eval_settings, eval_stage, force, e) || stage(&x, "bench", bench_settings, bench_stage, force, e);
         if (rc) return -1;
     }
     if (only && !ran) return err_set(e, "--only %s: no such cell in this sweep (arbor sweep CONFIG --dry-run lists them)", only);
-    char dir[2048];
-    snprintf(dir, sizeof dir, "%s/%s", c->out, c->name);
-    return sweep_collect(dir, e);
+    return sweep_collect(sweep_dir, e);
 }
 
 // ---- collect

@@ -61,6 +61,19 @@ void* calloc_check(size_t n, size_t size, const char* file, int line) {
     return p;
 }
 
+void* realloc_check(void* old, size_t size, const char* file, int line) {
+    void* p = realloc(old, size ? size : 1);
+    if (!p) fatal_at(file, line, ARBOR_EXIT_RUNTIME, "out of memory growing a buffer to %zu bytes", size);
+    return p;
+}
+
+char* strdup_check(const char* s, const char* file, int line) {
+    size_t n = strlen(s) + 1;
+    char* p = malloc_check(n, file, line);
+    memcpy(p, s, n);
+    return p;
+}
+
 void* aligned_alloc_uninit_check(size_t size, const char* file, int line) {
     size_t rounded = (size + 63) / 64 * 64;
     void* p = aligned_alloc(64, rounded ? rounded : 64);

@@ -39,7 +39,11 @@ void* aligned_alloc_check(size_t size, const char* file, int line);  // 64-byte 
 // 64-byte aligned, not zeroed: for large buffers that are always written before they are read
 // (KV caches, activations), where zeroing gigabytes would cost seconds.
 void* aligned_alloc_uninit_check(size_t size, const char* file, int line);
+void* realloc_check(void* old, size_t size, const char* file, int line);
+char* strdup_check(const char* s, const char* file, int line);
 #define xmalloc(sz) malloc_check((sz), __FILE__, __LINE__)
+#define xrealloc(p, sz) realloc_check((p), (sz), __FILE__, __LINE__)
+#define xstrdup(s) strdup_check((s), __FILE__, __LINE__)
 #define xcalloc(n, sz) calloc_check((n), (sz), __FILE__, __LINE__)
 #define xaligned_alloc(sz) aligned_alloc_check((sz), __FILE__, __LINE__)
 #define xaligned_alloc_uninit(sz) aligned_alloc_uninit_check((sz), __FILE__, __LINE__)

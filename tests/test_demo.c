@@ -54,3 +54,35 @@ Test(demo, small_setting_meets_the_required_outcome, .timeout = 600) {
         cr_expect_eq(access(path, F_OK), 0, "%s", plots[i]);
     }
 }
+
+static int count_lines_with(const char* path, const char* needle) {
+    Err e;
+    char* text = file_read_all(path, NULL, &e);
+    cr_assert_not_null(text, "%s", e.msg);
+    int n = 0;
+    for (char* p = text; (p = strstr(p, needle)); p++) n++;
+    free(text);
+    return n;
+}
+
+Test(demo, a_new_seed_over_an_old_folder_reruns_everything, .timeout = 300) {
+    char dir[256], args[1024], log[600];
+    make_temp_dir(dir, sizeof dir);
+    snprintf(log, sizeof log, "%s/log.txt", dir);
+    const char* tiny = "--small --entities 4 --teacher-steps 5 --distill-steps 2";
+    snprintf(args, sizeof args, "demo %s --out %s/d 2>%s", tiny, dir, log);
+    cr_assert_eq(run_arbor(args, "/dev/null"), 0);
+    cr_expect_eq(count_lines_with(log, "training the teacher"), 1);
+    // the same seed again: the teacher and every stage are reused
+    cr_assert_eq(run_arbor(args, "/dev/null"), 0);
+    cr_expect_eq(count_lines_with(log, "training the teacher"), 0, "the teacher is reused");
+    cr_expect_eq(count_lines_with(log, " ...\n"), 0, "no stage re-runs");
+    // another seed writes other data: the teacher is trained again and no stage result is reused
+    snprintf(args, sizeof args, "demo %s --seed 1 --out %s/d 2>%s", tiny, dir, log);
+    cr_assert_eq(run_arbor(args, "/dev/null"), 0);
+    cr_expect_eq(count_lines_with(log, "training the teacher"), 1, "a new seed trains a new teacher");
+    cr_expect_eq(count_lines_with(log, ": done\n"), 0, "and re-runs every stage");
+    char rm[400];
+    snprintf(rm, sizeof rm, "rm -rf %s", dir);
+    cr_expect_eq(system(rm), 0);
+}

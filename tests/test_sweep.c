@@ -286,3 +286,59 @@ Test(sweep, the_reproduction_config_parses) {
     cr_expect_str_eq(cells[2].label, "bi-L24");
     free(cells);
 }
+
+static char* read_done(const char* cell_id, const char* stage_name) {
+    char path[1024];
+    snprintf(path, sizeof path, "%s/results/t/cells/%s/%s.done", dir, cell_id, stage_name);
+    Err e;
+    char* text = file_read_all(path, NULL, &e);
+    cr_assert_not_null(text, "%s", e.msg);
+    return text;
+}
+
+Test(sweep, replaced_inputs_rerun_the_stages_that_read_them) {
+    write_cfg("[distill]\nsteps = 1\nseq_len = 16\nbatch = 2\n\n[prune]\ncalib_windows = 2\nseq_len = 16\n\n"
+              "[bench]\nprompt_len = 4\ngen_len = 2\nrepeats = 1\n\n[matrix]\nstrategies = bi\nlayers = 2\n");
+    SweepConfig c;
+    Err e;
+    cr_assert_eq(sweep_config_load(cfg_path, &c, &e), 0, "%s", e.msg);
+    Cell* cells;
+    int n;
+    sweep_cells(&c, &cells, &n);
+    cr_assert_eq(n, 2);
+    cr_assert_eq(sweep_run(&c, cells, n, NULL, NULL, 0, &e), 0, "%s", e.msg);
+    char* prune0 = read_done(cells[1].id, "prune");
+    char* distill0 = read_done(cells[1].id, "distill");
+    char* teacher_eval0 = read_done(cells[0].id, "eval");
+    // the distillation shard rewritten in place (same path, same size): distill re-runs, pruning does not
+    write_test_shard(shard, 1000, 512, 2, NULL);
+    cr_assert_eq(sweep_run(&c, cells, n, NULL, NULL, 0, &e), 0, "%s", e.msg);
+    char* prune1 = read_done(cells[1].id, "prune");
+    char* distill1 = read_done(cells[1].id, "distill");
+    (void)prune1;
+    cr_expect_str_neq(distill1, distill0, "distill read the shard, so it re-ran");
+    // (the calibration shard is the same file here, so pruning re-ran too)
+    cr_expect_str_neq(prune1, prune0);
+    // the teacher replaced by another of the same shape: everything that read it re-runs
+    ModelConfig mc;
+    config_preset("tiny", &mc, &e);
+    char rm[700];
+    snprintf(rm, sizeof rm, "rm -rf %s", teacher);
+    cr_assert_eq(system(rm), 0);
+    cr_assert_eq(checkpoint_write_random(&mc, 99, teacher, ST_F32, ARBOR_DEFAULT_SHARD_BYTES, &e), 0, "%s", e.msg);
+    cr_assert_eq(sweep_run(&c, cells, n, NULL, NULL, 0, &e), 0, "%s", e.msg);
+    char* prune2 = read_done(cells[1].id, "prune");
+    char* teacher_eval2 = read_done(cells[0].id, "eval");
+    cr_expect_str_neq(prune2, prune1, "a new teacher re-prunes");
+    cr_expect_str_neq(teacher_eval2, teacher_eval0, "and re-evaluates the teacher cell");
+    // nothing changed: nothing re-runs
+    cr_assert_eq(sweep_run(&c, cells, n, NULL, NULL, 0, &e), 0, "%s", e.msg);
+    char* prune3 = read_done(cells[1].id, "prune");
+    cr_expect_str_eq(prune3, prune2);
+    char memo[700];
+    snprintf(memo, sizeof memo, "%s/results/t/content_hashes.tsv", dir);
+    cr_expect_eq(access(memo, F_OK), 0, "the hash memo is kept beside the results");
+    free(prune0), free(distill0), free(teacher_eval0), free(prune1), free(distill1), free(prune2), free(teacher_eval2);
+    free(prune3);
+    free(cells);
+}
