@@ -159,3 +159,39 @@ int lm_head_loss(const LossConfig* cfg, const float* xnf, const float* lm_head, 
     if (!isfinite(out->total)) return err_set(e, "the loss is not finite (%g)", out->total);
     return 0;
 }
+
+static int topk_of(const char* s) {  // "64" -> 64; anything but a whole number in 1..4096 -> 0
+    char* end;
+    long k = strtol(s, &end, 10);
+    return end != s && !*end && k >= 1 && k <= 4096 ? (int)k : 0;
+}
+
+// --loss: kl | rkl | topk:K | ce | mix:W_CE,KIND  (KIND kl, rkl or topk:K; the KD weight is 1)
+int loss_parse(const char* s, int have_teacher, LossConfig* l, Err* e) {
+    memset(l, 0, sizeof *l);
+    l->kd_weight = 1.0f;
+    const char* kind = s;
+    if (strncmp(s, "mix:", 4) == 0) {
+        char* end;
+        l->ce_weight = strtof(s + 4, &end);
+        if (end == s + 4 || *end != ',' || !(l->ce_weight >= 0 && l->ce_weight <= 1e6))
+            return err_set(e, "loss '%s': expected mix:W_CE,KIND with 0 <= W_CE <= 1e6", s);
+        kind = end + 1;
+    }
+    if (strcmp(kind, "ce") == 0 && kind == s) {
+        l->ce_weight = 1.0f;
+        l->kd_weight = 0.0f;
+        l->kd = KD_NONE;
+    } else if (strcmp(kind, "kl") == 0) {
+        l->kd = KD_KL;
+    } else if (strcmp(kind, "rkl") == 0) {
+        l->kd = KD_RKL;
+    } else if (strncmp(kind, "topk:", 5) == 0 && topk_of(kind + 5) > 0) {
+        l->kd = KD_TOPK;
+        l->topk = topk_of(kind + 5);
+    } else {
+        return err_set(e, "loss '%s': expected kl, rkl, topk:K (1..4096), ce or mix:W_CE,KIND", s);
+    }
+    if (l->kd != KD_NONE && !have_teacher) return err_set(e, "loss '%s' needs a teacher", s);
+    return 0;
+}

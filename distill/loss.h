@@ -38,3 +38,7 @@ typedef struct {
 int lm_head_loss(const LossConfig* cfg, const float* xnf, const float* lm_head, int N, int C, int V,
                  const int* targets, const float* t_xnf, const float* t_lm_head, int Ct, float grad_scale,
                  float* d_xnf, float* d_lm_head, LossValues* out, Err* e);
+// Parses a loss spec: kl | rkl | topk:K (1..4096) | ce | mix:W_CE,KIND (KIND kl, rkl or topk:K; KD weight 1).
+// Sets ce/kd weights, kind and k; temperature and T^2 are left at 0 for the caller. Unknown specs, and
+// a KD loss without a teacher, are refused: -1 with e = "loss 'SPEC': ...".
+int loss_parse(const char* spec, int have_teacher, LossConfig* l, Err* e);

@@ -91,10 +91,19 @@ int cmd_demo(int argc, char** argv) {
     const char* out = arg_str(&cmd, "out");
     DemoSize z = arg_flag(&cmd, "small") ? (DemoSize){8, 30, 1000, 200, 4, 64, 192}
                                          : (DemoSize){16, 30, 2000, 400, 4, 64, 192};
-    long v;
-    if (arg_str(&cmd, "entities") && !arg_long(&cmd, "entities", 4, 10000, &v, &e)) z.entities = (int)v;
-    if (arg_str(&cmd, "teacher-steps") && !arg_long(&cmd, "teacher-steps", 1, 1 << 24, &v, &e)) z.teacher_steps = (int)v;
-    if (arg_str(&cmd, "distill-steps") && !arg_long(&cmd, "distill-steps", 1, 1 << 24, &v, &e)) z.distill_steps = (int)v;
+    long v;  // an override is used or refused, never ignored
+    if (arg_str(&cmd, "entities")) {
+        if (arg_long(&cmd, "entities", 4, 10000, &v, &e)) return fail(&e);
+        z.entities = (int)v;
+    }
+    if (arg_str(&cmd, "teacher-steps")) {
+        if (arg_long(&cmd, "teacher-steps", 1, 1 << 24, &v, &e)) return fail(&e);
+        z.teacher_steps = (int)v;
+    }
+    if (arg_str(&cmd, "distill-steps")) {
+        if (arg_long(&cmd, "distill-steps", 1, 1 << 24, &v, &e)) return fail(&e);
+        z.distill_steps = (int)v;
+    }
     double t0 = now_seconds();
     char path[4200];
     snprintf(path, sizeof path, "%s/data", out);

@@ -7,40 +7,21 @@
 #include "../distill/trainer.h"
 #include "commands.h"
 
-// --loss: kl | rkl | topk:K | ce | mix:W_CE,KIND  (KIND kl, rkl or topk:K; the KD weight is 1)
-static int parse_loss(const char* s, int have_teacher, LossConfig* l, Err* e) {
-    memset(l, 0, sizeof *l);
-    l->kd_weight = 1.0f;
-    const char* kind = s;
-    if (strncmp(s, "mix:", 4) == 0) {
-        char* end;
-        l->ce_weight = strtof(s + 4, &end);
-        if (end == s + 4 || *end != ',' || !(l->ce_weight >= 0)) return err_set(e, "--loss '%s': expected mix:W_CE,KIND", s);
-        kind = end + 1;
-    }
-    if (strcmp(kind, "ce") == 0 && kind == s) {
-        l->ce_weight = 1.0f;
-        l->kd_weight = 0.0f;
-        l->kd = KD_NONE;
-    } else if (strcmp(kind, "kl") == 0) {
-        l->kd = KD_KL;
-    } else if (strcmp(kind, "rkl") == 0) {
-        l->kd = KD_RKL;
-    } else if (strncmp(kind, "topk:", 5) == 0 && atoi(kind + 5) >= 1 && atoi(kind + 5) <= 4096) {
-        l->kd = KD_TOPK;
-        l->topk = atoi(kind + 5);
-    } else {
-        return err_set(e, "--loss '%s': expected kl, rkl, topk:K (1..4096), ce or mix:W_CE,KIND", s);
-    }
-    if (l->kd != KD_NONE && !have_teacher) return err_set(e, "--loss '%s' needs a teacher (arbor distill)", s);
+// options only one of the two commands has: anything else given to the other is refused as unknown
+static const char* distill_only[] = {"teacher", "student", "loss", "kd-temp", "t2", "hidden-loss", "hidden-weight"};
+static const char* train_only[] = {"model"};
+
+static int listed(const char* name, const char* const* list, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(name, list[i])) return 1;
     return 0;
 }
 
 static int run(int argc, char** argv, int distill) {
-    Option opts[] = {
-        {"teacher", "DIR", "teacher checkpoint (distill)", NULL},
-        {"student", "DIR", "student checkpoint to start from (distill)", NULL},
-        {"model", "DIR", "checkpoint to train (train)", NULL},
+    Option all[] = {
+        {"teacher", "DIR", "teacher checkpoint", NULL},
+        {"student", "DIR", "student checkpoint to start from", NULL},
+        {"model", "DIR", "checkpoint to train", NULL},
         {"data", "SHARD", "token shard (arbor tokenize)", NULL},
         {"out", "DIR", "run directory: log.csv, train_state.bin, model/", NULL},
         {"steps", "N", "optimizer steps", "100"},
@@ -71,10 +52,20 @@ static int run(int argc, char** argv, int distill) {
         {"recompute", NULL, "recompute activations in backward (less memory, ~1 extra forward)", NULL},
         {"device", "cpu|cuda", "where the steps run: the CPU (fp32) or the GPU (bf16, fp32 masters)", "cpu"},
     };
+    Option opts[sizeof all / sizeof all[0]];
+    int n_opts = 0;
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        if (distill ? !listed(all[i].name, train_only, sizeof train_only / sizeof *train_only)
+                    : !listed(all[i].name, distill_only, sizeof distill_only / sizeof *distill_only))
+            opts[n_opts++] = all[i];
     Command cmd = {distill ? "distill" : "train",
-                   distill ? "Distill a student from a teacher's logits (KD), saving the student as a HF checkpoint."
-                           : "Train a model with cross-entropy (baselines from scratch, teacher correction).",
-                   opts, sizeof opts / sizeof opts[0]};
+                   distill ? "Distill a student from a teacher's logits (KD, optionally with cross-entropy and a hidden-state\n"
+                             "loss), saving the student as a HF checkpoint:\n"
+                             "  arbor distill --teacher T --student S --data SHARD --out DIR [--loss kl|rkl|topk:K|ce|mix:W,KIND]"
+                           : "Train a model with cross-entropy on a token shard, no teacher (baselines from scratch, teacher\n"
+                             "correction), saving it as a HF checkpoint:\n"
+                             "  arbor train --model M --data SHARD --out DIR",
+                   opts, n_opts};
     int code;
     if (command_start(&cmd, argc, argv, &code)) return code;
     Err e;
@@ -93,12 +84,13 @@ static int run(int argc, char** argv, int distill) {
         arg_double(&cmd, "min-lr", 0, 10, &min_lr, &e) || arg_double(&cmd, "weight-decay", 0, 10, &wd, &e) ||
         arg_double(&cmd, "beta1", 0, 0.999999, &b1, &e) || arg_double(&cmd, "beta2", 0, 0.999999, &b2, &e) ||
         arg_double(&cmd, "eps", 0, 1, &eps, &e) || arg_double(&cmd, "clip", 0, 1e9, &clip, &e) ||
-        arg_double(&cmd, "kd-temp", 1e-3, 1e3, &temp, &e) || arg_double(&cmd, "val-fraction", 0, 0.5, &val_fraction, &e) ||
-        arg_double(&cmd, "hidden-weight", 0, 1e6, &hidden_weight, &e))
+        arg_double(&cmd, "val-fraction", 0, 0.5, &val_fraction, &e) ||
+        (distill && (arg_double(&cmd, "kd-temp", 1e-3, 1e3, &temp, &e) || arg_double(&cmd, "hidden-weight", 0, 1e6, &hidden_weight, &e))))
         return fail(&e);
-    const char* hidden = arg_str(&cmd, "hidden-loss");
-    if (hidden && (!distill || (strcmp(hidden, "cosine") && strcmp(hidden, "mse")))) {
-        err_set(&e, "%s: --hidden-loss must be cosine or mse, with a teacher (arbor distill)", cmd.name);
+    if (!distill) temp = 1.0, hidden_weight = 0;
+    const char* hidden = distill ? arg_str(&cmd, "hidden-loss") : NULL;
+    if (hidden && strcmp(hidden, "cosine") && strcmp(hidden, "mse")) {
+        err_set(&e, "%s: --hidden-loss must be cosine or mse", cmd.name);
         return fail(&e);
     }
     Device device;
@@ -108,10 +100,10 @@ static int run(int argc, char** argv, int distill) {
         return fail(&e);
     }
     TrainConfig cfg = {0};
-    const char* loss = arg_str(&cmd, "loss") ? arg_str(&cmd, "loss") : distill ? "kl" : "ce";
-    if (parse_loss(loss, distill, &cfg.loss, &e)) return fail(&e);
+    const char* loss = distill && arg_str(&cmd, "loss") ? arg_str(&cmd, "loss") : distill ? "kl" : "ce";
+    if (loss_parse(loss, distill, &cfg.loss, &e)) return err_prefix(&e, "%s", cmd.name), fail(&e);
     cfg.loss.temperature = (float)temp;
-    cfg.loss.t2_scaling = arg_flag(&cmd, "t2");
+    cfg.loss.t2_scaling = distill && arg_flag(&cmd, "t2");
     cfg.steps = (int)steps, cfg.batch = (int)batch, cfg.grad_accum = (int)accum, cfg.seq_len = (int)seq_len;
     cfg.optim = (OptimConfig){(float)lr, (float)min_lr, (int)warmup, (int)steps, !strcmp(schedule, "cosine"),
                               (float)b1, (float)b2, (float)eps, (float)wd, (float)clip};

@@ -47,6 +47,13 @@ static const KeyDef keys[] = {
     {"scratch", "enabled", T_BOOL, offsetof(SweepConfig, scratch), 0, 0},
 };
 
+int sweep_config_key_count(void) { return (int)(sizeof keys / sizeof keys[0]); }
+
+const char* sweep_config_key(int i, const char** section) {
+    *section = keys[i].section;
+    return keys[i].key;
+}
+
 typedef struct {
     SweepConfig* c;
     char msg[512];
@@ -215,6 +222,11 @@ int sweep_config_load(const char* path, SweepConfig* c, Err* e) {
     }
     if (c->steps < 1) return BAD("distill", "steps", "steps must be positive");
     if (c->min_lr > c->lr) return BAD("distill", "min_lr", "min_lr %g is above lr %g", c->min_lr, c->lr);
+    Err le;
+    if (loss_parse(c->loss, 1, &c->loss_cfg, &le)) return BAD("distill", "loss", "%s", le.msg);
+    if (!(c->kd_temp >= 1e-3 && c->kd_temp <= 1e3)) return BAD("distill", "kd_temp", "kd_temp %g must be in [0.001, 1000]", c->kd_temp);
+    c->loss_cfg.temperature = (float)c->kd_temp;
+    c->loss_cfg.t2_scaling = c->t2;
     return 0;
 }
 
@@ -224,9 +236,9 @@ int sweep_config_load(const char* path, SweepConfig* c, Err* e) {
 static void set_id(const SweepConfig* c, Cell* cell) {
     char key[8192];
     snprintf(key, sizeof key,
-             "kind=%d model=%s teacher=%s calib=%s:%d:%d:%s distill=%s:%d:%d:%d:%d:%g:%g:%d:%s:%s:%g:%d:%g:%g:%d "
+             "kind=%d device=%s model=%s teacher=%s calib=%s:%d:%d:%s distill=%s:%d:%d:%d:%d:%g:%g:%d:%s:%s:%g:%d:%g:%g:%d "
              "strategy=%s shape=%d,%d,%d,%d,%d",
-             cell->kind, cell->model, c->teacher, c->calib, c->calib_windows, c->prune_seq_len, c->aggregation,
+             cell->kind, device_name(c->device), cell->model, c->teacher, c->calib, c->calib_windows, c->prune_seq_len, c->aggregation,
              c->distill_data, c->steps, c->seq_len, c->batch, c->grad_accum, c->lr, c->min_lr, c->warmup, c->schedule,
              c->loss, c->kd_temp, c->t2, c->weight_decay, c->clip, c->seed, cell->strategy, cell->layers, cell->ffn,
              cell->hidden, cell->heads, cell->kv_heads);

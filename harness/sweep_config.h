@@ -16,6 +16,7 @@
 #pragma once
 #include <stdbool.h>
 
+#include "../distill/loss.h"
 #include "../kernels/check.h"
 #include "../models/engine.h"
 
@@ -33,6 +34,7 @@ typedef struct {
     int steps, seq_len, batch, grad_accum, warmup, seed, t2;
     double tokens, lr, min_lr, kd_temp, weight_decay, clip;
     char schedule[16], loss[64];
+    LossConfig loss_cfg;   // [distill] loss, kd_temp and t2, parsed: what the distill stage runs
     char mmlu[1024], subjects[2048];
     int shots, limit, ppl_seq_len, ppl_tokens;
     int bench_batch[SWEEP_MAX_AXIS], n_bench_batch, prompt_len, gen_len, repeats;
@@ -49,6 +51,10 @@ typedef struct {
     int scratch;           // bool (stored as int: the INI reader writes ints)
     char path[1024];  // the config file
 } SweepConfig;
+
+// The known keys (for tests that walk them all): key i and its section; [baseline.NAME] model is not listed.
+int sweep_config_key_count(void);
+const char* sweep_config_key(int i, const char** section);
 
 // Reads and validates path (also that the files it names exist). -1 with e = "FILE:LINE: problem".
 int sweep_config_load(const char* path, SweepConfig* c, Err* e);

@@ -19,6 +19,7 @@
 #include "../models/file_io.h"
 #include "../prune/search.h"
 #include "content_hash.h"
+#include "sweep_plan.h"
 
 // The content of every input the stages read (content_hash.h): part of each stage's key, so a
 // replaced checkpoint or a shard rewritten in place re-runs what read it.
@@ -112,14 +113,13 @@ static int prune_stage(Ctx* x, const char* tmp, cJSON* metrics, Err* e) {
     Importance imp;
     int have = 0, keep[1024], n_keep = 0;
     if (!rc) {
-        Aggregation agg = AGG_L2;
-        aggregation_parse(c->aggregation, &agg);  // validated with the config
-        CalibOptions co = {c->calib_windows, c->prune_seq_len, 4, agg, c->device == DEVICE_CUDA};
+        CalibOptions co;
+        plan_calib(c, &co);
         rc = importance_compute(&m, &calib, &co, &imp, e);
         have = !rc;
     }
-    PruneTarget t = {DEPTH_NONE, cell->layers, NULL, 0, cell->ffn, cell->heads, cell->kv_heads, cell->hidden};
-    depth_strategy_parse(cell->strategy, &t.depth);  // validated with the config
+    PruneTarget t;
+    plan_prune_target(cell, &t);
     if (!rc && t.depth == DEPTH_PPL) {
         int64_t n;
         int* tokens = shard_read_tokens(&calib, 8192, &n);
@@ -150,16 +150,9 @@ static int train_common(Ctx* x, const char* tmp, cJSON* metrics, const char* stu
     int rc = shard_open(&data, c->distill_data, e);
     if (!rc && with_teacher) rc = model_load(&t, c->teacher, e);
     if (!rc) {
-        TrainConfig tc = {0};
-        tc.steps = c->steps, tc.batch = c->batch, tc.grad_accum = c->grad_accum, tc.seq_len = c->seq_len;
-        tc.optim = (OptimConfig){(float)c->lr, (float)c->min_lr, c->warmup, c->steps, !strcmp(c->schedule, "cosine"), 0.9f,
-                                 0.95f, 1e-8f, (float)c->weight_decay, (float)c->clip};
-        tc.loss = with_teacher ? (LossConfig){0.0f, 1.0f, KD_KL, (float)c->kd_temp, c->t2, 0}
-                               : (LossConfig){1.0f, 0.0f, KD_NONE, 1.0f, 0, 0};
-        if (with_teacher && !strcmp(c->loss, "mix")) tc.loss.ce_weight = 0.5f;
-        tc.val_every = c->steps, tc.val_windows = 32, tc.val_fraction = 0.05, tc.seed = (uint64_t)c->seed;
-        tc.out_dir = tmp, tc.log_every = c->steps / 10 > 0 ? c->steps / 10 : 1;
-        tc.gpu = c->device == DEVICE_CUDA;
+        TrainConfig tc;
+        plan_train(c, with_teacher, &tc);
+        tc.out_dir = tmp;
         TrainSummary sum;
         rc = train_run(&s, with_teacher ? &t : NULL, &data, &tc, &sum, e);
         if (with_teacher) model_free(&t);
@@ -221,9 +214,10 @@ static int eval_stage(Ctx* x, const char* tmp, cJSON* metrics, Err* e) {
     cJSON_AddStringToObject(metrics, "device", device_name(c->device));
     if (c->mmlu[0]) {
         Tokenizer tok;
-        rc = tokenizer_load(&tok, c->tokenizer[0] ? c->tokenizer : c->teacher, e);
+        rc = tokenizer_load(&tok, plan_tokenizer(c), e);
         if (!rc) {
-            MmluOptions o = {c->shots, c->limit, 4, 0, "test", c->subjects[0] ? c->subjects : NULL, 0};
+            MmluOptions o;
+            plan_mmlu(c, &o);
             MmluResult r;
             rc = mmlu_evaluate_on(&en, &tok, c->mmlu, &o, &r, e) || mmlu_write_results(&r, tmp, e);
             if (!rc) {
@@ -247,7 +241,8 @@ static int eval_stage(Ctx* x, const char* tmp, cJSON* metrics, Err* e) {
         if (!rc) {
             int64_t n;
             int* tokens = shard_read_tokens(&v, (uint64_t)c->ppl_tokens, &n);
-            PplOptions po = {c->ppl_seq_len, c->ppl_seq_len, 0, 256};
+            PplOptions po;
+            plan_ppl(c, &po);
             PplResult pr;
             rc = perplexity_eval_on(&en, tokens, n, &po, &pr, e);
             if (!rc) cJSON_AddNumberToObject(metrics, "val_nll", pr.mean_nll);
@@ -279,7 +274,8 @@ static int bench_stage(Ctx* x, const char* tmp, cJSON* metrics, Err* e) {
     int rc = engine_open(&en, &m, c->device, e);
     double peak_gb = 0;
     for (int i = 0; i < c->n_bench_batch && !rc; i++) {
-        BenchOptions bo = {c->bench_batch[i], c->prompt_len, c->gen_len, c->repeats, 0};
+        BenchOptions bo;
+        plan_bench(c, i, &bo);
         BenchResult r;
         rc = bench_throughput_on(&en, &bo, &r, e);
         if (rc) break;
@@ -326,25 +322,23 @@ static int bench_stage(Ctx* x, const char* tmp, cJSON* metrics, Err* e) {
 
 // ---- the run
 
-static void settings_of(const SweepConfig* c, const InputHashes* in, const char* stage_name, char* out, size_t n) {
-    if (!strcmp(stage_name, "eval"))
-        snprintf(out, n, "mmlu=%s:%s shots=%d subjects=%s limit=%d val=%s:%s ppl=%d,%d tok=%s:%s device=%s", c->mmlu, in->mmlu,
-                 c->shots, c->subjects, c->limit, c->val, in->val, c->ppl_seq_len, c->ppl_tokens, c->tokenizer, in->tokenizer,
-                 device_name(c->device));
+// A stage's settings in its key: what it runs (sweep_plan.h) and the content of what it reads.
+static void settings_of(const SweepConfig* c, const InputHashes* in, const Cell* cell, const char* stage_name, char* out,
+                        size_t n) {
+    char plan[8192];
+    sweep_stage_plan(c, cell, stage_name, plan, sizeof plan);
+    if (!strcmp(stage_name, "eval") || !strcmp(stage_name, "eval_pruned"))
+        snprintf(out, n, "%s | mmlu=%s val=%s tokenizer=%s teacher=%s", plan, in->mmlu, in->val, in->tokenizer, in->teacher);
     else if (!strcmp(stage_name, "prune"))
-        snprintf(out, n, "teacher=%s calib=%s", in->teacher, in->calib);
+        snprintf(out, n, "%s | teacher=%s calib=%s", plan, in->teacher, in->calib);
     else if (!strcmp(stage_name, "distill"))
-        snprintf(out, n, "teacher=%s data=%s", in->teacher, in->distill);
+        snprintf(out, n, "%s | teacher=%s data=%s", plan, in->teacher, in->distill);
     else if (!strcmp(stage_name, "init"))
-        snprintf(out, n, "teacher=%s", in->teacher);  // its config.json gives the shape
+        snprintf(out, n, "%s | teacher=%s", plan, in->teacher);  // its config.json gives the shape
     else if (!strcmp(stage_name, "train"))
-        snprintf(out, n, "data=%s", in->distill);
-    else if (!strcmp(stage_name, "bench")) {
-        int len = snprintf(out, n, "prompt=%d gen=%d repeats=%d precision=%s device=%s batch=", c->prompt_len, c->gen_len,
-                           c->repeats, c->precision, device_name(c->device));
-        for (int i = 0; i < c->n_bench_batch; i++) len += snprintf(out + len, n - (size_t)len, "%d,", c->bench_batch[i]);
-    } else
-        out[0] = 0;
+        snprintf(out, n, "%s | data=%s", plan, in->distill);
+    else
+        snprintf(out, n, "%s", plan);
 }
 
 // Hashes what the sweep reads (memo in OUT/NAME/content_hashes.tsv). Paths the config leaves empty hash as "".
@@ -381,6 +375,7 @@ int sweep_run(const SweepConfig* c, const Cell* cells, int n, const char* only, 
     if (!known) return err_set(e, "--stage %s: not a stage (prune, eval_pruned, distill, init, train, eval, bench)", stage_only);
     char sweep_dir[2048];
     snprintf(sweep_dir, sizeof sweep_dir, "%s/%s", c->out, c->name);
+    if (device_available(c->device, e)) return err_prefix(e, "%s: [sweep] device", c->path);  // before any work
     InputHashes in;
     if (make_dirs(sweep_dir, e) || hash_inputs(c, &in, e)) return -1;
     int ran = 0;
@@ -407,14 +402,15 @@ int sweep_run(const SweepConfig* c, const Cell* cells, int n, const char* only, 
         cJSON_AddStringToObject(info, "strategy", cell->strategy);
         cJSON_AddStringToObject(info, "source", cell->model[0] ? cell->model : c->teacher);
         if (json_write_atomic(x.dir, "cell.json", info, e)) return -1;
-        char eval_settings[8192], bench_settings[1024], prune_settings[256], distill_settings[256], init_settings[256],
-            train_settings[256];
-        settings_of(c, &in, "eval", eval_settings, sizeof eval_settings);
-        settings_of(c, &in, "bench", bench_settings, sizeof bench_settings);
-        settings_of(c, &in, "prune", prune_settings, sizeof prune_settings);
-        settings_of(c, &in, "distill", distill_settings, sizeof distill_settings);
-        settings_of(c, &in, "init", init_settings, sizeof init_settings);
-        settings_of(c, &in, "train", train_settings, sizeof train_settings);
+        char eval_settings[9000], eval_pruned_settings[9000], bench_settings[9000], prune_settings[9000],
+            distill_settings[9000], init_settings[9000], train_settings[9000];
+        settings_of(c, &in, cell, "eval", eval_settings, sizeof eval_settings);
+        settings_of(c, &in, cell, "eval_pruned", eval_pruned_settings, sizeof eval_pruned_settings);
+        settings_of(c, &in, cell, "bench", bench_settings, sizeof bench_settings);
+        settings_of(c, &in, cell, "prune", prune_settings, sizeof prune_settings);
+        settings_of(c, &in, cell, "distill", distill_settings, sizeof distill_settings);
+        settings_of(c, &in, cell, "init", init_settings, sizeof init_settings);
+        settings_of(c, &in, cell, "train", train_settings, sizeof train_settings);
         int rc = 0;
         if (cell->kind == CELL_PRUNED) {
             rc = stage(&x, "prune", prune_settings, prune_stage, force, e);
@@ -422,7 +418,7 @@ int sweep_run(const SweepConfig* c, const Cell* cells, int n, const char* only, 
                 char key[32];
                 snprintf(key, sizeof key, "%s", x.key);
                 x.eval_pruned = 1;
-                rc = stage(&x, "eval_pruned", eval_settings, eval_stage, force, e);
+                rc = stage(&x, "eval_pruned", eval_pruned_settings, eval_stage, force, e);
                 x.eval_pruned = 0;
                 snprintf(x.key, sizeof x.key, "%s", key);  // distillation does not depend on it
             }

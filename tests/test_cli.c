@@ -433,9 +433,16 @@ Test(cli, train_and_distill) {
              shard, out);
     expect_bad_input(args, "teacher_layers[1] is not a layer of the 4-layer teacher");
     snprintf(args, sizeof args, "distill --teacher %s --student %s --data %s --out %s --loss topk:0", model, student, shard, out);
-    expect_bad_input(args, "--loss 'topk:0'");
+    expect_bad_input(args, "loss 'topk:0'");
+    // train has no teacher: the distillation options are refused, not ignored
     snprintf(args, sizeof args, "train --model %s --data %s --out %s --loss kl", model, shard, out);
-    expect_bad_input(args, "needs a teacher");
+    expect_bad_input(args, "unknown option '--loss'");
+    snprintf(args, sizeof args, "train --model %s --data %s --out %s --teacher %s", model, shard, out, model);
+    expect_bad_input(args, "unknown option '--teacher'");
+    snprintf(args, sizeof args, "demo --entities -5");
+    expect_bad_input(args, "--entities '-5'");
+    snprintf(args, sizeof args, "demo --teacher-steps abc");
+    expect_bad_input(args, "--teacher-steps 'abc'");
     snprintf(args, sizeof args, "train --model %s --data %s --out %s --seq-len 100000", model, shard, out);
     expect_bad_input(args, "fewer than two windows");
 }
@@ -486,4 +493,19 @@ Test(cli, help_exits_0) {
         snprintf(args, sizeof args, "%s --help", cmds[i]);
         cr_expect_eq(run_arbor(args, "/dev/null"), 0, "%s --help", cmds[i]);
     }
+    // train and distill say different things: each lists only its own options
+    char dir_[256], train_help[512], distill_help[512];
+    make_temp_dir(dir_, sizeof dir_);
+    snprintf(train_help, sizeof train_help, "%s/train.txt", dir_);
+    snprintf(distill_help, sizeof distill_help, "%s/distill.txt", dir_);
+    cr_assert_eq(run_arbor("train --help", train_help), 0);
+    cr_assert_eq(run_arbor("distill --help", distill_help), 0);
+    Err e;
+    char* t = file_read_all(train_help, NULL, &e);
+    char* d = file_read_all(distill_help, NULL, &e);
+    cr_assert(t && d);
+    cr_expect(!contains(t, "--teacher") && !contains(t, "--loss") && contains(t, "--model"), "%s", t);
+    cr_expect(contains(d, "--teacher") && contains(d, "--loss") && !contains(d, "--model "), "%s", d);
+    free(t), free(d);
+    unlink(train_help), unlink(distill_help), rmdir(dir_);
 }

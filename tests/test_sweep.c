@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "harness/sweep_config.h"
+#include "harness/sweep_plan.h"
 #include "harness/sweep_run.h"
 #include "helpers.h"
 #include "models/file_io.h"
@@ -84,6 +85,9 @@ Test(sweep, bad_configs_name_file_and_line) {
     expect_refused("[matrix]\nstrategies = bi, magic\nlayers = 2\n", ":13: strategy 'magic' is not one of");
     expect_refused("[matrix]\nstrategies = bi\n", ":13: strategies need [matrix] layers");
     expect_refused("[distill]\nschedule = wavy\n", ":13: schedule must be cosine or linear");
+    expect_refused("[distill]\nloss = bogus\n", ":13: loss 'bogus': expected kl, rkl, topk:K");
+    expect_refused("[distill]\nloss = topk:8x\n", ":13: loss 'topk:8x'");
+    expect_refused("[distill]\nkd_temp = 0\n", ":13: kd_temp 0 must be in");
     expect_refused("[distill]\nlr = 1e-4\nmin_lr = 1e-3\n", ":14: min_lr 0.001 is above lr 0.0001");
     expect_refused("[eval]\nmmlu = /nonexistent/mmlu\n", ":13: '/nonexistent/mmlu' does not exist");
     expect_refused("[baseline.x]\nmodel = /nonexistent/ckpt\n", ":13: baseline checkpoint '/nonexistent/ckpt' has no config.json");
@@ -341,4 +345,121 @@ Test(sweep, replaced_inputs_rerun_the_stages_that_read_them) {
     free(prune0), free(distill0), free(teacher_eval0), free(prune1), free(distill1), free(prune2), free(teacher_eval2);
     free(prune3);
     free(cells);
+}
+
+// ---- no dead keys: every key either changes what some stage runs (its plan, hence its cache key),
+// changes the cells or where they go, or is refused.
+
+typedef struct {
+    const char *section, *key, *base, *alt;
+} KeyCase;
+
+static void render(char* out, size_t n, const KeyCase* cases, int n_cases, int changed, const char* baseline_model) {
+    size_t len = 0;
+    const char* sections[] = {"sweep", "teacher", "data", "prune", "distill", "eval", "bench", "matrix", "scratch"};
+    for (int s = 0; s < 9; s++) {
+        len += (size_t)snprintf(out + len, n - len, "[%s]\n", sections[s]);
+        for (int i = 0; i < n_cases; i++)
+            if (!strcmp(cases[i].section, sections[s]) && cases[i].base)
+                len += (size_t)snprintf(out + len, n - len, "%s = %s\n", cases[i].key, i == changed ? cases[i].alt : cases[i].base);
+        for (int i = 0; i < n_cases; i++)  // keys absent from the base config, set only when changed
+            if (!strcmp(cases[i].section, sections[s]) && !cases[i].base && i == changed)
+                len += (size_t)snprintf(out + len, n - len, "%s = %s\n", cases[i].key, cases[i].alt);
+    }
+    snprintf(out + len, n - len, "[baseline.b]\nmodel = %s\n", baseline_model);
+}
+
+// everything a sweep would do: where, which cells, and each stage's plan
+static char* fingerprint(const SweepConfig* c) {
+    Cell* cells;
+    int n;
+    sweep_cells(c, &cells, &n);
+    size_t cap = 1 << 20, len = 0;
+    char* out = malloc(cap);
+    len += (size_t)snprintf(out, cap, "%s/%s\n", c->out, c->name);
+    const char* stages[] = {"prune", "eval_pruned", "distill", "init", "train", "eval", "bench"};
+    for (int i = 0; i < n; i++) {
+        // not the id: it hashes settings whether or not a stage uses them, so it would hide a dead key
+        len += (size_t)snprintf(out + len, cap - len, "%s %d %s\n", cells[i].label, cells[i].kind, cells[i].model);
+        for (int s = 0; s < 7; s++) {
+            char plan[8192];
+            sweep_stage_plan(c, &cells[i], stages[s], plan, sizeof plan);
+            len += (size_t)snprintf(out + len, cap - len, "  %s\n", plan);
+        }
+    }
+    free(cells);
+    return out;
+}
+
+Test(sweep, every_key_changes_what_runs_or_is_refused) {
+    char other_teacher[600], other_shard[600], mmlu[600], other_mmlu[600], tok[600], other_tok[600];
+    Err e;
+    snprintf(other_teacher, sizeof other_teacher, "%s/teacher2", dir);
+    ModelConfig mc;
+    config_preset("tiny", &mc, &e);
+    cr_assert_eq(checkpoint_write_random(&mc, 2, other_teacher, ST_F32, ARBOR_DEFAULT_SHARD_BYTES, &e), 0, "%s", e.msg);
+    snprintf(other_shard, sizeof other_shard, "%s/other.shard", dir);
+    write_test_shard(other_shard, 1000, 512, 3, NULL);
+    snprintf(mmlu, sizeof mmlu, "%s/mmlu", dir);
+    snprintf(other_mmlu, sizeof other_mmlu, "%s/mmlu2", dir);
+    snprintf(tok, sizeof tok, "%s/tok", dir);
+    snprintf(other_tok, sizeof other_tok, "%s/tok2", dir);
+    const char* dirs[] = {mmlu, other_mmlu, tok, other_tok};
+    for (int i = 0; i < 4; i++) cr_assert_eq(make_dirs(dirs[i], &e), 0);
+    char results[600], other_results[600];
+    snprintf(results, sizeof results, "%s/results", dir);
+    snprintf(other_results, sizeof other_results, "%s/results2", dir);
+    const KeyCase cases[] = {
+        {"sweep", "name", "t", "t2"}, {"sweep", "out", results, other_results}, {"sweep", "device", "cpu", "cuda"},
+        {"teacher", "model", teacher, other_teacher}, {"teacher", "tokenizer", tok, other_tok},
+        {"data", "calib", shard, other_shard}, {"data", "distill", shard, other_shard}, {"data", "val", shard, other_shard},
+        {"prune", "calib_windows", "4", "8"}, {"prune", "seq_len", "16", "32"}, {"prune", "aggregation", "l2", "mean"},
+        {"distill", "steps", "2", "3"}, {"distill", "tokens", NULL, "1000"}, {"distill", "seq_len", "16", "32"},
+        {"distill", "batch", "2", "4"}, {"distill", "grad_accum", "1", "2"}, {"distill", "lr", "1e-3", "2e-3"},
+        {"distill", "min_lr", "1e-4", "2e-4"}, {"distill", "warmup", "1", "2"}, {"distill", "schedule", "cosine", "linear"},
+        {"distill", "loss", "kl", "rkl"}, {"distill", "kd_temp", "1", "2"}, {"distill", "t2", "false", "true"},
+        {"distill", "weight_decay", "0.1", "0.01"}, {"distill", "clip", "1", "0.5"}, {"distill", "seed", "0", "7"},
+        {"eval", "mmlu", mmlu, other_mmlu}, {"eval", "shots", "0", "3"}, {"eval", "subjects", "anatomy", "virology"},
+        {"eval", "limit", "2", "5"}, {"eval", "ppl_seq_len", "16", "32"}, {"eval", "ppl_tokens", "128", "256"},
+        {"bench", "batch", "1", "1, 2"}, {"bench", "prompt_len", "8", "16"}, {"bench", "gen_len", "2", "4"},
+        {"bench", "repeats", "1", "5"}, {"bench", "precision", "fp32", "bf16"},
+        {"matrix", "strategies", "bi", "last"}, {"matrix", "layers", "2", "3"}, {"matrix", "ffn", "0", "96"},
+        {"matrix", "hidden", "0", "32"}, {"matrix", "heads", "0", "2"}, {"matrix", "kv_heads", "0", "1"},
+        {"scratch", "enabled", "true", "false"},
+    };
+    int n_cases = sizeof cases / sizeof cases[0];
+    // the test covers every key the reader knows
+    for (int k = 0; k < sweep_config_key_count(); k++) {
+        const char* section;
+        const char* key = sweep_config_key(k, &section);
+        int found = 0;
+        for (int i = 0; i < n_cases; i++) found |= !strcmp(cases[i].section, section) && !strcmp(cases[i].key, key);
+        cr_expect(found, "[%s] %s has no case in this test: add one", section, key);
+    }
+    static char text[16384];
+    render(text, sizeof text, cases, n_cases, -1, teacher);
+    write_text(cfg_path, text);
+    SweepConfig base;
+    cr_assert_eq(sweep_config_load(cfg_path, &base, &e), 0, "%s\n%s", e.msg, text);
+    char* base_print = fingerprint(&base);
+    for (int i = -1; i < n_cases; i++) {  // -1: the baseline's model
+        if (i < 0) {
+            render(text, sizeof text, cases, n_cases, -1, other_teacher);
+        } else {
+            render(text, sizeof text, cases, n_cases, i, teacher);
+        }
+        write_text(cfg_path, text);
+        SweepConfig c;
+        Err ce = {{0}};
+        if (sweep_config_load(cfg_path, &c, &ce) != 0) {
+            cr_expect(contains(ce.msg, "sweep.ini:"), "[%s] %s = %s refused without FILE:LINE: %s", i < 0 ? "baseline.b" : cases[i].section,
+                      i < 0 ? "model" : cases[i].key, i < 0 ? other_teacher : cases[i].alt, ce.msg);
+            continue;
+        }
+        char* print = fingerprint(&c);
+        cr_expect_str_neq(print, base_print, "[%s] %s = %s changes nothing a stage runs: a dead key",
+                          i < 0 ? "baseline.b" : cases[i].section, i < 0 ? "model" : cases[i].key, i < 0 ? other_teacher : cases[i].alt);
+        free(print);
+    }
+    free(base_print);
 }

@@ -1,0 +1,95 @@
+// sweep_plan.c: see sweep_plan.h.
+#include "sweep_plan.h"
+
+#include <stdio.h>
+#include <string.h>
+
+void plan_calib(const SweepConfig* c, CalibOptions* o) {
+    Aggregation agg = AGG_L2;
+    aggregation_parse(c->aggregation, &agg);  // validated with the config
+    *o = (CalibOptions){c->calib_windows, c->prune_seq_len, 4, agg, c->device == DEVICE_CUDA};
+}
+
+void plan_prune_target(const Cell* cell, PruneTarget* t) {
+    *t = (PruneTarget){DEPTH_NONE, cell->layers, NULL, 0, cell->ffn, cell->heads, cell->kv_heads, cell->hidden};
+    depth_strategy_parse(cell->strategy, &t->depth);  // validated with the config
+}
+
+void plan_train(const SweepConfig* c, int with_teacher, TrainConfig* tc) {
+    memset(tc, 0, sizeof *tc);
+    tc->steps = c->steps, tc->batch = c->batch, tc->grad_accum = c->grad_accum, tc->seq_len = c->seq_len;
+    tc->optim = (OptimConfig){(float)c->lr, (float)c->min_lr, c->warmup, c->steps, !strcmp(c->schedule, "cosine"), 0.9f,
+                              0.95f, 1e-8f, (float)c->weight_decay, (float)c->clip};
+    if (with_teacher) {
+        tc->loss = c->loss_cfg;
+    } else {
+        tc->loss = (LossConfig){1.0f, 0.0f, KD_NONE, 1.0f, 0, 0};
+    }
+    tc->val_every = c->steps, tc->val_windows = 32, tc->val_fraction = 0.05, tc->seed = (uint64_t)c->seed;
+    tc->log_every = c->steps / 10 > 0 ? c->steps / 10 : 1;
+    tc->gpu = c->device == DEVICE_CUDA;
+}
+
+void plan_mmlu(const SweepConfig* c, MmluOptions* o) {
+    *o = (MmluOptions){c->shots, c->limit, 4, 0, "test", c->subjects[0] ? c->subjects : NULL, 0};
+}
+
+void plan_ppl(const SweepConfig* c, PplOptions* o) { *o = (PplOptions){c->ppl_seq_len, c->ppl_seq_len, 0, 256}; }
+
+void plan_bench(const SweepConfig* c, int i, BenchOptions* o) {
+    *o = (BenchOptions){c->bench_batch[i], c->prompt_len, c->gen_len, c->repeats, 0};
+}
+
+const char* plan_tokenizer(const SweepConfig* c) { return c->tokenizer[0] ? c->tokenizer : c->teacher; }
+
+#define ADD(...) (len += snprintf(out + len, len < n ? n - len : 0, __VA_ARGS__))
+
+void sweep_stage_plan(const SweepConfig* c, const Cell* cell, const char* stage, char* out, size_t n) {
+    size_t len = 0;
+    out[0] = 0;
+    ADD("%s device=%s", stage, device_name(c->device));
+    if (!strcmp(stage, "prune")) {
+        CalibOptions co;
+        PruneTarget t;
+        plan_calib(c, &co);
+        plan_prune_target(cell, &t);
+        ADD(" teacher=%s calib=%s windows=%d seq=%d batch=%d agg=%d gpu=%d depth=%d layers=%d ffn=%d heads=%d kv=%d hidden=%d",
+            c->teacher, c->calib, co.windows, co.seq_len, co.batch, (int)co.agg, co.gpu, (int)t.depth, t.layers, t.ffn,
+            t.heads, t.kv_heads, t.hidden);
+    } else if (!strcmp(stage, "distill") || !strcmp(stage, "train")) {
+        int kd = !strcmp(stage, "distill");
+        TrainConfig tc;
+        plan_train(c, kd, &tc);
+        const OptimConfig* o = &tc.optim;
+        const LossConfig* l = &tc.loss;
+        ADD(" teacher=%s data=%s steps=%d batch=%d accum=%d seq=%d lr=%.9g min_lr=%.9g warmup=%d total=%d cosine=%d"
+            " b1=%.9g b2=%.9g eps=%.9g wd=%.9g clip=%.9g ce=%.9g kdw=%.9g kd=%d temp=%.9g t2=%d topk=%d"
+            " hidden=%d val_every=%d val_windows=%d val_fraction=%.9g seed=%llu gpu=%d",
+            kd ? c->teacher : "", c->distill_data, tc.steps, tc.batch, tc.grad_accum, tc.seq_len, o->lr, o->min_lr, o->warmup,
+            o->total_steps, o->cosine, o->beta1, o->beta2, o->eps, o->weight_decay, o->clip, l->ce_weight, l->kd_weight, (int)l->kd,
+            l->temperature, l->t2_scaling, l->topk, (int)tc.hidden_kind, tc.val_every, tc.val_windows, tc.val_fraction,
+            (unsigned long long)tc.seed, tc.gpu);
+    } else if (!strcmp(stage, "init")) {
+        ADD(" teacher=%s seed=%d layers=%d ffn=%d heads=%d kv=%d hidden=%d", c->teacher, c->seed, cell->layers, cell->ffn,
+            cell->heads, cell->kv_heads, cell->hidden);
+    } else if (!strcmp(stage, "eval") || !strcmp(stage, "eval_pruned")) {
+        MmluOptions mo;
+        PplOptions po;
+        plan_mmlu(c, &mo);
+        plan_ppl(c, &po);
+        ADD(" mmlu=%s", c->mmlu);
+        if (c->mmlu[0])
+            ADD(" tokenizer=%s shots=%d limit=%d batch=%d max_len=%d split=%s subjects=%s", plan_tokenizer(c), mo.shots, mo.limit,
+                mo.batch, mo.max_len, mo.split, mo.subjects ? mo.subjects : "all");
+        ADD(" val=%s", c->val);
+        if (c->val[0]) ADD(" ppl_tokens=%d seq=%d stride=%d chunk=%d", c->ppl_tokens, po.seq_len, po.stride, po.chunk);
+    } else if (!strcmp(stage, "bench")) {
+        ADD(" precision=%s", c->precision);
+        for (int i = 0; i < c->n_bench_batch; i++) {
+            BenchOptions bo;
+            plan_bench(c, i, &bo);
+            ADD(" [batch=%d prompt=%d gen=%d repeats=%d seed=%llu]", bo.batch, bo.prompt_len, bo.gen_len, bo.repeats,
+                (unsigned long long)bo.seed);
+        }
+    }
+}
