@@ -11,6 +11,7 @@ int cmd_convert(int argc, char** argv) {
         {"model", "DIR", "checkpoint to read", NULL},
         {"out", "DIR", "checkpoint to write", NULL},
         {"dtype", "bf16|f32", "storage dtype", "bf16"},
+        FORCE_OPTION,
         {"max-shard-bytes", "N", "shard the safetensors past this size", "5000000000"},
     };
     Command cmd = {"convert", "Rewrite a checkpoint as F32 or BF16 safetensors.", opts, sizeof opts / sizeof opts[0]};
@@ -30,6 +31,7 @@ int cmd_convert(int argc, char** argv) {
         err_set(&e, "convert: --out must differ from --model");
         return fail(&e);
     }
+    if (check_output_dir(&cmd, out, in, &e)) return fail(&e);
     Model m;
     if (model_load(&m, in, &e)) return fail(&e);
     int rc = model_save(&m, out, strcmp(dtype, "f32") == 0 ? ST_F32 : ST_BF16, (size_t)shard, &e);

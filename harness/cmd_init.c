@@ -13,6 +13,7 @@ int cmd_init(int argc, char** argv) {
         {"out", "DIR", "output checkpoint directory", NULL},
         {"dtype", "bf16|f32", "storage dtype", "bf16"},
         {"max-shard-bytes", "N", "shard the safetensors past this size", "5000000000"},
+        FORCE_OPTION,
     };
     Command cmd = {"init", "Write a random-initialised Qwen3 checkpoint (config.json + safetensors).", opts,
                    sizeof opts / sizeof opts[0]};
@@ -30,6 +31,7 @@ int cmd_init(int argc, char** argv) {
         err_set(&e, "init: --dtype must be bf16 or f32, not '%s'", dtype);
         return fail(&e);
     }
+    if (check_output_dir(&cmd, out, NULL, &e)) return fail(&e);
     StDtype dt = strcmp(dtype, "f32") == 0 ? ST_F32 : ST_BF16;
     fprintf(stderr, "init: %s, %d layers, %.2f M parameters -> %s (%s)\n", arg_str(&cmd, "arch"), cfg.n_layers,
             (double)config_param_count(&cfg) * 1e-6, out, dtype);

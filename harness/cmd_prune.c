@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "../models/file_io.h"
 #include "../mmlu/mmlu_eval.h"
@@ -33,6 +34,7 @@ int cmd_prune(int argc, char** argv) {
     Option opts[] = {
         {"model", "DIR", "checkpoint to prune", NULL},
         {"out", "DIR", "pruned checkpoint (with scores.json, scores.txt, arbor_lineage.json)", NULL},
+        FORCE_OPTION,
         {"calib", "SHARD", "calibration token shard (computes the scores)", NULL},
         {"scores", "FILE", "scores.json from an earlier run of this model (instead of --calib)", NULL},
         {"strategy", "NAME", "depth: bi | block | last | ppl", NULL},
@@ -77,6 +79,7 @@ int cmd_prune(int argc, char** argv) {
         arg_long(&cmd, "calib-windows", 1, 1 << 24, &windows, &e) || arg_long(&cmd, "seq-len", 1, 1 << 20, &seq_len, &e) ||
         arg_long(&cmd, "batch", 1, 1 << 12, &batch, &e))
         return fail(&e);
+    if (check_output_dir(&cmd, out, dir, &e)) return fail(&e);
     PruneTarget t = {DEPTH_NONE, 0, NULL, 0, (int)ffn, (int)heads, (int)kv, (int)hidden};
     int drop[1024], n_drop = 0;
     if (arg_str(&cmd, "drop-layers")) {
@@ -108,8 +111,43 @@ int cmd_prune(int argc, char** argv) {
         err_set(&e, "prune: --aggregation must be l2, mean or variance");
         return fail(&e);
     }
+    // every argument of --search, ppl and --score-with is checked here, before loading and calibrating
+    int ppl = t.depth == DEPTH_PPL, search = arg_flag(&cmd, "search");
+    double budget = 0, ratio = 0, depth_cut = 0, width_cut = 0;
+    long ls = 0, hs = 0, fs = 0, vt = 0, ppl_layers = 0, sw_layers = 0, sw_limit = 0, sw_shots = 0;
+    const char* vpath = arg_str(&cmd, "val") ? arg_str(&cmd, "val") : arg_str(&cmd, "calib");
+    const char* score_with = arg_str(&cmd, "score-with");
+    const char* mmlu = NULL;
+    int bad = 0;
+    if (search) {
+        if (arg_str(&cmd, "params")) bad = arg_double(&cmd, "params", 1, 1e15, &budget, &e);
+        else if (arg_str(&cmd, "ratio")) bad = arg_double(&cmd, "ratio", 1e-6, 1, &ratio, &e);
+        else bad = err_set(&e, "prune: --search needs --params or --ratio");
+        if (!bad && !arg_str(&cmd, "scores") && !arg_str(&cmd, "calib"))
+            bad = err_set(&e, "prune: --search needs importance scores (--calib or --scores)");
+        if (!bad)
+            bad = arg_long(&cmd, "layer-step", 1, 1 << 16, &ls, &e) || arg_long(&cmd, "hidden-step", 1, 1 << 20, &hs, &e) ||
+                  arg_long(&cmd, "ffn-step", 1, 1 << 20, &fs, &e) || arg_double(&cmd, "max-depth-cut", 0, 0.99, &depth_cut, &e) ||
+                  arg_double(&cmd, "max-width-cut", 0, 0.99, &width_cut, &e);
+    }
+    if (!bad && (ppl || search)) {
+        if (!vpath) bad = err_set(&e, "prune: %s needs validation tokens (--val or --calib)", ppl ? "--strategy ppl" : "--search");
+        else if (access(vpath, R_OK) != 0) bad = err_set(&e, "prune: %s: cannot read the validation shard", vpath);
+        else bad = arg_long(&cmd, "val-tokens", 2, 1L << 40, &vt, &e);
+    }
+    if (!bad && ppl) bad = arg_long(&cmd, "layers", 1, 1 << 16, &ppl_layers, &e);
+    if (!bad && score_with) {
+        if (strcmp(score_with, "mmlu-val") || !strategy || strcmp(strategy, "block"))
+            bad = err_set(&e, "prune: --score-with takes mmlu-val, with --strategy block");
+        else
+            bad = arg_long(&cmd, "layers", 1, 1 << 16, &sw_layers, &e) || arg_required(&cmd, "mmlu", &mmlu, &e) ||
+                  arg_long(&cmd, "mmlu-limit", 0, 1 << 20, &sw_limit, &e) || arg_long(&cmd, "mmlu-shots", 0, 5, &sw_shots, &e);
+        if (!bad && access(mmlu, R_OK) != 0) bad = err_set(&e, "prune: --mmlu %s: no such folder", mmlu);
+    }
+    if (bad) return fail(&e);
     Model m;
     if (model_load(&m, dir, &e)) return fail(&e);
+    if (search && ratio > 0) budget = ratio * (double)config_param_count(&m.cfg);
     Importance imp;
     int have_imp = 0, rc = 0;
     if (arg_str(&cmd, "scores")) {
@@ -126,32 +164,21 @@ int cmd_prune(int argc, char** argv) {
         }
     }
     int* keep = xmalloc(sizeof(int) * (size_t)m.cfg.n_layers);
-    int n_keep = 0, ppl = t.depth == DEPTH_PPL, search = arg_flag(&cmd, "search");
+    int n_keep = 0;
     Model pruned = {0};
     int* val = NULL;
     int64_t n_val = 0;
     if (!rc && (ppl || search)) {  // validation tokens
-        const char* vpath = arg_str(&cmd, "val") ? arg_str(&cmd, "val") : arg_str(&cmd, "calib");
-        long vt;
         Shard vs;
-        if (!vpath) rc = err_set(&e, "prune: %s needs validation tokens (--val or --calib)", ppl ? "--strategy ppl" : "--search");
-        else if (!(rc = arg_long(&cmd, "val-tokens", 2, 1L << 40, &vt, &e)) && !(rc = shard_open(&vs, vpath, &e))) {
+        if (!(rc = shard_open(&vs, vpath, &e))) {
             val = shard_read_tokens(&vs, (uint64_t)vt, &n_val);
             shard_close(&vs);
         }
     }
     if (!rc && search) {
-        double budget = 0, ratio = 0, depth_cut, width_cut;
-        long ls, hs, fs;
         SearchCandidate* cands = NULL;
         int n_cands = 0;
-        if (arg_str(&cmd, "params")) rc = arg_double(&cmd, "params", 1, 1e15, &budget, &e);
-        else if (arg_str(&cmd, "ratio")) rc = arg_double(&cmd, "ratio", 1e-6, 1, &ratio, &e), budget = ratio * (double)config_param_count(&m.cfg);
-        else rc = err_set(&e, "prune: --search needs --params or --ratio");
-        if (!rc && !have_imp) rc = err_set(&e, "prune: --search needs importance scores (--calib or --scores)");
-        if (!rc) rc = arg_long(&cmd, "layer-step", 1, 1 << 16, &ls, &e) || arg_long(&cmd, "hidden-step", 1, 1 << 20, &hs, &e) ||
-                      arg_long(&cmd, "ffn-step", 1, 1 << 20, &fs, &e) || arg_double(&cmd, "max-depth-cut", 0, 0.99, &depth_cut, &e) ||
-                      arg_double(&cmd, "max-width-cut", 0, 0.99, &width_cut, &e) || make_dirs(out, &e);
+        rc = make_dirs(out, &e);
         if (!rc) {
             SearchOptions so = {budget, (int)ls, (int)hs, (int)fs, depth_cut, width_cut};
             char csv[4200];
@@ -164,27 +191,17 @@ int cmd_prune(int argc, char** argv) {
         }
         free(cands);
     }
-    const char* score_with = arg_str(&cmd, "score-with");
     if (!rc && score_with) {  // block candidates ranked by MMLU validation accuracy
-        long layers, limit, shots;
-        const char* mmlu;
         Tokenizer tok;
-        if (strcmp(score_with, "mmlu-val") || !strategy || strcmp(strategy, "block"))
-            rc = err_set(&e, "prune: --score-with takes mmlu-val, with --strategy block");
-        else if (!(rc = arg_long(&cmd, "layers", 1, 1 << 16, &layers, &e) || arg_required(&cmd, "mmlu", &mmlu, &e) ||
-                        arg_long(&cmd, "mmlu-limit", 0, 1 << 20, &limit, &e) || arg_long(&cmd, "mmlu-shots", 0, 5, &shots, &e) ||
-                        make_dirs(out, &e) ||
-                        tokenizer_load(&tok, arg_str(&cmd, "tokenizer") ? arg_str(&cmd, "tokenizer") : dir, &e))) {
-            MmluScoreCtx ctx = {&tok, mmlu, (int)shots, (int)limit};
+        if (!(rc = make_dirs(out, &e) || tokenizer_load(&tok, arg_str(&cmd, "tokenizer") ? arg_str(&cmd, "tokenizer") : dir, &e))) {
+            MmluScoreCtx ctx = {&tok, mmlu, (int)sw_shots, (int)sw_limit};
             char csv[4200];
             snprintf(csv, sizeof csv, "%s/block_candidates.csv", out);
-            rc = prune_block_by_score(&m, have_imp ? &imp : NULL, (int)layers, mmlu_val_score, &ctx, csv, keep, &n_keep, &e);
+            rc = prune_block_by_score(&m, have_imp ? &imp : NULL, (int)sw_layers, mmlu_val_score, &ctx, csv, keep, &n_keep, &e);
             tokenizer_free(&tok);
         }
     } else if (!rc && ppl) {
-        long layers;
-        rc = arg_long(&cmd, "layers", 1, 1 << 16, &layers, &e) ||
-             prune_depth_ppl(&m, val, n_val, (int)seq_len, (int)layers, keep, &n_keep, &e);
+        rc = prune_depth_ppl(&m, val, n_val, (int)seq_len, (int)ppl_layers, keep, &n_keep, &e);
     } else if (!rc) {
         rc = prune_pick_layers(&m.cfg, have_imp ? &imp : NULL, &t, keep, &n_keep, &e);
     }

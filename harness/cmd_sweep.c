@@ -61,7 +61,11 @@ int cmd_sweep(int argc, char** argv) {
     if (command_start_path(&cmd, argc, argv, "the config file", &path, &code)) return code;
     Err e;
     SweepConfig c;
-    if (sweep_config_load(path, &c, &e)) return fail(&e);
+    int plan_only = arg_flag(&cmd, "dry-run") || arg_flag(&cmd, "emit-slurm");  // may run before the inputs are fetched
+    if ((plan_only ? sweep_config_load_lenient(path, &c, &e) : sweep_config_load(path, &c, &e))) return fail(&e);
+    if (c.skipped[0])
+        fprintf(stderr, "sweep %s: inputs not on disk yet, so these checks were skipped (a run makes them first):\n%s\n", c.name,
+                c.skipped);
     Cell* cells;
     int n;
     sweep_cells(&c, &cells, &n);

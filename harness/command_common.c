@@ -1,5 +1,6 @@
 // command_common.c: helpers every subcommand uses (see commands.h).
 #include <stdio.h>
+#include <sys/stat.h>
 
 #include "commands.h"
 
@@ -57,4 +58,16 @@ int arch_from_options(const Command* cmd, ModelConfig* cfg, Err* e) {
     }
     if (arg_flag(cmd, "untied")) cfg->tie_embeddings = false;
     return config_validate(cfg, "--arch options", e);
+}
+
+int check_output_dir(const Command* cmd, const char* out, const char* input, Err* e) {
+    struct stat so, si;
+    if (stat(out, &so) != 0) return 0;  // nothing there yet
+    if (input && stat(input, &si) == 0 && so.st_dev == si.st_dev && so.st_ino == si.st_ino)
+        return err_set(e, "%s: --out %s is the input checkpoint %s: it would be overwritten while read", cmd->name, out, input);
+    char cfg[4200];
+    snprintf(cfg, sizeof cfg, "%s/config.json", out);
+    if (stat(cfg, &so) == 0 && !arg_flag(cmd, "force"))
+        return err_set(e, "%s: --out %s already holds a checkpoint; give --force to replace it", cmd->name, out);
+    return 0;
 }

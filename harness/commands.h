@@ -46,5 +46,11 @@ int fail(const Err* e);
 // CUDA is one line (exit 2), never a crash halfway through.
 int arg_device(const Command* cmd, Device* d, Err* e);
 
+// An output checkpoint folder: refused when it is the input (same file, by device and inode), or when
+// it already holds a checkpoint and the command (which must declare --force) was not given --force.
+// input may be NULL.
+int check_output_dir(const Command* cmd, const char* out, const char* input, Err* e);
+#define FORCE_OPTION {"force", NULL, "replace a checkpoint already in --out", NULL}
+
 // The preset named by --arch with the overrides applied, validated.
 int arch_from_options(const Command* cmd, ModelConfig* cfg, Err* e);

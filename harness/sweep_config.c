@@ -1,9 +1,13 @@
 // sweep_config.c: see sweep_config.h.
 #include "../kernels/hash.h"
+#include "../mmlu/subjects.h"
+#include "../models/config.h"
+#include "../models/token_shard.h"
 #include "../prune/surgery.h"
 #include "sweep_config.h"
 
 #include <ini.h>
+#include <math.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -57,7 +61,20 @@ const char* sweep_config_key(int i, const char** section) {
 typedef struct {
     SweepConfig* c;
     char msg[512];
+    char seen[128][160];  // "section key" of every key read so far: each may be given once
+    int n_seen;
 } Ctx;
+
+// 0 the first time [section] name is seen; -1 (message set) when it was given before
+static int once(Ctx* x, const char* section, const char* name) {
+    char id[160];
+    snprintf(id, sizeof id, "%.100s %.50s", section, name);
+    for (int i = 0; i < x->n_seen; i++)
+        if (!strcmp(x->seen[i], id))
+            return snprintf(x->msg, sizeof x->msg, "duplicate key '%s' in [%s]: each key is given once", name, section), -1;
+    if (x->n_seen < 128) snprintf(x->seen[x->n_seen++], sizeof x->seen[0], "%s", id);
+    return 0;
+}
 
 static int parse_long(const char* v, long* out) {
     char* end;
@@ -68,6 +85,7 @@ static int parse_long(const char* v, long* out) {
 static int handler(void* user, const char* section, const char* name, const char* value) {
     Ctx* x = user;
     SweepConfig* c = x->c;
+    if (once(x, section, name)) return 0;
     if (strncmp(section, "baseline.", 9) == 0) {
         if (strcmp(name, "model") != 0) return snprintf(x->msg, sizeof x->msg, "unknown key '%s' in [%s] (model)", name, section), 0;
         if (c->n_baselines == SWEEP_MAX_BASELINES) return snprintf(x->msg, sizeof x->msg, "more than %d baselines", SWEEP_MAX_BASELINES), 0;
@@ -93,8 +111,8 @@ static int handler(void* user, const char* section, const char* name, const char
                 return 1;
             case T_DBL:
                 *(double*)field = strtod(value, &end);
-                if (end == value || *end || *(double*)field < 0)
-                    return snprintf(x->msg, sizeof x->msg, "%s = '%.40s' is not a non-negative number", name, value), 0;
+                if (end == value || *end || !(*(double*)field >= 0) || !isfinite(*(double*)field))
+                    return snprintf(x->msg, sizeof x->msg, "%s = '%.40s' is not a finite non-negative number", name, value), 0;
                 return 1;
             case T_BOOL:
                 if (!strcmp(value, "true") || !strcmp(value, "1")) *(int*)field = 1;
@@ -128,6 +146,8 @@ static int handler(void* user, const char* section, const char* name, const char
 }
 
 // The line of `key` in [section] (for errors found after parsing), or 0.
+static const char* plan_tokenizer_dir(const SweepConfig* c) { return c->tokenizer[0] ? c->tokenizer : c->teacher; }
+
 static int line_of(const char* path, const char* section, const char* key) {
     FILE* f = fopen(path, "r");
     if (!f) return 0;
@@ -154,7 +174,42 @@ static int line_of(const char* path, const char* section, const char* key) {
 
 static int exists(const char* p) { return p[0] && access(p, F_OK) == 0; }
 
-int sweep_config_load(const char* path, SweepConfig* c, Err* e) {
+// an input that is not on disk: an error, or (lenient) a note of the checks that could not be made
+#define MISSING(sec, key, ...)                                                                        \
+    do {                                                                                              \
+        if (!lenient) return BAD(sec, key, __VA_ARGS__);                                              \
+        snprintf(msg, sizeof msg, __VA_ARGS__);                                                       \
+        size_t at_ = strlen(c->skipped);                                                              \
+        snprintf(c->skipped + at_, sizeof c->skipped - at_, "%s%s:%d: %s", at_ ? "\n" : "", path,      \
+                 line_of(path, sec, key), msg);                                                       \
+    } while (0)
+
+static int has_duplicate(const int* v, int n, int* dup) {
+    for (int i = 0; i < n; i++)
+        for (int j = i + 1; j < n; j++)
+            if (v[i] == v[j]) return *dup = v[i], 1;
+    return 0;
+}
+
+// shard at p opened (and so validated) for its size; -1 with the reason in e
+static int shard_tokens(const char* p, uint64_t* n, int* vocab, Err* e) {
+    Shard s;
+    if (shard_open(&s, p, e)) return -1;
+    *n = s.n_tokens, *vocab = s.vocab_size;
+    shard_close(&s);
+    return 0;
+}
+
+static int tokenizer_files(const char* dir) {
+    char a[1100], b[1100];
+    snprintf(a, sizeof a, "%s/tokenizer.json", dir);
+    if (access(a, F_OK) == 0) return 1;
+    snprintf(a, sizeof a, "%s/vocab.json", dir);
+    snprintf(b, sizeof b, "%s/merges.txt", dir);
+    return access(a, F_OK) == 0 && access(b, F_OK) == 0;
+}
+
+static int load(const char* path, SweepConfig* c, int lenient, Err* e) {
     memset(c, 0, sizeof *c);
     snprintf(c->path, sizeof c->path, "%s", path);
     // defaults
@@ -170,7 +225,7 @@ int sweep_config_load(const char* path, SweepConfig* c, Err* e) {
     c->bench_batch[0] = 1, c->n_bench_batch = 1, c->prompt_len = 128, c->gen_len = 32, c->repeats = 3;
     FILE* f = fopen(path, "r");
     if (!f) return err_set(e, "%s: cannot open", path);
-    Ctx x = {c, ""};
+    Ctx x = {c, "", {{0}}, 0};
     int line = ini_parse_file(f, handler, &x);
     fclose(f);
     if (line > 0) return err_set(e, "%s:%d: %s", path, line, x.msg[0] ? x.msg : "malformed line");
@@ -178,35 +233,42 @@ int sweep_config_load(const char* path, SweepConfig* c, Err* e) {
     char msg[2400];
     if (!c->name[0]) snprintf(c->name, sizeof c->name, "sweep");
     if (!c->teacher[0]) return err_set(e, "%s: [teacher] model is required", path);
-    char cfg_path[1100];
-    snprintf(cfg_path, sizeof cfg_path, "%s/config.json", c->teacher);
-    if (!exists(cfg_path)) return BAD("teacher", "model", "teacher checkpoint '%s' has no config.json", c->teacher);
-    for (int i = 0; i < c->n_baselines; i++) {
-        snprintf(cfg_path, sizeof cfg_path, "%s/config.json", c->baseline_model[i]);
-        char sec[80];
-        snprintf(sec, sizeof sec, "baseline.%s", c->baseline_name[i]);
-        if (!exists(cfg_path)) return BAD(sec, "model", "baseline checkpoint '%s' has no config.json", c->baseline_model[i]);
-    }
+
+    // ---- the config on its own
     int matrix = c->n_strategies || c->n_layers || c->n_ffn || c->n_hidden || c->n_heads || c->n_kv_heads;
     for (int i = 0; i < c->n_strategies; i++) {
         DepthStrategy d;
         if (depth_strategy_parse(c->strategies[i], &d))
             return BAD("matrix", "strategies", "strategy '%s' is not one of bi, block, last, ppl", c->strategies[i]);
+        for (int j = 0; j < i; j++)
+            if (!strcmp(c->strategies[i], c->strategies[j]))
+                return BAD("matrix", "strategies", "strategy '%s' is listed twice (the cells would repeat)", c->strategies[i]);
     }
     Aggregation agg;
     if (aggregation_parse(c->aggregation, &agg)) return BAD("prune", "aggregation", "aggregation must be l2, mean or variance");
     if (c->n_strategies && !c->n_layers) return BAD("matrix", "strategies", "strategies need [matrix] layers");
     if (c->n_layers && !c->n_strategies) return BAD("matrix", "layers", "layers need [matrix] strategies");
+    if (!c->n_strategies && matrix) return BAD("matrix", "strategies", "width axes need [matrix] strategies and layers");
     for (int i = 0; i < c->n_layers; i++)
         if (c->layers[i] < 1) return BAD("matrix", "layers", "layers must be at least 1");
-    if (matrix) {
-        if (!exists(c->calib)) return BAD("data", "calib", "the matrix needs [data] calib, an existing token shard ('%s')", c->calib);
-        if (!exists(c->distill_data))
-            return BAD("data", "distill", "the matrix needs [data] distill, an existing token shard ('%s')", c->distill_data);
+    struct {
+        const char* key;
+        const int* v;
+        int n;
+    } axes[] = {{"layers", c->layers, c->n_layers}, {"ffn", c->ffn, c->n_ffn}, {"hidden", c->hidden, c->n_hidden},
+                {"heads", c->heads, c->n_heads}, {"kv_heads", c->kv_heads, c->n_kv_heads}};
+    for (int a = 0; a < 5; a++) {
+        int dup;
+        if (has_duplicate(axes[a].v, axes[a].n, &dup))
+            return BAD("matrix", axes[a].key, "%s: %d is listed twice (the cells would repeat)", axes[a].key, dup);
     }
-    if (c->val[0] && !exists(c->val)) return BAD("data", "val", "'%s' does not exist", c->val);
-    if (c->mmlu[0] && !exists(c->mmlu)) return BAD("eval", "mmlu", "'%s' does not exist", c->mmlu);
     if (c->shots > 5) return BAD("eval", "shots", "shots must be 0..5");
+    if (c->subjects[0]) {
+        char buf[sizeof c->subjects];
+        snprintf(buf, sizeof buf, "%s", c->subjects);
+        for (char* s = strtok(buf, ", "); s; s = strtok(NULL, ", "))
+            if (mmlu_subject_index(s) < 0) return BAD("eval", "subjects", "'%s' is not an MMLU subject (mmlu/subjects.c lists the 57)", s);
+    }
     if (device_parse(c->device_text, &c->device, e))
         return BAD("sweep", "device", "device must be cpu or cuda, not '%s'", c->device_text);
     const char* precision = c->device == DEVICE_CUDA ? "bf16" : "fp32";  // what each backend runs
@@ -215,20 +277,117 @@ int sweep_config_load(const char* path, SweepConfig* c, Err* e) {
                    device_name(c->device), device_name(c->device), precision);
     snprintf(c->precision, sizeof c->precision, "%s", precision);
     if (strcmp(c->schedule, "cosine") && strcmp(c->schedule, "linear")) return BAD("distill", "schedule", "schedule must be cosine or linear");
-    if (c->seq_len < 1 || c->batch < 1 || c->grad_accum < 1) return BAD("distill", "seq_len", "seq_len, batch and grad_accum must be positive");
+    if (c->seq_len < 1) return BAD("distill", "seq_len", "seq_len must be positive");
+    if (c->batch < 1) return BAD("distill", "batch", "batch must be positive");
+    if (c->grad_accum < 1) return BAD("distill", "grad_accum", "grad_accum must be positive");
     if (c->tokens > 0) {  // a token budget fixes the step count
         double per_step = (double)c->seq_len * c->batch * c->grad_accum;
-        c->steps = (int)((c->tokens + per_step - 1) / per_step);
+        double steps = ceil(c->tokens / per_step);
+        if (steps > 1 << 30) return BAD("distill", "tokens", "tokens = %g is %.3g steps of %.0f tokens (at most 2^30)", c->tokens, steps, per_step);
+        c->steps = (int)steps;
     }
     if (c->steps < 1) return BAD("distill", "steps", "steps must be positive");
+    if (!(c->lr > 0)) return BAD("distill", "lr", "lr must be positive");
     if (c->min_lr > c->lr) return BAD("distill", "min_lr", "min_lr %g is above lr %g", c->min_lr, c->lr);
     Err le;
     if (loss_parse(c->loss, 1, &c->loss_cfg, &le)) return BAD("distill", "loss", "%s", le.msg);
     if (!(c->kd_temp >= 1e-3 && c->kd_temp <= 1e3)) return BAD("distill", "kd_temp", "kd_temp %g must be in [0.001, 1000]", c->kd_temp);
     c->loss_cfg.temperature = (float)c->kd_temp;
     c->loss_cfg.t2_scaling = c->t2;
+    if (c->calib_windows < 1) return BAD("prune", "calib_windows", "calib_windows must be at least 1");
+    if (c->prune_seq_len < 2) return BAD("prune", "seq_len", "seq_len must be at least 2");
+    if (c->ppl_seq_len < 2) return BAD("eval", "ppl_seq_len", "ppl_seq_len must be at least 2 (one prediction needs a context)");
+    if (c->ppl_tokens < c->ppl_seq_len + 1)
+        return BAD("eval", "ppl_tokens", "ppl_tokens %d is less than one window of ppl_seq_len + 1 = %d", c->ppl_tokens, c->ppl_seq_len + 1);
+    for (int i = 0; i < c->n_bench_batch; i++)
+        if (c->bench_batch[i] < 1) return BAD("bench", "batch", "bench batch sizes must be at least 1");
+    int dup;
+    if (has_duplicate(c->bench_batch, c->n_bench_batch, &dup)) return BAD("bench", "batch", "batch %d is listed twice", dup);
+    if (c->prompt_len < 1) return BAD("bench", "prompt_len", "prompt_len must be at least 1");
+    if (c->gen_len < 1) return BAD("bench", "gen_len", "gen_len must be at least 1");
+    if (c->repeats < 1) return BAD("bench", "repeats", "repeats must be at least 1");
+
+    // ---- against what it names on disk
+    char cfg_path[1100];
+    snprintf(cfg_path, sizeof cfg_path, "%s/config.json", c->teacher);
+    ModelConfig t;
+    int have_teacher = 0;
+    if (!exists(cfg_path)) {
+        MISSING("teacher", "model", "teacher checkpoint '%s' has no config.json (its shape checks were skipped)", c->teacher);
+    } else {
+        Err ce;
+        if (config_load(c->teacher, &t, &ce)) return BAD("teacher", "model", "%s", ce.msg);
+        have_teacher = 1;
+    }
+    for (int i = 0; i < c->n_baselines; i++) {
+        snprintf(cfg_path, sizeof cfg_path, "%s/config.json", c->baseline_model[i]);
+        char sec[80];
+        snprintf(sec, sizeof sec, "baseline.%s", c->baseline_name[i]);
+        if (!exists(cfg_path)) MISSING(sec, "model", "baseline checkpoint '%s' has no config.json", c->baseline_model[i]);
+    }
+    if (have_teacher) {
+        int L = t.n_layers, P = t.max_positions;
+        for (int i = 0; i < c->n_layers; i++)
+            if (c->layers[i] > L) return BAD("matrix", "layers", "layers %d: the teacher has %d layers (keep 1..%d)", c->layers[i], L, L);
+        for (int a = 1; a < 5; a++)  // each width axis alone, then every combination of them
+            for (int i = 0; i < axes[a].n; i++) {
+                PruneTarget pt = {0};
+                int* slot[5] = {NULL, &pt.ffn, &pt.hidden, &pt.heads, &pt.kv_heads};
+                *slot[a] = axes[a].v[i];
+                Err we;
+                if (prune_width_check(&t, &pt, &we)) return BAD("matrix", axes[a].key, "%s: %s", axes[a].key, we.msg);
+            }
+        for (int h = 0; h < (c->n_heads ? c->n_heads : 1); h++)
+            for (int k = 0; k < (c->n_kv_heads ? c->n_kv_heads : 1); k++) {
+                PruneTarget pt = {0};
+                pt.heads = c->n_heads ? c->heads[h] : 0, pt.kv_heads = c->n_kv_heads ? c->kv_heads[k] : 0;
+                Err we;
+                if (prune_width_check(&t, &pt, &we)) return BAD("matrix", c->n_heads ? "heads" : "kv_heads", "%s", we.msg);
+            }
+        if (P > 0) {
+            if (c->seq_len > P) return BAD("distill", "seq_len", "seq_len %d is past the teacher's %d positions", c->seq_len, P);
+            if (c->prune_seq_len > P) return BAD("prune", "seq_len", "seq_len %d is past the teacher's %d positions", c->prune_seq_len, P);
+            if (c->val[0] && c->ppl_seq_len > P)
+                return BAD("eval", "ppl_seq_len", "ppl_seq_len %d is past the teacher's %d positions", c->ppl_seq_len, P);
+            if (c->prompt_len + c->gen_len > P)
+                return BAD("bench", "gen_len", "prompt_len + gen_len = %d is past the teacher's %d positions", c->prompt_len + c->gen_len, P);
+        }
+    }
+    struct {
+        const char *key, *path;
+        int need, min_tokens;
+    } shards[] = {{"calib", c->calib, matrix, c->prune_seq_len + 1},
+                  {"distill", c->distill_data, matrix, 2 * c->seq_len + 1},
+                  {"val", c->val, c->val[0] != 0, c->ppl_seq_len + 1}};
+    for (int i = 0; i < 3; i++) {
+        if (!shards[i].need) continue;
+        if (!exists(shards[i].path)) {
+            MISSING("data", shards[i].key, "[data] %s '%s' does not exist (an existing token shard is needed)", shards[i].key,
+                    shards[i].path);
+            continue;
+        }
+        uint64_t n_tok;
+        int vocab;
+        Err se;
+        if (shard_tokens(shards[i].path, &n_tok, &vocab, &se)) return BAD("data", shards[i].key, "%s", se.msg);
+        if (n_tok < (uint64_t)shards[i].min_tokens)
+            return BAD("data", shards[i].key, "%s: %llu tokens, fewer than the %d its settings need", shards[i].path,
+                       (unsigned long long)n_tok, shards[i].min_tokens);
+        if (have_teacher && vocab > t.vocab)
+            return BAD("data", shards[i].key, "%s: token ids up to %d, past the teacher's vocabulary of %d", shards[i].path, vocab - 1,
+                       t.vocab);
+    }
+    if (c->mmlu[0] && !exists(c->mmlu)) MISSING("eval", "mmlu", "'%s' does not exist", c->mmlu);
+    if (c->tokenizer[0] && !exists(c->tokenizer)) MISSING("teacher", "tokenizer", "'%s' does not exist", c->tokenizer);
+    if (c->mmlu[0] && (have_teacher || c->tokenizer[0]) && exists(plan_tokenizer_dir(c)) && !tokenizer_files(plan_tokenizer_dir(c)))
+        return BAD("teacher", c->tokenizer[0] ? "tokenizer" : "model",
+                   "MMLU needs a tokenizer: '%s' has no tokenizer.json (nor vocab.json + merges.txt); set [teacher] tokenizer",
+                   plan_tokenizer_dir(c));
     return 0;
 }
+
+int sweep_config_load(const char* path, SweepConfig* c, Err* e) { return load(path, c, 0, e); }
+int sweep_config_load_lenient(const char* path, SweepConfig* c, Err* e) { return load(path, c, 1, e); }
 
 // ---------------------------------------------------------------------------------------------
 // cells

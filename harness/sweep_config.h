@@ -50,14 +50,21 @@ typedef struct {
     int n_baselines;
     int scratch;           // bool (stored as int: the INI reader writes ints)
     char path[1024];  // the config file
+    char skipped[4096];  // lenient load: the checks not made because an input is not on disk yet, one per line
 } SweepConfig;
 
 // The known keys (for tests that walk them all): key i and its section; [baseline.NAME] model is not listed.
 int sweep_config_key_count(void);
 const char* sweep_config_key(int i, const char** section);
 
-// Reads and validates path (also that the files it names exist). -1 with e = "FILE:LINE: problem".
+// Reads and validates path before any work: every value and combination, and against what it names
+// on disk (the teacher's config.json: layers, widths, head/KV arithmetic, positions; the shards: valid,
+// long enough, ids inside the teacher's vocabulary; MMLU data and a tokenizer). -1 with e =
+// "FILE:LINE: problem".
 int sweep_config_load(const char* path, SweepConfig* c, Err* e);
+// The same, except that inputs not on disk yet are not errors: c->skipped lists each one and the checks
+// that had to be skipped (--dry-run, --emit-slurm before the checkpoints are fetched).
+int sweep_config_load_lenient(const char* path, SweepConfig* c, Err* e);
 
 typedef enum { CELL_TEACHER, CELL_BASELINE, CELL_PRUNED, CELL_SCRATCH } CellKind;
 

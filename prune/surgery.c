@@ -109,10 +109,8 @@ static int* head_rows(const int* heads, int n, int HS) {
     return rows;
 }
 
-int prune_model(const Model* m, const Importance* imp, const PruneTarget* t, const int* keep, int n_keep, Model* out,
-                Err* e) {
-    const ModelConfig* c = &m->cfg;
-    int C = c->hidden, F = c->ffn, NH = c->n_heads, NKV = c->n_kv_heads, HS = c->head_dim;
+int prune_width_check(const ModelConfig* c, const PruneTarget* t, Err* e) {
+    int C = c->hidden, F = c->ffn, NH = c->n_heads, NKV = c->n_kv_heads;
     int C2 = t->hidden ? t->hidden : C, F2 = t->ffn ? t->ffn : F;
     int NKV2 = t->kv_heads ? t->kv_heads : NKV, NH2 = t->heads ? t->heads : NH * NKV2 / NKV;
     if (C2 > C) return err_set(e, "--hidden %d is larger than the model's %d", C2, C);
@@ -124,6 +122,16 @@ int prune_model(const Model* m, const Importance* imp, const PruneTarget* t, con
     if (NH2 / NKV2 > NH / NKV)
         return err_set(e, "--heads %d with %d KV groups needs %d query heads per group; the model has %d", NH2, NKV2,
                        NH2 / NKV2, NH / NKV);
+    return 0;
+}
+
+int prune_model(const Model* m, const Importance* imp, const PruneTarget* t, const int* keep, int n_keep, Model* out,
+                Err* e) {
+    const ModelConfig* c = &m->cfg;
+    int C = c->hidden, F = c->ffn, NH = c->n_heads, NKV = c->n_kv_heads, HS = c->head_dim;
+    int C2 = t->hidden ? t->hidden : C, F2 = t->ffn ? t->ffn : F;
+    int NKV2 = t->kv_heads ? t->kv_heads : NKV, NH2 = t->heads ? t->heads : NH * NKV2 / NKV;
+    if (prune_width_check(c, t, e)) return -1;
     if ((C2 < C || F2 < F || NH2 < NH || NKV2 < NKV) && !imp)
         return err_set(e, "width pruning needs importance scores (--calib or --scores)");
     ModelConfig c2 = *c;

@@ -18,6 +18,8 @@ typedef struct {
     int ffn, heads, kv_heads, hidden;  // width targets, 0 = unchanged
 } PruneTarget;
 
+// The width targets against the model's shape (sizes, head/KV-group arithmetic): 0 or -1 with the reason.
+int prune_width_check(const ModelConfig* c, const PruneTarget* t, Err* e);
 // The layers to keep (ascending) under the depth strategy; imp is needed by bi and block.
 int prune_pick_layers(const ModelConfig* c, const Importance* imp, const PruneTarget* t, int* keep, int* n_keep, Err* e);
 // out: a new model with the kept layers and the width targets applied. imp may be NULL when no

@@ -472,15 +472,38 @@ Test(cli, prune_writes_a_checkpoint_scores_and_lineage) {
     snprintf(args, sizeof args, "prune --model %s --scores %s/scores.json --strategy bi --layers 2 --out %s 2>/dev/null", model,
              out, out2);
     cr_assert_eq(run_arbor(args, NULL), 0);
-    snprintf(args, sizeof args, "prune --model %s --scores %s/scores.json --strategy bi --layers 9 --out %s", model, out, out2);
+    // outputs: never the input, never over a checkpoint without --force
+    snprintf(args, sizeof args, "prune --model %s --scores %s/scores.json --strategy bi --layers 2 --out %s", out2, out, out2);
+    expect_bad_input(args, "is the input checkpoint");
+    snprintf(args, sizeof args, "prune --model %s --scores %s/scores.json --strategy bi --layers 2 --out %s", model, out, out2);
+    expect_bad_input(args, "already holds a checkpoint; give --force");
+    snprintf(args, sizeof args, "prune --model %s --scores %s/scores.json --strategy bi --layers 2 --out %s --force 2>/dev/null",
+             model, out, out2);
+    cr_expect_eq(run_arbor(args, NULL), 0, "--force replaces it");
+    snprintf(args, sizeof args, "init --arch tiny --out %s", out2);
+    expect_bad_input(args, "already holds a checkpoint");
+    snprintf(args, sizeof args, "convert --model %s --out %s", model, out2);
+    expect_bad_input(args, "already holds a checkpoint");
+    // --search and ppl arguments are checked before any calibration
+    snprintf(args, sizeof args, "prune --model %s --calib /nonexistent.shard --search --out %s_s", model, out);
+    expect_bad_input(args, "--search needs --params or --ratio");
+    snprintf(args, sizeof args, "prune --model %s --calib %s --search --ratio 2 --out %s_s", model, shard, out);
+    expect_bad_input(args, "--ratio '2' must be a number in");
+    snprintf(args, sizeof args, "prune --model %s --search --ratio 0.5 --out %s_s", model, out);
+    expect_bad_input(args, "--search needs importance scores");
+    snprintf(args, sizeof args, "prune --model %s --calib %s --search --ratio 0.5 --val /nonexistent.shard --out %s_s", model,
+             shard, out);
+    expect_bad_input(args, "cannot read the validation shard");
+    snprintf(args, sizeof args, "prune --model %s --scores %s/scores.json --strategy bi --layers 9 --out %s --force", model, out,
+             out2);
     expect_bad_input(args, "--layers 9: the model has 4 layers");
-    snprintf(args, sizeof args, "prune --model %s --scores %s/scores.json --ffn 999 --out %s", model, out, out2);
+    snprintf(args, sizeof args, "prune --model %s --scores %s/scores.json --ffn 999 --out %s --force", model, out, out2);
     expect_bad_input(args, "--ffn 999 is larger than the model's 192");
-    snprintf(args, sizeof args, "prune --model %s --scores %s/scores.json --strategy bi --layers 2 --out %s", out, out, out2);
+    snprintf(args, sizeof args, "prune --model %s --scores %s/scores.json --strategy bi --layers 2 --out %s_o", out, out, out2);
     expect_bad_input(args, "scores of another model");
     snprintf(path, sizeof path, "%s/empty.shard", dir);
     write_test_shard(path, 0, 512, 0, NULL);
-    snprintf(args, sizeof args, "prune --model %s --calib %s --strategy bi --layers 2 --out %s", model, path, out2);
+    snprintf(args, sizeof args, "prune --model %s --calib %s --strategy bi --layers 2 --out %s_o", model, path, out2);
     expect_bad_input(args, "empty calibration data");
 }
 

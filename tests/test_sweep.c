@@ -85,6 +85,29 @@ Test(sweep, bad_configs_name_file_and_line) {
     expect_refused("[matrix]\nstrategies = bi, magic\nlayers = 2\n", ":13: strategy 'magic' is not one of");
     expect_refused("[matrix]\nstrategies = bi\n", ":13: strategies need [matrix] layers");
     expect_refused("[distill]\nschedule = wavy\n", ":13: schedule must be cosine or linear");
+    // impossible against the teacher (tiny: 4 layers, hidden 64, ffn 192, 4 heads in 2 KV groups)
+    expect_refused("[matrix]\nstrategies = bi\nlayers = 10\n", ":14: layers 10: the teacher has 4 layers");
+    expect_refused("[matrix]\nstrategies = bi\nlayers = 2\nffn = 1000\n", ":15: ffn: --ffn 1000 is larger than the model's 192");
+    expect_refused("[matrix]\nstrategies = bi\nlayers = 2\nheads = 3\n", ":15: heads: --heads 3 is not a multiple of the 2 KV groups");
+    expect_refused("[matrix]\nstrategies = bi\nlayers = 2, 2\n", ":14: layers: 2 is listed twice");
+    expect_refused("[matrix]\nstrategies = bi, bi\nlayers = 2\n", ":13: strategy 'bi' is listed twice");
+    expect_refused("[matrix]\nffn = 96\n", "width axes need [matrix] strategies");
+    expect_refused("[distill]\nsteps = 2\nsteps = 3\n", ":14: duplicate key 'steps' in [distill]");
+    expect_refused("[eval]\nsubjects = anatomy, astronomi\n", ":13: 'astronomi' is not an MMLU subject");
+    expect_refused("[bench]\nbatch = 0\n", ":13: bench batch sizes must be at least 1");
+    expect_refused("[bench]\nprompt_len = 0\n", ":13: prompt_len must be at least 1");
+    expect_refused("[bench]\ngen_len = 0\n", ":13: gen_len must be at least 1");
+    expect_refused("[bench]\nrepeats = 0\n", ":13: repeats must be at least 1");
+    expect_refused("[bench]\nprompt_len = 40000\ngen_len = 1000\n", ":14: prompt_len + gen_len = 41000 is past the teacher's 40960 positions");
+    expect_refused("[prune]\ncalib_windows = 0\n", ":13: calib_windows must be at least 1");
+    expect_refused("[eval]\nppl_seq_len = 1\n", ":13: ppl_seq_len must be at least 2");
+    expect_refused("[distill]\nseq_len = 50000\n", ":13: seq_len 50000 is past the teacher's 40960 positions");
+    expect_refused("[distill]\nseq_len = 500\n[matrix]\nstrategies = bi\nlayers = 2\n", "fewer than the 1001 its settings need");
+    expect_refused("[teacher]\ntokenizer = /nonexistent/tok\n", ":13: '/nonexistent/tok' does not exist");
+    expect_refused("[distill]\ntokens = 1e300\n", ":13: tokens = 1e+300 is");
+    expect_refused("[distill]\nlr = nan\n", ":13: lr = 'nan' is not a finite non-negative number");
+    expect_refused("[distill]\nclip = inf\n", ":13: clip = 'inf' is not a finite");
+    expect_refused("[distill]\nlr = 0\n", ":13: lr must be positive");
     expect_refused("[distill]\nloss = bogus\n", ":13: loss 'bogus': expected kl, rkl, topk:K");
     expect_refused("[distill]\nloss = topk:8x\n", ":13: loss 'topk:8x'");
     expect_refused("[distill]\nkd_temp = 0\n", ":13: kd_temp 0 must be in");
@@ -268,17 +291,29 @@ Test(sweep, the_reproduction_config_parses) {
     snprintf(cfg, sizeof cfg, "%s/../../configs/qwen3-8b-to-6b.ini", ARBOR_FIXTURES);
     cr_assert_eq(chdir(dir), 0);
     Err e;
+    // nothing fetched yet: the lenient reading (--dry-run) lists the cells and says what it skipped
+    SweepConfig c;
+    int rc = sweep_config_load_lenient(cfg, &c, &e);
+    cr_expect_eq(rc, 0, "%s", e.msg);
+    cr_expect(contains(c.skipped, "Qwen3-8B") && contains(c.skipped, "skipped") && contains(c.skipped, "calib.shard"), "%s",
+              c.skipped);
+    cr_expect_eq(sweep_config_load(cfg, &c, &e), -1, "the strict reading refuses to run without the teacher");
+    // stand-ins of the right shapes: the strict reading checks them all
     const char* dirs[] = {"checkpoints/Qwen3-8B", "checkpoints/Qwen3-4B", "data/mmlu"};
     for (int i = 0; i < 3; i++) cr_assert_eq(make_dirs(dirs[i], &e), 0);
-    write_text("checkpoints/Qwen3-8B/config.json", "{}");
-    write_text("checkpoints/Qwen3-4B/config.json", "{}");
-    write_text("data/calib.shard", "x");
-    write_text("data/distill.shard", "x");
-    write_text("data/val.shard", "x");
-    SweepConfig c;
-    int rc = sweep_config_load(cfg, &c, &e);
+    ModelConfig big;
+    cr_assert_eq(config_preset("qwen3-8b", &big, &e), 0);
+    cr_assert_eq(config_save(&big, "checkpoints/Qwen3-8B", "bfloat16", &e), 0, "%s", e.msg);
+    cr_assert_eq(config_preset("qwen3-4b", &big, &e), 0);
+    cr_assert_eq(config_save(&big, "checkpoints/Qwen3-4B", "bfloat16", &e), 0, "%s", e.msg);
+    write_text("checkpoints/Qwen3-8B/tokenizer.json", "{}");
+    write_test_shard("data/calib.shard", 5000, 1000, 1, NULL);
+    write_test_shard("data/distill.shard", 9000, 1000, 2, NULL);
+    write_test_shard("data/val.shard", 5000, 1000, 3, NULL);
+    rc = sweep_config_load(cfg, &c, &e);
     cr_assert_eq(chdir(cwd), 0);
     cr_assert_eq(rc, 0, "%s", e.msg);
+    cr_expect_str_eq(c.skipped, "");
     cr_expect_eq(c.steps, 28611, "90e9 tokens / (4096 x 8 x 96) per step");
     cr_expect_eq(c.shots, 5);
     cr_expect_str_eq(c.loss, "kl");
@@ -406,6 +441,11 @@ Test(sweep, every_key_changes_what_runs_or_is_refused) {
     snprintf(other_tok, sizeof other_tok, "%s/tok2", dir);
     const char* dirs[] = {mmlu, other_mmlu, tok, other_tok};
     for (int i = 0; i < 4; i++) cr_assert_eq(make_dirs(dirs[i], &e), 0);
+    for (int i = 2; i < 4; i++) {  // tokenizer stand-ins: the config checks only that the files are there
+        char p[700];
+        snprintf(p, sizeof p, "%s/tokenizer.json", dirs[i]);
+        write_text(p, i == 2 ? "{}" : "{ }");
+    }
     char results[600], other_results[600];
     snprintf(results, sizeof results, "%s/results", dir);
     snprintf(other_results, sizeof other_results, "%s/results2", dir);
