@@ -2,12 +2,15 @@
 // generation does; decode steps are greedy, all sequences together.
 #include "throughput.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "../kernels/hash.h"
 #include "../models/generate.h"
 #include "../kernels/clock.h"
+#include "../kernels/ops.h"
+#include "cpu_usage.h"
 #ifdef ARBOR_HAVE_CUDA
 #include "throughput_cuda.h"
 #endif
@@ -35,51 +38,56 @@ int bench_throughput(const Model* m, const BenchOptions* o, BenchResult* r, Err*
     }
     float* logits = xmalloc(sizeof(float) * (size_t)B * V);
     int reps = o->repeats > 0 ? o->repeats : 1;
-    double* times = xmalloc(sizeof(double) * (size_t)reps);
-    double* mm_s = xmalloc(sizeof(double) * (size_t)reps * 2);
-    double* mm_f = mm_s + reps;
+    double* pre = xcalloc((size_t)reps * 5, sizeof(double));  // per repeat: prefill s, matmul s, matmul flops, decode s
+    double *mm_s = pre + reps, *mm_f = pre + 2 * reps, *dec = pre + 3 * reps, *work = pre + 4 * reps;
+    int* tok = xmalloc(sizeof(int) * (size_t)B * 3);
+    int *seq = tok + B, *pos = tok + 2 * B;
     int rc = model_prefill(m, &s, &cache, prompts, lens, B, false, logits, e);  // warm-up: page faults, caches
+    CpuSample c0, c1;
+    cpu_sample(&c0);
     for (int rep = 0; rep < reps && !rc; rep++) {
         s.matmul_seconds = s.matmul_flops = 0;
         double t0 = now_seconds();
         rc = model_prefill(m, &s, &cache, prompts, lens, B, false, logits, e);
-        times[rep] = now_seconds() - t0;
+        pre[rep] = now_seconds() - t0;
         mm_s[rep] = s.matmul_seconds, mm_f[rep] = s.matmul_flops;
-    }
-    // the median repeat (by time) is the reported one
-    int* order = xmalloc(sizeof(int) * (size_t)reps);
-    for (int i = 0; i < reps; i++) order[i] = i;
-    for (int i = 1; i < reps; i++)
-        for (int j = i; j > 0 && times[order[j]] < times[order[j - 1]]; j--) {
-            int t = order[j];
-            order[j] = order[j - 1];
-            order[j - 1] = t;
+        t0 = now_seconds();
+        for (int step = 0; step < G && !rc; step++) {  // greedy, every sequence together
+            for (int b = 0; b < B; b++) {
+                tok[b] = argmax(logits + (size_t)b * V, V);
+                seq[b] = b;
+                pos[b] = P + step;
+            }
+            rc = model_forward(m, &s, &cache, tok, seq, pos, B, NULL, B, logits, e);
         }
-    int med = order[reps / 2];
-    r->prefill_seconds = times[med];
-    r->prefill_matmul_gflops = mm_f[med] / mm_s[med] * 1e-9;
-    r->prefill_matmul_share = mm_s[med] / times[med];
-    free(order);
-    free(times);
-    free(mm_s);
-    r->prefill_tokens_per_s = (double)B * P / r->prefill_seconds;
-    int* tok = xmalloc(sizeof(int) * (size_t)B * 3);
-    int *seq = tok + B, *pos = tok + 2 * B;
-    double t0 = now_seconds();
-    for (int step = 0; step < G && !rc; step++) {
-        for (int b = 0; b < B; b++) {
-            tok[b] = argmax(logits + (size_t)b * V, V);
-            seq[b] = b;
-            pos[b] = P + step;
-        }
-        rc = model_forward(m, &s, &cache, tok, seq, pos, B, NULL, B, logits, e);
+        dec[rep] = now_seconds() - t0;
     }
-    r->decode_seconds = now_seconds() - t0;
-    if (G > 0) {
-        r->decode_tokens_per_s = (double)B * G / r->decode_seconds;
-        r->decode_ms_per_step = 1e3 * r->decode_seconds / G;
+    cpu_sample(&c1);
+    if (!rc) {
+        // the median repeat by prefill time gives the matmul figures
+        int med = 0;
+        for (int i = 0; i < reps; i++) work[i] = pre[i];
+        double mid = median_inplace(work, reps);
+        for (int i = 0; i < reps; i++)
+            if (fabs(pre[i] - mid) < fabs(pre[med] - mid)) med = i;
+        r->prefill_seconds = mid;
+        r->prefill_matmul_gflops = mm_s[med] > 0 ? mm_f[med] / mm_s[med] * 1e-9 : 0;
+        r->prefill_matmul_share = mm_s[med] / pre[med];
+        r->prefill_tokens_per_s = (double)B * P / mid;
+        r->prefill_tps_min = (double)B * P / work[reps - 1], r->prefill_tps_max = (double)B * P / work[0];
+        if (G > 0) {
+            for (int i = 0; i < reps; i++) work[i] = dec[i];
+            r->decode_seconds = median_inplace(work, reps);
+            r->decode_tokens_per_s = (double)B * G / r->decode_seconds;
+            r->decode_ms_per_step = 1e3 * r->decode_seconds / G;
+            r->decode_tps_min = (double)B * G / work[reps - 1], r->decode_tps_max = (double)B * G / work[0];
+        }
+        r->repeats = reps;
+        r->cpu_per_wall = cpu_per_wall(&c0, &c1);
+        r->wait_share = cpu_wait_share(&c0, &c1, kernels_cpu_threads());
     }
     r->logits_hash = fnv1a64(logits, sizeof(float) * (size_t)B * V);
+    free(pre);
     free(tok);
     free(logits);
     free(lens);
@@ -103,6 +111,9 @@ int bench_throughput_on(const Engine* en, const BenchOptions* o, BenchResult* r,
     r->decode_ms_per_step = g.decode_ms_per_step;
     r->decode_seconds = g.decode_ms_per_step * 1e-3 * o->gen_len;
     r->decode_tokens_per_s = g.decode_tokens_per_s;
+    r->prefill_tps_min = r->prefill_tps_max = r->prefill_tokens_per_s;  // one figure per call: spread comes from rounds
+    r->decode_tps_min = r->decode_tps_max = r->decode_tokens_per_s;
+    r->repeats = 1;
     r->logits_hash = g.logits_hash;
     r->device_peak_gb = g.peak_gb;
     return 0;

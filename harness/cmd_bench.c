@@ -9,7 +9,9 @@
 #include "../evals/throughput.h"
 #include "../kernels/cpu/sgemm_rate.h"
 #include "bench_cuda.h"
+#include "../evals/cpu_usage.h"
 #include "commands.h"
+#include "cpu_policy.h"
 
 // --device cuda: the options into a CudaBenchRequest
 static int bench_cuda_command(const Command* cmd) {
@@ -107,20 +109,28 @@ int cmd_bench(int argc, char** argv) {
     // the ceiling the prefill's matmuls are measured against, in the same run (the machine is shared)
     double peak = sgemm_gflops(1024, 1024, 1024, 5);
     const char* what = dir ? dir : arg_str(&cmd, "arch");
-    fprintf(stderr, "bench %s (%s backend, %d threads): batch %ld, prompt %ld, gen %ld\n", what, m.ops->name,
-            kernels_cpu_threads(), B, P, G);
-    fprintf(stderr, "  prefill  %10.1f tokens/s  (%.3f s; matmuls %.0f%% of the time)\n", r.prefill_tokens_per_s,
-            r.prefill_seconds, 100 * r.prefill_matmul_share);
+    fprintf(stderr, "bench %s (%s backend, %d threads, wait policy %s): batch %ld, prompt %ld, gen %ld, %d repeats\n", what,
+            m.ops->name, kernels_cpu_threads(), cpu_wait_policy(), B, P, G, r.repeats);
+    fprintf(stderr, "  prefill  %10.1f tokens/s  median, range %.1f-%.1f  (%.3f s; matmuls %.0f%% of the time)\n",
+            r.prefill_tokens_per_s, r.prefill_tps_min, r.prefill_tps_max, r.prefill_seconds, 100 * r.prefill_matmul_share);
     fprintf(stderr, "  matmuls  %10.1f GFLOP/s  (%.0f%% of cblas_sgemm's %.1f GFLOP/s on 1024^3)\n",
             r.prefill_matmul_gflops, 100 * r.prefill_matmul_gflops / peak, peak);
-    fprintf(stderr, "  decode   %10.2f tokens/s  (%.1f ms/step)\n", r.decode_tokens_per_s, r.decode_ms_per_step);
-    printf("model=%s\nbackend=%s\nthreads=%d\nbatch=%ld\nprompt_len=%ld\ngen_len=%ld\n", what, m.ops->name,
-           kernels_cpu_threads(), B, P, G);
-    printf("prefill_tokens_per_s=%.2f\nprefill_matmul_gflops=%.2f\nprefill_matmul_share=%.4f\n",
-           r.prefill_tokens_per_s, r.prefill_matmul_gflops, r.prefill_matmul_share);
+    fprintf(stderr, "  decode   %10.2f tokens/s  median, range %.2f-%.2f  (%.1f ms/step)\n", r.decode_tokens_per_s,
+            r.decode_tps_min, r.decode_tps_max, r.decode_ms_per_step);
+    double load = load_average_1m();
+    fprintf(stderr, "  cores    %.2f CPU s per wall s; threads waited %.0f%% of their time for a core%s; load %.2f\n",
+            r.cpu_per_wall, 100 * r.wait_share, r.wait_share >= CPU_CONTENDED_SHARE ? " (CONTENDED: numbers understate)" : "",
+            load);
+    printf("model=%s\nbackend=%s\nthreads=%d\nwait_policy=%s\nbatch=%ld\nprompt_len=%ld\ngen_len=%ld\nrepeats=%d\n", what,
+           m.ops->name, kernels_cpu_threads(), cpu_wait_policy(), B, P, G, r.repeats);
+    printf("prefill_tokens_per_s=%.2f\nprefill_tokens_per_s_min=%.2f\nprefill_tokens_per_s_max=%.2f\n", r.prefill_tokens_per_s,
+           r.prefill_tps_min, r.prefill_tps_max);
+    printf("prefill_matmul_gflops=%.2f\nprefill_matmul_share=%.4f\n", r.prefill_matmul_gflops, r.prefill_matmul_share);
     printf("sgemm_peak_gflops=%.2f\nprefill_matmul_fraction_of_peak=%.4f\n", peak, r.prefill_matmul_gflops / peak);
-    printf("decode_tokens_per_s=%.3f\ndecode_ms_per_step=%.3f\nlogits_hash=%016llx\n", r.decode_tokens_per_s,
-           r.decode_ms_per_step, (unsigned long long)r.logits_hash);
+    printf("decode_tokens_per_s=%.3f\ndecode_tokens_per_s_min=%.3f\ndecode_tokens_per_s_max=%.3f\ndecode_ms_per_step=%.3f\n",
+           r.decode_tokens_per_s, r.decode_tps_min, r.decode_tps_max, r.decode_ms_per_step);
+    printf("cpu_per_wall=%.3f\nwait_share=%.4f\nload_1m=%.2f\nlogits_hash=%016llx\n", r.cpu_per_wall, r.wait_share, load,
+           (unsigned long long)r.logits_hash);
     model_free(&m);
     return 0;
 }

@@ -149,7 +149,7 @@ int cmd_demo(int argc, char** argv) {
     int n;
     sweep_cells(&c, &cells, &n);
     fprintf(stderr, "demo: sweeping %d cells\n", n);
-    int rc = sweep_run(&c, cells, n, NULL, NULL, 0, &e);
+    int rc = sweep_run(&c, cells, n, NULL, NULL, 0, 0, &e);
     free(cells);
     if (rc) return fail(&e);
     char csv[4300];

@@ -10,40 +10,10 @@
 #include "commands.h"
 #include "sweep_config.h"
 #include "sweep_run.h"
+#include "sweep_slurm.h"
 
 static const char* kind_name(CellKind k) {
     return k == CELL_TEACHER ? "teacher" : k == CELL_BASELINE ? "baseline" : k == CELL_PRUNED ? "pruned" : "scratch";
-}
-
-static int emit_slurm(const SweepConfig* c, const Cell* cells, int n, Err* e) {
-    char dir[1400], path[1500];
-    snprintf(dir, sizeof dir, "%s/%s", c->out, c->name);
-    if (make_dirs(dir, e)) return -1;
-    ByteVec list = {0};
-    for (int i = 0; i < n; i++) {
-        bytevec_append(&list, cells[i].id, strlen(cells[i].id));
-        bytevec_append(&list, "\n", 1);
-    }
-    snprintf(path, sizeof path, "%s/cells.txt", dir);
-    int rc = file_write_atomic(path, list.data, list.len, e);
-    free(list.data);
-    if (rc) return -1;
-    char script[8192];
-    int len = snprintf(script, sizeof script,
-                       "#!/bin/bash\n"
-                       "# arbor sweep %s: one array task per cell (%d cells). Submit with: sbatch %s/sweep.slurm\n"
-                       "# then, when every task has finished: arbor collect %s\n"
-                       "#SBATCH --job-name=arbor-%s\n"
-                       "#SBATCH --array=1-%d\n"
-                       "#SBATCH --output=%s/slurm-%%A_%%a.log\n"
-                       "set -euo pipefail\n"
-                       "cell=$(sed -n \"${SLURM_ARRAY_TASK_ID}p\" %s/cells.txt)\n"
-                       "exec arbor sweep %s --only \"$cell\"\n",
-                       c->name, n, dir, dir, c->name, n, dir, dir, c->path);
-    snprintf(path, sizeof path, "%s/sweep.slurm", dir);
-    if (file_write_atomic(path, script, (size_t)len, e)) return -1;
-    printf("%s\n", path);
-    return 0;
 }
 
 int cmd_sweep(int argc, char** argv) {
@@ -53,6 +23,7 @@ int cmd_sweep(int argc, char** argv) {
         {"only", "CELL", "run only this cell id", NULL},
         {"force", NULL, "re-run stages even when they are done", NULL},
         {"stage", "NAME", "run only this stage (prune, eval_pruned, distill, init, train, eval, bench)", NULL},
+        {"keep-going", NULL, "when a cell fails, report it and finish the others (exit 1 at the end)", NULL},
     };
     Command cmd = {"sweep", "Run a sweep described by an INI file: arbor sweep CONFIG [options].", opts,
                    sizeof opts / sizeof opts[0]};
@@ -71,7 +42,7 @@ int cmd_sweep(int argc, char** argv) {
     sweep_cells(&c, &cells, &n);
     int rc = 0;
     if (arg_flag(&cmd, "emit-slurm")) {
-        rc = emit_slurm(&c, cells, n, &e);
+        rc = sweep_emit_slurm(&c, cells, n, &e);
     } else if (arg_flag(&cmd, "dry-run")) {
         printf("%-16s  %-9s  %-28s  %s\n", "cell", "kind", "label", "source");
         for (int i = 0; i < n; i++)
@@ -79,7 +50,8 @@ int cmd_sweep(int argc, char** argv) {
                    cells[i].kind == CELL_PRUNED || cells[i].kind == CELL_SCRATCH ? c.teacher : cells[i].model);
         fprintf(stderr, "sweep %s: %d cells; results would go to %s/%s\n", c.name, n, c.out, c.name);
     } else {
-        rc = sweep_run(&c, cells, n, arg_str(&cmd, "only"), arg_str(&cmd, "stage"), arg_flag(&cmd, "force"), &e);
+        rc = sweep_run(&c, cells, n, arg_str(&cmd, "only"), arg_str(&cmd, "stage"), arg_flag(&cmd, "force"),
+                       arg_flag(&cmd, "keep-going"), &e);
         if (!rc) printf("%s/%s/results.csv\n", c.out, c.name);
     }
     free(cells);

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "commands.h"
+#include "cpu_policy.h"
 
 static const struct {
     const char* name;
@@ -34,6 +35,7 @@ static void usage(FILE* out) {
 }
 
 int main(int argc, char** argv) {
+    cpu_policy_apply(argc, argv);  // may re-execute arbor with OMP_WAIT_POLICY=passive
     if (argc < 2) {
         usage(stderr);
         return ARBOR_EXIT_BAD_INPUT;

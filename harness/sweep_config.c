@@ -6,6 +6,7 @@
 #include "../prune/surgery.h"
 #include "sweep_config.h"
 
+#include <ctype.h>
 #include <ini.h>
 #include <math.h>
 #include <stddef.h>
@@ -49,6 +50,8 @@ static const KeyDef keys[] = {
     INTS("matrix", "layers", layers, n_layers), INTS("matrix", "ffn", ffn, n_ffn),  INTS("matrix", "hidden", hidden, n_hidden),
     INTS("matrix", "heads", heads, n_heads), INTS("matrix", "kv_heads", kv_heads, n_kv_heads),
     {"scratch", "enabled", T_BOOL, offsetof(SweepConfig, scratch), 0, 0},
+    STR("slurm", "time", slurm_time),    STR("slurm", "mem", slurm_mem),            STR("slurm", "partition", slurm_partition),
+    STR("slurm", "account", slurm_account), INT("slurm", "cpus_per_task", slurm_cpus), INT("slurm", "gpus_per_task", slurm_gpus),
 };
 
 int sweep_config_key_count(void) { return (int)(sizeof keys / sizeof keys[0]); }
@@ -306,6 +309,17 @@ static int load(const char* path, SweepConfig* c, int lenient, Err* e) {
     if (c->prompt_len < 1) return BAD("bench", "prompt_len", "prompt_len must be at least 1");
     if (c->gen_len < 1) return BAD("bench", "gen_len", "gen_len must be at least 1");
     if (c->repeats < 1) return BAD("bench", "repeats", "repeats must be at least 1");
+    if (c->device == DEVICE_CPU && c->slurm_gpus > 0)
+        return BAD("slurm", "gpus_per_task", "gpus_per_task with device = cpu: the cells would not use them");
+    for (const char* p = c->slurm_time; *p; p++)
+        if (!strchr("0123456789:-", *p)) return BAD("slurm", "time", "time '%s' is not Slurm's [D-]HH:MM:SS", c->slurm_time);
+    for (const char* p = c->slurm_mem; *p; p++)
+        if (!strchr("0123456789KMGT", *p)) return BAD("slurm", "mem", "mem '%s' is not a Slurm size (e.g. 64G)", c->slurm_mem);
+    const char* names[2] = {c->slurm_partition, c->slurm_account};
+    for (int i = 0; i < 2; i++)
+        for (const char* p = names[i]; *p; p++)
+            if (!(isalnum((unsigned char)*p) || strchr("_-.,", *p)))
+                return BAD("slurm", i ? "account" : "partition", "'%s' has characters Slurm names do not", names[i]);
 
     // ---- against what it names on disk
     char cfg_path[1100];

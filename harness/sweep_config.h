@@ -13,6 +13,7 @@
 //   [matrix]    strategies (bi, block, last, ppl), layers, ffn, hidden, heads, kv_heads (lists; 0 = keep)
 //   [baseline.NAME]  model            (evaluated as it is)
 //   [scratch]   enabled               (a from-scratch student per pruned shape, same token budget)
+//   [slurm]     time, mem, partition, account, cpus_per_task, gpus_per_task (--emit-slurm's job array)
 #pragma once
 #include <stdbool.h>
 
@@ -49,6 +50,8 @@ typedef struct {
     char baseline_name[SWEEP_MAX_BASELINES][64], baseline_model[SWEEP_MAX_BASELINES][1024];
     int n_baselines;
     int scratch;           // bool (stored as int: the INI reader writes ints)
+    char slurm_time[32], slurm_mem[32], slurm_partition[128], slurm_account[128];
+    int slurm_cpus, slurm_gpus;  // per task; gpus defaults to 1 with device = cuda
     char path[1024];  // the config file
     char skipped[4096];  // lenient load: the checks not made because an input is not on disk yet, one per line
 } SweepConfig;

@@ -19,6 +19,7 @@
 #include "../models/file_io.h"
 #include "../prune/search.h"
 #include "content_hash.h"
+#include "sweep_bench.h"
 #include "sweep_plan.h"
 
 // The content of every input the stages read (content_hash.h): part of each stage's key, so a
@@ -38,6 +39,7 @@ typedef struct {
     double seconds;    // this stage's wall time
     int eval_pruned;   // the eval stage looks at prune/model (pruned, not yet distilled)
     const char* only;  // run only this stage (the ones before must be done), or NULL
+    int worked;        // a stage of this cell ran (was not found done)
 } Ctx;
 
 // runs one stage (fn writes into tmp) unless its .done matches; returns -1 on failure
@@ -68,6 +70,7 @@ static int stage(Ctx* x, const char* name, const char* settings, StageFn fn, int
     unlink(done);
     if (remove_tree(tmp, e) || make_dirs(tmp, e)) return -1;
     fprintf(stderr, "sweep: %s %s ...\n", x->cell->label, name);
+    x->worked = 1;
     cJSON* metrics = cJSON_CreateObject();
     double t0 = now_seconds();
     int rc = fn(x, tmp, metrics, e);
@@ -134,6 +137,10 @@ static int prune_stage(Ctx* x, const char* tmp, cJSON* metrics, Err* e) {
         snprintf(path, sizeof path, "%s/model", tmp);
         rc = prune_write(&p, &imp, &m.cfg, c->teacher, cell->strategy, keep, n_keep, path, ST_F32, e);
         add_shape(metrics, &p.cfg);
+        char kept[4096] = "";
+        for (int i = 0, len = 0; i < n_keep && len < (int)sizeof kept - 8; i++)
+            len += snprintf(kept + len, sizeof kept - (size_t)len, "%s%d", i ? " " : "", keep[i]);
+        cJSON_AddStringToObject(metrics, "kept_layers", kept);
         model_free(&p);
     }
     if (have) importance_free(&imp);
@@ -224,6 +231,14 @@ static int eval_stage(Ctx* x, const char* tmp, cJSON* metrics, Err* e) {
                 MmluSummary sum;
                 mmlu_summarize(&r, &sum);
                 cJSON_AddNumberToObject(metrics, "mmlu_micro", sum.micro);
+                // the 95% Wilson interval of the accuracy over these n questions, and what guessing scores
+                double n_q = sum.total, z = 1.959964, p = sum.micro;
+                double mid = (p + z * z / (2 * n_q)) / (1 + z * z / n_q);
+                double half = z / (1 + z * z / n_q) * sqrt(p * (1 - p) / n_q + z * z / (4 * n_q * n_q));
+                cJSON_AddNumberToObject(metrics, "mmlu_n", sum.total);
+                cJSON_AddNumberToObject(metrics, "mmlu_ci_low", n_q > 0 ? mid - half : 0);
+                cJSON_AddNumberToObject(metrics, "mmlu_ci_high", n_q > 0 ? mid + half : 0);
+                cJSON_AddNumberToObject(metrics, "mmlu_chance", 0.25);  // four options
                 cJSON_AddNumberToObject(metrics, "mmlu_macro", sum.macro);
                 for (int k = 0; k < MMLU_N_CATEGORIES; k++) {
                     char key[64];
@@ -251,71 +266,6 @@ static int eval_stage(Ctx* x, const char* tmp, cJSON* metrics, Err* e) {
         }
     }
     engine_close(&en);
-    model_free(&m);
-    return rc;
-}
-
-static void bench_metrics(cJSON* metrics, int batch, double prefill_tps, double decode_tps, double ms_per_token) {
-    char key[64];
-    snprintf(key, sizeof key, "prefill_tps_b%d", batch);
-    cJSON_AddNumberToObject(metrics, key, prefill_tps);
-    snprintf(key, sizeof key, "decode_tps_b%d", batch);
-    cJSON_AddNumberToObject(metrics, key, decode_tps);
-    snprintf(key, sizeof key, "ms_per_token_b%d", batch);
-    cJSON_AddNumberToObject(metrics, key, ms_per_token);
-}
-
-static int bench_stage(Ctx* x, const char* tmp, cJSON* metrics, Err* e) {
-    const SweepConfig* c = x->c;
-    char buf[2400];
-    Model m;
-    if (model_load(&m, stage_model(x, buf, sizeof buf), e)) return -1;
-    Engine en;
-    int rc = engine_open(&en, &m, c->device, e);
-    double peak_gb = 0;
-    for (int i = 0; i < c->n_bench_batch && !rc; i++) {
-        BenchOptions bo;
-        plan_bench(c, i, &bo);
-        BenchResult r;
-        rc = bench_throughput_on(&en, &bo, &r, e);
-        if (rc) break;
-        bench_metrics(metrics, bo.batch, r.prefill_tokens_per_s, r.decode_tokens_per_s, r.decode_ms_per_step);
-        if (r.device_peak_gb > peak_gb) peak_gb = r.device_peak_gb;
-    }
-    if (!rc && c->device == DEVICE_CUDA) {  // where the numbers came from
-        cJSON_AddStringToObject(metrics, "backend", "cuda");
-        cJSON_AddStringToObject(metrics, "device", engine_device_name(&en));
-        cJSON_AddNumberToObject(metrics, "peak_gpu_gb", peak_gb);
-        cJSON_AddNumberToObject(metrics, "prompt_len", c->prompt_len);
-        cJSON_AddStringToObject(metrics, "precision", c->precision);
-        cJSON_AddNumberToObject(metrics, "gen_len", c->gen_len);
-    }
-    engine_close(&en);
-    if (c->device == DEVICE_CUDA) {
-        model_free(&m);
-        return rc;
-    }
-    // where the numbers came from
-    char cpu[256] = "unknown CPU";
-    FILE* info = fopen("/proc/cpuinfo", "r");
-    char line[512];
-    while (info && fgets(line, sizeof line, info))
-        if (!strncmp(line, "model name", 10) && strchr(line, ':')) {
-            snprintf(cpu, sizeof cpu, "%s", strchr(line, ':') + 2);
-            cpu[strcspn(cpu, "\n")] = 0;
-            break;
-        }
-    if (info) fclose(info);
-    cJSON_AddStringToObject(metrics, "backend", m.ops->name);
-    cJSON_AddStringToObject(metrics, "device", cpu);
-    cJSON_AddNumberToObject(metrics, "threads", kernels_cpu_threads());
-    cJSON_AddStringToObject(metrics, "arbor_commit", ARBOR_COMMIT);
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    cJSON_AddNumberToObject(metrics, "peak_rss_mb", ru.ru_maxrss / 1024.0);
-    cJSON_AddNumberToObject(metrics, "prompt_len", c->prompt_len);
-    cJSON_AddStringToObject(metrics, "precision", c->precision);
-    cJSON_AddNumberToObject(metrics, "gen_len", c->gen_len);
     model_free(&m);
     return rc;
 }
@@ -368,7 +318,7 @@ static int hash_inputs(const SweepConfig* c, InputHashes* in, Err* e) {
 }
 
 int sweep_run(const SweepConfig* c, const Cell* cells, int n, const char* only, const char* stage_only, int force,
-              Err* e) {
+              int keep_going, Err* e) {
     static const char* stage_names[] = {"prune", "eval_pruned", "distill", "init", "train", "eval", "bench"};
     int known = !stage_only;
     for (size_t i = 0; i < sizeof stage_names / sizeof stage_names[0] && !known; i++) known = !strcmp(stage_only, stage_names[i]);
@@ -378,12 +328,25 @@ int sweep_run(const SweepConfig* c, const Cell* cells, int n, const char* only, 
     if (device_available(c->device, e)) return err_prefix(e, "%s: [sweep] device", c->path);  // before any work
     InputHashes in;
     if (make_dirs(sweep_dir, e) || hash_inputs(c, &in, e)) return -1;
-    int ran = 0;
+    int ran = 0, failed = 0, to_run = 0, worked = 0;
+    for (int i = 0; i < n; i++) to_run += !only || !strcmp(only, cells[i].id);
+    char first_failure[sizeof e->msg] = "";
+    BenchMember* group = xcalloc((size_t)n + 1, sizeof(BenchMember));
+    int n_group = 0;
+    double t_start = now_seconds(), t_work = 0;
     for (int i = 0; i < n; i++) {
         const Cell* cell = &cells[i];
         if (only && strcmp(only, cell->id) != 0) continue;
         ran++;
-        Ctx x = {c, cell, &in, "", "", 0, 0, stage_only};
+        double t_cell = now_seconds();
+        if (worked) {
+            double per_cell = t_work / worked;  // cells that did work; cached ones cost nothing
+            fprintf(stderr, "sweep: cell %d/%d %s (elapsed %.0f s; ETA %.0f s if the rest need work)\n", ran, to_run, cell->label,
+                    now_seconds() - t_start, per_cell * (to_run - ran + 1));
+        } else {
+            fprintf(stderr, "sweep: cell %d/%d %s (elapsed %.0f s)\n", ran, to_run, cell->label, now_seconds() - t_start);
+        }
+        Ctx x = {c, cell, &in, "", "", 0, 0, stage_only, 0};
         snprintf(x.dir, sizeof x.dir, "%s/%s/cells/%s", c->out, c->name, cell->id);
         // the first stage's key: the cell's settings, and for a teacher or baseline cell the model it reads
         const char* model_hash = "";
@@ -393,7 +356,7 @@ int sweep_run(const SweepConfig* c, const Cell* cells, int n, const char* only, 
         char first[128];
         snprintf(first, sizeof first, "%s:%s", cell->id, model_hash);
         snprintf(x.key, sizeof x.key, "%016llx", (unsigned long long)fnv1a64(first, strlen(first)));
-        if (make_dirs(x.dir, e)) return -1;
+        if (make_dirs(x.dir, e)) return free(group), -1;
         cJSON* info = cJSON_CreateObject();
         cJSON_AddStringToObject(info, "id", cell->id);
         cJSON_AddStringToObject(info, "label", cell->label);
@@ -401,12 +364,14 @@ int sweep_run(const SweepConfig* c, const Cell* cells, int n, const char* only, 
                                               : cell->kind == CELL_PRUNED ? "pruned" : "scratch");
         cJSON_AddStringToObject(info, "strategy", cell->strategy);
         cJSON_AddStringToObject(info, "source", cell->model[0] ? cell->model : c->teacher);
-        if (json_write_atomic(x.dir, "cell.json", info, e)) return -1;
-        char eval_settings[9000], eval_pruned_settings[9000], bench_settings[9000], prune_settings[9000],
-            distill_settings[9000], init_settings[9000], train_settings[9000];
+        cJSON_AddNumberToObject(info, "order", i);  // results.csv lists cells in the config's order, teacher first
+        if (cell->kind != CELL_PRUNED)  // a pruned cell's come from its prune stage
+            cJSON_AddStringToObject(info, "kept_layers", cell->kind == CELL_SCRATCH ? "(random init)" : "all");
+        if (json_write_atomic(x.dir, "cell.json", info, e)) return free(group), -1;
+        char eval_settings[9000], eval_pruned_settings[9000], prune_settings[9000], distill_settings[9000],
+            init_settings[9000], train_settings[9000];
         settings_of(c, &in, cell, "eval", eval_settings, sizeof eval_settings);
         settings_of(c, &in, cell, "eval_pruned", eval_pruned_settings, sizeof eval_pruned_settings);
-        settings_of(c, &in, cell, "bench", bench_settings, sizeof bench_settings);
         settings_of(c, &in, cell, "prune", prune_settings, sizeof prune_settings);
         settings_of(c, &in, cell, "distill", distill_settings, sizeof distill_settings);
         settings_of(c, &in, cell, "init", init_settings, sizeof init_settings);
@@ -426,8 +391,41 @@ int sweep_run(const SweepConfig* c, const Cell* cells, int n, const char* only, 
         }
         if (cell->kind == CELL_SCRATCH)
             rc = stage(&x, "init", init_settings, init_stage, force, e) || stage(&x, "train", train_settings, train_stage, force, e);
-        if (!rc) rc = stage(&x, "eval", eval_settings, eval_stage, force, e) || stage(&x, "bench", bench_settings, bench_stage, force, e);
-        if (rc) return -1;
+        BenchMember* bm = &group[n_group++];  // benched with the others below, from the model's key
+        *bm = (BenchMember){cell, "", "", "", 1};
+        snprintf(bm->dir, sizeof bm->dir, "%s", x.dir);
+        snprintf(bm->model_key, sizeof bm->model_key, "%s", x.key);
+        char model_buf[2400];
+        snprintf(bm->model_dir, sizeof bm->model_dir, "%s", stage_model(&x, model_buf, sizeof model_buf));
+        if (!rc) rc = stage(&x, "eval", eval_settings, eval_stage, force, e);
+        if (x.worked) t_work += now_seconds() - t_cell, worked++;
+        if (rc) {
+            n_group--;  // not benched
+            if (!keep_going) return free(group), -1;
+            fprintf(stderr, "sweep: cell %s failed: %s (going on: --keep-going)\n", cell->label, e->msg);
+            if (!failed++) snprintf(first_failure, sizeof first_failure, "%s", e->msg);
+        }
+    }
+    // throughput: every cell of this run together, in interleaved rounds; with --only, the cell beside
+    // the teacher (a reference: its own results are left to its own run)
+    if (only && ran && group[0].cell->kind != CELL_TEACHER) {
+        memmove(group + 1, group, sizeof(BenchMember) * (size_t)n_group);
+        n_group++;
+        BenchMember* t = &group[0];
+        *t = (BenchMember){&cells[0], "", "", "", 0};
+        snprintf(t->dir, sizeof t->dir, "%s/%s/cells/%s", c->out, c->name, cells[0].id);
+        char first[128];
+        snprintf(first, sizeof first, "%s:%s", cells[0].id, in.teacher);
+        snprintf(t->model_key, sizeof t->model_key, "%016llx", (unsigned long long)fnv1a64(first, strlen(first)));
+        snprintf(t->model_dir, sizeof t->model_dir, "%s", c->teacher);
+    }
+    int rc = 0;
+    if (n_group && (!stage_only || !strcmp(stage_only, "bench"))) rc = sweep_bench_group(c, group, n_group, force, e);
+    free(group);
+    if (rc) return -1;
+    if (failed) {
+        sweep_collect(sweep_dir, e);  // what did finish
+        return err_set(e, "%d of %d cells failed; the first: %.600s", failed, to_run, first_failure);
     }
     if (only && !ran) return err_set(e, "--only %s: no such cell in this sweep (arbor sweep CONFIG --dry-run lists them)", only);
     return sweep_collect(sweep_dir, e);
@@ -436,12 +434,17 @@ int sweep_run(const SweepConfig* c, const Cell* cells, int n, const char* only, 
 // ---- collect
 
 static const char* columns[] = {
-    "id", "label", "kind", "strategy", "params", "layers", "hidden", "ffn", "heads", "kv_heads", "eval_pruned.mmlu_micro",
-    "distill.tokens", "distill.final_loss", "distill.final_kd", "distill.val_loss", "train.tokens", "train.final_loss",
-    "train.val_loss", "eval.mmlu_micro", "eval.mmlu_macro", "eval.mmlu_stem", "eval.mmlu_humanities",
-    "eval.mmlu_social_sciences", "eval.mmlu_other", "eval.val_nll", "bench.prefill_tps_b1", "bench.decode_tps_b1",
-    "bench.ms_per_token_b1", "bench.peak_rss_mb", "bench.prompt_len", "bench.gen_len", "bench.precision", "prune.seconds", "distill.seconds",
-    "train.seconds", "eval.seconds", "bench.seconds", "bench.backend", "bench.threads", "bench.device", "bench.arbor_commit",
+    "id", "label", "kind", "strategy", "kept_layers", "params", "layers", "hidden", "ffn", "heads", "kv_heads",
+    "eval_pruned.mmlu_micro", "eval_pruned.mmlu_ci_low", "eval_pruned.mmlu_ci_high", "distill.tokens", "distill.final_loss",
+    "distill.final_kd", "distill.val_loss", "train.tokens", "train.final_loss", "train.val_loss", "eval.mmlu_micro",
+    "eval.mmlu_ci_low", "eval.mmlu_ci_high", "eval.mmlu_n", "eval.mmlu_chance", "eval.mmlu_macro", "eval.mmlu_stem",
+    "eval.mmlu_humanities", "eval.mmlu_social_sciences", "eval.mmlu_other", "eval.val_nll", "bench.prefill_tps_b1",
+    "bench.prefill_tps_b1_min", "bench.prefill_tps_b1_max", "bench.decode_tps_b1", "bench.decode_tps_b1_min",
+    "bench.decode_tps_b1_max", "bench.ms_per_token_b1", "bench.prefill_ratio_b1", "bench.decode_ratio_b1", "bench.rounds",
+    "bench.contended_rounds", "bench.remeasured", "bench.wait_share_max", "bench.load_1m", "bench.peak_rss_mb",
+    "bench.prompt_len", "bench.gen_len", "bench.precision", "prune.seconds", "distill.seconds", "train.seconds",
+    "eval.seconds", "bench.seconds", "bench.backend", "bench.threads", "bench.wait_policy", "bench.device",
+    "bench.arbor_commit",
 };
 
 // DIR/mmlu_subjects.csv: every cell's per-subject, per-category and overall MMLU rows side by side
@@ -488,65 +491,131 @@ static cJSON* read_json_file(const char* path) {
     return j;
 }
 
+typedef struct {
+    int kind_rank, order;
+    char label[128];
+    char* text;  // the CSV row
+} Row;
+
+static int row_order(const void* a, const void* b) {  // teacher, baselines, pruned, scratch; then config order
+    const Row *x = a, *y = b;
+    if (x->kind_rank != y->kind_rank) return x->kind_rank - y->kind_rank;
+    if (x->order != y->order) return x->order - y->order;
+    return strcmp(x->label, y->label);
+}
+
+static void csv_field(ByteVec* out, const char* v) {
+    if (strpbrk(v, ",\"\n")) {  // RFC 4180 quoting
+        bytevec_append(out, "\"", 1);
+        for (const char* p = v; *p; p++) bytevec_append(out, *p == '"' ? "\"\"" : p, *p == '"' ? 2 : 1);
+        bytevec_append(out, "\"", 1);
+    } else {
+        bytevec_append(out, v, strlen(v));
+    }
+}
+
 int sweep_collect(const char* dir, Err* e) {
     char cells_dir[2200];
     snprintf(cells_dir, sizeof cells_dir, "%s/cells", dir);
     DIR* d = opendir(cells_dir);
     if (!d) return err_set(e, "%s: no cells to collect", cells_dir);
-    ByteVec csv = {0};
-    size_t ncol = sizeof columns / sizeof columns[0];
-    for (size_t k = 0; k < ncol; k++) {
-        bytevec_append(&csv, columns[k], strlen(columns[k]));
-        bytevec_append(&csv, k + 1 < ncol ? "," : "\n", 1);
-    }
-    int rows = 0;
+    const char* stages[] = {"prune", "distill", "init", "train", "eval", "bench", "eval_pruned"};
+    enum { N_STAGES = 7 };
+    // every cell folder's info and finished stages' metrics
+    typedef struct {
+        char name[256];
+        cJSON* info;
+        cJSON* metrics[N_STAGES];
+    } CellFiles;
+    CellFiles* cf = NULL;
+    int n_cells = 0, cap = 0;
     for (struct dirent* ent; (ent = readdir(d));) {
         if (ent->d_name[0] == '.') continue;
         char path[2600];
         snprintf(path, sizeof path, "%s/%s/cell.json", cells_dir, ent->d_name);
         cJSON* info = read_json_file(path);
         if (!info) continue;
-        const char* stages[] = {"prune", "distill", "init", "train", "eval", "bench", "eval_pruned"};
-        cJSON* metrics[7];
-        for (int s = 0; s < 7; s++) {
+        if (n_cells == cap) cf = xrealloc(cf, sizeof(CellFiles) * (size_t)(cap = cap ? 2 * cap : 16));
+        CellFiles* c = &cf[n_cells++];
+        snprintf(c->name, sizeof c->name, "%s", ent->d_name);
+        c->info = info;
+        for (int s = 0; s < N_STAGES; s++) {
             char done[2600];
             snprintf(done, sizeof done, "%s/%s/%s.done", cells_dir, ent->d_name, stages[s]);
             snprintf(path, sizeof path, "%s/%s/%s/metrics.json", cells_dir, ent->d_name, stages[s]);
-            metrics[s] = access(done, F_OK) == 0 ? read_json_file(path) : NULL;  // only finished stages count
+            c->metrics[s] = access(done, F_OK) == 0 ? read_json_file(path) : NULL;  // only finished stages count
         }
+    }
+    closedir(d);
+    // the fixed columns, then per-batch bench columns beyond batch 1 as found
+    size_t nfixed = sizeof columns / sizeof columns[0], ncol = nfixed;
+    char** cols = xmalloc(sizeof(char*) * (nfixed + 512));
+    for (size_t k = 0; k < nfixed; k++) cols[k] = xstrdup(columns[k]);
+    for (int i = 0; i < n_cells; i++) {
+        const cJSON* bm = cf[i].metrics[5];
+        for (const cJSON* it = bm ? bm->child : NULL; it && ncol < nfixed + 512; it = it->next) {
+            const char* b = strstr(it->string, "_b");
+            if (!b || b[2] < '0' || b[2] > '9' || (!strncmp(b, "_b1", 3) && (b[3] == 0 || b[3] == '_'))) continue;
+            char name[200];
+            snprintf(name, sizeof name, "bench.%s", it->string);
+            int seen = 0;
+            for (size_t k = 0; k < ncol && !seen; k++) seen = !strcmp(cols[k], name);
+            if (!seen) cols[ncol++] = xstrdup(name);
+        }
+    }
+    ByteVec csv = {0};
+    for (size_t k = 0; k < ncol; k++) {
+        csv_field(&csv, cols[k]);
+        bytevec_append(&csv, k + 1 < ncol ? "," : "\n", 1);
+    }
+    Row* rows = xcalloc((size_t)(n_cells ? n_cells : 1), sizeof(Row));
+    for (int i = 0; i < n_cells; i++) {
+        CellFiles* c = &cf[i];
+        ByteVec line = {0};
         for (size_t k = 0; k < ncol; k++) {
-            const char* col = columns[k];
+            const char* col = cols[k];
             const char* dot = strchr(col, '.');
             const cJSON* v = NULL;
-            if (!dot) {
-                v = cJSON_GetObjectItem(info, col);
-                if (!v && metrics[4]) v = cJSON_GetObjectItem(metrics[4], col);  // shape from eval
+            if (!dot) {  // the cell's own facts, else its shape from eval (or prune)
+                v = cJSON_GetObjectItem(c->info, col);
+                if (!v && c->metrics[4]) v = cJSON_GetObjectItem(c->metrics[4], col);
+                if (!v && c->metrics[0]) v = cJSON_GetObjectItem(c->metrics[0], col);
             } else {
-                for (int s = 0; s < 7; s++)
-                    if (!strncmp(col, stages[s], (size_t)(dot - col)) && strlen(stages[s]) == (size_t)(dot - col) && metrics[s])
-                        v = cJSON_GetObjectItem(metrics[s], dot + 1);
+                for (int s = 0; s < N_STAGES; s++)
+                    if (!strncmp(col, stages[s], (size_t)(dot - col)) && strlen(stages[s]) == (size_t)(dot - col) && c->metrics[s])
+                        v = cJSON_GetObjectItem(c->metrics[s], dot + 1);
             }
             char cellv[512] = "";
             if (cJSON_IsString(v)) snprintf(cellv, sizeof cellv, "%s", v->valuestring);
             else if (cJSON_IsNumber(v)) snprintf(cellv, sizeof cellv, "%.6g", v->valuedouble);
-            if (strpbrk(cellv, ",\"\n")) {  // RFC 4180 quoting
-                bytevec_append(&csv, "\"", 1);
-                for (const char* p = cellv; *p; p++) bytevec_append(&csv, *p == '"' ? "\"\"" : p, *p == '"' ? 2 : 1);
-                bytevec_append(&csv, "\"", 1);
-            } else {
-                bytevec_append(&csv, cellv, strlen(cellv));
-            }
-            bytevec_append(&csv, k + 1 < ncol ? "," : "\n", 1);
+            csv_field(&line, cellv);
+            bytevec_append(&line, k + 1 < ncol ? "," : "\n", 1);
         }
-        for (int s = 0; s < 7; s++) cJSON_Delete(metrics[s]);
-        cJSON_Delete(info);
-        rows++;
+        bytevec_append(&line, "", 1);
+        const cJSON* kind = cJSON_GetObjectItem(c->info, "kind");
+        const cJSON* order = cJSON_GetObjectItem(c->info, "order");
+        const cJSON* label = cJSON_GetObjectItem(c->info, "label");
+        const char* k = cJSON_IsString(kind) ? kind->valuestring : "";
+        rows[i].kind_rank = !strcmp(k, "teacher") ? 0 : !strcmp(k, "baseline") ? 1 : !strcmp(k, "pruned") ? 2 : 3;
+        rows[i].order = cJSON_IsNumber(order) ? order->valueint : 1 << 30;
+        snprintf(rows[i].label, sizeof rows[i].label, "%s", cJSON_IsString(label) ? label->valuestring : c->name);
+        rows[i].text = line.data;
+        for (int s = 0; s < N_STAGES; s++) cJSON_Delete(c->metrics[s]);
+        cJSON_Delete(c->info);
     }
-    closedir(d);
+    qsort(rows, (size_t)n_cells, sizeof(Row), row_order);
+    for (int i = 0; i < n_cells; i++) {
+        bytevec_append(&csv, rows[i].text, strlen(rows[i].text));
+        free(rows[i].text);
+    }
+    free(rows);
+    free(cf);
+    for (size_t k = 0; k < ncol; k++) free(cols[k]);
+    free(cols);
     char out[2200];
     snprintf(out, sizeof out, "%s/results.csv", dir);
     int rc = file_write_atomic(out, csv.data, csv.len, e) || collect_subjects(dir, cells_dir, e);
     free(csv.data);
-    if (!rc) fprintf(stderr, "collect: %d cells -> %s\n", rows, out);
+    if (!rc) fprintf(stderr, "collect: %d cells -> %s\n", n_cells, out);
     return rc;
 }

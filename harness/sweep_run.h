@@ -9,9 +9,11 @@
 #pragma once
 #include "sweep_config.h"
 
-// Runs every cell (or only the cell `only`); force re-runs the stages even when done. stage_only (or
-// NULL): run just that stage; the stages before it must be done.
+// Runs every cell (or only the cell `only`), then benches them together (sweep_bench.h); force re-runs
+// the stages even when done. stage_only (or NULL): run just that stage; the stages before it must be
+// done. keep_going: a failed cell is reported and the others go on (the run still fails at the end).
+// Progress (cell k/n, stage, ETA) goes to stderr.
 int sweep_run(const SweepConfig* c, const Cell* cells, int n, const char* only, const char* stage_only, int force,
-              Err* e);
+              int keep_going, Err* e);
 // Rebuilds DIR/results.csv (one row per cell folder under DIR/cells) and DIR/mmlu_subjects.csv.
 int sweep_collect(const char* dir, Err* e);

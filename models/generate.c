@@ -1,5 +1,6 @@
 // generate.c: see generate.h.
 #include "generate.h"
+#include "progress.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -113,6 +114,9 @@ int generate_on(const Engine* en, const int* const* prompts, const int* lens, in
         total += lens[i];
     }
     int max_len = max_prompt + max_new;
+    if (max_len > c->max_positions)
+        return err_set(e, "generate: a prompt of %d tokens + %d new ones is past the model's max_position_embeddings (%d)",
+                       max_prompt, max_new, c->max_positions);
     EngineRun run;
     engine_run_create(&run, en, n, max_len, total > n ? total : n, n);
     float* logits = xmalloc(sizeof(float) * (size_t)n * V);
@@ -128,7 +132,10 @@ int generate_on(const Engine* en, const int* const* prompts, const int* lens, in
         out_lens[i] = 0;
         active[i] = 1;
     }
+    Progress prog;
+    progress_begin(&prog, "generate", "tokens", 1, (double)max_new * n, 4096);  // long runs only
     for (int step = 0; step < max_new && !rc; step++) {
+        progress_update(&prog, (double)step * n);
         // logits holds one row per still-active sequence, in sequence order
         int row = 0, n_rows = 0;
         for (int i = 0; i < n; i++) {
@@ -148,6 +155,7 @@ int generate_on(const Engine* en, const int* const* prompts, const int* lens, in
         if (n_rows == 0) break;
         rc = engine_run_forward(&run, tok, seq, pos, n_rows, NULL, n_rows, logits, e);
     }
+    progress_end(&prog);
     free(rows);
     free(sorted);
     free(logits);

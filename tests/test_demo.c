@@ -11,6 +11,18 @@
 #include "helpers.h"
 #include "models/file_io.h"
 
+static int column(const char* header, const char* name) {  // index of a column in the CSV header, or -1
+    int k = 0;
+    size_t n = strlen(name);
+    for (const char* p = header; *p && *p != '\n'; k++) {
+        if (!strncmp(p, name, n) && (p[n] == ',' || p[n] == '\n')) return k;
+        p = strchr(p, ',');
+        if (!p) break;
+        p++;
+    }
+    return -1;
+}
+
 static double field(const char* line, int k) {  // the k-th comma-separated field as a number (-1 if empty)
     const char* p = line;
     for (int i = 0; i < k && p; i++) {
@@ -29,11 +41,12 @@ Test(demo, small_setting_meets_the_required_outcome, .timeout = 600) {
     Err e;
     char* csv = file_read_all(path, NULL, &e);
     cr_assert_not_null(csv, "%s", e.msg);
-    // columns: 2 kind, 10 eval_pruned.mmlu_micro, 18 eval.mmlu_micro
+    int c_before = column(csv, "eval_pruned.mmlu_micro"), c_after = column(csv, "eval.mmlu_micro");
+    cr_assert(c_before > 0 && c_after > 0, "%s", csv);
     double teacher = -1, pruned_sum = 0, distilled_sum = 0, scratch_sum = 0;
     int pruned = 0, scratch = 0;
     for (char* line = strtok(strchr(csv, '\n') + 1, "\n"); line; line = strtok(NULL, "\n")) {
-        double before = field(line, 10), after = field(line, 18);
+        double before = field(line, c_before), after = field(line, c_after);
         if (strstr(line, ",teacher,")) teacher = after;
         if (strstr(line, ",pruned,")) pruned_sum += before, distilled_sum += after, pruned++;
         if (strstr(line, ",scratch,")) scratch_sum += after, scratch++;

@@ -8,6 +8,7 @@
 #include "harness/sweep_config.h"
 #include "harness/sweep_plan.h"
 #include "harness/sweep_run.h"
+#include "harness/sweep_slurm.h"
 #include "helpers.h"
 #include "models/file_io.h"
 #include "models/model.h"
@@ -129,7 +130,9 @@ Test(sweep, token_budget_sets_the_steps) {
 }
 
 Test(sweep, cli_dry_run_and_slurm_script) {
-    write_cfg("[matrix]\nstrategies = bi\nlayers = 2, 3\n");
+    write_cfg("[distill]\nsteps = 1\nseq_len = 16\nbatch = 2\n\n[prune]\ncalib_windows = 2\nseq_len = 16\n\n"
+              "[bench]\nprompt_len = 4\ngen_len = 2\nrepeats = 1\n\n[matrix]\nstrategies = bi\nlayers = 2, 3\n\n"
+              "[slurm]\ntime = 02:00:00\nmem = 8G\npartition = debug\ncpus_per_task = 2\n");
     char args[2048], out[512], path[700];
     snprintf(out, sizeof out, "%s/dry.txt", dir);
     snprintf(args, sizeof args, "sweep %s --dry-run 2>/dev/null", cfg_path);
@@ -139,12 +142,23 @@ Test(sweep, cli_dry_run_and_slurm_script) {
     cr_assert_not_null(text);
     cr_expect(contains(text, "teacher") && contains(text, "bi-L2") && contains(text, "bi-L3"), "%s", text);
     free(text);
+    // the script is written from another folder: every path in it is absolute
+    char cwd[1024];
+    cr_assert_not_null(getcwd(cwd, sizeof cwd));
+    cr_assert_eq(chdir("/"), 0);
     snprintf(args, sizeof args, "sweep %s --emit-slurm", cfg_path);
-    cr_assert_eq(run_arbor(args, "/dev/null"), 0);
+    int rc = run_arbor(args, "/dev/null");
+    cr_assert_eq(chdir(cwd), 0);
+    cr_assert_eq(rc, 0);
     snprintf(path, sizeof path, "%s/results/t/sweep.slurm", dir);
     char* script = file_read_all(path, NULL, &e);
     cr_assert_not_null(script, "%s", e.msg);
     cr_expect(contains(script, "#SBATCH --array=1-3") && contains(script, cfg_path), "%s", script);
+    cr_expect(contains(script, "#SBATCH --time=02:00:00\n") && contains(script, "#SBATCH --mem=8G\n") &&
+                  contains(script, "#SBATCH --partition=debug\n") && contains(script, "#SBATCH --cpus-per-task=2\n") &&
+                  !contains(script, "--gres"),
+              "%s", script);
+    cr_expect(contains(script, "cd '/'\n") && contains(script, "exec '/"), "absolute binary, the folder it was prepared in: %s", script);
     free(script);
     snprintf(path, sizeof path, "%s/results/t/cells.txt", dir);
     char* ids = file_read_all(path, NULL, &e);
@@ -152,7 +166,32 @@ Test(sweep, cli_dry_run_and_slurm_script) {
     int lines = 0;
     for (char* p = ids; *p; p++) lines += *p == '\n';
     cr_expect_eq(lines, 3);
+    char cell2[17];
+    snprintf(cell2, sizeof cell2, "%.16s", strchr(ids, '\n') + 1);
     free(ids);
+    // the script runs as an array task would: task 2 is the second cell
+    snprintf(args, sizeof args, "cd /tmp && SLURM_ARRAY_TASK_ID=2 bash %s/results/t/sweep.slurm > /dev/null 2>&1", dir);
+    cr_assert_eq(system(args), 0);
+    snprintf(path, sizeof path, "%s/results/t/cells/%s/eval.done", dir, cell2);
+    cr_expect_eq(access(path, F_OK), 0, "task 2 ran cell %s", cell2);
+    snprintf(path, sizeof path, "%s/results/t/cells/%s/bench/metrics.json", dir, cell2);
+    cr_expect_eq(access(path, F_OK), 0, "and benched it beside the teacher");
+    snprintf(args, sizeof args, "SLURM_ARRAY_TASK_ID=9 bash %s/results/t/sweep.slurm > /dev/null 2>&1", dir);
+    cr_expect_neq(system(args), 0, "a task past the cells fails");
+    // with device = cuda the tasks ask for a GPU
+    SweepConfig c;
+    cr_assert_eq(sweep_config_load(cfg_path, &c, &e), 0, "%s", e.msg);
+    c.device = DEVICE_CUDA;
+    Cell* cells;
+    int n;
+    sweep_cells(&c, &cells, &n);
+    static char buf[65536];
+    cr_assert_eq(sweep_slurm_script(&c, cells, n, "/opt/arbor", "/x/s.ini", "/x", buf, sizeof buf, &e), 0, "%s", e.msg);
+    cr_expect(contains(buf, "#SBATCH --gres=gpu:1\n"), "%s", buf);
+    cells[2] = cells[1];
+    cr_expect_eq(sweep_slurm_script(&c, cells, n, "/opt/arbor", "/x/s.ini", "/x", buf, sizeof buf, &e), -1);
+    cr_expect(contains(e.msg, "the same cell"), "%s", e.msg);
+    free(cells);
 }
 
 Test(sweep, stages_run_once_resume_after_a_kill_and_collect) {
@@ -169,7 +208,7 @@ Test(sweep, stages_run_once_resume_after_a_kill_and_collect) {
     int n;
     sweep_cells(&c, &cells, &n);
     cr_assert_eq(n, 5, "teacher, 2 pruned, 2 scratch");
-    cr_assert_eq(sweep_run(&c, cells, n, NULL, NULL, 0, &e), 0, "%s", e.msg);
+    cr_assert_eq(sweep_run(&c, cells, n, NULL, NULL, 0, 0, &e), 0, "%s", e.msg);
     char path[1024], results[512];
     snprintf(results, sizeof results, "%s/results/t/results.csv", dir);
     char* first = file_read_all(results, NULL, &e);
@@ -182,7 +221,7 @@ Test(sweep, stages_run_once_resume_after_a_kill_and_collect) {
     snprintf(path, sizeof path, "%s/results/t/cells/%s/distill/metrics.json", dir, cells[1].id);
     char* before = file_read_all(path, NULL, &e);
     cr_assert_not_null(before, "%s", e.msg);
-    cr_assert_eq(sweep_run(&c, cells, n, NULL, NULL, 0, &e), 0, "%s", e.msg);
+    cr_assert_eq(sweep_run(&c, cells, n, NULL, NULL, 0, 0, &e), 0, "%s", e.msg);
     char* after = file_read_all(path, NULL, &e);
     cr_expect_str_eq(after, before, "a done stage is not re-run");
     free(after);
@@ -191,7 +230,7 @@ Test(sweep, stages_run_once_resume_after_a_kill_and_collect) {
     cr_assert_eq(unlink(path), 0);
     snprintf(path, sizeof path, "%s/results/t/cells/%s/bench.tmp", dir, cells[1].id);
     cr_assert_eq(make_dirs(path, &e), 0);
-    cr_assert_eq(sweep_run(&c, cells, n, cells[1].id, NULL, 0, &e), 0, "%s", e.msg);
+    cr_assert_eq(sweep_run(&c, cells, n, cells[1].id, NULL, 0, 0, &e), 0, "%s", e.msg);
     cr_expect_neq(access(path, F_OK), 0, "the half-written stage is gone");
     snprintf(path, sizeof path, "%s/results/t/cells/%s/bench.done", dir, cells[1].id);
     cr_expect_eq(access(path, F_OK), 0, "bench ran again");
@@ -201,22 +240,22 @@ Test(sweep, stages_run_once_resume_after_a_kill_and_collect) {
     free(after);
     // a changed eval setting re-runs eval (and what follows), not pruning or distillation
     c.ppl_tokens = 64;
-    cr_assert_eq(sweep_run(&c, cells, n, cells[1].id, NULL, 0, &e), 0, "%s", e.msg);
+    cr_assert_eq(sweep_run(&c, cells, n, cells[1].id, NULL, 0, 0, &e), 0, "%s", e.msg);
     after = file_read_all(path, NULL, &e);
     cr_expect_str_eq(after, before);
     free(after);
     // --stage: only bench, forced; the earlier stages stay as they are
-    cr_assert_eq(sweep_run(&c, cells, n, cells[1].id, "bench", 1, &e), 0, "%s", e.msg);
+    cr_assert_eq(sweep_run(&c, cells, n, cells[1].id, "bench", 1, 0, &e), 0, "%s", e.msg);
     after = file_read_all(path, NULL, &e);
     cr_expect_str_eq(after, before);
     free(after);
-    cr_expect_eq(sweep_run(&c, cells, n, NULL, "polish", 0, &e), -1);
+    cr_expect_eq(sweep_run(&c, cells, n, NULL, "polish", 0, 0, &e), -1);
     cr_expect(contains(e.msg, "--stage polish: not a stage"), "%s", e.msg);
     snprintf(path, sizeof path, "%s/results/t/cells/%s/distill.done", dir, cells[1].id);
     cr_assert_eq(unlink(path), 0);
-    cr_expect_eq(sweep_run(&c, cells, n, cells[1].id, "bench", 0, &e), -1);
+    cr_expect_eq(sweep_run(&c, cells, n, cells[1].id, "bench", 0, 0, &e), -1);
     cr_expect(contains(e.msg, "--stage bench needs stage distill done"), "%s", e.msg);
-    cr_expect_eq(sweep_run(&c, cells, n, "nosuchcell", NULL, 0, &e), -1);
+    cr_expect_eq(sweep_run(&c, cells, n, "nosuchcell", NULL, 0, 0, &e), -1);
     cr_expect(contains(e.msg, "no such cell"), "%s", e.msg);
     // collect rebuilds the same table from the folders
     char rdir[512];
@@ -345,13 +384,13 @@ Test(sweep, replaced_inputs_rerun_the_stages_that_read_them) {
     int n;
     sweep_cells(&c, &cells, &n);
     cr_assert_eq(n, 2);
-    cr_assert_eq(sweep_run(&c, cells, n, NULL, NULL, 0, &e), 0, "%s", e.msg);
+    cr_assert_eq(sweep_run(&c, cells, n, NULL, NULL, 0, 0, &e), 0, "%s", e.msg);
     char* prune0 = read_done(cells[1].id, "prune");
     char* distill0 = read_done(cells[1].id, "distill");
     char* teacher_eval0 = read_done(cells[0].id, "eval");
     // the distillation shard rewritten in place (same path, same size): distill re-runs, pruning does not
     write_test_shard(shard, 1000, 512, 2, NULL);
-    cr_assert_eq(sweep_run(&c, cells, n, NULL, NULL, 0, &e), 0, "%s", e.msg);
+    cr_assert_eq(sweep_run(&c, cells, n, NULL, NULL, 0, 0, &e), 0, "%s", e.msg);
     char* prune1 = read_done(cells[1].id, "prune");
     char* distill1 = read_done(cells[1].id, "distill");
     (void)prune1;
@@ -365,13 +404,13 @@ Test(sweep, replaced_inputs_rerun_the_stages_that_read_them) {
     snprintf(rm, sizeof rm, "rm -rf %s", teacher);
     cr_assert_eq(system(rm), 0);
     cr_assert_eq(checkpoint_write_random(&mc, 99, teacher, ST_F32, ARBOR_DEFAULT_SHARD_BYTES, &e), 0, "%s", e.msg);
-    cr_assert_eq(sweep_run(&c, cells, n, NULL, NULL, 0, &e), 0, "%s", e.msg);
+    cr_assert_eq(sweep_run(&c, cells, n, NULL, NULL, 0, 0, &e), 0, "%s", e.msg);
     char* prune2 = read_done(cells[1].id, "prune");
     char* teacher_eval2 = read_done(cells[0].id, "eval");
     cr_expect_str_neq(prune2, prune1, "a new teacher re-prunes");
     cr_expect_str_neq(teacher_eval2, teacher_eval0, "and re-evaluates the teacher cell");
     // nothing changed: nothing re-runs
-    cr_assert_eq(sweep_run(&c, cells, n, NULL, NULL, 0, &e), 0, "%s", e.msg);
+    cr_assert_eq(sweep_run(&c, cells, n, NULL, NULL, 0, 0, &e), 0, "%s", e.msg);
     char* prune3 = read_done(cells[1].id, "prune");
     cr_expect_str_eq(prune3, prune2);
     char memo[700];
@@ -391,8 +430,8 @@ typedef struct {
 
 static void render(char* out, size_t n, const KeyCase* cases, int n_cases, int changed, const char* baseline_model) {
     size_t len = 0;
-    const char* sections[] = {"sweep", "teacher", "data", "prune", "distill", "eval", "bench", "matrix", "scratch"};
-    for (int s = 0; s < 9; s++) {
+    const char* sections[] = {"sweep", "teacher", "data", "prune", "distill", "eval", "bench", "matrix", "scratch", "slurm"};
+    for (int s = 0; s < 10; s++) {
         len += (size_t)snprintf(out + len, n - len, "[%s]\n", sections[s]);
         for (int i = 0; i < n_cases; i++)
             if (!strcmp(cases[i].section, sections[s]) && cases[i].base)
@@ -422,6 +461,10 @@ static char* fingerprint(const SweepConfig* c) {
             len += (size_t)snprintf(out + len, cap - len, "  %s\n", plan);
         }
     }
+    static char script[65536];
+    Err e;
+    if (sweep_slurm_script(c, cells, n, "/opt/arbor", "/x/sweep.ini", "/x", script, sizeof script, &e) == 0)
+        len += (size_t)snprintf(out + len, cap - len, "%s", script);
     free(cells);
     return out;
 }
@@ -466,6 +509,8 @@ Test(sweep, every_key_changes_what_runs_or_is_refused) {
         {"matrix", "strategies", "bi", "last"}, {"matrix", "layers", "2", "3"}, {"matrix", "ffn", "0", "96"},
         {"matrix", "hidden", "0", "32"}, {"matrix", "heads", "0", "2"}, {"matrix", "kv_heads", "0", "1"},
         {"scratch", "enabled", "true", "false"},
+        {"slurm", "time", NULL, "01:00:00"}, {"slurm", "mem", NULL, "64G"}, {"slurm", "partition", NULL, "gpu"},
+        {"slurm", "account", NULL, "lab"}, {"slurm", "cpus_per_task", NULL, "4"}, {"slurm", "gpus_per_task", NULL, "1"},
     };
     int n_cases = sizeof cases / sizeof cases[0];
     // the test covers every key the reader knows
@@ -502,4 +547,82 @@ Test(sweep, every_key_changes_what_runs_or_is_refused) {
         free(print);
     }
     free(base_print);
+}
+
+static int count_char(const char* s, char c) {
+    int n = 0;
+    for (; *s; s++) n += *s == c;
+    return n;
+}
+
+Test(sweep, cells_are_benched_together_in_interleaved_rounds) {
+    write_cfg("[distill]\nsteps = 1\nseq_len = 16\nbatch = 2\n\n[prune]\ncalib_windows = 2\nseq_len = 16\n\n"
+              "[bench]\nbatch = 1, 2\nprompt_len = 4\ngen_len = 2\nrepeats = 3\n\n[matrix]\nstrategies = bi, last\nlayers = 2\n");
+    SweepConfig c;
+    Err e;
+    cr_assert_eq(sweep_config_load(cfg_path, &c, &e), 0, "%s", e.msg);
+    Cell* cells;
+    int n;
+    sweep_cells(&c, &cells, &n);
+    cr_assert_eq(n, 3);
+    cr_assert_eq(sweep_run(&c, cells, n, NULL, NULL, 0, 0, &e), 0, "%s", e.msg);
+    char path[1024];
+    snprintf(path, sizeof path, "%s/results/t/cells/%s/bench/samples.csv", dir, cells[2].id);
+    char* samples = file_read_all(path, NULL, &e);
+    cr_assert_not_null(samples, "%s", e.msg);
+    // this cell's and the teacher's rows: 3 rounds x 2 batch sizes each, plus the header
+    cr_expect_eq(count_char(samples, '\n'), 1 + 2 * 3 * 2, "%s", samples);
+    free(samples);
+    snprintf(path, sizeof path, "%s/results/t/cells/%s/bench/metrics.json", dir, cells[0].id);
+    cJSON* t = read_json(path);
+    cr_expect_eq(cJSON_GetObjectItem(t, "decode_ratio_b1")->valuedouble, 1.0, "the teacher against itself");
+    cr_expect_eq(cJSON_GetObjectItem(t, "rounds")->valueint, 3);
+    double lo = cJSON_GetObjectItem(t, "decode_tps_b2_min")->valuedouble, mid = cJSON_GetObjectItem(t, "decode_tps_b2")->valuedouble,
+           hi = cJSON_GetObjectItem(t, "decode_tps_b2_max")->valuedouble;
+    cr_expect(lo > 0 && lo <= mid && mid <= hi, "range %g <= median %g <= %g", lo, mid, hi);
+    cJSON_Delete(t);
+    // results.csv: the teacher first, the config's order, kept layers, the interval of each accuracy's
+    // chance level and the spread of each speed
+    snprintf(path, sizeof path, "%s/results/t/results.csv", dir);
+    char* csv = file_read_all(path, NULL, &e);
+    cr_assert_not_null(csv);
+    char* line2 = strchr(csv, '\n') + 1;
+    cr_expect(!strncmp(line2, cells[0].id, 16) && contains(line2, ",teacher,teacher,,all,"), "%s", csv);
+    char* line3 = strchr(line2, '\n') + 1;
+    cr_expect(!strncmp(line3, cells[1].id, 16) && contains(line3, ",bi-L2,pruned,bi,"), "%s", csv);
+    char* line4 = strchr(line3, '\n') + 1;
+    cr_expect(contains(line4, ",last-L2,pruned,last,0 3,"), "last keeps the first and the final layer: %s", line4);
+    cr_expect(contains(csv, "bench.decode_tps_b1_min,bench.decode_tps_b1_max") && contains(csv, "bench.decode_ratio_b1") &&
+                  contains(csv, "bench.decode_tps_b2") && contains(csv, "bench.contended_rounds"),
+              "%s", csv);
+    free(csv);
+    // a second run measures nothing again; a forced bench does
+    cr_assert_eq(sweep_run(&c, cells, n, NULL, NULL, 0, 0, &e), 0, "%s", e.msg);
+    // contended measurements are measured again: with the threshold at 0 every one is, twice
+    setenv("ARBOR_BENCH_CONTENDED_SHARE", "0", 1);
+    int rc = sweep_run(&c, cells, n, NULL, "bench", 1, 0, &e);
+    unsetenv("ARBOR_BENCH_CONTENDED_SHARE");
+    cr_assert_eq(rc, 0, "%s", e.msg);
+    snprintf(path, sizeof path, "%s/results/t/cells/%s/bench/samples.csv", dir, cells[1].id);
+    samples = file_read_all(path, NULL, &e);
+    cr_assert_not_null(samples);
+    cr_expect_eq(count_char(samples, '\n'), 1 + 3 * (2 * 3 * 2), "three attempts of each: %s", samples);
+    free(samples);
+    snprintf(path, sizeof path, "%s/results/t/cells/%s/bench/metrics.json", dir, cells[1].id);
+    t = read_json(path);
+    cr_expect_eq(cJSON_GetObjectItem(t, "remeasured")->valueint, 6, "each of 3 rounds x 2 batch sizes");
+    cJSON_Delete(t);
+    // --only: the cell is benched beside the teacher, whose own results are left alone
+    snprintf(path, sizeof path, "%s/results/t/cells/%s/bench.done", dir, cells[0].id);
+    char* teacher_done = file_read_all(path, NULL, &e);
+    cr_assert_eq(sweep_run(&c, cells, n, cells[2].id, "bench", 1, 0, &e), 0, "%s", e.msg);
+    char* after = file_read_all(path, NULL, &e);
+    cr_expect_str_eq(after, teacher_done);
+    snprintf(path, sizeof path, "%s/results/t/cells/%s/bench/metrics.json", dir, cells[2].id);
+    t = read_json(path);
+    cr_expect_eq(cJSON_GetObjectItem(t, "cells_in_group")->valueint, 2);
+    cr_expect_gt(cJSON_GetObjectItem(t, "decode_ratio_b1")->valuedouble, 0);
+    cJSON_Delete(t);
+    free(after), free(teacher_done);
+    free(cells);
 }

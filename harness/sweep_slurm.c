@@ -1,0 +1,80 @@
+// sweep_slurm.c: see sweep_slurm.h.
+#include "sweep_slurm.h"
+
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../models/file_io.h"
+#include "../models/vec.h"
+
+#define ADD(...) (len += snprintf(out + len, len < n ? n - len : 0, __VA_ARGS__))
+
+int sweep_slurm_script(const SweepConfig* c, const Cell* cells, int n_cells, const char* arbor, const char* config,
+                       const char* workdir, char* out, size_t n, Err* e) {
+    for (int i = 0; i < n_cells; i++)
+        for (int j = i + 1; j < n_cells; j++)
+            if (!strcmp(cells[i].id, cells[j].id))
+                return err_set(e, "%s: cells %s and %s are the same cell (%s): a job array would run it twice", c->path,
+                               cells[i].label, cells[j].label, cells[i].id);
+    size_t len = 0;
+    int gpus = c->slurm_gpus ? c->slurm_gpus : c->device == DEVICE_CUDA ? 1 : 0;
+    ADD("#!/bin/bash\n");
+    ADD("# arbor sweep %s: one array task per cell (%d cells), from %s\n", c->name, n_cells, config);
+    ADD("# submit: sbatch %s/%s/%s/sweep.slurm\n", workdir, c->out, c->name);
+    ADD("# when every task has finished: %s collect %s/%s/%s\n", arbor, workdir, c->out, c->name);
+    ADD("#SBATCH --job-name=arbor-%s\n", c->name);
+    ADD("#SBATCH --array=1-%d\n", n_cells);
+    ADD("#SBATCH --ntasks=1\n");
+    ADD("#SBATCH --output=%s/%s/%s/slurm-%%A_%%a.log\n", workdir, c->out, c->name);
+    if (gpus) ADD("#SBATCH --gres=gpu:%d\n", gpus);
+    if (c->slurm_cpus) ADD("#SBATCH --cpus-per-task=%d\n", c->slurm_cpus);
+    if (c->slurm_time[0]) ADD("#SBATCH --time=%s\n", c->slurm_time);
+    if (c->slurm_mem[0]) ADD("#SBATCH --mem=%s\n", c->slurm_mem);
+    if (c->slurm_partition[0]) ADD("#SBATCH --partition=%s\n", c->slurm_partition);
+    if (c->slurm_account[0]) ADD("#SBATCH --account=%s\n", c->slurm_account);
+    ADD("set -euo pipefail\n");
+    ADD("cd '%s'\n", workdir);
+    if (c->slurm_cpus) ADD("export OMP_NUM_THREADS=%d\n", c->slurm_cpus);
+    ADD("cell=$(sed -n \"${SLURM_ARRAY_TASK_ID:?run under sbatch, or set SLURM_ARRAY_TASK_ID}p\" '%s/%s/%s/cells.txt')\n", workdir,
+        c->out, c->name);
+    ADD("[ -n \"$cell\" ] || { echo \"arbor: no cell at line $SLURM_ARRAY_TASK_ID of cells.txt\" >&2; exit 2; }\n");
+    ADD("exec '%s' sweep '%s' --only \"$cell\"\n", arbor, config);
+    if (len >= n) return err_set(e, "%s: the Slurm script is too long", c->path);
+    return 0;
+}
+
+int sweep_emit_slurm(const SweepConfig* c, const Cell* cells, int n, Err* e) {
+    char arbor[PATH_MAX], config[PATH_MAX], workdir[PATH_MAX];
+    ssize_t got = readlink("/proc/self/exe", arbor, sizeof arbor - 1);
+    if (got <= 0) return err_set(e, "--emit-slurm: cannot find the arbor binary's path");
+    arbor[got] = 0;
+    if (!realpath(c->path, config)) return err_set(e, "%s: cannot resolve its absolute path", c->path);
+    if (!getcwd(workdir, sizeof workdir)) return err_set(e, "--emit-slurm: cannot read the working folder");
+    for (const char* p = arbor; *p; p++)
+        if (*p == '\'') return err_set(e, "--emit-slurm: the binary's path has a quote: %s", arbor);
+    for (const char* p = config; *p; p++)
+        if (*p == '\'') return err_set(e, "--emit-slurm: the config's path has a quote: %s", config);
+    for (const char* p = workdir; *p; p++)
+        if (*p == '\'') return err_set(e, "--emit-slurm: the working folder has a quote: %s", workdir);
+    char dir[2400], path[2500];
+    snprintf(dir, sizeof dir, "%s/%s", c->out, c->name);
+    if (make_dirs(dir, e)) return -1;
+    ByteVec list = {0};
+    for (int i = 0; i < n; i++) {
+        bytevec_append(&list, cells[i].id, strlen(cells[i].id));
+        bytevec_append(&list, "\n", 1);
+    }
+    static char script[65536];
+    if (sweep_slurm_script(c, cells, n, arbor, config, workdir, script, sizeof script, e)) return free(list.data), -1;
+    snprintf(path, sizeof path, "%s/cells.txt", dir);
+    int rc = file_write_atomic(path, list.data, list.len, e);
+    free(list.data);
+    if (rc) return -1;
+    snprintf(path, sizeof path, "%s/sweep.slurm", dir);
+    if (file_write_atomic(path, script, strlen(script), e)) return -1;
+    printf("%s\n", path);
+    return 0;
+}
