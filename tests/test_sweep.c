@@ -15,6 +15,13 @@
 
 static char dir[256], teacher[512], shard[512], cfg_path[512];
 
+static int count_char(const char* s, char c) {
+    int n = 0;
+    for (; *s; s++) n += *s == c;
+    return n;
+}
+
+
 static void setup(void) {
     make_temp_dir(dir, sizeof dir);
     snprintf(teacher, sizeof teacher, "%s/teacher", dir);
@@ -275,14 +282,23 @@ static void expect_bad_input_helper(const char* args) {
 Test(sweep, plot_draws_frontiers_from_a_results_table) {
     char csv[512], args[2048], path[700];
     snprintf(csv, sizeof csv, "%s/results.csv", dir);
-    write_text(csv, "id,label,kind,strategy,params,eval.mmlu_micro,eval.val_nll,bench.decode_tps_b1\n"
-                    "a,teacher,teacher,,8000000,0.80,1.0,100\n"
-                    "b,bi-L3,pruned,bi,6000000,0.70,1.2,150\n"
-                    "c,bi-L2,pruned,bi,4000000,0.50,1.5,180\n"
-                    "d,scratch-L3,scratch,,6000000,0.40,1.9,150\n"
-                    "e,unfinished,pruned,bi,4000000,,,\n");
-    snprintf(args, sizeof args, "plot %s", csv);
-    cr_assert_eq(run_arbor(args, "/dev/null"), 0);
+    write_text(csv, "id,label,kind,strategy,params,eval.mmlu_micro,eval.mmlu_ci_low,eval.mmlu_ci_high,eval.val_nll,"
+                    "bench.decode_tps_b1,bench.decode_tps_b1_min,bench.decode_tps_b1_max\n"
+                    "a,teacher,teacher,,8000000,0.80,,,1.0,100,,\n"
+                    "b,bi-L3,pruned,bi,6000000,0.70,0.65,0.75,1.2,150,140,160\n"
+                    "c,bi-L2,pruned,bi,4000000,0.50,,,1.5,180,,\n"
+                    "d,scratch-L3,scratch,,6000000,0.40,,,1.9,150,,\n"
+                    "e,unfinished,pruned,bi,4000000,,,,,,,\n");
+    char plot_out[600], plot_err[600];
+    snprintf(plot_out, sizeof plot_out, "%s/plot.out", dir);
+    snprintf(plot_err, sizeof plot_err, "%s/plot.err", dir);
+    snprintf(args, sizeof args, "plot %s 2>%s", csv, plot_err);
+    cr_assert_eq(run_arbor(args, plot_out), 0);
+    Err pe;
+    char* said = file_read_all(plot_err, NULL, &pe);
+    cr_assert_not_null(said);
+    cr_expect_str_eq(said, "", "nothing on the terminal but the figures' paths: %s", said);
+    free(said);
     const char* files[] = {"frontier_speed.png", "frontier_speed.pdf", "frontier_params.png", "frontier_params.pdf"};
     Err e;
     for (int i = 0; i < 4; i++) {
@@ -298,8 +314,20 @@ Test(sweep, plot_draws_frontiers_from_a_results_table) {
     snprintf(path, sizeof path, "%s/frontier_speed_pareto.dat", dir);
     char* pareto = file_read_all(path, NULL, &e);
     cr_assert_not_null(pareto);
-    cr_expect_str_eq(pareto, "100 80 \"teacher\" 2\n150 70 \"bi-L3\" 0\n180 50 \"bi-L2\" 0\n");
+    cr_expect(!strncmp(pareto, "100 80 \"teacher\" 2 ", 19) && contains(pareto, "\n150 70 \"bi-L3\" 0 ") &&
+                  contains(pareto, "\n180 50 \"bi-L2\" 0 ") && count_char(pareto, '\n') == 3,
+              "%s", pareto);
     free(pareto);
+    // error bars: the speed's range over rounds and the accuracy's interval, as given
+    snprintf(path, sizeof path, "%s/frontier_speed.dat", dir);
+    char* points = file_read_all(path, NULL, &e);
+    cr_assert_not_null(points);
+    cr_expect(contains(points, "150 70 \"bi-L3\" 0 140 160 65 75 "), "%s", points);
+    double xmin, xmax, ymin, ymax;  // axes from the data: speeds from 0 up, accuracy within 0..100
+    cr_assert_eq(sscanf(points, "# axes %lf %lf %lf %lf", &xmin, &xmax, &ymin, &ymax), 4, "%s", points);
+    cr_expect(xmin >= 0 && xmin < 100 && xmax > 180 && ymin >= 0 && ymin < 50 && ymax <= 100 && ymax > 80,
+              "axes %g..%g x %g..%g", xmin, xmax, ymin, ymax);
+    free(points);
     // the article: tables and figures from this table, built with pdflatex
     if (system("command -v pdflatex > /dev/null") == 0) {
         snprintf(args, sizeof args, "paper %s", dir);
@@ -547,12 +575,6 @@ Test(sweep, every_key_changes_what_runs_or_is_refused) {
         free(print);
     }
     free(base_print);
-}
-
-static int count_char(const char* s, char c) {
-    int n = 0;
-    for (; *s; s++) n += *s == c;
-    return n;
 }
 
 Test(sweep, cells_are_benched_together_in_interleaved_rounds) {
