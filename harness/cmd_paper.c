@@ -1,6 +1,8 @@
-// cmd_paper.c: arbor paper RESULTS_DIR — the LaTeX article of a sweep: paper/paper.tex with generated
-// setup.tex (macros) and results_table.tex from RESULTS_DIR/results.csv and the frontier PDFs (made
-// by arbor plot first when missing), built with pdflatex into RESULTS_DIR/paper/paper.pdf.
+// cmd_paper.c: arbor paper RESULTS_DIR — the LaTeX article of a sweep: paper/paper.tex arranging the
+// generated text (harness/paper_text.h: every sentence from RESULTS_DIR/sweep.json and results.csv),
+// results_table.tex and the frontier PDFs (made by arbor plot first when missing), built with pdflatex
+// into RESULTS_DIR/paper/paper.pdf.
+#include <cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +12,7 @@
 #include "../models/file_io.h"
 #include "../models/vec.h"
 #include "commands.h"
+#include "paper_text.h"
 #include "results_table.h"
 
 int cmd_plot(int argc, char** argv);
@@ -46,19 +49,29 @@ int cmd_paper(int argc, char** argv) {
     Err e;
     char csv_path[4200], out[4200], path[4400];
     snprintf(csv_path, sizeof csv_path, "%s/results.csv", dir);
+    char sweep_path[4400];
+    snprintf(sweep_path, sizeof sweep_path, "%s/sweep.json", dir);
+    char* sweep_text = file_read_all(sweep_path, NULL, &e);
+    cJSON* sweep = sweep_text ? cJSON_Parse(sweep_text) : NULL;
+    free(sweep_text);
+    if (!sweep) {
+        err_set(&e, "%s: missing or malformed (arbor sweep writes it; re-run the sweep to describe it)", sweep_path);
+        return fail(&e);
+    }
     Table rt;
-    if (table_read(csv_path, &rt, &e)) return fail(&e);
+    if (table_read(csv_path, &rt, &e)) return cJSON_Delete(sweep), fail(&e);
     snprintf(path, sizeof path, "%s/frontier_speed.pdf", dir);
     if (access(path, F_OK) != 0) {
         char* plot_argv[1] = {csv_path};
-        if (cmd_plot(1, plot_argv) != 0) return table_free(&rt), ARBOR_EXIT_RUNTIME;
+        if (cmd_plot(1, plot_argv) != 0) return table_free(&rt), cJSON_Delete(sweep), ARBOR_EXIT_RUNTIME;
     }
     snprintf(out, sizeof out, "%s/paper", dir);
-    if (make_dirs(out, &e)) return table_free(&rt), fail(&e);
+    if (make_dirs(out, &e) || paper_write_text(out, sweep, &rt, &e)) return table_free(&rt), cJSON_Delete(sweep), fail(&e);
+    cJSON_Delete(sweep);
     // results_table.tex
-    const char* names[] = {"label", "kind", "params", "layers", "hidden", "ffn", "eval_pruned.mmlu_micro", "eval.mmlu_micro",
+    const char* names[] = {"label", "kind", "params", "kept_layers", "hidden", "ffn", "eval_pruned.mmlu_micro", "eval.mmlu_micro",
                            "eval.val_nll", "bench.decode_tps_b1"};
-    const char* heads[] = {"cell", "kind", "params (M)", "layers", "hidden", "ffn", "before", "MMLU", "val NLL", "tokens/s"};
+    const char* heads[] = {"cell", "kind", "params (M)", "layers kept", "hidden", "ffn", "before", "accuracy", "val NLL", "tokens/s"};
     int cols[10];
     for (int k = 0; k < 10; k++) cols[k] = table_col(&rt, names[k]);
     ByteVec t = {0};
@@ -83,27 +96,7 @@ int cmd_paper(int argc, char** argv) {
     snprintf(path, sizeof path, "%s/results_table.tex", out);
     int rc = file_write_atomic(path, t.data, t.len, &e);
     free(t.data);
-    // setup.tex: the numbers the text names
-    const char* name = strrchr(dir, '/') ? strrchr(dir, '/') + 1 : dir;
-    ByteVec s = {0};
-    char line[512];
-    int len = snprintf(line, sizeof line, "\\newcommand{\\NumCells}{%d}\n\\newcommand{\\Shots}{0--5}\n", rt.n_rows - 1);
-    bytevec_append(&s, line, (size_t)len);
-    const char* macros[5][2] = {{"SweepName", NULL}, {"Backend", "bench.backend"}, {"Device", "bench.device"},
-                                {"Threads", "bench.threads"}, {"Commit", "bench.arbor_commit"}};
-    for (int i = 0; i < 5; i++) {
-        const char* value = i == 0 ? name : "?";  // the last row that has it
-        for (int r = 1, c = i ? table_col(&rt, macros[i][1]) : -1; c >= 0 && r < rt.n_rows; r++)
-            if (table_cell(&rt, r, c)[0]) value = table_cell(&rt, r, c);
-        len = snprintf(line, sizeof line, "\\newcommand{\\%s}{", macros[i][0]);
-        bytevec_append(&s, line, (size_t)len);
-        tex(&s, value);
-        bytevec_append(&s, "}\n", 2);
-    }
     table_free(&rt);
-    snprintf(path, sizeof path, "%s/setup.tex", out);
-    if (!rc) rc = file_write_atomic(path, s.data, s.len, &e);
-    free(s.data);
     const char* figures[2] = {"frontier_speed.pdf", "frontier_params.pdf"};
     for (int i = 0; i < 2 && !rc; i++) {
         char from[4400], to[4400];

@@ -92,6 +92,12 @@ int demo_data_write(const char* dir, const DemoDataOptions* o, Err* e) {
         // test: every question; val: every other one; dev: the first five (few-shot examples)
         if (!rc) rc = write_csv(path, rows, s == 0 ? n_q : s == 1 ? n_q / 2 : 5, e);
     }
+    if (!rc) {  // what the benchmark is, for the paper: not MMLU, though in its format
+        snprintf(path, sizeof path, "%s/mmlu/benchmark.json", dir);
+        const char* desc = "{\"name\": \"synthetic facts\", \"synthetic\": true, \"description\": "
+                           "\"invented entities and their attributes (arbor demo), four options per question, in MMLU's format\"}\n";
+        rc = file_write_atomic(path, desc, strlen(desc), e);
+    }
     // documents: fact sentences and answered questions exactly as the evaluator will prompt them (0-shot)
     int n_docs = 2 * n_q;
     char** docs = xcalloc((size_t)n_docs, sizeof(char*));

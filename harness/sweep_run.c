@@ -20,6 +20,7 @@
 #include "../prune/search.h"
 #include "content_hash.h"
 #include "sweep_bench.h"
+#include "sweep_describe.h"
 #include "sweep_plan.h"
 
 // The content of every input the stages read (content_hash.h): part of each stage's key, so a
@@ -327,7 +328,7 @@ int sweep_run(const SweepConfig* c, const Cell* cells, int n, const char* only, 
     snprintf(sweep_dir, sizeof sweep_dir, "%s/%s", c->out, c->name);
     if (device_available(c->device, e)) return err_prefix(e, "%s: [sweep] device", c->path);  // before any work
     InputHashes in;
-    if (make_dirs(sweep_dir, e) || hash_inputs(c, &in, e)) return -1;
+    if (make_dirs(sweep_dir, e) || hash_inputs(c, &in, e) || sweep_describe(c, cells, n, e)) return -1;
     int ran = 0, failed = 0, to_run = 0, worked = 0;
     for (int i = 0; i < n; i++) to_run += !only || !strcmp(only, cells[i].id);
     char first_failure[sizeof e->msg] = "";

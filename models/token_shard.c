@@ -105,6 +105,17 @@ int shard_open(Shard* s, const char* path, Err* e) {
     return rc;
 }
 
+int shard_peek_tokens(const char* path, uint64_t* n_tokens, Err* e) {
+    uint8_t h[SHARD_HEADER_BYTES];
+    FILE* f = fopen(path, "rb");
+    if (!f) return err_set(e, "%s: cannot open", path);
+    size_t got = fread(h, 1, sizeof h, f);
+    fclose(f);
+    if (got != sizeof h || memcmp(h, "ARBORTOK", 8) != 0) return err_set(e, "%s: not a token shard", path);
+    *n_tokens = get_u64(h + 16);
+    return 0;
+}
+
 void shard_close(Shard* s) {
     file_unmap(s->map, s->size);
     memset(s, 0, sizeof *s);

@@ -283,12 +283,12 @@ Test(sweep, plot_draws_frontiers_from_a_results_table) {
     char csv[512], args[2048], path[700];
     snprintf(csv, sizeof csv, "%s/results.csv", dir);
     write_text(csv, "id,label,kind,strategy,params,eval.mmlu_micro,eval.mmlu_ci_low,eval.mmlu_ci_high,eval.val_nll,"
-                    "bench.decode_tps_b1,bench.decode_tps_b1_min,bench.decode_tps_b1_max\n"
-                    "a,teacher,teacher,,8000000,0.80,,,1.0,100,,\n"
-                    "b,bi-L3,pruned,bi,6000000,0.70,0.65,0.75,1.2,150,140,160\n"
-                    "c,bi-L2,pruned,bi,4000000,0.50,,,1.5,180,,\n"
-                    "d,scratch-L3,scratch,,6000000,0.40,,,1.9,150,,\n"
-                    "e,unfinished,pruned,bi,4000000,,,,,,,\n");
+                    "bench.decode_tps_b1,bench.decode_tps_b1_min,bench.decode_tps_b1_max,eval.mmlu_n\n"
+                    "a,teacher,teacher,,8000000,0.80,,,1.0,100,,,100\n"
+                    "b,bi-L3,pruned,bi,6000000,0.70,0.65,0.75,1.2,150,140,160,100\n"
+                    "c,bi-L2,pruned,bi,4000000,0.50,,,1.5,180,,,100\n"
+                    "d,scratch-L3,scratch,,6000000,0.40,,,1.9,150,,,100\n"
+                    "e,unfinished,pruned,bi,4000000,,,,,,,,\n");
     char plot_out[600], plot_err[600];
     snprintf(plot_out, sizeof plot_out, "%s/plot.out", dir);
     snprintf(plot_err, sizeof plot_err, "%s/plot.err", dir);
@@ -330,6 +330,21 @@ Test(sweep, plot_draws_frontiers_from_a_results_table) {
     free(points);
     // the article: tables and figures from this table, built with pdflatex
     if (system("command -v pdflatex > /dev/null") == 0) {
+        snprintf(args, sizeof args, "paper %s 2>/dev/null", dir);
+        cr_expect_eq(run_arbor(args, "/dev/null"), 2, "no sweep.json: refused");
+        // what the sweep was (arbor sweep writes this): every sentence of the paper follows it
+        snprintf(path, sizeof path, "%s/sweep.json", dir);
+        write_text(path, "{\"name\": \"t\", \"teacher\": {\"model\": \"ckpt/Big-8B\", \"params\": 8e6, \"layers\": 4},"
+                         "\"matrix\": {\"strategies\": [\"bi\"], \"layers\": [2, 3], \"ffn\": [], \"hidden\": [], \"heads\": [],"
+                         " \"kv_heads\": [], \"pruned_cells\": 2, \"scratch_cells\": 1, \"baselines\": 0},"
+                         "\"prune\": {\"calib\": \"c.shard\", \"windows\": 8, \"seq_len\": 64, \"aggregation\": \"l2\"},"
+                         "\"distill\": {\"loss\": \"rkl\", \"loss_text\": \"reverse KL(student || teacher) at temperature 2\","
+                         " \"data\": \"d.shard\", \"data_tokens\": 1e6, \"steps\": 10, \"tokens_per_step\": 4096, \"tokens\": 40960,"
+                         " \"lr\": 1e-4, \"min_lr\": 1e-5, \"warmup\": 2, \"schedule\": \"cosine\", \"seed\": 0},"
+                         "\"eval\": {\"mmlu\": true, \"benchmark\": \"MMLU\", \"benchmark_text\": \"the 57-subject MMLU benchmark\","
+                         " \"synthetic\": false, \"shots\": 3, \"subjects\": \"all\", \"limit\": 0},"
+                         "\"bench\": {\"batch\": [1], \"prompt_len\": 16, \"gen_len\": 8, \"rounds\": 5, \"device\": \"cpu\","
+                         " \"precision\": \"fp32\", \"threads\": 2, \"wait_policy\": \"default\", \"cpus\": 2}}");
         snprintf(args, sizeof args, "paper %s", dir);
         cr_assert_eq(run_arbor(args, "/dev/null"), 0);
         snprintf(path, sizeof path, "%s/paper/paper.pdf", dir);
@@ -343,6 +358,23 @@ Test(sweep, plot_draws_frontiers_from_a_results_table) {
         cr_assert_not_null(table);
         cr_expect(contains(table, "bi-L3 & pruned & 6.000 & ") && contains(table, "70.0\\%"), "%s", table);
         free(table);
+        snprintf(path, sizeof path, "%s/paper/abstract.tex", dir);
+        char* abstract = file_read_all(path, NULL, &e);
+        cr_assert_not_null(abstract);
+        cr_expect(contains(abstract, "Big-8B") && contains(abstract, "reverse KL") && contains(abstract, "3-shot") &&
+                      contains(abstract, "100 questions") && contains(abstract, "bi-L3") && !contains(abstract, "synthetic"),
+                  "the abstract follows sweep.json and results.csv: %s", abstract);
+        free(abstract);
+        snprintf(path, sizeof path, "%s/paper/limitations.tex", dir);
+        char* limits = file_read_all(path, NULL, &e);
+        cr_assert_not_null(limits);
+        cr_expect(contains(limits, "medians of 5 rounds") && contains(limits, "100 questions"), "%s", limits);
+        free(limits);
+        snprintf(path, sizeof path, "%s/paper/paper.tex", dir);
+        char* tex = file_read_all(path, NULL, &e);
+        cr_assert_not_null(tex);
+        cr_expect(!contains(tex, "0--5") && !contains(tex, "Kullback"), "no fixed text that can contradict the run");
+        free(tex);
     } else {
         cr_log_warn("pdflatex not installed (scripts/install_deps.sh): arbor paper not exercised");
     }
