@@ -65,8 +65,8 @@ static int write_sweep_config(const char* out, const DemoSize* z, Err* e) {
                        "[distill]\nsteps = %d\nseq_len = 64\nbatch = 16\nlr = 2e-3\nmin_lr = 2e-4\nwarmup = 10\nloss = kl\n\n"
                        "[eval]\nmmlu = %s/data/mmlu\nshots = 0\nsubjects = miscellaneous\nppl_seq_len = 64\nppl_tokens = 4096\n\n"
                        "[bench]\nbatch = 1\nprompt_len = 32\ngen_len = 16\nrepeats = 3\n\n"
-                       "[matrix]\nstrategies = bi, last\nlayers = %d\nffn = 0, %d\n\n[scratch]\nenabled = true\n",
-                       out, out, out, out, out, out, z->distill_steps, out, z->layers / 2, z->ffn / 2);
+                       "[matrix]\nstrategies = bi, last\nlayers = %d, %d\nffn = %d\n\n[scratch]\nenabled = true\n",
+                       out, out, out, out, out, out, z->distill_steps, out, z->layers / 2, z->layers - 1, z->ffn / 2);
     char path[4200];
     snprintf(path, sizeof path, "%s/demo.ini", out);
     return file_write_atomic(path, text, (size_t)len, e);
@@ -163,14 +163,21 @@ int cmd_demo(int argc, char** argv) {
     // a short table of what happened
     Table t;
     if (table_read(csv, &t, &e)) return fail(&e);
-    const char* names[6] = {"label", "kind", "params", "eval_pruned.mmlu_micro", "eval.mmlu_micro", "bench.decode_tps_b1"};
-    int cols[6];
-    for (int k = 0; k < 6; k++) cols[k] = table_col(&t, names[k]);
-    printf("\n%-22s %-8s %9s %12s %12s %10s\n", "cell", "kind", "params", "MMLU pruned", "MMLU final", "decode t/s");
+    enum { K = 9 };
+    const char* names[K] = {"label", "kind", "kept_layers", "params", "eval_pruned.mmlu_micro", "eval.mmlu_micro", "eval.mmlu_ci_low",
+                            "eval.mmlu_ci_high", "bench.decode_tps_b1"};
+    int cols[K];
+    for (int k = 0; k < K; k++) cols[k] = table_col(&t, names[k]);
+    printf("\n%-18s %-8s %-12s %8s %12s %20s %14s\n", "cell", "kind", "layers kept", "params", "MMLU pruned", "MMLU final (95% CI)",
+           "decode t/s");
     for (int r = 1; r < t.n_rows; r++) {
-        const char* f[6];
-        for (int k = 0; k < 6; k++) f[k] = table_cell(&t, r, cols[k])[0] ? table_cell(&t, r, cols[k]) : "-";
-        printf("%-22s %-8s %9s %12s %12s %10s\n", f[0], f[1], f[2], f[3], f[4], f[5]);
+        const char* f[K];
+        for (int k = 0; k < K; k++) f[k] = table_cell(&t, r, cols[k])[0] ? table_cell(&t, r, cols[k]) : "-";
+        char before[32] = "-", after[48] = "-", speed[32] = "-";
+        if (strcmp(f[4], "-")) snprintf(before, sizeof before, "%.1f%%", 100 * atof(f[4]));
+        if (strcmp(f[5], "-")) snprintf(after, sizeof after, "%.1f%% (%.0f-%.0f)", 100 * atof(f[5]), 100 * atof(f[6]), 100 * atof(f[7]));
+        if (strcmp(f[8], "-")) snprintf(speed, sizeof speed, "%.0f", atof(f[8]));
+        printf("%-18s %-8s %-12s %8s %12s %20s %14s\n", f[0], f[1], f[2], f[3], before, after, speed);
     }
     table_free(&t);
     printf("\nresults: %s\nplots:   %s/demo/frontier_speed.png, frontier_params.png\n", csv, out);

@@ -39,25 +39,21 @@ static const char* esc(const char* s) {
     return out;
 }
 
-static const char* str(const cJSON* o, const char* path) {  // "a.b" in a JSON object, or ""
-    char key[64];
+static const cJSON* at(const cJSON* o, const char* path) {  // "a.b" in a JSON object, or NULL
     const char* dot = strchr(path, '.');
-    if (dot) {
-        snprintf(key, sizeof key, "%.*s", (int)(dot - path), path);
-        return str(cJSON_GetObjectItem(o, key), dot + 1);
-    }
-    const cJSON* v = cJSON_GetObjectItem(o, path);
+    if (!dot) return cJSON_GetObjectItem(o, path);
+    char key[64];
+    snprintf(key, sizeof key, "%.*s", (int)(dot - path), path);
+    return at(cJSON_GetObjectItem(o, key), dot + 1);
+}
+
+static const char* str(const cJSON* o, const char* path) {  // "" when absent
+    const cJSON* v = at(o, path);
     return cJSON_IsString(v) ? v->valuestring : "";
 }
 
-static double num(const cJSON* o, const char* path) {  // NAN when absent
-    char key[64];
-    const char* dot = strchr(path, '.');
-    if (dot) {
-        snprintf(key, sizeof key, "%.*s", (int)(dot - path), path);
-        return num(cJSON_GetObjectItem(o, key), dot + 1);
-    }
-    const cJSON* v = cJSON_GetObjectItem(o, path);
+static double num(const cJSON* o, const char* path) {  // NAN when absent; booleans as 0/1
+    const cJSON* v = at(o, path);
     return cJSON_IsNumber(v) ? v->valuedouble : cJSON_IsBool(v) ? (cJSON_IsTrue(v) ? 1 : 0) : NAN;
 }
 

@@ -54,6 +54,14 @@ static const KeyDef keys[] = {
     STR("slurm", "account", slurm_account), INT("slurm", "cpus_per_task", slurm_cpus), INT("slurm", "gpus_per_task", slurm_gpus),
 };
 
+void sweep_axes(const SweepConfig* c, SweepAxis axes[5]) {
+    axes[0] = (SweepAxis){"layers", c->layers, c->n_layers};
+    axes[1] = (SweepAxis){"ffn", c->ffn, c->n_ffn};
+    axes[2] = (SweepAxis){"hidden", c->hidden, c->n_hidden};
+    axes[3] = (SweepAxis){"heads", c->heads, c->n_heads};
+    axes[4] = (SweepAxis){"kv_heads", c->kv_heads, c->n_kv_heads};
+}
+
 int sweep_config_key_count(void) { return (int)(sizeof keys / sizeof keys[0]); }
 
 const char* sweep_config_key(int i, const char** section) {
@@ -254,12 +262,8 @@ static int load(const char* path, SweepConfig* c, int lenient, Err* e) {
     if (!c->n_strategies && matrix) return BAD("matrix", "strategies", "width axes need [matrix] strategies and layers");
     for (int i = 0; i < c->n_layers; i++)
         if (c->layers[i] < 1) return BAD("matrix", "layers", "layers must be at least 1");
-    struct {
-        const char* key;
-        const int* v;
-        int n;
-    } axes[] = {{"layers", c->layers, c->n_layers}, {"ffn", c->ffn, c->n_ffn}, {"hidden", c->hidden, c->n_hidden},
-                {"heads", c->heads, c->n_heads}, {"kv_heads", c->kv_heads, c->n_kv_heads}};
+    SweepAxis axes[5];
+    sweep_axes(c, axes);
     for (int a = 0; a < 5; a++) {
         int dup;
         if (has_duplicate(axes[a].v, axes[a].n, &dup))

@@ -56,6 +56,14 @@ typedef struct {
     char skipped[4096];  // lenient load: the checks not made because an input is not on disk yet, one per line
 } SweepConfig;
 
+// The matrix's integer axes by key ("layers", "ffn", "hidden", "heads", "kv_heads"): values and count.
+typedef struct {
+    const char* key;
+    const int* v;
+    int n;
+} SweepAxis;
+void sweep_axes(const SweepConfig* c, SweepAxis axes[5]);
+
 // The known keys (for tests that walk them all): key i and its section; [baseline.NAME] model is not listed.
 int sweep_config_key_count(void);
 const char* sweep_config_key(int i, const char** section);

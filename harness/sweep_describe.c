@@ -54,12 +54,8 @@ int sweep_describe(const SweepConfig* c, const Cell* cells, int n, Err* e) {
     cJSON* m = cJSON_AddObjectToObject(j, "matrix");
     cJSON* st = cJSON_AddArrayToObject(m, "strategies");
     for (int i = 0; i < c->n_strategies; i++) cJSON_AddItemToArray(st, cJSON_CreateString(c->strategies[i]));
-    struct {
-        const char* key;
-        const int* v;
-        int n;
-    } axes[] = {{"layers", c->layers, c->n_layers}, {"ffn", c->ffn, c->n_ffn}, {"hidden", c->hidden, c->n_hidden},
-                {"heads", c->heads, c->n_heads}, {"kv_heads", c->kv_heads, c->n_kv_heads}};
+    SweepAxis axes[5];
+    sweep_axes(c, axes);
     for (int a = 0; a < 5; a++) cJSON_AddItemToObject(m, axes[a].key, cJSON_CreateIntArray(axes[a].v, axes[a].n));
     cJSON_AddNumberToObject(m, "pruned_cells", pruned);
     cJSON_AddNumberToObject(m, "scratch_cells", scratch);

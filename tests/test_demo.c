@@ -32,27 +32,55 @@ static double field(const char* line, int k) {  // the k-th comma-separated fiel
     return p && *p && *p != ',' && *p != '\n' ? atof(p) : -1;
 }
 
+static void field_text(const char* line, int k, char* out, size_t n) {  // the k-th field as text (no quoting)
+    const char* p = line;
+    for (int i = 0; i < k && p; i++) {
+        p = strchr(p, ',');
+        if (p) p++;
+    }
+    size_t len = p ? strcspn(p, ",\n") : 0;
+    snprintf(out, n, "%.*s", (int)len, p ? p : "");
+}
+
 Test(demo, small_setting_meets_the_required_outcome, .timeout = 600) {
     char dir[256], args[1024], path[600];
     make_temp_dir(dir, sizeof dir);
+    char table[600];
+    snprintf(table, sizeof table, "%s/table.txt", dir);
     snprintf(args, sizeof args, "demo --small --out %s/demo 2>/dev/null", dir);
-    cr_assert_eq(run_arbor(args, "/dev/null"), 0);
+    cr_assert_eq(run_arbor(args, table), 0);
+    Err te;
+    char* printed = file_read_all(table, NULL, &te);
+    cr_assert_not_null(printed);
+    cr_expect(contains(printed, "layers kept") && contains(printed, "MMLU final (95% CI)"), "%s", printed);
+    free(printed);
     snprintf(path, sizeof path, "%s/demo/demo/results.csv", dir);
     Err e;
     char* csv = file_read_all(path, NULL, &e);
     cr_assert_not_null(csv, "%s", e.msg);
     int c_before = column(csv, "eval_pruned.mmlu_micro"), c_after = column(csv, "eval.mmlu_micro");
     cr_assert(c_before > 0 && c_after > 0, "%s", csv);
-    double teacher = -1, pruned_sum = 0, distilled_sum = 0, scratch_sum = 0;
+    int c_kept = column(csv, "kept_layers"), c_label = column(csv, "label");
+    cr_assert(c_kept > 0 && c_label > 0);
+    double teacher = -1, pruned_sum = 0, distilled_sum = 0, scratch_sum = 0, bi_before = -1, last_before = -1;
+    char bi_kept[64] = "", last_kept[64] = "";
     int pruned = 0, scratch = 0;
     for (char* line = strtok(strchr(csv, '\n') + 1, "\n"); line; line = strtok(NULL, "\n")) {
         double before = field(line, c_before), after = field(line, c_after);
+        char label[64];
+        field_text(line, c_label, label, sizeof label);
+        if (!strcmp(label, "bi-L3-ffn96")) field_text(line, c_kept, bi_kept, sizeof bi_kept), bi_before = before;
+        if (!strcmp(label, "last-L3-ffn96")) field_text(line, c_kept, last_kept, sizeof last_kept), last_before = before;
         if (strstr(line, ",teacher,")) teacher = after;
         if (strstr(line, ",pruned,")) pruned_sum += before, distilled_sum += after, pruned++;
         if (strstr(line, ",scratch,")) scratch_sum += after, scratch++;
     }
     cr_assert_eq(pruned, 4);
     cr_assert_eq(scratch, 2);
+    // the strategies differ: Block Influence and `last` keep different layers, and it shows before distillation
+    cr_expect(bi_kept[0] && last_kept[0] && strcmp(bi_kept, last_kept), "bi keeps '%s', last keeps '%s'", bi_kept, last_kept);
+    cr_expect(bi_before >= 0 && last_before >= 0 && bi_before != last_before, "undistilled: bi %.3f, last %.3f", bi_before,
+              last_before);
     double before = pruned_sum / pruned, after = distilled_sum / pruned, from_scratch = scratch_sum / scratch;
     cr_log_info("teacher %.3f, pruned %.3f -> distilled %.3f, scratch %.3f", teacher, before, after, from_scratch);
     cr_expect_geq(teacher, 0.80, "the teacher learns the benchmark: %.3f", teacher);
