@@ -690,3 +690,38 @@ Test(sweep, cells_are_benched_together_in_interleaved_rounds) {
     free(after), free(teacher_done);
     free(cells);
 }
+
+Test(sweep, keep_going_finishes_the_other_cells) {
+    // a baseline whose config reads but whose weights are garbage: its eval fails, the others need not
+    char broken[600], path[800];
+    snprintf(broken, sizeof broken, "%s/broken", dir);
+    Err e;
+    cr_assert_eq(make_dirs(broken, &e), 0);
+    char cmd[2000];
+    snprintf(cmd, sizeof cmd, "cp %s/config.json %s/ && printf 'not safetensors' > %s/model.safetensors", teacher, broken, broken);
+    cr_assert_eq(system(cmd), 0);
+    write_cfg("[distill]\nsteps = 1\nseq_len = 16\nbatch = 2\n\n[prune]\ncalib_windows = 2\nseq_len = 16\n\n"
+              "[bench]\nprompt_len = 4\ngen_len = 2\nrepeats = 1\n\n[matrix]\nstrategies = bi\nlayers = 2\n\n[baseline.broken]\nmodel = ");
+    FILE* f = fopen(cfg_path, "a");
+    fprintf(f, "%s\n", broken);
+    fclose(f);
+    SweepConfig c;
+    cr_assert_eq(sweep_config_load(cfg_path, &c, &e), 0, "%s", e.msg);
+    Cell* cells;
+    int n;
+    sweep_cells(&c, &cells, &n);
+    cr_assert_eq(n, 3, "teacher, the broken baseline, bi-L2");
+    cr_expect_eq(sweep_run(&c, cells, n, NULL, NULL, 0, 0, &e), -1, "without --keep-going the first failure stops the sweep");
+    snprintf(path, sizeof path, "%s/results/t/cells/%s/eval.done", dir, cells[2].id);
+    cr_expect_neq(access(path, F_OK), 0, "the cell after it did not run");
+    cr_expect_eq(sweep_run(&c, cells, n, NULL, NULL, 0, 1, &e), -1, "the run still fails at the end");
+    cr_expect(contains(e.msg, "1 of 3 cells failed") && contains(e.msg, "model.safetensors"), "%s", e.msg);
+    cr_expect_eq(access(path, F_OK), 0, "with --keep-going the cell after it ran");
+    snprintf(path, sizeof path, "%s/results/t/cells/%s/bench.done", dir, cells[2].id);
+    cr_expect_eq(access(path, F_OK), 0, "and was benched with the teacher");
+    snprintf(path, sizeof path, "%s/results/t/results.csv", dir);
+    char* csv = slurp(path);
+    cr_expect_eq(count_char(csv, '\n'), 4, "every cell has a row, the broken one empty: %s", csv);
+    free(csv);
+    free(cells);
+}
