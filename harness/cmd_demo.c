@@ -90,7 +90,7 @@ int cmd_demo(int argc, char** argv) {
     if (arg_long(&cmd, "seed", 0, 0x7fffffffL, &seed, &e)) return fail(&e);
     const char* out = arg_str(&cmd, "out");
     DemoSize z = arg_flag(&cmd, "small") ? (DemoSize){8, 30, 1000, 200, 4, 64, 192}
-                                         : (DemoSize){16, 30, 2000, 400, 4, 64, 192};
+                                         : (DemoSize){16, 30, 1500, 150, 4, 64, 192};
     long v;  // an override is used or refused, never ignored
     if (arg_str(&cmd, "entities")) {
         if (arg_long(&cmd, "entities", 4, 10000, &v, &e)) return fail(&e);
