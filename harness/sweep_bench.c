@@ -127,6 +127,8 @@ static int write_member(const SweepConfig* c, const BenchMember* mem, int n, int
     double *dv = v + rounds, *pr = v + 2 * rounds, *dr = v + 3 * rounds;
     int contended = 0, remeasured = 0;
     double peak_gb = 0, wait_max = 0;
+    double* cpw = xmalloc(sizeof(double) * (size_t)rounds * (size_t)c->n_bench_batch);
+    int n_cpw = 0;
     for (int b = 0; b < c->n_bench_batch; b++) {
         int k = 0, kr = 0;
         double ms[64];
@@ -148,6 +150,7 @@ static int write_member(const SweepConfig* c, const BenchMember* mem, int n, int
             if (n_ms < 64) ms[n_ms++] = mine->decode_ms;
             k++;
             contended += mine->wait_share >= CPU_CONTENDED_SHARE;
+            cpw[n_cpw++] = mine->cpu_per_wall;
             if (mine->wait_share > wait_max) wait_max = mine->wait_share;
             if (mine->peak_gb > peak_gb) peak_gb = mine->peak_gb;
             if (teacher && teacher->prefill_tps > 0 && teacher->decode_tps > 0) {
@@ -183,6 +186,8 @@ static int write_member(const SweepConfig* c, const BenchMember* mem, int n, int
     cJSON_AddNumberToObject(mj, "contended_rounds", contended);
     cJSON_AddNumberToObject(mj, "remeasured", remeasured);
     cJSON_AddNumberToObject(mj, "wait_share_max", wait_max);
+    cJSON_AddNumberToObject(mj, "cpu_per_wall", median_of(cpw, n_cpw));  // CPU s per wall s, median over the measurements
+    free(cpw);
     cJSON_AddNumberToObject(mj, "load_1m", load_average_1m());
     cJSON_AddNumberToObject(mj, "prompt_len", c->prompt_len);
     cJSON_AddNumberToObject(mj, "gen_len", c->gen_len);

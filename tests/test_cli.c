@@ -158,6 +158,8 @@ Test(cli, bad_input_exits_2_with_one_line) {
     expect_bad_input(args, "token id 512 is outside the vocabulary");
     snprintf(args, sizeof args, "generate --model %s --tokens 1 -n 0", model);
     expect_bad_input(args, "-n '0' must be an integer in");
+    snprintf(args, sizeof args, "generate --model %s --tokens 1,2 -n 50000", model);
+    expect_bad_input(args, "a prompt of 2 tokens + 50000 new ones is past the model's max_position_embeddings (40960)");
     expect_bad_input("bench --arch tiny --device gpu", "device 'gpu' is neither cpu nor cuda");
     expect_bad_input("bench --arch tiny --device cuda --batch 1,0", "--batch: 0 is outside [1, 4096]");
     expect_bad_input("bench --arch tiny --device cuda --label a,b", "--label: 'a,b' may not hold a comma");

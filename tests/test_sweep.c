@@ -657,7 +657,8 @@ Test(sweep, cells_are_benched_together_in_interleaved_rounds) {
     char* line4 = strchr(line3, '\n') + 1;
     cr_expect(contains(line4, ",last-L2,pruned,last,0 3,"), "last keeps the first and the final layer: %s", line4);
     cr_expect(contains(csv, "bench.decode_tps_b1_min,bench.decode_tps_b1_max") && contains(csv, "bench.decode_ratio_b1") &&
-                  contains(csv, "bench.decode_tps_b2") && contains(csv, "bench.contended_rounds"),
+                  contains(csv, "bench.decode_tps_b2") && contains(csv, "bench.contended_rounds") &&
+                  contains(csv, "bench.cpu_per_wall") && contains(csv, "bench.load_1m"),
               "%s", csv);
     free(csv);
     // a second run measures nothing again; a forced bench does
