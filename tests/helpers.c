@@ -90,3 +90,10 @@ void write_test_shard(const char* path, int n, int vocab, uint64_t seed, const i
     cr_assert_eq(shard_writer_end_doc(&w, false, &e), 0);
     cr_assert_eq(shard_writer_close(&w, &e), 0, "%s", e.msg);
 }
+
+char* slurp(const char* path) {
+    Err e;
+    char* text = file_read_all(path, NULL, &e);
+    cr_assert_not_null(text, "%s", e.msg);
+    return text;
+}

@@ -21,6 +21,7 @@ void make_temp_dir(char* out, size_t n);
 void write_bytes(const char* path, const void* data, size_t n);
 void write_text(const char* path, const char* text);
 cJSON* read_json(const char* path);  // aborts the test on failure
+char* slurp(const char* path);       // the whole file, malloc'd; aborts the test on failure
 // Runs `arbor <args>` through the shell; returns its exit code. stdout goes to out_path when given.
 int run_arbor(const char* args, const char* out_path);
 // "<ARBOR_DATA or ../shared/data>/<sub>" into out; 0 when it exists, -1 (tests then skip) when not.

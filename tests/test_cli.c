@@ -26,13 +26,6 @@ static void setup(void) {
 }
 TestSuite(cli, .init = setup);
 
-static char* slurp(const char* path) {
-    Err e;
-    char* s = file_read_all(path, NULL, &e);
-    cr_assert_not_null(s, "%s", e.msg);
-    return s;
-}
-
 static void init_tiny(const char* extra) {
     char args[1024];
     snprintf(args, sizeof args, "init --arch tiny --seed 5 --out %s %s 2>/dev/null", model, extra);
@@ -126,7 +119,24 @@ Test(cli, bench_reports_throughput) {
     sscanf(d, "decode_tokens_per_s=%lf", &dc);
     cr_expect_gt(pf, 0);
     cr_expect_gt(dc, 0);
+    // the spread over repeats and whether the cores were free come with every number
+    cr_expect(contains(text, "decode_tokens_per_s_min=") && contains(text, "decode_tokens_per_s_max=") &&
+                  contains(text, "wait_share=") && contains(text, "cpu_per_wall=") && contains(text, "repeats=1\n"),
+              "%s", text);
     free(text);
+    // how idle OpenMP threads wait: passive when shared, libgomp's default when dedicated, the user's own kept
+    const char* policies[3][2] = {{"ARBOR_CPU_POLICY=shared", "wait_policy=passive\n"},
+                                  {"ARBOR_CPU_POLICY=dedicated", "wait_policy=default\n"},
+                                  {"ARBOR_CPU_POLICY=shared OMP_WAIT_POLICY=active", "wait_policy=active\n"}};
+    for (int i = 0; i < 3; i++) {
+        snprintf(args, sizeof args, "bench --arch tiny --layers 1 --prompt-len 4 --gen-len 1 --repeats 1 2>/dev/null");
+        char cmd[2048];
+        snprintf(cmd, sizeof cmd, "env %s %s %s > %s", policies[i][0], ARBOR_BIN, args, out);
+        cr_assert_eq(system(cmd), 0);
+        text = slurp(out);
+        cr_expect(contains(text, policies[i][1]), "%s: %s", policies[i][0], text);
+        free(text);
+    }
 }
 
 // Runs arbor with args; expects exit 2 and exactly one stderr line containing phrase.

@@ -15,13 +15,6 @@
 
 static char dir[256], teacher[512], shard[512], cfg_path[512];
 
-static char* slurp(const char* path) {  // the whole file; the test fails when it cannot be read
-    Err e;
-    char* text = file_read_all(path, NULL, &e);
-    cr_assert_not_null(text, "%s", e.msg);
-    return text;
-}
-
 static int count_char(const char* s, char c) {
     int n = 0;
     for (; *s; s++) n += *s == c;
