@@ -43,6 +43,21 @@ static void write_cfg(const char* body) {
     write_text(cfg_path, text);
 }
 
+// fast stage settings for sweeps that really run
+#define TINY_STAGES "[distill]\nsteps = 1\nseq_len = 16\nbatch = 2\n\n[prune]\ncalib_windows = 2\nseq_len = 16\n\n"
+
+// writes the config, reads it and expands its cells (n_expected of them)
+static Cell* sweep_from(const char* body, SweepConfig* c, int n_expected, int* n) {
+    write_cfg(body);
+    Err e;
+    cr_assert_eq(sweep_config_load(cfg_path, c, &e), 0, "%s", e.msg);
+    Cell* cells;
+    sweep_cells(c, &cells, n);
+    cr_assert_eq(*n, n_expected);
+    return cells;
+}
+
+
 Test(sweep, matrix_expands_into_cells_with_stable_ids) {
     write_cfg("[distill]\nsteps = 5\n\n[matrix]\nstrategies = bi, last\nlayers = 2, 3\nffn = 0, 96\n\n[scratch]\nenabled = true\n"
               "\n[baseline.copy]\nmodel = ");
@@ -137,8 +152,7 @@ Test(sweep, token_budget_sets_the_steps) {
 }
 
 Test(sweep, cli_dry_run_and_slurm_script) {
-    write_cfg("[distill]\nsteps = 1\nseq_len = 16\nbatch = 2\n\n[prune]\ncalib_windows = 2\nseq_len = 16\n\n"
-              "[bench]\nprompt_len = 4\ngen_len = 2\nrepeats = 1\n\n[matrix]\nstrategies = bi\nlayers = 2, 3\n\n"
+    write_cfg(TINY_STAGES "[bench]\nprompt_len = 4\ngen_len = 2\nrepeats = 1\n\n[matrix]\nstrategies = bi\nlayers = 2, 3\n\n"
               "[slurm]\ntime = 02:00:00\nmem = 8G\npartition = debug\ncpus_per_task = 2\n");
     char args[2048], out[512], path[700];
     snprintf(out, sizeof out, "%s/dry.txt", dir);
@@ -431,15 +445,11 @@ static char* read_done(const char* cell_id, const char* stage_name) {
 }
 
 Test(sweep, replaced_inputs_rerun_the_stages_that_read_them) {
-    write_cfg("[distill]\nsteps = 1\nseq_len = 16\nbatch = 2\n\n[prune]\ncalib_windows = 2\nseq_len = 16\n\n"
-              "[bench]\nprompt_len = 4\ngen_len = 2\nrepeats = 1\n\n[matrix]\nstrategies = bi\nlayers = 2\n");
     SweepConfig c;
     Err e;
-    cr_assert_eq(sweep_config_load(cfg_path, &c, &e), 0, "%s", e.msg);
-    Cell* cells;
     int n;
-    sweep_cells(&c, &cells, &n);
-    cr_assert_eq(n, 2);
+    Cell* cells = sweep_from(TINY_STAGES "[bench]\nprompt_len = 4\ngen_len = 2\nrepeats = 1\n\n[matrix]\nstrategies = bi\nlayers = 2\n", &c,
+                             2, &n);
     cr_assert_eq(sweep_run(&c, cells, n, NULL, NULL, 0, 0, &e), 0, "%s", e.msg);
     char* prune0 = read_done(cells[1].id, "prune");
     char* distill0 = read_done(cells[1].id, "distill");
@@ -606,15 +616,12 @@ Test(sweep, every_key_changes_what_runs_or_is_refused) {
 }
 
 Test(sweep, cells_are_benched_together_in_interleaved_rounds) {
-    write_cfg("[distill]\nsteps = 1\nseq_len = 16\nbatch = 2\n\n[prune]\ncalib_windows = 2\nseq_len = 16\n\n"
-              "[bench]\nbatch = 1, 2\nprompt_len = 4\ngen_len = 2\nrepeats = 3\n\n[matrix]\nstrategies = bi, last\nlayers = 2\n");
     SweepConfig c;
     Err e;
-    cr_assert_eq(sweep_config_load(cfg_path, &c, &e), 0, "%s", e.msg);
-    Cell* cells;
     int n;
-    sweep_cells(&c, &cells, &n);
-    cr_assert_eq(n, 3);
+    Cell* cells = sweep_from(
+        TINY_STAGES "[bench]\nbatch = 1, 2\nprompt_len = 4\ngen_len = 2\nrepeats = 3\n\n[matrix]\nstrategies = bi, last\nlayers = 2\n", &c,
+        3, &n);
     cr_assert_eq(sweep_run(&c, cells, n, NULL, NULL, 0, 0, &e), 0, "%s", e.msg);
     char path[1024];
     snprintf(path, sizeof path, "%s/results/t/cells/%s/bench/samples.csv", dir, cells[2].id);
@@ -694,8 +701,8 @@ Test(sweep, keep_going_finishes_the_other_cells) {
     char cmd[2000];
     snprintf(cmd, sizeof cmd, "cp %s/config.json %s/ && printf 'not safetensors' > %s/model.safetensors", teacher, broken, broken);
     cr_assert_eq(system(cmd), 0);
-    write_cfg("[distill]\nsteps = 1\nseq_len = 16\nbatch = 2\n\n[prune]\ncalib_windows = 2\nseq_len = 16\n\n"
-              "[bench]\nprompt_len = 4\ngen_len = 2\nrepeats = 1\n\n[matrix]\nstrategies = bi\nlayers = 2\n\n[baseline.broken]\nmodel = ");
+    write_cfg(TINY_STAGES "[bench]\nprompt_len = 4\ngen_len = 2\nrepeats = 1\n\n[matrix]\nstrategies = bi\nlayers = 2\n\n"
+                          "[baseline.broken]\nmodel = ");
     FILE* f = fopen(cfg_path, "a");
     fprintf(f, "%s\n", broken);
     fclose(f);
