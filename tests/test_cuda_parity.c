@@ -189,6 +189,35 @@ static const AttShape att_shapes[] = {
     {64, 16, 8, 64, 1, 200, 1}, {256, 8, 2, 128, 1, 512, 1},
 };
 
+// distinct (seq, pos) slots, positions up to L-1: row r of a sequence takes a position in its own
+// stride-wide band (a wrapped position would make two rows write one KV slot: a race, not a bug)
+static void qkv_rows(const AttShape* a, size_t t, int* seq, int* pos) {
+    int per_seq = (a->N + a->S - 1) / a->S;
+    cr_assert_leq(per_seq, a->L, "shape %zu: %d rows per sequence do not fit %d positions", t, per_seq, a->L);
+    int stride = a->L / per_seq;
+    for (int n = 0; n < a->N; n++) {
+        seq[n] = n % a->S;
+        pos[n] = (n / a->S) * stride + (int)(splitmix64(n + 7 * t) % (uint64_t)stride);
+    }
+}
+
+// runs without a GPU: the rows the qkv_prepare test stages never share a KV slot, and stay in range
+Test(cuda_parity, qkv_prepare_rows_have_distinct_kv_slots) {
+    for (size_t t = 0; t < sizeof att_shapes / sizeof att_shapes[0]; t++) {
+        const AttShape* a = &att_shapes[t];
+        int* seq = malloc(sizeof(int) * a->N);
+        int* pos = malloc(sizeof(int) * a->N);
+        qkv_rows(a, t, seq, pos);
+        for (int n = 0; n < a->N; n++) {
+            cr_assert(pos[n] >= 0 && pos[n] < a->L && seq[n] >= 0 && seq[n] < a->S, "shape %zu row %d", t, n);
+            for (int m = n + 1; m < a->N; m++)
+                cr_assert(seq[n] != seq[m] || pos[n] != pos[m], "shape %zu: rows %d and %d share a KV slot", t, n, m);
+        }
+        free(seq);
+        free(pos);
+    }
+}
+
 Test(cuda_parity, qkv_prepare_matches_cpu_norm_rope_and_store) {
     CudaContext* ctx = ctx_or_skip();
     const KernelOps* cpu = kernels_cpu();
@@ -200,10 +229,7 @@ Test(cuda_parity, qkv_prepare_matches_cpu_norm_rope_and_store) {
         float* kn = host_random(a.HS, 90 + t, 0.5f, 1.5f);
         int* seq = malloc(sizeof(int) * N);
         int* pos = malloc(sizeof(int) * N);
-        for (int n = 0; n < N; n++) {  // distinct (seq, pos) slots, positions up to L-1
-            seq[n] = n % a.S;
-            pos[n] = (int)((n / a.S) * 3 + splitmix64(n + 7 * t) % 3) % a.L;
-        }
+        qkv_rows(&a, t, seq, pos);
         float* inv_freq = malloc(sizeof(float) * a.HS / 2);
         for (int j = 0; j < a.HS / 2; j++) inv_freq[j] = 1.0f / powf(10000.0f, (float)(2 * j) / a.HS);
         // CPU: split, per-head norm, rope

@@ -45,13 +45,7 @@ extern "C" CudaContext* cuda_context_create(int device) {
 extern "C" void cuda_context_free(CudaContext* ctx) {
     if (!ctx) return;
     cudaStreamSynchronize(ctx->stream);
-    for (int i = 0; i < ctx->n_plans; i++) {
-        GemmPlan* p = &ctx->plans[i];
-        cublasLtMatrixLayoutDestroy(p->a);
-        cublasLtMatrixLayoutDestroy(p->b);
-        cublasLtMatrixLayoutDestroy(p->d);
-        cublasLtMatmulDescDestroy(p->desc);
-    }
+    for (int i = 0; i < ctx->plan_cache.n; i++) cuda_gemm_plan_destroy(&ctx->plans[i]);
     cublasLtDestroy(ctx->lt);
     cudaFree(ctx->workspace);
     cudaFree(ctx->scratch);

@@ -8,6 +8,7 @@
 extern "C" {
 #include "../check.h"
 #include "cuda_ops.h"
+#include "../gemm_plan_cache.h"
 }
 
 #define CUDA_CHECK(call) cuda_check_at((call), #call, __FILE__, __LINE__)
@@ -26,8 +27,7 @@ static inline void cublas_check_at(cublasStatus_t st, const char* what, const ch
 
 // One cuBLASLt plan per GEMM shape (column-major, cuBLAS's convention: D (m,n) = op(A) op(B) [+ D]
 // [+ bias]): made on first use, then reused (never per call).
-typedef struct {
-    int transa, transb, m, n, k, lda, ldb, ldd, d_f32, accumulate, has_bias;
+typedef struct {  // the cuBLASLt objects of one GemmKey (kernels/gemm_plan_cache.h)
     cublasLtMatmulDesc_t desc;
     cublasLtMatrixLayout_t a, b, d;
     cublasLtMatmulAlgo_t algo;
@@ -37,8 +37,8 @@ typedef struct {
 // columns); A, B bf16, column-major with leading dimensions lda, ldb, ldd.
 void cuda_gemm(CudaContext* ctx, int transa, int transb, int m, int n, int k, const bf16* A, int lda, const bf16* B,
                int ldb, void* D, int ldd, int d_f32, int accumulate, const bf16* bias);
+void cuda_gemm_plan_destroy(GemmPlan* p);
 
-#define CUDA_MAX_GEMM_PLANS 256
 
 struct CudaContext {
     int device;
@@ -47,8 +47,8 @@ struct CudaContext {
     cublasLtHandle_t lt;
     void* workspace;  // cuBLASLt's
     size_t workspace_bytes;
-    GemmPlan plans[CUDA_MAX_GEMM_PLANS];
-    int n_plans;
+    GemmPlanCache plan_cache;  // which keys the plans below belong to (least recently used evicted)
+    GemmPlan plans[GEMM_PLAN_CACHE_CAP];
     int capturing;  // inside cuda_graph_begin/end
     int gemv;       // 1 (default): cuda_matmul_forward takes the GEMV kernel for 1..8 rows
     void* scratch;  // cuda_scratch's buffer: one op's temporaries, never kept across calls

@@ -169,7 +169,8 @@ __global__ void __launch_bounds__(LOSS_THREADS)
     for (int j = threadIdx.x; j < K; j += blockDim.x) ss += expf(zr[idx[j]] / T - ms), sk += expf(tr[idx[j]] / T - mk);
     ss = block_reduce(ss, SumOp(), 0.0);
     sk = block_reduce(sk, SumOp(), 0.0);
-    const float lz = ms + (float)log(ss), lt = mk + (float)log(sk);
+    // logf of the (double) sums: the double log's slow path spilled registers to the stack
+    const float lz = ms + logf((float)ss), lt = mk + logf((float)sk);
     double kl = 0.0;
     for (int j = threadIdx.x; j < K; j += blockDim.x) {
         float lp = zr[idx[j]] / T - lz, lq = tr[idx[j]] / T - lt, q = expf(lq);
