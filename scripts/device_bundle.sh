@@ -23,6 +23,24 @@ for bin in .device_bundle/pack/bin/*; do ldd "$bin"; done | awk '/=> \// {print 
         *) cp -L "$lib" .device_bundle/pack/lib/ ;;
     esac
 done
-tar -C .device_bundle/pack -czf .device_bundle/bundle.tar.gz bin lib
+# the data the parity tests read (they must not skip there): the Qwen3 tokenizer, and MMLU cut to its dev
+# split plus the first 3 test questions of each subject (whole CSV records: fields may hold newlines)
+data=${ARBOR_DATA:-$(cd .. && pwd)/shared/data}
+if [ -d "$data/mmlu" ] && [ -d "$data/qwen3-tokenizer" ]; then
+    mkdir -p .device_bundle/pack/data/mmlu/test
+    cp -r "$data/qwen3-tokenizer" .device_bundle/pack/data/
+    cp -r "$data/mmlu/dev" .device_bundle/pack/data/mmlu/
+    python3 - "$data/mmlu/test" .device_bundle/pack/data/mmlu/test <<'PY'
+import csv, glob, os, sys
+for f in sorted(glob.glob(sys.argv[1] + "/*.csv")):
+    with open(f, newline="") as src:
+        rows = [r for _, r in zip(range(3), csv.reader(src))]
+    with open(os.path.join(sys.argv[2], os.path.basename(f)), "w", newline="") as dst:
+        csv.writer(dst).writerows(rows)
+PY
+else
+    echo "device_bundle: no MMLU/tokenizer data at $data (set ARBOR_DATA): the MMLU parity test will skip there" >&2
+fi
+tar -C .device_bundle/pack -czf .device_bundle/bundle.tar.gz bin lib $( [ -d .device_bundle/pack/data ] && echo data)
 rm -rf .device_bundle/pack
 ls -la .device_bundle/bundle.tar.gz
