@@ -17,12 +17,14 @@ int bench_cuda_run(const CudaBenchRequest* q) {
     return ARBOR_EXIT_BAD_INPUT;
 }
 #else
+#include "../evals/roofline.h"
 #include "../evals/throughput_cuda.h"
 
 #define CSV_HEADER                                                                                          \
     "model,layers,hidden,ffn,params,batch,prompt_len,gen_len,prefill_tokens_per_s,prefill_tflops,"          \
     "prefill_fraction_of_gemm,decode_tokens_per_s,decode_ms_per_step,decode_gbs,decode_fraction_of_copy,"   \
-    "copy_gbs,gemm_tflops,peak_gb\n"
+    "copy_gbs,gemm_tflops,peak_gb,decode_floor_tokens_per_s,decode_fraction_of_floor,prefill_floor_tokens_per_s,"  \
+    "prefill_fraction_of_floor\n"
 
 int bench_cuda_run(const CudaBenchRequest* q) {
     Err e;
@@ -75,6 +77,17 @@ int bench_cuda_run(const CudaBenchRequest* q) {
         }
         double pf = gemm_tflops > 0 ? r.prefill_tflops / gemm_tflops : 0;
         double df = copy_gbs > 0 ? r.decode_gbs / copy_gbs : 0;
+        // the throughput model's floors at the ceilings measured in this run (bf16 weights and KV cache);
+        // decode's context: the prompt plus half the generated tokens, on average
+        RooflineStep fd = {0}, fp = {0};
+        if (q->ceilings) {
+            DeviceSpec measured = {"measured", copy_gbs, gemm_tflops};
+            roofline_decode(&cfg, bo.batch, bo.prompt_len + bo.gen_len / 2, 2, 2, &measured, &fd);
+            roofline_prefill(&cfg, bo.batch, bo.prompt_len, 2, 2, &measured, &fp);
+            fprintf(stderr, "        floor: decode %.1f tok/s (measured %.0f%% of it), prefill %.0f tok/s (%.0f%%)\n", fd.tokens_per_s,
+                    fd.tokens_per_s > 0 ? 100 * r.decode_tokens_per_s / fd.tokens_per_s : 0, fp.tokens_per_s,
+                    fp.tokens_per_s > 0 ? 100 * r.prefill_tokens_per_s / fp.tokens_per_s : 0);
+        }
         fprintf(stderr, "  %5d %6d | %12.1f %8.1f %5.0f%% | %12.1f %8.3f %8.0f %5.0f%% | %7.1f\n", bo.batch,
                 bo.prompt_len, r.prefill_tokens_per_s, r.prefill_tflops, 100 * pf, r.decode_tokens_per_s,
                 r.decode_ms_per_step, r.decode_gbs, 100 * df, r.peak_gb);
@@ -86,10 +99,12 @@ int bench_cuda_run(const CudaBenchRequest* q) {
         if (csv_cap - csv_len < 1024) csv = realloc(csv, csv_cap *= 2);
         if (!csv) FATAL("out of memory");
         csv_len += (size_t)snprintf(csv + csv_len, csv_cap - csv_len,
-                                    "%s,%d,%d,%d,%lld,%d,%d,%d,%.2f,%.3f,%.4f,%.2f,%.4f,%.1f,%.4f,%.1f,%.2f,%.2f\n", q->label,
-                                    cfg.n_layers, cfg.hidden, cfg.ffn, params, bo.batch, bo.prompt_len, bo.gen_len,
+                                    "%s,%d,%d,%d,%lld,%d,%d,%d,%.2f,%.3f,%.4f,%.2f,%.4f,%.1f,%.4f,%.1f,%.2f,%.2f,%.2f,%.4f,%.1f,%.4f\n",
+                                    q->label, cfg.n_layers, cfg.hidden, cfg.ffn, params, bo.batch, bo.prompt_len, bo.gen_len,
                                     r.prefill_tokens_per_s, r.prefill_tflops, pf, r.decode_tokens_per_s,
-                                    r.decode_ms_per_step, r.decode_gbs, df, copy_gbs, gemm_tflops, r.peak_gb);
+                                    r.decode_ms_per_step, r.decode_gbs, df, copy_gbs, gemm_tflops, r.peak_gb, fd.tokens_per_s,
+                                    fd.tokens_per_s > 0 ? r.decode_tokens_per_s / fd.tokens_per_s : 0, fp.tokens_per_s,
+                                    fp.tokens_per_s > 0 ? r.prefill_tokens_per_s / fp.tokens_per_s : 0);
     }
     if (!code && q->csv_path && file_write_atomic(q->csv_path, csv, csv_len, &e)) code = fail(&e);
     free(csv);

@@ -10,6 +10,8 @@
 #include "../kernels/cpu/sgemm_rate.h"
 #include "bench_cuda.h"
 #include "../evals/cpu_usage.h"
+#include "../evals/roofline.h"
+#include "../models/file_io.h"
 #include "commands.h"
 #include "cpu_policy.h"
 
@@ -55,6 +57,73 @@ static int bench_cuda_command(const Command* cmd) {
     return code;
 }
 
+// --roofline: the throughput model's floors over a grid of batch sizes and contexts (evals/roofline.h)
+static int list_arg(const Command* cmd, const char* name, int lo, int hi, int** v, int* n, Err* e) {
+    if (parse_token_list(arg_str(cmd, name), v, n, e)) return err_prefix(e, "--%s", name);
+    for (int i = 0; i < *n; i++)
+        if ((*v)[i] < lo || (*v)[i] > hi) return err_set(e, "--%s: %d is outside [%d, %d]", name, (*v)[i], lo, hi);
+    return 0;
+}
+
+static int dtype_bytes(const Command* cmd, const char* name, double* bytes, Err* e) {
+    const char* v = arg_str(cmd, name);
+    if (!strcmp(v, "bf16")) return *bytes = 2, 0;
+    if (!strcmp(v, "fp8")) return *bytes = 1, 0;
+    if (!strcmp(v, "fp32")) return *bytes = 4, 0;
+    return err_set(e, "--%s must be bf16, fp8 or fp32, not '%s'", name, v);
+}
+
+static int bench_roofline(const Command* cmd) {
+    Err e;
+    ModelConfig cfg;
+    const char* dir = arg_str(cmd, "model");
+    if (dir ? config_load(dir, &cfg, &e) : arch_from_options(cmd, &cfg, &e)) return fail(&e);
+    DeviceSpec d = {"custom", 0, 0};
+    const char* gpu = arg_str(cmd, "gpu");
+    if (gpu && device_spec(gpu, &d)) return err_set(&e, "bench: --gpu must be h100, h200 or a100, not '%s'", gpu), fail(&e);
+    if (arg_str(cmd, "bandwidth") && arg_double(cmd, "bandwidth", 1, 1e6, &d.bandwidth_gbs, &e)) return fail(&e);
+    if (arg_str(cmd, "flops") && arg_double(cmd, "flops", 1e-3, 1e6, &d.tflops, &e)) return fail(&e);
+    if (d.bandwidth_gbs <= 0 || d.tflops <= 0)
+        return err_set(&e, "bench --roofline: give --gpu h100|h200|a100, or --bandwidth GB/s and --flops TFLOP/s"), fail(&e);
+    int *batches = NULL, *contexts = NULL, nb = 0, nc = 0;
+    double wb = 2, kvb = 2;
+    if (list_arg(cmd, "batch", 1, 1 << 20, &batches, &nb, &e) || list_arg(cmd, "context", 1, 1 << 24, &contexts, &nc, &e) ||
+        dtype_bytes(cmd, "weight-dtype", &wb, &e) || dtype_bytes(cmd, "kv-dtype", &kvb, &e)) {
+        free(batches), free(contexts);
+        return fail(&e);
+    }
+    const char* what = dir ? dir : arg_str(cmd, "arch");
+    printf("# roofline floors: %s (%d layers, hidden %d, ffn %d, %d/%d heads, %.2fB parameters) on %s: %.0f GB/s, %.0f TFLOP/s; "
+           "weights %s, KV cache %s\n",
+           what, cfg.n_layers, cfg.hidden, cfg.ffn, cfg.n_heads, cfg.n_kv_heads, config_param_count(&cfg) / 1e9, d.name,
+           d.bandwidth_gbs, d.tflops, arg_str(cmd, "weight-dtype"), arg_str(cmd, "kv-dtype"));
+    printf("%6s %7s | %10s %10s %10s %10s %8s %12s %8s | %14s\n", "batch", "context", "weights GB", "KV read GB", "KV write",
+           "step GB", "TFLOP", "decode t/s", "bound", "prefill t/s");
+    size_t cap = 1 << 16, len = 0;
+    char* csv = xmalloc(cap);
+    len += (size_t)snprintf(csv, cap,
+                            "model,device,batch,context,decode_tokens_per_s_floor,prefill_tokens_per_s_floor,bytes_per_step,"
+                            "flops_per_step,weight_bytes,kv_read_bytes,kv_write_bytes,decode_bound,prefill_bytes,prefill_flops\n");
+    for (int i = 0; i < nb; i++)
+        for (int j = 0; j < nc; j++) {
+            RooflineStep dec, pre;
+            roofline_decode(&cfg, batches[i], contexts[j], wb, kvb, &d, &dec);
+            roofline_prefill(&cfg, batches[i], contexts[j], wb, kvb, &d, &pre);
+            printf("%6d %7d | %10.2f %10.2f %10.4f %10.2f %8.2f %12.1f %8s | %14.0f\n", batches[i], contexts[j],
+                   dec.weight_bytes / 1e9, dec.kv_read_bytes / 1e9, dec.kv_write_bytes / 1e9, dec.bytes / 1e9, dec.flops / 1e12,
+                   dec.tokens_per_s, dec.memory_bound ? "memory" : "compute", pre.tokens_per_s);
+            if (cap - len < 1024) csv = xrealloc(csv, cap *= 2);
+            len += (size_t)snprintf(csv + len, cap - len, "%s,%s,%d,%d,%.4f,%.4f,%.6g,%.6g,%.6g,%.6g,%.6g,%s,%.6g,%.6g\n", what,
+                                    d.name, batches[i], contexts[j], dec.tokens_per_s, pre.tokens_per_s, dec.bytes, dec.flops,
+                                    dec.weight_bytes, dec.kv_read_bytes, dec.kv_write_bytes,
+                                    dec.memory_bound ? "memory" : "compute", pre.bytes, pre.flops);
+        }
+    int code = 0;
+    if (arg_str(cmd, "csv") && file_write_atomic(arg_str(cmd, "csv"), csv, len, &e)) code = fail(&e);
+    free(csv), free(batches), free(contexts);
+    return code;
+}
+
 int cmd_bench(int argc, char** argv) {
     Option opts[] = {
         {"model", "DIR", "checkpoint directory (or --arch)", NULL},
@@ -70,6 +139,13 @@ int cmd_bench(int argc, char** argv) {
         {"label", "NAME", "cuda: what the rows call the model (default: the directory or preset)", NULL},
         {"csv", "FILE", "cuda: also write the rows to FILE", NULL},
         {"cublas-only", NULL, "cuda: decode matmuls through cuBLASLt instead of arbor's GEMV (to compare)", NULL},
+        {"roofline", NULL, "no run: the throughput model's floors per step (--gpu, --batch LIST, --context LIST)", NULL},
+        {"gpu", "NAME", "roofline: h100, h200 or a100 (datasheet bandwidth and dense bf16 rate)", NULL},
+        {"bandwidth", "GB/s", "roofline: memory bandwidth (overrides --gpu's)", NULL},
+        {"flops", "TFLOP/s", "roofline: matrix rate (overrides --gpu's)", NULL},
+        {"context", "LIST", "roofline: cached positions for decode, prompt length for prefill", "128,2048"},
+        {"weight-dtype", "bf16|fp8|fp32", "roofline: bytes per weight", "bf16"},
+        {"kv-dtype", "bf16|fp8|fp32", "roofline: bytes per cached K/V value", "bf16"},
     };
     Command cmd = {"bench",
                    "Measure prefill and decode throughput. --device cuda takes a list of batch sizes (--batch 1,32,128).",
@@ -77,6 +153,7 @@ int cmd_bench(int argc, char** argv) {
     int code;
     if (command_start(&cmd, argc, argv, &code)) return code;
     Err e;
+    if (arg_flag(&cmd, "roofline")) return bench_roofline(&cmd);
     Device device;
     if (device_parse(arg_str(&cmd, "device"), &device, &e)) return fail(&e);  // availability: bench_cuda_run
     if (device == DEVICE_CUDA) return bench_cuda_command(&cmd);
@@ -117,6 +194,21 @@ int cmd_bench(int argc, char** argv) {
             r.prefill_matmul_gflops, 100 * r.prefill_matmul_gflops / peak, peak);
     fprintf(stderr, "  decode   %10.2f tokens/s  median, range %.2f-%.2f  (%.1f ms/step)\n", r.decode_tokens_per_s,
             r.decode_tps_min, r.decode_tps_max, r.decode_ms_per_step);
+    // the floor the throughput model puts under decode here: bytes per step at the read bandwidth
+    // measured in the same run (fp32 weights and KV cache on the CPU; evals/roofline.h)
+    double bw = read_bandwidth_gbs((size_t)256 << 20, 3);
+    DeviceSpec cpu_spec = {"cpu", bw, peak * 1e-3};
+    RooflineStep floor_dec, floor_pre;
+    roofline_decode(&m.cfg, (int)B, (int)(P + G / 2), 4, 4, &cpu_spec, &floor_dec);
+    roofline_prefill(&m.cfg, (int)B, (int)P, 4, 4, &cpu_spec, &floor_pre);
+    fprintf(stderr, "  floor    decode %.2f tokens/s (%.3f GB per step at %.1f GB/s read), prefill %.1f tokens/s (%.0f GFLOP/s): "
+                    "measured %.0f%% and %.0f%% of them\n",
+            floor_dec.tokens_per_s, floor_dec.bytes / 1e9, bw, floor_pre.tokens_per_s, peak,
+            100 * r.decode_tokens_per_s / floor_dec.tokens_per_s, 100 * r.prefill_tokens_per_s / floor_pre.tokens_per_s);
+    printf("read_bandwidth_gbs=%.2f\ndecode_floor_tokens_per_s=%.3f\ndecode_fraction_of_floor=%.4f\n"
+           "prefill_floor_tokens_per_s=%.2f\nprefill_fraction_of_floor=%.4f\n",
+           bw, floor_dec.tokens_per_s, r.decode_tokens_per_s / floor_dec.tokens_per_s, floor_pre.tokens_per_s,
+           r.prefill_tokens_per_s / floor_pre.tokens_per_s);
     double load = load_average_1m();
     fprintf(stderr, "  cores    %.2f CPU s per wall s; threads waited %.0f%% of their time for a core%s; load %.2f\n",
             r.cpu_per_wall, 100 * r.wait_share, r.wait_share >= CPU_CONTENDED_SHARE ? " (CONTENDED: numbers understate)" : "",

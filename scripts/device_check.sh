@@ -110,11 +110,12 @@ for f in sorted(glob.glob(d + "/bench_*.csv")):
 if rows:
     r0 = rows[0]
     print(f"ceilings: copy {float(r0['copy_gbs']):.0f} GB/s, bf16 GEMM {float(r0['gemm_tflops']):.0f} TFLOP/s")
-    print(f"{'model':22} {'b':>3} {'ctx':>4} | {'prefill t/s':>11} {'%gemm':>5} | {'decode t/s':>10} {'%copy':>5}")
+    print(f"{'model':22} {'b':>3} {'ctx':>4} | {'prefill t/s':>11} {'%gemm':>5} {'%floor':>6} | {'decode t/s':>10} {'%copy':>5} {'%floor':>6}")
     for r in rows:
         print(f"{r['model'][:22]:22} {r['batch']:>3} {r['prompt_len']:>4} | {float(r['prefill_tokens_per_s']):11.0f} "
-              f"{100*float(r['prefill_fraction_of_gemm']):4.0f}% | {float(r['decode_tokens_per_s']):10.1f} "
-              f"{100*float(r['decode_fraction_of_copy']):4.0f}%")
+              f"{100*float(r['prefill_fraction_of_gemm']):4.0f}% {100*float(r['prefill_fraction_of_floor']):5.0f}% | "
+              f"{float(r['decode_tokens_per_s']):10.1f} {100*float(r['decode_fraction_of_copy']):4.0f}% "
+              f"{100*float(r['decode_fraction_of_floor']):5.0f}%")
     key = {(r['model'].replace('-short', '').replace('-long', ''), r['batch'], r['prompt_len']): r for r in rows}
     a, c = key.get(("qwen3-8b", "1", "2048")), key.get(("qwen3-8b-cublas", "1", "128"))
     if a and c:

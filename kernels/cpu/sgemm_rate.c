@@ -42,3 +42,22 @@ double sgemv_gflops(int N, int K, int reps) {
     free(y);
     return 2.0 * N * K / best * 1e-9;
 }
+
+double read_bandwidth_gbs(size_t bytes, int reps) {
+    size_t n = bytes / sizeof(float);
+    float* a = xaligned_alloc_uninit(n * sizeof(float));
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) a[i] = (float)(i & 7);  // first touch by the thread that reads it
+    double best = 0, sink = 0;
+    for (int r = 0; r < reps; r++) {
+        double t0 = now_seconds();
+        float total = 0;
+#pragma omp parallel for simd schedule(static) reduction(+ : total)
+        for (size_t i = 0; i < n; i++) total += a[i];  // simd reduction: independent vector accumulators
+        double dt = now_seconds() - t0;
+        sink += total;
+        if (dt > 0 && n * sizeof(float) / dt / 1e9 > best) best = n * sizeof(float) / dt / 1e9;
+    }
+    free(a);
+    return sink < 0 ? -best : best;  // (sink keeps the sums alive; it is never negative)
+}

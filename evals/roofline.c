@@ -1,0 +1,63 @@
+// roofline.c: see roofline.h.
+#include "roofline.h"
+
+#include <string.h>
+
+int device_spec(const char* name, DeviceSpec* d) {
+    static const DeviceSpec known[] = {{"h100", 3350, 989}, {"h200", 4800, 989}, {"a100", 2039, 312}};
+    for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
+        if (!strcmp(name, known[i].name)) return *d = known[i], 0;
+    return -1;
+}
+
+// weights multiplied per row: every matrix of every layer and the lm_head (norms and biases are noise)
+static double matmul_params(const ModelConfig* c) {
+    double C = c->hidden, q = (double)c->n_heads * c->head_dim, kv = (double)c->n_kv_heads * c->head_dim;
+    double layer = C * q + 2 * C * kv + q * C + 3 * C * (double)c->ffn;
+    return layer * c->n_layers;
+}
+
+static double kv_per_position(const ModelConfig* c) {  // K and V values of one position, all layers
+    return 2.0 * c->n_layers * c->n_kv_heads * c->head_dim;
+}
+
+static void finish(RooflineStep* s, const DeviceSpec* d, double tokens) {
+    s->bytes = s->weight_bytes + s->kv_read_bytes + s->kv_write_bytes;
+    s->flops = s->matmul_flops + s->attention_flops;
+    double t_mem = s->bytes / (d->bandwidth_gbs * 1e9), t_math = s->flops / (d->tflops * 1e12);
+    s->memory_bound = t_mem >= t_math;
+    s->seconds = s->memory_bound ? t_mem : t_math;
+    s->tokens_per_s = s->seconds > 0 ? tokens / s->seconds : 0;
+}
+
+// bytes of weights read by one step that handles `rows` rows (an untied embedding table is only gathered)
+static double weights_read(const ModelConfig* c, double rows, double wb) {
+    double lm_head = (double)c->vocab * c->hidden;
+    double gathered = rows * c->hidden;
+    double norms = (2.0 * c->n_layers + 1) * c->hidden;
+    return wb * (matmul_params(c) + lm_head + norms + (c->tie_embeddings ? 0 : gathered));
+}
+
+void roofline_decode(const ModelConfig* c, int batch, int context, double wb, double kvb, const DeviceSpec* d,
+                     RooflineStep* s) {
+    memset(s, 0, sizeof *s);
+    double B = batch, L = context, lm_head = (double)c->vocab * c->hidden;
+    s->weight_bytes = weights_read(c, B, wb);
+    s->kv_read_bytes = B * L * kv_per_position(c) * kvb;
+    s->kv_write_bytes = B * kv_per_position(c) * kvb;
+    s->matmul_flops = 2 * B * (matmul_params(c) + lm_head);
+    // the new token attends to L cached positions and itself
+    s->attention_flops = 4.0 * B * (L + 1) * c->n_layers * c->n_heads * c->head_dim;
+    finish(s, d, B);
+}
+
+void roofline_prefill(const ModelConfig* c, int batch, int prompt_len, double wb, double kvb, const DeviceSpec* d,
+                      RooflineStep* s) {
+    memset(s, 0, sizeof *s);
+    double B = batch, P = prompt_len, lm_head = (double)c->vocab * c->hidden;
+    s->weight_bytes = weights_read(c, B * P, wb);
+    s->kv_write_bytes = B * P * kv_per_position(c) * kvb;
+    s->matmul_flops = 2 * B * P * matmul_params(c) + 2 * B * lm_head;  // logits for each prompt's last token
+    s->attention_flops = 4.0 * B * (P * (P + 1) / 2) * c->n_layers * c->n_heads * c->head_dim;
+    finish(s, d, B * P);
+}
