@@ -55,12 +55,13 @@ typedef struct {
     int* next;  // (n) next live slot or -1
     int* prev;  // (n)
     Candidate* heap;
-    int heap_len;
+    int heap_len, cap;
 } BpeWork;
 
 static int cand_less(Candidate a, Candidate b) { return a.rank < b.rank || (a.rank == b.rank && a.pos < b.pos); }
 
 static void heap_push(BpeWork* w, Candidate c) {
+    if (w->heap_len == w->cap) FATAL("BPE candidate heap full (%d): the 2n - 2 bound is broken", w->cap);
     int i = w->heap_len++;
     w->heap[i] = c;
     while (i > 0 && cand_less(w->heap[i], w->heap[(i - 1) / 2])) {
@@ -108,14 +109,17 @@ static void bpe_piece(const Tokenizer* t, const uint8_t* bytes, int n, IntVec* o
         intvec_push(out, t->byte_token[bytes[0]]);
         return;
     }
+    // the lazy heap holds up to 2n - 2 candidates: n - 1 first pairs, then two new ones per merge, one
+    // popped each (a 64-entry heap for 64-byte pieces overflowed on ordinary ASCII)
     int small[4 * 64];
-    Candidate small_heap[64];
+    Candidate small_heap[2 * 64];
     BpeWork w;
     int* mem = n <= 64 ? small : xmalloc(sizeof(int) * 4 * (size_t)n);
     w.id = mem;
     w.next = mem + n;
     w.prev = mem + 2 * n;
     w.heap = n <= 64 ? small_heap : xmalloc(sizeof(Candidate) * (size_t)n * 2);
+    w.cap = n <= 64 ? 2 * 64 : 2 * n;
     w.heap_len = 0;
     for (int i = 0; i < n; i++) {
         w.id[i] = t->byte_token[bytes[i]];

@@ -34,7 +34,8 @@ typedef struct {
     int n_ids;             // 1 + the largest id (base vocabulary and added tokens)
     char** tokens;         // (n_ids) token text as stored (byte-level symbols), NULL for unused ids
     int* token_lens;       // (n_ids)
-    StrMap vocab;          // base token text -> id
+    StrMap vocab;          // base token text -> id (keys live in vocab_keys)
+    char* vocab_keys;      // the vocabulary's texts, owned by the map (tokens[] may be replaced by added tokens)
     U64Map merges;         // ((left << 32) | right) + 1 -> (rank << 32) | merged id
     AddedToken* added;     // (n_added)
     int n_added;

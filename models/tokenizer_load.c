@@ -138,25 +138,52 @@ static int check_pipeline(Tokenizer* t, const cJSON* root, const char** pattern,
     return 0;
 }
 
-// model.vocab {"token": id} (and the ids added_tokens will take) into t: ids, texts and the lookup map.
-static int load_vocab_object(Tokenizer* t, const cJSON* vocab, const cJSON* added, const char* path, Err* e) {
-    int max_id = -1;
+// A vocabulary object {"token": id} into t: ids, texts and the lookup map. Ids must be whole numbers
+// below a bound set by the entries (n_vocab + n_extra + 65,536: holes are allowed, absurd ids are not),
+// and neither a text nor an id may appear twice. extra_max_id: the largest id other entries (added
+// tokens) will take. The map's keys are copied into t->vocab_keys, which the map owns.
+static int vocab_fill(Tokenizer* t, const cJSON* vocab, int n_extra, int extra_max_id, const char* path, Err* e) {
+    int n = cJSON_GetArraySize(vocab);
+    long long bound = (long long)n + n_extra + 65536;
+    if (extra_max_id >= bound) return err_set(e, "%s: added token id %d is far past the %d vocabulary entries", path, extra_max_id, n);
+    int max_id = extra_max_id;
+    size_t text_bytes = 0;
     const cJSON* it;
     cJSON_ArrayForEach(it, vocab) {
-        if (!cJSON_IsNumber(it) || it->valueint < 0) return err_set(e, "%s: vocab entry '%s' has no valid id", path, it->string);
+        if (!cJSON_IsNumber(it) || it->valuedouble < 0 || it->valuedouble >= (double)bound || it->valuedouble != (double)(int)it->valuedouble)
+            return err_set(e, "%s: vocab entry '%.60s' has id %.60g: not a whole number in [0, %lld)", path, it->string,
+                           cJSON_IsNumber(it) ? it->valuedouble : -1.0, bound);
         if (it->valueint > max_id) max_id = it->valueint;
-    }
-    cJSON_ArrayForEach(it, added) {
-        const cJSON* id = cJSON_GetObjectItemCaseSensitive(it, "id");
-        if (cJSON_IsNumber(id) && id->valueint > max_id) max_id = id->valueint;
+        text_bytes += strlen(it->string) + 1;
     }
     alloc_ids(t, max_id + 1);
-    strmap_init(&t->vocab, (size_t)cJSON_GetArraySize(vocab));
+    strmap_init(&t->vocab, (size_t)n);
+    t->vocab_keys = xmalloc(text_bytes ? text_bytes : 1);
+    char* at = t->vocab_keys;
     cJSON_ArrayForEach(it, vocab) {
-        set_token(t, it->valueint, it->string, (int)strlen(it->string));
-        strmap_put(&t->vocab, t->tokens[it->valueint], t->token_lens[it->valueint], it->valueint);
+        int id = it->valueint, len = (int)strlen(it->string);
+        if (t->tokens[id])
+            return err_set(e, "%s: id %d is given to both '%.60s' and '%.60s'", path, id, t->tokens[id], it->string);
+        if (strmap_get(&t->vocab, it->string, len) >= 0) return err_set(e, "%s: vocab entry '%.60s' appears twice", path, it->string);
+        memcpy(at, it->string, (size_t)len + 1);
+        strmap_put(&t->vocab, at, len, id);
+        at += len + 1;
+        set_token(t, id, it->string, len);
     }
     return 0;
+}
+
+// model.vocab of tokenizer.json, with room for the ids added_tokens will take
+static int load_vocab_object(Tokenizer* t, const cJSON* vocab, const cJSON* added, const char* path, Err* e) {
+    int max_added = -1;
+    const cJSON* it;
+    cJSON_ArrayForEach(it, added) {
+        const cJSON* id = cJSON_GetObjectItemCaseSensitive(it, "id");
+        if (!cJSON_IsNumber(id) || id->valuedouble < 0 || id->valuedouble > 1 << 30)
+            return err_set(e, "%s: added token with an invalid id", path);
+        if (id->valueint > max_added) max_added = id->valueint;
+    }
+    return vocab_fill(t, vocab, cJSON_GetArraySize(added), max_added, path, e);
 }
 
 // WordLevel + WhitespaceSplit (no normaliser): a vocabulary of whole words and an unk token.
@@ -289,18 +316,16 @@ static int load_vocab_merges(Tokenizer* t, const char* dir, Err* e) {
         if (vocab || e->msg[0] == 0) err_set(e, "%s: malformed JSON", path);
         goto done;
     }
-    cJSON_ArrayForEach(it, vocab) if (cJSON_IsNumber(it) && it->valueint > max_id) max_id = it->valueint;
-    cJSON_ArrayForEach(it, decoder) if (atoi(it->string) > max_id) max_id = atoi(it->string);
-    alloc_ids(t, max_id + 1);
-    strmap_init(&t->vocab, (size_t)cJSON_GetArraySize(vocab));
-    cJSON_ArrayForEach(it, vocab) {
-        if (!cJSON_IsNumber(it) || it->valueint < 0) {
-            err_set(e, "%s: vocab entry '%s' has no valid id", path, it->string);
+    cJSON_ArrayForEach(it, decoder) {
+        char* end;
+        long id = strtol(it->string, &end, 10);
+        if (end == it->string || *end || id < 0 || id > 1 << 30) {
+            err_set(e, "%s/tokenizer_config.json: added_tokens_decoder key '%.40s' is not an id", dir, it->string);
             goto done;
         }
-        set_token(t, it->valueint, it->string, (int)strlen(it->string));
-        strmap_put(&t->vocab, t->tokens[it->valueint], t->token_lens[it->valueint], it->valueint);
+        if (id > max_id) max_id = (int)id;
     }
+    if (vocab_fill(t, vocab, cJSON_GetArraySize(decoder), max_id, path, e)) goto done;
     snprintf(path, sizeof path, "%s/merges.txt", dir);
     snprintf(t->source, sizeof t->source, "%s", path);
     merges_text = file_read_all(path, &len, e);
@@ -368,6 +393,7 @@ void tokenizer_free(Tokenizer* t) {
     for (int i = 0; i < t->n_added; i++) free(t->added[i].content);
     free(t->tokens);
     free(t->token_lens);
+    free(t->vocab_keys);
     free(t->added);
     if (t->vocab.keys) strmap_free(&t->vocab);
     if (t->merges.keys) u64map_free(&t->merges);

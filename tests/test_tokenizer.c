@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "helpers.h"
 #include "mmlu/mmlu_csv.h"
@@ -265,5 +266,72 @@ Test(word_level, whitespace_words_unk_and_added_tokens) {
     tokenizer_encode(&t, "Answer: A", 9, &whole, &e);
     cr_expect_eq(whole.len, ctx.len + 1);
     free(v.data), free(out.data), free(ctx.data), free(whole.data);
+    tokenizer_free(&t);
+}
+
+// hostile or merely unusual tokenizer.json files (issue 13): refused by name, never a use after free or a
+// giant allocation
+static int load_json_text(const char* json, Tokenizer* t, Err* e) {
+    char dir[256], path[512];
+    make_temp_dir(dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/tokenizer.json", dir);
+    write_text(path, json);
+    int rc = tokenizer_load(t, dir, e);
+    unlink(path);
+    rmdir(dir);
+    return rc;
+}
+
+Test(tokenizer, duplicate_entries_and_absurd_ids_are_refused) {
+    Tokenizer t;
+    Err e;
+    cr_expect_eq(load_json_text("{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0,\"a\":0},\"merges\":[]},"
+                                "\"pre_tokenizer\":{\"type\":\"ByteLevel\"}}",
+                                &t, &e),
+                 -1);
+    cr_expect(contains(e.msg, "'a'") && contains(e.msg, "tokenizer.json"), "%s", e.msg);
+    cr_expect_eq(load_json_text("{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0,\"b\":0},\"merges\":[]},"
+                                "\"pre_tokenizer\":{\"type\":\"ByteLevel\"}}",
+                                &t, &e),
+                 -1);
+    cr_expect(contains(e.msg, "id 0 is given to both"), "%s", e.msg);
+    cr_expect_eq(load_json_text("{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":10000000000},\"merges\":[]},"
+                                "\"pre_tokenizer\":{\"type\":\"ByteLevel\"}}",
+                                &t, &e),
+                 -1);
+    cr_expect(contains(e.msg, "not a whole number in [0, 65537)"), "%s", e.msg);
+    cr_expect_eq(load_json_text("{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":2000000000},\"merges\":[]},"
+                                "\"pre_tokenizer\":{\"type\":\"ByteLevel\"}}",
+                                &t, &e),
+                 -1, "a 2e9 id is refused at once, not allocated");
+    cr_expect_eq(load_json_text("{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":1.5},\"merges\":[]},"
+                                "\"pre_tokenizer\":{\"type\":\"ByteLevel\"}}",
+                                &t, &e),
+                 -1);
+    cr_expect_eq(load_json_text("{\"model\":{\"type\":\"WordLevel\",\"vocab\":{\"[UNK]\":0},\"unk_token\":\"[UNK]\"},"
+                                "\"pre_tokenizer\":{\"type\":\"WhitespaceSplit\"},\"normalizer\":null,"
+                                "\"added_tokens\":[{\"id\":3000000000,\"content\":\"x\"}]}",
+                                &t, &e),
+                 -1);
+}
+
+Test(word_level, tokens_in_both_the_vocab_and_added_tokens_load) {
+    // Hugging Face's ordinary WordLevel layout: [UNK] and [PAD] in model.vocab and in added_tokens
+    Tokenizer t;
+    Err e;
+    cr_assert_eq(load_json_text("{\"model\":{\"type\":\"WordLevel\",\"vocab\":{\"[UNK]\":0,\"[PAD]\":1,\"hi\":2},"
+                                "\"unk_token\":\"[UNK]\"},\"pre_tokenizer\":{\"type\":\"WhitespaceSplit\"},\"normalizer\":null,"
+                                "\"added_tokens\":[{\"id\":0,\"content\":\"[UNK]\",\"special\":true},"
+                                "{\"id\":1,\"content\":\"[PAD]\",\"special\":true}]}",
+                                &t, &e),
+                 0, "%s", e.msg);
+    IntVec v = {0};
+    const char* text = "hi [PAD] bye";
+    cr_assert_eq(tokenizer_encode(&t, text, strlen(text), &v, &e), 0, "%s", e.msg);
+    int want[] = {2, 1, 0};
+    cr_assert_eq(v.len, 3);
+    cr_expect_arr_eq(v.data, want, sizeof want);
+    cr_expect_eq(strmap_get(&t.vocab, "hi", 2), 2, "the vocabulary map still reads its keys");
+    free(v.data);
     tokenizer_free(&t);
 }

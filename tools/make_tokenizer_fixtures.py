@@ -58,6 +58,12 @@ HARD_CASES = [
     ("math symbols", "∀x ∈ ℝ: x² ≥ 0 ⇒ √x ∈ ℝ⁺ ∑ ∫".encode()),
     ("rtl", "مرحبا بالعالم שלום עולם".encode()),
     ("long word", b"pneumonoultramicroscopicsilicovolcanoconiosis" * 3),
+    # one long pre-tokenizer piece, where the lazy BPE heap grows past the piece's length (it overflowed a
+    # 64-entry buffer once: issue 13)
+    ("long piece, heap bound", b"<fcccallccccccccccaccaccccccccaccacccccccccccccaccccccccccc"),
+    ("long piece, 64 bytes", b"cacc" * 16),
+    ("long piece, 65 bytes", b"c" + b"acca" * 16),
+    ("long piece, 200 bytes", b"ccaccaccc" * 22 + b"cc"),
     ("invalid: lone continuation", b"abc\x80def"),
     ("invalid: truncated sequence", b"caf\xc3"),
     ("invalid: overlong", b"\xc0\xaf"),
