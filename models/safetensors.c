@@ -92,7 +92,28 @@ static int parse_entry(StFile* f, const cJSON* item, StTensor* t, size_t data_st
     return 0;
 }
 
+// UTF-8 as the format requires of the header (no overlong forms, surrogates or code points past U+10FFFF)
+static int valid_utf8(const uint8_t* s, size_t n) {
+    for (size_t i = 0; i < n;) {
+        uint8_t c = s[i];
+        size_t len = c < 0x80 ? 1 : (c & 0xe0) == 0xc0 ? 2 : (c & 0xf0) == 0xe0 ? 3 : (c & 0xf8) == 0xf0 ? 4 : 0;
+        if (!len || i + len > n) return 0;
+        uint32_t cp = len == 1 ? c : len == 2 ? c & 0x1f : len == 3 ? c & 0x0f : c & 0x07;
+        for (size_t k = 1; k < len; k++) {
+            if ((s[i + k] & 0xc0) != 0x80) return 0;
+            cp = cp << 6 | (s[i + k] & 0x3f);
+        }
+        if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) || cp > 0x10ffff ||
+            (cp >= 0xd800 && cp <= 0xdfff))
+            return 0;
+        i += len;
+    }
+    return 1;
+}
+
 static int parse_header(StFile* f, const char* json, size_t n, size_t data_start, Err* e) {
+    if (!valid_utf8((const uint8_t*)json, n)) return err_set(e, "%s: the header is not UTF-8", f->path);
+    if (n == 0 || json[0] != '{') return err_set(e, "%s: the header does not start with '{'", f->path);
     cJSON* root = cJSON_ParseWithLength(json, n);
     if (!root || !cJSON_IsObject(root)) {
         cJSON_Delete(root);
@@ -109,16 +130,27 @@ static int parse_header(StFile* f, const char* json, size_t n, size_t data_start
     }
     cJSON_Delete(root);
     if (rc) return rc;
-    // overlapping tensors mean a corrupt file (or one written by something we must not trust)
+    // as the format's own loader validates: no name twice, and the tensors tile the data exactly (the
+    // first at offset 0, each beginning where the one before ends, the last ending at the end of the
+    // file): overlaps, gaps and trailing bytes mean a corrupt file, or one written by something we must
+    // not trust
     StTensor** order = xmalloc(sizeof(StTensor*) * (size_t)(count ? count : 1));
     for (int i = 0; i < count; i++) order[i] = &f->tensors[i];
     qsort(order, (size_t)count, sizeof *order, cmp_begin);
-    for (int i = 1; i < count; i++) {
-        if (order[i]->begin < order[i - 1]->end) {
+    for (int i = 0; i < count && !rc; i++)
+        for (int j = i + 1; j < count && !rc; j++)
+            if (!strcmp(f->tensors[i].name, f->tensors[j].name))
+                rc = err_set(e, "%s: tensor '%s' is named twice in the header", f->path, f->tensors[i].name);
+    size_t at = data_start;
+    for (int i = 0; i < count && !rc; i++) {
+        if (order[i]->begin < at)
             rc = err_set(e, "%s: tensors '%s' and '%s' overlap", f->path, order[i - 1]->name, order[i]->name);
-            break;
-        }
+        else if (order[i]->begin > at)
+            rc = err_set(e, "%s: %zu unaccounted bytes before tensor '%s' (a gap in the data)", f->path, order[i]->begin - at,
+                         order[i]->name);
+        at = order[i]->end;
     }
+    if (!rc && at != f->size) rc = err_set(e, "%s: %zu trailing bytes after the last tensor", f->path, f->size - at);
     free(order);
     return rc;
 }

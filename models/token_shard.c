@@ -97,10 +97,17 @@ int shard_open(Shard* s, const char* path, Err* e) {
              SHARD_HEADER_BYTES + s->n_tokens * (uint64_t)s->token_bytes != s->size)
         rc = err_set(e, "%s: header says %llu tokens but the file holds %zu bytes of them", path,
                      (unsigned long long)s->n_tokens, s->size - SHARD_HEADER_BYTES);
-    for (uint64_t i = 0; i < s->n_tokens && !rc; i++)
-        if (shard_token(s, i) >= s->vocab_size)
-            rc = err_set(e, "%s: token %llu is %d, outside the vocabulary of %d", path, (unsigned long long)i,
-                         shard_token(s, i), s->vocab_size);
+    if (!rc && (get_u32(h + 24) < 1 || get_u32(h + 24) > (1u << 30)))
+        rc = err_set(e, "%s: vocabulary size %u in the header is not in [1, 2^30]", path, get_u32(h + 24));
+    if (!rc && s->eod_id != -1 && (s->eod_id < 0 || s->eod_id >= s->vocab_size))
+        rc = err_set(e, "%s: end-of-document id %d is outside the vocabulary of %d", path, s->eod_id, s->vocab_size);
+    // every token, as the unsigned value stored: a 4-byte id of 2^31 or more is not a negative id
+    for (uint64_t i = 0; i < s->n_tokens && !rc; i++) {
+        const uint8_t* p = s->map + SHARD_HEADER_BYTES + i * (uint64_t)s->token_bytes;
+        uint32_t id = s->token_bytes == 2 ? (uint32_t)(p[0] | p[1] << 8) : get_u32(p);
+        if (id >= (uint32_t)s->vocab_size)
+            rc = err_set(e, "%s: token %llu is %u, outside the vocabulary of %d", path, (unsigned long long)i, id, s->vocab_size);
+    }
     if (rc) shard_close(s);
     return rc;
 }

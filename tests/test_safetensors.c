@@ -61,6 +61,32 @@ Test(safetensors, offsets_overlapping) {
                  "overlap");
 }
 
+// what the format's own loader refuses, refused here too
+Test(safetensors, trailing_bytes_after_the_last_tensor) {
+    expect_error(H("{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}"), "8 trailing bytes");
+}
+
+Test(safetensors, gap_between_tensors) {
+    expect_error(H("{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
+                   "\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[8,16]}}"),
+                 "4 unaccounted bytes before tensor 'b'");
+}
+
+Test(safetensors, header_not_utf8) {
+    expect_error(H("{\"a\xff\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]}}"), "not UTF-8");
+    expect_error(H("{\"a\xc0\xaf\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]}}"), "not UTF-8");
+}
+
+Test(safetensors, header_must_start_with_a_brace) {
+    expect_error(H(" {\"a\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]}}"), "does not start with '{'");
+}
+
+Test(safetensors, duplicate_tensor_names) {
+    expect_error(H("{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
+                   "\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[8,16]}}"),
+                 "tensor 'a' is named twice");
+}
+
 Test(safetensors, offsets_reversed) {
     expect_error(H("{\"a\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[8,4]}}"), "ending before they begin");
 }

@@ -78,4 +78,16 @@ Test(token_shard, refuses_bad_files) {
     expect_refused(h, sizeof h, "version 9");
     memcpy(h, "NOTTOKEN", 8);
     expect_refused(h, sizeof h, "bad magic");
+    // 4-byte ids of 2^31 and more are not negative ids that pass the vocabulary check
+    uint8_t w[64 + 8] = "ARBORTOK";
+    w[8] = 1, w[12] = 4, w[16] = 2, w[24] = 0x70, w[25] = 0x11, w[26] = 0x01;  // vocab 70000
+    w[28] = 0xff, w[29] = 0xff, w[30] = 0xff, w[31] = 0xff;                      // no end-of-document id
+    w[64] = 5;
+    w[68 + 3] = 0x80;  // token 1 = 2^31
+    expect_refused(w, sizeof w, "token 1 is 2147483648, outside the vocabulary of 70000");
+    w[68 + 3] = 0;
+    w[28] = 0x80, w[29] = 0x11, w[30] = 0x01, w[31] = 0;  // end-of-document id 70016
+    expect_refused(w, sizeof w, "end-of-document id 70016 is outside the vocabulary");
+    w[24] = 0, w[25] = 0, w[26] = 0, w[27] = 0x80;  // vocab 2^31
+    expect_refused(w, sizeof w, "vocabulary size 2147483648 in the header");
 }
