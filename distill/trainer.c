@@ -1,6 +1,8 @@
 // trainer.c: see trainer.h.
 #include "trainer.h"
 
+#include <xxhash.h>
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -190,16 +192,31 @@ int trainer_validate(Trainer* tr, const TrainConfig* cfg, const DataLoader* d, L
 }
 
 // ---------------------------------------------------------------------------------------------
-// state file: "ARBORTRN", u32 version, u32 0, u64 step, n_floats, epoch, cursor, seed, n_train;
-// padded to 128 bytes; then parameters, m, v (float32)
+// state file: "ARBORTRN", u32 version (2), u32 0, u64 step, n_floats, epoch, cursor, seed, n_train; at
+// byte 64 the XXH3-64 of the whole file with these 8 bytes zeroed; padded to 128 bytes; then parameters,
+// m, v (float32). Version 1 files (no checksum) are still read, their fields checked the same way.
 
 #define STATE_HEADER 128
+#define STATE_SUM_AT 64
+
+static uint64_t state_checksum(const uint8_t* header, const float* const parts[3], size_t n) {
+    uint8_t h[STATE_HEADER];
+    memcpy(h, header, sizeof h);
+    memset(h + STATE_SUM_AT, 0, 8);
+    XXH3_state_t* st = XXH3_createState();
+    XXH3_64bits_reset(st);
+    XXH3_64bits_update(st, h, sizeof h);
+    for (int i = 0; i < 3; i++) XXH3_64bits_update(st, parts[i], sizeof(float) * n);
+    uint64_t sum = XXH3_64bits_digest(st);
+    XXH3_freeState(st);
+    return sum;
+}
 
 int trainer_save(const Trainer* tr, const DataLoader* d, const char* path, Err* e) {
     uint8_t h[STATE_HEADER] = "ARBORTRN";
     uint64_t fields[6] = {(uint64_t)tr->step, tr->student->table.n_floats, d ? d->epoch : 0, d ? d->cursor : 0,
                           d ? d->seed : 0, d ? d->n_train : 0};
-    uint32_t version = 1;
+    uint32_t version = 2;
     memcpy(h + 8, &version, 4);
     memcpy(h + 16, fields, sizeof fields);
     size_t n = tr->student->table.n_floats;
@@ -209,6 +226,9 @@ int trainer_save(const Trainer* tr, const DataLoader* d, const char* path, Err* 
         v = m + n;
         trainer_gpu_get_state(tr->gpu, tr->student->arena, m, v);
     }
+    const float* parts[3] = {tr->student->arena, m, v};
+    uint64_t sum = state_checksum(h, parts, n);
+    memcpy(h + STATE_SUM_AT, &sum, 8);
     AtomicFile f;
     int rc = atomic_open(&f, path, e) || atomic_write(&f, h, sizeof h, e) ||
                      atomic_write(&f, tr->student->arena, sizeof(float) * n, e) ||
@@ -225,26 +245,38 @@ int trainer_load(Trainer* tr, DataLoader* d, const char* path, Err* e) {
     char* buf = file_read_all(path, &len, e);
     if (!buf) return -1;
     size_t n = tr->student->table.n_floats;
-    uint64_t fields[6];
+    uint64_t fields[6], stored_sum = 0;
     uint32_t version = 0;
-    if (len >= STATE_HEADER) memcpy(&version, buf + 8, 4), memcpy(fields, buf + 16, sizeof fields);
+    if (len >= STATE_HEADER) memcpy(&version, buf + 8, 4), memcpy(fields, buf + 16, sizeof fields), memcpy(&stored_sum, buf + STATE_SUM_AT, 8);
+    const float* p = (const float*)(buf + STATE_HEADER);
     int rc = 0;
-    if (len < STATE_HEADER || memcmp(buf, "ARBORTRN", 8) != 0 || version != 1)
-        rc = err_set(e, "%s: not an arbor training state (version 1)", path);
+    if (len < STATE_HEADER || memcmp(buf, "ARBORTRN", 8) != 0 || (version != 1 && version != 2))
+        rc = err_set(e, "%s: not an arbor training state (version 1 or 2)", path);
     else if (fields[1] != n || len != STATE_HEADER + 3 * sizeof(float) * n)
-        rc = err_set(e, "%s: holds %llu parameters, the student has %zu", path, (unsigned long long)fields[1], n);
-    else if (d && (fields[4] != d->seed || fields[5] != d->n_train))
+        rc = err_set(e, "%s: holds %llu parameters (in %zu bytes), the student has %zu", path, (unsigned long long)fields[1], len, n);
+    else if (version == 2) {
+        const float* parts[3] = {p, p + n, p + 2 * n};
+        if (state_checksum((const uint8_t*)buf, parts, n) != stored_sum)
+            rc = err_set(e, "%s: checksum mismatch: the state file is corrupt", path);
+    }
+    if (!rc && fields[0] > (1u << 30)) rc = err_set(e, "%s: step %llu is not a step count", path, (unsigned long long)fields[0]);
+    if (!rc && d && (fields[4] != d->seed || fields[5] != d->n_train))
         rc = err_set(e, "%s: was written for another data split or seed", path);
+    if (!rc && d && (fields[3] > d->n_train || fields[2] > (1u << 30)))
+        rc = err_set(e, "%s: data position (epoch %llu, window %llu) is outside the %llu training windows", path,
+                     (unsigned long long)fields[2], (unsigned long long)fields[3], (unsigned long long)d->n_train);
+    for (size_t i = 0; i < 3 * n && !rc; i++)  // parameters and moments finite; second moments not negative
+        if (!isfinite(p[i]) || (i >= 2 * n && p[i] < 0))
+            rc = err_set(e, "%s: value %zu of the %s is %g", path, i % n, i < n ? "parameters" : i < 2 * n ? "first moments" : "second moments",
+                         (double)p[i]);
     if (!rc) {
-        const char* p = buf + STATE_HEADER;
         memcpy(tr->student->arena, p, sizeof(float) * n);
         tr->step = (int)fields[0];
         if (tr->gpu) {
-            trainer_gpu_set_state(tr->gpu, tr->student->arena, (const float*)(p + sizeof(float) * n),
-                                  (const float*)(p + 2 * sizeof(float) * n), tr->step);
+            trainer_gpu_set_state(tr->gpu, tr->student->arena, p + n, p + 2 * n, tr->step);
         } else {
-            memcpy(tr->m, p + sizeof(float) * n, sizeof(float) * n);
-            memcpy(tr->v, p + 2 * sizeof(float) * n, sizeof(float) * n);
+            memcpy(tr->m, p + n, sizeof(float) * n);
+            memcpy(tr->v, p + 2 * n, sizeof(float) * n);
         }
         if (d) data_seek(d, fields[2], fields[3]);
     }

@@ -143,9 +143,36 @@ Test(train_run, resume_is_bit_identical) {
     cr_assert_eq(trainer_init(&tr, &other, NULL, 2, 16, 0, 0, &e), 0);
     snprintf(path, sizeof path, "%s/train_state.bin", out_b);
     cr_expect_eq(trainer_load(&tr, NULL, path, &e), -1);
-    cr_expect(contains(e.msg, "parameters, the student has"), "%s", e.msg);
+    cr_expect(contains(e.msg, "parameters (in ") && contains(e.msg, "the student has"), "%s", e.msg);
     trainer_free(&tr);
     model_free(&other);
+    // a corrupt or crafted state is refused before use: a flipped byte fails the checksum; a version-1
+    // file (no checksum) with a data cursor of 2^40 fails the field checks (it crashed the loader once)
+    {
+        size_t len;
+        char* bytes = file_read_all(path, &len, &e);
+        cr_assert_not_null(bytes);
+        bytes[len - 5] ^= 0x40;
+        write_bytes(path, bytes, len);
+        Model c;
+        tiny_model(&c);
+        TrainConfig cc = small_cfg(out_b);
+        cc.resume = 1;
+        cr_expect_eq(train_run(&c, NULL, &shard, &cc, NULL, &e), -1);
+        cr_expect(contains(e.msg, "checksum mismatch"), "%s", e.msg);
+        bytes[len - 5] ^= 0x40;
+        uint32_t v1 = 1;
+        uint64_t cursor = 1ull << 40;
+        memcpy(bytes + 8, &v1, 4);
+        memcpy(bytes + 16 + 3 * 8, &cursor, 8);
+        write_bytes(path, bytes, len);
+        model_free(&c);
+        tiny_model(&c);
+        cr_expect_eq(train_run(&c, NULL, &shard, &cc, NULL, &e), -1, "a crafted cursor is refused, not followed");
+        cr_expect(contains(e.msg, "outside the") && contains(e.msg, "training windows"), "%s", e.msg);
+        model_free(&c);
+        free(bytes);
+    }
     // a save interrupted mid-write leaves the previous state intact: the temp file never replaces it
     AtomicFile f;
     cr_assert_eq(atomic_open(&f, path, &e), 0);
