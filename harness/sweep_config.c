@@ -33,6 +33,7 @@ typedef struct {
 
 static const KeyDef keys[] = {
     STR("sweep", "name", name),          STR("sweep", "out", out),          STR("sweep", "device", device_text),
+    INT("sweep", "max_cells", max_cells),
     STR("teacher", "model", teacher),    STR("teacher", "tokenizer", tokenizer),
     STR("data", "calib", calib),         STR("data", "distill", distill_data),      STR("data", "val", val),
     INT("prune", "calib_windows", calib_windows), INT("prune", "seq_len", prune_seq_len),
@@ -229,7 +230,7 @@ static int load(const char* path, SweepConfig* c, int lenient, Err* e) {
     snprintf(c->schedule, sizeof c->schedule, "cosine");
     snprintf(c->loss, sizeof c->loss, "kl");
     snprintf(c->device_text, sizeof c->device_text, "cpu");
-    c->calib_windows = 64, c->prune_seq_len = 256;
+    c->calib_windows = 64, c->prune_seq_len = 256, c->max_cells = 1024;
     c->steps = 100, c->seq_len = 256, c->batch = 8, c->grad_accum = 1, c->warmup = 10;
     c->lr = 1e-4, c->min_lr = 1e-5, c->kd_temp = 1.0, c->weight_decay = 0.1, c->clip = 1.0;
     c->shots = 5, c->ppl_seq_len = 256, c->ppl_tokens = 65536;
@@ -269,6 +270,13 @@ static int load(const char* path, SweepConfig* c, int lenient, Err* e) {
         if (has_duplicate(axes[a].v, axes[a].n, &dup))
             return BAD("matrix", axes[a].key, "%s: %d is listed twice (the cells would repeat)", axes[a].key, dup);
     }
+    long long cells = c->n_strategies;  // pruned cells; as many scratch ones at most; the teacher and baselines
+    for (int a = 0; a < 5; a++) cells *= axes[a].n ? axes[a].n : 1;
+    cells = cells * (c->scratch ? 2 : 1) + 1 + c->n_baselines;
+    if (cells > c->max_cells)
+        return BAD("matrix", c->n_strategies ? "strategies" : "layers",
+                   "the matrix makes up to %lld cells, more than max_cells = %d (raise [sweep] max_cells to run it)", cells,
+                   c->max_cells);
     if (c->shots > 5) return BAD("eval", "shots", "shots must be 0..5");
     if (c->subjects[0]) {
         char buf[sizeof c->subjects];

@@ -2,7 +2,8 @@
 // settings, the matrix axes and the baselines. Every key is known and typed; an unknown key, a bad
 // value or an impossible combination is reported as FILE:LINE before any work starts.
 //
-//   [sweep]     name, out, device (cpu or cuda: where calibration, distill, train, eval and bench run)
+//   [sweep]     name, out, device (cpu or cuda: where calibration, distill, train, eval and bench run),
+//               max_cells (a larger matrix is refused; default 1024)
 //   [teacher]   model, tokenizer
 //   [data]      calib, distill, val
 //   [prune]     calib_windows, seq_len, aggregation
@@ -27,6 +28,7 @@
 typedef struct {
     char name[128], out[1024];
     char device_text[8];   // [sweep] device as written
+    int max_cells;
     Device device;         // ... parsed
     char teacher[1024], tokenizer[1024];
     char calib[1024], distill_data[1024], val[1024];

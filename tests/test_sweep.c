@@ -131,6 +131,9 @@ Test(sweep, bad_configs_name_file_and_line) {
     expect_refused("[distill]\nlr = nan\n", ":13: lr = 'nan' is not a finite non-negative number");
     expect_refused("[distill]\nclip = inf\n", ":13: clip = 'inf' is not a finite");
     expect_refused("[distill]\nlr = 0\n", ":13: lr must be positive");
+    expect_refused("[matrix]\nstrategies = bi, last, block, ppl\nlayers = 1, 2, 3, 4\nffn = 8, 16, 32, 64, 96, 128\n"
+                   "hidden = 8, 16, 32, 48, 64\nheads = 2, 4\nkv_heads = 1, 2\n",
+                   ":13: the matrix makes up to 1921 cells, more than max_cells");
     expect_refused("[distill]\nloss = bogus\n", ":13: loss 'bogus': expected kl, rkl, topk:K");
     expect_refused("[distill]\nloss = topk:8x\n", ":13: loss 'topk:8x'");
     expect_refused("[distill]\nkd_temp = 0\n", ":13: kd_temp 0 must be in");
@@ -559,7 +562,7 @@ Test(sweep, every_key_changes_what_runs_or_is_refused) {
     snprintf(results, sizeof results, "%s/results", dir);
     snprintf(other_results, sizeof other_results, "%s/results2", dir);
     const KeyCase cases[] = {
-        {"sweep", "name", "t", "t2"}, {"sweep", "out", results, other_results}, {"sweep", "device", "cpu", "cuda"},
+        {"sweep", "name", "t", "t2"}, {"sweep", "max_cells", NULL, "2"}, {"sweep", "out", results, other_results}, {"sweep", "device", "cpu", "cuda"},
         {"teacher", "model", teacher, other_teacher}, {"teacher", "tokenizer", tok, other_tok},
         {"data", "calib", shard, other_shard}, {"data", "distill", shard, other_shard}, {"data", "val", shard, other_shard},
         {"prune", "calib_windows", "4", "8"}, {"prune", "seq_len", "16", "32"}, {"prune", "aggregation", "l2", "mean"},
