@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "../kernels/clock.h"
+#include "../models/dir_lock.h"
 #include "../models/file_io.h"
 
 int trainer_init(Trainer* tr, Model* student, const Model* teacher, int B, int T, int recompute, int gpu, Err* e) {
@@ -293,8 +294,8 @@ static void fmt_duration(char* out, size_t n, double s) {
     else snprintf(out, n, "%dh%02dm", (int)s / 3600, ((int)s % 3600) / 60);
 }
 
-int train_run(Model* student, const Model* teacher, const Shard* shard, const TrainConfig* cfg_in, TrainSummary* summary,
-              Err* e) {
+static int train_run_locked(Model* student, const Model* teacher, const Shard* shard, const TrainConfig* cfg_in,
+                            TrainSummary* summary, Err* e) {
     TrainSummary sum = {{NAN, NAN, NAN, NAN, 0, 0}, NAN, 0, 0};
     TrainConfig cfg = *cfg_in;
     cfg.optim.total_steps = cfg.steps;
@@ -370,5 +371,15 @@ int train_run(Model* student, const Model* teacher, const Shard* shard, const Tr
     free(windows);
     trainer_free(&tr);
     data_close(&d);
+    return rc;
+}
+
+// one run per output folder at a time: two runs on one --out would write one state and log between them
+int train_run(Model* student, const Model* teacher, const Shard* shard, const TrainConfig* cfg, TrainSummary* summary,
+              Err* e) {
+    int lock = -1;
+    if (make_dirs(cfg->out_dir, e) || dir_lock(cfg->out_dir, &lock, e)) return -1;
+    int rc = train_run_locked(student, teacher, shard, cfg, summary, e);
+    dir_unlock(lock);
     return rc;
 }

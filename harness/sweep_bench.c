@@ -13,6 +13,7 @@
 #include "../evals/throughput.h"
 #include "../kernels/clock.h"
 #include "../kernels/hash.h"
+#include "../models/dir_lock.h"
 #include "../models/file_io.h"
 #include "../models/vec.h"
 #include "cpu_policy.h"
@@ -217,6 +218,15 @@ int sweep_bench_group(const SweepConfig* c, const BenchMember* mem, int n, int f
         fprintf(stderr, "sweep: bench (%d cells together): done\n", n);
         return 0;
     }
+    // the folders this group writes, locked while it measures (another run must not bench them meanwhile)
+    int* locks = xmalloc(sizeof(int) * (size_t)n);
+    for (int i = 0; i < n; i++) locks[i] = -1;
+    for (int i = 0; i < n; i++)
+        if (mem[i].write && dir_lock(mem[i].dir, &locks[i], e)) {
+            for (int j = 0; j < i; j++) dir_unlock(locks[j]);
+            free(locks);
+            return -1;
+        }
     int rounds = c->repeats, cap = rounds * n * c->n_bench_batch * MAX_ATTEMPTS;
     Sample* samples = xcalloc((size_t)cap, sizeof(Sample));
     int ns = 0, rc = 0, total = rounds * n * c->n_bench_batch, done = 0;
@@ -256,5 +266,7 @@ int sweep_bench_group(const SweepConfig* c, const BenchMember* mem, int n, int f
     for (int i = 0; i < n && !rc; i++)
         if (mem[i].write) rc = write_member(c, mem, n, i, samples, ns, key, device, seconds / n, e);
     free(samples);
+    for (int i = 0; i < n; i++) dir_unlock(locks[i]);
+    free(locks);
     return rc ? err_prefix(e, "bench") : 0;
 }

@@ -16,6 +16,7 @@
 #include "../evals/throughput.h"
 #include "../kernels/clock.h"
 #include "../mmlu/mmlu_eval.h"
+#include "../models/dir_lock.h"
 #include "../models/file_io.h"
 #include "../prune/search.h"
 #include "content_hash.h"
@@ -357,7 +358,8 @@ int sweep_run(const SweepConfig* c, const Cell* cells, int n, const char* only, 
         char first[128];
         snprintf(first, sizeof first, "%s:%s", cell->id, model_hash);
         snprintf(x.key, sizeof x.key, "%016llx", (unsigned long long)fnv1a64(first, strlen(first)));
-        if (make_dirs(x.dir, e)) return free(group), -1;
+        int lock = -1;  // one run per cell folder at a time (two sweeps on one folder mixed their stages once)
+        if (make_dirs(x.dir, e) || dir_lock(x.dir, &lock, e)) return free(group), -1;
         cJSON* info = cJSON_CreateObject();
         cJSON_AddStringToObject(info, "id", cell->id);
         cJSON_AddStringToObject(info, "label", cell->label);
@@ -368,7 +370,7 @@ int sweep_run(const SweepConfig* c, const Cell* cells, int n, const char* only, 
         cJSON_AddNumberToObject(info, "order", i);  // results.csv lists cells in the config's order, teacher first
         if (cell->kind != CELL_PRUNED)  // a pruned cell's come from its prune stage
             cJSON_AddStringToObject(info, "kept_layers", cell->kind == CELL_SCRATCH ? "(random init)" : "all");
-        if (json_write_atomic(x.dir, "cell.json", info, e)) return free(group), -1;
+        if (json_write_atomic(x.dir, "cell.json", info, e)) return dir_unlock(lock), free(group), -1;
         char eval_settings[9000], eval_pruned_settings[9000], prune_settings[9000], distill_settings[9000],
             init_settings[9000], train_settings[9000];
         settings_of(c, &in, cell, "eval", eval_settings, sizeof eval_settings);
@@ -399,6 +401,7 @@ int sweep_run(const SweepConfig* c, const Cell* cells, int n, const char* only, 
         char model_buf[2400];
         snprintf(bm->model_dir, sizeof bm->model_dir, "%s", stage_model(&x, model_buf, sizeof model_buf));
         if (!rc) rc = stage(&x, "eval", eval_settings, eval_stage, force, e);
+        dir_unlock(lock);
         if (x.worked) t_work += now_seconds() - t_cell, worked++;
         if (rc) {
             n_group--;  // not benched

@@ -10,6 +10,8 @@
 #include "harness/sweep_run.h"
 #include "harness/sweep_slurm.h"
 #include "helpers.h"
+#include "distill/trainer.h"
+#include "models/dir_lock.h"
 #include "models/file_io.h"
 #include "models/model.h"
 
@@ -727,5 +729,43 @@ Test(sweep, keep_going_finishes_the_other_cells) {
     char* csv = slurp(path);
     cr_expect_eq(count_char(csv, '\n'), 4, "every cell has a row, the broken one empty: %s", csv);
     free(csv);
+    free(cells);
+}
+
+Test(sweep, a_cell_in_use_by_another_run_is_refused) {
+    SweepConfig c;
+    Err e;
+    int n;
+    Cell* cells = sweep_from(TINY_STAGES "[bench]\nprompt_len = 4\ngen_len = 2\nrepeats = 1\n\n[matrix]\nstrategies = bi\nlayers = 2\n",
+                             &c, 2, &n);
+    char cell_dir[1024];
+    snprintf(cell_dir, sizeof cell_dir, "%s/results/t/cells/%s", dir, cells[1].id);
+    cr_assert_eq(make_dirs(cell_dir, &e), 0);
+    int held;
+    cr_assert_eq(dir_lock(cell_dir, &held, &e), 0, "%s", e.msg);  // as another run would hold it
+    cr_expect_eq(sweep_run(&c, cells, n, NULL, NULL, 0, 0, &e), -1);
+    char pid[32];
+    snprintf(pid, sizeof pid, "PID %ld", (long)getpid());
+    cr_expect(contains(e.msg, "is in use by") && contains(e.msg, pid), "%s", e.msg);
+    dir_unlock(held);  // the other run ends (or dies: the kernel drops its lock)
+    cr_expect_eq(sweep_run(&c, cells, n, NULL, NULL, 0, 0, &e), 0, "%s", e.msg);
+    // a distillation's output folder too
+    char out[1024];
+    snprintf(out, sizeof out, "%s/run", dir);
+    cr_assert_eq(make_dirs(out, &e), 0);
+    cr_assert_eq(dir_lock(out, &held, &e), 0);
+    Model m;
+    load_model_at(&m, teacher, NULL);
+    Shard s;
+    cr_assert_eq(shard_open(&s, shard, &e), 0);
+    TrainConfig tc = {0};
+    tc.steps = 1, tc.batch = 2, tc.grad_accum = 1, tc.seq_len = 16, tc.out_dir = out, tc.log_every = 1;
+    tc.optim = (OptimConfig){1e-3f, 1e-4f, 0, 1, 1, 0.9f, 0.95f, 1e-8f, 0.0f, 1.0f};
+    tc.loss = (LossConfig){1.0f, 0.0f, KD_NONE, 1.0f, 0, 0};
+    cr_expect_eq(train_run(&m, NULL, &s, &tc, NULL, &e), -1);
+    cr_expect(contains(e.msg, "is in use by"), "%s", e.msg);
+    dir_unlock(held);
+    shard_close(&s);
+    model_free(&m);
     free(cells);
 }
