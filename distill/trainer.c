@@ -12,6 +12,7 @@
 #include "../kernels/clock.h"
 #include "../models/dir_lock.h"
 #include "../models/file_io.h"
+#include "../models/vec.h"
 
 int trainer_init(Trainer* tr, Model* student, const Model* teacher, int B, int T, int recompute, int gpu, Err* e) {
     memset(tr, 0, sizeof *tr);
@@ -294,6 +295,26 @@ static void fmt_duration(char* out, size_t n, double s) {
     else snprintf(out, n, "%dh%02dm", (int)s / 3600, ((int)s % 3600) / 60);
 }
 
+// keeps log.csv's header and its rows up to `step` (a resumed run logs the later steps again)
+static int log_keep_until(const char* path, int step, Err* e) {
+    if (access(path, F_OK) != 0) return 0;
+    size_t len;
+    char* text = file_read_all(path, &len, e);
+    if (!text) return -1;
+    ByteVec kept = {0};
+    char* line = text;
+    for (int first = 1; *line; first = 0) {
+        char* end = strchr(line, '\n');
+        size_t n = end ? (size_t)(end - line + 1) : strlen(line);
+        if (first || atoi(line) <= step) bytevec_append(&kept, line, n);
+        line += n;
+    }
+    int rc = file_write_atomic(path, kept.data ? kept.data : "", kept.len, e);
+    free(kept.data);
+    free(text);
+    return rc;
+}
+
 static int train_run_locked(Model* student, const Model* teacher, const Shard* shard, const TrainConfig* cfg_in,
                             TrainSummary* summary, Err* e) {
     TrainSummary sum = {{NAN, NAN, NAN, NAN, 0, 0}, NAN, 0, 0};
@@ -319,6 +340,7 @@ static int train_run_locked(Model* student, const Model* teacher, const Shard* s
         rc = trainer_load(&tr, &d, state, e);
         if (!rc) fprintf(stderr, "resumed from %s at step %d\n", state, tr.step);
     }
+    if (!rc && tr.step > 0) rc = log_keep_until(log_path, tr.step, e);  // steps after the saved state run again
     FILE* log = rc ? NULL : fopen(log_path, tr.step > 0 ? "a" : "w");
     if (!rc && !log) rc = err_set(e, "%s: cannot write the log", log_path);
     if (log && tr.step == 0) fprintf(log, "step,loss,ce,kd,lr,grad_norm,tokens_per_s,val_loss\n");

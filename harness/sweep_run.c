@@ -70,8 +70,16 @@ static int stage(Ctx* x, const char* name, const char* settings, StageFn fn, int
         return 0;
     }
     unlink(done);
-    if (remove_tree(tmp, e) || make_dirs(tmp, e)) return -1;
-    fprintf(stderr, "sweep: %s %s ...\n", x->cell->label, name);
+    // a stage killed part way keeps its folder when it was working on exactly these inputs: training
+    // stages save their state periodically there and continue from it (bit-identically); anything else
+    // starts over
+    char key_path[2300];
+    snprintf(key_path, sizeof key_path, "%s/.stage_key", tmp);
+    char* tmp_key = access(key_path, F_OK) == 0 ? file_read_all(key_path, NULL, e) : NULL;
+    int resume = tmp_key && !strcmp(tmp_key, key) && (!strcmp(name, "distill") || !strcmp(name, "train"));
+    free(tmp_key);
+    if (!resume && (remove_tree(tmp, e) || make_dirs(tmp, e) || file_write_atomic(key_path, key, strlen(key), e))) return -1;
+    fprintf(stderr, "sweep: %s %s ...%s\n", x->cell->label, name, resume ? " (resuming its saved state)" : "");
     x->worked = 1;
     cJSON* metrics = cJSON_CreateObject();
     double t0 = now_seconds();
@@ -162,9 +170,14 @@ static int train_common(Ctx* x, const char* tmp, cJSON* metrics, const char* stu
         TrainConfig tc;
         plan_train(c, with_teacher, &tc);
         tc.out_dir = tmp;
+        tc.resume = 1;  // continues the state a killed run of this same stage saved (stage() kept the folder)
+        // ARBOR_TEST_STOP_AT=N: end as if killed after step N (tests of the resume path)
+        if (getenv("ARBOR_TEST_STOP_AT")) tc.stop_at = atoi(getenv("ARBOR_TEST_STOP_AT"));
         TrainSummary sum;
         rc = train_run(&s, with_teacher ? &t : NULL, &data, &tc, &sum, e);
         if (with_teacher) model_free(&t);
+        if (!rc && tc.stop_at > 0 && tc.stop_at < tc.steps)
+            rc = err_set(e, "stopped after step %d of %d (ARBOR_TEST_STOP_AT): re-run to continue", tc.stop_at, tc.steps);
         if (!rc) {
             cJSON_AddNumberToObject(metrics, "final_loss", sum.last.total);
             cJSON_AddNumberToObject(metrics, "final_kd", sum.last.kd);
