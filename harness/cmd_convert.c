@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "../models/model.h"
+#include "../models/file_io.h"
 #include "commands.h"
 
 int cmd_convert(int argc, char** argv) {
@@ -34,7 +35,11 @@ int cmd_convert(int argc, char** argv) {
     if (check_output_dir(&cmd, out, in, &e)) return fail(&e);
     Model m;
     if (model_load(&m, in, &e)) return fail(&e);
-    int rc = model_save(&m, out, strcmp(dtype, "f32") == 0 ? ST_F32 : ST_BF16, (size_t)shard, &e);
+    char write_to[4200];
+    int staged = output_stage_path(out, write_to, sizeof write_to);
+    int rc = model_save(&m, write_to, strcmp(dtype, "f32") == 0 ? ST_F32 : ST_BF16, (size_t)shard, &e);
     model_free(&m);
+    if (rc && staged) remove_tree(write_to, NULL);
+    if (!rc && staged) rc = output_swap_in(out, write_to, &e);
     return rc ? fail(&e) : 0;
 }

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "../models/file_io.h"
 #include "../models/model.h"
 #include "commands.h"
 
@@ -35,6 +36,12 @@ int cmd_init(int argc, char** argv) {
     StDtype dt = strcmp(dtype, "f32") == 0 ? ST_F32 : ST_BF16;
     fprintf(stderr, "init: %s, %d layers, %.2f M parameters -> %s (%s)\n", arg_str(&cmd, "arch"), cfg.n_layers,
             (double)config_param_count(&cfg) * 1e-6, out, dtype);
-    if (checkpoint_write_random(&cfg, (uint64_t)seed, out, dt, (size_t)shard, &e)) return fail(&e);
+    char write_to[4200];
+    int staged = output_stage_path(out, write_to, sizeof write_to);
+    if (checkpoint_write_random(&cfg, (uint64_t)seed, write_to, dt, (size_t)shard, &e)) {
+        if (staged) remove_tree(write_to, NULL);
+        return fail(&e);
+    }
+    if (staged && output_swap_in(out, write_to, &e)) return fail(&e);
     return 0;
 }

@@ -1,7 +1,11 @@
 // command_common.c: helpers every subcommand uses (see commands.h).
+#include <errno.h>
 #include <stdio.h>
+#include <string.h>
+#include <unistd.h>
 #include <sys/stat.h>
 
+#include "../models/file_io.h"
 #include "commands.h"
 
 int command_start(Command* cmd, int argc, char** argv, int* exit_code) {
@@ -70,4 +74,28 @@ int check_output_dir(const Command* cmd, const char* out, const char* input, Err
     if (stat(cfg, &so) == 0 && !arg_flag(cmd, "force"))
         return err_set(e, "%s: --out %s already holds a checkpoint; give --force to replace it", cmd->name, out);
     return 0;
+}
+
+int output_stage_path(const char* out, char* write_to, size_t n) {
+    char cfg[4200];
+    snprintf(cfg, sizeof cfg, "%s/config.json", out);
+    if (access(cfg, F_OK) != 0) {
+        snprintf(write_to, n, "%s", out);
+        return 0;
+    }
+    snprintf(write_to, n, "%s.new.%ld", out, (long)getpid());
+    return 1;
+}
+
+int output_swap_in(const char* out, const char* staged, Err* e) {
+    char old[4200];
+    snprintf(old, sizeof old, "%s.old.%ld", out, (long)getpid());
+    if (rename(out, old) != 0) return err_set(e, "%s: cannot move the old checkpoint aside (%s); the new one is in %s", out, strerror(errno), staged);
+    if (rename(staged, out) != 0) {
+        int saved = errno;
+        rename(old, out);  // put the old one back
+        return err_set(e, "%s: cannot move the new checkpoint into place (%s); it is in %s", out, strerror(saved), staged);
+    }
+    fsync_parent(out);
+    return remove_tree(old, e);
 }

@@ -50,6 +50,12 @@ int arg_device(const Command* cmd, Device* d, Err* e);
 // it already holds a checkpoint and the command (which must declare --force) was not given --force.
 // input may be NULL.
 int check_output_dir(const Command* cmd, const char* out, const char* input, Err* e);
+// Replacing a checkpoint (--force) never destroys it before the new one is complete (a full disk once
+// left neither): output_stage_path gives where to write (out itself when no checkpoint is there, else
+// OUT.new.PID; returns 1 then), and output_swap_in moves the old one aside, the new one in, and removes
+// the old.
+int output_stage_path(const char* out, char* write_to, size_t n);
+int output_swap_in(const char* out, const char* staged, Err* e);
 #define FORCE_OPTION {"force", NULL, "replace a checkpoint already in --out", NULL}
 
 // The preset named by --arch with the overrides applied, validated.

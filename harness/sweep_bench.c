@@ -208,6 +208,7 @@ static int write_member(const SweepConfig* c, const BenchMember* mem, int n, int
     cJSON_AddNumberToObject(mj, "seconds", seconds);
     if (json_write_atomic(tmp, "metrics.json", mj, e) || remove_tree(final_dir, e)) return -1;
     if (rename(tmp, final_dir) != 0) return err_set(e, "%s: cannot rename into place", final_dir);
+    fsync_parent(final_dir);
     return file_write_atomic(done, key, strlen(key), e);
 }
 

@@ -90,6 +90,7 @@ static int stage(Ctx* x, const char* name, const char* settings, StageFn fn, int
     if (rc) return err_prefix(e, "%s %s", x->cell->label, name);
     if (remove_tree(final_dir, e)) return -1;
     if (rename(tmp, final_dir) != 0) return err_set(e, "%s: cannot rename into place", final_dir);
+    fsync_parent(final_dir);
     snprintf(x->key, sizeof x->key, "%s", key);
     return file_write_atomic(done, key, strlen(key), e);
 }

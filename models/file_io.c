@@ -62,6 +62,20 @@ int atomic_write(AtomicFile* f, const void* data, size_t n, Err* e) {
     return 0;
 }
 
+void fsync_parent(const char* path) {
+    char dir[4200];
+    snprintf(dir, sizeof dir, "%s", path);
+    char* slash = strrchr(dir, '/');
+    if (slash == dir) dir[1] = 0;
+    else if (slash) *slash = 0;
+    else snprintf(dir, sizeof dir, ".");
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd >= 0) {
+        fsync(fd);  // best effort: some file systems refuse fsync on a directory
+        close(fd);
+    }
+}
+
 int atomic_commit(AtomicFile* f, Err* e) {
     if (fflush(f->fp) != 0 || fsync(fileno(f->fp)) != 0) {
         int saved = errno;
@@ -75,6 +89,7 @@ int atomic_commit(AtomicFile* f, Err* e) {
         unlink(f->tmp_path);
         return err_set(e, "%s: cannot rename into place: %s", f->path, strerror(saved));
     }
+    fsync_parent(f->path);  // the rename itself durable across a power loss
     return 0;
 }
 

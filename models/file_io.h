@@ -22,6 +22,8 @@ int atomic_commit(AtomicFile* f, Err* e);  // flush, fsync, rename into place
 void atomic_abort(AtomicFile* f);          // close and delete the temp file
 
 int file_write_atomic(const char* path, const void* data, size_t n, Err* e);
+// fsync of the folder holding path (after a rename into it), best effort
+void fsync_parent(const char* path);
 
 // Writes `root` pretty-printed to dir/name atomically, then frees it.
 struct cJSON;

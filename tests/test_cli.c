@@ -494,6 +494,20 @@ Test(cli, prune_writes_a_checkpoint_scores_and_lineage) {
     cr_expect_eq(run_arbor(args, NULL), 0, "--force replaces it");
     snprintf(args, sizeof args, "init --arch tiny --out %s", out2);
     expect_bad_input(args, "already holds a checkpoint");
+    // --force writes the new checkpoint beside the old and swaps them only when it is complete
+    snprintf(args, sizeof args, "init --arch tiny --layers 2 --seed 5 --out %s --force 2>/dev/null", out2);
+    cr_expect_eq(run_arbor(args, NULL), 0);
+    {
+        ModelConfig replaced;
+        Err ce;
+        cr_expect_eq(config_load(out2, &replaced, &ce), 0, "%s", ce.msg);
+        cr_expect_eq(replaced.n_layers, 2, "the new checkpoint is in place");
+        char parent[600], cmd2[800];
+        snprintf(parent, sizeof parent, "%s", out2);
+        *strrchr(parent, '/') = 0;
+        snprintf(cmd2, sizeof cmd2, "ls %s | grep -c -E '\\.(new|old)\\.' > /dev/null", parent);
+        cr_expect_neq(system(cmd2), 0, "no staging folder is left behind");
+    }
     snprintf(args, sizeof args, "convert --model %s --out %s", model, out2);
     expect_bad_input(args, "already holds a checkpoint");
     // --search and ppl arguments are checked before any calibration
