@@ -1,0 +1,16 @@
+// fuzz_shard.c: a token shard (header, sizes, every id) and a read of its first tokens.
+#include <stdlib.h>
+
+#include "../models/token_shard.h"
+#include "fuzz_common.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t* data, size_t n) {
+    Shard s;
+    Err e;
+    if (shard_open(&s, fuzz_file("data.shard", data, n), &e) == 0) {
+        int64_t got;
+        free(shard_read_tokens(&s, 4096, &got));
+        shard_close(&s);
+    }
+    return 0;
+}
