@@ -10,6 +10,7 @@ if [ -d "$data/mmlu" ] && [ -d "$data/qwen3-tokenizer" ]; then
 else
   echo "test data: not found at $data (set ARBOR_DATA): tokenizer, MMLU and corpus tests will skip"
 fi
-(cd "${ARBOR_BUILD_DIR:-build}" && ctest --output-on-failure -j 2)
 # every parser under libFuzzer for a few seconds each (skipped, saying why, without clang)
 scripts/fuzz_smoke.sh "${ARBOR_FUZZ_SECONDS:-12}"
+cd "${ARBOR_BUILD_DIR:-build}"
+ctest --output-on-failure -j 2
