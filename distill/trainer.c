@@ -401,6 +401,7 @@ int train_run(Model* student, const Model* teacher, const Shard* shard, const Tr
               Err* e) {
     int lock = -1;
     if (make_dirs(cfg->out_dir, e) || dir_lock(cfg->out_dir, &lock, e)) return -1;
+    remove_stale_tmp(cfg->out_dir);  // a killed run's half-written state (it can be model-sized)
     int rc = train_run_locked(student, teacher, shard, cfg, summary, e);
     dir_unlock(lock);
     return rc;

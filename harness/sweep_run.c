@@ -344,6 +344,8 @@ int sweep_run(const SweepConfig* c, const Cell* cells, int n, const char* only, 
     if (device_available(c->device, e)) return err_prefix(e, "%s: [sweep] device", c->path);  // before any work
     InputHashes in;
     if (make_dirs(sweep_dir, e) || hash_inputs(c, &in, e) || sweep_describe(c, cells, n, e)) return -1;
+    int stale = remove_stale_tmp(sweep_dir);
+    if (stale) fprintf(stderr, "sweep: removed %d half-written files left by killed runs\n", stale);
     int ran = 0, failed = 0, to_run = 0, worked = 0;
     for (int i = 0; i < n; i++) to_run += !only || !strcmp(only, cells[i].id);
     char first_failure[sizeof e->msg] = "";

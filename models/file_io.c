@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <ftw.h>
 #include <stdio.h>
 #include <sys/mman.h>
@@ -172,4 +173,30 @@ int remove_tree(const char* path, Err* e) {
     if (lstat(path, &st) != 0) return 0;  // nothing there
     if (nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS) != 0) return err_set(e, "%s: cannot remove: %s", path, strerror(errno));
     return 0;
+}
+
+// ---- leftovers of killed runs
+
+static int stale_removed;
+
+static int remove_if_stale(const char* path, const struct stat* st, int type, struct FTW* ftw) {
+    (void)st, (void)ftw;
+    if (type != FTW_F) return 0;
+    const char* mark = strstr(path + strlen(path) - (strlen(path) > 40 ? 40 : strlen(path)), ".tmp.");
+    if (!mark) return 0;
+    const char* digits = mark + 5;
+    char* end;
+    long pid = strtol(digits, &end, 10);
+    if (end == digits || *end || pid <= 0) return 0;
+    if (pid == (long)getpid() || kill((pid_t)pid, 0) == 0 || errno != ESRCH) return 0;  // its writer may still run
+    if (unlink(path) == 0) stale_removed++;
+    return 0;
+}
+
+int remove_stale_tmp(const char* dir) {
+    struct stat st;
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) return 0;
+    stale_removed = 0;
+    nftw(dir, remove_if_stale, 16, FTW_PHYS);
+    return stale_removed;
 }

@@ -36,5 +36,9 @@ void file_unmap(const uint8_t* map, size_t size);
 // mkdir -p
 int make_dirs(const char* path, Err* e);
 
+// Removes, below dir, the "<name>.tmp.<PID>" files of atomic writes whose writer is no longer running
+// (a killed run's half-written outputs, full-size training states among them); returns how many.
+int remove_stale_tmp(const char* dir);
+
 // rm -rf: a directory and everything under it (symlinks removed, not followed); 0 when absent
 int remove_tree(const char* path, Err* e);

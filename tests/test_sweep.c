@@ -3,6 +3,7 @@
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "harness/sweep_config.h"
@@ -748,7 +749,19 @@ Test(sweep, a_cell_in_use_by_another_run_is_refused) {
     snprintf(pid, sizeof pid, "PID %ld", (long)getpid());
     cr_expect(contains(e.msg, "is in use by") && contains(e.msg, pid), "%s", e.msg);
     dir_unlock(held);  // the other run ends (or dies: the kernel drops its lock)
+    // a killed run's half-written file (its writer's PID is gone) is cleaned; a live writer's is not
+    pid_t child = fork();
+    if (child == 0) _exit(0);
+    waitpid(child, NULL, 0);
+    char stale[1200], live[1200];
+    snprintf(stale, sizeof stale, "%s/train_state.bin.tmp.%ld", cell_dir, (long)child);
+    snprintf(live, sizeof live, "%s/metrics.json.tmp.%ld", cell_dir, (long)getppid());
+    write_text(stale, "half");
+    write_text(live, "in progress");
     cr_expect_eq(sweep_run(&c, cells, n, NULL, NULL, 0, 0, &e), 0, "%s", e.msg);
+    cr_expect_neq(access(stale, F_OK), 0, "the dead writer's temp file is removed");
+    cr_expect_eq(access(live, F_OK), 0, "a running writer's is kept");
+    unlink(live);
     // a distillation's output folder too
     char out[1024];
     snprintf(out, sizeof out, "%s/run", dir);
