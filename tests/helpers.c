@@ -10,6 +10,12 @@
 #include <unistd.h>
 
 #include "models/file_io.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include "models/token_shard.h"
 
 double rel_l2(const float* a, const float* b, size_t n) {
@@ -37,9 +43,19 @@ void load_model_at(Model* m, const char* dir, const char* sub) {
 
 void fixture_dir(char* out, size_t n, const char* name) { snprintf(out, n, "%s/hf/%s", fixtures_root(), name); }
 
+// every folder a test made, removed when the test's process exits (Criterion runs each test in its own)
+static char made_dirs[64][256];
+static int n_made;
+
+static void remove_made_dirs(void) {
+    for (int i = 0; i < n_made; i++) remove_tree(made_dirs[i], NULL);
+}
+
 void make_temp_dir(char* out, size_t n) {
     snprintf(out, n, "/tmp/arbor-test-XXXXXX");
     if (!mkdtemp(out)) cr_assert_fail("mkdtemp failed");
+    if (n_made == 0) atexit(remove_made_dirs);
+    if (n_made < 64) snprintf(made_dirs[n_made++], sizeof made_dirs[0], "%s", out);
 }
 
 void write_bytes(const char* path, const void* data, size_t n) {
@@ -63,9 +79,19 @@ cJSON* read_json(const char* path) {
 
 int run_arbor(const char* args, const char* out_path) {
     char cmd[8192];
-    snprintf(cmd, sizeof cmd, "%s %s%s%s", ARBOR_BIN, args, out_path ? " > " : "", out_path ? out_path : "");
-    int st = system(cmd);
-    cr_assert(st != -1 && WIFEXITED(st), "could not run: %s", cmd);
+    // exec: the shell becomes arbor, which keeps the death signal below: a test killed at its timeout
+    // takes its arbor with it instead of leaving it running
+    snprintf(cmd, sizeof cmd, "exec %s %s%s%s", ARBOR_BIN, args, out_path ? " > " : "", out_path ? out_path : "");
+    pid_t pid = fork();
+    cr_assert(pid >= 0, "fork failed");
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        execl("/bin/sh", "sh", "-c", cmd, (char*)NULL);
+        _exit(127);
+    }
+    int st;
+    while (waitpid(pid, &st, 0) < 0) cr_assert(errno == EINTR, "waitpid failed");
+    cr_assert(WIFEXITED(st), "could not run (signal %d): %s", WIFSIGNALED(st) ? WTERMSIG(st) : 0, cmd);
     return WEXITSTATUS(st);
 }
 
