@@ -36,7 +36,7 @@ int command_start_path(Command* cmd, int argc, char** argv, const char* what, co
 int fail(const Err* e) {
     fflush(stdout);
     fprintf(stderr, "arbor: %s\n", e->msg);
-    return ARBOR_EXIT_BAD_INPUT;
+    return e->runtime ? ARBOR_EXIT_RUNTIME : ARBOR_EXIT_BAD_INPUT;
 }
 
 int arg_device(const Command* cmd, Device* d, Err* e) {

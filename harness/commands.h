@@ -28,7 +28,8 @@ int command_start(Command* cmd, int argc, char** argv, int* exit_code);
 // For commands whose first argument is a path (arbor sweep CONFIG ...): parses the options after it
 // into cmd. Missing path, --help or a usage error: sets *exit_code and returns 1. Else *path is set.
 int command_start_path(Command* cmd, int argc, char** argv, const char* what, const char** path, int* exit_code);
-// Prints "arbor: <msg>" and returns ARBOR_EXIT_BAD_INPUT.
+// Prints "arbor: <msg>" and returns ARBOR_EXIT_BAD_INPUT, or ARBOR_EXIT_RUNTIME for a failure of the
+// machine (err_runtime: a full disk, an I/O error).
 int fail(const Err* e);
 
 // Shape options shared by init and bench: --arch and the overrides of its preset.

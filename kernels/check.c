@@ -11,6 +11,18 @@ int err_set(Err* e, const char* fmt, ...) {
         va_start(ap, fmt);
         vsnprintf(e->msg, sizeof e->msg, fmt, ap);
         va_end(ap);
+        e->runtime = 0;
+    }
+    return -1;
+}
+
+int err_runtime(Err* e, const char* fmt, ...) {
+    if (e) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(e->msg, sizeof e->msg, fmt, ap);
+        va_end(ap);
+        e->runtime = 1;
     }
     return -1;
 }

@@ -14,10 +14,13 @@
 
 typedef struct {
     char msg[768];
+    int runtime;  // 1: the machine failed (disk full, I/O error), not the input: exit 1 rather than 2
 } Err;
 
 // Formats into e->msg (when e is not NULL) and returns -1, so callers write `return err_set(e, ...)`.
 int err_set(Err* e, const char* fmt, ...) __attribute__((format(printf, 2, 3)));
+// The same for a failure of the machine rather than of the input (a full disk, an I/O error).
+int err_runtime(Err* e, const char* fmt, ...) __attribute__((format(printf, 2, 3)));
 
 // Puts context in front of the message already in e: "<context>: <msg>". Returns -1.
 int err_prefix(Err* e, const char* fmt, ...) __attribute__((format(printf, 2, 3)));

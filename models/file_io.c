@@ -50,7 +50,12 @@ int atomic_open(AtomicFile* f, const char* path, Err* e) {
     snprintf(f->path, sizeof f->path, "%s", path);
     snprintf(f->tmp_path, sizeof f->tmp_path, "%s.tmp.%d", path, (int)getpid());
     f->fp = fopen(f->tmp_path, "wb");
-    if (!f->fp) return err_set(e, "%s: cannot create: %s", f->tmp_path, strerror(errno));
+    if (!f->fp) {
+        int saved = errno;
+        return saved == ENOSPC || saved == EIO || saved == EDQUOT
+                   ? err_runtime(e, "%s: cannot create: %s", f->tmp_path, strerror(saved))
+                   : err_set(e, "%s: cannot create: %s", f->tmp_path, strerror(saved));
+    }
     return 0;
 }
 
@@ -58,7 +63,7 @@ int atomic_write(AtomicFile* f, const void* data, size_t n, Err* e) {
     if (n && fwrite(data, 1, n, f->fp) != n) {
         int saved = errno;
         atomic_abort(f);
-        return err_set(e, "%s: write failed: %s", f->path, strerror(saved));
+        return err_runtime(e, "%s: write failed: %s", f->path, strerror(saved));
     }
     return 0;
 }
@@ -81,7 +86,7 @@ int atomic_commit(AtomicFile* f, Err* e) {
     if (fflush(f->fp) != 0 || fsync(fileno(f->fp)) != 0) {
         int saved = errno;
         atomic_abort(f);
-        return err_set(e, "%s: write failed: %s", f->path, strerror(saved));
+        return err_runtime(e, "%s: write failed: %s", f->path, strerror(saved));
     }
     fclose(f->fp);
     f->fp = NULL;

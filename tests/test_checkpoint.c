@@ -24,7 +24,7 @@ static void tiny(ModelConfig* c, int tied) {
 
 static void expect_load_error(const char* phrase) {
     Model m;
-    Err e = {{0}};
+    Err e = {{0}, 0};
     cr_assert_eq(model_load(&m, dir, &e), -1, "load should fail with '%s'", phrase);
     cr_expect(contains(e.msg, phrase), "says '%s': %s", phrase, e.msg);
     cr_expect(contains(e.msg, dir), "names the directory or file: %s", e.msg);

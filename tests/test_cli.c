@@ -558,3 +558,24 @@ Test(cli, help_exits_0) {
     free(t), free(d);
     unlink(train_help), unlink(distill_help), rmdir(dir_);
 }
+
+Test(cli, a_full_disk_is_a_runtime_failure_not_bad_input) {
+    char mnt[256], logs[256], args[1024], cmd[600];
+    make_temp_dir(mnt, sizeof mnt);
+    make_temp_dir(logs, sizeof logs);
+    snprintf(cmd, sizeof cmd, "mount -t tmpfs -o size=64k tmpfs %s 2>/dev/null", mnt);
+    if (system(cmd) != 0) cr_skip_test("cannot mount a small tmpfs here (needs root): the full-disk path is not exercised");
+    snprintf(args, sizeof args, "init --arch tiny --out %s/m 2>%s/err.txt", mnt, logs);
+    int rc = run_arbor(args, "/dev/null");
+    char path[600];
+    snprintf(path, sizeof path, "%s/m/config.json", mnt);
+    int config_there = access(path, F_OK) == 0;
+    snprintf(cmd, sizeof cmd, "umount %s", mnt);
+    cr_assert_eq(system(cmd), 0);
+    cr_expect_eq(rc, 1, "a full disk exits 1 (runtime), not 2 (bad input)");
+    cr_expect(!config_there, "no checkpoint that looks complete");
+    snprintf(path, sizeof path, "%s/err.txt", logs);
+    char* err = slurp(path);
+    cr_expect(contains(err, "No space left on device"), "%s", err);
+    free(err);
+}

@@ -29,7 +29,7 @@ static void expect_refused(const char* json_or_extra, int whole, const char* phr
     char path[512];
     snprintf(path, sizeof path, "%s/config.json", dir);
     ModelConfig cfg;
-    Err e = {{0}};
+    Err e = {{0}, 0};
     int rc;
     if (whole) {
         write_text(path, json_or_extra);

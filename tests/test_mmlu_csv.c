@@ -37,7 +37,7 @@ Test(mmlu_csv, quoting_newlines_crlf_and_spaces) {
 static void expect_refused(const char* text, const char* phrase) {
     const char* path = write_csv(text);
     MmluFile f;
-    Err e = {{0}};
+    Err e = {{0}, 0};
     cr_assert_eq(mmlu_csv_read(path, &f, &e), -1, "should refuse: %s", text);
     cr_expect(contains(e.msg, path), "names the file: %s", e.msg);
     cr_expect(contains(e.msg, phrase), "says '%s': %s", phrase, e.msg);

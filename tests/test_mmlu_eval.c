@@ -116,7 +116,7 @@ static void small_mmlu(void) {
 static void expect_refused(int shots, const char* subjects, const char* phrase) {
     Model m;
     ModelConfig cfg;
-    Err e = {{0}};
+    Err e = {{0}, 0};
     config_preset("tiny", &cfg, &e);
     cfg.vocab = 151936;
     cfg.n_layers = 1;

@@ -30,7 +30,7 @@ static const char* craft(const char* name, uint64_t header_len, const char* head
 
 static void expect_error(const char* path, const char* phrase) {
     StFile f;
-    Err e = {{0}};
+    Err e = {{0}, 0};
     cr_assert_eq(st_open(&f, path, &e), -1, "%s should be refused", path);
     cr_expect(contains(e.msg, path), "message names the file: %s", e.msg);
     cr_expect(contains(e.msg, phrase), "message says '%s': %s", phrase, e.msg);

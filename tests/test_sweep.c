@@ -99,7 +99,7 @@ Test(sweep, matrix_expands_into_cells_with_stable_ids) {
 static void expect_refused(const char* body, const char* phrase) {
     write_cfg(body);
     SweepConfig c;
-    Err e = {{0}};
+    Err e = {{0}, 0};
     cr_assert_eq(sweep_config_load(cfg_path, &c, &e), -1, "should refuse: %s", body);
     cr_expect(contains(e.msg, phrase), "says '%s': %s", phrase, e.msg);
     cr_expect(contains(e.msg, "sweep.ini:"), "names the file and line: %s", e.msg);
@@ -607,7 +607,7 @@ Test(sweep, every_key_changes_what_runs_or_is_refused) {
         }
         write_text(cfg_path, text);
         SweepConfig c;
-        Err ce = {{0}};
+        Err ce = {{0}, 0};
         if (sweep_config_load(cfg_path, &c, &ce) != 0) {
             cr_expect(contains(ce.msg, "sweep.ini:"), "[%s] %s = %s refused without FILE:LINE: %s", i < 0 ? "baseline.b" : cases[i].section,
                       i < 0 ? "model" : cases[i].key, i < 0 ? other_teacher : cases[i].alt, ce.msg);

@@ -55,7 +55,7 @@ static void expect_refused(const void* bytes, size_t n, const char* phrase) {
     snprintf(path, sizeof path, "%s/bad.bin", dir);
     write_bytes(path, bytes, n);
     Shard s;
-    Err e = {{0}};
+    Err e = {{0}, 0};
     cr_assert_eq(shard_open(&s, path, &e), -1);
     cr_expect(contains(e.msg, path) && contains(e.msg, phrase), "says '%s': %s", phrase, e.msg);
 }
