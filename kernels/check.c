@@ -5,25 +5,27 @@
 #include <stdlib.h>
 #include <string.h>
 
-int err_set(Err* e, const char* fmt, ...) {
+static int err_vset(Err* e, int runtime, const char* fmt, va_list ap) {
     if (e) {
-        va_list ap;
-        va_start(ap, fmt);
         vsnprintf(e->msg, sizeof e->msg, fmt, ap);
-        va_end(ap);
-        e->runtime = 0;
+        e->runtime = runtime;
     }
     return -1;
 }
 
+int err_set(Err* e, const char* fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    err_vset(e, 0, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
 int err_runtime(Err* e, const char* fmt, ...) {
-    if (e) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(e->msg, sizeof e->msg, fmt, ap);
-        va_end(ap);
-        e->runtime = 1;
-    }
+    va_list ap;
+    va_start(ap, fmt);
+    err_vset(e, 1, fmt, ap);
+    va_end(ap);
     return -1;
 }
 
