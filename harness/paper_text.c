@@ -147,8 +147,8 @@ static void accuracy_phrase(ByteVec* v, const Table* t, int r, int mmlu) {
 }
 
 int paper_write_text(const char* dir, const cJSON* sw, const Table* t, Err* e) {
-    int mmlu = num(sw, "eval.mmlu") == 1 && table_col(t, "eval.mmlu_micro") >= 0;
-    for (int r = 1, any = 0; r < t->n_rows && mmlu; r++, mmlu = r < t->n_rows || any) any |= !isnan(cell(t, r, "eval.mmlu_micro"));
+    int mmlu = 0;  // the sweep asked for MMLU and some cell has an accuracy
+    for (int r = 1; r < t->n_rows && num(sw, "eval.mmlu") == 1; r++) mmlu |= !isnan(cell(t, r, "eval.mmlu_micro"));
     Findings f;
     find(t, mmlu, &f);
     const char* bench = str(sw, "eval.benchmark");

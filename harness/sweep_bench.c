@@ -124,16 +124,14 @@ static int write_member(const SweepConfig* c, const BenchMember* mem, int n, int
     if (rc) return -1;
     cJSON* mj = cJSON_CreateObject();
     int rounds = c->repeats;
-    double* v = xmalloc(sizeof(double) * (size_t)rounds * 4);
-    double *dv = v + rounds, *pr = v + 2 * rounds, *dr = v + 3 * rounds;
+    double* v = xmalloc(sizeof(double) * (size_t)rounds * 5);
+    double *dv = v + rounds, *pr = v + 2 * rounds, *dr = v + 3 * rounds, *ms = v + 4 * rounds;
     int contended = 0, remeasured = 0;
     double peak_gb = 0, wait_max = 0;
     double* cpw = xmalloc(sizeof(double) * (size_t)rounds * (size_t)c->n_bench_batch);
     int n_cpw = 0;
     for (int b = 0; b < c->n_bench_batch; b++) {
         int k = 0, kr = 0;
-        double ms[64];
-        int n_ms = 0;
         for (int r = 0; r < rounds; r++) {
             const Sample *mine = NULL, *teacher = NULL;
             for (int i = 0; i < n_samples; i++) {
@@ -148,7 +146,7 @@ static int write_member(const SweepConfig* c, const BenchMember* mem, int n, int
                     remeasured++;
             if (!mine) continue;
             v[k] = mine->prefill_tps, dv[k] = mine->decode_tps;
-            if (n_ms < 64) ms[n_ms++] = mine->decode_ms;
+            ms[k] = mine->decode_ms;
             k++;
             contended += mine->wait_share >= CPU_CONTENDED_SHARE;
             cpw[n_cpw++] = mine->cpu_per_wall;
@@ -175,7 +173,7 @@ static int write_member(const SweepConfig* c, const BenchMember* mem, int n, int
         PUT("decode_tps_b%d", median_of(dv, k));
         PUT("decode_tps_b%d_min", k ? lo_d : 0);
         PUT("decode_tps_b%d_max", k ? hi_d : 0);
-        PUT("ms_per_token_b%d", median_of(ms, n_ms));
+        PUT("ms_per_token_b%d", median_of(ms, k));
         PUT("prefill_ratio_b%d", median_of(pr, kr));
         PUT("decode_ratio_b%d", median_of(dr, kr));
         PUT("rounds_b%d", k);

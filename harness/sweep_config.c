@@ -5,6 +5,7 @@
 #include "../models/token_shard.h"
 #include "../prune/surgery.h"
 #include "sweep_config.h"
+#include "sweep_plan.h"
 
 #include <ctype.h>
 #include <ini.h>
@@ -158,8 +159,6 @@ static int handler(void* user, const char* section, const char* name, const char
 }
 
 // The line of `key` in [section] (for errors found after parsing), or 0.
-static const char* plan_tokenizer_dir(const SweepConfig* c) { return c->tokenizer[0] ? c->tokenizer : c->teacher; }
-
 static int line_of(const char* path, const char* section, const char* key) {
     FILE* f = fopen(path, "r");
     if (!f) return 0;
@@ -203,14 +202,6 @@ static int has_duplicate(const int* v, int n, int* dup) {
     return 0;
 }
 
-// shard at p opened (and so validated) for its size; -1 with the reason in e
-static int shard_tokens(const char* p, uint64_t* n, int* vocab, Err* e) {
-    Shard s;
-    if (shard_open(&s, p, e)) return -1;
-    *n = s.n_tokens, *vocab = s.vocab_size;
-    shard_close(&s);
-    return 0;
-}
 
 static int tokenizer_files(const char* dir) {
     char a[1100], b[1100];
@@ -392,10 +383,13 @@ static int load(const char* path, SweepConfig* c, int lenient, Err* e) {
                     shards[i].path);
             continue;
         }
-        uint64_t n_tok;
-        int vocab;
+        // the header only: the stage that reads the shard checks every id (a scan of a 90B-token shard here
+        // would be paid again by every run and every Slurm task)
+        Shard hdr;
         Err se;
-        if (shard_tokens(shards[i].path, &n_tok, &vocab, &se)) return BAD("data", shards[i].key, "%s", se.msg);
+        if (shard_peek(shards[i].path, &hdr, &se)) return BAD("data", shards[i].key, "%s", se.msg);
+        uint64_t n_tok = hdr.n_tokens;
+        int vocab = hdr.vocab_size;
         if (n_tok < (uint64_t)shards[i].min_tokens)
             return BAD("data", shards[i].key, "%s: %llu tokens, fewer than the %d its settings need", shards[i].path,
                        (unsigned long long)n_tok, shards[i].min_tokens);
@@ -405,10 +399,10 @@ static int load(const char* path, SweepConfig* c, int lenient, Err* e) {
     }
     if (c->mmlu[0] && !exists(c->mmlu)) MISSING("eval", "mmlu", "'%s' does not exist", c->mmlu);
     if (c->tokenizer[0] && !exists(c->tokenizer)) MISSING("teacher", "tokenizer", "'%s' does not exist", c->tokenizer);
-    if (c->mmlu[0] && (have_teacher || c->tokenizer[0]) && exists(plan_tokenizer_dir(c)) && !tokenizer_files(plan_tokenizer_dir(c)))
+    if (c->mmlu[0] && (have_teacher || c->tokenizer[0]) && exists(plan_tokenizer(c)) && !tokenizer_files(plan_tokenizer(c)))
         return BAD("teacher", c->tokenizer[0] ? "tokenizer" : "model",
                    "MMLU needs a tokenizer: '%s' has no tokenizer.json (nor vocab.json + merges.txt); set [teacher] tokenizer",
-                   plan_tokenizer_dir(c));
+                   plan_tokenizer(c));
     return 0;
 }
 

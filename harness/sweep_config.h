@@ -71,8 +71,8 @@ int sweep_config_key_count(void);
 const char* sweep_config_key(int i, const char** section);
 
 // Reads and validates path before any work: every value and combination, and against what it names
-// on disk (the teacher's config.json: layers, widths, head/KV arithmetic, positions; the shards: valid,
-// long enough, ids inside the teacher's vocabulary; MMLU data and a tokenizer). -1 with e =
+// on disk (the teacher's config.json: layers, widths, head/KV arithmetic, positions; the shards' headers:
+// valid, long enough, a vocabulary inside the teacher's; MMLU data and a tokenizer). -1 with e =
 // "FILE:LINE: problem".
 int sweep_config_load(const char* path, SweepConfig* c, Err* e);
 // The same, except that inputs not on disk yet are not errors: c->skipped lists each one and the checks

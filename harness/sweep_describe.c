@@ -28,9 +28,9 @@ void loss_describe(const LossConfig* l, char* out, size_t n) {
 }
 
 static long long shard_size(const char* path) {
-    uint64_t n;
+    Shard s;
     Err e;
-    return path[0] && !shard_peek_tokens(path, &n, &e) ? (long long)n : -1;
+    return path[0] && !shard_peek(path, &s, &e) ? (long long)s.n_tokens : -1;
 }
 
 int sweep_describe(const SweepConfig* c, const Cell* cells, int n, Err* e) {

@@ -1,6 +1,8 @@
 // token_shard.c: see token_shard.h.
 #include "token_shard.h"
 
+#include <sys/stat.h>
+
 #include <stdio.h>
 #include <string.h>
 
@@ -74,33 +76,33 @@ int shard_writer_close(ShardWriter* w, Err* e) {
 
 void shard_writer_abort(ShardWriter* w) { atomic_abort(&w->f); }
 
-int shard_open(Shard* s, const char* path, Err* e) {
-    memset(s, 0, sizeof *s);
-    snprintf(s->path, sizeof s->path, "%s", path);
-    if (file_map(path, &s->map, &s->size, e)) return -1;
-    if (s->size < SHARD_HEADER_BYTES) {
-        int rc = err_set(e, "%s: not a token shard (%zu bytes, shorter than the header)", path, s->size);
-        shard_close(s);
-        return rc;
-    }
-    const uint8_t* h = s->map;
-    int rc = 0;
+// The header's fields into s, checked against the file's size (everything but the token values)
+static int header_check(Shard* s, const uint8_t* h, size_t size, const char* path, Err* e) {
+    if (size < SHARD_HEADER_BYTES) return err_set(e, "%s: not a token shard (%zu bytes, shorter than the header)", path, size);
     s->token_bytes = (int)get_u32(h + 12);
     s->n_tokens = get_u64(h + 16);
     s->vocab_size = (int)get_u32(h + 24);
     s->eod_id = (int)get_u32(h + 28);
     s->n_docs = get_u64(h + 32);
-    if (memcmp(h, "ARBORTOK", 8) != 0) rc = err_set(e, "%s: not a token shard (bad magic)", path);
-    else if (get_u32(h + 8) != 1) rc = err_set(e, "%s: shard version %u is not supported (1)", path, get_u32(h + 8));
-    else if (s->token_bytes != 2 && s->token_bytes != 4) rc = err_set(e, "%s: %d bytes per token (2 or 4)", path, s->token_bytes);
-    else if (s->n_tokens > (s->size - SHARD_HEADER_BYTES) / (size_t)s->token_bytes ||
-             SHARD_HEADER_BYTES + s->n_tokens * (uint64_t)s->token_bytes != s->size)
-        rc = err_set(e, "%s: header says %llu tokens but the file holds %zu bytes of them", path,
-                     (unsigned long long)s->n_tokens, s->size - SHARD_HEADER_BYTES);
-    if (!rc && (get_u32(h + 24) < 1 || get_u32(h + 24) > (1u << 30)))
-        rc = err_set(e, "%s: vocabulary size %u in the header is not in [1, 2^30]", path, get_u32(h + 24));
-    if (!rc && s->eod_id != -1 && (s->eod_id < 0 || s->eod_id >= s->vocab_size))
-        rc = err_set(e, "%s: end-of-document id %d is outside the vocabulary of %d", path, s->eod_id, s->vocab_size);
+    if (memcmp(h, "ARBORTOK", 8) != 0) return err_set(e, "%s: not a token shard (bad magic)", path);
+    if (get_u32(h + 8) != 1) return err_set(e, "%s: shard version %u is not supported (1)", path, get_u32(h + 8));
+    if (s->token_bytes != 2 && s->token_bytes != 4) return err_set(e, "%s: %d bytes per token (2 or 4)", path, s->token_bytes);
+    if (s->n_tokens > (size - SHARD_HEADER_BYTES) / (size_t)s->token_bytes ||
+        SHARD_HEADER_BYTES + s->n_tokens * (uint64_t)s->token_bytes != size)
+        return err_set(e, "%s: header says %llu tokens but the file holds %zu bytes of them", path,
+                       (unsigned long long)s->n_tokens, size - SHARD_HEADER_BYTES);
+    if (get_u32(h + 24) < 1 || get_u32(h + 24) > (1u << 30))
+        return err_set(e, "%s: vocabulary size %u in the header is not in [1, 2^30]", path, get_u32(h + 24));
+    if (s->eod_id != -1 && (s->eod_id < 0 || s->eod_id >= s->vocab_size))
+        return err_set(e, "%s: end-of-document id %d is outside the vocabulary of %d", path, s->eod_id, s->vocab_size);
+    return 0;
+}
+
+int shard_open(Shard* s, const char* path, Err* e) {
+    memset(s, 0, sizeof *s);
+    snprintf(s->path, sizeof s->path, "%s", path);
+    if (file_map(path, &s->map, &s->size, e)) return -1;
+    int rc = header_check(s, s->map, s->size, path, e);
     // every token, as the unsigned value stored: a 4-byte id of 2^31 or more is not a negative id
     for (uint64_t i = 0; i < s->n_tokens && !rc; i++) {
         const uint8_t* p = s->map + SHARD_HEADER_BYTES + i * (uint64_t)s->token_bytes;
@@ -112,15 +114,18 @@ int shard_open(Shard* s, const char* path, Err* e) {
     return rc;
 }
 
-int shard_peek_tokens(const char* path, uint64_t* n_tokens, Err* e) {
-    uint8_t h[SHARD_HEADER_BYTES];
+int shard_peek(const char* path, Shard* s, Err* e) {
+    memset(s, 0, sizeof *s);
+    snprintf(s->path, sizeof s->path, "%s", path);
+    uint8_t h[SHARD_HEADER_BYTES] = {0};
+    struct stat st;
     FILE* f = fopen(path, "rb");
     if (!f) return err_set(e, "%s: cannot open", path);
     size_t got = fread(h, 1, sizeof h, f);
+    int ok = fstat(fileno(f), &st) == 0;
     fclose(f);
-    if (got != sizeof h || memcmp(h, "ARBORTOK", 8) != 0) return err_set(e, "%s: not a token shard", path);
-    *n_tokens = get_u64(h + 16);
-    return 0;
+    if (!ok) return err_set(e, "%s: cannot stat", path);
+    return header_check(s, h, got < sizeof h ? got : (size_t)st.st_size, path, e);
 }
 
 void shard_close(Shard* s) {

@@ -48,8 +48,10 @@ int* shard_read_tokens(const Shard* s, uint64_t max, int64_t* n);
 // Opens and validates (magic, version, sizes, every token below the vocab size).
 int shard_open(Shard* s, const char* path, Err* e);
 void shard_close(Shard* s);
-// The token count its header states, without mapping or validating the tokens (cheap on huge shards).
-int shard_peek_tokens(const char* path, uint64_t* n_tokens, Err* e);
+// The header alone, checked as shard_open checks it and against the file's size, without mapping or
+// reading the tokens (cheap on a multi-GB shard; shard_open checks every id when a stage reads it).
+// s->map stays NULL: nothing to close.
+int shard_peek(const char* path, Shard* s, Err* e);
 static inline int shard_token(const Shard* s, uint64_t i) {
     const uint8_t* p = s->map + SHARD_HEADER_BYTES + i * (uint64_t)s->token_bytes;
     return s->token_bytes == 2 ? (int)(p[0] | p[1] << 8) : (int)((uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24);
