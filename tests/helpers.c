@@ -82,10 +82,12 @@ int run_arbor(const char* args, const char* out_path) {
     // exec: the shell becomes arbor, which keeps the death signal below: a test killed at its timeout
     // takes its arbor with it instead of leaving it running
     snprintf(cmd, sizeof cmd, "exec %s %s%s%s", ARBOR_BIN, args, out_path ? " > " : "", out_path ? out_path : "");
+    pid_t parent = getpid();
     pid_t pid = fork();
     cr_assert(pid >= 0, "fork failed");
     if (pid == 0) {
         prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent) _exit(127);  // the test died before the signal was armed
         execl("/bin/sh", "sh", "-c", cmd, (char*)NULL);
         _exit(127);
     }
