@@ -104,29 +104,81 @@ static void push_pair(const Tokenizer* t, BpeWork* w, int left) {
     if (right >= 0 && merge_lookup(t, w->id[left], w->id[right], &rank, &merged)) heap_push(w, (Candidate){rank, left});
 }
 
+// the initial symbols of a piece whose vocabulary lacks some bytes, as BPE::merge_word makes them: a
+// missing byte's symbol becomes its <0xNN> tokens (byte_fallback, when all exist), else unk_token (runs
+// fused with fuse_unk; a pending unk is added after any fallback tokens, as the library does), else
+// nothing. Returns the count written to sym (room for 2n).
+static int initial_symbols(const Tokenizer* t, const uint8_t* bytes, int n, int* sym) {
+    int m = 0;
+    bool unk_pending = false;
+    for (int i = 0; i < n; i++) {
+        int id = t->byte_token[bytes[i]];
+        if (id >= 0) {
+            if (unk_pending) sym[m++] = t->unk_id, unk_pending = false;
+            sym[m++] = id;
+        } else if (t->byte_fallback && t->fallback_n[bytes[i]] > 0) {
+            for (int k = 0; k < t->fallback_n[bytes[i]]; k++) sym[m++] = t->fallback_ids[bytes[i]][k];
+        } else if (t->unk_id >= 0) {
+            if (unk_pending && !t->fuse_unk) sym[m++] = t->unk_id;
+            unk_pending = true;
+        }
+    }
+    if (unk_pending) sym[m++] = t->unk_id;
+    return m;
+}
+
+// ignore_merges: the id of the piece as one whole token, or -1
+static int whole_token(const Tokenizer* t, const uint8_t* bytes, int n) {
+    char small[256] = {0};
+    char* buf = 2 * (size_t)n <= sizeof small ? small : xmalloc(2 * (size_t)n);
+    int len = 0;
+    for (int i = 0; i < n; i++) {
+        uint32_t cp = byte_level_code_point(bytes[i]);
+        if (cp < 0x80) buf[len++] = (char)cp;
+        else buf[len++] = (char)(0xc0 | (cp >> 6)), buf[len++] = (char)(0x80 | (cp & 0x3f));
+    }
+    int id = strmap_get(&t->vocab, buf, len);
+    if (buf != small) free(buf);
+    return id;
+}
+
 static void bpe_piece(const Tokenizer* t, const uint8_t* bytes, int n, IntVec* out) {
-    if (n == 1) {
+    if (n == 0) return;
+    if (n == 1 && t->all_bytes) {
         intvec_push(out, t->byte_token[bytes[0]]);
         return;
     }
-    // the lazy heap holds up to 2n - 2 candidates: n - 1 first pairs, then two new ones per merge, one
-    // popped each (a 64-entry heap for 64-byte pieces overflowed on ordinary ASCII)
+    if (t->ignore_merges) {
+        int id = whole_token(t, bytes, n);
+        if (id >= 0) {
+            intvec_push(out, id);
+            return;
+        }
+    }
+    // symbols: n, or up to 2n with byte fallback. The lazy heap holds up to 2m - 2 candidates: m - 1
+    // first pairs, then two new ones per merge, one popped each (a 64-entry heap for 64-byte pieces
+    // overflowed on ordinary ASCII once)
+    int cap = t->all_bytes ? n : 2 * n;
     int small[4 * 64];
     Candidate small_heap[2 * 64];
     BpeWork w;
-    int* mem = n <= 64 ? small : xmalloc(sizeof(int) * 4 * (size_t)n);
+    int* mem = cap <= 64 ? small : xmalloc(sizeof(int) * 4 * (size_t)cap);
     w.id = mem;
-    w.next = mem + n;
-    w.prev = mem + 2 * n;
-    w.heap = n <= 64 ? small_heap : xmalloc(sizeof(Candidate) * (size_t)n * 2);
-    w.cap = n <= 64 ? 2 * 64 : 2 * n;
+    w.next = mem + cap;
+    w.prev = mem + 2 * cap;
+    w.heap = cap <= 64 ? small_heap : xmalloc(sizeof(Candidate) * (size_t)cap * 2);
+    w.cap = cap <= 64 ? 2 * 64 : 2 * cap;
     w.heap_len = 0;
-    for (int i = 0; i < n; i++) {
-        w.id[i] = t->byte_token[bytes[i]];
-        w.next[i] = i + 1 < n ? i + 1 : -1;
+    int m = n;
+    if (t->all_bytes)
+        for (int i = 0; i < n; i++) w.id[i] = t->byte_token[bytes[i]];
+    else
+        m = initial_symbols(t, bytes, n, w.id);
+    for (int i = 0; i < m; i++) {
+        w.next[i] = i + 1 < m ? i + 1 : -1;
         w.prev[i] = i - 1;
     }
-    for (int i = 0; i + 1 < n; i++) push_pair(t, &w, i);
+    for (int i = 0; i + 1 < m; i++) push_pair(t, &w, i);
     while (w.heap_len > 0) {
         Candidate c = heap_pop(&w);
         int left = c.pos, right = w.next[left];
@@ -143,13 +195,13 @@ static void bpe_piece(const Tokenizer* t, const uint8_t* bytes, int n, IntVec* o
         if (w.prev[left] >= 0) push_pair(t, &w, w.prev[left]);
         push_pair(t, &w, left);
     }
-    for (int i = 0; i >= 0; i = w.next[i]) intvec_push(out, w.id[i]);
+    for (int i = m > 0 ? 0 : -1; i >= 0; i = w.next[i]) intvec_push(out, w.id[i]);
     if (mem != small) free(mem);
     if (w.heap != small_heap) free(w.heap);
 }
 
 // ---------------------------------------------------------------------------------------------
-// normalise and pre-tokenize one stretch of text that holds no added token
+// one stretch of text that holds no added token: normalise, pre-tokenize, BPE each piece
 
 static int is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f'; }
 
@@ -165,58 +217,78 @@ static void encode_words(const Tokenizer* t, const char* s, size_t len, IntVec* 
     }
 }
 
-static int encode_plain(const Tokenizer* t, const char* text, size_t len, IntVec* out, Err* e) {
-    if (len == 0) return 0;
-    if (t->kind == TOKENIZER_WORD_LEVEL) {
-        encode_words(t, text, len, out);
-        return 0;
-    }
+// the Qwen layout: (NFC,) one regex, each match and each gap a piece
+static int encode_direct(const Tokenizer* t, const char* text, size_t len, IntVec* out, Err* e) {
     uint8_t* normalized = NULL;
     const char* s = text;
     int ascii = 1;
     for (size_t i = 0; i < len && ascii; i++) ascii = (uint8_t)text[i] < 0x80;
-    if (t->nfc && !ascii) {  // ASCII is its own NFC
+    if (t->direct_nfc && !ascii) {  // ASCII is its own NFC
         utf8proc_ssize_t n = utf8proc_map((const utf8proc_uint8_t*)text, (utf8proc_ssize_t)len, &normalized,
                                           UTF8PROC_STABLE | UTF8PROC_COMPOSE);
         if (n < 0) return err_set(e, "NFC normalisation failed: %s", utf8proc_errmsg(n));
         s = (const char*)normalized;
         len = (size_t)n;
     }
-    pcre2_code* re = t->split;
-    pcre2_match_data* md = pcre2_match_data_create_from_pattern(re, NULL);
-    size_t at = 0;
-    while (at < len) {
-        int rc = pcre2_match(re, (PCRE2_SPTR)s, len, at, PCRE2_NO_UTF_CHECK, md, NULL);
-        size_t start = len, end = len;
-        if (rc >= 0) {
-            PCRE2_SIZE* ov = pcre2_get_ovector_pointer(md);
-            start = ov[0];
-            end = ov[1];
-        }
-        if (start > at) bpe_piece(t, (const uint8_t*)s + at, (int)(start - at), out);  // the gap is a piece too
-        if (end > start) {
-            bpe_piece(t, (const uint8_t*)s + start, (int)(end - start), out);
-            at = end;
-        } else if (rc >= 0) {  // an empty match: step over one character
-            size_t step = 1;
-            while (start + step < len && ((uint8_t)s[start + step] & 0xc0) == 0x80) step++;
-            bpe_piece(t, (const uint8_t*)s + start, (int)step, out);
-            at = start + step;
-        } else {
-            at = len;
-        }
+    pcre2_match_data* md = pcre2_match_data_create_from_pattern(t->direct_split, NULL);
+    TextRegexIter it = {0};
+    size_t prev = 0, start, end;
+    while (text_regex_next(t->direct_split, md, s, len, &it, &start, &end)) {
+        if (start > prev) bpe_piece(t, (const uint8_t*)s + prev, (int)(start - prev), out);  // the gap is a piece too
+        bpe_piece(t, (const uint8_t*)s + start, (int)(end - start), out);
+        prev = end;
     }
+    if (prev < len) bpe_piece(t, (const uint8_t*)s + prev, (int)(len - prev), out);
     pcre2_match_data_free(md);
     free(normalized);
     return 0;
 }
 
-// The longest added token that starts at text[i], or NULL.
-static const AddedToken* added_at(const Tokenizer* t, const char* text, size_t len, size_t i) {
+// pre-tokenize and BPE a normalised stretch
+static void encode_pieces(const Tokenizer* t, const char* s, size_t len, IntVec* out) {
+    Pieces ps = {0};
+    text_pre_tokenize(&t->pipe, s, len, &ps);
+    for (size_t k = 0; k < ps.spans.len; k += 2)
+        bpe_piece(t, (const uint8_t*)ps.arena.data + ps.spans.data[k], ps.spans.data[k + 1], out);
+    pieces_free(&ps);
+}
+
+static const AddedToken* added_at(const Tokenizer* t, const char* text, size_t len, size_t i, bool normalized);
+
+static int encode_plain(const Tokenizer* t, const char* text, size_t len, IntVec* out, Err* e) {
+    if (len == 0) return 0;
+    if (t->kind == TOKENIZER_WORD_LEVEL) {
+        encode_words(t, text, len, out);
+        return 0;
+    }
+    if (t->direct) return encode_direct(t, text, len, out, e);
+    ByteVec norm = {0};
+    if (text_normalize(&t->pipe, text, len, &norm, e)) {
+        free(norm.data);
+        return -1;
+    }
+    // the added tokens matched on normalised text split it further
+    size_t plain = 0;
+    for (size_t i = 0; t->any_normalized && i < norm.len; i++) {
+        const AddedToken* a = added_at(t, norm.data, norm.len, i, true);
+        if (!a) continue;
+        encode_pieces(t, norm.data + plain, i - plain, out);
+        intvec_push(out, a->id);
+        i += (size_t)a->len - 1;
+        plain = i + 1;
+    }
+    encode_pieces(t, norm.data + plain, norm.len - plain, out);
+    free(norm.data);
+    return 0;
+}
+
+// The longest added token (of those matched on raw text, or on normalised text) that starts at
+// text[i], or NULL.
+static const AddedToken* added_at(const Tokenizer* t, const char* text, size_t len, size_t i, bool normalized) {
     const AddedToken* best = NULL;
     for (int k = 0; k < t->n_added; k++) {
         const AddedToken* a = &t->added[k];
-        if ((size_t)a->len <= len - i && a->content[0] == text[i] && memcmp(a->content, text + i, (size_t)a->len) == 0 &&
+        if (a->normalized == normalized && (size_t)a->len <= len - i && a->content[0] == text[i] && memcmp(a->content, text + i, (size_t)a->len) == 0 &&
             (!best || a->len > best->len))
             best = a;
     }
@@ -228,7 +300,7 @@ int tokenizer_encode(const Tokenizer* t, const char* text, size_t len, IntVec* o
     if (bad >= 0) return err_set(e, "invalid UTF-8 at byte %ld", bad);
     size_t plain_start = 0;
     for (size_t i = 0; i < len; i++) {
-        const AddedToken* a = t->n_added ? added_at(t, text, len, i) : NULL;
+        const AddedToken* a = t->n_added ? added_at(t, text, len, i, false) : NULL;
         if (!a) continue;
         if (encode_plain(t, text + plain_start, i - plain_start, out, e)) return -1;
         intvec_push(out, a->id);
@@ -238,28 +310,72 @@ int tokenizer_encode(const Tokenizer* t, const char* text, size_t len, IntVec* o
     return encode_plain(t, text + plain_start, len - plain_start, out, e);
 }
 
+// a token's text through the ByteLevel decoder: every character a byte symbol -> those bytes, else the
+// text's own UTF-8 (as the library's decoder falls back)
+static void decode_symbols(const Tokenizer* t, const char* text, size_t len, ByteVec* out) {
+    const uint8_t* s = (const uint8_t*)text;
+    size_t start = out->len;
+    for (utf8proc_ssize_t at = 0; at < (utf8proc_ssize_t)len;) {
+        utf8proc_int32_t cp;
+        utf8proc_ssize_t step = utf8proc_iterate(s + at, (utf8proc_ssize_t)len - at, &cp);
+        if (step <= 0 || cp < 0 || cp >= 512 || t->cp_to_byte[cp] < 0) {
+            out->len = start;
+            bytevec_append(out, text, len);
+            return;
+        }
+        char b = (char)t->cp_to_byte[cp];
+        bytevec_append(out, &b, 1);
+        at += step;
+    }
+}
+
+// "<0xNN>" -> NN, else -1
+static int fallback_byte(const char* s, int len) {
+    if (len != 6 || memcmp(s, "<0x", 3) != 0 || s[5] != '>') return -1;
+    int v = 0;
+    for (int i = 3; i < 5; i++) {
+        char c = s[i];
+        int d = c >= '0' && c <= '9' ? c - '0' : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+        if (d < 0) return -1;
+        v = v * 16 + d;
+    }
+    return v;
+}
+
+// a run of <0xNN> bytes through ByteFallback (valid UTF-8: one token; else U+FFFD per byte), then ByteLevel
+static void decode_fallback_run(const Tokenizer* t, ByteVec* run, ByteVec* out) {
+    if (run->len == 0) return;
+    if (utf8_invalid_offset(run->data, run->len) < 0) decode_symbols(t, run->data, run->len, out);
+    else
+        for (size_t i = 0; i < run->len; i++) bytevec_append(out, "\xef\xbf\xbd", 3);
+    run->len = 0;
+}
+
 int tokenizer_decode(const Tokenizer* t, const int* ids, size_t n, ByteVec* out, Err* e) {
+    ByteVec run = {0};
     for (size_t i = 0; i < n; i++) {
         int id = ids[i];
-        if (id < 0 || id >= t->n_ids || !t->tokens[id]) return err_set(e, "token id %d is not in the vocabulary", id);
+        if (id < 0 || id >= t->n_ids || !t->tokens[id]) {
+            free(run.data);
+            return err_set(e, "token id %d is not in the vocabulary", id);
+        }
         int is_added = 0;
         for (int k = 0; k < t->n_added && !is_added; k++) is_added = t->added[k].id == id;
+        int fb = t->decode_byte_fallback && !is_added ? fallback_byte(t->tokens[id], t->token_lens[id]) : -1;
+        if (fb >= 0) {
+            char b = (char)fb;
+            bytevec_append(&run, &b, 1);
+            continue;
+        }
+        decode_fallback_run(t, &run, out);
         if (is_added || t->kind == TOKENIZER_WORD_LEVEL) {  // WordLevel decodes as words joined by spaces
             if (t->kind == TOKENIZER_WORD_LEVEL && i > 0) bytevec_append(out, " ", 1);
             bytevec_append(out, t->tokens[id], (size_t)t->token_lens[id]);
             continue;
         }
-        const uint8_t* s = (const uint8_t*)t->tokens[id];
-        utf8proc_ssize_t at = 0, len = t->token_lens[id];
-        while (at < len) {
-            utf8proc_int32_t cp;
-            utf8proc_ssize_t step = utf8proc_iterate(s + at, len - at, &cp);
-            if (step <= 0 || cp < 0 || cp >= 512 || t->cp_to_byte[cp] < 0)
-                return err_set(e, "token %d holds a symbol that is not a byte", id);
-            char b = (char)t->cp_to_byte[cp];
-            bytevec_append(out, &b, 1);
-            at += step;
-        }
+        decode_symbols(t, t->tokens[id], (size_t)t->token_lens[id], out);
     }
+    decode_fallback_run(t, &run, out);
+    free(run.data);
     return 0;
 }

@@ -1,20 +1,24 @@
-// tokenizer.h: Hugging Face byte-level BPE tokenizers as Qwen2 / Qwen2.5 / Qwen3 ship them.
+// tokenizer.h: Hugging Face byte-level BPE tokenizers (Qwen2/2.5/3, Llama 3, SmolLM2, GPT-2 layouts)
+// and the WordLevel kind of the built-in demo.
 //
-// encode: added tokens are matched on the raw text first (leftmost-longest); each stretch between them
-// is NFC-normalised, split by the pre-tokenizer regex (PCRE2, UTF + UCP, "Isolated" behaviour), each
-// piece's bytes mapped to their byte-level symbols and merged by BPE rank.
-// decode: tokens back to bytes (added tokens as their content).
+// encode: added tokens are matched first (leftmost-longest: those with normalized=false on the raw
+// text, the others on each stretch after normalisation); each stretch between them goes through the
+// tokenizer.json's normalizers and pre-tokenizers (text_pipeline.h), and each piece's bytes become their
+// byte-level symbols, merged by BPE rank. A byte whose symbol is not in the vocabulary is what the
+// library makes of it: its <0xNN> tokens (the symbol's UTF-8 bytes) with byte_fallback, else unk_token
+// (fused runs with fuse_unk), else nothing. ignore_merges: a piece that is a whole token is that token.
+// decode: the decoder's ByteLevel mapping (a token holding a non-symbol is its own UTF-8), ByteFallback
+// runs of <0xNN> tokens when the decoder has it, added tokens as their content.
 //
-// Kinds: only byte-level BPE today. A Llama/Mistral SentencePiece-BPE tokenizer.json (Metaspace "▁"
-// pre-tokenizer, <0xNN> byte fallback) fits the same pipeline: it differs in the normaliser/pre-
-// tokenizer step and in how a piece becomes initial symbols and a token becomes bytes, which are the
-// per-kind functions in tokenizer.c; the loader already records `kind` and refuses what it cannot run.
+// The Qwen layout (NFC or none; Split(Regex, Isolated) + ByteLevel(use_regex=false), or ByteLevel with
+// its regex alone) takes a direct path with the same results: one regex scan, no piece list.
 #pragma once
 #include <stdbool.h>
 #include <stdint.h>
 
 #include "../kernels/check.h"
 #include "hashmap.h"
+#include "text_pipeline.h"
 #include "vec.h"
 
 // WordLevel: tokenizers' WordLevel model with a WhitespaceSplit pre-tokenizer (the built-in demo's
@@ -26,6 +30,7 @@ typedef struct {
     int len;
     int id;
     bool special;
+    bool normalized;  // matched on normalised text, not the raw input
 } AddedToken;
 
 typedef struct {
@@ -39,12 +44,20 @@ typedef struct {
     U64Map merges;         // ((left << 32) | right) + 1 -> (rank << 32) | merged id
     AddedToken* added;     // (n_added)
     int n_added;
-    bool nfc;              // normaliser: NFC or none
-    void* split;           // pcre2_code_8*: the pre-tokenizer pattern
-    int byte_token[256];   // id of the one-symbol token of each byte
+    TextPipeline pipe;     // normalizers and pre-tokenizers
+    bool direct;           // the Qwen layout's direct path (see above)
+    bool direct_nfc;       //   with NFC
+    const void* direct_split;  //   its pcre2_code_8* (owned by pipe)
+    bool any_normalized;   // some added token is matched on normalised text
+    int byte_token[256];   // id of the one-symbol token of each byte, -1 when the vocabulary lacks it
+    bool all_bytes;        // no byte_token is -1
+    int fallback_ids[256][2];  // byte_fallback: the <0xNN> ids of each byte's symbol (UTF-8: 1 or 2 bytes)
+    int fallback_n[256];   //   how many; 0 when one of them is missing
+    bool byte_fallback, fuse_unk, ignore_merges;
+    bool decode_byte_fallback;  // the decoder has ByteFallback
     int16_t cp_to_byte[512];  // byte-level symbol code point -> byte, -1 when none
     int eod_id;            // <|endoftext|>, or -1
-    int unk_id;            // WordLevel: the id of unknown words
+    int unk_id;            // WordLevel: the id of unknown words; BPE: unk_token's id, or -1
 } Tokenizer;
 
 // Loads DIR/tokenizer.json, or else DIR/vocab.json + DIR/merges.txt (+ tokenizer_config.json for the

@@ -30,23 +30,11 @@ static void alloc_ids(Tokenizer* t, int n_ids) {
     t->token_lens = xcalloc((size_t)n_ids, sizeof(int));
 }
 
-static int compile_split(Tokenizer* t, const char* pattern, Err* e) {
-    int code;
-    PCRE2_SIZE off;
-    pcre2_code* re = pcre2_compile((PCRE2_SPTR)pattern, PCRE2_ZERO_TERMINATED, PCRE2_UTF | PCRE2_UCP, &code, &off, NULL);
-    if (!re) {
-        PCRE2_UCHAR msg[256];
-        pcre2_get_error_message(code, msg, sizeof msg);
-        return err_set(e, "%s: pre-tokenizer regex does not compile at offset %zu: %s", t->source, (size_t)off, (char*)msg);
-    }
-    pcre2_jit_compile(re, PCRE2_JIT_COMPLETE);  // falls back to the interpreter when JIT is unavailable
-    t->split = re;
-    return 0;
-}
-
-// The byte-level symbols: every byte must have its one-symbol token.
-static int bind_bytes(Tokenizer* t, Err* e) {
+// The byte-level symbols: each byte's one-symbol token (-1 where the vocabulary lacks it), and for
+// byte_fallback the <0xNN> tokens of the symbol's UTF-8 bytes.
+static void bind_bytes(Tokenizer* t) {
     for (int i = 0; i < 512; i++) t->cp_to_byte[i] = -1;
+    t->all_bytes = true;
     for (int b = 0; b < 256; b++) {
         uint32_t cp = byte_level_code_point(b);
         char utf8[4];
@@ -54,11 +42,16 @@ static int bind_bytes(Tokenizer* t, Err* e) {
         if (n == 1) utf8[0] = (char)cp;
         else utf8[0] = (char)(0xc0 | (cp >> 6)), utf8[1] = (char)(0x80 | (cp & 0x3f));
         t->byte_token[b] = strmap_get(&t->vocab, utf8, n);
-        if (t->byte_token[b] < 0)
-            return err_set(e, "%s: no token for byte 0x%02x (not a byte-level BPE vocabulary)", t->source, b);
+        if (t->byte_token[b] < 0) t->all_bytes = false;
         t->cp_to_byte[cp] = (int16_t)b;
+        t->fallback_n[b] = n;
+        for (int k = 0; k < n; k++) {
+            char name[8];
+            snprintf(name, sizeof name, "<0x%02X>", (uint8_t)utf8[k]);
+            t->fallback_ids[b][k] = strmap_get(&t->vocab, name, 6);
+            if (t->fallback_ids[b][k] < 0) t->fallback_n[b] = 0;
+        }
     }
-    return 0;
 }
 
 static int add_merge(Tokenizer* t, const char* a, int alen, const char* b, int blen, int rank, Err* e) {
@@ -80,7 +73,7 @@ static int add_merge(Tokenizer* t, const char* a, int alen, const char* b, int b
     return 0;
 }
 
-static int add_added_token(Tokenizer* t, const char* content, int id, bool special, Err* e) {
+static int add_added_token(Tokenizer* t, const char* content, int id, bool special, bool normalized, Err* e) {
     if (id < 0 || id >= t->n_ids) return err_set(e, "%s: added token id %d is out of range", t->source, id);
     if (!content[0]) return err_set(e, "%s: added token %d is empty", t->source, id);
     t->added = realloc(t->added, sizeof(AddedToken) * (size_t)(t->n_added + 1));
@@ -90,6 +83,8 @@ static int add_added_token(Tokenizer* t, const char* content, int id, bool speci
     memcpy(a->content, content, (size_t)a->len + 1);
     a->id = id;
     a->special = special;
+    a->normalized = normalized;
+    if (normalized) t->any_normalized = true;
     set_token(t, id, content, a->len);
     if (strcmp(content, "<|endoftext|>") == 0) t->eod_id = id;
     return 0;
@@ -98,42 +93,87 @@ static int add_added_token(Tokenizer* t, const char* content, int id, bool speci
 // ---------------------------------------------------------------------------------------------
 // tokenizer.json
 
-static int check_pipeline(Tokenizer* t, const cJSON* root, const char** pattern, Err* e) {
-    const cJSON* norm = cJSON_GetObjectItemCaseSensitive(root, "normalizer");
-    const cJSON* nt = norm ? cJSON_GetObjectItemCaseSensitive(norm, "type") : NULL;
-    if (norm && !cJSON_IsNull(norm)) {
-        if (!cJSON_IsString(nt) || strcmp(nt->valuestring, "NFC") != 0)
-            return err_set(e, "%s: normalizer '%s' is not supported (NFC or none)", t->source,
-                           cJSON_IsString(nt) ? nt->valuestring : "?");
-        t->nfc = true;
+// normalizer and pre_tokenizer into t->pipe; a BPE needs a ByteLevel step. The Qwen layout takes the
+// direct path.
+static int read_pipeline(Tokenizer* t, const cJSON* normalizer, const cJSON* pre_tokenizer, Err* e) {
+    if (text_pipeline_parse(&t->pipe, normalizer, pre_tokenizer, t->source, e)) return -1;
+    const TextPipeline* p = &t->pipe;
+    if (p->byte_level_at < 0)
+        return err_set(e, "%s: a BPE model needs a ByteLevel pre-tokenizer (byte-level BPE only; Metaspace/SentencePiece "
+                          "style is not supported)", t->source);
+    bool nfc_or_none = p->n_norm == 0 || (p->n_norm == 1 && p->norm[0].kind == NORM_NFC);
+    const PreTokenizer* q = p->pre;
+    if (nfc_or_none && p->n_pre == 2 && q[0].kind == PRE_SPLIT && q[0].behavior == SPLIT_ISOLATED && !q[0].invert &&
+        q[1].kind == PRE_BYTE_LEVEL && !q[1].use_regex && !q[1].add_prefix_space)
+        t->direct_split = q[0].regex;
+    else if (nfc_or_none && p->n_pre == 1 && q[0].use_regex && !q[0].add_prefix_space)
+        t->direct_split = q[0].regex;
+    t->direct_nfc = p->n_norm == 1;
+    return 0;
+}
+
+// BPE model options: what the library's BPE would do differently is refused by name
+static int read_bpe_options(Tokenizer* t, const cJSON* model, Err* e) {
+    const cJSON* dropout = cJSON_GetObjectItemCaseSensitive(model, "dropout");
+    if (dropout && !cJSON_IsNull(dropout) && !(cJSON_IsNumber(dropout) && dropout->valuedouble == 0))
+        return err_set(e, "%s: BPE dropout is not supported (encoding would not be deterministic)", t->source);
+    static const char* affixes[] = {"continuing_subword_prefix", "end_of_word_suffix"};
+    for (int i = 0; i < 2; i++) {
+        const cJSON* v = cJSON_GetObjectItemCaseSensitive(model, affixes[i]);
+        if (v && !cJSON_IsNull(v) && !(cJSON_IsString(v) && v->valuestring[0] == 0))
+            return err_set(e, "%s: BPE %s is not supported", t->source, affixes[i]);
     }
-    // pre_tokenizer: Sequence[Split(Regex, Isolated), ByteLevel(use_regex=false)] (Qwen2/3), or
-    // ByteLevel(use_regex=true) with GPT-2's own pattern
-    const cJSON* pre = cJSON_GetObjectItemCaseSensitive(root, "pre_tokenizer");
-    const cJSON* type = pre ? cJSON_GetObjectItemCaseSensitive(pre, "type") : NULL;
-    if (!cJSON_IsString(type)) return err_set(e, "%s: no pre_tokenizer", t->source);
-    if (strcmp(type->valuestring, "Sequence") == 0) {
-        const cJSON* seq = cJSON_GetObjectItemCaseSensitive(pre, "pretokenizers");
-        const cJSON *split = cJSON_GetArrayItem(seq, 0), *bl = cJSON_GetArrayItem(seq, 1);
-        const cJSON* st = split ? cJSON_GetObjectItemCaseSensitive(split, "type") : NULL;
-        const cJSON* bt = bl ? cJSON_GetObjectItemCaseSensitive(bl, "type") : NULL;
-        const cJSON* pat = split ? cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(split, "pattern"), "Regex") : NULL;
-        const cJSON* behavior = split ? cJSON_GetObjectItemCaseSensitive(split, "behavior") : NULL;
-        const cJSON* invert = split ? cJSON_GetObjectItemCaseSensitive(split, "invert") : NULL;
-        const cJSON* use_regex = bl ? cJSON_GetObjectItemCaseSensitive(bl, "use_regex") : NULL;
-        if (cJSON_GetArraySize(seq) != 2 || !cJSON_IsString(st) || strcmp(st->valuestring, "Split") != 0 ||
-            !cJSON_IsString(pat) || !cJSON_IsString(behavior) || strcmp(behavior->valuestring, "Isolated") != 0 ||
-            cJSON_IsTrue(invert) || !cJSON_IsString(bt) || strcmp(bt->valuestring, "ByteLevel") != 0 ||
-            cJSON_IsTrue(use_regex))
-            return err_set(e, "%s: pre_tokenizer sequence is not Split(Regex, Isolated) + ByteLevel", t->source);
-        *pattern = pat->valuestring;
-    } else if (strcmp(type->valuestring, "ByteLevel") == 0) {
-        *pattern = "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+";
-        const cJSON* prefix = cJSON_GetObjectItemCaseSensitive(pre, "add_prefix_space");
-        if (cJSON_IsTrue(prefix)) return err_set(e, "%s: ByteLevel add_prefix_space is not supported", t->source);
-    } else {
-        return err_set(e, "%s: pre_tokenizer '%s' is not supported (byte-level BPE only so far)", t->source,
-                       type->valuestring);
+    t->byte_fallback = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(model, "byte_fallback"));
+    t->fuse_unk = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(model, "fuse_unk"));
+    t->ignore_merges = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(model, "ignore_merges"));
+    const cJSON* unk = cJSON_GetObjectItemCaseSensitive(model, "unk_token");
+    if (unk && !cJSON_IsNull(unk)) {
+        if (!cJSON_IsString(unk)) return err_set(e, "%s: model.unk_token must be a string or null", t->source);
+        t->unk_id = strmap_get(&t->vocab, unk->valuestring, (int)strlen(unk->valuestring));
+        if (t->unk_id < 0) return err_set(e, "%s: unk_token '%.60s' is not in model.vocab", t->source, unk->valuestring);
+    }
+    return 0;
+}
+
+// the decoder: ByteLevel, with ByteFallback when a Sequence holds it
+static void read_decoder(Tokenizer* t, const cJSON* decoder) {
+    const cJSON* type = cJSON_IsObject(decoder) ? cJSON_GetObjectItemCaseSensitive(decoder, "type") : NULL;
+    if (!cJSON_IsString(type) || strcmp(type->valuestring, "Sequence") != 0) return;
+    const cJSON* it;
+    cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(decoder, "decoders")) {
+        const cJSON* ty = cJSON_IsObject(it) ? cJSON_GetObjectItemCaseSensitive(it, "type") : NULL;
+        if (cJSON_IsString(ty) && strcmp(ty->valuestring, "ByteFallback") == 0) t->decode_byte_fallback = true;
+    }
+}
+
+// added_tokens, with the ids tokenizers gives them: it ignores each entry's "id" when it loads (it only
+// warns when they differ) and, in file order, gives a token whose content is in model.vocab that id,
+// content already added its id, else a fresh id: one past the largest fresh id so far when that is at
+// least the vocabulary's size (its entry count), else that size (tokenizers 0.23.3, tested). The options that change matching
+// (lstrip, rstrip, single_word) are refused.
+static int read_added_tokens(Tokenizer* t, const cJSON* added, int n_vocab, const char* path, Err* e) {
+    int max_added = -1;
+    const cJSON* it;
+    cJSON_ArrayForEach(it, added) {
+        const cJSON* file_id = cJSON_GetObjectItemCaseSensitive(it, "id");
+        const cJSON* content = cJSON_GetObjectItemCaseSensitive(it, "content");
+        if (!cJSON_IsNumber(file_id) || !cJSON_IsString(content)) return err_set(e, "%s: malformed added_tokens entry", path);
+        static const char* options[] = {"lstrip", "rstrip", "single_word"};
+        for (int i = 0; i < 3; i++)
+            if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(it, options[i])))
+                return err_set(e, "%s: added token '%.60s' sets %s, which is not supported", path, content->valuestring, options[i]);
+        const char* text = content->valuestring;
+        int len = (int)strlen(text), id = len ? strmap_get(&t->vocab, text, len) : -1;
+        for (int k = 0; k < t->n_added && id < 0; k++)
+            if (strcmp(t->added[k].content, text) == 0) id = t->added[k].id;
+        if (id < 0) {  // a fresh id; the largest counts only fresh ones
+            id = max_added >= n_vocab ? max_added + 1 : n_vocab;
+            max_added = id;
+        }
+        bool special = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(it, "special"));
+        const cJSON* norm = cJSON_GetObjectItemCaseSensitive(it, "normalized");
+        bool normalized = cJSON_IsBool(norm) ? cJSON_IsTrue(norm) : !special;  // the library's default
+        if (add_added_token(t, text, id, special, normalized, e)) return -1;
     }
     return 0;
 }
@@ -175,15 +215,15 @@ static int vocab_fill(Tokenizer* t, const cJSON* vocab, int n_extra, int extra_m
 
 // model.vocab of tokenizer.json, with room for the ids added_tokens will take
 static int load_vocab_object(Tokenizer* t, const cJSON* vocab, const cJSON* added, const char* path, Err* e) {
-    int max_added = -1;
     const cJSON* it;
     cJSON_ArrayForEach(it, added) {
         const cJSON* id = cJSON_GetObjectItemCaseSensitive(it, "id");
         if (!cJSON_IsNumber(id) || id->valuedouble < 0 || id->valuedouble > 1 << 30)
             return err_set(e, "%s: added token with an invalid id", path);
-        if (id->valueint > max_added) max_added = id->valueint;
     }
-    return vocab_fill(t, vocab, cJSON_GetArraySize(added), max_added, path, e);
+    // the ids read_added_tokens gives are below the vocabulary's size plus the added count
+    int n_vocab = cJSON_GetArraySize(vocab), n_added = cJSON_GetArraySize(added);
+    return vocab_fill(t, vocab, n_added, n_vocab + n_added - 1, path, e);
 }
 
 // WordLevel + WhitespaceSplit (no normaliser): a vocabulary of whole words and an unk token.
@@ -200,18 +240,13 @@ static int load_word_level(Tokenizer* t, const cJSON* root, const char* path, Er
         return err_set(e, "%s: WordLevel is supported with the WhitespaceSplit pre-tokenizer only", path);
     if (norm && !cJSON_IsNull(norm)) return err_set(e, "%s: WordLevel is supported without a normalizer only", path);
     t->kind = TOKENIZER_WORD_LEVEL;
-    const cJSON* it;
     const cJSON* added = cJSON_GetObjectItemCaseSensitive(root, "added_tokens");
     if (load_vocab_object(t, vocab, added, path, e)) return -1;
     t->unk_id = strmap_get(&t->vocab, unk->valuestring, (int)strlen(unk->valuestring));
     if (t->unk_id < 0) return err_set(e, "%s: unk_token '%s' is not in the vocabulary", path, unk->valuestring);
-    cJSON_ArrayForEach(it, added) {
-        const cJSON* id = cJSON_GetObjectItemCaseSensitive(it, "id");
-        const cJSON* content = cJSON_GetObjectItemCaseSensitive(it, "content");
-        if (!cJSON_IsNumber(id) || !cJSON_IsString(content)) return err_set(e, "%s: malformed added_tokens entry", path);
-        if (add_added_token(t, content->valuestring, id->valueint, cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(it, "special")), e))
-            return -1;
-    }
+    if (read_added_tokens(t, added, cJSON_GetArraySize(vocab), path, e)) return -1;
+    for (int i = 0; i < t->n_added; i++) t->added[i].normalized = false;  // no normalizer: raw text is normalised text
+    t->any_normalized = false;
     return 0;
 }
 
@@ -223,7 +258,6 @@ static int load_tokenizer_json(Tokenizer* t, const char* path, Err* e) {
     free(text);
     if (!root) return err_set(e, "%s: malformed JSON", path);
     int rc = -1;
-    const char* pattern = NULL;
     const cJSON* model = cJSON_GetObjectItemCaseSensitive(root, "model");
     const cJSON* mtype = model ? cJSON_GetObjectItemCaseSensitive(model, "type") : NULL;
     const cJSON* vocab = model ? cJSON_GetObjectItemCaseSensitive(model, "vocab") : NULL;
@@ -237,17 +271,15 @@ static int load_tokenizer_json(Tokenizer* t, const char* path, Err* e) {
         err_set(e, "%s: model type '%s' is not supported (BPE or WordLevel)", path, cJSON_IsString(mtype) ? mtype->valuestring : "?");
         goto done;
     }
-    if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(model, "byte_fallback"))) {
-        err_set(e, "%s: byte_fallback BPE (SentencePiece style) is not supported yet", path);
-        goto done;
-    }
     if (!cJSON_IsObject(vocab) || !cJSON_IsArray(merges)) {
         err_set(e, "%s: model.vocab must be an object and model.merges a list", path);
         goto done;
     }
-    if (check_pipeline(t, root, &pattern, e)) goto done;
+    if (read_pipeline(t, cJSON_GetObjectItemCaseSensitive(root, "normalizer"), cJSON_GetObjectItemCaseSensitive(root, "pre_tokenizer"), e))
+        goto done;
+    read_decoder(t, cJSON_GetObjectItemCaseSensitive(root, "decoder"));
     const cJSON* it;
-    if (load_vocab_object(t, vocab, added, path, e)) goto done;
+    if (load_vocab_object(t, vocab, added, path, e) || read_bpe_options(t, model, e)) goto done;
     u64map_init(&t->merges, (size_t)cJSON_GetArraySize(merges));
     int rank = 0;
     cJSON_ArrayForEach(it, merges) {
@@ -270,18 +302,10 @@ static int load_tokenizer_json(Tokenizer* t, const char* path, Err* e) {
         }
         if (add_merge(t, a, alen, b, blen, rank++, e)) goto done;
     }
-    cJSON_ArrayForEach(it, added) {
-        const cJSON* id = cJSON_GetObjectItemCaseSensitive(it, "id");
-        const cJSON* content = cJSON_GetObjectItemCaseSensitive(it, "content");
-        if (!cJSON_IsNumber(id) || !cJSON_IsString(content)) {
-            err_set(e, "%s: malformed added_tokens entry", path);
-            goto done;
-        }
-        if (add_added_token(t, content->valuestring, id->valueint,
-                            cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(it, "special")), e))
-            goto done;
-    }
-    rc = compile_split(t, pattern, e) || bind_bytes(t, e) ? -1 : 0;
+    if (read_added_tokens(t, added, cJSON_GetArraySize(vocab), path, e)) goto done;
+    bind_bytes(t);
+    t->direct = t->direct_split && !t->any_normalized;
+    rc = 0;
 done:
     cJSON_Delete(root);
     return rc;
@@ -355,11 +379,22 @@ static int load_vocab_merges(Tokenizer* t, const char* dir, Err* e) {
             goto done;
         }
         if (add_added_token(t, content->valuestring, atoi(it->string),
-                            cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(it, "special")), e))
+                            cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(it, "special")), false, e))
             goto done;
     }
-    t->nfc = true;
-    rc = compile_split(t, QWEN2_SPLIT, e) || bind_bytes(t, e) ? -1 : 0;
+    // Qwen2Tokenizer's pipeline: NFC, its split, then the byte-level symbols
+    cJSON* norm = cJSON_CreateObject();
+    cJSON_AddStringToObject(norm, "type", "NFC");
+    cJSON* pre = cJSON_Parse("{\"type\":\"Sequence\",\"pretokenizers\":[{\"type\":\"Split\",\"behavior\":\"Isolated\","
+                             "\"pattern\":{}},{\"type\":\"ByteLevel\",\"add_prefix_space\":false,\"use_regex\":false}]}");
+    cJSON_AddStringToObject(cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(pre, "pretokenizers"), 0),
+                                                             "pattern"), "Regex", QWEN2_SPLIT);
+    rc = read_pipeline(t, norm, pre, e);
+    cJSON_Delete(norm);
+    cJSON_Delete(pre);
+    if (rc) goto done;
+    bind_bytes(t);
+    t->direct = t->direct_split != NULL;
 done:
     free(merges_text);
     cJSON_Delete(vocab);
@@ -371,6 +406,8 @@ int tokenizer_load(Tokenizer* t, const char* dir, Err* e) {
     memset(t, 0, sizeof *t);
     t->kind = TOKENIZER_BYTE_LEVEL_BPE;
     t->eod_id = -1;
+    t->unk_id = -1;
+    t->pipe.byte_level_at = -1;
     if (e) e->msg[0] = 0;
     char path[4200];
     snprintf(path, sizeof path, "%s/tokenizer.json", dir);
@@ -397,6 +434,6 @@ void tokenizer_free(Tokenizer* t) {
     free(t->added);
     if (t->vocab.keys) strmap_free(&t->vocab);
     if (t->merges.keys) u64map_free(&t->merges);
-    if (t->split) pcre2_code_free(t->split);
+    text_pipeline_free(&t->pipe);
     memset(t, 0, sizeof *t);
 }

@@ -125,3 +125,17 @@ char* slurp(const char* path) {
     cr_assert_not_null(text, "%s", e.msg);
     return text;
 }
+
+static uint64_t fnv_u32(uint64_t h, uint32_t x) {
+    for (int b = 0; b < 4; b++) h = (h ^ ((x >> (8 * b)) & 0xff)) * 1099511628211ull;
+    return h;
+}
+
+void id_hash_add(IdHash* h, const int* ids, size_t n) {
+    if (h->groups == 0) h->h = 1469598103934665603ull;
+    else h->h = fnv_u32(h->h, 0xffffffffu);
+    for (size_t i = 0; i < n; i++) h->h = fnv_u32(h->h, (uint32_t)ids[i]);
+    h->groups++;
+}
+
+uint32_t id_hash_value(const IdHash* h) { return (uint32_t)(h->groups ? h->h : 1469598103934665603ull); }

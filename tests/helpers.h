@@ -29,5 +29,13 @@ int data_path(char* out, size_t n, const char* sub);
 // A one-document token shard of n pseudo-random ids below vocab (a fixed function of seed), or, when
 // ids is not NULL, of those n ids.
 void write_test_shard(const char* path, int n, int vocab, uint64_t seed, const int* ids);
+// The fixtures' hash of token ids (tools/make_tokenizer_fixtures.py id_hash): FNV-1a 64 over the ids as
+// little-endian u32, 0xFFFFFFFF between groups; the low 32 bits. Start with {0}, add each group in order.
+typedef struct {
+    uint64_t h;
+    long groups;
+} IdHash;
+void id_hash_add(IdHash* h, const int* ids, size_t n);
+uint32_t id_hash_value(const IdHash* h);
 // true when needle occurs in haystack
 int contains(const char* haystack, const char* needle);

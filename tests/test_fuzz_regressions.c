@@ -18,6 +18,7 @@ ENTRY(safetensors)
 ENTRY(config)
 ENTRY(tokenizer_load)
 ENTRY(tokenizer_roundtrip)
+ENTRY(tokenizer_kinds)
 ENTRY(mmlu_csv)
 ENTRY(sweep_ini)
 ENTRY(shard)
@@ -66,6 +67,13 @@ Test(fuzz_regressions, tokenizer_roundtrip) {
     *strrchr(root, '/') = 0;
     setenv("ARBOR_DATA", root, 1);
     replay("tokenizer_roundtrip", fuzz_entry_tokenizer_roundtrip, 1);
+}
+Test(fuzz_regressions, tokenizer_kinds) {
+    char tok[1024];
+    if (data_path(tok, sizeof tok, "qwen3-tokenizer")) cr_skip_test("no Qwen3 tokenizer data (ARBOR_DATA)");
+    *strrchr(tok, '/') = 0;
+    setenv("ARBOR_DATA", tok, 1);
+    replay("tokenizer_kinds", fuzz_entry_tokenizer_kinds, 0);
 }
 Test(fuzz_regressions, mmlu_csv) { replay("mmlu_csv", fuzz_entry_mmlu_csv, 0); }
 Test(fuzz_regressions, sweep_ini) { replay("sweep_ini", fuzz_entry_sweep_ini, 1); }

@@ -28,16 +28,11 @@ static void unload(void) {
 }
 TestSuite(tokenizer, .init = load, .fini = unload);
 
-// FNV-1a 64 over ids as little-endian u32, 0xFFFFFFFF between groups; low 32 bits (as the script)
+// the fixtures' hash of groups of ids (helpers.h)
 static uint32_t id_hash(IntVec* groups, int n) {
-    uint64_t h = 1469598103934665603ull;
-    for (int g = 0; g < n; g++) {
-        for (size_t i = (g ? 0 : 1); i <= groups[g].len; i++) {
-            uint32_t x = i == 0 ? 0xffffffffu : (uint32_t)groups[g].data[i - 1];
-            for (int b = 0; b < 4; b++) h = (h ^ ((x >> (8 * b)) & 0xff)) * 1099511628211ull;
-        }
-    }
-    return (uint32_t)h;
+    IdHash h = {0};
+    for (int g = 0; g < n; g++) id_hash_add(&h, groups[g].data, groups[g].len);
+    return id_hash_value(&h);
 }
 
 static IntVec encode(const char* s, size_t n) {
@@ -334,4 +329,73 @@ Test(word_level, tokens_in_both_the_vocab_and_added_tokens_load) {
     cr_expect_eq(strmap_get(&t.vocab, "hi", 2), 2, "the vocabulary map still reads its keys");
     free(v.data);
     tokenizer_free(&t);
+}
+
+// tokenizers 0.23.3 gives added tokens their ids itself (the file's "id" only warns): these expectations
+// are what Tokenizer.from_str(...).token_to_id gave for the same two files
+Test(tokenizer, added_token_ids_are_assigned_as_tokenizers_does) {
+    static const char* head = "{\"model\":{\"type\":\"BPE\",\"merges\":[],\"vocab\":";
+    static const char* pre = ",\"pre_tokenizer\":{\"type\":\"ByteLevel\"}}";
+    struct {
+        const char* vocab;
+        const char* added;
+        int want[3];
+    } cases[] = {
+        {"{\"a\":0,\"b\":1,\"c\":2}}", "[{\"id\":10,\"content\":\"<X>\"},{\"id\":3,\"content\":\"<Y>\"},{\"id\":7,\"content\":\"<Z>\"}]", {3, 4, 5}},
+        {"{\"a\":0,\"c\":5}}", "[{\"id\":6,\"content\":\"<X>\"},{\"id\":9,\"content\":\"c\"},{\"id\":1,\"content\":\"<Y>\"}]", {2, 5, 3}},
+    };
+    for (int c = 0; c < 2; c++) {
+        char json[1024];
+        snprintf(json, sizeof json, "%s%s,\"added_tokens\":%s%s", head, cases[c].vocab, cases[c].added, pre);
+        Tokenizer t;
+        Err e;
+        cr_assert_eq(load_json_text(json, &t, &e), 0, "%s", e.msg);
+        cr_assert_eq(t.n_added, 3);
+        for (int k = 0; k < 3; k++) cr_expect_eq(t.added[k].id, cases[c].want[k], "case %d token %d: id %d", c, k, t.added[k].id);
+        tokenizer_free(&t);
+    }
+}
+
+// what tokenizers would do differently, or what arbor cannot run, is refused with the file and the name
+Test(tokenizer, unsupported_pipeline_steps_and_options_are_refused_by_name) {
+    static const char* bpe = "\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0},\"merges\":[]";
+    static const char* bl = "\"pre_tokenizer\":{\"type\":\"ByteLevel\"}";
+    struct {
+        const char* model_extra;
+        const char* rest;
+        const char* want;
+    } cases[] = {
+        {"", "\"normalizer\":{\"type\":\"BertNormalizer\"}," , "normalizer 'BertNormalizer' is not supported"},
+        {"", "\"normalizer\":{\"type\":\"Sequence\",\"normalizers\":[{\"type\":\"NFC\"},{\"type\":\"Precompiled\"}]},",
+         "normalizer 'Precompiled' is not supported"},
+        {"", "\"pre_tokenizer\":{\"type\":\"Sequence\",\"pretokenizers\":[{\"type\":\"Digits\"},{\"type\":\"Metaspace\"}]}}",
+         "pre_tokenizer 'Metaspace' is not supported"},
+        {"", "\"pre_tokenizer\":{\"type\":\"Digits\"}}", "needs a ByteLevel pre-tokenizer"},
+        {"", "\"pre_tokenizer\":{\"type\":\"Sequence\",\"pretokenizers\":[{\"type\":\"ByteLevel\"},{\"type\":\"ByteLevel\"}]}}",
+         "two ByteLevel steps"},
+        {"", "\"pre_tokenizer\":{\"type\":\"Sequence\",\"pretokenizers\":[{\"type\":\"Split\",\"pattern\":{\"Regex\":\"(\"},"
+             "\"behavior\":\"Isolated\"},{\"type\":\"ByteLevel\"}]}}",
+         "does not compile"},
+        {"", "\"pre_tokenizer\":{\"type\":\"Sequence\",\"pretokenizers\":[{\"type\":\"Split\",\"pattern\":{\"Regex\":\"a\"},"
+             "\"behavior\":\"Sideways\"},{\"type\":\"ByteLevel\"}]}}",
+         "behavior 'Sideways' is not one of"},
+        {"", "\"pre_tokenizer\":{\"type\":\"Sequence\",\"pretokenizers\":[{\"type\":\"Split\",\"pattern\":{\"Regex\":\"[^\\\\W]\"},"
+             "\"behavior\":\"Isolated\"},{\"type\":\"ByteLevel\"}]}}",
+         "\\W inside a character class"},
+        {",\"dropout\":0.1", "", "dropout is not supported"},
+        {",\"continuing_subword_prefix\":\"##\"", "", "continuing_subword_prefix is not supported"},
+        {",\"unk_token\":\"<unk>\"", "", "unk_token '<unk>' is not in model.vocab"},
+        {"", "\"added_tokens\":[{\"id\":1,\"content\":\"<x>\",\"lstrip\":true}],", "sets lstrip, which is not supported"},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        char json[2048];
+        bool has_pre = strstr(cases[c].rest, "pre_tokenizer") != NULL;
+        snprintf(json, sizeof json, "{%s%s},%s%s%s", bpe, cases[c].model_extra, cases[c].rest, has_pre ? "" : bl, has_pre ? "" : "}");
+        Tokenizer t;
+        Err e;
+        int rc = load_json_text(json, &t, &e);
+        cr_expect_eq(rc, -1, "case %zu loaded: %s", c, json);
+        if (rc == 0) tokenizer_free(&t);
+        else cr_expect(contains(e.msg, cases[c].want) && contains(e.msg, "tokenizer.json"), "case %zu: %s", c, e.msg);
+    }
 }
