@@ -14,19 +14,22 @@ float lr_at(const OptimConfig* o, int s) {
     return (float)lr;
 }
 
-double grad_norm(const float* g, size_t n) {
-    // fixed blocks, summed in order: the same result for any thread count
-    enum { BLOCK = 1 << 16 };
-    size_t blocks = (n + BLOCK - 1) / BLOCK;
-    double total = 0;
-    double* partial = xmalloc(sizeof(double) * (blocks ? blocks : 1));
-#pragma omp parallel for if (blocks > 1)
-    for (size_t b = 0; b < blocks; b++) {
+void grad_norm_blocks(const float* g, size_t n, size_t b0, size_t b1, double* partial) {
+#pragma omp parallel for if (b1 - b0 > 1)
+    for (size_t b = b0; b < b1; b++) {
         double acc = 0;
-        size_t end = (b + 1) * BLOCK < n ? (b + 1) * BLOCK : n;
-        for (size_t i = b * BLOCK; i < end; i++) acc += (double)g[i] * g[i];
+        size_t end = (b + 1) * GRAD_NORM_BLOCK < n ? (b + 1) * GRAD_NORM_BLOCK : n;
+        for (size_t i = b * GRAD_NORM_BLOCK; i < end; i++) acc += (double)g[i] * g[i];
         partial[b] = acc;
     }
+}
+
+double grad_norm(const float* g, size_t n) {
+    // fixed blocks, summed in order: the same result for any thread count
+    size_t blocks = (n + GRAD_NORM_BLOCK - 1) / GRAD_NORM_BLOCK;
+    double total = 0;
+    double* partial = xmalloc(sizeof(double) * (blocks ? blocks : 1));
+    grad_norm_blocks(g, n, 0, blocks, partial);
     for (size_t b = 0; b < blocks; b++) total += partial[b];
     free(partial);
     return sqrt(total);
@@ -44,14 +47,21 @@ int param_takes_decay(const ParamInfo* p) {
 
 void adamw_step(const OptimConfig* o, const ParamTable* table, float* params, const float* grads, float* m, float* v,
                 int t, float lr) {
+    adamw_step_range(o, table, params, grads, m, v, t, lr, 0, table->n_floats);
+}
+
+void adamw_step_range(const OptimConfig* o, const ParamTable* table, float* params, const float* grads, float* m, float* v,
+                      int t, float lr, size_t lo, size_t hi) {
     float bc1 = (float)(1.0 - pow(o->beta1, t)), bc2_sqrt = (float)sqrt(1.0 - pow(o->beta2, t));
     float step_size = lr / bc1;
     for (int k = 0; k < table->n_params; k++) {
         const ParamInfo* pi = &table->params[k];
+        size_t a = pi->offset > lo ? pi->offset : lo, b = pi->offset + pi->numel < hi ? pi->offset + pi->numel : hi;
+        if (a >= b) continue;  // not in this slice
         float decay = param_takes_decay(pi) ? 1.0f - lr * o->weight_decay : 1.0f;
-        long long n = (long long)pi->numel;
-        float *p = params + pi->offset, *mk = m + pi->offset, *vk = v + pi->offset;
-        const float* g = grads + pi->offset;
+        long long n = (long long)(b - a);
+        float *p = params + a, *mk = m + (a - lo), *vk = v + (a - lo);
+        const float* g = grads + a;
 #pragma omp parallel for simd if (n > 65536)
         for (long long i = 0; i < n; i++) {
             mk[i] = o->beta1 * mk[i] + (1.0f - o->beta1) * g[i];

@@ -4,6 +4,7 @@
 #include <xxhash.h>
 
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +27,8 @@ int trainer_init(Trainer* tr, Model* student, const Model* teacher, int B, int T
     tr->teacher = teacher;
     tr->B = B;
     tr->T = T;
+    tr->world = 1;
+    tr->hi = student->table.n_floats;  // one process: the whole arena (trainer_set_dist changes it)
     tr->inputs = xmalloc(sizeof(int) * (size_t)B * T * 2);
     tr->targets = tr->inputs + (size_t)B * T;
     if (gpu) return trainer_gpu_open(&tr->gpu, student, teacher, B, T, recompute, e);
@@ -54,6 +57,8 @@ void trainer_free(Trainer* tr) {
     free(tr->grads);
     free(tr->m);
     free(tr->v);
+    free(tr->acc);
+    free(tr->bounds);
     weights_free(&tr->g);
     train_acts_free(&tr->sa);
     if (tr->teacher) {
@@ -68,6 +73,34 @@ void trainer_free(Trainer* tr) {
     free(tr->d_xnf);
     free(tr->inputs);
     memset(tr, 0, sizeof *tr);
+}
+
+int trainer_set_dist(Trainer* tr, const Dist* dist, int zero1, uint64_t global_windows, Err* e) {
+    tr->global_windows = global_windows;
+    tr->dist = dist && dist->world > 1 ? dist : NULL;
+    tr->world = tr->dist ? dist->world : 1;
+    if (tr->gpu) {
+        if (tr->world > 1 || zero1) return err_set(e, "data parallel on the GPU needs NCCL, which this build does not run yet");
+        return 0;
+    }
+    size_t n = tr->student->table.n_floats;
+    tr->zero1 = zero1 && tr->world > 1;
+    free(tr->bounds);
+    tr->bounds = xmalloc(sizeof(size_t) * (size_t)(tr->world + 1));
+    // whole grad-norm blocks per rank, so each rank's share of the norm is the blocks it owns
+    size_t blocks = (n + GRAD_NORM_BLOCK - 1) / GRAD_NORM_BLOCK;
+    for (int r = 0; r <= tr->world; r++) {
+        size_t b = blocks * (size_t)r / (size_t)tr->world * GRAD_NORM_BLOCK;
+        tr->bounds[r] = tr->zero1 ? (b < n ? b : n) : (r ? n : 0);
+    }
+    tr->lo = tr->zero1 ? tr->bounds[dist->rank] : 0;
+    tr->hi = tr->zero1 ? tr->bounds[dist->rank + 1] : n;
+    free(tr->m);
+    free(tr->v);
+    size_t own = tr->hi - tr->lo;
+    tr->m = xaligned_alloc(sizeof(float) * (own ? own : 1));
+    tr->v = xaligned_alloc(sizeof(float) * (own ? own : 1));
+    return 0;
 }
 
 static void split_windows(Trainer* tr, const int* windows) {
@@ -134,28 +167,75 @@ static int forward_loss(Trainer* tr, const TrainConfig* cfg, float grad_scale, i
     return 0;
 }
 
+// the per-micro-batch losses of every rank, summed in global micro-batch order (rank-major): the same
+// additions whatever the split
+static int sum_losses(const Trainer* tr, const LossValues* mine, int K, LossValues* lv, Err* e) {
+    int M = K * tr->world;
+    double* local = xmalloc(sizeof(double) * 4 * (size_t)K);
+    double* all = xmalloc(sizeof(double) * 4 * (size_t)M);
+    for (int k = 0; k < K; k++)
+        local[4 * k] = mine[k].total, local[4 * k + 1] = mine[k].ce, local[4 * k + 2] = mine[k].kd, local[4 * k + 3] = mine[k].hidden;
+    int rc = tr->dist ? dist_all_gather(tr->dist, local, sizeof(double) * 4 * (size_t)K, all, e) : 0;
+    if (!tr->dist) memcpy(all, local, sizeof(double) * 4 * (size_t)K);
+    for (int j = 0; j < M && !rc; j++) {
+        lv->total += all[4 * j] / M;
+        lv->ce += all[4 * j + 1] / M;
+        lv->kd += all[4 * j + 2] / M;
+        lv->hidden += all[4 * j + 3] / M;
+    }
+    free(local);
+    free(all);
+    return rc;
+}
+
+// the global gradient norm of this rank's slice made whole: each rank's blocks, summed over ranks
+// (one non-zero term per block: exact), then added in block order as grad_norm does
+static int sharded_grad_norm(const Trainer* tr, double* out, Err* e) {
+    size_t n = tr->student->table.n_floats, blocks = (n + GRAD_NORM_BLOCK - 1) / GRAD_NORM_BLOCK;
+    double* partial = xcalloc(blocks ? blocks : 1, sizeof(double));
+    grad_norm_blocks(tr->grads, n, tr->lo / GRAD_NORM_BLOCK, (tr->hi + GRAD_NORM_BLOCK - 1) / GRAD_NORM_BLOCK, partial);
+    int rc = dist_sum_doubles(tr->dist, partial, blocks, e);
+    double total = 0;
+    for (size_t b = 0; b < blocks; b++) total += partial[b];
+    free(partial);
+    *out = sqrt(total);
+    return rc;
+}
+
 int trainer_step(Trainer* tr, const TrainConfig* cfg, const int* windows, LossValues* lv, double* gnorm, float* lr,
                  Err* e) {
-    int K = cfg->grad_accum > 0 ? cfg->grad_accum : 1;
+    int K = cfg->grad_accum > 0 ? cfg->grad_accum : 1, M = K * tr->world;
     size_t n = tr->student->table.n_floats;
-    if (!tr->gpu) memset(tr->grads, 0, sizeof(float) * n);  // the GPU's were zeroed by its last step
+    int sum_fp64 = !tr->gpu && M > 1;  // each micro-batch from zero, summed in fp64
+    if (sum_fp64 && !tr->acc) tr->acc = xaligned_alloc(sizeof(double) * n);
+    if (sum_fp64) memset(tr->acc, 0, sizeof(double) * n);
+    if (!tr->gpu && !sum_fp64) memset(tr->grads, 0, sizeof(float) * n);  // the GPU's were zeroed by its last step
     memset(lv, 0, sizeof *lv);
+    LossValues* mine = xmalloc(sizeof(LossValues) * (size_t)K);
     for (int k = 0; k < K; k++) {
         split_windows(tr, windows + (size_t)k * tr->B * (tr->T + 1));
-        LossValues mv;
-        if (forward_loss(tr, cfg, 1.0f / (float)K, 1, &mv, e)) return err_prefix(e, "step %d", tr->step + 1);
+        if (sum_fp64) memset(tr->grads, 0, sizeof(float) * n);
+        if (forward_loss(tr, cfg, 1.0f / (float)M, 1, &mine[k], e)) {
+            free(mine);
+            return err_prefix(e, "step %d", tr->step + 1);
+        }
         if (tr->gpu)
             trainer_gpu_backward(tr->gpu, tr->inputs);
         else
             train_backward(tr->student, &tr->sa, tr->inputs, tr->d_xnf,
                            cfg->hidden_kind != HIDDEN_NONE ? tr->d_layer_ptrs : NULL, &tr->g);
-        lv->total += mv.total / K;
-        lv->ce += mv.ce / K;
-        lv->kd += mv.kd / K;
-        lv->hidden += mv.hidden / K;
-        lv->matmul_seconds += mv.matmul_seconds;
-        lv->matmul_flops += mv.matmul_flops;
+        if (sum_fp64) {
+            double* acc = tr->acc;
+            const float* g = tr->grads;
+#pragma omp parallel for simd if (n > 65536)
+            for (size_t i = 0; i < n; i++) acc[i] += g[i];
+        }
+        lv->matmul_seconds += mine[k].matmul_seconds;
+        lv->matmul_flops += mine[k].matmul_flops;
     }
+    int rc = sum_losses(tr, mine, K, lv, e);
+    free(mine);
+    if (rc) return err_prefix(e, "step %d", tr->step + 1);
     if (tr->gpu) {  // clipping and AdamW on the device, the same rules
         *lr = lr_at(&cfg->optim, tr->step);
         *gnorm = trainer_gpu_optimizer_step(tr->gpu, &cfg->optim, *lr);
@@ -163,14 +243,28 @@ int trainer_step(Trainer* tr, const TrainConfig* cfg, const int* windows, LossVa
         tr->step++;
         return 0;
     }
-    *gnorm = grad_norm(tr->grads, n);
+    size_t lo = tr->lo, hi = tr->hi;
+    if (sum_fp64) {
+        if (tr->dist && (tr->zero1 ? dist_sum_doubles_scatter(tr->dist, tr->acc, tr->bounds, e) : dist_sum_doubles(tr->dist, tr->acc, n, e)))
+            return err_prefix(e, "step %d", tr->step + 1);
+        const double* acc = tr->acc;
+        float* g = tr->grads;
+#pragma omp parallel for simd if (hi - lo > 65536)
+        for (size_t i = lo; i < hi; i++) g[i] = (float)acc[i];
+    }
+    if (tr->zero1) {
+        if (sharded_grad_norm(tr, gnorm, e)) return err_prefix(e, "step %d", tr->step + 1);
+    } else {
+        *gnorm = grad_norm(tr->grads, n);
+    }
     if (!isfinite(*gnorm)) return err_set(e, "step %d: the gradient norm is not finite", tr->step + 1);
     if (cfg->optim.clip > 0 && *gnorm > cfg->optim.clip) {
         float scale = (float)(cfg->optim.clip / (*gnorm + 1e-6));
-        for (size_t i = 0; i < n; i++) tr->grads[i] *= scale;
+        for (size_t i = lo; i < hi; i++) tr->grads[i] *= scale;
     }
     *lr = lr_at(&cfg->optim, tr->step);
-    adamw_step(&cfg->optim, &tr->student->table, tr->student->arena, tr->grads, tr->m, tr->v, tr->step + 1, *lr);
+    adamw_step_range(&cfg->optim, &tr->student->table, tr->student->arena, tr->grads, tr->m, tr->v, tr->step + 1, *lr, lo, hi);
+    if (tr->zero1 && dist_all_gather_floats(tr->dist, tr->student->arena, tr->bounds, e)) return err_prefix(e, "step %d", tr->step + 1);
     tr->step++;
     return 0;
 }
@@ -179,27 +273,36 @@ int trainer_validate(Trainer* tr, const TrainConfig* cfg, const DataLoader* d, L
     uint64_t n = cfg->val_windows > 0 && (uint64_t)cfg->val_windows < d->n_val ? (uint64_t)cfg->val_windows : d->n_val;
     memset(lv, 0, sizeof *lv);
     if (n == 0) return 0;
+    int batches = (int)((n + (uint64_t)tr->B - 1) / (uint64_t)tr->B), rank = tr->dist ? tr->dist->rank : 0, rc = 0;
+    // batch b on rank b % world; the others' entries stay zero, so the sum over ranks is exact
+    double* per = xcalloc((size_t)batches * 4, sizeof(double));
     int* windows = xmalloc(sizeof(int) * (size_t)tr->B * (tr->T + 1));
-    int batches = 0, rc = 0;
-    for (uint64_t k0 = 0; k0 < n && !rc; k0 += (uint64_t)tr->B, batches++) {
-        for (int b = 0; b < tr->B; b++) data_val_window(d, (k0 + (uint64_t)b) % n, windows + (size_t)b * (tr->T + 1));
+    for (int b = rank; b < batches && !rc; b += tr->world) {
+        uint64_t k0 = (uint64_t)b * (uint64_t)tr->B;
+        for (int i = 0; i < tr->B; i++) data_val_window(d, (k0 + (uint64_t)i) % n, windows + (size_t)i * (tr->T + 1));
         split_windows(tr, windows);
         LossValues mv;
         rc = forward_loss(tr, cfg, 1.0f, 0, &mv, e);
-        lv->total += mv.total, lv->ce += mv.ce, lv->kd += mv.kd, lv->hidden += mv.hidden;
+        per[4 * b] = mv.total, per[4 * b + 1] = mv.ce, per[4 * b + 2] = mv.kd, per[4 * b + 3] = mv.hidden;
     }
     free(windows);
+    if (!rc && tr->dist) rc = dist_sum_doubles(tr->dist, per, (size_t)batches * 4, e);
+    for (int b = 0; b < batches; b++) lv->total += per[4 * b], lv->ce += per[4 * b + 1], lv->kd += per[4 * b + 2], lv->hidden += per[4 * b + 3];
+    free(per);
     lv->total /= batches, lv->ce /= batches, lv->kd /= batches, lv->hidden /= batches;
     return rc;
 }
 
 // ---------------------------------------------------------------------------------------------
-// state file: "ARBORTRN", u32 version (2), u32 0, u64 step, n_floats, epoch, cursor, seed, n_train; at
-// byte 64 the XXH3-64 of the whole file with these 8 bytes zeroed; padded to 128 bytes; then parameters,
-// m, v (float32). Version 1 files (no checksum) are still read, their fields checked the same way.
+// state file: "ARBORTRN", u32 version (3), u32 0, u64 step, n_floats, epoch, cursor, seed, n_train; at
+// byte 64 the XXH3-64 of the whole file with these 8 bytes zeroed; at 72 (version 3) u64 windows per
+// step over all ranks; padded to 128 bytes; then parameters, m, v (float32, whole: any world size
+// resumes it). Versions 1 (no checksum) and 2 (no global batch) are still read, their fields checked
+// the same way.
 
 #define STATE_HEADER 128
 #define STATE_SUM_AT 64
+#define STATE_GLOBAL_AT 72
 
 static uint64_t state_checksum(const uint8_t* header, const float* const parts[3], size_t n) {
     uint8_t h[STATE_HEADER];
@@ -214,31 +317,52 @@ static uint64_t state_checksum(const uint8_t* header, const float* const parts[3
     return sum;
 }
 
-int trainer_save(const Trainer* tr, const DataLoader* d, const char* path, Err* e) {
+static int write_state(const Trainer* tr, const DataLoader* d, const float* m, const float* v, AtomicFile* f,
+                       const char* path, Err* e) {
     uint8_t h[STATE_HEADER] = "ARBORTRN";
     uint64_t fields[6] = {(uint64_t)tr->step, tr->student->table.n_floats, d ? d->epoch : 0, d ? d->cursor : 0,
                           d ? d->seed : 0, d ? d->n_train : 0};
-    uint32_t version = 2;
+    uint32_t version = 3;
     memcpy(h + 8, &version, 4);
     memcpy(h + 16, fields, sizeof fields);
+    memcpy(h + STATE_GLOBAL_AT, &tr->global_windows, 8);
     size_t n = tr->student->table.n_floats;
-    float *m = tr->m, *v = tr->v;
-    if (tr->gpu) {  // the GPU's masters into the student's arena, its moments into host copies
-        m = xmalloc(sizeof(float) * n * 2);
-        v = m + n;
-        trainer_gpu_get_state(tr->gpu, tr->student->arena, m, v);
-    }
     const float* parts[3] = {tr->student->arena, m, v};
     uint64_t sum = state_checksum(h, parts, n);
     memcpy(h + STATE_SUM_AT, &sum, 8);
+    return atomic_open(f, path, e) || atomic_write(f, h, sizeof h, e) || atomic_write(f, tr->student->arena, sizeof(float) * n, e) ||
+                   atomic_write(f, m, sizeof(float) * n, e) || atomic_write(f, v, sizeof(float) * n, e)
+               ? -1
+               : 0;
+}
+
+int trainer_save(const Trainer* tr, const DataLoader* d, const char* path, Err* e) {
+    size_t n = tr->student->table.n_floats;
+    int root = !tr->dist || tr->dist->rank == 0, rc = 0;
+    float *m = tr->m, *v = tr->v, *whole = NULL;
+    if (tr->gpu) {  // the GPU's masters into the student's arena, its moments into host copies
+        m = whole = xmalloc(sizeof(float) * n * 2);
+        v = m + n;
+        trainer_gpu_get_state(tr->gpu, tr->student->arena, m, v);
+    } else if (tr->zero1) {  // the moments' slices to rank 0
+        whole = root ? xmalloc(sizeof(float) * n * 2) : NULL;
+        rc = dist_gather_floats_to_root(tr->dist, tr->m, whole, tr->bounds, e) ||
+             dist_gather_floats_to_root(tr->dist, tr->v, whole ? whole + n : NULL, tr->bounds, e);
+        m = whole, v = whole ? whole + n : NULL;
+    }
     AtomicFile f;
-    int rc = atomic_open(&f, path, e) || atomic_write(&f, h, sizeof h, e) ||
-                     atomic_write(&f, tr->student->arena, sizeof(float) * n, e) ||
-                     atomic_write(&f, m, sizeof(float) * n, e) || atomic_write(&f, v, sizeof(float) * n, e)
-                 ? -1
-                 : 0;
-    if (!rc) rc = atomic_commit(&f, e);
-    if (tr->gpu) free(m);
+    int opened = 0;
+    if (!rc && root) {
+        rc = write_state(tr, d, m, v, &f, path, e);
+        opened = 1;
+    }
+    // renamed into place only when every rank got here without error
+    int all_ok = tr->dist ? dist_all_ok(tr->dist, rc == 0) : rc == 0;
+    if (opened && !rc && all_ok) rc = atomic_commit(&f, e);
+    else if (opened && !rc) atomic_abort(&f), rc = err_set(e, "%s: not saved: another rank failed first", path);
+    else if (opened) atomic_abort(&f);
+    if (tr->dist && !dist_all_ok(tr->dist, rc == 0) && !rc) rc = err_set(e, "%s: rank 0 could not save the state", path);
+    free(whole);
     return rc;
 }
 
@@ -247,16 +371,18 @@ int trainer_load(Trainer* tr, DataLoader* d, const char* path, Err* e) {
     char* buf = file_read_all(path, &len, e);
     if (!buf) return -1;
     size_t n = tr->student->table.n_floats;
-    uint64_t fields[6], stored_sum = 0;
+    uint64_t fields[6], stored_sum = 0, global = 0;
     uint32_t version = 0;
-    if (len >= STATE_HEADER) memcpy(&version, buf + 8, 4), memcpy(fields, buf + 16, sizeof fields), memcpy(&stored_sum, buf + STATE_SUM_AT, 8);
+    if (len >= STATE_HEADER)
+        memcpy(&version, buf + 8, 4), memcpy(fields, buf + 16, sizeof fields), memcpy(&stored_sum, buf + STATE_SUM_AT, 8),
+            memcpy(&global, buf + STATE_GLOBAL_AT, 8);
     const float* p = (const float*)(buf + STATE_HEADER);
     int rc = 0;
-    if (len < STATE_HEADER || memcmp(buf, "ARBORTRN", 8) != 0 || (version != 1 && version != 2))
-        rc = err_set(e, "%s: not an arbor training state (version 1 or 2)", path);
+    if (len < STATE_HEADER || memcmp(buf, "ARBORTRN", 8) != 0 || version < 1 || version > 3)
+        rc = err_set(e, "%s: not an arbor training state (version 1 to 3)", path);
     else if (fields[1] != n || len != STATE_HEADER + 3 * sizeof(float) * n)
         rc = err_set(e, "%s: holds %llu parameters (in %zu bytes), the student has %zu", path, (unsigned long long)fields[1], len, n);
-    else if (version == 2) {
+    else if (version >= 2) {
         const float* parts[3] = {p, p + n, p + 2 * n};
         if (state_checksum((const uint8_t*)buf, parts, n) != stored_sum)
             rc = err_set(e, "%s: checksum mismatch: the state file is corrupt", path);
@@ -267,6 +393,10 @@ int trainer_load(Trainer* tr, DataLoader* d, const char* path, Err* e) {
     if (!rc && d && (fields[3] > d->n_train || fields[2] > (1u << 30)))
         rc = err_set(e, "%s: data position (epoch %llu, window %llu) is outside the %llu training windows", path,
                      (unsigned long long)fields[2], (unsigned long long)fields[3], (unsigned long long)d->n_train);
+    if (!rc && version >= 3 && tr->global_windows && global != tr->global_windows)
+        rc = err_set(e, "%s: was written with %llu windows per step over all ranks, this run takes %llu (micro-batch x "
+                        "accumulation x ranks): set --grad-accum so that they match",
+                     path, (unsigned long long)global, (unsigned long long)tr->global_windows);
     for (size_t i = 0; i < 3 * n && !rc; i++)  // parameters and moments finite; second moments not negative
         if (!isfinite(p[i]) || (i >= 2 * n && p[i] < 0))
             rc = err_set(e, "%s: value %zu of the %s is %g", path, i % n, i < n ? "parameters" : i < 2 * n ? "first moments" : "second moments",
@@ -276,9 +406,9 @@ int trainer_load(Trainer* tr, DataLoader* d, const char* path, Err* e) {
         tr->step = (int)fields[0];
         if (tr->gpu) {
             trainer_gpu_set_state(tr->gpu, tr->student->arena, p + n, p + 2 * n, tr->step);
-        } else {
-            memcpy(tr->m, p + n, sizeof(float) * n);
-            memcpy(tr->v, p + 2 * n, sizeof(float) * n);
+        } else {  // this rank's slice of the moments
+            memcpy(tr->m, p + n + tr->lo, sizeof(float) * (tr->hi - tr->lo));
+            memcpy(tr->v, p + 2 * n + tr->lo, sizeof(float) * (tr->hi - tr->lo));
         }
         if (d) data_seek(d, fields[2], fields[3]);
     }
@@ -315,19 +445,78 @@ static int log_keep_until(const char* path, int step, Err* e) {
     return rc;
 }
 
+// a hash of everything every rank must agree on: the settings, the data and the models' weights
+static uint64_t settings_hash(const Model* student, const Model* teacher, const Shard* shard, const TrainConfig* c) {
+    XXH3_state_t* st = XXH3_createState();
+    XXH3_64bits_reset(st);
+    int ints[] = {c->steps, c->batch, c->grad_accum, c->seq_len, c->optim.warmup, c->optim.total_steps, c->optim.cosine,
+                  (int)c->loss.kd, c->loss.t2_scaling, c->loss.topk, (int)c->hidden_kind, c->val_every, c->val_windows,
+                  c->save_every, c->resume, c->stop_at, c->recompute, c->gpu, c->zero1};
+    float floats[] = {c->optim.lr, c->optim.min_lr, c->optim.beta1, c->optim.beta2, c->optim.eps, c->optim.weight_decay,
+                      c->optim.clip, c->loss.ce_weight, c->loss.kd_weight, c->loss.temperature, c->hidden_weight};
+    XXH3_64bits_update(st, ints, sizeof ints);
+    XXH3_64bits_update(st, floats, sizeof floats);
+    XXH3_64bits_update(st, &c->val_fraction, sizeof c->val_fraction);
+    XXH3_64bits_update(st, &c->seed, sizeof c->seed);
+    XXH3_64bits_update(st, c->out_dir, strlen(c->out_dir) + 1);
+    if (c->layer_map) XXH3_64bits_update(st, c->layer_map, sizeof(int) * (size_t)student->cfg.n_layers);
+    uint64_t data[3] = {(uint64_t)shard->n_tokens, (uint64_t)shard->vocab_size, (uint64_t)shard->n_docs};
+    XXH3_64bits_update(st, data, sizeof data);
+    XXH3_64bits_update(st, student->arena, sizeof(float) * student->table.n_floats);
+    if (teacher) XXH3_64bits_update(st, teacher->arena, sizeof(float) * teacher->table.n_floats);
+    uint64_t h = XXH3_64bits_digest(st);
+    XXH3_freeState(st);
+    return h;
+}
+
+// a test hook: ARBOR_TEST_KILL_RANK_AT=R:S kills rank R (SIGKILL) once step S is done
+static void maybe_die(const Dist* dist, int step) {
+    const char* v = getenv("ARBOR_TEST_KILL_RANK_AT");
+    int r, s;
+    if (v && sscanf(v, "%d:%d", &r, &s) == 2 && r == (dist ? dist->rank : 0) && s == step) {
+        fprintf(stderr, "rank %d: killed at step %d (ARBOR_TEST_KILL_RANK_AT)\n", r, step);
+        fflush(stderr);
+        raise(SIGKILL);
+    }
+}
+
+// run.json: how the run was spread over its ranks, and what that costs each
+static int write_run_json(const Trainer* tr, const TrainConfig* cfg, int K, Err* e) {
+    size_t n = tr->student->table.n_floats, slice = tr->hi - tr->lo;
+    double mb = 1.0 / (1 << 20);
+    char text[2048];
+    int len = snprintf(text, sizeof text,
+                       "{\n  \"ranks\": %d,\n  \"launcher\": \"%s\",\n  \"micro_batch\": %d,\n  \"grad_accum\": %d,\n"
+                       "  \"global_batch_windows\": %llu,\n  \"tokens_per_step\": %llu,\n  \"zero1\": %s,\n"
+                       "  \"memory_per_rank_mb\": {\"parameters\": %.1f, \"gradients\": %.1f, \"adam_moments\": %.1f, "
+                       "\"fp64_gradient_sum\": %.1f}\n}\n",
+                       tr->world, cfg->dist ? cfg->dist->launcher : "none", cfg->batch, K, (unsigned long long)tr->global_windows,
+                       (unsigned long long)tr->global_windows * (unsigned long long)cfg->seq_len, tr->zero1 ? "true" : "false",
+                       sizeof(float) * n * mb, sizeof(float) * n * mb, 2 * sizeof(float) * slice * mb,
+                       (K * tr->world > 1 && !tr->gpu) ? sizeof(double) * n * mb : 0.0);
+    char path[4200];
+    snprintf(path, sizeof path, "%s/run.json", cfg->out_dir);
+    return file_write_atomic(path, text, (size_t)len, e);
+}
+
 static int train_run_locked(Model* student, const Model* teacher, const Shard* shard, const TrainConfig* cfg_in,
                             TrainSummary* summary, Err* e) {
     TrainSummary sum = {{NAN, NAN, NAN, NAN, 0, 0}, NAN, 0, 0};
     TrainConfig cfg = *cfg_in;
     cfg.optim.total_steps = cfg.steps;
+    const Dist* dist = cfg.dist && cfg.dist->world > 1 ? cfg.dist : NULL;
+    int root = !dist || dist->rank == 0, world = dist ? dist->world : 1;
     if (shard->vocab_size > student->cfg.vocab)
         return err_set(e, "%s: the shard's vocabulary (%d) exceeds the student's (%d)", shard->path, shard->vocab_size,
                        student->cfg.vocab);
-    if (make_dirs(cfg.out_dir, e)) return -1;
+    if (dist && dist_check_same(dist, settings_hash(student, teacher, shard, &cfg), "settings, data or weights", e)) return -1;
     DataLoader d;
     if (data_open(&d, shard, cfg.seq_len, cfg.val_fraction, cfg.seed, e)) return -1;
+    int K = cfg.grad_accum > 0 ? cfg.grad_accum : 1;
+    uint64_t global_windows = (uint64_t)K * (uint64_t)cfg.batch * (uint64_t)world;
     Trainer tr;
-    if (trainer_init(&tr, student, teacher, cfg.batch, cfg.seq_len, cfg.recompute, cfg.gpu, e)) {
+    if (trainer_init(&tr, student, teacher, cfg.batch, cfg.seq_len, cfg.recompute, cfg.gpu, e) ||
+        trainer_set_dist(&tr, dist, cfg.zero1, global_windows, e)) {
         trainer_free(&tr);
         data_close(&d);
         return -1;
@@ -335,37 +524,51 @@ static int train_run_locked(Model* student, const Model* teacher, const Shard* s
     char state[4200], log_path[4200];
     snprintf(state, sizeof state, "%s/train_state.bin", cfg.out_dir);
     snprintf(log_path, sizeof log_path, "%s/log.csv", cfg.out_dir);
-    int rc = 0;
-    if (cfg.resume && access(state, F_OK) == 0) {
-        rc = trainer_load(&tr, &d, state, e);
-        if (!rc) fprintf(stderr, "resumed from %s at step %d\n", state, tr.step);
+    int rc = 0, have_state = cfg.resume && access(state, F_OK) == 0;
+    if (dist) {  // the state is read by every rank, so every rank must see the same folder
+        int all_have = dist_all_ok(dist, have_state), none_have = dist_all_ok(dist, !have_state);
+        if (!all_have && !none_have)
+            rc = err_set(e, "%s: some ranks see it and some do not: the run folder must be on a filesystem every rank shares", state);
     }
-    if (!rc && tr.step > 0) rc = log_keep_until(log_path, tr.step, e);  // steps after the saved state run again
-    FILE* log = rc ? NULL : fopen(log_path, tr.step > 0 ? "a" : "w");
-    if (!rc && !log) rc = err_set(e, "%s: cannot write the log", log_path);
+    if (!rc && have_state) {
+        rc = trainer_load(&tr, &d, state, e);
+        if (!rc && root) fprintf(stderr, "resumed from %s at step %d\n", state, tr.step);
+    }
+    if (!rc && root && tr.step > 0) rc = log_keep_until(log_path, tr.step, e);  // steps after the saved state run again
+    FILE* log = rc || !root ? NULL : fopen(log_path, tr.step > 0 ? "a" : "w");
+    if (!rc && root && !log) rc = err_set(e, "%s: cannot write the log", log_path);
     if (log && tr.step == 0) fprintf(log, "step,loss,ce,kd,lr,grad_norm,tokens_per_s,val_loss\n");
-    int K = cfg.grad_accum > 0 ? cfg.grad_accum : 1;
-    int* windows = xmalloc(sizeof(int) * (size_t)K * cfg.batch * (cfg.seq_len + 1));
+    if (!rc && root) rc = write_run_json(&tr, &cfg, K, e);
+    if (!rc && root && dist)
+        fprintf(stderr, "data parallel: %d ranks (%s) x %d micro-batch%s x %d windows = %llu windows (%llu tokens) per step%s\n",
+                world, dist->launcher, K, K > 1 ? "es" : "", cfg.batch, (unsigned long long)global_windows,
+                (unsigned long long)global_windows * (unsigned long long)cfg.seq_len, tr.zero1 ? ", ZeRO-1" : "");
+    // every rank draws the whole step's windows (the same loader state everywhere) and trains on its share
+    size_t per_rank = (size_t)K * cfg.batch * (cfg.seq_len + 1);
+    int* windows = xmalloc(sizeof(int) * per_rank * (size_t)world);
+    int rank = dist ? dist->rank : 0;
     double t_start = now_seconds();
     int first_step = tr.step, last_saved = tr.step;
     while (!rc && tr.step < cfg.steps && !(cfg.stop_at > 0 && tr.step >= cfg.stop_at)) {
         double t0 = now_seconds();
-        data_next_train(&d, K * cfg.batch, windows);
+        data_next_train(&d, K * cfg.batch * world, windows);
         LossValues lv;
         double gnorm;
         float lr;
-        rc = trainer_step(&tr, &cfg, windows, &lv, &gnorm, &lr, e);
+        rc = trainer_step(&tr, &cfg, windows + per_rank * (size_t)rank, &lv, &gnorm, &lr, e);
         if (rc) break;
-        double dt = now_seconds() - t0, tok_s = (double)K * cfg.batch * cfg.seq_len / dt;
+        double dt = now_seconds() - t0, tok_s = (double)global_windows * cfg.seq_len / dt;
         LossValues val = {NAN, NAN, NAN, NAN, 0, 0};
         if (cfg.val_every > 0 && (tr.step % cfg.val_every == 0 || tr.step == cfg.steps))
             rc = trainer_validate(&tr, &cfg, &d, &val, e);
-        fprintf(log, "%d,%.6f,%.6f,%.6f,%.6g,%.6f,%.1f,%.6f\n", tr.step, lv.total, lv.ce, lv.kd, lr, gnorm, tok_s, val.total);
+        if (log) {
+            fprintf(log, "%d,%.6f,%.6f,%.6f,%.6g,%.6f,%.1f,%.6f\n", tr.step, lv.total, lv.ce, lv.kd, lr, gnorm, tok_s, val.total);
+            fflush(log);
+        }
         sum.last = lv, sum.tokens_per_s = tok_s, sum.steps = tr.step;
         if (!isnan(val.total)) sum.val_loss = val.total;
-        fflush(log);
         int log_every = cfg.log_every > 0 ? cfg.log_every : 1;
-        if (tr.step % log_every == 0 || tr.step == cfg.steps || !isnan(val.total)) {
+        if (root && (tr.step % log_every == 0 || tr.step == cfg.steps || !isnan(val.total))) {
             double elapsed = now_seconds() - t_start, eta = elapsed / (tr.step - first_step) * (cfg.steps - tr.step);
             char eta_s[32];
             fmt_duration(eta_s, sizeof eta_s, eta);
@@ -379,15 +582,17 @@ static int train_run_locked(Model* student, const Model* teacher, const Shard* s
             rc = trainer_save(&tr, &d, state, e);
             last_saved = tr.step;
         }
+        maybe_die(dist, tr.step);
     }
     if (rc && last_saved > 0) err_prefix(e, "stopped; the last good state is %s (step %d)", state, last_saved);
     if (!rc) rc = trainer_save(&tr, &d, state, e);
-    if (!rc) {
+    if (!rc && root) {
         char model_dir[4200];
         snprintf(model_dir, sizeof model_dir, "%s/model", cfg.out_dir);
         rc = model_save(student, model_dir, ST_F32, ARBOR_DEFAULT_SHARD_BYTES, e);
         if (!rc) fprintf(stderr, "saved %s\n", model_dir);
     }
+    if (dist && !dist_all_ok(dist, rc == 0) && !rc) rc = err_set(e, "rank 0 could not save the model");
     if (log) fclose(log);
     if (summary) *summary = sum;
     free(windows);
@@ -397,12 +602,17 @@ static int train_run_locked(Model* student, const Model* teacher, const Shard* s
 }
 
 // one run per output folder at a time: two runs on one --out would write one state and log between them
+// (rank 0 holds the lock; the other ranks of a data-parallel run write nothing there)
 int train_run(Model* student, const Model* teacher, const Shard* shard, const TrainConfig* cfg, TrainSummary* summary,
               Err* e) {
-    int lock = -1;
-    if (make_dirs(cfg->out_dir, e) || dir_lock(cfg->out_dir, &lock, e)) return -1;
-    remove_stale_tmp(cfg->out_dir);  // a killed run's half-written state (it can be model-sized)
-    int rc = train_run_locked(student, teacher, shard, cfg, summary, e);
-    dir_unlock(lock);
+    int lock = -1, root = !cfg->dist || cfg->dist->rank == 0, rc = 0;
+    if (root) {
+        rc = make_dirs(cfg->out_dir, e) || dir_lock(cfg->out_dir, &lock, e) ? -1 : 0;
+        if (!rc) remove_stale_tmp(cfg->out_dir);  // a killed run's half-written state (it can be model-sized)
+    }
+    if (cfg->dist && cfg->dist->world > 1 && !dist_all_ok(cfg->dist, rc == 0) && !rc)
+        rc = err_set(e, "%s: rank 0 could not take the run folder", cfg->out_dir);
+    if (!rc) rc = train_run_locked(student, teacher, shard, cfg, summary, e);
+    if (lock >= 0) dir_unlock(lock);
     return rc;
 }

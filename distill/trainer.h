@@ -1,14 +1,20 @@
-// trainer.h: the distillation / training loop. One optimizer step = K micro-batches of B windows:
-// teacher forward (no activations kept beyond its own pass), student forward, fused loss, backward
-// (gradients accumulate, each micro-batch weighted 1/K), clip by global norm, AdamW with the LR
-// schedule. State = parameters, AdamW moments, step and data position, saved atomically; a resumed
-// run continues bit-identically for the same thread count.
+// trainer.h: the distillation / training loop. One optimizer step = M micro-batches of B windows,
+// K on each of W ranks (M = K x W; dist.h): teacher forward (no activations kept beyond its own pass),
+// student forward, fused loss, backward (each micro-batch weighted 1/M), clip by global norm, AdamW
+// with the LR schedule. With M > 1 each micro-batch's gradient is made from zero and summed in fp64
+// (over ranks too), so the step does not depend on how the M micro-batches are split across ranks:
+// np=2 with K=1 gives the bits of np=1 with K=2. ZeRO-1 shards the AdamW moments (and the update)
+// across ranks; the parameters are gathered back after each step, the same bits as without it.
+// State = parameters, AdamW moments, step, data position and global batch, saved atomically by rank 0
+// once every rank has agreed; any world size resumes it. A resumed run continues bit-identically
+// for the same thread count.
 #pragma once
 #include <stdint.h>
 
 #include "../models/forward.h"
 #include "../models/train.h"
 #include "data.h"
+#include "dist.h"
 #include "hidden_loss.h"
 #include "loss.h"
 #include "optim.h"
@@ -32,6 +38,8 @@ typedef struct {
     int stop_at;            // end the run after this step as if killed, state saved (tests); 0: off
     int recompute;          // recompute activations in backward instead of keeping them
     int gpu;                // 1: the steps run on the GPU (trainer_gpu.h); data, logs and states stay here
+    const Dist* dist;       // the run's ranks (NULL: one process)
+    int zero1;              // shard the AdamW moments and update across the ranks
 } TrainConfig;
 
 typedef struct {
@@ -53,19 +61,32 @@ typedef struct {
     int B, T;
     int step;               // completed optimizer steps
     TrainerGpu* gpu;        // non-NULL: the GPU runs the steps; the CPU buffers above are not allocated
+    const Dist* dist;       // NULL: one process
+    int world;              // ranks (1 without dist)
+    double* acc;            // (n_floats) fp64 sum of the micro-batch gradients, when a step has several
+    size_t* bounds;         // (world + 1) each rank's slice of the arena for ZeRO-1 (whole blocks)
+    size_t lo, hi;          // this rank's slice: m and v hold [lo, hi) ([0, n_floats) without ZeRO-1)
+    int zero1;
+    uint64_t global_windows;  // windows per optimizer step over all ranks (recorded in the state)
 } Trainer;
 
 // recompute: keep only the residual stream and recompute each layer in backward (train.h). gpu: run
 // the steps on the GPU (fails with the reason when there is none).
 int trainer_init(Trainer* tr, Model* student, const Model* teacher, int B, int T, int recompute, int gpu, Err* e);
 void trainer_free(Trainer* tr);
-// One optimizer step; windows (K, B, T+1). Reports the mean loss over the K micro-batches, the
-// global gradient norm before clipping and the learning rate used.
+// Before the first step or load: the ranks (NULL: one process), ZeRO-1, and the windows per step over
+// all ranks. Reallocates the moments for this rank's slice. CPU only.
+int trainer_set_dist(Trainer* tr, const Dist* dist, int zero1, uint64_t global_windows, Err* e);
+// One optimizer step; windows (K, B, T+1): this rank's K micro-batches. Reports the mean loss over all
+// M micro-batches (every rank the same), the global gradient norm before clipping and the learning
+// rate used.
 int trainer_step(Trainer* tr, const TrainConfig* cfg, const int* windows, LossValues* lv, double* gnorm, float* lr,
                  Err* e);
-// Mean loss over validation windows (forward only).
+// Mean loss over validation windows (forward only; the batches shared round-robin across the ranks).
 int trainer_validate(Trainer* tr, const TrainConfig* cfg, const DataLoader* d, LossValues* lv, Err* e);
+// Collective: rank 0 writes, renamed into place once every rank has reached it without error.
 int trainer_save(const Trainer* tr, const DataLoader* d, const char* path, Err* e);
+// Every rank reads the file (a shared filesystem) and keeps its slice of the moments.
 int trainer_load(Trainer* tr, DataLoader* d, const char* path, Err* e);
 
 // What a run ended with: the last step's losses and speed, and the last validation loss (NaN if none).

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../distill/dist.h"
 #include "../distill/trainer.h"
 #include "commands.h"
 
@@ -16,6 +17,14 @@ static int listed(const char* name, const char* const* list, size_t n) {
         if (!strcmp(name, list[i])) return 1;
     return 0;
 }
+
+// e into out; the exit code it calls for (fail's, without printing: a rank of many prints its own line)
+static int give(const Err* e, Err* out) {
+    *out = *e;
+    return e->runtime ? ARBOR_EXIT_RUNTIME : ARBOR_EXIT_BAD_INPUT;
+}
+
+static int run_with(const Command* cmd_in, int distill, const Dist* dist, Err* e_out);
 
 static int run(int argc, char** argv, int distill) {
     Option all[] = {
@@ -51,6 +60,7 @@ static int run(int argc, char** argv, int distill) {
         {"resume", NULL, "continue from OUT/train_state.bin when it exists", NULL},
         {"recompute", NULL, "recompute activations in backward (less memory, ~1 extra forward)", NULL},
         {"device", "cpu|cuda", "where the steps run: the CPU (fp32) or the GPU (bf16, fp32 masters)", "cpu"},
+        {"zero1", NULL, "data parallel: shard the AdamW moments and update across the ranks (ZeRO-1)", NULL},
     };
     Option opts[sizeof all / sizeof all[0]];
     int n_opts = 0;
@@ -61,13 +71,38 @@ static int run(int argc, char** argv, int distill) {
     Command cmd = {distill ? "distill" : "train",
                    distill ? "Distill a student from a teacher's logits (KD, optionally with cross-entropy and a hidden-state\n"
                              "loss), saving the student as a HF checkpoint:\n"
-                             "  arbor distill --teacher T --student S --data SHARD --out DIR [--loss kl|rkl|topk:K|ce|mix:W,KIND]"
+                             "  arbor distill --teacher T --student S --data SHARD --out DIR [--loss kl|rkl|topk:K|ce|mix:W,KIND]\n"
+                             "Data parallel on the CPU (MPI): start one process per rank with the same options,\n"
+                             "  mpirun -np N arbor distill ...      or, under Slurm,   srun --mpi=pmix -n N arbor distill ...\n"
+                             "Each step takes batch x grad-accum x N windows; the result does not depend on N for the same\n"
+                             "global batch (--grad-accum scales down as N grows). Any N resumes the same --out."
                            : "Train a model with cross-entropy on a token shard, no teacher (baselines from scratch, teacher\n"
                              "correction), saving it as a HF checkpoint:\n"
-                             "  arbor train --model M --data SHARD --out DIR",
+                             "  arbor train --model M --data SHARD --out DIR\n"
+                             "Data parallel on the CPU (MPI): mpirun -np N arbor train ... (see arbor distill --help).",
                    opts, n_opts};
     int code;
     if (command_start(&cmd, argc, argv, &code)) return code;
+    Err e;
+    Dist dist;
+    if (dist_init(&dist, &e)) {
+        dist_finish(&dist);
+        return fail(&e);
+    }
+    code = run_with(&cmd, distill, &dist, &e);
+    if (code) e.runtime = code == ARBOR_EXIT_RUNTIME;
+    if (code && dist.world > 1) {  // one line from the rank that failed, then every rank ends
+        fflush(stdout);
+        fprintf(stderr, "arbor: rank %d of %d: %s\n", dist.rank, dist.world, e.msg);
+        dist_abort(&dist, code);
+    }
+    dist_finish(&dist);
+    return code ? (dist.world > 1 ? code : fail(&e)) : 0;
+}
+
+// the command once its options are read; returns 0 or the exit code, with e saying why
+static int run_with(const Command* cmd_in, int distill, const Dist* dist, Err* e_out) {
+    Command cmd = *cmd_in;
     Err e;
     const char *sdir, *tdir = NULL, *data, *out, *schedule = arg_str(&cmd, "schedule");
     long steps, seq_len, batch, accum, warmup, val_every, val_windows, save_every, log_every, seed;
@@ -86,22 +121,22 @@ static int run(int argc, char** argv, int distill) {
         arg_double(&cmd, "eps", 0, 1, &eps, &e) || arg_double(&cmd, "clip", 0, 1e9, &clip, &e) ||
         arg_double(&cmd, "val-fraction", 0, 0.5, &val_fraction, &e) ||
         (distill && (arg_double(&cmd, "kd-temp", 1e-3, 1e3, &temp, &e) || arg_double(&cmd, "hidden-weight", 0, 1e6, &hidden_weight, &e))))
-        return fail(&e);
+        return give(&e, e_out);
     if (!distill) temp = 1.0, hidden_weight = 0;
     const char* hidden = distill ? arg_str(&cmd, "hidden-loss") : NULL;
     if (hidden && strcmp(hidden, "cosine") && strcmp(hidden, "mse")) {
         err_set(&e, "%s: --hidden-loss must be cosine or mse", cmd.name);
-        return fail(&e);
+        return give(&e, e_out);
     }
     Device device;
-    if (arg_device(&cmd, &device, &e)) return fail(&e);
+    if (arg_device(&cmd, &device, &e)) return give(&e, e_out);
     if (strcmp(schedule, "cosine") && strcmp(schedule, "linear")) {
         err_set(&e, "%s: --schedule must be cosine or linear, not '%s'", cmd.name, schedule);
-        return fail(&e);
+        return give(&e, e_out);
     }
     TrainConfig cfg = {0};
     const char* loss = distill && arg_str(&cmd, "loss") ? arg_str(&cmd, "loss") : distill ? "kl" : "ce";
-    if (loss_parse(loss, distill, &cfg.loss, &e)) return err_prefix(&e, "%s", cmd.name), fail(&e);
+    if (loss_parse(loss, distill, &cfg.loss, &e)) return err_prefix(&e, "%s", cmd.name), give(&e, e_out);
     cfg.loss.temperature = (float)temp;
     cfg.loss.t2_scaling = distill && arg_flag(&cmd, "t2");
     cfg.steps = (int)steps, cfg.batch = (int)batch, cfg.grad_accum = (int)accum, cfg.seq_len = (int)seq_len;
@@ -113,10 +148,18 @@ static int run(int argc, char** argv, int distill) {
     cfg.resume = arg_flag(&cmd, "resume");
     cfg.recompute = arg_flag(&cmd, "recompute");
     cfg.gpu = device == DEVICE_CUDA;
+    // ARBOR_TEST_STOP_AT=N: end after step N with the state saved, as a killed run would leave it (tests)
+    if (getenv("ARBOR_TEST_STOP_AT")) cfg.stop_at = atoi(getenv("ARBOR_TEST_STOP_AT"));
     cfg.hidden_kind = !hidden ? HIDDEN_NONE : !strcmp(hidden, "cosine") ? HIDDEN_COSINE : HIDDEN_MSE;
     cfg.hidden_weight = (float)hidden_weight;
+    cfg.dist = dist;
+    cfg.zero1 = arg_flag(&cmd, "zero1");
+    if (cfg.zero1 && dist->world == 1) {
+        err_set(&e, "%s: --zero1 shards across ranks, and this run has one (start it with mpirun -np N or srun)", cmd.name);
+        return give(&e, e_out);
+    }
     Shard shard;
-    if (shard_open(&shard, data, &e)) return fail(&e);
+    if (shard_open(&shard, data, &e)) return give(&e, e_out);
     Model student, teacher;
     int rc = model_load(&student, sdir, &e);
     if (!rc && tdir && model_load(&teacher, tdir, &e)) {
@@ -137,7 +180,7 @@ static int run(int argc, char** argv, int distill) {
     }
     free(layer_map);
     shard_close(&shard);
-    return rc ? fail(&e) : 0;
+    return rc ? give(&e, e_out) : 0;
 }
 
 int cmd_distill(int argc, char** argv) { return run(argc, argv, 1); }

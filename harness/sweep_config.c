@@ -44,6 +44,7 @@ static const KeyDef keys[] = {
     DBL("distill", "min_lr", min_lr),    INT("distill", "warmup", warmup),          STR("distill", "schedule", schedule),
     STR("distill", "loss", loss),        DBL("distill", "kd_temp", kd_temp),        {"distill", "t2", T_BOOL, offsetof(SweepConfig, t2), 0, 0},
     DBL("distill", "weight_decay", weight_decay), DBL("distill", "clip", clip),     INT("distill", "seed", seed),
+    INT("distill", "nodes", nodes),      INT("distill", "ranks_per_node", ranks_per_node), INT("distill", "gpus_per_node", gpus_per_node),
     STR("eval", "mmlu", mmlu),           INT("eval", "shots", shots),               STR("eval", "subjects", subjects),
     INT("eval", "limit", limit),         INT("eval", "ppl_seq_len", ppl_seq_len),   INT("eval", "ppl_tokens", ppl_tokens),
     INTS("bench", "batch", bench_batch, n_bench_batch), INT("bench", "prompt_len", prompt_len),
@@ -55,6 +56,11 @@ static const KeyDef keys[] = {
     STR("slurm", "time", slurm_time),    STR("slurm", "mem", slurm_mem),            STR("slurm", "partition", slurm_partition),
     STR("slurm", "account", slurm_account), INT("slurm", "cpus_per_task", slurm_cpus), INT("slurm", "gpus_per_task", slurm_gpus),
 };
+
+int sweep_distill_ranks(const SweepConfig* c) {
+    int per = c->gpus_per_node > 0 ? c->gpus_per_node : c->ranks_per_node > 0 ? c->ranks_per_node : 1;
+    return (c->nodes > 0 ? c->nodes : 1) * per;
+}
 
 void sweep_axes(const SweepConfig* c, SweepAxis axes[5]) {
     axes[0] = (SweepAxis){"layers", c->layers, c->n_layers};
@@ -286,6 +292,22 @@ static int load(const char* path, SweepConfig* c, int lenient, Err* e) {
     if (c->seq_len < 1) return BAD("distill", "seq_len", "seq_len must be positive");
     if (c->batch < 1) return BAD("distill", "batch", "batch must be positive");
     if (c->grad_accum < 1) return BAD("distill", "grad_accum", "grad_accum must be positive");
+    if (c->nodes < 0 || c->nodes > 4096) return BAD("distill", "nodes", "nodes %d must be in [1, 4096]", c->nodes);
+    if (c->ranks_per_node < 0 || c->ranks_per_node > 1024)
+        return BAD("distill", "ranks_per_node", "ranks_per_node %d must be in [1, 1024]", c->ranks_per_node);
+    if (c->gpus_per_node < 0 || c->gpus_per_node > 64) return BAD("distill", "gpus_per_node", "gpus_per_node %d must be in [1, 64]", c->gpus_per_node);
+    if (c->device == DEVICE_CPU && c->gpus_per_node > 0)
+        return BAD("distill", "gpus_per_node", "gpus_per_node with device = cpu: set ranks_per_node (MPI ranks) instead");
+    if (c->device == DEVICE_CUDA && c->ranks_per_node > 0)
+        return BAD("distill", "ranks_per_node", "ranks_per_node with device = cuda: set gpus_per_node (a rank per GPU) instead");
+    int ranks = sweep_distill_ranks(c);
+    if (ranks > 1 && c->device == DEVICE_CUDA)
+        return BAD("distill", c->gpus_per_node ? "gpus_per_node" : "nodes",
+                   "%d GPU ranks: data parallel on the GPU needs the NCCL path, which arbor does not run yet (the CPU "
+                   "backend does: device = cpu with ranks_per_node)", ranks);
+    if (ranks > 1 && c->grad_accum % ranks != 0)
+        return BAD("distill", "grad_accum", "grad_accum %d is the global accumulation and must split evenly over the %d ranks "
+                   "(nodes x per node)", c->grad_accum, ranks);
     if (c->tokens > 0) {  // a token budget fixes the step count
         double per_step = (double)c->seq_len * c->batch * c->grad_accum;
         double steps = ceil(c->tokens / per_step);

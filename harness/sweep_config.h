@@ -8,7 +8,9 @@
 //   [data]      calib, distill, val
 //   [prune]     calib_windows, seq_len, aggregation
 //   [distill]   steps, tokens, seq_len, batch, grad_accum, lr, min_lr, warmup, schedule, loss, kd_temp,
-//               t2, weight_decay, clip, seed
+//               t2, weight_decay, clip, seed, nodes, ranks_per_node (CPU: MPI ranks), gpus_per_node (CUDA: a
+//               rank per GPU). batch x grad_accum is the global batch whatever the ranks: each rank
+//               accumulates grad_accum / ranks micro-batches, so the ranks do not change the result.
 //   [eval]      mmlu, shots, subjects, limit, ppl_seq_len, ppl_tokens
 //   [bench]     batch, prompt_len, gen_len, repeats, precision (fp32 on the CPU, bf16 on CUDA)
 //   [matrix]    strategies (bi, block, last, ppl), layers, ffn, hidden, heads, kv_heads (lists; 0 = keep)
@@ -35,6 +37,7 @@ typedef struct {
     int calib_windows, prune_seq_len;
     char aggregation[16];
     int steps, seq_len, batch, grad_accum, warmup, seed, t2;
+    int nodes, ranks_per_node, gpus_per_node;  // [distill] data parallel: ranks = nodes x per node
     double tokens, lr, min_lr, kd_temp, weight_decay, clip;
     char schedule[16], loss[64];
     LossConfig loss_cfg;   // [distill] loss, kd_temp and t2, parsed: what the distill stage runs
@@ -57,6 +60,9 @@ typedef struct {
     char path[1024];  // the config file
     char skipped[4096];  // lenient load: the checks not made because an input is not on disk yet, one per line
 } SweepConfig;
+
+// The distill stage's ranks: nodes x (ranks_per_node or gpus_per_node); 1 when none are set.
+int sweep_distill_ranks(const SweepConfig* c);
 
 // The matrix's integer axes by key ("layers", "ffn", "hidden", "heads", "kv_heads"): values and count.
 typedef struct {

@@ -23,6 +23,7 @@
 #include "sweep_bench.h"
 #include "sweep_describe.h"
 #include "sweep_plan.h"
+#include "sweep_ranks.h"
 
 // The content of every input the stages read (content_hash.h): part of each stage's key, so a
 // replaced checkpoint or a shard rewritten in place re-runs what read it.
@@ -175,7 +176,10 @@ static int train_common(Ctx* x, const char* tmp, cJSON* metrics, const char* stu
         // ARBOR_TEST_STOP_AT=N: end as if killed after step N (tests of the resume path)
         if (getenv("ARBOR_TEST_STOP_AT")) tc.stop_at = atoi(getenv("ARBOR_TEST_STOP_AT"));
         TrainSummary sum;
-        rc = train_run(&s, with_teacher ? &t : NULL, &data, &tc, &sum, e);
+        if (sweep_distill_ranks(c) > 1)  // the cluster's launcher starts the ranks; they write tmp as this would
+            rc = sweep_train_ranks(c, &tc, with_teacher, student_dir, &sum, e);
+        else
+            rc = train_run(&s, with_teacher ? &t : NULL, &data, &tc, &sum, e);
         if (with_teacher) model_free(&t);
         if (!rc && tc.stop_at > 0 && tc.stop_at < tc.steps)
             rc = err_set(e, "stopped after step %d of %d (ARBOR_TEST_STOP_AT): re-run to continue", tc.stop_at, tc.steps);

@@ -27,7 +27,18 @@ int sweep_slurm_script(const SweepConfig* c, const Cell* cells, int n_cells, con
     ADD("# when every task has finished: %s collect %s/%s/%s\n", arbor, workdir, c->out, c->name);
     ADD("#SBATCH --job-name=arbor-%s\n", c->name);
     ADD("#SBATCH --array=1-%d\n", n_cells);
-    ADD("#SBATCH --ntasks=1\n");
+    int ranks = sweep_distill_ranks(c);
+    if (ranks > 1) {  // each cell's allocation spans the distill stage's ranks
+        int nodes = c->nodes > 0 ? c->nodes : 1, per = ranks / nodes;
+        ADD("# each cell: the stages run here, on the first node; its distill stage starts `srun --ntasks=%d` over\n", ranks);
+        ADD("# the whole allocation (%d node%s x %d %s), grad_accum %d / %d per rank: the same global batch\n", nodes,
+            nodes > 1 ? "s" : "", per, c->device == DEVICE_CUDA ? "GPUs" : "MPI ranks", c->grad_accum, ranks);
+        ADD("#SBATCH --nodes=%d\n", nodes);
+        ADD("#SBATCH --ntasks-per-node=%d\n", per);
+        if (c->device == DEVICE_CUDA) gpus = per;
+    } else {
+        ADD("#SBATCH --ntasks=1\n");
+    }
     ADD("#SBATCH --output=%s/%s/%s/slurm-%%A_%%a.log\n", workdir, c->out, c->name);
     if (gpus) ADD("#SBATCH --gres=gpu:%d\n", gpus);
     if (c->slurm_cpus) ADD("#SBATCH --cpus-per-task=%d\n", c->slurm_cpus);

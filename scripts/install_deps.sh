@@ -4,7 +4,7 @@
 set -euo pipefail
 packages=(build-essential cmake ninja-build pkg-config libopenblas-openmp-dev libcjson-dev libcriterion-dev
   libpcre2-dev libutf8proc-dev libcsv-dev libinih-dev libxxhash-dev gnuplot-nox
-  texlive-latex-base clang libclang-rt-14-dev)
+  texlive-latex-base clang libclang-rt-14-dev libopenmpi-dev openmpi-bin)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -8,6 +8,7 @@
 
 #include "harness/sweep_config.h"
 #include "harness/sweep_plan.h"
+#include "harness/sweep_ranks.h"
 #include "harness/sweep_run.h"
 #include "harness/sweep_slurm.h"
 #include "helpers.h"
@@ -823,4 +824,51 @@ Test(sweep, a_killed_distillation_resumes_bit_identically) {
     cr_expect_eq(count_char(log, '\n'), 5, "header + steps 1..4 once each: %s", log);
     free(log);
     free(cells);
+}
+
+// [distill] nodes / ranks_per_node / gpus_per_node: refused where they cannot run as written, a Slurm
+// allocation per cell that spans the ranks, and a launcher line keeping the global batch
+Test(sweep, distill_ranks_are_checked_and_launched_with_the_global_batch) {
+    expect_refused("[distill]\nranks_per_node = 2\ngrad_accum = 3\n", ":14: grad_accum 3 is the global accumulation and must split evenly over the 2 ranks");
+    expect_refused("[distill]\ngpus_per_node = 2\n", ":13: gpus_per_node with device = cpu: set ranks_per_node");
+    expect_refused("[distill]\nnodes = 5000\n", ":13: nodes 5000 must be in [1, 4096]");
+    write_cfg("[distill]\nnodes = 2\nranks_per_node = 2\ngrad_accum = 4\n\n[matrix]\nstrategies = bi\nlayers = 2\n");
+    SweepConfig c;
+    Err e;
+    cr_assert_eq(sweep_config_load(cfg_path, &c, &e), 0, "%s", e.msg);
+    cr_expect_eq(sweep_distill_ranks(&c), 4);
+    Cell* cells;
+    int n;
+    cr_assert_eq(sweep_cells(&c, &cells, &n), 0);
+    static char script[65536];
+    cr_assert_eq(sweep_slurm_script(&c, cells, n, "/bin/arbor", cfg_path, "/work", script, sizeof script, &e), 0, "%s", e.msg);
+    cr_expect(contains(script, "#SBATCH --nodes=2\n") && contains(script, "#SBATCH --ntasks-per-node=2\n") &&
+                  contains(script, "srun --ntasks=4") && !contains(script, "#SBATCH --ntasks=1\n"),
+              "%s", script);
+    free(cells);
+    TrainConfig tc;
+    plan_train(&c, 1, &tc);
+    tc.out_dir = "/work/out";
+    char** argv;
+    int argc;
+    setenv("SLURM_JOB_ID", "77", 1);
+    cr_assert_eq(sweep_train_argv(&c, &tc, 4, 1, "/work/student", &argv, &argc, &e), 0, "%s", e.msg);
+    unsetenv("SLURM_JOB_ID");
+    char line[4096] = "";
+    for (int i = 0; i < argc; i++) strcat(strcat(line, argv[i]), " ");
+    cr_expect(!strncmp(line, "srun --ntasks=4 --nodes=2 --mpi=pmix /", 38), "%s", line);
+    cr_expect(contains(line, " distill --teacher ") && contains(line, " --student /work/student ") &&
+                  contains(line, " --grad-accum 1 ") && contains(line, " --batch 8 ") && contains(line, " --out /work/out ") &&
+                  contains(line, " --device cpu"),
+              "4 micro-batches a step over 4 ranks: %s", line);
+    cr_assert_eq(sweep_train_argv(&c, &tc, 4, 1, "/work/student", &argv, &argc, &e), 0);
+    cr_expect_str_eq(argv[0], getenv("ARBOR_MPIRUN") ? getenv("ARBOR_MPIRUN") : "mpirun", "mpirun outside Slurm");
+    // a GPU run over several ranks needs the NCCL path: refused before work
+    write_cfg("[sweep]\n[distill]\ngpus_per_node = 8\n");
+    char text[4096];
+    snprintf(text, sizeof text, "[sweep]\nname = t\nout = %s/results\ndevice = cuda\n\n[teacher]\nmodel = %s\n\n[data]\ncalib = %s\n"
+             "distill = %s\n\n[distill]\ngpus_per_node = 8\ngrad_accum = 8\n", dir, teacher, shard, shard);
+    write_text(cfg_path, text);
+    cr_expect_eq(sweep_config_load(cfg_path, &c, &e), -1);
+    cr_expect(contains(e.msg, ":14: 8 GPU ranks: data parallel on the GPU needs the NCCL path"), "%s", e.msg);
 }

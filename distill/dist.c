@@ -1,0 +1,207 @@
+// dist.c: see dist.h.
+#include "dist.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifdef ARBOR_HAVE_MPI
+#include <mpi.h>
+#endif
+
+static int env_int(const char* name, int* out) {
+    const char* v = getenv(name);
+    if (!v || !*v) return 0;
+    char* end;
+    long x = strtol(v, &end, 10);
+    if (*end || x < 0 || x > 1 << 24) return 0;
+    *out = (int)x;
+    return 1;
+}
+
+// the launcher's view: rank, world size, local rank
+static void from_env(Dist* d) {
+    struct {
+        const char *name, *rank, *size, *local;
+    } launchers[] = {
+        {"openmpi", "OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE", "OMPI_COMM_WORLD_LOCAL_RANK"},
+        {"slurm", "SLURM_PROCID", "SLURM_NTASKS", "SLURM_LOCALID"},
+        {"pmi", "PMI_RANK", "PMI_SIZE", "MPI_LOCALRANKID"},
+    };
+    d->rank = 0, d->world = 1, d->local_rank = 0;
+    snprintf(d->launcher, sizeof d->launcher, "none");
+    for (size_t i = 0; i < sizeof launchers / sizeof launchers[0]; i++) {
+        int rank, size;
+        if (env_int(launchers[i].rank, &rank) && env_int(launchers[i].size, &size) && size >= 1 && rank < size) {
+            d->rank = rank, d->world = size;
+            if (!env_int(launchers[i].local, &d->local_rank)) d->local_rank = 0;
+            snprintf(d->launcher, sizeof d->launcher, "%s", launchers[i].name);
+            return;
+        }
+    }
+}
+
+int dist_init(Dist* d, Err* e) {
+    memset(d, 0, sizeof *d);
+    from_env(d);
+    if (d->world == 1) return 0;
+#ifdef ARBOR_HAVE_MPI
+    int provided;
+    if (MPI_Init_thread(NULL, NULL, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS)
+        return err_set(e, "MPI_Init failed (launched by %s as rank %d of %d)", d->launcher, d->rank, d->world);
+    d->mpi = 1;
+    int rank, size;
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &size);
+    if (rank != d->rank || size != d->world) {
+        int r = d->rank, w = d->world;
+        d->rank = rank, d->world = size;
+        return err_set(e, "%s says rank %d of %d but MPI says rank %d of %d: start the ranks with mpirun, or srun --mpi=pmix",
+                       d->launcher, r, w, rank, size);
+    }
+    MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
+    return 0;
+#else
+    return err_set(e, "launched by %s as rank %d of %d, but this arbor was built without MPI: install an MPI "
+                      "(Debian: libopenmpi-dev) and rebuild, or run one process",
+                   d->launcher, d->rank, d->world);
+#endif
+}
+
+void dist_finish(Dist* d) {
+#ifdef ARBOR_HAVE_MPI
+    if (d->mpi) MPI_Finalize();
+#endif
+    d->mpi = 0;
+}
+
+void dist_abort(const Dist* d, int code) {
+#ifdef ARBOR_HAVE_MPI
+    if (d->mpi) {
+        fflush(stderr);
+        MPI_Abort(MPI_COMM_WORLD, code);
+    }
+#endif
+    (void)d, (void)code;
+}
+
+#ifdef ARBOR_HAVE_MPI
+static int mpi_check(int rc, const char* what, Err* e) {
+    if (rc == MPI_SUCCESS) return 0;
+    char msg[MPI_MAX_ERROR_STRING];
+    int len = 0;
+    MPI_Error_string(rc, msg, &len);
+    return err_runtime(e, "MPI %s failed: %s", what, msg);
+}
+
+// MPI counts are ints: large buffers go in pieces
+enum { MPI_PIECE = 1 << 28 };
+#endif
+
+int dist_sum_doubles(const Dist* d, double* buf, size_t n, Err* e) {
+    if (d->world == 1) return 0;
+#ifdef ARBOR_HAVE_MPI
+    for (size_t at = 0; at < n; at += MPI_PIECE) {
+        int count = (int)(n - at < MPI_PIECE ? n - at : MPI_PIECE);
+        if (mpi_check(MPI_Allreduce(MPI_IN_PLACE, buf + at, count, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD), "all-reduce", e)) return -1;
+    }
+    return 0;
+#else
+    (void)buf, (void)n;
+    return err_set(e, "no MPI");
+#endif
+}
+
+int dist_sum_doubles_scatter(const Dist* d, double* buf, const size_t* bounds, Err* e) {
+    if (d->world == 1) return 0;
+#ifdef ARBOR_HAVE_MPI
+    // a reduce-scatter with the ranges given: one reduce per range to its owner keeps counts in int
+    // range and the owner's slice in place
+    for (int r = 0; r < d->world; r++) {
+        for (size_t at = bounds[r]; at < bounds[r + 1]; at += MPI_PIECE) {
+            int count = (int)(bounds[r + 1] - at < MPI_PIECE ? bounds[r + 1] - at : MPI_PIECE);
+            void* send = d->rank == r ? MPI_IN_PLACE : (void*)(buf + at);
+            if (mpi_check(MPI_Reduce(send, buf + at, count, MPI_DOUBLE, MPI_SUM, r, MPI_COMM_WORLD), "reduce-scatter", e))
+                return -1;
+        }
+    }
+    return 0;
+#else
+    (void)buf, (void)bounds;
+    return err_set(e, "no MPI");
+#endif
+}
+
+int dist_all_gather(const Dist* d, const void* mine, size_t bytes, void* all, Err* e) {
+    if (d->world == 1) {
+        memmove(all, mine, bytes);
+        return 0;
+    }
+#ifdef ARBOR_HAVE_MPI
+    if (bytes > (size_t)MPI_PIECE) return err_set(e, "all-gather of %zu bytes per rank is too large", bytes);
+    return mpi_check(MPI_Allgather(mine, (int)bytes, MPI_BYTE, all, (int)bytes, MPI_BYTE, MPI_COMM_WORLD), "all-gather", e);
+#else
+    return err_set(e, "no MPI");
+#endif
+}
+
+int dist_all_gather_floats(const Dist* d, float* buf, const size_t* bounds, Err* e) {
+    if (d->world == 1) return 0;
+#ifdef ARBOR_HAVE_MPI
+    for (int r = 0; r < d->world; r++)  // rank r's range to everyone, in int-sized pieces
+        for (size_t at = bounds[r]; at < bounds[r + 1]; at += MPI_PIECE) {
+            int count = (int)(bounds[r + 1] - at < MPI_PIECE ? bounds[r + 1] - at : MPI_PIECE);
+            if (mpi_check(MPI_Bcast(buf + at, count, MPI_FLOAT, r, MPI_COMM_WORLD), "all-gather", e)) return -1;
+        }
+    return 0;
+#else
+    (void)buf, (void)bounds;
+    return err_set(e, "no MPI");
+#endif
+}
+
+int dist_gather_floats_to_root(const Dist* d, const float* mine, float* full, const size_t* bounds, Err* e) {
+    if (d->world == 1) {
+        memmove(full, mine, sizeof(float) * bounds[1]);
+        return 0;
+    }
+#ifdef ARBOR_HAVE_MPI
+    if (d->rank == 0) memcpy(full, mine, sizeof(float) * (bounds[1] - bounds[0]));
+    for (int r = 1; r < d->world; r++)
+        for (size_t at = bounds[r]; at < bounds[r + 1]; at += MPI_PIECE) {
+            int count = (int)(bounds[r + 1] - at < MPI_PIECE ? bounds[r + 1] - at : MPI_PIECE);
+            int rc = MPI_SUCCESS;
+            if (d->rank == r) rc = MPI_Send(mine + (at - bounds[r]), count, MPI_FLOAT, 0, 7, MPI_COMM_WORLD);
+            else if (d->rank == 0) rc = MPI_Recv(full + at, count, MPI_FLOAT, r, 7, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+            if (mpi_check(rc, "gather", e)) return -1;
+        }
+    return 0;
+#else
+    (void)mine, (void)full, (void)bounds;
+    return err_set(e, "no MPI");
+#endif
+}
+
+int dist_all_ok(const Dist* d, int ok) {
+    if (d->world == 1) return ok != 0;
+#ifdef ARBOR_HAVE_MPI
+    int mine = ok != 0, all = 0;
+    if (MPI_Allreduce(&mine, &all, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD) != MPI_SUCCESS) return 0;
+    return all;
+#else
+    return 0;
+#endif
+}
+
+int dist_check_same(const Dist* d, uint64_t hash, const char* what, Err* e) {
+    if (d->world == 1) return 0;
+    uint64_t* all = xmalloc(sizeof(uint64_t) * (size_t)d->world);
+    int rc = dist_all_gather(d, &hash, sizeof hash, all, e);
+    for (int r = 1; r < d->world && !rc; r++)
+        if (all[r] != all[0])
+            rc = err_set(e, "rank %d of %d has other %s than rank 0 (hash %016llx, rank 0 %016llx): every rank must be "
+                            "started with the same settings and files",
+                         r, d->world, what, (unsigned long long)all[r], (unsigned long long)all[0]);
+    free(all);
+    return rc;
+}

@@ -1,0 +1,176 @@
+// sweep_ranks.c: see sweep_ranks.h.
+#define _GNU_SOURCE
+#include "sweep_ranks.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "../models/file_io.h"
+
+typedef struct {
+    char* v[128];
+    int n;
+    char store[16384];
+    size_t used;
+} Argv;
+
+static void add(Argv* a, const char* fmt, ...) __attribute__((format(printf, 2, 3)));
+static void add(Argv* a, const char* fmt, ...) {
+    if (a->n >= 126) return;
+    va_list ap;
+    va_start(ap, fmt);
+    int len = vsnprintf(a->store + a->used, sizeof a->store - a->used, fmt, ap);
+    va_end(ap);
+    if (len < 0 || a->used + (size_t)len + 1 > sizeof a->store) return;
+    a->v[a->n++] = a->store + a->used;
+    a->used += (size_t)len + 1;
+}
+
+// the words of an environment variable, split on spaces
+static void add_words(Argv* a, const char* text) {
+    char buf[1024];
+    snprintf(buf, sizeof buf, "%s", text ? text : "");
+    for (char* w = strtok(buf, " \t"); w; w = strtok(NULL, " \t")) add(a, "%s", w);
+}
+
+int sweep_train_argv(const SweepConfig* c, const TrainConfig* tc, int ranks, int distill, const char* student,
+                     char*** out, int* argc, Err* e) {
+    static Argv a;
+    memset(&a, 0, sizeof a);
+    char arbor[PATH_MAX];
+    ssize_t got = readlink("/proc/self/exe", arbor, sizeof arbor - 1);
+    if (got <= 0) return err_set(e, "cannot find the arbor binary's path to start its ranks");
+    arbor[got] = 0;
+    const char* launcher;
+    if (getenv("SLURM_JOB_ID")) {  // inside an allocation: srun places the ranks on its nodes
+        add(&a, "srun");
+        add(&a, "--ntasks=%d", ranks);
+        if (c->nodes > 0) add(&a, "--nodes=%d", c->nodes);
+        if (c->device == DEVICE_CPU) add(&a, "--mpi=pmix");
+        launcher = "srun";
+    } else {
+        add(&a, "%s", getenv("ARBOR_MPIRUN") ? getenv("ARBOR_MPIRUN") : "mpirun");
+        add_words(&a, getenv("ARBOR_MPIRUN_ARGS"));
+        add(&a, "-np");
+        add(&a, "%d", ranks);
+        launcher = "mpirun";
+    }
+    add(&a, "%s", arbor);
+    add(&a, "%s", distill ? "distill" : "train");
+    if (distill) {
+        add(&a, "--teacher");
+        add(&a, "%s", c->teacher);
+        add(&a, "--student");
+        add(&a, "%s", student);
+        add(&a, "--loss");
+        add(&a, "%s", c->loss[0] ? c->loss : "kl");
+        add(&a, "--kd-temp");
+        add(&a, "%.9g", tc->loss.temperature);
+        if (tc->loss.t2_scaling) add(&a, "--t2");
+    } else {
+        add(&a, "--model");
+        add(&a, "%s", student);
+    }
+    add(&a, "--data");
+    add(&a, "%s", c->distill_data);
+    add(&a, "--out");
+    add(&a, "%s", tc->out_dir);
+    add(&a, "--steps");
+    add(&a, "%d", tc->steps);
+    add(&a, "--seq-len");
+    add(&a, "%d", tc->seq_len);
+    add(&a, "--batch");
+    add(&a, "%d", tc->batch);
+    add(&a, "--grad-accum");
+    add(&a, "%d", tc->grad_accum / ranks);  // per rank: the global batch stays the sweep's
+    add(&a, "--lr");
+    add(&a, "%.9g", tc->optim.lr);
+    add(&a, "--min-lr");
+    add(&a, "%.9g", tc->optim.min_lr);
+    add(&a, "--warmup");
+    add(&a, "%d", tc->optim.warmup);
+    add(&a, "--schedule");
+    add(&a, "%s", tc->optim.cosine ? "cosine" : "linear");
+    add(&a, "--weight-decay");
+    add(&a, "%.9g", tc->optim.weight_decay);
+    add(&a, "--beta1");
+    add(&a, "%.9g", tc->optim.beta1);
+    add(&a, "--beta2");
+    add(&a, "%.9g", tc->optim.beta2);
+    add(&a, "--eps");
+    add(&a, "%.9g", tc->optim.eps);
+    add(&a, "--clip");
+    add(&a, "%.9g", tc->optim.clip);
+    add(&a, "--val-every");
+    add(&a, "%d", tc->val_every);
+    add(&a, "--val-fraction");
+    add(&a, "%.17g", tc->val_fraction);
+    add(&a, "--val-windows");
+    add(&a, "%d", tc->val_windows);
+    add(&a, "--save-every");
+    add(&a, "%d", tc->save_every);
+    add(&a, "--log-every");
+    add(&a, "%d", tc->log_every);
+    add(&a, "--seed");
+    add(&a, "%llu", (unsigned long long)tc->seed);
+    add(&a, "--device");
+    add(&a, "%s", tc->gpu ? "cuda" : "cpu");
+    if (tc->resume) add(&a, "--resume");
+    if (a.n >= 126) return err_set(e, "the %s command line for the ranks is too long", launcher);
+    a.v[a.n] = NULL;
+    *out = a.v;
+    *argc = a.n;
+    return 0;
+}
+
+// the last row of the run's log.csv (step,loss,ce,kd,lr,grad_norm,tokens_per_s,val_loss) into sum
+static int read_log(const char* dir, TrainSummary* sum, Err* e) {
+    char path[4200];
+    snprintf(path, sizeof path, "%s/log.csv", dir);
+    char* text = file_read_all(path, NULL, e);
+    if (!text) return -1;
+    *sum = (TrainSummary){{NAN, NAN, NAN, NAN, 0, 0}, NAN, 0, 0};
+    int rows = 0;
+    for (char* line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
+        int step;
+        double loss, ce, kd, lr, gnorm, tok_s, val;
+        char val_text[64];
+        if (sscanf(line, "%d,%lf,%lf,%lf,%lf,%lf,%lf,%63s", &step, &loss, &ce, &kd, &lr, &gnorm, &tok_s, val_text) != 8) continue;
+        sum->last.total = loss, sum->last.ce = ce, sum->last.kd = kd, sum->tokens_per_s = tok_s, sum->steps = step;
+        val = strtod(val_text, NULL);
+        if (!isnan(val)) sum->val_loss = val;
+        rows++;
+    }
+    free(text);
+    return rows ? 0 : err_set(e, "%s: no steps logged", path);
+}
+
+int sweep_train_ranks(const SweepConfig* c, const TrainConfig* tc, int distill, const char* student, TrainSummary* sum,
+                      Err* e) {
+    int ranks = sweep_distill_ranks(c), argc;
+    char** argv;
+    if (sweep_train_argv(c, tc, ranks, distill, student, &argv, &argc, e)) return -1;
+    fprintf(stderr, "  %s over %d ranks: %s -np/--ntasks %d ...\n", distill ? "distill" : "train", ranks, argv[0], ranks);
+    fflush(stderr);
+    pid_t pid = fork();
+    if (pid < 0) return err_runtime(e, "cannot start the ranks: %s", strerror(errno));
+    if (pid == 0) {
+        execvp(argv[0], argv);
+        fprintf(stderr, "arbor: cannot run %s: %s\n", argv[0], strerror(errno));
+        _exit(127);
+    }
+    int st;
+    while (waitpid(pid, &st, 0) < 0)
+        if (errno != EINTR) return err_runtime(e, "waiting for the ranks: %s", strerror(errno));
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+        return err_runtime(e, "the %s stage's %d ranks failed (%s %d; their messages are above)", distill ? "distill" : "train",
+                           ranks, WIFEXITED(st) ? "exit" : "signal", WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st));
+    return read_log(tc->out_dir, sum, e);
+}
