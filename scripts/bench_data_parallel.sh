@@ -34,5 +34,5 @@ for round in 1 2 3; do
     echo "round $round: 1 process x 2 threads ${one[-1]} tokens/s, 2 ranks x 1 thread ${two[-1]} tokens/s"
 done
 a=$(printf '%s\n' "${one[@]}" | median) b=$(printf '%s\n' "${two[@]}" | median)
-echo "== step time at equal global batch (512 tokens a step x 2 micro-batches)"
+echo "== step time at equal global batch (1,024 tokens a step: 2 micro-batches of 4 x 128)"
 echo "median tokens/s: one process $a, two ranks $b; two ranks / one process = $(awk -v a="$a" -v b="$b" 'BEGIN {printf "%.3f", b / a}')"
