@@ -20,6 +20,10 @@
 // Unicode 15.0 tables.
 #define ONIG_WORD "\\p{Alphabetic}\\p{M}\\p{Nd}\\p{Pc}\\x{b2}\\x{b3}\\x{b9}\\x{bc}-\\x{be}"
 
+// The `regex` crate's \w (tokenizers' Whitespace pre-tokenizer uses that crate, not Oniguruma): Unicode
+// TR18's word class
+#define REGEX_CRATE_WORD "\\p{Alphabetic}\\p{M}\\p{Nd}\\p{Pc}\\p{Join_Control}"
+
 // Oniguruma's \s is Unicode White_Space exactly; PCRE2's UCP \s adds U+180E (checked code point by
 // code point against tokenizers 0.23.3)
 static char* onig_classes(const char* p, const char* source, Err* e) {
@@ -571,7 +575,8 @@ static int add_pre(TextPipeline* p, const cJSON* o, const char* source, int dept
         if (behavior_of(o, &t.behavior, "Punctuation", source, e)) return -1;
     } else if (strcmp(type, "Whitespace") == 0) {
         t.kind = PRE_WHITESPACE;
-        if (!(t.regex = text_regex_compile("\\w+|[^\\w\\s]+", source, e))) return -1;
+        // \w+|[^\w\s]+ in the `regex` crate (not Oniguruma): its \w is Alphabetic, marks, Nd, Pc and Join_Control
+        if (!(t.regex = text_regex_compile("[" REGEX_CRATE_WORD "]+|[^" REGEX_CRATE_WORD "\\p{White_Space}]+", source, e))) return -1;
     } else if (strcmp(type, "WhitespaceSplit") == 0) {
         t.kind = PRE_WHITESPACE_SPLIT;
     } else if (strcmp(type, "ByteLevel") == 0) {

@@ -11,7 +11,8 @@
 // Regexes run on PCRE2 (UTF + UCP). tokenizers runs Oniguruma, whose \s is Unicode White_Space and whose
 // \w is Alphabetic + marks + Nd + Pc plus a few Latin-1 numbers; PCRE2's differ (U+180E; marks, No), so
 // \s \S \w \W are rewritten to those classes (equal code point by code point, but for characters newer
-// than PCRE2's Unicode tables).
+// than PCRE2's Unicode tables). The Whitespace pre-tokenizer is the exception: tokenizers runs it on the
+// `regex` crate, whose \w is Unicode TR18's (Alphabetic, marks, Nd, Pc, Join_Control).
 // Matches are enumerated as the `onig` crate's find_iter does (an empty match right after the previous
 // match is skipped), and a Split's parts merged exactly as NormalizedString::split does.
 #pragma once
