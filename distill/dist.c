@@ -1,9 +1,11 @@
 // dist.c: see dist.h.
 #include "dist.h"
 
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #ifdef ARBOR_HAVE_MPI
 #include <mpi.h>
@@ -44,6 +46,12 @@ static void from_env(Dist* d) {
 int dist_init(Dist* d, Err* e) {
     memset(d, 0, sizeof *d);
     from_env(d);
+    d->timeout_s = 900;
+    if (getenv("ARBOR_DIST_TIMEOUT")) {
+        int t;
+        if (!env_int("ARBOR_DIST_TIMEOUT", &t) || t < 1) return err_set(e, "ARBOR_DIST_TIMEOUT must be a positive number of seconds");
+        d->timeout_s = t;
+    }
     if (d->world == 1) return 0;
 #ifdef ARBOR_HAVE_MPI
     int provided;
@@ -86,6 +94,29 @@ void dist_abort(const Dist* d, int code) {
 }
 
 #ifdef ARBOR_HAVE_MPI
+// The watchdog: every collective runs under an alarm; a rank that waits past the bound (another rank hung
+// or stopped: a dead one is ended by the launcher) writes one line and exits, and the launcher ends the
+// rest. The message is made before the wait: the handler only writes it. (Process-wide by nature: one
+// alarm per process.)
+static char watchdog_line[256];
+
+static void on_watchdog(int sig) {
+    (void)sig;
+    ssize_t ignored = write(2, watchdog_line, strlen(watchdog_line));
+    (void)ignored;
+    _exit(1);
+}
+
+static void watch(const Dist* d, const char* what) {
+    snprintf(watchdog_line, sizeof watchdog_line,
+             "arbor: rank %d of %d: no answer from the other ranks within %d s (%s): ending this rank\n", d->rank, d->world,
+             d->timeout_s, what);
+    signal(SIGALRM, on_watchdog);
+    alarm((unsigned)d->timeout_s);
+}
+
+static void unwatch(void) { alarm(0); }
+
 static int mpi_check(int rc, const char* what, Err* e) {
     if (rc == MPI_SUCCESS) return 0;
     char msg[MPI_MAX_ERROR_STRING];
@@ -101,10 +132,13 @@ enum { MPI_PIECE = 1 << 28 };
 int dist_sum_doubles(const Dist* d, double* buf, size_t n, Err* e) {
     if (d->world == 1) return 0;
 #ifdef ARBOR_HAVE_MPI
+    watch(d, "all-reduce");
     for (size_t at = 0; at < n; at += MPI_PIECE) {
         int count = (int)(n - at < MPI_PIECE ? n - at : MPI_PIECE);
-        if (mpi_check(MPI_Allreduce(MPI_IN_PLACE, buf + at, count, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD), "all-reduce", e)) return -1;
+        if (mpi_check(MPI_Allreduce(MPI_IN_PLACE, buf + at, count, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD), "all-reduce", e))
+            return unwatch(), -1;
     }
+    unwatch();
     return 0;
 #else
     (void)buf, (void)n;
@@ -117,14 +151,16 @@ int dist_sum_doubles_scatter(const Dist* d, double* buf, const size_t* bounds, E
 #ifdef ARBOR_HAVE_MPI
     // a reduce-scatter with the ranges given: one reduce per range to its owner keeps counts in int
     // range and the owner's slice in place
+    watch(d, "reduce-scatter");
     for (int r = 0; r < d->world; r++) {
         for (size_t at = bounds[r]; at < bounds[r + 1]; at += MPI_PIECE) {
             int count = (int)(bounds[r + 1] - at < MPI_PIECE ? bounds[r + 1] - at : MPI_PIECE);
             void* send = d->rank == r ? MPI_IN_PLACE : (void*)(buf + at);
             if (mpi_check(MPI_Reduce(send, buf + at, count, MPI_DOUBLE, MPI_SUM, r, MPI_COMM_WORLD), "reduce-scatter", e))
-                return -1;
+                return unwatch(), -1;
         }
     }
+    unwatch();
     return 0;
 #else
     (void)buf, (void)bounds;
@@ -139,7 +175,10 @@ int dist_all_gather(const Dist* d, const void* mine, size_t bytes, void* all, Er
     }
 #ifdef ARBOR_HAVE_MPI
     if (bytes > (size_t)MPI_PIECE) return err_set(e, "all-gather of %zu bytes per rank is too large", bytes);
-    return mpi_check(MPI_Allgather(mine, (int)bytes, MPI_BYTE, all, (int)bytes, MPI_BYTE, MPI_COMM_WORLD), "all-gather", e);
+    watch(d, "all-gather");
+    int rc = mpi_check(MPI_Allgather(mine, (int)bytes, MPI_BYTE, all, (int)bytes, MPI_BYTE, MPI_COMM_WORLD), "all-gather", e);
+    unwatch();
+    return rc;
 #else
     return err_set(e, "no MPI");
 #endif
@@ -148,11 +187,13 @@ int dist_all_gather(const Dist* d, const void* mine, size_t bytes, void* all, Er
 int dist_all_gather_floats(const Dist* d, float* buf, const size_t* bounds, Err* e) {
     if (d->world == 1) return 0;
 #ifdef ARBOR_HAVE_MPI
+    watch(d, "all-gather of the parameters");
     for (int r = 0; r < d->world; r++)  // rank r's range to everyone, in int-sized pieces
         for (size_t at = bounds[r]; at < bounds[r + 1]; at += MPI_PIECE) {
             int count = (int)(bounds[r + 1] - at < MPI_PIECE ? bounds[r + 1] - at : MPI_PIECE);
-            if (mpi_check(MPI_Bcast(buf + at, count, MPI_FLOAT, r, MPI_COMM_WORLD), "all-gather", e)) return -1;
+            if (mpi_check(MPI_Bcast(buf + at, count, MPI_FLOAT, r, MPI_COMM_WORLD), "all-gather", e)) return unwatch(), -1;
         }
+    unwatch();
     return 0;
 #else
     (void)buf, (void)bounds;
@@ -167,14 +208,16 @@ int dist_gather_floats_to_root(const Dist* d, const float* mine, float* full, co
     }
 #ifdef ARBOR_HAVE_MPI
     if (d->rank == 0) memcpy(full, mine, sizeof(float) * (bounds[1] - bounds[0]));
+    watch(d, "gather to rank 0");
     for (int r = 1; r < d->world; r++)
         for (size_t at = bounds[r]; at < bounds[r + 1]; at += MPI_PIECE) {
             int count = (int)(bounds[r + 1] - at < MPI_PIECE ? bounds[r + 1] - at : MPI_PIECE);
             int rc = MPI_SUCCESS;
             if (d->rank == r) rc = MPI_Send(mine + (at - bounds[r]), count, MPI_FLOAT, 0, 7, MPI_COMM_WORLD);
             else if (d->rank == 0) rc = MPI_Recv(full + at, count, MPI_FLOAT, r, 7, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
-            if (mpi_check(rc, "gather", e)) return -1;
+            if (mpi_check(rc, "gather", e)) return unwatch(), -1;
         }
+    unwatch();
     return 0;
 #else
     (void)mine, (void)full, (void)bounds;
@@ -186,8 +229,10 @@ int dist_all_ok(const Dist* d, int ok) {
     if (d->world == 1) return ok != 0;
 #ifdef ARBOR_HAVE_MPI
     int mine = ok != 0, all = 0;
-    if (MPI_Allreduce(&mine, &all, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD) != MPI_SUCCESS) return 0;
-    return all;
+    watch(d, "agreement");
+    int rc = MPI_Allreduce(&mine, &all, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+    unwatch();
+    return rc == MPI_SUCCESS ? all : 0;
 #else
     return 0;
 #endif

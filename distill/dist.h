@@ -17,6 +17,8 @@ typedef struct {
     int rank, world, local_rank;
     int mpi;  // 1: MPI was initialised by dist_init (dist_finish finalises it)
     char launcher[16];  // "none", "slurm", "openmpi", "pmi"
+    int timeout_s;  // bound on every collective: a rank that waits longer ends itself with a message
+                    // (then the launcher ends the others); ARBOR_DIST_TIMEOUT, default 900
 } Dist;
 
 // Reads the launcher's environment and, for a world above one, joins it (MPI). A world above one in an

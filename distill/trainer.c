@@ -469,14 +469,18 @@ static uint64_t settings_hash(const Model* student, const Model* teacher, const 
     return h;
 }
 
-// a test hook: ARBOR_TEST_KILL_RANK_AT=R:S kills rank R (SIGKILL) once step S is done
+// test hooks: ARBOR_TEST_KILL_RANK_AT=R:S kills rank R (SIGKILL) once step S is done;
+// ARBOR_TEST_STALL_RANK_AT=R:S stops it (SIGSTOP: alive, never answering)
 static void maybe_die(const Dist* dist, int step) {
-    const char* v = getenv("ARBOR_TEST_KILL_RANK_AT");
-    int r, s;
-    if (v && sscanf(v, "%d:%d", &r, &s) == 2 && r == (dist ? dist->rank : 0) && s == step) {
-        fprintf(stderr, "rank %d: killed at step %d (ARBOR_TEST_KILL_RANK_AT)\n", r, step);
-        fflush(stderr);
-        raise(SIGKILL);
+    const char* names[2] = {"ARBOR_TEST_KILL_RANK_AT", "ARBOR_TEST_STALL_RANK_AT"};
+    for (int k = 0; k < 2; k++) {
+        const char* v = getenv(names[k]);
+        int r, s;
+        if (v && sscanf(v, "%d:%d", &r, &s) == 2 && r == (dist ? dist->rank : 0) && s == step) {
+            fprintf(stderr, "rank %d: %s at step %d (%s)\n", r, k ? "stalled" : "killed", step, names[k]);
+            fflush(stderr);
+            raise(k ? SIGSTOP : SIGKILL);
+        }
     }
 }
 

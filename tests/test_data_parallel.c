@@ -212,6 +212,21 @@ Test(data_parallel, a_killed_rank_ends_the_run_and_the_last_state_is_intact) {
     free(out);
 }
 
+Test(data_parallel, a_stalled_rank_is_outwaited_within_the_bound) {
+    // rank 1 stops answering (SIGSTOP) after step 2: rank 0's next collective gives up after
+    // ARBOR_DIST_TIMEOUT seconds with a message, and mpirun ends the stopped rank
+    char cmd[4096], log[400];
+    dp_command(cmd, sizeof cmd, 2, 1, "stalled", "--steps 40", "ARBOR_TEST_STALL_RANK_AT=1:2 ARBOR_DIST_TIMEOUT=4");
+    snprintf(log, sizeof log, "%s/stalled.out", dir);
+    double took;
+    int rc = run_bounded(cmd, log, 90, &took);
+    char* out = slurp(log);
+    cr_expect(rc != 0 && rc != -1, "exit %d after %.1f s:\n%s", rc, took, out);
+    cr_expect_lt(took, 45, "ended after %.1f s", took);
+    cr_expect(contains(out, "rank 0 of 2: no answer from the other ranks within 4 s"), "%s", out);
+    free(out);
+}
+
 Test(data_parallel, ranks_with_other_settings_are_refused_before_step_one) {
     char cmd[8192], log[400], common[2048];
     snprintf(common, sizeof common, "%s distill --teacher %s --student %s --data %s --out %s/mismatch --seq-len 16 --batch 2 "
