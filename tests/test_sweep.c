@@ -575,6 +575,8 @@ Test(sweep, every_key_changes_what_runs_or_is_refused) {
         {"distill", "min_lr", "1e-4", "2e-4"}, {"distill", "warmup", "1", "2"}, {"distill", "schedule", "cosine", "linear"},
         {"distill", "loss", "kl", "rkl"}, {"distill", "kd_temp", "1", "2"}, {"distill", "t2", "false", "true"},
         {"distill", "weight_decay", "0.1", "0.01"}, {"distill", "clip", "1", "0.5"}, {"distill", "seed", "0", "7"},
+        // the ranks change the Slurm allocation (or are refused: grad_accum 1 does not split), never a stage's plan
+        {"distill", "nodes", NULL, "2"}, {"distill", "ranks_per_node", NULL, "2"}, {"distill", "gpus_per_node", NULL, "2"},
         {"eval", "mmlu", mmlu, other_mmlu}, {"eval", "shots", "0", "3"}, {"eval", "subjects", "anatomy", "virology"},
         {"eval", "limit", "2", "5"}, {"eval", "ppl_seq_len", "16", "32"}, {"eval", "ppl_tokens", "128", "256"},
         {"bench", "batch", "1", "1, 2"}, {"bench", "prompt_len", "8", "16"}, {"bench", "gen_len", "2", "4"},
