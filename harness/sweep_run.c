@@ -459,7 +459,7 @@ int sweep_run(const SweepConfig* c, const Cell* cells, int n, const char* only, 
 
 static const char* columns[] = {
     "id", "label", "kind", "strategy", "kept_layers", "params", "layers", "hidden", "ffn", "heads", "kv_heads",
-    "eval_pruned.mmlu_micro", "eval_pruned.mmlu_ci_low", "eval_pruned.mmlu_ci_high", "distill.tokens", "distill.final_loss",
+    "eval_pruned.mmlu_micro", "eval_pruned.mmlu_ci_low", "eval_pruned.mmlu_ci_high", "eval_pruned.val_nll", "distill.tokens", "distill.final_loss",
     "distill.final_kd", "distill.val_loss", "train.tokens", "train.final_loss", "train.val_loss", "eval.mmlu_micro",
     "eval.mmlu_ci_low", "eval.mmlu_ci_high", "eval.mmlu_n", "eval.mmlu_chance", "eval.mmlu_macro", "eval.mmlu_stem",
     "eval.mmlu_humanities", "eval.mmlu_social_sciences", "eval.mmlu_other", "eval.val_nll", "bench.prefill_tps_b1",
