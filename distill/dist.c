@@ -125,8 +125,10 @@ static int mpi_check(int rc, const char* what, Err* e) {
     return err_runtime(e, "MPI %s failed: %s", what, msg);
 }
 
-// MPI counts are ints: large buffers go in pieces
+// MPI counts are ints: large buffers go in pieces of at most MPI_PIECE values; the count of the piece at
+// `at` of a range ending at `end`
 enum { MPI_PIECE = 1 << 28 };
+static int piece(size_t at, size_t end) { return (int)(end - at < MPI_PIECE ? end - at : MPI_PIECE); }
 #endif
 
 int dist_sum_doubles(const Dist* d, double* buf, size_t n, Err* e) {
@@ -134,7 +136,7 @@ int dist_sum_doubles(const Dist* d, double* buf, size_t n, Err* e) {
 #ifdef ARBOR_HAVE_MPI
     watch(d, "all-reduce");
     for (size_t at = 0; at < n; at += MPI_PIECE) {
-        int count = (int)(n - at < MPI_PIECE ? n - at : MPI_PIECE);
+        int count = piece(at, n);
         if (mpi_check(MPI_Allreduce(MPI_IN_PLACE, buf + at, count, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD), "all-reduce", e))
             return unwatch(), -1;
     }
@@ -154,7 +156,7 @@ int dist_sum_doubles_scatter(const Dist* d, double* buf, const size_t* bounds, E
     watch(d, "reduce-scatter");
     for (int r = 0; r < d->world; r++) {
         for (size_t at = bounds[r]; at < bounds[r + 1]; at += MPI_PIECE) {
-            int count = (int)(bounds[r + 1] - at < MPI_PIECE ? bounds[r + 1] - at : MPI_PIECE);
+            int count = piece(at, bounds[r + 1]);
             void* send = d->rank == r ? MPI_IN_PLACE : (void*)(buf + at);
             if (mpi_check(MPI_Reduce(send, buf + at, count, MPI_DOUBLE, MPI_SUM, r, MPI_COMM_WORLD), "reduce-scatter", e))
                 return unwatch(), -1;
@@ -190,7 +192,7 @@ int dist_all_gather_floats(const Dist* d, float* buf, const size_t* bounds, Err*
     watch(d, "all-gather of the parameters");
     for (int r = 0; r < d->world; r++)  // rank r's range to everyone, in int-sized pieces
         for (size_t at = bounds[r]; at < bounds[r + 1]; at += MPI_PIECE) {
-            int count = (int)(bounds[r + 1] - at < MPI_PIECE ? bounds[r + 1] - at : MPI_PIECE);
+            int count = piece(at, bounds[r + 1]);
             if (mpi_check(MPI_Bcast(buf + at, count, MPI_FLOAT, r, MPI_COMM_WORLD), "all-gather", e)) return unwatch(), -1;
         }
     unwatch();
@@ -211,7 +213,7 @@ int dist_gather_floats_to_root(const Dist* d, const float* mine, float* full, co
     watch(d, "gather to rank 0");
     for (int r = 1; r < d->world; r++)
         for (size_t at = bounds[r]; at < bounds[r + 1]; at += MPI_PIECE) {
-            int count = (int)(bounds[r + 1] - at < MPI_PIECE ? bounds[r + 1] - at : MPI_PIECE);
+            int count = piece(at, bounds[r + 1]);
             int rc = MPI_SUCCESS;
             if (d->rank == r) rc = MPI_Send(mine + (at - bounds[r]), count, MPI_FLOAT, 0, 7, MPI_COMM_WORLD);
             else if (d->rank == 0) rc = MPI_Recv(full + at, count, MPI_FLOAT, r, 7, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
