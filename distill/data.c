@@ -55,7 +55,8 @@ static void read_window(const DataLoader* d, uint64_t w, int* out) {
 void data_next_train(DataLoader* d, int B, int* out) {
     for (int b = 0; b < B; b++) {
         if (d->cursor == d->n_train) data_seek(d, d->epoch + 1, 0);
-        read_window(d, d->order[d->cursor++], out + (size_t)b * (d->seq_len + 1));
+        uint64_t w = d->order[d->cursor++];
+        if (out) read_window(d, w, out + (size_t)b * (d->seq_len + 1));
     }
 }
 

@@ -21,7 +21,8 @@ int data_open(DataLoader* d, const Shard* s, int seq_len, double val_fraction, u
 void data_close(DataLoader* d);
 // Moves to (epoch, cursor): for resuming.
 void data_seek(DataLoader* d, uint64_t epoch, uint64_t cursor);
-// out (B, seq_len + 1): the next B training windows (wrapping into the next epoch, reshuffled).
+// out (B, seq_len + 1): the next B training windows (wrapping into the next epoch, reshuffled); with
+// out NULL they are passed over (another rank's share of a step).
 void data_next_train(DataLoader* d, int B, int* out);
 // out (seq_len + 1): validation window k (k < n_val).
 void data_val_window(const DataLoader* d, uint64_t k, int* out);

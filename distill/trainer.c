@@ -358,9 +358,12 @@ int trainer_save(const Trainer* tr, const DataLoader* d, const char* path, Err* 
     }
     // renamed into place only when every rank got here without error
     int all_ok = tr->dist ? dist_all_ok(tr->dist, rc == 0) : rc == 0;
-    if (opened && !rc && all_ok) rc = atomic_commit(&f, e);
-    else if (opened && !rc) atomic_abort(&f), rc = err_set(e, "%s: not saved: another rank failed first", path);
-    else if (opened) atomic_abort(&f);
+    if (opened && !rc && all_ok) {
+        rc = atomic_commit(&f, e);
+    } else if (opened) {
+        atomic_abort(&f);
+        if (!rc) rc = err_set(e, "%s: not saved: another rank failed first", path);
+    }
     if (tr->dist && !dist_all_ok(tr->dist, rc == 0) && !rc) rc = err_set(e, "%s: rank 0 could not save the state", path);
     free(whole);
     return rc;
@@ -547,19 +550,20 @@ static int train_run_locked(Model* student, const Model* teacher, const Shard* s
         fprintf(stderr, "data parallel: %d ranks (%s) x %d micro-batch%s x %d windows = %llu windows (%llu tokens) per step%s\n",
                 world, dist->launcher, K, K > 1 ? "es" : "", cfg.batch, (unsigned long long)global_windows,
                 (unsigned long long)global_windows * (unsigned long long)cfg.seq_len, tr.zero1 ? ", ZeRO-1" : "");
-    // every rank draws the whole step's windows (the same loader state everywhere) and trains on its share
-    size_t per_rank = (size_t)K * cfg.batch * (cfg.seq_len + 1);
-    int* windows = xmalloc(sizeof(int) * per_rank * (size_t)world);
-    int rank = dist ? dist->rank : 0;
+    // every rank walks the whole step's windows (the same loader state everywhere) and reads its share
+    int per_rank = K * cfg.batch, rank = dist ? dist->rank : 0;
+    int* windows = xmalloc(sizeof(int) * (size_t)per_rank * (size_t)(cfg.seq_len + 1));
     double t_start = now_seconds();
     int first_step = tr.step, last_saved = tr.step;
     while (!rc && tr.step < cfg.steps && !(cfg.stop_at > 0 && tr.step >= cfg.stop_at)) {
         double t0 = now_seconds();
-        data_next_train(&d, K * cfg.batch * world, windows);
+        data_next_train(&d, per_rank * rank, NULL);
+        data_next_train(&d, per_rank, windows);
+        data_next_train(&d, per_rank * (world - 1 - rank), NULL);
         LossValues lv;
         double gnorm;
         float lr;
-        rc = trainer_step(&tr, &cfg, windows + per_rank * (size_t)rank, &lv, &gnorm, &lr, e);
+        rc = trainer_step(&tr, &cfg, windows, &lv, &gnorm, &lr, e);
         if (rc) break;
         double dt = now_seconds() - t0, tok_s = (double)global_windows * cfg.seq_len / dt;
         LossValues val = {NAN, NAN, NAN, NAN, 0, 0};

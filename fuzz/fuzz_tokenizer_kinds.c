@@ -12,7 +12,7 @@
 
 #include "../models/file_io.h"
 #include "../models/tokenizer.h"
-#include "../tests/tokenizer_variant.h"
+#include "tokenizer_variant.h"
 #include "fuzz_common.h"
 
 typedef enum { LOSSY, LOSSLESS, DROPS } Roundtrip;

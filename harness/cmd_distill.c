@@ -91,7 +91,6 @@ static int run(int argc, char** argv, int distill) {
         return fail(&e);
     }
     code = run_with(&cmd, distill, &dist, &e);
-    if (code) e.runtime = code == ARBOR_EXIT_RUNTIME;
     if (code && dist.world > 1) {  // one line from the rank that failed, then every rank ends
         fflush(stdout);
         fprintf(stderr, "arbor: rank %d of %d: %s\n", dist.rank, dist.world, e.msg);

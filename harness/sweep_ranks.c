@@ -33,6 +33,18 @@ static void add(Argv* a, const char* fmt, ...) {
     a->used += (size_t)len + 1;
 }
 
+// "--NAME" then its value, formatted
+static void opt(Argv* a, const char* name, const char* fmt, ...) __attribute__((format(printf, 3, 4)));
+static void opt(Argv* a, const char* name, const char* fmt, ...) {
+    char value[4200];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(value, sizeof value, fmt, ap);
+    va_end(ap);
+    add(a, "--%s", name);
+    add(a, "%s", value);
+}
+
 // the words of an environment variable, split on spaces
 static void add_words(Argv* a, const char* text) {
     char buf[1024];
@@ -65,63 +77,36 @@ int sweep_train_argv(const SweepConfig* c, const TrainConfig* tc, int ranks, int
     add(&a, "%s", arbor);
     add(&a, "%s", distill ? "distill" : "train");
     if (distill) {
-        add(&a, "--teacher");
-        add(&a, "%s", c->teacher);
-        add(&a, "--student");
-        add(&a, "%s", student);
-        add(&a, "--loss");
-        add(&a, "%s", c->loss[0] ? c->loss : "kl");
-        add(&a, "--kd-temp");
-        add(&a, "%.9g", tc->loss.temperature);
+        opt(&a, "teacher", "%s", c->teacher);
+        opt(&a, "student", "%s", student);
+        opt(&a, "loss", "%s", c->loss[0] ? c->loss : "kl");
+        opt(&a, "kd-temp", "%.9g", tc->loss.temperature);
         if (tc->loss.t2_scaling) add(&a, "--t2");
     } else {
-        add(&a, "--model");
-        add(&a, "%s", student);
+        opt(&a, "model", "%s", student);
     }
-    add(&a, "--data");
-    add(&a, "%s", c->distill_data);
-    add(&a, "--out");
-    add(&a, "%s", tc->out_dir);
-    add(&a, "--steps");
-    add(&a, "%d", tc->steps);
-    add(&a, "--seq-len");
-    add(&a, "%d", tc->seq_len);
-    add(&a, "--batch");
-    add(&a, "%d", tc->batch);
-    add(&a, "--grad-accum");
-    add(&a, "%d", tc->grad_accum / ranks);  // per rank: the global batch stays the sweep's
-    add(&a, "--lr");
-    add(&a, "%.9g", tc->optim.lr);
-    add(&a, "--min-lr");
-    add(&a, "%.9g", tc->optim.min_lr);
-    add(&a, "--warmup");
-    add(&a, "%d", tc->optim.warmup);
-    add(&a, "--schedule");
-    add(&a, "%s", tc->optim.cosine ? "cosine" : "linear");
-    add(&a, "--weight-decay");
-    add(&a, "%.9g", tc->optim.weight_decay);
-    add(&a, "--beta1");
-    add(&a, "%.9g", tc->optim.beta1);
-    add(&a, "--beta2");
-    add(&a, "%.9g", tc->optim.beta2);
-    add(&a, "--eps");
-    add(&a, "%.9g", tc->optim.eps);
-    add(&a, "--clip");
-    add(&a, "%.9g", tc->optim.clip);
-    add(&a, "--val-every");
-    add(&a, "%d", tc->val_every);
-    add(&a, "--val-fraction");
-    add(&a, "%.17g", tc->val_fraction);
-    add(&a, "--val-windows");
-    add(&a, "%d", tc->val_windows);
-    add(&a, "--save-every");
-    add(&a, "%d", tc->save_every);
-    add(&a, "--log-every");
-    add(&a, "%d", tc->log_every);
-    add(&a, "--seed");
-    add(&a, "%llu", (unsigned long long)tc->seed);
-    add(&a, "--device");
-    add(&a, "%s", tc->gpu ? "cuda" : "cpu");
+    opt(&a, "data", "%s", c->distill_data);
+    opt(&a, "out", "%s", tc->out_dir);
+    opt(&a, "steps", "%d", tc->steps);
+    opt(&a, "seq-len", "%d", tc->seq_len);
+    opt(&a, "batch", "%d", tc->batch);
+    opt(&a, "grad-accum", "%d", tc->grad_accum / ranks);  // per rank: the global batch stays the sweep's
+    opt(&a, "lr", "%.9g", tc->optim.lr);
+    opt(&a, "min-lr", "%.9g", tc->optim.min_lr);
+    opt(&a, "warmup", "%d", tc->optim.warmup);
+    opt(&a, "schedule", "%s", tc->optim.cosine ? "cosine" : "linear");
+    opt(&a, "weight-decay", "%.9g", tc->optim.weight_decay);
+    opt(&a, "beta1", "%.9g", tc->optim.beta1);
+    opt(&a, "beta2", "%.9g", tc->optim.beta2);
+    opt(&a, "eps", "%.9g", tc->optim.eps);
+    opt(&a, "clip", "%.9g", tc->optim.clip);
+    opt(&a, "val-every", "%d", tc->val_every);
+    opt(&a, "val-fraction", "%.17g", tc->val_fraction);
+    opt(&a, "val-windows", "%d", tc->val_windows);
+    opt(&a, "save-every", "%d", tc->save_every);
+    opt(&a, "log-every", "%d", tc->log_every);
+    opt(&a, "seed", "%llu", (unsigned long long)tc->seed);
+    opt(&a, "device", "%s", tc->gpu ? "cuda" : "cpu");
     if (tc->resume) add(&a, "--resume");
     if (a.n >= 126) return err_set(e, "the %s command line for the ranks is too long", launcher);
     a.v[a.n] = NULL;

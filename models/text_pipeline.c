@@ -317,21 +317,15 @@ static void byte_level_step(const PreTokenizer* st, Pieces* ps, IntVec* next, Pa
         size_t off = (size_t)ps->spans.data[k], len = (size_t)ps->spans.data[k + 1];
         arena_reserve(&ps->arena, 2 * len);
         size_t at = ps->arena.len;
-        for (size_t i = 0; i < len; i++) {
-            uint32_t cp = byte_level_code_point((uint8_t)ps->arena.data[off + i]);
-            if (cp < 0x80) ps->arena.data[ps->arena.len++] = (char)cp;
-            else {
-                ps->arena.data[ps->arena.len++] = (char)(0xc0 | (cp >> 6));
-                ps->arena.data[ps->arena.len++] = (char)(0x80 | (cp & 0x3f));
-            }
-        }
+        for (size_t i = 0; i < len; i++)
+            ps->arena.len += (size_t)byte_level_utf8((uint8_t)ps->arena.data[off + i], ps->arena.data + ps->arena.len);
         ps->spans.data[k] = (int)at;
         ps->spans.data[k + 1] = (int)(ps->arena.len - at);
     }
 }
 
 // byte-level symbols back to their bytes (later steps only split, so every character is a symbol)
-static void unmap_step(const TextPipeline* p, Pieces* ps) {
+static void unmap_step(Pieces* ps) {
     for (size_t k = 0; k < ps->spans.len; k += 2) {
         size_t off = (size_t)ps->spans.data[k], len = (size_t)ps->spans.data[k + 1];
         arena_reserve(&ps->arena, len);
@@ -340,7 +334,7 @@ static void unmap_step(const TextPipeline* p, Pieces* ps) {
             utf8proc_int32_t c;
             utf8proc_ssize_t n = utf8proc_iterate((const uint8_t*)ps->arena.data + off + i, (utf8proc_ssize_t)(len - i), &c);
             if (n <= 0) n = 1, c = (uint8_t)ps->arena.data[off + i];  // not reached: the text was mapped
-            int b = c >= 0 && c < 512 ? p->unmap[c] : -1;
+            int b = byte_level_byte(c);
             ps->arena.data[ps->arena.len++] = (char)(b >= 0 ? b : '?');
             i += (size_t)n;
         }
@@ -362,7 +356,7 @@ void text_pre_tokenize(const TextPipeline* p, const char* s, size_t len, Pieces*
         if (p->pre[i].kind == PRE_BYTE_LEVEL) byte_level_step(&p->pre[i], out, &next, &parts, md);
         else split_step(&p->pre[i], out, &next, &parts, md);
     }
-    if (p->byte_level_at >= 0) unmap_step(p, out);
+    if (p->byte_level_at >= 0) unmap_step(out);
     pcre2_match_data_free(md);
     free(next.data);
     free(parts.at);
@@ -500,7 +494,8 @@ static int add_norm(TextPipeline* p, const cJSON* o, const char* source, int dep
     if (!type) return err_set(e, "%s: a normalizer without a type", source);
     if (strcmp(type, "Sequence") == 0) {
         const cJSON* list = cJSON_GetObjectItemCaseSensitive(o, "normalizers");
-        if (!cJSON_IsArray(list) || depth > 8) return err_set(e, "%s: normalizer Sequence needs a list 'normalizers'", source);
+        if (!cJSON_IsArray(list)) return err_set(e, "%s: normalizer Sequence needs a list 'normalizers'", source);
+        if (depth > 8) return err_set(e, "%s: normalizer Sequences nested more than 8 deep", source);
         const cJSON* it;
         cJSON_ArrayForEach(it, list) if (add_norm(p, it, source, depth + 1, e)) return -1;
         return 0;
@@ -555,7 +550,8 @@ static int add_pre(TextPipeline* p, const cJSON* o, const char* source, int dept
     if (!type) return err_set(e, "%s: a pre_tokenizer without a type", source);
     if (strcmp(type, "Sequence") == 0) {
         const cJSON* list = cJSON_GetObjectItemCaseSensitive(o, "pretokenizers");
-        if (!cJSON_IsArray(list) || depth > 8) return err_set(e, "%s: pre_tokenizer Sequence needs a list 'pretokenizers'", source);
+        if (!cJSON_IsArray(list)) return err_set(e, "%s: pre_tokenizer Sequence needs a list 'pretokenizers'", source);
+        if (depth > 8) return err_set(e, "%s: pre_tokenizer Sequences nested more than 8 deep", source);
         const cJSON* it;
         cJSON_ArrayForEach(it, list) if (add_pre(p, it, source, depth + 1, e)) return -1;
         return 0;
@@ -598,8 +594,6 @@ static int add_pre(TextPipeline* p, const cJSON* o, const char* source, int dept
 int text_pipeline_parse(TextPipeline* p, const cJSON* normalizer, const cJSON* pre_tokenizer, const char* source, Err* e) {
     memset(p, 0, sizeof *p);
     p->byte_level_at = -1;
-    for (int i = 0; i < 512; i++) p->unmap[i] = -1;
-    for (int b = 0; b < 256; b++) p->unmap[byte_level_code_point(b)] = (int16_t)b;
     int rc = 0;
     if (normalizer && !cJSON_IsNull(normalizer)) rc = add_norm(p, normalizer, source, 0, e);
     if (!rc && pre_tokenizer && !cJSON_IsNull(pre_tokenizer)) rc = add_pre(p, pre_tokenizer, source, 0, e);

@@ -51,7 +51,6 @@ typedef struct {
     PreTokenizer* pre;  // (n_pre) applied in order, Sequences flattened
     int n_pre;
     int byte_level_at;  // index of the ByteLevel step in pre, -1 when none
-    int16_t unmap[512];  // byte-level symbol code point -> byte, -1 when none
 } TextPipeline;
 
 // Pieces of text: (offset, length) pairs into one byte arena.

@@ -7,13 +7,32 @@
 #include <string.h>
 #include <utf8proc.h>
 
+// Printable Latin-1 bytes stand for themselves; the other 68 get U+0100.. in byte order: 0-32 are
+// U+0100-U+0120, 127-160 are U+0121-U+0142, 173 is U+0143.
 uint32_t byte_level_code_point(int b) {
-    // printable Latin-1 bytes stand for themselves; the other 68 get U+0100.. in byte order
-    if ((b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174 && b <= 255)) return (uint32_t)b;
-    int n = 0;
-    for (int x = 0; x < b; x++)
-        if (!((x >= 33 && x <= 126) || (x >= 161 && x <= 172) || (x >= 174 && x <= 255))) n++;
-    return 256u + (uint32_t)n;
+    if (b <= 32) return 256u + (uint32_t)b;
+    if (b >= 127 && b <= 160) return 256u + 33u + (uint32_t)(b - 127);
+    if (b == 173) return 256u + 67u;
+    return (uint32_t)b;
+}
+
+int byte_level_utf8(int b, char out[2]) {
+    uint32_t cp = byte_level_code_point(b);
+    if (cp < 0x80) {
+        out[0] = (char)cp;
+        return 1;
+    }
+    out[0] = (char)(0xc0 | (cp >> 6));
+    out[1] = (char)(0x80 | (cp & 0x3f));
+    return 2;
+}
+
+int byte_level_byte(int32_t cp) {
+    if (cp >= 256 && cp <= 256 + 32) return cp - 256;
+    if (cp >= 256 + 33 && cp <= 256 + 66) return cp - 256 - 33 + 127;
+    if (cp == 256 + 67) return 173;
+    if ((cp >= 33 && cp <= 126) || (cp >= 161 && cp <= 172) || (cp >= 174 && cp <= 255)) return cp;
+    return -1;
 }
 
 long utf8_invalid_offset(const char* str, size_t len) {
@@ -132,11 +151,7 @@ static int whole_token(const Tokenizer* t, const uint8_t* bytes, int n) {
     char small[256] = {0};
     char* buf = 2 * (size_t)n <= sizeof small ? small : xmalloc(2 * (size_t)n);
     int len = 0;
-    for (int i = 0; i < n; i++) {
-        uint32_t cp = byte_level_code_point(bytes[i]);
-        if (cp < 0x80) buf[len++] = (char)cp;
-        else buf[len++] = (char)(0xc0 | (cp >> 6)), buf[len++] = (char)(0x80 | (cp & 0x3f));
-    }
+    for (int i = 0; i < n; i++) len += byte_level_utf8(bytes[i], buf + len);
     int id = strmap_get(&t->vocab, buf, len);
     if (buf != small) free(buf);
     return id;
@@ -217,19 +232,8 @@ static void encode_words(const Tokenizer* t, const char* s, size_t len, IntVec* 
     }
 }
 
-// the Qwen layout: (NFC,) one regex, each match and each gap a piece
-static int encode_direct(const Tokenizer* t, const char* text, size_t len, IntVec* out, Err* e) {
-    uint8_t* normalized = NULL;
-    const char* s = text;
-    int ascii = 1;
-    for (size_t i = 0; i < len && ascii; i++) ascii = (uint8_t)text[i] < 0x80;
-    if (t->direct_nfc && !ascii) {  // ASCII is its own NFC
-        utf8proc_ssize_t n = utf8proc_map((const utf8proc_uint8_t*)text, (utf8proc_ssize_t)len, &normalized,
-                                          UTF8PROC_STABLE | UTF8PROC_COMPOSE);
-        if (n < 0) return err_set(e, "NFC normalisation failed: %s", utf8proc_errmsg(n));
-        s = (const char*)normalized;
-        len = (size_t)n;
-    }
+// the Qwen layout on normalised text: one regex, each match and each gap a piece
+static void encode_direct(const Tokenizer* t, const char* s, size_t len, IntVec* out) {
     pcre2_match_data* md = pcre2_match_data_create_from_pattern(t->direct_split, NULL);
     TextRegexIter it = {0};
     size_t prev = 0, start, end;
@@ -240,8 +244,6 @@ static int encode_direct(const Tokenizer* t, const char* text, size_t len, IntVe
     }
     if (prev < len) bpe_piece(t, (const uint8_t*)s + prev, (int)(len - prev), out);
     pcre2_match_data_free(md);
-    free(normalized);
-    return 0;
 }
 
 // pre-tokenize and BPE a normalised stretch
@@ -261,23 +263,28 @@ static int encode_plain(const Tokenizer* t, const char* text, size_t len, IntVec
         encode_words(t, text, len, out);
         return 0;
     }
-    if (t->direct) return encode_direct(t, text, len, out, e);
     ByteVec norm = {0};
-    if (text_normalize(&t->pipe, text, len, &norm, e)) {
-        free(norm.data);
-        return -1;
+    if (t->pipe.n_norm) {
+        if (text_normalize(&t->pipe, text, len, &norm, e)) {
+            free(norm.data);
+            return -1;
+        }
+        text = norm.data, len = norm.len;
     }
-    // the added tokens matched on normalised text split it further
-    size_t plain = 0;
-    for (size_t i = 0; t->any_normalized && i < norm.len; i++) {
-        const AddedToken* a = added_at(t, norm.data, norm.len, i, true);
-        if (!a) continue;
-        encode_pieces(t, norm.data + plain, i - plain, out);
-        intvec_push(out, a->id);
-        i += (size_t)a->len - 1;
-        plain = i + 1;
+    if (t->direct) {
+        encode_direct(t, text, len, out);
+    } else {  // the added tokens matched on normalised text split it further
+        size_t plain = 0;
+        for (size_t i = 0; t->any_normalized && i < len; i++) {
+            const AddedToken* a = added_at(t, text, len, i, true);
+            if (!a) continue;
+            encode_pieces(t, text + plain, i - plain, out);
+            intvec_push(out, a->id);
+            i += (size_t)a->len - 1;
+            plain = i + 1;
+        }
+        encode_pieces(t, text + plain, len - plain, out);
     }
-    encode_pieces(t, norm.data + plain, norm.len - plain, out);
     free(norm.data);
     return 0;
 }
@@ -312,18 +319,19 @@ int tokenizer_encode(const Tokenizer* t, const char* text, size_t len, IntVec* o
 
 // a token's text through the ByteLevel decoder: every character a byte symbol -> those bytes, else the
 // text's own UTF-8 (as the library's decoder falls back)
-static void decode_symbols(const Tokenizer* t, const char* text, size_t len, ByteVec* out) {
+static void decode_symbols(const char* text, size_t len, ByteVec* out) {
     const uint8_t* s = (const uint8_t*)text;
     size_t start = out->len;
     for (utf8proc_ssize_t at = 0; at < (utf8proc_ssize_t)len;) {
         utf8proc_int32_t cp;
         utf8proc_ssize_t step = utf8proc_iterate(s + at, (utf8proc_ssize_t)len - at, &cp);
-        if (step <= 0 || cp < 0 || cp >= 512 || t->cp_to_byte[cp] < 0) {
+        int byte = step > 0 ? byte_level_byte(cp) : -1;
+        if (byte < 0) {
             out->len = start;
             bytevec_append(out, text, len);
             return;
         }
-        char b = (char)t->cp_to_byte[cp];
+        char b = (char)byte;
         bytevec_append(out, &b, 1);
         at += step;
     }
@@ -343,9 +351,9 @@ static int fallback_byte(const char* s, int len) {
 }
 
 // a run of <0xNN> bytes through ByteFallback (valid UTF-8: one token; else U+FFFD per byte), then ByteLevel
-static void decode_fallback_run(const Tokenizer* t, ByteVec* run, ByteVec* out) {
+static void decode_fallback_run(ByteVec* run, ByteVec* out) {
     if (run->len == 0) return;
-    if (utf8_invalid_offset(run->data, run->len) < 0) decode_symbols(t, run->data, run->len, out);
+    if (utf8_invalid_offset(run->data, run->len) < 0) decode_symbols(run->data, run->len, out);
     else
         for (size_t i = 0; i < run->len; i++) bytevec_append(out, "\xef\xbf\xbd", 3);
     run->len = 0;
@@ -367,15 +375,15 @@ int tokenizer_decode(const Tokenizer* t, const int* ids, size_t n, ByteVec* out,
             bytevec_append(&run, &b, 1);
             continue;
         }
-        decode_fallback_run(t, &run, out);
+        decode_fallback_run(&run, out);
         if (is_added || t->kind == TOKENIZER_WORD_LEVEL) {  // WordLevel decodes as words joined by spaces
             if (t->kind == TOKENIZER_WORD_LEVEL && i > 0) bytevec_append(out, " ", 1);
             bytevec_append(out, t->tokens[id], (size_t)t->token_lens[id]);
             continue;
         }
-        decode_symbols(t, t->tokens[id], (size_t)t->token_lens[id], out);
+        decode_symbols(t->tokens[id], (size_t)t->token_lens[id], out);
     }
-    decode_fallback_run(t, &run, out);
+    decode_fallback_run(&run, out);
     free(run.data);
     return 0;
 }

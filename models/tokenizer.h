@@ -11,7 +11,8 @@
 // runs of <0xNN> tokens when the decoder has it, added tokens as their content.
 //
 // The Qwen layout (NFC or none; Split(Regex, Isolated) + ByteLevel(use_regex=false), or ByteLevel with
-// its regex alone) takes a direct path with the same results: one regex scan, no piece list.
+// its regex alone) takes a direct path after normalising, with the same results: one regex scan, no
+// piece list.
 #pragma once
 #include <stdbool.h>
 #include <stdint.h>
@@ -46,7 +47,6 @@ typedef struct {
     int n_added;
     TextPipeline pipe;     // normalizers and pre-tokenizers
     bool direct;           // the Qwen layout's direct path (see above)
-    bool direct_nfc;       //   with NFC
     const void* direct_split;  //   its pcre2_code_8* (owned by pipe)
     bool any_normalized;   // some added token is matched on normalised text
     int byte_token[256];   // id of the one-symbol token of each byte, -1 when the vocabulary lacks it
@@ -55,7 +55,6 @@ typedef struct {
     int fallback_n[256];   //   how many; 0 when one of them is missing
     bool byte_fallback, fuse_unk, ignore_merges;
     bool decode_byte_fallback;  // the decoder has ByteFallback
-    int16_t cp_to_byte[512];  // byte-level symbol code point -> byte, -1 when none
     int eod_id;            // <|endoftext|>, or -1
     int unk_id;            // WordLevel: the id of unknown words; BPE: unk_token's id, or -1
 } Tokenizer;
@@ -76,3 +75,7 @@ int tokenizer_decode(const Tokenizer* t, const int* ids, size_t n, ByteVec* out,
 long utf8_invalid_offset(const char* s, size_t len);
 // GPT-2's bytes_to_unicode: the code point that stands for byte b.
 uint32_t byte_level_code_point(int b);
+// ... that code point's UTF-8 (1 or 2 bytes) into out; returns the length.
+int byte_level_utf8(int b, char out[2]);
+// The byte a byte-level symbol stands for, or -1 when cp is not one.
+int byte_level_byte(int32_t cp);

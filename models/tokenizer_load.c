@@ -33,17 +33,12 @@ static void alloc_ids(Tokenizer* t, int n_ids) {
 // The byte-level symbols: each byte's one-symbol token (-1 where the vocabulary lacks it), and for
 // byte_fallback the <0xNN> tokens of the symbol's UTF-8 bytes.
 static void bind_bytes(Tokenizer* t) {
-    for (int i = 0; i < 512; i++) t->cp_to_byte[i] = -1;
     t->all_bytes = true;
     for (int b = 0; b < 256; b++) {
-        uint32_t cp = byte_level_code_point(b);
-        char utf8[4];
-        int n = cp < 0x80 ? 1 : 2;
-        if (n == 1) utf8[0] = (char)cp;
-        else utf8[0] = (char)(0xc0 | (cp >> 6)), utf8[1] = (char)(0x80 | (cp & 0x3f));
+        char utf8[2];
+        int n = byte_level_utf8(b, utf8);
         t->byte_token[b] = strmap_get(&t->vocab, utf8, n);
         if (t->byte_token[b] < 0) t->all_bytes = false;
-        t->cp_to_byte[cp] = (int16_t)b;
         t->fallback_n[b] = n;
         for (int k = 0; k < n; k++) {
             char name[8];
@@ -108,7 +103,6 @@ static int read_pipeline(Tokenizer* t, const cJSON* normalizer, const cJSON* pre
         t->direct_split = q[0].regex;
     else if (nfc_or_none && p->n_pre == 1 && q[0].use_regex && !q[0].add_prefix_space)
         t->direct_split = q[0].regex;
-    t->direct_nfc = p->n_norm == 1;
     return 0;
 }
 

@@ -13,7 +13,7 @@
 #include "mmlu/mmlu_csv.h"
 #include "models/file_io.h"
 #include "models/tokenizer.h"
-#include "tokenizer_variant.h"
+#include "fuzz/tokenizer_variant.h"
 
 static cJSON* read_fixture(void) {
     char path[512];

@@ -120,7 +120,7 @@ VARIANTS = [
 
 
 def apply_patch(base, patch):
-    """The same edit as tests/tokenizer_variant.c: replace normalizer / pre_tokenizer, set model fields,
+    """The same edit as fuzz/tokenizer_variant.c: replace normalizer / pre_tokenizer, set model fields,
     drop bytes, add tokens (those absent)."""
     d = json.loads(json.dumps(base))
     for key in ("normalizer", "pre_tokenizer", "decoder"):

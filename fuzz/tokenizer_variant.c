@@ -55,10 +55,8 @@ char* tokenizer_variant_json(const cJSON* base, const cJSON* patch) {
     int n_drop = 0;
     cJSON_ArrayForEach(it, drop) {
         if (n_drop == 256) break;
-        uint32_t cp = byte_level_code_point(it->valueint & 0xff);
-        if (cp < 0x80) symbols[n_drop][0] = (char)cp, symbols[n_drop][1] = 0;
-        else symbols[n_drop][0] = (char)(0xc0 | (cp >> 6)), symbols[n_drop][1] = (char)(0x80 | (cp & 0x3f)), symbols[n_drop][2] = 0;
-        n_drop++;
+        int len = byte_level_utf8(it->valueint & 0xff, symbols[n_drop]);
+        symbols[n_drop++][len] = 0;
     }
     cJSON* vocab = patched_vocab(cJSON_GetObjectItemCaseSensitive(model, "vocab"), symbols, n_drop,
                                  cJSON_GetObjectItemCaseSensitive(patch, "add_tokens"));
