@@ -72,7 +72,8 @@ static int eval_mmlu(int argc, char** argv) {
         {"limit", "N", "questions per subject (0: all)", "0"},
         {"split", "NAME", "test, val or dev", "test"},
         {"batch", "B", "questions per forward call", "4"},
-        {"max-len", "N", "context limit in tokens (default: the model's)", "0"},
+        {"max-len", "N", "context limit in tokens (default: the model's max_position_embeddings)", "0"},
+        {"truncate", "tokens|shots", "a longer context: keep its last N tokens (lm-eval), or drop whole shots first", "tokens"},
         {"dry-run", NULL, "tokenize every prompt and count tokens, without running the model", NULL},
         {"device", "cpu|cuda", "backend: the CPU (fp32) or the GPU (bf16)", "cpu"},
     };
@@ -94,6 +95,11 @@ static int eval_mmlu(int argc, char** argv) {
         err_set(&e, "eval mmlu: --split must be test, val or dev, not '%s'", split);
         return fail(&e);
     }
+    MmluTruncation truncation;
+    if (mmlu_truncation_parse(arg_str(&cmd, "truncate"), &truncation)) {
+        err_set(&e, "eval mmlu: --truncate must be tokens or shots, not '%s'", arg_str(&cmd, "truncate"));
+        return fail(&e);
+    }
     Tokenizer tok;
     if (tokenizer_load(&tok, arg_str(&cmd, "tokenizer") ? arg_str(&cmd, "tokenizer") : dir, &e)) return fail(&e);
     Model m;
@@ -102,7 +108,7 @@ static int eval_mmlu(int argc, char** argv) {
         return fail(&e);
     }
     MmluOptions o = {(int)shots, (int)limit, (int)batch, (int)max_len, split, arg_str(&cmd, "subjects"),
-                     arg_flag(&cmd, "dry-run")};
+                     arg_flag(&cmd, "dry-run"), truncation};
     MmluResult r;
     Engine en;
     int rc = engine_open(&en, &m, device, &e);
@@ -110,20 +116,25 @@ static int eval_mmlu(int argc, char** argv) {
         rc = mmlu_evaluate_on(&en, &tok, data, &o, &r, &e) || (!o.dry_run && mmlu_write_results(&r, out, &e));
         engine_close(&en);
     }
+    int m_max_positions = m.cfg.max_positions;
     model_free(&m);
     tokenizer_free(&tok);
     if (rc) return fail(&e);
     if (o.dry_run) {
-        printf("questions=%d\ntruncated=%d\nprompt_tokens=%lld\ncomputed_tokens=%lld\n", r.n, r.n_truncated,
-               (long long)r.prompt_tokens, (long long)r.computed_tokens);
+        printf("questions=%d\ntruncated=%d\nfewer_shots=%d\nprompt_tokens=%lld\ncomputed_tokens=%lld\n", r.n,
+               r.n_truncated, r.n_fewer_shots, (long long)r.prompt_tokens, (long long)r.computed_tokens);
         mmlu_result_free(&r);
         return 0;
     }
     MmluSummary sum;
     mmlu_summarize(&r, &sum);
-    printf("questions=%d\ncorrect=%d\naccuracy=%.6f\ntruncated=%d\nprompt_tokens=%lld\ncomputed_tokens=%lld\nseconds=%.2f\n",
-           r.n, sum.total_correct, sum.micro, r.n_truncated, (long long)r.prompt_tokens, (long long)r.computed_tokens,
-           r.seconds);
+    printf("questions=%d\ncorrect=%d\naccuracy=%.6f\ntruncated=%d\nfewer_shots=%d\nprompt_tokens=%lld\n"
+           "computed_tokens=%lld\nseconds=%.2f\n",
+           r.n, sum.total_correct, sum.micro, r.n_truncated, r.n_fewer_shots, (long long)r.prompt_tokens,
+           (long long)r.computed_tokens, r.seconds);
+    if (r.n_truncated || r.n_fewer_shots)
+        fprintf(stderr, "mmlu: %d questions cut from the left and %d with fewer shots to fit %d tokens (predictions.csv: "
+                        "cut_tokens, shots)\n", r.n_truncated, r.n_fewer_shots, o.max_len ? o.max_len : m_max_positions);
     fprintf(stderr, "mmlu: %d questions, accuracy %.4f, %.1f s, %.0f prompt tokens/s (%.0f computed tokens/s); %s\n", r.n,
             sum.micro, r.seconds, (double)r.prompt_tokens / r.seconds, (double)r.computed_tokens / r.seconds, out);
     mmlu_result_free(&r);

@@ -21,7 +21,7 @@ typedef struct {
 // MMLU validation accuracy of a candidate (--score-with mmlu-val)
 static double mmlu_val_score(const Model* m, void* ctx, Err* e) {
     const MmluScoreCtx* c = ctx;
-    MmluOptions o = {c->shots, c->limit, 4, 0, "val", NULL, 0};
+    MmluOptions o = {c->shots, c->limit, 4, 0, "val", NULL, 0, MMLU_TRUNCATE_TOKENS};
     MmluResult r;
     if (mmlu_evaluate(m, c->tok, c->data, &o, &r, e)) return NAN;
     MmluSummary s;
@@ -37,7 +37,7 @@ int cmd_prune(int argc, char** argv) {
         FORCE_OPTION,
         {"calib", "SHARD", "calibration token shard (computes the scores)", NULL},
         {"scores", "FILE", "scores.json from an earlier run of this model (instead of --calib)", NULL},
-        {"strategy", "NAME", "depth: bi | block | last | ppl", NULL},
+        {"strategy", "NAME", "depth: bi | block | last | ppl | ablation | ablation-block", NULL},
         {"layers", "N", "target layer count for --strategy", NULL},
         {"drop-layers", "LIST", "explicit 0-based layers to drop, e.g. 20,21,22", NULL},
         {"ffn", "F", "target intermediate_size", "0"},
@@ -48,6 +48,9 @@ int cmd_prune(int argc, char** argv) {
         {"seq-len", "L", "calibration sequence length", "256"},
         {"batch", "B", "calibration sequences per forward", "4"},
         {"aggregation", "l2|mean|variance", "how per-sequence width scores combine", "l2"},
+        {"bi-after-norm", NULL, "Block Influence of the last layer after the final norm (transformers' hidden_states)", NULL},
+        {"ablation-windows", "N", "layer-ablation NMSE on the first N calibration sequences (0: off)", "0"},
+        {"ablation-blocks", "LIST", "block sizes ablated besides single layers, e.g. 4,8", NULL},
         {"device", "cpu|cuda", "where the calibration forward runs (cuda: bf16 activations)", "cpu"},
         {"dtype", "bf16|f32", "storage dtype of the pruned checkpoint", "bf16"},
         {"val", "SHARD", "validation tokens for ppl and --search (default: --calib)", NULL},
@@ -72,13 +75,27 @@ int cmd_prune(int argc, char** argv) {
     if (command_start(&cmd, argc, argv, &code)) return code;
     Err e;
     const char *dir, *out, *strategy = arg_str(&cmd, "strategy"), *agg = arg_str(&cmd, "aggregation");
-    long ffn, heads, kv, hidden, windows, seq_len, batch;
+    long ffn, heads, kv, hidden, windows, seq_len, batch, abl_windows;
     if (arg_required(&cmd, "model", &dir, &e) || arg_required(&cmd, "out", &out, &e) ||
         arg_long(&cmd, "ffn", 0, 1 << 24, &ffn, &e) || arg_long(&cmd, "heads", 0, 1 << 16, &heads, &e) ||
         arg_long(&cmd, "kv-heads", 0, 1 << 16, &kv, &e) || arg_long(&cmd, "hidden", 0, 1 << 24, &hidden, &e) ||
         arg_long(&cmd, "calib-windows", 1, 1 << 24, &windows, &e) || arg_long(&cmd, "seq-len", 1, 1 << 20, &seq_len, &e) ||
-        arg_long(&cmd, "batch", 1, 1 << 12, &batch, &e))
+        arg_long(&cmd, "batch", 1, 1 << 12, &batch, &e) || arg_long(&cmd, "ablation-windows", 0, 1 << 24, &abl_windows, &e))
         return fail(&e);
+    CalibOptions co = {(int)windows, (int)seq_len, (int)batch, AGG_L2, 0, arg_flag(&cmd, "bi-after-norm"), (int)abl_windows, {0}, 0};
+    if (arg_str(&cmd, "ablation-blocks")) {
+        int* sizes;
+        if (parse_token_list(arg_str(&cmd, "ablation-blocks"), &sizes, &co.n_ablation_sizes, &e)) {
+            err_prefix(&e, "--ablation-blocks");
+            return fail(&e);
+        }
+        for (int i = 0; i < co.n_ablation_sizes && i < ABLATION_MAX_SIZES - 1; i++) co.ablation_sizes[i] = sizes[i];
+        free(sizes);
+        if (co.n_ablation_sizes >= ABLATION_MAX_SIZES || !abl_windows) {
+            err_set(&e, "prune: --ablation-blocks takes at most %d sizes, with --ablation-windows", ABLATION_MAX_SIZES - 1);
+            return fail(&e);
+        }
+    }
     if (check_output_dir(&cmd, out, dir, &e)) return fail(&e);
     PruneTarget t = {DEPTH_NONE, 0, NULL, 0, (int)ffn, (int)heads, (int)kv, (int)hidden};
     int drop[1024], n_drop = 0;
@@ -98,7 +115,7 @@ int cmd_prune(int argc, char** argv) {
     } else if (strategy) {
         long layers;
         if (depth_strategy_parse(strategy, &t.depth)) {
-            err_set(&e, "prune: --strategy must be bi, block, last or ppl, not '%s'", strategy);
+            err_set(&e, "prune: --strategy must be bi, block, last, ppl, ablation or ablation-block, not '%s'", strategy);
             return fail(&e);
         }
         if (arg_long(&cmd, "layers", 1, 1 << 16, &layers, &e)) return fail(&e);
@@ -157,7 +174,9 @@ int cmd_prune(int argc, char** argv) {
         Shard calib;
         rc = shard_open(&calib, arg_str(&cmd, "calib"), &e);
         if (!rc) {
-            CalibOptions co = {(int)windows, (int)seq_len, (int)batch, aggregation, device == DEVICE_CUDA};
+            co.agg = aggregation, co.gpu = device == DEVICE_CUDA;
+            if (t.depth == DEPTH_ABLATION_BLOCK && co.n_ablation_sizes < ABLATION_MAX_SIZES - 1 && t.layers < m.cfg.n_layers)
+                co.ablation_sizes[co.n_ablation_sizes++] = m.cfg.n_layers - t.layers;  // the block this prune needs
             rc = importance_compute(&m, &calib, &co, &imp, &e);
             have_imp = !rc;
             shard_close(&calib);

@@ -38,7 +38,8 @@ static const KeyDef keys[] = {
     STR("teacher", "model", teacher),    STR("teacher", "tokenizer", tokenizer),
     STR("data", "calib", calib),         STR("data", "distill", distill_data),      STR("data", "val", val),
     INT("prune", "calib_windows", calib_windows), INT("prune", "seq_len", prune_seq_len),
-    STR("prune", "aggregation", aggregation),
+    STR("prune", "aggregation", aggregation), INT("prune", "ablation_windows", ablation_windows),
+    {"prune", "bi_after_norm", T_BOOL, offsetof(SweepConfig, bi_after_norm), 0, 0},
     INT("distill", "steps", steps),      DBL("distill", "tokens", tokens),          INT("distill", "seq_len", seq_len),
     INT("distill", "batch", batch),      INT("distill", "grad_accum", grad_accum),  DBL("distill", "lr", lr),
     DBL("distill", "min_lr", min_lr),    INT("distill", "warmup", warmup),          STR("distill", "schedule", schedule),
@@ -46,7 +47,7 @@ static const KeyDef keys[] = {
     DBL("distill", "weight_decay", weight_decay), DBL("distill", "clip", clip),     INT("distill", "seed", seed),
     INT("distill", "nodes", nodes),      INT("distill", "ranks_per_node", ranks_per_node), INT("distill", "gpus_per_node", gpus_per_node),
     STR("eval", "mmlu", mmlu),           INT("eval", "shots", shots),               STR("eval", "subjects", subjects),
-    INT("eval", "limit", limit),         INT("eval", "ppl_seq_len", ppl_seq_len),   INT("eval", "ppl_tokens", ppl_tokens),
+    INT("eval", "limit", limit),         STR("eval", "truncate", truncate_text),    INT("eval", "ppl_seq_len", ppl_seq_len),   INT("eval", "ppl_tokens", ppl_tokens),
     INTS("bench", "batch", bench_batch, n_bench_batch), INT("bench", "prompt_len", prompt_len),
     INT("bench", "gen_len", gen_len),    INT("bench", "repeats", repeats),           STR("bench", "precision", precision),
     {"matrix", "strategies", T_STRS, offsetof(SweepConfig, strategies), 0, offsetof(SweepConfig, n_strategies)},
@@ -227,6 +228,7 @@ static int load(const char* path, SweepConfig* c, int lenient, Err* e) {
     snprintf(c->schedule, sizeof c->schedule, "cosine");
     snprintf(c->loss, sizeof c->loss, "kl");
     snprintf(c->device_text, sizeof c->device_text, "cpu");
+    snprintf(c->truncate_text, sizeof c->truncate_text, "tokens");
     c->calib_windows = 64, c->prune_seq_len = 256, c->max_cells = 1024;
     c->steps = 100, c->seq_len = 256, c->batch = 8, c->grad_accum = 1, c->warmup = 10;
     c->lr = 1e-4, c->min_lr = 1e-5, c->kd_temp = 1.0, c->weight_decay = 0.1, c->clip = 1.0;
@@ -248,7 +250,11 @@ static int load(const char* path, SweepConfig* c, int lenient, Err* e) {
     for (int i = 0; i < c->n_strategies; i++) {
         DepthStrategy d;
         if (depth_strategy_parse(c->strategies[i], &d))
-            return BAD("matrix", "strategies", "strategy '%s' is not one of bi, block, last, ppl", c->strategies[i]);
+            return BAD("matrix", "strategies", "strategy '%s' is not one of bi, block, last, ppl, ablation, ablation-block",
+                       c->strategies[i]);
+        if ((d == DEPTH_ABLATION || d == DEPTH_ABLATION_BLOCK) && c->ablation_windows < 1)
+            return BAD("matrix", "strategies", "strategy '%s' needs [prune] ablation_windows (sequences to ablate layers on)",
+                       c->strategies[i]);
         for (int j = 0; j < i; j++)
             if (!strcmp(c->strategies[i], c->strategies[j]))
                 return BAD("matrix", "strategies", "strategy '%s' is listed twice (the cells would repeat)", c->strategies[i]);
@@ -275,6 +281,8 @@ static int load(const char* path, SweepConfig* c, int lenient, Err* e) {
                    "the matrix makes up to %lld cells, more than max_cells = %d (raise [sweep] max_cells to run it)", cells,
                    c->max_cells);
     if (c->shots > 5) return BAD("eval", "shots", "shots must be 0..5");
+    if (mmlu_truncation_parse(c->truncate_text, &c->truncation))
+        return BAD("eval", "truncate", "truncate must be tokens (lm-eval's left truncation) or shots, not '%s'", c->truncate_text);
     if (c->subjects[0]) {
         char buf[sizeof c->subjects];
         snprintf(buf, sizeof buf, "%s", c->subjects);
@@ -298,6 +306,10 @@ static int load(const char* path, SweepConfig* c, int lenient, Err* e) {
     if (c->gpus_per_node < 0 || c->gpus_per_node > 64) return BAD("distill", "gpus_per_node", "gpus_per_node %d must be in [1, 64]", c->gpus_per_node);
     if (c->device == DEVICE_CPU && c->gpus_per_node > 0)
         return BAD("distill", "gpus_per_node", "gpus_per_node with device = cpu: set ranks_per_node (MPI ranks) instead");
+    if (c->ablation_windows < 0) return BAD("prune", "ablation_windows", "ablation_windows must be 0 (off) or more");
+    if (c->device == DEVICE_CUDA && (c->ablation_windows > 0 || c->bi_after_norm))
+        return BAD("prune", c->ablation_windows > 0 ? "ablation_windows" : "bi_after_norm",
+                   "layer ablation and Block Influence after the final norm run on the CPU calibration path (device = cpu)");
     if (c->device == DEVICE_CUDA && c->ranks_per_node > 0)
         return BAD("distill", "ranks_per_node", "ranks_per_node with device = cuda: set gpus_per_node (a rank per GPU) instead");
     int ranks = sweep_distill_ranks(c);

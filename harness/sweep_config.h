@@ -6,14 +6,14 @@
 //               max_cells (a larger matrix is refused; default 1024)
 //   [teacher]   model, tokenizer
 //   [data]      calib, distill, val
-//   [prune]     calib_windows, seq_len, aggregation
+//   [prune]     calib_windows, seq_len, aggregation, ablation_windows, bi_after_norm
 //   [distill]   steps, tokens, seq_len, batch, grad_accum, lr, min_lr, warmup, schedule, loss, kd_temp,
 //               t2, weight_decay, clip, seed, nodes, ranks_per_node (CPU: MPI ranks), gpus_per_node (CUDA: a
 //               rank per GPU). batch x grad_accum is the global batch whatever the ranks: each rank
 //               accumulates grad_accum / ranks micro-batches, so the ranks do not change the result.
-//   [eval]      mmlu, shots, subjects, limit, ppl_seq_len, ppl_tokens
+//   [eval]      mmlu, shots, subjects, limit, truncate (tokens|shots), ppl_seq_len, ppl_tokens
 //   [bench]     batch, prompt_len, gen_len, repeats, precision (fp32 on the CPU, bf16 on CUDA)
-//   [matrix]    strategies (bi, block, last, ppl), layers, ffn, hidden, heads, kv_heads (lists; 0 = keep)
+//   [matrix]    strategies (bi, block, last, ppl, ablation, ablation-block), layers, ffn, hidden, heads, kv_heads (lists; 0 = keep)
 //   [baseline.NAME]  model            (evaluated as it is)
 //   [scratch]   enabled               (a from-scratch student per pruned shape, same token budget)
 //   [slurm]     time, mem, partition, account, cpus_per_task, gpus_per_task (--emit-slurm's job array)
@@ -22,6 +22,7 @@
 
 #include "../distill/loss.h"
 #include "../kernels/check.h"
+#include "../mmlu/mmlu_eval.h"
 #include "../models/engine.h"
 
 #define SWEEP_MAX_AXIS 16
@@ -36,6 +37,7 @@ typedef struct {
     char calib[1024], distill_data[1024], val[1024];
     int calib_windows, prune_seq_len;
     char aggregation[16];
+    int ablation_windows, bi_after_norm;  // [prune] depth metrics (importance.h)
     int steps, seq_len, batch, grad_accum, warmup, seed, t2;
     int nodes, ranks_per_node, gpus_per_node;  // [distill] data parallel: ranks = nodes x per node
     double tokens, lr, min_lr, kd_temp, weight_decay, clip;
@@ -43,6 +45,8 @@ typedef struct {
     LossConfig loss_cfg;   // [distill] loss, kd_temp and t2, parsed: what the distill stage runs
     char mmlu[1024], subjects[2048];
     int shots, limit, ppl_seq_len, ppl_tokens;
+    char truncate_text[16];      // [eval] truncate as written
+    MmluTruncation truncation;   // ... parsed
     int bench_batch[SWEEP_MAX_AXIS], n_bench_batch, prompt_len, gen_len, repeats;
     char precision[16];
     char strategies[SWEEP_MAX_AXIS][16];

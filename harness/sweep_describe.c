@@ -103,6 +103,7 @@ int sweep_describe(const SweepConfig* c, const Cell* cells, int n, Err* e) {
     cJSON_AddNumberToObject(ev, "shots", c->shots);
     cJSON_AddStringToObject(ev, "subjects", c->subjects[0] ? c->subjects : "all");
     cJSON_AddNumberToObject(ev, "limit", c->limit);
+    cJSON_AddStringToObject(ev, "truncate", c->truncate_text);
     cJSON_AddStringToObject(ev, "val", c->val);
     cJSON_AddNumberToObject(ev, "ppl_tokens", c->ppl_tokens);
     cJSON* be = cJSON_AddObjectToObject(j, "bench");

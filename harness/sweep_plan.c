@@ -7,7 +7,8 @@
 void plan_calib(const SweepConfig* c, CalibOptions* o) {
     Aggregation agg = AGG_L2;
     aggregation_parse(c->aggregation, &agg);  // validated with the config
-    *o = (CalibOptions){c->calib_windows, c->prune_seq_len, 4, agg, c->device == DEVICE_CUDA};
+    *o = (CalibOptions){c->calib_windows, c->prune_seq_len, 4, agg, c->device == DEVICE_CUDA, c->bi_after_norm, c->ablation_windows,
+                        {0}, 0};
 }
 
 void plan_prune_target(const Cell* cell, PruneTarget* t) {
@@ -32,7 +33,7 @@ void plan_train(const SweepConfig* c, int with_teacher, TrainConfig* tc) {
 }
 
 void plan_mmlu(const SweepConfig* c, MmluOptions* o) {
-    *o = (MmluOptions){c->shots, c->limit, 4, 0, "test", c->subjects[0] ? c->subjects : NULL, 0};
+    *o = (MmluOptions){c->shots, c->limit, 4, 0, "test", c->subjects[0] ? c->subjects : NULL, 0, c->truncation};
 }
 
 void plan_ppl(const SweepConfig* c, PplOptions* o) { *o = (PplOptions){c->ppl_seq_len, c->ppl_seq_len, 0, 256}; }
@@ -54,9 +55,10 @@ void sweep_stage_plan(const SweepConfig* c, const Cell* cell, const char* stage,
         PruneTarget t;
         plan_calib(c, &co);
         plan_prune_target(cell, &t);
-        ADD(" teacher=%s calib=%s windows=%d seq=%d batch=%d agg=%d gpu=%d depth=%d layers=%d ffn=%d heads=%d kv=%d hidden=%d",
+        ADD(" teacher=%s calib=%s windows=%d seq=%d batch=%d agg=%d gpu=%d depth=%d layers=%d ffn=%d heads=%d kv=%d hidden=%d"
+            " bi_after_norm=%d ablation_windows=%d",
             c->teacher, c->calib, co.windows, co.seq_len, co.batch, (int)co.agg, co.gpu, (int)t.depth, t.layers, t.ffn,
-            t.heads, t.kv_heads, t.hidden);
+            t.heads, t.kv_heads, t.hidden, co.bi_after_norm, co.ablation_windows);
     } else if (!strcmp(stage, "distill") || !strcmp(stage, "train")) {
         int kd = !strcmp(stage, "distill");
         TrainConfig tc;
@@ -80,8 +82,8 @@ void sweep_stage_plan(const SweepConfig* c, const Cell* cell, const char* stage,
         plan_ppl(c, &po);
         ADD(" mmlu=%s", c->mmlu);
         if (c->mmlu[0])
-            ADD(" tokenizer=%s shots=%d limit=%d batch=%d max_len=%d split=%s subjects=%s", plan_tokenizer(c), mo.shots, mo.limit,
-                mo.batch, mo.max_len, mo.split, mo.subjects ? mo.subjects : "all");
+            ADD(" tokenizer=%s shots=%d limit=%d batch=%d max_len=%d split=%s subjects=%s truncate=%s", plan_tokenizer(c), mo.shots,
+                mo.limit, mo.batch, mo.max_len, mo.split, mo.subjects ? mo.subjects : "all", mmlu_truncation_name(mo.truncation));
         ADD(" val=%s", c->val);
         if (c->val[0]) ADD(" ppl_tokens=%d seq=%d stride=%d chunk=%d", c->ppl_tokens, po.seq_len, po.stride, po.chunk);
     } else if (!strcmp(stage, "bench")) {

@@ -130,6 +130,8 @@ static int prune_stage(Ctx* x, const char* tmp, cJSON* metrics, Err* e) {
     if (!rc) {
         CalibOptions co;
         plan_calib(c, &co);
+        if (!strcmp(cell->strategy, "ablation-block") && cell->layers < m.cfg.n_layers)  // the block size it picks
+            co.ablation_sizes[co.n_ablation_sizes++] = m.cfg.n_layers - cell->layers;
         rc = importance_compute(&m, &calib, &co, &imp, e);
         have = !rc;
     }
@@ -260,6 +262,8 @@ static int eval_stage(Ctx* x, const char* tmp, cJSON* metrics, Err* e) {
                 cJSON_AddNumberToObject(metrics, "mmlu_ci_high", n_q > 0 ? mid + half : 0);
                 cJSON_AddNumberToObject(metrics, "mmlu_chance", 0.25);  // four options
                 cJSON_AddNumberToObject(metrics, "mmlu_macro", sum.macro);
+                cJSON_AddNumberToObject(metrics, "mmlu_truncated", r.n_truncated);  // contexts cut to fit the model
+                cJSON_AddNumberToObject(metrics, "mmlu_fewer_shots", r.n_fewer_shots);
                 for (int k = 0; k < MMLU_N_CATEGORIES; k++) {
                     char key[64];
                     snprintf(key, sizeof key, "mmlu_%s", mmlu_category_name((MmluCategory)k));

@@ -19,8 +19,18 @@ typedef struct {
     IntVec ctx;         // context tokens as the model sees them
     int cont[4];        // the single-token continuation of each letter
     int shots_used;
+    int cut_tokens;     // tokens cut from the front of ctx to fit the context limit
     int shared;         // ctx starts with the subject prefix's tokens
 } Prompt;
+
+int mmlu_truncation_parse(const char* s, MmluTruncation* t) {
+    if (!strcmp(s, "tokens")) *t = MMLU_TRUNCATE_TOKENS;
+    else if (!strcmp(s, "shots")) *t = MMLU_TRUNCATE_SHOTS;
+    else return -1;
+    return 0;
+}
+
+const char* mmlu_truncation_name(MmluTruncation t) { return t == MMLU_TRUNCATE_SHOTS ? "shots" : "tokens"; }
 
 static int encode_text(const Tokenizer* t, const ByteVec* text, IntVec* out, Err* e) {
     out->len = 0;
@@ -50,7 +60,17 @@ static int build_prompt(const Tokenizer* t, const char* subject, const MmluFile*
     free(whole.data);
     free(text.data);
     p->shots_used = k;
+    p->cut_tokens = 0;
     return rc;
+}
+
+// Keeps the last max_len tokens of the context: lm-eval's (context + continuation)[-(max_len + 1):][:-1]
+// for a one-token continuation.
+static void cut_from_left(Prompt* p, int max_len) {
+    if ((int)p->ctx.len <= max_len) return;
+    p->cut_tokens = (int)p->ctx.len - max_len;
+    memmove(p->ctx.data, p->ctx.data + p->cut_tokens, sizeof(int) * (size_t)max_len);
+    p->ctx.len = (size_t)max_len;
 }
 
 typedef struct {
@@ -107,6 +127,7 @@ static int run_group(Runner* r, Prompt* prompts, int n, int shared, int prefix_l
         for (int c = 1; c < 4; c++)
             if (a->logprob[c] > a->logprob[a->pred]) a->pred = c;
         a->shots_used = p->shots_used;
+        a->cut_tokens = p->cut_tokens;
     }
     return rc;
 }
@@ -166,22 +187,22 @@ static int pick_subjects(const char* data_dir, const MmluOptions* o, int* chosen
     return 0;
 }
 
-// Tokenizes every prompt of the subject, dropping whole shots from the front of those that would not
-// fit max_len with their answer token.
+// Tokenizes every prompt of the subject and fits it into max_len (mmlu_eval.h: by tokens from the
+// left as lm-eval does, or by whole shots first).
 static int subject_prompts(const Tokenizer* tok, const char* name, const MmluFile* test, int n_q, const MmluFile* dev,
                            const MmluOptions* o, int max_len, const IntVec* prefix, Prompt* prompts, MmluResult* res,
                            Err* e) {
     for (int i = 0; i < n_q; i++) {
         Prompt* p = &prompts[i];
         const MmluRecord* q = &test->records[i];
-        for (int k = o->shots; k >= 0; k--) {
+        int fewest = o->truncation == MMLU_TRUNCATE_SHOTS ? 0 : o->shots;
+        for (int k = o->shots; k >= fewest; k--) {
             if (build_prompt(tok, name, o->shots ? dev : NULL, o->shots - k, k, q, p, e)) return -1;
-            if ((int)p->ctx.len + 1 <= max_len) break;
+            if ((int)p->ctx.len <= max_len) break;
         }
-        if ((int)p->ctx.len + 1 > max_len)
-            return err_set(e, "%s %s row %d: %zu tokens exceed --max-len %d even without shots", name, o->split, i,
-                           p->ctx.len, max_len);
-        res->n_truncated += p->shots_used < o->shots;
+        cut_from_left(p, max_len);
+        res->n_truncated += p->cut_tokens > 0;
+        res->n_fewer_shots += p->shots_used < o->shots;
         p->shared = p->shots_used == o->shots && prefix->len > 0 && p->ctx.len > prefix->len &&
                     memcmp(p->ctx.data, prefix->data, sizeof(int) * prefix->len) == 0;
         res->prompt_tokens += (int64_t)p->ctx.len;
@@ -283,7 +304,9 @@ int mmlu_evaluate_on(const Engine* en, const Tokenizer* tok, const char* data_di
     if (!o.split) o.split = "test";
     if (o.shots < 0 || o.shots > 5) return err_set(e, "--shots must be in [0, 5]");
     if (o.batch < 1 || o.batch > 64) return err_set(e, "--batch must be in [1, 64]");
-    int max_len = o.max_len > 0 && o.max_len < m->cfg.max_positions ? o.max_len : m->cfg.max_positions;
+    if (o.max_len > m->cfg.max_positions)
+        return err_set(e, "--max-len %d is past the model's max_position_embeddings (%d)", o.max_len, m->cfg.max_positions);
+    int max_len = o.max_len > 0 ? o.max_len : m->cfg.max_positions;
     int chosen[MMLU_N_SUBJECTS], n_subjects;
     if (pick_subjects(data_dir, &o, chosen, &n_subjects, e)) return -1;
     int total = 0;  // for the answer array and the ETA
@@ -339,13 +362,13 @@ int mmlu_write_results(const MmluResult* r, const char* out_dir, Err* e) {
     if (make_dirs(out_dir, e)) return -1;
     ByteVec csv = {0};
     char line[512];
-    static const char* predictions_header = "subject,index,prediction,gold,correct,logprob_A,logprob_B,logprob_C,logprob_D,shots\n";
+    static const char* predictions_header = "subject,index,prediction,gold,correct,logprob_A,logprob_B,logprob_C,logprob_D,shots,cut_tokens\n";
     bytevec_append(&csv, predictions_header, strlen(predictions_header));
     for (int i = 0; i < r->n; i++) {
         const MmluAnswer* a = &r->answers[i];
-        int len = snprintf(line, sizeof line, "%s,%d,%c,%c,%d,%.6f,%.6f,%.6f,%.6f,%d\n", mmlu_subject_name(a->subject), a->index,
-                           'A' + a->pred, 'A' + a->gold, a->pred == a->gold, a->logprob[0], a->logprob[1], a->logprob[2],
-                           a->logprob[3], a->shots_used);
+        int len = snprintf(line, sizeof line, "%s,%d,%c,%c,%d,%.6f,%.6f,%.6f,%.6f,%d,%d\n", mmlu_subject_name(a->subject),
+                           a->index, 'A' + a->pred, 'A' + a->gold, a->pred == a->gold, a->logprob[0], a->logprob[1],
+                           a->logprob[2], a->logprob[3], a->shots_used, a->cut_tokens);
         bytevec_append(&csv, line, (size_t)len);
     }
     char path[4200];

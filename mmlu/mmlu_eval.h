@@ -4,6 +4,13 @@
 // continuation), continuation ids = whole[len(encode(context)):]; the model sees
 // encode(context) + continuation ids.
 //
+// Long prompts: by default as lm-eval's HFLM does (truncation MMLU_TRUNCATE_TOKENS): the model sees
+// (context + continuation)[-(max_len + 1):][:-1], i.e. the last max_len context tokens, so a context
+// is cut from the left only when it is longer than max_len (one that exactly fills it is kept
+// whole). MMLU_TRUNCATE_SHOTS drops whole shots from the front instead until the context fits; a
+// question whose zero-shot context still does not fit is then cut by tokens too. Either way no
+// question ends the run: cut and fewer-shot questions are counted and written per question.
+//
 // Speed: the subject's description and shots are prefilled once into KV slot 0 and every question of
 // the subject attends to them from there (when its tokens start with the prefix's tokens, which is
 // checked); questions are batched, `batch` per forward call, in slots 1..batch.
@@ -14,28 +21,37 @@
 #include "../models/tokenizer.h"
 #include "subjects.h"
 
+typedef enum { MMLU_TRUNCATE_TOKENS, MMLU_TRUNCATE_SHOTS } MmluTruncation;
+
 typedef struct {
     int shots;               // 0..5
     int limit;               // questions per subject (0: all)
     int batch;               // questions per forward call
-    int max_len;             // context limit in tokens (0: the model's max_position_embeddings)
+    int max_len;             // context limit in tokens (0: the model's max_position_embeddings; larger is refused)
     const char* split;       // "test" (default), "val" or "dev"
     const char* subjects;    // comma-separated subset, or NULL for all 57
     int dry_run;             // tokenize and count tokens only; no model calls, no answers
+    MmluTruncation truncation;  // what gives way when a context is longer than max_len
 } MmluOptions;
+
+// "tokens" / "shots" <-> MmluTruncation; parse returns -1 for anything else.
+int mmlu_truncation_parse(const char* s, MmluTruncation* t);
+const char* mmlu_truncation_name(MmluTruncation t);
 
 typedef struct {
     int subject;        // index into mmlu/subjects.h
     int index;          // row in the subject's CSV (0-based)
     int gold, pred;     // 0..3
-    int shots_used;     // < shots when whole shots were dropped to fit max_len
+    int shots_used;     // < shots when whole shots were dropped to fit max_len (MMLU_TRUNCATE_SHOTS)
+    int cut_tokens;     // context tokens cut from the left to fit max_len
     double logprob[4];  // log P(" A" | context) ...
 } MmluAnswer;
 
 typedef struct {
     MmluAnswer* answers;
     int n;
-    int n_truncated;         // questions that lost shots to fit max_len
+    int n_truncated;         // questions whose context was cut by tokens to fit max_len
+    int n_fewer_shots;       // questions that lost whole shots to fit max_len
     int64_t prompt_tokens;   // tokens of all prompts as the model sees them
     int64_t computed_tokens; // tokens actually run (shared prefixes once per subject)
     double seconds;

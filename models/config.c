@@ -148,7 +148,9 @@ static int parse_config(JsonCtx* j, ModelConfig* cfg) {
     if (json_int(j, j->root, "num_key_value_heads", &cfg->n_kv_heads) < 0) return -1;
     cfg->head_dim = cfg->n_heads > 0 ? cfg->hidden / cfg->n_heads : 0;
     if (json_int(j, j->root, "head_dim", &cfg->head_dim) < 0) return -1;
-    cfg->max_positions = 32768;
+    // absent: the default of the transformers config class (Llama 2048, Qwen2/Qwen3 32768), which is
+    // what transformers and lm-eval's max_length then use
+    cfg->max_positions = cfg->arch == ARCH_LLAMA ? 2048 : 32768;
     if (json_int(j, j->root, "max_position_embeddings", &cfg->max_positions) < 0) return -1;
     double eps = 1e-6;
     if (json_num(j, j->root, "rms_norm_eps", &eps) < 0) return -1;

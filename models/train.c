@@ -122,6 +122,14 @@ int train_forward(const Model* m, TrainActs* a, const int* tokens, Err* e) {
     return 0;
 }
 
+void train_forward_from(const Model* m, TrainActs* a, int first, const float* res_in) {
+    const ModelConfig* c = &m->cfg;
+    int N = a->N, C = c->hidden;
+    memmove(RES(first), res_in, sizeof(float) * (size_t)N * C);
+    for (int l = first; l < c->n_layers; l++) layer_forward(m, a, l);
+    m->ops->rmsnorm_forward(a->xnf, RES(c->n_layers), m->w.final_norm, c->rms_eps, N, C);
+}
+
 void train_backward(const Model* m, TrainActs* a, const int* tokens, const float* d_xnf, float* const* d_layer_out,
                     ModelWeights* g) {
     const ModelConfig* c = &m->cfg;

@@ -46,6 +46,10 @@ void train_acts_free(TrainActs* a);
 // tokens (B*T). Fills every activation; returns xnf (N,C) (a->xnf), the input of the lm_head.
 // Also usable for a teacher (the activations are simply not used afterwards).
 int train_forward(const Model* m, TrainActs* a, const int* tokens, Err* e);
+// The forward from layer `first` on: res_in (N,C) is the stream entering it (copied to res[first]);
+// layers first..L-1 and the final norm run, overwriting their activations and a->xnf. With res_in =
+// res[s] of a full forward and first = s + n, it is the model with layers s..s+n-1 made the identity.
+void train_forward_from(const Model* m, TrainActs* a, int first, const float* res_in);
 // d_xnf (N,C): the loss gradient at the final norm's output. grads: bound to a gradient arena;
 // every parameter gradient except the lm_head's (the loss adds that one) accumulates here.
 // d_layer_out (optional, n_layers pointers, NULL entries allowed): extra gradients at each layer's

@@ -49,15 +49,18 @@ static double cosine(const float* a, const float* b, int C) {
 // cos (rows, P, P) for p < q, the cosine between residual boundaries p and q of each row; mlp (nb, L, F)
 // mean |h| of each neuron over a sequence; heads (nb, L, NH) mean norm of each head's output;
 // channels (nb, C) the sum over norm sites of each channel's mean |x|.
-static void batch_tables(const TrainActs* a, const ModelConfig* c, int nb, double* cos_t, double* mlp_t,
+// With after_norm, boundary L is the final norm's output instead of the stream entering it.
+static void batch_tables(const TrainActs* a, const ModelConfig* c, int nb, int after_norm, double* cos_t, double* mlp_t,
                          double* heads_t, double* ch_t) {
     int L = c->n_layers, C = c->hidden, F = c->ffn, NH = c->n_heads, HS = c->head_dim, T = a->T;
     size_t N = (size_t)a->N, P = (size_t)L + 1, rows = (size_t)nb * T;
 #pragma omp parallel for schedule(dynamic, 1)
     for (size_t p = 0; p < P; p++)
-        for (size_t q = p + 1; q < P; q++)
+        for (size_t q = p + 1; q < P; q++) {
+            const float* hq = after_norm && q == (size_t)L ? a->xnf : a->res + q * N * C;
             for (size_t r = 0; r < rows; r++)
-                cos_t[(r * P + p) * P + q] = cosine(a->res + (p * N + r) * C, a->res + (q * N + r) * C, C);
+                cos_t[(r * P + p) * P + q] = cosine(a->res + (p * N + r) * C, hq + r * C, C);
+        }
     for (int b = 0; b < nb; b++) {
 #pragma omp parallel for
         for (int l = 0; l < L; l++) {
@@ -102,12 +105,17 @@ int importance_compute(const Model* m, const Shard* calib, const CalibOptions* o
     if (calib->vocab_size > c->vocab)
         return err_set(e, "%s: the shard's vocabulary (%d) exceeds the model's (%d)", calib->path, calib->vocab_size, c->vocab);
     if (T < 1 || T > c->max_positions) return err_set(e, "calibration seq_len %d must be in [1, %d]", T, c->max_positions);
+    if (o->gpu && (o->bi_after_norm || o->ablation_windows > 0))
+        return err_set(e, "layer ablation and Block Influence after the final norm run on the CPU calibration path only "
+                          "(calibrate with device cpu)");
+    if (o->ablation_windows > 0 && ablation_init(&imp->ablation, L, o->ablation_sizes, o->n_ablation_sizes, e)) return -1;
     long long available = (long long)(calib->n_tokens / (uint64_t)T);
     if (available < 1) return err_set(e, "%s: empty calibration data (%llu tokens, seq_len %d)", calib->path,
                                       (unsigned long long)calib->n_tokens, T);
     int windows = o->windows > 0 && o->windows < available ? o->windows : (int)available;
     if (B > windows) B = windows;
     imp->n_layers = L, imp->ffn = F, imp->n_heads = NH, imp->n_kv_heads = NKV, imp->hidden = C, imp->agg = o->agg;
+    imp->bi_after_norm = o->bi_after_norm;
     double* bi_sum = xcalloc((size_t)L, sizeof(double));
     double* ang_sum = xcalloc((size_t)(L + 1) * (L + 1), sizeof(double));
     Acc mlp = acc_new((size_t)L * F), heads = acc_new((size_t)L * NH), channels = acc_new((size_t)C);
@@ -136,7 +144,9 @@ int importance_compute(const Model* m, const Shard* calib, const CalibOptions* o
             if ((rc = calib_gpu_batch(gpu, tokens, nb, cos_t, mlp_t, heads_t, ch_t, e))) break;
         } else {
             if ((rc = train_forward(m, &a, tokens, e))) break;
-            batch_tables(&a, c, nb, cos_t, mlp_t, heads_t, ch_t);
+            batch_tables(&a, c, nb, o->bi_after_norm, cos_t, mlp_t, heads_t, ch_t);
+            long long left = o->ablation_windows - imp->ablation.sequences;  // after the tables: it reuses a
+            if (left > 0) ablation_batch(m, &a, (int)(left < nb ? left : nb) * T, &imp->ablation);
         }
         size_t rows = (size_t)nb * T;
         // depth: Block Influence of each layer and the angular distance of every pair of boundaries
@@ -182,6 +192,7 @@ int importance_compute(const Model* m, const Shard* calib, const CalibOptions* o
     for (int l = 0; l < L; l++)
         for (int hd = 0; hd < NH; hd++) imp->kv[(size_t)l * NKV + hd / (NH / NKV)] += imp->heads[(size_t)l * NH + hd];
     free(tokens);
+    if (imp->ablation.n_sizes) ablation_finish(&imp->ablation);
     if (rc) importance_free(imp);
     return rc;
 }
@@ -193,6 +204,7 @@ void importance_free(Importance* imp) {
     free(imp->heads);
     free(imp->kv);
     free(imp->channels);
+    ablation_free(&imp->ablation);
     memset(imp, 0, sizeof *imp);
 }
 
@@ -225,6 +237,23 @@ static cJSON* shape_of(const ModelConfig* c) {
     return s;
 }
 
+static cJSON* ablation_json(const Ablation* ab) {
+    cJSON* o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "definition", "NMSE = sum (ablated - full)^2 / sum full^2 over calibration tokens; "
+                                             "hidden: final norm output; blocks by start layer");
+    cJSON_AddNumberToObject(o, "sequences", (double)ab->sequences);
+    cJSON_AddNumberToObject(o, "tokens", (double)ab->tokens);
+    cJSON* blocks = cJSON_AddArrayToObject(o, "blocks");
+    for (int k = 0; k < ab->n_sizes; k++) {
+        cJSON* b = cJSON_CreateObject();
+        cJSON_AddNumberToObject(b, "size", ab->sizes[k]);
+        cJSON_AddItemToObject(b, "hidden_nmse", array_of(ab->hidden + ablation_offset(ab, k), ablation_count(ab, k)));
+        cJSON_AddItemToObject(b, "logits_nmse", array_of(ab->logits + ablation_offset(ab, k), ablation_count(ab, k)));
+        cJSON_AddItemToArray(blocks, b);
+    }
+    return o;
+}
+
 int importance_save(const Importance* imp, const ModelConfig* cfg, const char* path, Err* e) {
     cJSON* root = cJSON_CreateObject();
     cJSON_AddNumberToObject(root, "arbor_scores", 1);
@@ -235,6 +264,8 @@ int importance_save(const Importance* imp, const ModelConfig* cfg, const char* p
     cJSON_AddStringToObject(cal, "aggregation", aggregation_name(imp->agg));
     int L = imp->n_layers;
     cJSON_AddItemToObject(root, "block_influence", array_of(imp->bi, L));
+    cJSON_AddStringToObject(root, "block_influence_last", imp->bi_after_norm ? "after_final_norm" : "before_final_norm");
+    if (imp->ablation.n_sizes) cJSON_AddItemToObject(root, "layer_ablation", ablation_json(&imp->ablation));
     cJSON_AddItemToObject(root, "angular_distance", matrix_of(imp->angular, L + 1, L + 1));
     cJSON_AddItemToObject(root, "mlp", matrix_of(imp->mlp, L, imp->ffn));
     cJSON_AddItemToObject(root, "heads", matrix_of(imp->heads, L, imp->n_heads));
@@ -264,6 +295,37 @@ static int read_matrix(const cJSON* a, double* out, int rows, int cols) {
     return 0;
 }
 
+// block_influence_last (absent in older files: before the final norm) and layer_ablation, if present.
+static int read_depth_options(const cJSON* root, Importance* imp) {
+    const cJSON* last = cJSON_GetObjectItem(root, "block_influence_last");
+    if (last && !(cJSON_IsString(last) && (!strcmp(last->valuestring, "after_final_norm") || !strcmp(last->valuestring, "before_final_norm"))))
+        return -1;
+    imp->bi_after_norm = last && !strcmp(last->valuestring, "after_final_norm");
+    const cJSON* abl = cJSON_GetObjectItem(root, "layer_ablation");
+    if (!abl) return 0;
+    const cJSON* blocks = cJSON_GetObjectItem(abl, "blocks");
+    const cJSON *seq = cJSON_GetObjectItem(abl, "sequences"), *tok = cJSON_GetObjectItem(abl, "tokens");
+    int n = cJSON_GetArraySize(blocks), sizes[ABLATION_MAX_SIZES];
+    if (!cJSON_IsArray(blocks) || n < 1 || n > ABLATION_MAX_SIZES || !cJSON_IsNumber(seq) || !cJSON_IsNumber(tok)) return -1;
+    for (int k = 0; k < n; k++) {
+        const cJSON* size = cJSON_GetObjectItem(cJSON_GetArrayItem(blocks, k), "size");
+        if (!cJSON_IsNumber(size) || size->valueint != size->valuedouble || (k == 0) != (size->valueint == 1)) return -1;
+        sizes[k] = size->valueint;
+    }
+    Err e;
+    if (ablation_init(&imp->ablation, imp->n_layers, sizes + 1, n - 1, &e) || imp->ablation.n_sizes != n) return -1;
+    imp->ablation.sequences = (long long)seq->valuedouble, imp->ablation.tokens = (long long)tok->valuedouble;
+    for (int k = 0; k < n; k++) {
+        const cJSON* b = cJSON_GetArrayItem(blocks, k);
+        size_t off = ablation_offset(&imp->ablation, k);
+        int count = ablation_count(&imp->ablation, k);
+        if (read_array(cJSON_GetObjectItem(b, "hidden_nmse"), imp->ablation.hidden + off, count) ||
+            read_array(cJSON_GetObjectItem(b, "logits_nmse"), imp->ablation.logits + off, count))
+            return -1;
+    }
+    return 0;
+}
+
 int importance_load(Importance* imp, const ModelConfig* c, const char* path, Err* e) {
     memset(imp, 0, sizeof *imp);
     char* text = file_read_all(path, NULL, e);
@@ -290,13 +352,15 @@ int importance_load(Importance* imp, const ModelConfig* c, const char* path, Err
     imp->kv = xmalloc(sizeof(double) * (size_t)L * c->n_kv_heads);
     imp->channels = xmalloc(sizeof(double) * (size_t)c->hidden);
     const cJSON* cal = cJSON_GetObjectItem(root, "calibration");
-    imp->tokens = cal ? (long long)cJSON_GetObjectItem(cal, "tokens")->valuedouble : 0;
+    const cJSON* cal_tokens = cJSON_GetObjectItem(cal, "tokens");
+    imp->tokens = cJSON_IsNumber(cal_tokens) ? (long long)cal_tokens->valuedouble : 0;
     int rc = read_array(cJSON_GetObjectItem(root, "block_influence"), imp->bi, L) ||
              read_matrix(cJSON_GetObjectItem(root, "angular_distance"), imp->angular, L + 1, L + 1) ||
              read_matrix(cJSON_GetObjectItem(root, "mlp"), imp->mlp, L, c->ffn) ||
              read_matrix(cJSON_GetObjectItem(root, "heads"), imp->heads, L, c->n_heads) ||
              read_matrix(cJSON_GetObjectItem(root, "kv_groups"), imp->kv, L, c->n_kv_heads) ||
-             read_array(cJSON_GetObjectItem(root, "hidden"), imp->channels, c->hidden);
+             read_array(cJSON_GetObjectItem(root, "hidden"), imp->channels, c->hidden) ||
+             read_depth_options(root, imp);
     cJSON_Delete(root);
     if (rc) {
         importance_free(imp);
@@ -308,15 +372,18 @@ int importance_load(Importance* imp, const ModelConfig* c, const char* path, Err
 int importance_write_table(const Importance* imp, const char* path, Err* e) {
     ByteVec t = {0};
     char line[256];
-    int L = imp->n_layers;
-    int n = snprintf(line, sizeof line, "layer  block_influence  angular(l,l+1)  mlp_score_mean  head_score_mean\n");
+    int L = imp->n_layers, abl = imp->ablation.n_sizes > 0;
+    int n = snprintf(line, sizeof line, "layer  block_influence%s  angular(l,l+1)  mlp_score_mean  head_score_mean%s\n",
+                     imp->bi_after_norm ? "(last: after final norm)" : "", abl ? "  ablation_hidden_nmse  ablation_logits_nmse" : "");
     bytevec_append(&t, line, (size_t)n);
     for (int l = 0; l < L; l++) {
         double mm = 0, hm = 0;
         for (int i = 0; i < imp->ffn; i++) mm += imp->mlp[(size_t)l * imp->ffn + i];
         for (int h = 0; h < imp->n_heads; h++) hm += imp->heads[(size_t)l * imp->n_heads + h];
-        n = snprintf(line, sizeof line, "%5d  %15.6f  %14.6f  %14.6f  %15.6f\n", l, imp->bi[l],
+        n = snprintf(line, sizeof line, "%5d  %15.6f  %14.6f  %14.6f  %15.6f", l, imp->bi[l],
                      imp->angular[(size_t)l * (L + 1) + l + 1], mm / imp->ffn, hm / imp->n_heads);
+        if (abl) n += snprintf(line + n, sizeof line - (size_t)n, "  %20.6g  %20.6g", imp->ablation.hidden[l], imp->ablation.logits[l]);
+        line[n++] = '\n';
         bytevec_append(&t, line, (size_t)n);
     }
     int rc = file_write_atomic(path, t.data, t.len, e);

@@ -5,7 +5,11 @@
 //
 // Depth:  bi[l]        Block Influence, mean over tokens of 1 - cos(h_l, h_{l+1}) (ShortGPT)
 //         angular[l][l+n]  mean over tokens of arccos(cos(h_l, h_{l+n})) / pi (Gromov et al.)
-//         where h_l is the residual stream entering layer l (h_L: after the last layer).
+//         where h_l is the residual stream entering layer l (h_L: after the last layer, before the
+//         final norm; with bi_after_norm, h_L is the final norm's output, as in implementations
+//         built on transformers' `hidden_states`, whose last entry is normed)
+//         ablation     layer (and block) ablation NMSE of the final hidden state and the logits
+//         (prune/ablation.h), on the first ablation_windows calibration sequences
 // Width (Minitron, activation-based), each per sequence first a mean over tokens, then aggregated
 // over sequences (L2 by default, or mean, or variance):
 //         mlp[l][i]    |input of down_proj| of neuron i
@@ -15,6 +19,7 @@
 #pragma once
 #include "../models/model.h"
 #include "../models/token_shard.h"
+#include "ablation.h"
 
 typedef enum { AGG_L2, AGG_MEAN, AGG_VARIANCE } Aggregation;
 
@@ -32,6 +37,8 @@ typedef struct {
     double* channels;  // (C)
     long long tokens, sequences;
     Aggregation agg;
+    int bi_after_norm;     // boundary L of bi and angular is the final norm's output
+    Ablation ablation;     // n_sizes 0 when not computed
 } Importance;
 
 typedef struct {
@@ -40,6 +47,9 @@ typedef struct {
     int batch;         // sequences per forward
     Aggregation agg;
     int gpu;           // 1: the forward and the reductions on the GPU (bf16 activations), prune/calib_gpu.h
+    int bi_after_norm; // Block Influence of the last layer against the final norm's output
+    int ablation_windows;  // layer ablation on the first this many sequences (0: none)
+    int ablation_sizes[ABLATION_MAX_SIZES], n_ablation_sizes;  // block sizes ablated besides single layers
 } CalibOptions;
 
 int importance_compute(const Model* m, const Shard* calib, const CalibOptions* o, Importance* imp, Err* e);

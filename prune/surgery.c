@@ -12,10 +12,16 @@ int depth_strategy_parse(const char* name, DepthStrategy* d) {
     static const struct {
         const char* name;
         DepthStrategy d;
-    } names[] = {{"bi", DEPTH_BI}, {"block", DEPTH_BLOCK}, {"last", DEPTH_LAST}, {"ppl", DEPTH_PPL}};
+    } names[] = {{"bi", DEPTH_BI},     {"block", DEPTH_BLOCK},       {"last", DEPTH_LAST},
+                 {"ppl", DEPTH_PPL},   {"ablation", DEPTH_ABLATION}, {"ablation-block", DEPTH_ABLATION_BLOCK}};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (!strcmp(name, names[i].name)) return *d = names[i].d, 0;
     return -1;
+}
+
+const char* depth_strategy_name(DepthStrategy d) {
+    static const char* const names[] = {"none", "bi", "block", "last", "list", "ppl", "ablation", "ablation-block"};
+    return names[d];
 }
 
 int prune_write(const Model* pruned, const Importance* imp, const ModelConfig* source_cfg, const char* source,
@@ -69,13 +75,17 @@ int prune_pick_layers(const ModelConfig* c, const Importance* imp, const PruneTa
     } else if (t->depth != DEPTH_NONE) {
         int n = L - t->layers;
         if (t->layers < 1 || t->layers > L) rc = err_set(e, "--layers %d: the model has %d layers (keep 1..%d)", t->layers, L, L);
-        else if ((t->depth == DEPTH_BI || t->depth == DEPTH_BLOCK) && !imp)
-            rc = err_set(e, "the %s strategy needs importance scores (--calib or --scores)", t->depth == DEPTH_BI ? "bi" : "block");
-        else if (t->depth == DEPTH_BI) {  // drop the n lowest Block Influence layers
+        else if (t->depth != DEPTH_LAST && !imp)
+            rc = err_set(e, "the %s strategy needs importance scores (--calib or --scores)", depth_strategy_name(t->depth));
+        else if ((t->depth == DEPTH_ABLATION || t->depth == DEPTH_ABLATION_BLOCK) && !imp->ablation.n_sizes)
+            rc = err_set(e, "the %s strategy needs layer-ablation scores (calibrate with --ablation-windows)",
+                         depth_strategy_name(t->depth));
+        else if (t->depth == DEPTH_BI || t->depth == DEPTH_ABLATION) {  // drop the n lowest-scored layers
+            const double* score = t->depth == DEPTH_BI ? imp->bi : imp->ablation.logits;  // size 1 comes first
             for (int k = 0; k < n; k++) {
                 int worst = -1;
                 for (int l = 0; l < L; l++)
-                    if (!drop[l] && (worst < 0 || imp->bi[l] < imp->bi[worst])) worst = l;
+                    if (!drop[l] && (worst < 0 || score[l] < score[worst])) worst = l;
                 drop[worst] = 1;
             }
         } else if (t->depth == DEPTH_BLOCK && n > 0) {  // the contiguous block whose ends are most alike
@@ -83,6 +93,20 @@ int prune_pick_layers(const ModelConfig* c, const Importance* imp, const PruneTa
             for (int s = 1; s + n <= L; s++)
                 if (imp->angular[(size_t)s * (L + 1) + s + n] < imp->angular[(size_t)best * (L + 1) + best + n]) best = s;
             for (int l = best; l < best + n; l++) drop[l] = 1;
+        } else if (t->depth == DEPTH_ABLATION_BLOCK && n > 0) {  // the block whose ablation moves the logits least
+            const Ablation* ab = &imp->ablation;
+            int k = 0;
+            while (k < ab->n_sizes && ab->sizes[k] != n) k++;
+            if (k == ab->n_sizes) {
+                rc = err_set(e, "the ablation-block strategy to %d layers needs blocks of %d ablated (--ablation-blocks %d)",
+                             t->layers, n, n);
+            } else {
+                const double* score = ab->logits + ablation_offset(ab, k);
+                int best = 0;
+                for (int s = 1; s + n <= L; s++)
+                    if (score[s] < score[best]) best = s;
+                for (int l = best; l < best + n; l++) drop[l] = 1;
+            }
         } else if (t->depth == DEPTH_LAST && n > 0) {  // the deepest layers, but never the final one
             if (n > L - 1) rc = err_set(e, "--strategy last keeps the final layer: at least 2 layers must remain");
             for (int l = L - 1 - n; l < L - 1 && !rc; l++) drop[l] = 1;

@@ -5,10 +5,14 @@
 #include "importance.h"
 
 // DEPTH_PPL needs the model evaluated: prune_depth_ppl (search.h) picks its layers.
-typedef enum { DEPTH_NONE, DEPTH_BI, DEPTH_BLOCK, DEPTH_LAST, DEPTH_LIST, DEPTH_PPL } DepthStrategy;
+// DEPTH_ABLATION drops the layers whose single ablation changes the logits least (importance.h);
+// DEPTH_ABLATION_BLOCK the contiguous block of L - layers whose ablation does (that block size must
+// have been ablated).
+typedef enum { DEPTH_NONE, DEPTH_BI, DEPTH_BLOCK, DEPTH_LAST, DEPTH_LIST, DEPTH_PPL, DEPTH_ABLATION, DEPTH_ABLATION_BLOCK } DepthStrategy;
 
-// "bi", "block", "last", "ppl" -> strategy; -1 for another name
+// "bi", "block", "last", "ppl", "ablation", "ablation-block" -> strategy; -1 for another name
 int depth_strategy_parse(const char* name, DepthStrategy* d);
+const char* depth_strategy_name(DepthStrategy d);
 
 typedef struct {
     DepthStrategy depth;

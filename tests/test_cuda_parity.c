@@ -515,7 +515,7 @@ Test(cuda_parity, mmlu_predictions_agree_with_cpu) {
     model_create(&m, &cfg);
     model_init_random(&m, 5);
     round_arena_to_bf16(&m);
-    MmluOptions o = {1, 2, 4, 0, "test", NULL, 0};
+    MmluOptions o = {1, 2, 4, 0, "test", NULL, 0, MMLU_TRUNCATE_TOKENS};
     Engine cpu_en, gpu_en;
     MmluResult rc_cpu, rc_gpu;
     cr_assert_eq(engine_open(&cpu_en, &m, DEVICE_CPU, &e), 0, "%s", e.msg);
@@ -650,7 +650,7 @@ Test(cuda_parity, calibration_matches_cpu) {
     cr_assert_eq(shard_open(&calib, path, &e), 0, "%s", e.msg);
     Importance imp[2];
     for (int gpu = 0; gpu < 2; gpu++) {
-        CalibOptions o = {7, 64, 3, AGG_L2, gpu};  // a short last batch too
+        CalibOptions o = {.windows = 7, .seq_len = 64, .batch = 3, .agg = AGG_L2, .gpu = gpu};  // a short last batch too
         cr_assert_eq(importance_compute(&m, &calib, &o, &imp[gpu], &e), 0, "%s", e.msg);
     }
     int L = m.cfg.n_layers;

@@ -61,7 +61,7 @@ Test(mmlu_eval, agrees_with_lm_evaluation_harness) {
     int batches[] = {1, 5};
     for (int bi = 0; bi < 2; bi++) {
         MmluOptions o = {cJSON_GetObjectItem(ref, "shots")->valueint, cJSON_GetObjectItem(ref, "limit")->valueint,
-                         batches[bi], 0, "test", subjects, 0};
+                         batches[bi], 0, "test", subjects, 0, MMLU_TRUNCATE_TOKENS};
         MmluResult r;
         cr_assert_eq(mmlu_evaluate(&m, &tok, mmlu, &o, &r, &e), 0, "%s", e.msg);
         const cJSON* qs = cJSON_GetObjectItem(ref, "questions");
@@ -93,6 +93,78 @@ Test(mmlu_eval, agrees_with_lm_evaluation_harness) {
     cJSON_Delete(ref);
 }
 
+// Contexts longer than the model's positions, against lm-eval run with a small
+// max_position_embeddings (tools/make_lm_eval_fixture.py): left truncation by tokens at lm-eval's
+// boundary (a context of exactly max_length tokens is not cut; one token more is cut by one), and
+// prompts that even zero-shot do not fit are cut, not fatal.
+Test(mmlu_eval, long_prompts_truncate_as_lm_evaluation_harness) {
+    char mmlu[512], path[512];
+    if (!have_tok() || data_path(mmlu, sizeof mmlu, "mmlu") != 0) cr_skip_test("no Qwen3 tokenizer or MMLU data (ARBOR_DATA)");
+    snprintf(path, sizeof path, "%s/mmlu/lm_eval_truncation.json", ARBOR_FIXTURES);
+    cJSON* ref = read_json(path);
+    const cJSON* mc = cJSON_GetObjectItem(ref, "model");
+    ModelConfig cfg;
+    Err e;
+    cr_assert_eq(config_preset("tiny", &cfg, &e), 0);
+    cfg.vocab = cJSON_GetObjectItem(mc, "vocab")->valueint;
+    cfg.n_layers = cJSON_GetObjectItem(mc, "layers")->valueint;
+    char subjects[1024] = "";
+    const cJSON* s;
+    cJSON_ArrayForEach(s, cJSON_GetObjectItem(ref, "subjects"))
+        snprintf(subjects + strlen(subjects), sizeof subjects - strlen(subjects), "%s%s", subjects[0] ? "," : "", s->valuestring);
+    const cJSON* run;
+    cJSON_ArrayForEach(run, cJSON_GetObjectItem(ref, "runs")) {
+        cfg.max_positions = cJSON_GetObjectItem(run, "max_length")->valueint;
+        Model m;
+        model_create(&m, &cfg);
+        model_init_random(&m, (uint64_t)cJSON_GetObjectItem(mc, "seed")->valueint);
+        MmluOptions o = {cJSON_GetObjectItem(ref, "shots")->valueint, cJSON_GetObjectItem(ref, "limit")->valueint, 2, 0, "test",
+                         subjects, 0, MMLU_TRUNCATE_TOKENS};
+        MmluResult r;
+        cr_assert_eq(mmlu_evaluate(&m, &tok, mmlu, &o, &r, &e), 0, "max_length %d: %s", cfg.max_positions, e.msg);
+        const cJSON* qs = cJSON_GetObjectItem(run, "questions");
+        cr_assert_eq(r.n, cJSON_GetArraySize(qs));
+        double worst = 0;
+        int i = 0, cut = 0;
+        const cJSON* q;
+        cJSON_ArrayForEach(q, qs) {
+            const MmluAnswer* a = &r.answers[i++];
+            int ctx = cJSON_GetObjectItem(q, "context_tokens")->valueint;
+            int want_cut = ctx > cfg.max_positions ? ctx - cfg.max_positions : 0;
+            cut += want_cut > 0;
+            cr_expect_eq(a->cut_tokens, want_cut, "max_length %d, %d-token context: cut %d, lm-eval %d", cfg.max_positions, ctx,
+                         a->cut_tokens, want_cut);
+            cr_expect_eq(a->shots_used, o.shots);
+            for (int c = 0; c < 4; c++)
+                worst = fmax(worst, fabs(cJSON_GetArrayItem(cJSON_GetObjectItem(q, "loglik"), c)->valuedouble - a->logprob[c]));
+        }
+        cr_expect_eq(r.n_truncated, cut);
+        cr_expect_leq(worst, 1e-4, "max_length %d: max |loglik diff| %.3g", cfg.max_positions, worst);
+        cr_log_info("max_length %d: %d of %d cut, max |loglik diff| vs lm-eval %.2e", cfg.max_positions, cut, r.n, worst);
+        mmlu_result_free(&r);
+        model_free(&m);
+    }
+    // a config.json without max_position_embeddings: the length lm-eval resolves (the transformers
+    // class default of the architecture), never a guess
+    const cJSON* fb;
+    cJSON_ArrayForEach(fb, cJSON_GetObjectItem(ref, "max_length_without_max_position_embeddings")) {
+        char dir[256], src[600];
+        make_temp_dir(dir, sizeof dir);
+        snprintf(src, sizeof src, "%s/hf/%s/config.json", ARBOR_FIXTURES, fb->string);
+        cJSON* c = read_json(src);
+        cJSON_DeleteItemFromObject(c, "max_position_embeddings");
+        char* text = cJSON_Print(c);
+        snprintf(path, sizeof path, "%s/config.json", dir);
+        write_text(path, text);
+        free(text);
+        cJSON_Delete(c);
+        ModelConfig got;
+        cr_assert_eq(config_load(dir, &got, &e), 0, "%s", e.msg);
+        cr_expect_eq(got.max_positions, fb->valueint, "%s: %d, lm-eval %d", fb->string, got.max_positions, fb->valueint);
+    }
+    cJSON_Delete(ref);
+}
+
 // A small MMLU directory: two subjects, edited per test.
 static char dir[256];
 static void write_subject(const char* split, const char* subject, const char* rows) {
@@ -121,7 +193,7 @@ static void expect_refused(int shots, const char* subjects, const char* phrase) 
     cfg.vocab = 151936;
     cfg.n_layers = 1;
     model_create(&m, &cfg);
-    MmluOptions o = {shots, 0, 2, 0, "test", subjects, 0};
+    MmluOptions o = {shots, 0, 2, 0, "test", subjects, 0, MMLU_TRUNCATE_TOKENS};
     MmluResult r;
     cr_expect_eq(mmlu_evaluate(&m, &tok, dir, &o, &r, &e), -1, "should refuse: %s", phrase);
     cr_expect(contains(e.msg, phrase), "says '%s': %s", phrase, e.msg);
@@ -139,7 +211,7 @@ Test(mmlu_eval, small_dir_summary_and_bad_input) {
     Model m;
     model_create(&m, &cfg);
     model_init_random(&m, 1);
-    MmluOptions o = {2, 0, 3, 0, "test", "anatomy,virology", 0};
+    MmluOptions o = {2, 0, 3, 0, "test", "anatomy,virology", 0, MMLU_TRUNCATE_TOKENS};
     MmluResult r;
     cr_assert_eq(mmlu_evaluate(&m, &tok, dir, &o, &r, &e), 0, "%s", e.msg);
     cr_expect_eq(r.n, 4);
@@ -157,12 +229,31 @@ Test(mmlu_eval, small_dir_summary_and_bad_input) {
     cr_expect(contains(summary, "category,stem,2,") && contains(summary, "category,other,2,"), "%s", summary);
     free(summary);
     mmlu_result_free(&r);
-    // a context limit that leaves room for no shot drops them from the front and counts it
-    MmluOptions tight = {2, 0, 1, 70, "test", "anatomy", 0};
+    // a context limit that leaves room for no shot: --truncate shots drops them from the front and counts it
+    MmluOptions tight = {2, 0, 1, 70, "test", "anatomy", 0, MMLU_TRUNCATE_SHOTS};
     cr_assert_eq(mmlu_evaluate(&m, &tok, dir, &tight, &r, &e), 0, "%s", e.msg);
-    cr_expect_eq(r.n_truncated, 2);
+    cr_expect_eq(r.n_fewer_shots, 2);
+    cr_expect_eq(r.n_truncated, 0);
     for (int i = 0; i < r.n; i++) cr_expect_lt(r.answers[i].shots_used, 2);
     mmlu_result_free(&r);
+    // ... and one too short for even the zero-shot prompt cuts that by tokens, never ends the run
+    tight.max_len = 8;
+    cr_assert_eq(mmlu_evaluate(&m, &tok, dir, &tight, &r, &e), 0, "%s", e.msg);
+    cr_expect_eq(r.n_fewer_shots, 2);
+    cr_expect_eq(r.n_truncated, 2);
+    for (int i = 0; i < r.n; i++) cr_expect(r.answers[i].shots_used == 0 && r.answers[i].cut_tokens > 0);
+    mmlu_result_free(&r);
+    // lm-eval's default keeps every shot and cuts tokens from the left
+    tight = (MmluOptions){2, 0, 1, 70, "test", "anatomy", 0, MMLU_TRUNCATE_TOKENS};
+    cr_assert_eq(mmlu_evaluate(&m, &tok, dir, &tight, &r, &e), 0, "%s", e.msg);
+    cr_expect_eq(r.n_fewer_shots, 0);
+    cr_expect_eq(r.n_truncated, 2);
+    for (int i = 0; i < r.n; i++) cr_expect(r.answers[i].shots_used == 2 && r.answers[i].cut_tokens > 0);
+    mmlu_result_free(&r);
+    // a limit past the model's positions is refused, not silently lowered
+    tight.max_len = cfg.max_positions + 1;
+    cr_expect_eq(mmlu_evaluate(&m, &tok, dir, &tight, &r, &e), -1);
+    cr_expect(contains(e.msg, "past the model's max_position_embeddings"), "%s", e.msg);
     model_free(&m);
 
     expect_refused(0, "anatomy,astrology", "'astrology' is not one of MMLU's 57 subjects");

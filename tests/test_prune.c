@@ -161,7 +161,7 @@ Test(prune, importance_scores_against_direct_computation) {
     Err e;
     cr_assert_eq(shard_open(&s, path, &e), 0);
     Importance imp;
-    CalibOptions o = {8, 16, 3, AGG_L2, 0};  // 8 sequences in batches of 3 (a short last batch)
+    CalibOptions o = {.windows = 8, .seq_len = 16, .batch = 3, .agg = AGG_L2};  // 8 sequences in batches of 3 (a short last batch)
     cr_assert_eq(importance_compute(&m, &s, &o, &imp, &e), 0, "%s", e.msg);
     cr_expect_eq(imp.tokens, 8 * 16);
     cr_expect_leq(fabs(imp.bi[1]), 1e-6, "a layer that adds nothing has Block Influence 0: %g", imp.bi[1]);
@@ -277,7 +277,7 @@ Test(prune, impossible_width_targets_are_refused) {
     calib_shard(path, 10);
     Shard s;
     cr_assert_eq(shard_open(&s, path, &e), 0);
-    CalibOptions o = {4, 16, 2, AGG_L2, 0};
+    CalibOptions o = {.windows = 4, .seq_len = 16, .batch = 2, .agg = AGG_L2};
     Importance none;
     cr_expect_eq(importance_compute(&m, &s, &o, &none, &e), -1);
     cr_expect(contains(e.msg, "empty calibration data"), "%s", e.msg);
@@ -380,4 +380,77 @@ Test(prune, block_strategy_ranked_by_a_downstream_score) {
     free(csv);
     importance_free(&imp);
     model_free(&m);
+}
+
+// Block Influence before / after the final norm and the layer-ablation NMSE against transformers
+// (tools/make_depth_metric_fixture.py) on a committed tiny checkpoint; the ablation uses the first 3
+// of 4 sequences, in batches of 2 (so it stops inside a batch); the scores survive a save and load.
+Test(prune, depth_metrics_match_transformers) {
+    char path[512], dir[256];
+    snprintf(path, sizeof path, "%s/prune/depth_metrics.json", ARBOR_FIXTURES);
+    cJSON* ref = read_json(path);
+    snprintf(path, sizeof path, "%s/hf/qwen3_odd_untied_bias_f32_sharded", ARBOR_FIXTURES);
+    Model m;
+    Err e;
+    cr_assert_eq(model_load(&m, path, &e), 0, "%s", e.msg);
+    int L = m.cfg.n_layers, T = cJSON_GetObjectItem(ref, "seq_len")->valueint;
+    int S = cJSON_GetObjectItem(ref, "sequences")->valueint, n = S * T;
+    int* ids = malloc(sizeof(int) * (size_t)n);
+    for (int i = 0; i < n; i++) ids[i] = cJSON_GetArrayItem(cJSON_GetObjectItem(ref, "tokens"), i)->valueint;
+    make_temp_dir(dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/calib.shard", dir);
+    write_test_shard(path, n, m.cfg.vocab, 0, ids);
+    Shard s;
+    cr_assert_eq(shard_open(&s, path, &e), 0, "%s", e.msg);
+    for (int after = 0; after < 2; after++) {
+        CalibOptions o = {.windows = S, .seq_len = T, .batch = 2, .agg = AGG_L2, .bi_after_norm = after,
+                          .ablation_windows = cJSON_GetObjectItem(ref, "ablation_sequences")->valueint,
+                          .ablation_sizes = {2}, .n_ablation_sizes = 1};
+        Importance imp, back;
+        cr_assert_eq(importance_compute(&m, &s, &o, &imp, &e), 0, "%s", e.msg);
+        snprintf(path, sizeof path, "%s/scores.json", dir);
+        cr_assert_eq(importance_save(&imp, &m.cfg, path, &e), 0, "%s", e.msg);
+        cr_assert_eq(importance_load(&back, &m.cfg, path, &e), 0, "%s", e.msg);
+        cr_expect_eq(back.bi_after_norm, after);
+        const cJSON* want_bi = cJSON_GetObjectItem(ref, after ? "bi_after_final_norm" : "bi_before_final_norm");
+        for (int l = 0; l < L; l++)
+            cr_expect_float_eq(back.bi[l], cJSON_GetArrayItem(want_bi, l)->valuedouble, 2e-5, "bi[%d] after=%d: %g", l, after, back.bi[l]);
+        cr_expect_eq(back.ablation.sequences, o.ablation_windows);
+        cr_assert_eq(back.ablation.n_sizes, 2);
+        for (int k = 0; k < 2; k++) {
+            const cJSON* blk = cJSON_GetArrayItem(cJSON_GetObjectItem(ref, "ablation"), k);
+            cr_assert_eq(back.ablation.sizes[k], cJSON_GetObjectItem(blk, "size")->valueint);
+            for (int st = 0; st < ablation_count(&back.ablation, k); st++) {
+                size_t at = ablation_offset(&back.ablation, k) + (size_t)st;
+                double wh = cJSON_GetArrayItem(cJSON_GetObjectItem(blk, "hidden_nmse"), st)->valuedouble;
+                double wl = cJSON_GetArrayItem(cJSON_GetObjectItem(blk, "logits_nmse"), st)->valuedouble;
+                cr_expect_float_eq(back.ablation.hidden[at], wh, 1e-4 * wh, "hidden nmse size %d start %d: %g vs %g",
+                                   back.ablation.sizes[k], st, back.ablation.hidden[at], wh);
+                cr_expect_float_eq(back.ablation.logits[at], wl, 1e-4 * wl, "logits nmse size %d start %d: %g vs %g",
+                                   back.ablation.sizes[k], st, back.ablation.logits[at], wl);
+            }
+        }
+        // the strategies read them: ablation drops the single layer that moves the logits least,
+        // ablation-block the block of 2 that does; blocks of a size never ablated are refused
+        int keep[8], n_keep;
+        cr_assert_eq(prune_pick_layers(&m.cfg, &back, &(PruneTarget){DEPTH_ABLATION, L - 1, NULL, 0, 0, 0, 0, 0}, keep, &n_keep, &e), 0);
+        cr_expect(n_keep == 2 && keep[0] == 0 && keep[1] == 1, "ablation keeps layers 0 1 (layer 2 matters least)");
+        cr_assert_eq(prune_pick_layers(&m.cfg, &back, &(PruneTarget){DEPTH_ABLATION_BLOCK, L - 2, NULL, 0, 0, 0, 0, 0}, keep, &n_keep, &e), 0);
+        cr_expect(n_keep == 1 && keep[0] == 0, "ablation-block drops block 1..2");
+        importance_free(&back);
+        back = imp;
+        back.ablation.n_sizes = 1;  // only single layers
+        cr_expect_eq(prune_pick_layers(&m.cfg, &back, &(PruneTarget){DEPTH_ABLATION_BLOCK, L - 2, NULL, 0, 0, 0, 0, 0}, keep, &n_keep, &e), -1);
+        cr_expect(strstr(e.msg, "needs blocks of 2 ablated") != NULL, "%s", e.msg);
+        back.ablation.n_sizes = 2;
+        importance_free(&imp);
+    }
+    CalibOptions gpu = {.windows = S, .seq_len = T, .batch = 2, .gpu = 1, .ablation_windows = 1};
+    Importance imp;
+    cr_expect_eq(importance_compute(&m, &s, &gpu, &imp, &e), -1, "the GPU calibration refuses what it does not compute");
+    cr_expect(strstr(e.msg, "CPU calibration path only") != NULL, "%s", e.msg);
+    shard_close(&s);
+    free(ids);
+    model_free(&m);
+    cJSON_Delete(ref);
 }

@@ -112,6 +112,9 @@ Test(sweep, bad_configs_name_file_and_line) {
     expect_refused("[matrix]\nstrategies = bi, magic\nlayers = 2\n", ":13: strategy 'magic' is not one of");
     expect_refused("[matrix]\nstrategies = bi\n", ":13: strategies need [matrix] layers");
     expect_refused("[distill]\nschedule = wavy\n", ":13: schedule must be cosine or linear");
+    expect_refused("[matrix]\nstrategies = ablation\nlayers = 2\n", ":13: strategy 'ablation' needs [prune] ablation_windows");
+    expect_refused("[sweep]\ndevice = cuda\n[prune]\nbi_after_norm = true\n", "run on the CPU calibration path");
+    expect_refused("[eval]\ntruncate = middle\n", ":13: truncate must be tokens (lm-eval's left truncation) or shots");
     // impossible against the teacher (tiny: 4 layers, hidden 64, ffn 192, 4 heads in 2 KV groups)
     expect_refused("[matrix]\nstrategies = bi\nlayers = 10\n", ":14: layers 10: the teacher has 4 layers");
     expect_refused("[matrix]\nstrategies = bi\nlayers = 2\nffn = 1000\n", ":15: ffn: --ffn 1000 is larger than the model's 192");
@@ -570,6 +573,7 @@ Test(sweep, every_key_changes_what_runs_or_is_refused) {
         {"teacher", "model", teacher, other_teacher}, {"teacher", "tokenizer", tok, other_tok},
         {"data", "calib", shard, other_shard}, {"data", "distill", shard, other_shard}, {"data", "val", shard, other_shard},
         {"prune", "calib_windows", "4", "8"}, {"prune", "seq_len", "16", "32"}, {"prune", "aggregation", "l2", "mean"},
+        {"prune", "ablation_windows", "0", "2"}, {"prune", "bi_after_norm", "false", "true"},
         {"distill", "steps", "2", "3"}, {"distill", "tokens", NULL, "1000"}, {"distill", "seq_len", "16", "32"},
         {"distill", "batch", "2", "4"}, {"distill", "grad_accum", "1", "2"}, {"distill", "lr", "1e-3", "2e-3"},
         {"distill", "min_lr", "1e-4", "2e-4"}, {"distill", "warmup", "1", "2"}, {"distill", "schedule", "cosine", "linear"},
@@ -578,7 +582,7 @@ Test(sweep, every_key_changes_what_runs_or_is_refused) {
         // the ranks change the Slurm allocation (or are refused: grad_accum 1 does not split), never a stage's plan
         {"distill", "nodes", NULL, "2"}, {"distill", "ranks_per_node", NULL, "2"}, {"distill", "gpus_per_node", NULL, "2"},
         {"eval", "mmlu", mmlu, other_mmlu}, {"eval", "shots", "0", "3"}, {"eval", "subjects", "anatomy", "virology"},
-        {"eval", "limit", "2", "5"}, {"eval", "ppl_seq_len", "16", "32"}, {"eval", "ppl_tokens", "128", "256"},
+        {"eval", "limit", "2", "5"}, {"eval", "truncate", "tokens", "shots"}, {"eval", "ppl_seq_len", "16", "32"}, {"eval", "ppl_tokens", "128", "256"},
         {"bench", "batch", "1", "1, 2"}, {"bench", "prompt_len", "8", "16"}, {"bench", "gen_len", "2", "4"},
         {"bench", "repeats", "1", "5"}, {"bench", "precision", "fp32", "bf16"},
         {"matrix", "strategies", "bi", "last"}, {"matrix", "layers", "2", "3"}, {"matrix", "ffn", "0", "96"},
