@@ -93,7 +93,7 @@ int main(int argc, char** argv) {
     double peak = cuda_memory_used() / 1e9;
     int N = B * T;
     int* tokens = xmalloc(sizeof(int) * (size_t)(N + 1));
-    LossConfig lc = {0.5f, 0.5f, KD_KL, 1.0f, 0, 0};
+    LossConfig lc = {0.5f, 0.5f, KD_KL, 1.0f, 0, 0, 0.0f};
     OptimConfig o = {1e-4f, 1e-5f, 2, steps, 1, 0.9f, 0.95f, 1e-8f, 0.1f, 1.0f};
     uint64_t x = 12345;
     double* sec = xmalloc(sizeof(double) * (size_t)steps);

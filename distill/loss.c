@@ -195,3 +195,20 @@ int loss_parse(const char* s, int have_teacher, LossConfig* l, Err* e) {
     if (l->kd != KD_NONE && !have_teacher) return err_set(e, "loss '%s' needs a teacher", s);
     return 0;
 }
+
+int kd_scale_parse(const char* s, LossConfig* l, Err* e) {
+    l->kd_auto_scale = 0;
+    if (!strcmp(s, "none")) return 0;
+    float scale = 1.0f;
+    if (strncmp(s, "auto", 4) || (s[4] && s[4] != ':')) return err_set(e, "--kd-scale '%s': expected none, auto or auto:S", s);
+    if (s[4] == ':') {
+        char* end;
+        scale = strtof(s + 5, &end);
+        if (end == s + 5 || *end || !(scale > 0 && scale <= 1e6)) return err_set(e, "--kd-scale '%s': S must be in (0, 1e6]", s);
+    }
+    if (l->kd == KD_NONE || l->ce_weight <= 0)
+        return err_set(e, "--kd-scale '%s': it balances the KD term against the LM loss, and this loss has %s (use mix:W_CE,KIND)", s,
+                       l->kd == KD_NONE ? "no KD term" : "no LM term");
+    l->kd_auto_scale = scale;
+    return 0;
+}

@@ -10,6 +10,10 @@
 //           only (both renormalised over that set)
 //   kd terms are multiplied by T^2 when t2_scaling (gradients keep the same scale across T).
 // loss = ce_weight * mean(ce) + kd_weight * mean(kd), means over all rows.
+// kd_auto_scale > 0 (--kd-scale auto[:S], NeMo's LogitsAndIntermediatesLossBalancer): the trainer sets
+// kd_weight per micro-batch to S * mean(ce) / mean(kd), both values taken before the gradient (a
+// constant, not differentiated), so the KD term is S times the LM loss in magnitude; lm_head_loss
+// itself only reads kd_weight.
 #pragma once
 #include "../kernels/check.h"
 
@@ -22,11 +26,13 @@ typedef struct {
     float temperature;
     int t2_scaling;
     int topk;
+    float kd_auto_scale;  // 0: kd_weight as given; S > 0: rescaled each micro-batch (above)
 } LossConfig;
 
 typedef struct {
     double total, ce, kd;  // means over rows (ce and kd unweighted); total includes hidden
     double hidden;         // intermediate hidden-state loss (unweighted; the trainer fills it)
+    double kd_weight;      // the KD weight used (kd_auto_scale: mean over the step's micro-batches)
     double matmul_seconds, matmul_flops;  // the lm_head matmuls (for benchmarks)
 } LossValues;
 
@@ -42,3 +48,6 @@ int lm_head_loss(const LossConfig* cfg, const float* xnf, const float* lm_head, 
 // Sets ce/kd weights, kind and k; temperature and T^2 are left at 0 for the caller. Unknown specs, and
 // a KD loss without a teacher, are refused: -1 with e = "loss 'SPEC': ...".
 int loss_parse(const char* spec, int have_teacher, LossConfig* l, Err* e);
+// --kd-scale: "none" (kd_auto_scale 0) | "auto" (S = 1) | "auto:S" (S in (0, 1e6]); refused for a loss
+// without both terms (it balances the KD term against the LM loss). -1 with e = "--kd-scale 'SPEC': ...".
+int kd_scale_parse(const char* spec, LossConfig* l, Err* e);

@@ -146,11 +146,20 @@ static int forward_loss(Trainer* tr, const TrainConfig* cfg, float grad_scale, i
                                             tr->t_hidden, hidden ? tr->t_capture : NULL, tr->t_slot, e))
         return -1;
     if (train_forward(s, &tr->sa, tr->inputs, e)) return -1;
-    if (lm_head_loss(&cfg->loss, tr->sa.xnf, s->w.lm_head, N, s->cfg.hidden, s->cfg.vocab, tr->targets,
+    LossConfig loss = cfg->loss;
+    if (grads && loss.kd_auto_scale > 0) {  // this micro-batch's values first (no gradient), then the weight
+        LossValues probe;
+        if (lm_head_loss(&loss, tr->sa.xnf, s->w.lm_head, N, s->cfg.hidden, s->cfg.vocab, tr->targets, tr->t_hidden,
+                         tr->teacher->w.lm_head, tr->teacher->cfg.hidden, grad_scale, tr->d_xnf, NULL, &probe, e))
+            return -1;
+        loss.kd_weight = probe.kd > 0 && probe.ce > 0 ? (float)(loss.kd_auto_scale * probe.ce / probe.kd) : loss.kd_auto_scale;
+    }
+    if (lm_head_loss(&loss, tr->sa.xnf, s->w.lm_head, N, s->cfg.hidden, s->cfg.vocab, tr->targets,
                      tr->teacher ? tr->t_hidden : NULL, tr->teacher ? tr->teacher->w.lm_head : NULL,
                      tr->teacher ? tr->teacher->cfg.hidden : 0, grad_scale, tr->d_xnf, grads ? tr->g.lm_head : NULL,
                      lv, e))
         return -1;
+    lv->kd_weight = loss.kd_weight;
     lv->hidden = 0;
     if (hidden) {
         int Ls = s->cfg.n_layers;
@@ -171,17 +180,18 @@ static int forward_loss(Trainer* tr, const TrainConfig* cfg, float grad_scale, i
 // additions whatever the split
 static int sum_losses(const Trainer* tr, const LossValues* mine, int K, LossValues* lv, Err* e) {
     int M = K * tr->world;
-    double* local = xmalloc(sizeof(double) * 4 * (size_t)K);
-    double* all = xmalloc(sizeof(double) * 4 * (size_t)M);
-    for (int k = 0; k < K; k++)
-        local[4 * k] = mine[k].total, local[4 * k + 1] = mine[k].ce, local[4 * k + 2] = mine[k].kd, local[4 * k + 3] = mine[k].hidden;
-    int rc = tr->dist ? dist_all_gather(tr->dist, local, sizeof(double) * 4 * (size_t)K, all, e) : 0;
-    if (!tr->dist) memcpy(all, local, sizeof(double) * 4 * (size_t)K);
+    enum { F = 5 };  // fields per micro-batch
+    double* local = xmalloc(sizeof(double) * F * (size_t)K);
+    double* all = xmalloc(sizeof(double) * F * (size_t)M);
+    for (int k = 0; k < K; k++) {
+        double* f = local + F * k;
+        f[0] = mine[k].total, f[1] = mine[k].ce, f[2] = mine[k].kd, f[3] = mine[k].hidden, f[4] = mine[k].kd_weight;
+    }
+    int rc = tr->dist ? dist_all_gather(tr->dist, local, sizeof(double) * F * (size_t)K, all, e) : 0;
+    if (!tr->dist) memcpy(all, local, sizeof(double) * F * (size_t)K);
     for (int j = 0; j < M && !rc; j++) {
-        lv->total += all[4 * j] / M;
-        lv->ce += all[4 * j + 1] / M;
-        lv->kd += all[4 * j + 2] / M;
-        lv->hidden += all[4 * j + 3] / M;
+        const double* f = all + F * j;
+        lv->total += f[0] / M, lv->ce += f[1] / M, lv->kd += f[2] / M, lv->hidden += f[3] / M, lv->kd_weight += f[4] / M;
     }
     free(local);
     free(all);
@@ -456,7 +466,8 @@ static uint64_t settings_hash(const Model* student, const Model* teacher, const 
                   (int)c->loss.kd, c->loss.t2_scaling, c->loss.topk, (int)c->hidden_kind, c->val_every, c->val_windows,
                   c->save_every, c->resume, c->stop_at, c->recompute, c->gpu, c->zero1};
     float floats[] = {c->optim.lr, c->optim.min_lr, c->optim.beta1, c->optim.beta2, c->optim.eps, c->optim.weight_decay,
-                      c->optim.clip, c->loss.ce_weight, c->loss.kd_weight, c->loss.temperature, c->hidden_weight};
+                      c->optim.clip, c->loss.ce_weight, c->loss.kd_weight, c->loss.temperature, c->hidden_weight,
+                      c->loss.kd_auto_scale};
     XXH3_64bits_update(st, ints, sizeof ints);
     XXH3_64bits_update(st, floats, sizeof floats);
     XXH3_64bits_update(st, &c->val_fraction, sizeof c->val_fraction);
@@ -508,7 +519,7 @@ static int write_run_json(const Trainer* tr, const TrainConfig* cfg, int K, Err*
 
 static int train_run_locked(Model* student, const Model* teacher, const Shard* shard, const TrainConfig* cfg_in,
                             TrainSummary* summary, Err* e) {
-    TrainSummary sum = {{NAN, NAN, NAN, NAN, 0, 0}, NAN, 0, 0};
+    TrainSummary sum = {{NAN, NAN, NAN, NAN, 0, 0, 0}, NAN, 0, 0};
     TrainConfig cfg = *cfg_in;
     cfg.optim.total_steps = cfg.steps;
     const Dist* dist = cfg.dist && cfg.dist->world > 1 ? cfg.dist : NULL;
@@ -517,6 +528,8 @@ static int train_run_locked(Model* student, const Model* teacher, const Shard* s
         return err_set(e, "%s: the shard's vocabulary (%d) exceeds the student's (%d)", shard->path, shard->vocab_size,
                        student->cfg.vocab);
     if (dist && dist_check_same(dist, settings_hash(student, teacher, shard, &cfg), "settings, data or weights", e)) return -1;
+    if (cfg.gpu && cfg.loss.kd_auto_scale > 0)
+        return err_set(e, "--kd-scale auto runs on the CPU trainer only (the GPU trainer's loss takes fixed weights)");
     DataLoader d;
     if (data_open(&d, shard, cfg.seq_len, cfg.val_fraction, cfg.seed, e)) return -1;
     int K = cfg.grad_accum > 0 ? cfg.grad_accum : 1;
@@ -544,7 +557,7 @@ static int train_run_locked(Model* student, const Model* teacher, const Shard* s
     if (!rc && root && tr.step > 0) rc = log_keep_until(log_path, tr.step, e);  // steps after the saved state run again
     FILE* log = rc || !root ? NULL : fopen(log_path, tr.step > 0 ? "a" : "w");
     if (!rc && root && !log) rc = err_set(e, "%s: cannot write the log", log_path);
-    if (log && tr.step == 0) fprintf(log, "step,loss,ce,kd,lr,grad_norm,tokens_per_s,val_loss\n");
+    if (log && tr.step == 0) fprintf(log, "step,loss,ce,kd,lr,grad_norm,tokens_per_s,val_loss,kd_weight\n");
     if (!rc && root) rc = write_run_json(&tr, &cfg, K, e);
     if (!rc && root && dist)
         fprintf(stderr, "data parallel: %d ranks (%s) x %d micro-batch%s x %d windows = %llu windows (%llu tokens) per step%s\n",
@@ -566,11 +579,12 @@ static int train_run_locked(Model* student, const Model* teacher, const Shard* s
         rc = trainer_step(&tr, &cfg, windows, &lv, &gnorm, &lr, e);
         if (rc) break;
         double dt = now_seconds() - t0, tok_s = (double)global_windows * cfg.seq_len / dt;
-        LossValues val = {NAN, NAN, NAN, NAN, 0, 0};
+        LossValues val = {NAN, NAN, NAN, NAN, 0, 0, 0};
         if (cfg.val_every > 0 && (tr.step % cfg.val_every == 0 || tr.step == cfg.steps))
             rc = trainer_validate(&tr, &cfg, &d, &val, e);
         if (log) {
-            fprintf(log, "%d,%.6f,%.6f,%.6f,%.6g,%.6f,%.1f,%.6f\n", tr.step, lv.total, lv.ce, lv.kd, lr, gnorm, tok_s, val.total);
+            fprintf(log, "%d,%.6f,%.6f,%.6f,%.6g,%.6f,%.1f,%.6f,%.6g\n", tr.step, lv.total, lv.ce, lv.kd, lr, gnorm, tok_s, val.total,
+                    lv.kd_weight);
             fflush(log);
         }
         sum.last = lv, sum.tokens_per_s = tok_s, sum.steps = tr.step;
@@ -582,6 +596,7 @@ static int train_run_locked(Model* student, const Model* teacher, const Shard* s
             fmt_duration(eta_s, sizeof eta_s, eta);
             fprintf(stderr, "step %d/%d | loss %.4f (ce %.4f kd %.4f", tr.step, cfg.steps, lv.total, lv.ce, lv.kd);
             if (cfg.hidden_kind != HIDDEN_NONE) fprintf(stderr, " hidden %.4f", lv.hidden);
+            if (cfg.loss.kd_auto_scale > 0) fprintf(stderr, " kd weight %.4g", lv.kd_weight);
             fprintf(stderr, ") | lr %.3g | grad norm %.3f | %.0f tokens/s | ETA %s", lr, gnorm, tok_s, eta_s);
             if (!isnan(val.total)) fprintf(stderr, " | val %.4f", val.total);
             fprintf(stderr, "\n");

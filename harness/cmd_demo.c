@@ -46,7 +46,7 @@ static int train_teacher(const char* out, const DemoSize* z, uint64_t seed, int 
     TrainConfig tc = {0};
     tc.steps = z->teacher_steps, tc.batch = 16, tc.grad_accum = 1, tc.seq_len = 64;
     tc.optim = (OptimConfig){3e-3f, 3e-4f, 30, tc.steps, 1, 0.9f, 0.95f, 1e-8f, 0.01f, 1.0f};
-    tc.loss = (LossConfig){1.0f, 0.0f, KD_NONE, 1.0f, 0, 0};
+    tc.loss = (LossConfig){1.0f, 0.0f, KD_NONE, 1.0f, 0, 0, 0.0f};
     tc.val_fraction = 0.02, tc.seed = seed, tc.log_every = tc.steps / 5 > 0 ? tc.steps / 5 : 1;
     snprintf(path, sizeof path, "%s/teacher", out);
     tc.out_dir = path;

@@ -9,7 +9,7 @@
 #include "commands.h"
 
 // options only one of the two commands has: anything else given to the other is refused as unknown
-static const char* distill_only[] = {"teacher", "student", "loss", "kd-temp", "t2", "hidden-loss", "hidden-weight"};
+static const char* distill_only[] = {"teacher", "student", "loss", "kd-temp", "t2", "kd-scale", "hidden-loss", "hidden-weight"};
 static const char* train_only[] = {"model"};
 
 static int listed(const char* name, const char* const* list, size_t n) {
@@ -49,6 +49,7 @@ static int run(int argc, char** argv, int distill) {
         {"loss", "KIND", "kl | rkl | topk:K | ce | mix:W_CE,KIND", NULL},
         {"kd-temp", "T", "distillation temperature", "1.0"},
         {"t2", NULL, "multiply the KD loss by T^2", NULL},
+        {"kd-scale", "none|auto|auto:S", "auto: KD weight = S x (LM loss / KD loss) each micro-batch (NeMo's balancer; needs mix:)", "none"},
         {"hidden-loss", "cosine|mse", "add an intermediate hidden-state loss between mapped layers", NULL},
         {"hidden-weight", "W", "weight of the hidden-state loss", "1.0"},
         {"val-every", "N", "steps between validation passes (0: never)", "0"},
@@ -139,6 +140,7 @@ static int run_with(const Command* cmd_in, int distill, const Dist* dist, Err* e
     if (loss_parse(loss, distill, &cfg.loss, &e)) return err_prefix(&e, "%s", cmd.name), give(&e, e_out);
     cfg.loss.temperature = (float)temp;
     cfg.loss.t2_scaling = distill && arg_flag(&cmd, "t2");
+    if (distill && kd_scale_parse(arg_str(&cmd, "kd-scale"), &cfg.loss, &e)) return err_prefix(&e, "%s", cmd.name), give(&e, e_out);
     cfg.steps = (int)steps, cfg.batch = (int)batch, cfg.grad_accum = (int)accum, cfg.seq_len = (int)seq_len;
     cfg.optim = (OptimConfig){(float)lr, (float)min_lr, (int)warmup, (int)steps, !strcmp(schedule, "cosine"),
                               (float)b1, (float)b2, (float)eps, (float)wd, (float)clip};

@@ -43,7 +43,7 @@ static const KeyDef keys[] = {
     INT("distill", "steps", steps),      DBL("distill", "tokens", tokens),          INT("distill", "seq_len", seq_len),
     INT("distill", "batch", batch),      INT("distill", "grad_accum", grad_accum),  DBL("distill", "lr", lr),
     DBL("distill", "min_lr", min_lr),    INT("distill", "warmup", warmup),          STR("distill", "schedule", schedule),
-    STR("distill", "loss", loss),        DBL("distill", "kd_temp", kd_temp),        {"distill", "t2", T_BOOL, offsetof(SweepConfig, t2), 0, 0},
+    STR("distill", "loss", loss),        STR("distill", "kd_scale", kd_scale),        DBL("distill", "kd_temp", kd_temp),        {"distill", "t2", T_BOOL, offsetof(SweepConfig, t2), 0, 0},
     DBL("distill", "weight_decay", weight_decay), DBL("distill", "clip", clip),     INT("distill", "seed", seed),
     INT("distill", "nodes", nodes),      INT("distill", "ranks_per_node", ranks_per_node), INT("distill", "gpus_per_node", gpus_per_node),
     STR("eval", "mmlu", mmlu),           INT("eval", "shots", shots),               STR("eval", "subjects", subjects),
@@ -227,6 +227,7 @@ static int load(const char* path, SweepConfig* c, int lenient, Err* e) {
     snprintf(c->aggregation, sizeof c->aggregation, "l2");
     snprintf(c->schedule, sizeof c->schedule, "cosine");
     snprintf(c->loss, sizeof c->loss, "kl");
+    snprintf(c->kd_scale, sizeof c->kd_scale, "none");
     snprintf(c->device_text, sizeof c->device_text, "cpu");
     snprintf(c->truncate_text, sizeof c->truncate_text, "tokens");
     c->calib_windows = 64, c->prune_seq_len = 256, c->max_cells = 1024;
@@ -334,6 +335,7 @@ static int load(const char* path, SweepConfig* c, int lenient, Err* e) {
     if (!(c->kd_temp >= 1e-3 && c->kd_temp <= 1e3)) return BAD("distill", "kd_temp", "kd_temp %g must be in [0.001, 1000]", c->kd_temp);
     c->loss_cfg.temperature = (float)c->kd_temp;
     c->loss_cfg.t2_scaling = c->t2;
+    if (kd_scale_parse(c->kd_scale, &c->loss_cfg, &le)) return BAD("distill", "kd_scale", "%s", le.msg);
     if (c->calib_windows < 1) return BAD("prune", "calib_windows", "calib_windows must be at least 1");
     if (c->prune_seq_len < 2) return BAD("prune", "seq_len", "seq_len must be at least 2");
     if (c->ppl_seq_len < 2) return BAD("eval", "ppl_seq_len", "ppl_seq_len must be at least 2 (one prediction needs a context)");

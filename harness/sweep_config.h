@@ -41,7 +41,7 @@ typedef struct {
     int steps, seq_len, batch, grad_accum, warmup, seed, t2;
     int nodes, ranks_per_node, gpus_per_node;  // [distill] data parallel: ranks = nodes x per node
     double tokens, lr, min_lr, kd_temp, weight_decay, clip;
-    char schedule[16], loss[64];
+    char schedule[16], loss[64], kd_scale[32];  // kd_scale: none | auto | auto:S (distill/loss.h)
     LossConfig loss_cfg;   // [distill] loss, kd_temp and t2, parsed: what the distill stage runs
     char mmlu[1024], subjects[2048];
     int shots, limit, ppl_seq_len, ppl_tokens;

@@ -24,7 +24,7 @@ void plan_train(const SweepConfig* c, int with_teacher, TrainConfig* tc) {
     if (with_teacher) {
         tc->loss = c->loss_cfg;
     } else {
-        tc->loss = (LossConfig){1.0f, 0.0f, KD_NONE, 1.0f, 0, 0};
+        tc->loss = (LossConfig){1.0f, 0.0f, KD_NONE, 1.0f, 0, 0, 0.0f};
     }
     tc->val_every = c->steps, tc->val_windows = 32, tc->val_fraction = 0.05, tc->seed = (uint64_t)c->seed;
     tc->log_every = c->steps / 10 > 0 ? c->steps / 10 : 1;
@@ -66,11 +66,11 @@ void sweep_stage_plan(const SweepConfig* c, const Cell* cell, const char* stage,
         const OptimConfig* o = &tc.optim;
         const LossConfig* l = &tc.loss;
         ADD(" teacher=%s data=%s steps=%d batch=%d accum=%d seq=%d lr=%.9g min_lr=%.9g warmup=%d total=%d cosine=%d"
-            " b1=%.9g b2=%.9g eps=%.9g wd=%.9g clip=%.9g ce=%.9g kdw=%.9g kd=%d temp=%.9g t2=%d topk=%d"
+            " b1=%.9g b2=%.9g eps=%.9g wd=%.9g clip=%.9g ce=%.9g kdw=%.9g kd=%d temp=%.9g t2=%d topk=%d kd_auto=%.9g"
             " hidden=%d val_every=%d val_windows=%d val_fraction=%.9g seed=%llu gpu=%d save_every=%d",
             kd ? c->teacher : "", c->distill_data, tc.steps, tc.batch, tc.grad_accum, tc.seq_len, o->lr, o->min_lr, o->warmup,
             o->total_steps, o->cosine, o->beta1, o->beta2, o->eps, o->weight_decay, o->clip, l->ce_weight, l->kd_weight, (int)l->kd,
-            l->temperature, l->t2_scaling, l->topk, (int)tc.hidden_kind, tc.val_every, tc.val_windows, tc.val_fraction,
+            l->temperature, l->t2_scaling, l->topk, l->kd_auto_scale, (int)tc.hidden_kind, tc.val_every, tc.val_windows, tc.val_fraction,
             (unsigned long long)tc.seed, tc.gpu, tc.save_every);
     } else if (!strcmp(stage, "init")) {
         ADD(" teacher=%s seed=%d layers=%d ffn=%d heads=%d kv=%d hidden=%d", c->teacher, c->seed, cell->layers, cell->ffn,

@@ -121,7 +121,7 @@ static int read_log(const char* dir, TrainSummary* sum, Err* e) {
     snprintf(path, sizeof path, "%s/log.csv", dir);
     char* text = file_read_all(path, NULL, e);
     if (!text) return -1;
-    *sum = (TrainSummary){{NAN, NAN, NAN, NAN, 0, 0}, NAN, 0, 0};
+    *sum = (TrainSummary){{NAN, NAN, NAN, NAN, 0, 0, 0}, NAN, 0, 0};
     int rows = 0;
     for (char* line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
         int step;

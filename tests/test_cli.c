@@ -2,6 +2,7 @@
 // one line on stderr for bad input.
 #define _GNU_SOURCE  // memmem
 #include <criterion/criterion.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -416,7 +417,7 @@ Test(cli, train_and_distill) {
     cr_assert_eq(run_arbor(args, NULL), 0);
     snprintf(path, sizeof path, "%s/log.csv", out);
     char* log = slurp(path);
-    cr_expect(strncmp(log, "step,loss,ce,kd,lr,grad_norm,tokens_per_s,val_loss\n1,", 53) == 0, "%s", log);
+    cr_expect(strncmp(log, "step,loss,ce,kd,lr,grad_norm,tokens_per_s,val_loss,kd_weight\n1,", 63) == 0, "%s", log);
     cr_expect(contains(log, "\n4,"), "4 steps logged: %s", log);
     free(log);
     snprintf(path, sizeof path, "%s/model", out);
@@ -430,10 +431,23 @@ Test(cli, train_and_distill) {
     cr_assert_eq(run_arbor(args, NULL), 0);
     snprintf(out, sizeof out, "%s/run_distill", dir);
     snprintf(args, sizeof args, "distill --teacher %s --student %s --data %s --out %s --steps 3 --seq-len 16 --batch 2 "
-             "--loss mix:0.5,kl --kd-temp 2 --t2 2>/dev/null", model, student, shard, out);
+             "--loss mix:0.5,kl --kd-temp 2 --t2 --kd-scale auto:2 2>/dev/null", model, student, shard, out);
     cr_assert_eq(run_arbor(args, NULL), 0);
     snprintf(path, sizeof path, "%s/train_state.bin", out);
     cr_expect_eq(access(path, F_OK), 0);
+    snprintf(path, sizeof path, "%s/log.csv", out);
+    log = slurp(path);
+    int rows = 0;  // every step logs the KD weight it used: 2 x its LM loss / its KD loss
+    for (char* line = strchr(log, '\n'); line && line[1]; line = strchr(line + 1, '\n')) {
+        double loss, ce, kd, lr, gn, tps, w;
+        char val[32];
+        int step;
+        cr_assert_eq(sscanf(line + 1, "%d,%lf,%lf,%lf,%lf,%lf,%lf,%31[^,],%lf", &step, &loss, &ce, &kd, &lr, &gn, &tps, val, &w), 9, "%s", line);
+        cr_expect(fabs(w - 2 * ce / kd) <= 1e-4 * w, "step %d: kd weight %g, 2 ce/kd %g", step, w, 2 * ce / kd);
+        rows++;
+    }
+    cr_expect_eq(rows, 3);
+    free(log);
     // with an intermediate hidden-state loss, the layer map read from the student's lineage file
     snprintf(path, sizeof path, "%s/arbor_lineage.json", student);
     write_text(path, "{\"teacher_layers\": [1, 3]}");

@@ -293,15 +293,15 @@ static void loss_case(CudaContext* ctx, const LossConfig* lc, int N, int C, int 
 
 Test(cuda_train_parity, fused_loss_matches_lm_head_loss) {
     CudaContext* ctx = ctx_or_skip();
-    LossConfig ce = {1.0f, 0.0f, KD_NONE, 1.0f, 0, 0};
-    LossConfig kl = {0.5f, 0.5f, KD_KL, 2.0f, 1, 0};
-    LossConfig rkl = {0.0f, 1.0f, KD_RKL, 1.0f, 0, 0};
+    LossConfig ce = {1.0f, 0.0f, KD_NONE, 1.0f, 0, 0, 0.0f};
+    LossConfig kl = {0.5f, 0.5f, KD_KL, 2.0f, 1, 0, 0.0f};
+    LossConfig rkl = {0.0f, 1.0f, KD_RKL, 1.0f, 0, 0, 0.0f};
     loss_case(ctx, &ce, 70, 64, 48, 3001, 200);
     loss_case(ctx, &kl, 70, 64, 48, 3001, 210);
     loss_case(ctx, &rkl, 33, 128, 96, 151936, 220);  // the real vocabulary
-    LossConfig topk = {0.5f, 0.5f, KD_TOPK, 2.0f, 1, 64};
+    LossConfig topk = {0.5f, 0.5f, KD_TOPK, 2.0f, 1, 64, 0.0f};
     loss_case(ctx, &topk, 70, 64, 48, 3001, 230);
-    LossConfig topk_big = {0.0f, 1.0f, KD_TOPK, 1.0f, 0, 4096};  // the largest k, on the real vocabulary
+    LossConfig topk_big = {0.0f, 1.0f, KD_TOPK, 1.0f, 0, 4096, 0.0f};  // the largest k, on the real vocabulary
     loss_case(ctx, &topk_big, 9, 64, 48, 151936, 240);
     cuda_context_free(ctx);
 }
@@ -408,7 +408,7 @@ Test(cuda_train_parity, trainer_runs_on_the_gpu_and_resumes_on_the_cpu) {
     TrainConfig cfg = {0};
     cfg.steps = 4, cfg.batch = 2, cfg.grad_accum = 2, cfg.seq_len = 32;
     cfg.optim = (OptimConfig){1e-3f, 1e-4f, 1, 4, 1, 0.9f, 0.95f, 1e-8f, 0.1f, 1.0f};
-    cfg.loss = (LossConfig){0.5f, 0.5f, KD_KL, 2.0f, 1, 0};
+    cfg.loss = (LossConfig){0.5f, 0.5f, KD_KL, 2.0f, 1, 0, 0.0f};
     cfg.val_every = 2, cfg.val_windows = 4, cfg.val_fraction = 0.05, cfg.log_every = 1, cfg.seed = 3;
     cfg.out_dir = out;
     cfg.gpu = 1;
@@ -448,7 +448,7 @@ Test(cuda_train_parity, hidden_state_loss_step_matches_cpu) {
         TrainConfig cfg = {0};
         cfg.steps = 1, cfg.batch = B, cfg.grad_accum = 1, cfg.seq_len = T;
         cfg.optim = (OptimConfig){1e-3f, 1e-4f, 0, 1, 1, 0.9f, 0.95f, 1e-8f, 0.1f, 0.0f};
-        cfg.loss = (LossConfig){0.5f, 0.5f, KD_KL, 1.0f, 0, 0};
+        cfg.loss = (LossConfig){0.5f, 0.5f, KD_KL, 1.0f, 0, 0, 0.0f};
         cfg.hidden_kind = (HiddenLossKind)kind, cfg.hidden_weight = 2.0f, cfg.layer_map = map;
         LossValues lv[2];
         double gnorm[2];
@@ -568,7 +568,7 @@ static void grads_case(CudaContext* ctx, Model* m, Model* teacher, const LossCon
 
 Test(cuda_train_parity, model_gradients_match_cpu) {
     CudaContext* ctx = ctx_or_skip();
-    LossConfig ce = {1.0f, 0.0f, KD_NONE, 1.0f, 0, 0};
+    LossConfig ce = {1.0f, 0.0f, KD_NONE, 1.0f, 0, 0, 0.0f};
     for (int i = 0; i < N_HF_FIXTURES; i++) {
         Model m;
         load_fixture_model(&m, hf_fixture_names[i]);
@@ -583,7 +583,7 @@ Test(cuda_train_parity, model_gradients_match_cpu) {
     model_init_random(&s, 1);
     model_create(&tm, &tc);
     model_init_random(&tm, 2);
-    LossConfig mix = {0.5f, 0.5f, KD_KL, 2.0f, 1, 0};
+    LossConfig mix = {0.5f, 0.5f, KD_KL, 2.0f, 1, 0, 0.0f};
     grads_case(ctx, &s, &tm, &mix, "tiny from a 6-layer teacher, CE + KL");
     model_free(&s), model_free(&tm);
     cuda_context_free(ctx);
@@ -603,7 +603,7 @@ Test(cuda_train_parity, distillation_trajectory_and_resume) {
     model_init_random(&tm, 4);
     round_arena_to_bf16(&s), round_arena_to_bf16(&tm);
     int B = 4, T = 16, N = B * T, V = sc.vocab, C = sc.hidden, steps = 20;
-    LossConfig lc = {0.5f, 0.5f, KD_KL, 2.0f, 1, 0};
+    LossConfig lc = {0.5f, 0.5f, KD_KL, 2.0f, 1, 0, 0.0f};
     OptimConfig o = {3e-3f, 3e-4f, 3, steps, 1, 0.9f, 0.95f, 1e-8f, 0.1f, 1.0f};
     // CPU
     TrainActs a, ta;

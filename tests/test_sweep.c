@@ -577,7 +577,7 @@ Test(sweep, every_key_changes_what_runs_or_is_refused) {
         {"distill", "steps", "2", "3"}, {"distill", "tokens", NULL, "1000"}, {"distill", "seq_len", "16", "32"},
         {"distill", "batch", "2", "4"}, {"distill", "grad_accum", "1", "2"}, {"distill", "lr", "1e-3", "2e-3"},
         {"distill", "min_lr", "1e-4", "2e-4"}, {"distill", "warmup", "1", "2"}, {"distill", "schedule", "cosine", "linear"},
-        {"distill", "loss", "kl", "rkl"}, {"distill", "kd_temp", "1", "2"}, {"distill", "t2", "false", "true"},
+        {"distill", "loss", "mix:0.5,kl", "rkl"}, {"distill", "kd_scale", "none", "auto"}, {"distill", "kd_temp", "1", "2"}, {"distill", "t2", "false", "true"},
         {"distill", "weight_decay", "0.1", "0.01"}, {"distill", "clip", "1", "0.5"}, {"distill", "seed", "0", "7"},
         // the ranks change the Slurm allocation (or are refused: grad_accum 1 does not split), never a stage's plan
         {"distill", "nodes", NULL, "2"}, {"distill", "ranks_per_node", NULL, "2"}, {"distill", "gpus_per_node", NULL, "2"},
@@ -781,7 +781,7 @@ Test(sweep, a_cell_in_use_by_another_run_is_refused) {
     TrainConfig tc = {0};
     tc.steps = 1, tc.batch = 2, tc.grad_accum = 1, tc.seq_len = 16, tc.out_dir = out, tc.log_every = 1;
     tc.optim = (OptimConfig){1e-3f, 1e-4f, 0, 1, 1, 0.9f, 0.95f, 1e-8f, 0.0f, 1.0f};
-    tc.loss = (LossConfig){1.0f, 0.0f, KD_NONE, 1.0f, 0, 0};
+    tc.loss = (LossConfig){1.0f, 0.0f, KD_NONE, 1.0f, 0, 0, 0.0f};
     cr_expect_eq(train_run(&m, NULL, &s, &tc, NULL, &e), -1);
     cr_expect(contains(e.msg, "is in use by"), "%s", e.msg);
     dir_unlock(held);

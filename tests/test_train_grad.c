@@ -47,7 +47,7 @@ static void check_case(const char* kind, int recompute) {
                          (float)cJSON_GetObjectItem(l, "kd_weight")->valuedouble,
                          !strcmp(kd, "kl") ? KD_KL : !strcmp(kd, "rkl") ? KD_RKL : !strcmp(kd, "topk") ? KD_TOPK : KD_NONE,
                          (float)cJSON_GetObjectItem(l, "temperature")->valuedouble,
-                         cJSON_IsTrue(cJSON_GetObjectItem(l, "t2_scaling")), cJSON_GetObjectItem(l, "topk")->valueint};
+                         cJSON_IsTrue(cJSON_GetObjectItem(l, "t2_scaling")), cJSON_GetObjectItem(l, "topk")->valueint, 0.0f};
         memset(garena, 0, sizeof(float) * s.table.n_floats);
         cr_assert_eq(train_forward(&s, &sa, inp, &e), 0, "%s", e.msg);
         LossValues lv;

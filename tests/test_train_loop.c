@@ -32,7 +32,7 @@ Test(train_loop, adamw_trajectory_matches_torch) {
                               (float)cJSON_GetObjectItem(tj, "eps")->valuedouble,
                               (float)cJSON_GetObjectItem(tj, "wd")->valuedouble,
                               (float)cJSON_GetObjectItem(tj, "clip")->valuedouble};
-    cfg.loss = (LossConfig){0.5f, 1.0f, KD_KL, 2.0f, 1, 0};
+    cfg.loss = (LossConfig){0.5f, 1.0f, KD_KL, 2.0f, 1, 0, 0.0f};
     Trainer tr;
     cr_assert_eq(trainer_init(&tr, &s, &t, B, T, 0, 0, &e), 0, "%s", e.msg);
     int* windows = malloc(sizeof(int) * (size_t)K * B * (T + 1));
@@ -89,7 +89,7 @@ static TrainConfig small_cfg(const char* out) {
     TrainConfig c = {0};
     c.steps = 6, c.batch = 2, c.grad_accum = 2, c.seq_len = 16;
     c.optim = (OptimConfig){1e-3f, 1e-4f, 2, 6, 1, 0.9f, 0.95f, 1e-8f, 0.1f, 1.0f};
-    c.loss = (LossConfig){1.0f, 0.0f, KD_NONE, 1.0f, 0, 0};
+    c.loss = (LossConfig){1.0f, 0.0f, KD_NONE, 1.0f, 0, 0, 0.0f};
     c.val_every = 3, c.val_windows = 4, c.val_fraction = 0.1, c.seed = 7, c.out_dir = out, c.log_every = 100;
     return c;
 }
@@ -218,7 +218,7 @@ Test(train_run, bad_input_is_refused) {
     config_preset("tiny", &tc, &e);
     tc.vocab = 600;
     model_create(&t, &tc);
-    c.loss = (LossConfig){0.0f, 1.0f, KD_KL, 1.0f, 0, 0};
+    c.loss = (LossConfig){0.0f, 1.0f, KD_KL, 1.0f, 0, 0, 0.0f};
     cr_expect_eq(train_run(&m, &t, &shard, &c, NULL, &e), -1);
     cr_expect(contains(e.msg, "vocabularies differ (600 vs 512)"), "%s", e.msg);
     model_free(&t);
@@ -228,4 +228,58 @@ Test(train_run, bad_input_is_refused) {
     cr_expect(contains(e.msg, "step 1") && contains(e.msg, "not finite"), "%s", e.msg);
     model_free(&m);
     shard_close(&shard);
+}
+
+// --kd-scale auto:S: each micro-batch's KD weight is S x its LM loss / its KD loss (taken before the
+// gradient), and the step is exactly the step of a fixed loss with that weight
+Test(train_loop, kd_scale_auto_balances_kd_against_the_lm_loss) {
+    char fdir[512], path[700];
+    snprintf(fdir, sizeof fdir, "%s/train/qwen3", ARBOR_FIXTURES);
+    snprintf(path, sizeof path, "%s/reference.json", fdir);
+    cJSON* ref = read_json(path);
+    const cJSON* tj = cJSON_GetObjectItem(ref, "trajectory");
+    int B = cJSON_GetObjectItem(ref, "B")->valueint, T = cJSON_GetObjectItem(ref, "T")->valueint;
+    Model s[2], t;
+    Err e;
+    load_model_at(&s[0], fdir, "student");
+    load_model_at(&s[1], fdir, "student");
+    load_model_at(&t, fdir, "teacher");
+    int* windows = malloc(sizeof(int) * (size_t)B * (T + 1));
+    const cJSON* w0 = cJSON_GetArrayItem(cJSON_GetArrayItem(cJSON_GetObjectItem(tj, "windows"), 0), 0);
+    for (int b = 0, at = 0; b < B; b++)
+        for (int i = 0; i <= T; i++) windows[at++] = cJSON_GetArrayItem(cJSON_GetArrayItem(w0, b), i)->valueint;
+    TrainConfig cfg = {0};
+    cfg.steps = 1, cfg.batch = B, cfg.grad_accum = 1, cfg.seq_len = T;
+    cfg.optim = (OptimConfig){1e-3f, 1e-3f, 0, 1, 0, 0.9f, 0.95f, 1e-8f, 0.1f, 1.0f};
+    cr_assert_eq(loss_parse("mix:0.5,kl", 1, &cfg.loss, &e), 0, "%s", e.msg);
+    cfg.loss.temperature = 2.0f;
+    cr_assert_eq(kd_scale_parse("auto:1.5", &cfg.loss, &e), 0, "%s", e.msg);
+    LossValues lv[2];
+    for (int run = 0; run < 2; run++) {
+        if (run == 1) cfg.loss.kd_auto_scale = 0, cfg.loss.kd_weight = (float)lv[0].kd_weight;  // the weight auto chose, fixed
+        Trainer tr;
+        double gnorm;
+        float lr;
+        cr_assert_eq(trainer_init(&tr, &s[run], &t, B, T, 0, 0, &e), 0, "%s", e.msg);
+        cr_assert_eq(trainer_step(&tr, &cfg, windows, &lv[run], &gnorm, &lr, &e), 0, "%s", e.msg);
+        trainer_free(&tr);
+    }
+    double want = 1.5 * lv[0].ce / lv[0].kd;
+    cr_expect(fabs(lv[0].kd_weight - want) <= 1e-6 * want, "kd weight %.8g, 1.5 ce/kd %.8g", lv[0].kd_weight, want);
+    cr_expect(fabs(lv[0].kd_weight - 1.0) > 0.05, "the test needs a weight away from the fixed one: %g", lv[0].kd_weight);
+    cr_expect_float_eq(lv[0].total, 0.5 * lv[0].ce + lv[0].kd_weight * lv[0].kd, 1e-9 * lv[0].total);
+    cr_expect_eq(lv[0].total, lv[1].total);
+    cr_expect_arr_eq(s[0].arena, s[1].arena, sizeof(float) * s[0].table.n_floats, "the same update as the fixed weight");
+    // refused where there is nothing to balance, and malformed specs
+    LossConfig l;
+    cr_assert_eq(loss_parse("kl", 1, &l, &e), 0);
+    cr_expect_eq(kd_scale_parse("auto", &l, &e), -1);
+    cr_expect(strstr(e.msg, "no LM term") != NULL, "%s", e.msg);
+    cr_assert_eq(loss_parse("mix:0.5,kl", 1, &l, &e), 0);
+    cr_expect_eq(kd_scale_parse("auto:0", &l, &e), -1);
+    cr_expect_eq(kd_scale_parse("automatic", &l, &e), -1);
+    cr_expect(strstr(e.msg, "expected none, auto or auto:S") != NULL, "%s", e.msg);
+    free(windows);
+    model_free(&s[0]), model_free(&s[1]), model_free(&t);
+    cJSON_Delete(ref);
 }
