@@ -30,6 +30,18 @@ static double mmlu_val_score(const Model* m, void* ctx, Err* e) {
     return s.micro;
 }
 
+// The distillation each --finalists candidate gets: arbor distill's defaults (forward KL, AdamW,
+// weight decay 0.1, clip 1) at this many steps, with a constant rate after a 10% warmup.
+static TrainConfig finalist_train_config(int steps, int batch, int seq_len, float lr) {
+    TrainConfig tc = {0};
+    tc.steps = steps, tc.batch = batch, tc.grad_accum = 1, tc.seq_len = seq_len;
+    tc.optim = (OptimConfig){lr, lr, steps / 10, steps, 0, 0.9f, 0.95f, 1e-8f, 0.1f, 1.0f};
+    tc.loss = (LossConfig){0.0f, 1.0f, KD_KL, 1.0f, 0, 0, 0.0f};
+    tc.val_fraction = 0.05, tc.val_windows = 32, tc.seed = 0;
+    tc.log_every = steps / 10 > 0 ? steps / 10 : 1;
+    return tc;
+}
+
 int cmd_prune(int argc, char** argv) {
     Option opts[] = {
         {"model", "DIR", "checkpoint to prune", NULL},
@@ -58,12 +70,21 @@ int cmd_prune(int argc, char** argv) {
         {"search", NULL, "search shapes under --params or --ratio, ranked by validation loss", NULL},
         {"params", "P", "parameter budget for --search (e.g. 6e9)", NULL},
         {"ratio", "R", "parameter budget as a share of the model's", NULL},
+        {"memory-mb", "M", "--search budget: weights + KV cache, in MB (1e6 bytes)", NULL},
+        {"kv-batch", "B", "sequences of KV cache --memory-mb counts", "1"},
+        {"kv-context", "L", "tokens per sequence of KV cache --memory-mb counts", "4096"},
+        {"precision", "bf16|fp32", "bytes per weight and cache value --memory-mb counts", "bf16"},
+        {"finalists", "K", "--search: distil the best K candidates, then rank them again (0: off)", "0"},
+        {"finalist-steps", "S", "distillation steps per finalist", "100"},
+        {"finalist-batch", "B", "distillation sequences per step", "4"},
+        {"finalist-lr", "LR", "distillation learning rate (constant after 10% warmup)", "1e-4"},
+        {"data", "SHARD", "distillation tokens for --finalists (default: --calib)", NULL},
         {"layer-step", "N", "search grid step in layers", "2"},
         {"hidden-step", "N", "search grid step in hidden size", "256"},
         {"ffn-step", "N", "search grid step in intermediate size", "512"},
         {"max-depth-cut", "R", "search: at most this share of layers removed", "0.2"},
         {"max-width-cut", "R", "search: at most this share of any width removed", "0.4"},
-        {"score-with", "mmlu-val", "rank --strategy block candidates by MMLU validation accuracy", NULL},
+        {"score-with", "mmlu-val", "rank --strategy block candidates, or --finalists, by MMLU validation accuracy", NULL},
         {"mmlu", "DIR", "MMLU CSVs for --score-with mmlu-val", NULL},
         {"tokenizer", "DIR", "tokenizer for --score-with (default: the model directory)", NULL},
         {"mmlu-limit", "N", "validation questions per subject for --score-with (0: all)", "0"},
@@ -130,8 +151,11 @@ int cmd_prune(int argc, char** argv) {
     }
     // every argument of --search, ppl and --score-with is checked here, before loading and calibrating
     int ppl = t.depth == DEPTH_PPL, search = arg_flag(&cmd, "search");
-    double budget = 0, ratio = 0, depth_cut = 0, width_cut = 0;
+    double budget = 0, ratio = 0, depth_cut = 0, width_cut = 0, memory_mb = 0, finalist_lr = 0;
     long ls = 0, hs = 0, fs = 0, vt = 0, ppl_layers = 0, sw_layers = 0, sw_limit = 0, sw_shots = 0;
+    long kv_batch = 0, kv_context = 0, finalists = 0, finalist_steps = 0, finalist_batch = 0;
+    const char* precision = arg_str(&cmd, "precision");
+    const char* fdata = arg_str(&cmd, "data") ? arg_str(&cmd, "data") : arg_str(&cmd, "calib");
     const char* vpath = arg_str(&cmd, "val") ? arg_str(&cmd, "val") : arg_str(&cmd, "calib");
     const char* score_with = arg_str(&cmd, "score-with");
     const char* mmlu = NULL;
@@ -139,7 +163,18 @@ int cmd_prune(int argc, char** argv) {
     if (search) {
         if (arg_str(&cmd, "params")) bad = arg_double(&cmd, "params", 1, 1e15, &budget, &e);
         else if (arg_str(&cmd, "ratio")) bad = arg_double(&cmd, "ratio", 1e-6, 1, &ratio, &e);
-        else bad = err_set(&e, "prune: --search needs --params or --ratio");
+        if (!bad && arg_str(&cmd, "memory-mb"))
+            bad = arg_double(&cmd, "memory-mb", 1e-6, 1e12, &memory_mb, &e) || arg_long(&cmd, "kv-batch", 0, 1 << 20, &kv_batch, &e) ||
+                  arg_long(&cmd, "kv-context", 0, 1 << 30, &kv_context, &e);
+        if (!bad && strcmp(precision, "bf16") && strcmp(precision, "fp32"))
+            bad = err_set(&e, "prune: --precision must be bf16 or fp32, not '%s'", precision);
+        if (!bad && !budget && !ratio && !memory_mb) bad = err_set(&e, "prune: --search needs --params, --ratio or --memory-mb");
+        if (!bad)
+            bad = arg_long(&cmd, "finalists", 0, 1 << 16, &finalists, &e) || arg_long(&cmd, "finalist-steps", 1, 1L << 30, &finalist_steps, &e) ||
+                  arg_long(&cmd, "finalist-batch", 1, 1 << 16, &finalist_batch, &e) ||
+                  arg_double(&cmd, "finalist-lr", 0, 10, &finalist_lr, &e);
+        if (!bad && finalists && !fdata) bad = err_set(&e, "prune: --finalists needs distillation tokens (--data or --calib)");
+        if (!bad && finalists && access(fdata, R_OK) != 0) bad = err_set(&e, "prune: %s: cannot read the distillation shard", fdata);
         if (!bad && !arg_str(&cmd, "scores") && !arg_str(&cmd, "calib"))
             bad = err_set(&e, "prune: --search needs importance scores (--calib or --scores)");
         if (!bad)
@@ -154,10 +189,11 @@ int cmd_prune(int argc, char** argv) {
     }
     if (!bad && ppl) bad = arg_long(&cmd, "layers", 1, 1 << 16, &ppl_layers, &e);
     if (!bad && score_with) {
-        if (strcmp(score_with, "mmlu-val") || !strategy || strcmp(strategy, "block"))
-            bad = err_set(&e, "prune: --score-with takes mmlu-val, with --strategy block");
+        int block = strategy && !strcmp(strategy, "block");
+        if (strcmp(score_with, "mmlu-val") || !(block || (search && finalists > 0)))
+            bad = err_set(&e, "prune: --score-with takes mmlu-val, with --strategy block or --search --finalists");
         else
-            bad = arg_long(&cmd, "layers", 1, 1 << 16, &sw_layers, &e) || arg_required(&cmd, "mmlu", &mmlu, &e) ||
+            bad = (block && arg_long(&cmd, "layers", 1, 1 << 16, &sw_layers, &e)) || arg_required(&cmd, "mmlu", &mmlu, &e) ||
                   arg_long(&cmd, "mmlu-limit", 0, 1 << 20, &sw_limit, &e) || arg_long(&cmd, "mmlu-shots", 0, 5, &sw_shots, &e);
         if (!bad && access(mmlu, R_OK) != 0) bad = err_set(&e, "prune: --mmlu %s: no such folder", mmlu);
     }
@@ -194,30 +230,41 @@ int cmd_prune(int argc, char** argv) {
             shard_close(&vs);
         }
     }
+    Tokenizer tok;
+    int have_tok = 0;
+    if (!rc && score_with) {
+        rc = tokenizer_load(&tok, arg_str(&cmd, "tokenizer") ? arg_str(&cmd, "tokenizer") : dir, &e);
+        have_tok = !rc;
+    }
+    MmluScoreCtx score_ctx = {have_tok ? &tok : NULL, mmlu, (int)sw_shots, (int)sw_limit};
     if (!rc && search) {
         SearchCandidate* cands = NULL;
         int n_cands = 0;
         rc = make_dirs(out, &e);
+        Shard fshard;
+        int have_fshard = !rc && finalists > 0 && !(rc = shard_open(&fshard, fdata, &e));
         if (!rc) {
-            SearchOptions so = {budget, (int)ls, (int)hs, (int)fs, depth_cut, width_cut};
+            SearchOptions so = {budget, memory_mb, (int)kv_batch, (int)kv_context, !strcmp(precision, "fp32") ? 4 : 2,
+                                (int)ls, (int)hs, (int)fs, depth_cut, width_cut};
+            TrainConfig tc = finalist_train_config((int)finalist_steps, (int)finalist_batch, (int)seq_len, (float)finalist_lr);
+            FinalistOptions fo = {(int)finalists, &tc, have_fshard ? &fshard : NULL, out, score_with ? mmlu_val_score : NULL,
+                                  &score_ctx};
             char csv[4200];
             snprintf(csv, sizeof csv, "%s/search.csv", out);
-            rc = prune_search(&m, &imp, val, n_val, (int)seq_len, &so, csv, &cands, &n_cands, &e);
+            rc = prune_search(&m, &imp, val, n_val, (int)seq_len, &so, finalists > 0 ? &fo : NULL, csv, &cands, &n_cands, &e);
         }
+        if (have_fshard) shard_close(&fshard);
         if (!rc) {  // the best shape becomes the output
             t = (PruneTarget){DEPTH_BI, cands[0].layers, NULL, 0, cands[0].ffn, cands[0].heads, 0, cands[0].hidden};
             strategy = "search";
         }
         free(cands);
     }
-    if (!rc && score_with) {  // block candidates ranked by MMLU validation accuracy
-        Tokenizer tok;
-        if (!(rc = make_dirs(out, &e) || tokenizer_load(&tok, arg_str(&cmd, "tokenizer") ? arg_str(&cmd, "tokenizer") : dir, &e))) {
-            MmluScoreCtx ctx = {&tok, mmlu, (int)sw_shots, (int)sw_limit};
+    if (!rc && score_with && !search) {  // block candidates ranked by MMLU validation accuracy
+        if (!(rc = make_dirs(out, &e))) {
             char csv[4200];
             snprintf(csv, sizeof csv, "%s/block_candidates.csv", out);
-            rc = prune_block_by_score(&m, have_imp ? &imp : NULL, (int)sw_layers, mmlu_val_score, &ctx, csv, keep, &n_keep, &e);
-            tokenizer_free(&tok);
+            rc = prune_block_by_score(&m, have_imp ? &imp : NULL, (int)sw_layers, mmlu_val_score, &score_ctx, csv, keep, &n_keep, &e);
         }
     } else if (!rc && ppl) {
         rc = prune_depth_ppl(&m, val, n_val, (int)seq_len, (int)ppl_layers, keep, &n_keep, &e);
@@ -238,6 +285,7 @@ int cmd_prune(int argc, char** argv) {
                     config_param_count(&pruned.cfg) * 1e-6);
         }
     }
+    if (have_tok) tokenizer_free(&tok);
     if (pruned.arena) model_free(&pruned);
     if (have_imp) importance_free(&imp);
     free(keep);

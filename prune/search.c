@@ -59,16 +59,64 @@ static int cmp_candidate(const void* a, const void* b) {
     return (x->val_loss > y->val_loss) - (x->val_loss < y->val_loss);
 }
 
+static int cmp_final(const void* a, const void* b) {  // higher final score first; ties keep the pruned rank
+    const SearchCandidate *x = a, *y = b;
+    if (x->final_score != y->final_score) return x->final_score < y->final_score ? 1 : -1;
+    return x->rank_pruned - y->rank_pruned;
+}
+
+double search_memory_mb(const ModelConfig* c, const SearchOptions* o) {
+    double kv = 2.0 * c->n_layers * c->n_kv_heads * c->head_dim * (double)o->kv_batch * o->kv_context;
+    return ((double)config_param_count(c) + kv) * o->bytes_per_value / 1e6;
+}
+
+// The pruned model of candidate x (depth by Block Influence, widths by the scores).
+static int candidate_model(const Model* m, const Importance* imp, const SearchCandidate* x, Model* out, Err* e) {
+    PruneTarget t = {DEPTH_BI, x->layers, NULL, 0, x->ffn, x->heads, 0, x->hidden};
+    int* keep = xmalloc(sizeof(int) * (size_t)m->cfg.n_layers);
+    int n_keep, rc = prune_pick_layers(&m->cfg, imp, &t, keep, &n_keep, e) || prune_model(m, imp, &t, keep, n_keep, out, e);
+    free(keep);
+    return rc ? -1 : 0;
+}
+
+// Distils and scores the first fin->k candidates (ranked by val_loss), then orders them by score.
+static int run_finalists(const Model* m, const Importance* imp, const int* tokens, int64_t n, int seq_len,
+                         const FinalistOptions* fin, SearchCandidate* cand, int count, Err* e) {
+    int k = fin->k < count ? fin->k : count;
+    for (int i = 0; i < k; i++) {
+        Model p;
+        if (candidate_model(m, imp, &cand[i], &p, e)) return -1;
+        char dir[4200];
+        snprintf(dir, sizeof dir, "%s/finalist-%d", fin->out_dir, i + 1);
+        TrainConfig tc = *fin->train;
+        tc.out_dir = dir;
+        fprintf(stderr, "search: finalist %d/%d (layers %d hidden %d ffn %d heads %d): distilling %d steps\n", i + 1, k,
+                cand[i].layers, cand[i].hidden, cand[i].ffn, cand[i].heads, tc.steps);
+        int rc = make_dirs(dir, e) || train_run(&p, m, fin->data, &tc, NULL, e);
+        if (!rc) {
+            cand[i].final_score = fin->score ? fin->score(&p, fin->score_ctx, e) : -prune_val_loss(&p, tokens, n, seq_len, e);
+            if (isnan(cand[i].final_score)) rc = -1;
+        }
+        model_free(&p);
+        if (rc) return err_prefix(e, "search finalist %d", i + 1);
+        fprintf(stderr, "search: finalist %d: score after distillation %.4f (pruned rank %d)\n", i + 1, cand[i].final_score,
+                cand[i].rank_pruned);
+    }
+    qsort(cand, (size_t)k, sizeof *cand, cmp_final);
+    return 0;
+}
+
 int prune_search(const Model* m, const Importance* imp, const int* tokens, int64_t n, int seq_len,
-                 const SearchOptions* o, const char* csv_path, SearchCandidate** out, int* n_out, Err* e) {
+                 const SearchOptions* o, const FinalistOptions* fin, const char* csv_path, SearchCandidate** out,
+                 int* n_out, Err* e) {
     const ModelConfig* c = &m->cfg;
     int L = c->n_layers, C = c->hidden, F = c->ffn, NH = c->n_heads, NKV = c->n_kv_heads;
     int min_l = (int)ceil(L * (1.0 - o->max_depth_cut)), min_c = (int)ceil(C * (1.0 - o->max_width_cut));
     int min_f = (int)ceil(F * (1.0 - o->max_width_cut)), min_h = (int)ceil(NH * (1.0 - o->max_width_cut));
     if (o->layer_step < 1 || o->hidden_step < 1 || o->ffn_step < 1) return err_set(e, "search steps must be positive");
+    if (o->max_params <= 0 && o->max_memory_mb <= 0) return err_set(e, "search needs a budget (parameters or memory)");
     int cap = 64, count = 0;
     SearchCandidate* cand = xmalloc(sizeof(SearchCandidate) * (size_t)cap);
-    int* keep = xmalloc(sizeof(int) * (size_t)L);
     for (int layers = L; layers >= min_l; layers -= o->layer_step)
         for (int hidden = C; hidden >= min_c; hidden -= o->hidden_step)
             for (int ffn = F; ffn >= min_f; ffn -= o->ffn_step)
@@ -76,43 +124,46 @@ int prune_search(const Model* m, const Importance* imp, const int* tokens, int64
                     ModelConfig s = *c;
                     s.n_layers = layers, s.hidden = hidden, s.ffn = ffn, s.n_heads = heads;
                     long long params = config_param_count(&s);
-                    if ((double)params > o->max_params) continue;
+                    double mb = search_memory_mb(&s, o);
+                    if ((o->max_params > 0 && (double)params > o->max_params) || (o->max_memory_mb > 0 && mb > o->max_memory_mb))
+                        continue;
                     if (count == cap) cand = realloc(cand, sizeof(SearchCandidate) * (size_t)(cap *= 2));
-                    cand[count++] = (SearchCandidate){layers, hidden, ffn, heads, params, NAN};
+                    cand[count++] = (SearchCandidate){layers, hidden, ffn, heads, params, mb, NAN, 0, NAN};
                 }
     if (count == 0) {
         free(cand);
-        free(keep);
-        return err_set(e, "search: no shape within the bounds fits %.4g parameters (the smallest allowed cut keeps more)",
-                       o->max_params);
+        return err_set(e, "search: no shape within the bounds fits the budget (%.4g parameters, %.4g MB; the smallest "
+                          "allowed cut keeps more)", o->max_params, o->max_memory_mb);
     }
     int rc = 0;
     for (int i = 0; i < count && !rc; i++) {
-        PruneTarget t = {DEPTH_BI, cand[i].layers, NULL, 0, cand[i].ffn, cand[i].heads, 0, cand[i].hidden};
-        int n_keep;
         Model p;
-        rc = prune_pick_layers(c, imp, &t, keep, &n_keep, e) || prune_model(m, imp, &t, keep, n_keep, &p, e);
-        if (rc) break;
+        if ((rc = candidate_model(m, imp, &cand[i], &p, e))) break;
         cand[i].val_loss = prune_val_loss(&p, tokens, n, seq_len, e);
         model_free(&p);
         if (isnan(cand[i].val_loss)) rc = -1;
         else
-            fprintf(stderr, "search %d/%d: layers %d hidden %d ffn %d heads %d (%.2f M): val loss %.4f\n", i + 1, count,
-                    cand[i].layers, cand[i].hidden, cand[i].ffn, cand[i].heads, cand[i].params * 1e-6, cand[i].val_loss);
+            fprintf(stderr, "search %d/%d: layers %d hidden %d ffn %d heads %d (%.2f M, %.1f MB): val loss %.4f\n", i + 1, count,
+                    cand[i].layers, cand[i].hidden, cand[i].ffn, cand[i].heads, cand[i].params * 1e-6, cand[i].memory_mb,
+                    cand[i].val_loss);
     }
-    free(keep);
+    if (!rc) {
+        qsort(cand, (size_t)count, sizeof *cand, cmp_candidate);
+        for (int i = 0; i < count; i++) cand[i].rank_pruned = i + 1;
+    }
+    if (!rc && fin && fin->k > 0) rc = run_finalists(m, imp, tokens, n, seq_len, fin, cand, count, e);
     if (rc) {
         free(cand);
         return -1;
     }
-    qsort(cand, (size_t)count, sizeof *cand, cmp_candidate);
     ByteVec csv = {0};
-    char line[256];
-    int len = snprintf(line, sizeof line, "rank,layers,hidden,ffn,heads,params,val_loss\n");
+    char line[320];
+    int len = snprintf(line, sizeof line, "rank,layers,hidden,ffn,heads,params,memory_mb,val_loss,rank_pruned,final_score\n");
     bytevec_append(&csv, line, (size_t)len);
     for (int i = 0; i < count; i++) {
-        len = snprintf(line, sizeof line, "%d,%d,%d,%d,%d,%lld,%.6f\n", i + 1, cand[i].layers, cand[i].hidden, cand[i].ffn,
-                       cand[i].heads, cand[i].params, cand[i].val_loss);
+        len = snprintf(line, sizeof line, "%d,%d,%d,%d,%d,%lld,%.3f,%.6f,%d,%.6f\n", i + 1, cand[i].layers, cand[i].hidden,
+                       cand[i].ffn, cand[i].heads, cand[i].params, cand[i].memory_mb, cand[i].val_loss, cand[i].rank_pruned,
+                       cand[i].final_score);
         bytevec_append(&csv, line, (size_t)len);
     }
     rc = file_write_atomic(csv_path, csv.data, csv.len, e);

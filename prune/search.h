@@ -3,6 +3,7 @@
 // parameter budget (candidate shapes on a grid, each pruned by the scores and ranked by validation
 // LM loss). Validation loss = mean NLL over disjoint windows of the given tokens (evals/perplexity.h).
 #pragma once
+#include "../distill/trainer.h"
 #include "surgery.h"
 
 double prune_val_loss(const Model* m, const int* tokens, int64_t n, int seq_len, Err* e);
@@ -20,7 +21,9 @@ int prune_block_by_score(const Model* m, const Importance* imp, int target, Mode
                          const char* csv_path, int* keep, int* n_keep, Err* e);
 
 typedef struct {
-    double max_params;       // budget (parameters)
+    double max_params;       // budget (parameters; 0: none)
+    double max_memory_mb;    // budget: weights + KV cache at kv_batch x kv_context, bytes_per_value each (0: none)
+    int kv_batch, kv_context, bytes_per_value;
     int layer_step, hidden_step, ffn_step;
     double max_depth_cut;    // at most this share of layers removed (ModelOpt: 0.2)
     double max_width_cut;    // at most this share of any width removed (ModelOpt: 0.4)
@@ -29,9 +32,30 @@ typedef struct {
 typedef struct {
     int layers, hidden, ffn, heads;
     long long params;
-    double val_loss;
+    double memory_mb;        // weights + KV cache under SearchOptions' memory settings
+    double val_loss;         // right after pruning
+    int rank_pruned;         // 1-based rank by val_loss
+    double final_score;      // finalists: their score after distillation (higher is better); NAN otherwise
 } SearchCandidate;
 
-// Ranked candidates (best first) into *out (malloc'd, *n of them); the CSV goes to csv_path.
+// Finalists: the best k by val_loss are each distilled `steps` steps from the source model (the
+// trainer and losses of arbor distill: `train` holds them, out_dir/finalist-N its runs), then
+// scored by `score` (higher is better; NULL: minus the validation loss of the distilled model) and
+// re-ranked among themselves ahead of the rest.
+typedef struct {
+    int k;
+    const TrainConfig* train;   // steps, batch, seq_len, optimizer and loss; out_dir is set per finalist
+    const Shard* data;          // distillation tokens
+    const char* out_dir;
+    ModelScoreFn score;
+    void* score_ctx;
+} FinalistOptions;
+
+// Candidates within every budget, ranked (best first) into *out (malloc'd, *n of them); with
+// finalists (may be NULL) they are distilled and re-ranked. The CSV (rank, shape, params,
+// memory_mb, val_loss, rank_pruned, final_score) goes to csv_path.
 int prune_search(const Model* m, const Importance* imp, const int* tokens, int64_t n, int seq_len,
-                 const SearchOptions* o, const char* csv_path, SearchCandidate** out, int* n_out, Err* e);
+                 const SearchOptions* o, const FinalistOptions* fin, const char* csv_path, SearchCandidate** out,
+                 int* n_out, Err* e);
+// Bytes of a shape's weights plus its KV cache, under o's memory settings, in MB (1e6 bytes).
+double search_memory_mb(const ModelConfig* c, const SearchOptions* o);

@@ -5,6 +5,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "helpers.h"
 #include "models/generate.h"
@@ -323,11 +324,11 @@ Test(prune, search_ranks_shapes_within_budget_and_bounds) {
     Importance imp = fake_scores(&m.cfg);
     int tokens[128];
     for (int i = 0; i < 128; i++) tokens[i] = (i * 31) % 512;
-    SearchOptions o = {0.8 * (double)config_param_count(&m.cfg), 1, 16, 64, 0.5, 0.5};
+    SearchOptions o = {0.8 * (double)config_param_count(&m.cfg), 0, 0, 0, 2, 1, 16, 64, 0.5, 0.5};
     SearchCandidate* c;
     int n;
     Err e;
-    cr_assert_eq(prune_search(&m, &imp, tokens, 128, 32, &o, path, &c, &n, &e), 0, "%s", e.msg);
+    cr_assert_eq(prune_search(&m, &imp, tokens, 128, 32, &o, NULL, path, &c, &n, &e), 0, "%s", e.msg);
     cr_expect_gt(n, 3);
     for (int i = 0; i < n; i++) {
         cr_expect_leq((double)c[i].params, o.max_params);
@@ -338,11 +339,30 @@ Test(prune, search_ranks_shapes_within_budget_and_bounds) {
     }
     char* csv = file_read_all(path, NULL, &e);
     cr_assert_not_null(csv);
-    cr_expect(strncmp(csv, "rank,layers,hidden,ffn,heads,params,val_loss\n1,", 47) == 0, "%s", csv);
+    cr_expect(strncmp(csv, "rank,layers,hidden,ffn,heads,params,memory_mb,val_loss,rank_pruned,final_score\n1,", 81) == 0, "%s", csv);
     free(csv);
-    o.max_params = 1000;
+    // a memory budget alone: weights + KV cache of 4 sequences x 256 tokens in bf16, computed here
+    // from the shape; the budget sits between two candidates' footprints, so it binds
+    int all = n;
+    o.max_params = 0, o.kv_batch = 4, o.kv_context = 256, o.bytes_per_value = 2;
+    double footprint[64];
+    for (int i = 0; i < all && i < 64; i++) {
+        ModelConfig s = m.cfg;
+        s.n_layers = c[i].layers, s.hidden = c[i].hidden, s.ffn = c[i].ffn, s.n_heads = c[i].heads;
+        footprint[i] = (config_param_count(&s) + 2.0 * s.n_layers * s.n_kv_heads * s.head_dim * 4 * 256) * 2 / 1e6;
+    }
+    o.max_memory_mb = footprint[0];  // the best candidate by loss: the budget keeps it and whatever is smaller
+    SearchCandidate* mem;
+    int n_mem;
+    cr_assert_eq(prune_search(&m, &imp, tokens, 128, 32, &o, NULL, path, &mem, &n_mem, &e), 0, "%s", e.msg);
+    int want = 0;
+    for (int i = 0; i < all && i < 64; i++) want += footprint[i] <= o.max_memory_mb;
+    cr_expect(n_mem > 0 && n_mem <= want, "%d candidates within %.3f MB (of the params search's, %d fit)", n_mem, o.max_memory_mb, want);
+    for (int i = 0; i < n_mem; i++) cr_expect_leq(mem[i].memory_mb, o.max_memory_mb);
+    free(mem);
+    o.max_params = 1000, o.max_memory_mb = 0;
     SearchCandidate* none;
-    cr_expect_eq(prune_search(&m, &imp, tokens, 128, 32, &o, path, &none, &n, &e), -1);
+    cr_expect_eq(prune_search(&m, &imp, tokens, 128, 32, &o, NULL, path, &none, &n, &e), -1);
     cr_expect(contains(e.msg, "no shape within the bounds fits"), "%s", e.msg);
     free(c);
     importance_free(&imp);
@@ -453,4 +473,71 @@ Test(prune, depth_metrics_match_transformers) {
     free(ids);
     model_free(&m);
     cJSON_Delete(ref);
+}
+
+// A scorer for the finalists that checks it is handed distilled models (a candidate that keeps
+// the full hidden size has the source's embedding until it is trained) and prefers the largest:
+// a constructed case where the order after distillation differs from the order after pruning.
+typedef struct {
+    const Model* source;
+    int calls, undistilled;
+} FinalistProbe;
+
+static double prefers_more_params(const Model* p, void* ctx, Err* e) {
+    FinalistProbe* probe = ctx;
+    probe->calls++;
+    if (p->cfg.hidden == probe->source->cfg.hidden &&
+        !memcmp(p->w.wte, probe->source->w.wte, sizeof(float) * (size_t)p->cfg.vocab * p->cfg.hidden))
+        probe->undistilled++;
+    return (double)config_param_count(&p->cfg);
+}
+
+Test(prune, search_finalists_are_distilled_then_ranked_again) {
+    char dir[256], path[512], shard[512];
+    make_temp_dir(dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/search.csv", dir);
+    snprintf(shard, sizeof shard, "%s/data.shard", dir);
+    write_test_shard(shard, 4000, 512, 5, NULL);
+    Model m;
+    tiny(&m, 8);
+    Importance imp = fake_scores(&m.cfg);
+    int tokens[128];
+    for (int i = 0; i < 128; i++) tokens[i] = (i * 31) % 512;
+    SearchOptions o = {0.9 * (double)config_param_count(&m.cfg), 0, 0, 0, 2, 1, 16, 64, 0.5, 0.5};
+    Shard data;
+    Err e;
+    cr_assert_eq(shard_open(&data, shard, &e), 0, "%s", e.msg);
+    TrainConfig tc = {0};
+    tc.steps = 2, tc.batch = 2, tc.grad_accum = 1, tc.seq_len = 16, tc.log_every = 1, tc.val_fraction = 0.05;
+    tc.optim = (OptimConfig){1e-2f, 1e-2f, 0, 2, 0, 0.9f, 0.95f, 1e-8f, 0.0f, 1.0f};
+    tc.loss = (LossConfig){0.0f, 1.0f, KD_KL, 1.0f, 0, 0, 0.0f};
+    FinalistProbe probe = {&m, 0, 0};
+    FinalistOptions fo = {3, &tc, &data, dir, prefers_more_params, &probe};
+    SearchCandidate* c;
+    int n;
+    cr_assert_eq(prune_search(&m, &imp, tokens, 128, 32, &o, &fo, path, &c, &n, &e), 0, "%s", e.msg);
+    cr_assert_gt(n, 3);
+    cr_expect_eq(probe.calls, 3);
+    cr_expect_eq(probe.undistilled, 0, "every finalist was trained before it was scored");
+    for (int i = 0; i < 3; i++) {
+        cr_expect_leq(c[i].rank_pruned, 3, "the finalists are the 3 best after pruning");
+        cr_expect(!isnan(c[i].final_score));
+        if (i) cr_expect_geq(c[i - 1].final_score, c[i].final_score, "ranked by the score after distillation");
+        snprintf(path, sizeof path, "%s/finalist-%d/log.csv", dir, i + 1);
+        cr_expect_eq(access(path, R_OK), 0, "finalist %d's distillation log", i + 1);
+    }
+    int changed = 0;
+    for (int i = 0; i < 3; i++) changed |= c[i].rank_pruned != i + 1;
+    cr_expect(changed, "the constructed scorer reorders the finalists");
+    for (int i = 3; i < n; i++) cr_expect(c[i].rank_pruned == i + 1 && isnan(c[i].final_score), "the rest keep their order");
+    snprintf(path, sizeof path, "%s/search.csv", dir);
+    char* csv = file_read_all(path, NULL, &e);
+    char row[160];
+    snprintf(row, sizeof row, "\n1,%d,%d,%d,%d,%lld,", c[0].layers, c[0].hidden, c[0].ffn, c[0].heads, c[0].params);
+    cr_expect(contains(csv, row), "rank 1 is the best finalist: %s", csv);
+    free(csv);
+    free(c);
+    shard_close(&data);
+    importance_free(&imp);
+    model_free(&m);
 }
