@@ -108,10 +108,10 @@ int importance_compute(const Model* m, const Shard* calib, const CalibOptions* o
     if (o->gpu && (o->bi_after_norm || o->ablation_windows > 0))
         return err_set(e, "layer ablation and Block Influence after the final norm run on the CPU calibration path only "
                           "(calibrate with device cpu)");
-    if (o->ablation_windows > 0 && ablation_init(&imp->ablation, L, o->ablation_sizes, o->n_ablation_sizes, e)) return -1;
     long long available = (long long)(calib->n_tokens / (uint64_t)T);
     if (available < 1) return err_set(e, "%s: empty calibration data (%llu tokens, seq_len %d)", calib->path,
                                       (unsigned long long)calib->n_tokens, T);
+    if (o->ablation_windows > 0 && ablation_init(&imp->ablation, L, o->ablation_sizes, o->n_ablation_sizes, e)) return -1;
     int windows = o->windows > 0 && o->windows < available ? o->windows : (int)available;
     if (B > windows) B = windows;
     imp->n_layers = L, imp->ffn = F, imp->n_heads = NH, imp->n_kv_heads = NKV, imp->hidden = C, imp->agg = o->agg;
