@@ -116,7 +116,6 @@ static int eval_mmlu(int argc, char** argv) {
         rc = mmlu_evaluate_on(&en, &tok, data, &o, &r, &e) || (!o.dry_run && mmlu_write_results(&r, out, &e));
         engine_close(&en);
     }
-    int m_max_positions = m.cfg.max_positions;
     model_free(&m);
     tokenizer_free(&tok);
     if (rc) return fail(&e);
@@ -134,7 +133,7 @@ static int eval_mmlu(int argc, char** argv) {
            (long long)r.computed_tokens, r.seconds);
     if (r.n_truncated || r.n_fewer_shots)
         fprintf(stderr, "mmlu: %d questions cut from the left and %d with fewer shots to fit %d tokens (predictions.csv: "
-                        "cut_tokens, shots)\n", r.n_truncated, r.n_fewer_shots, o.max_len ? o.max_len : m_max_positions);
+                        "cut_tokens, shots)\n", r.n_truncated, r.n_fewer_shots, r.max_len);
     fprintf(stderr, "mmlu: %d questions, accuracy %.4f, %.1f s, %.0f prompt tokens/s (%.0f computed tokens/s); %s\n", r.n,
             sum.micro, r.seconds, (double)r.prompt_tokens / r.seconds, (double)r.computed_tokens / r.seconds, out);
     mmlu_result_free(&r);

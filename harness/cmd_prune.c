@@ -211,8 +211,7 @@ int cmd_prune(int argc, char** argv) {
         rc = shard_open(&calib, arg_str(&cmd, "calib"), &e);
         if (!rc) {
             co.agg = aggregation, co.gpu = device == DEVICE_CUDA;
-            if (t.depth == DEPTH_ABLATION_BLOCK && co.n_ablation_sizes < ABLATION_MAX_SIZES - 1 && t.layers < m.cfg.n_layers)
-                co.ablation_sizes[co.n_ablation_sizes++] = m.cfg.n_layers - t.layers;  // the block this prune needs
+            calib_for_target(&co, m.cfg.n_layers, &t);  // the block this prune needs
             rc = importance_compute(&m, &calib, &co, &imp, &e);
             have_imp = !rc;
             shard_close(&calib);

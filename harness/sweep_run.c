@@ -127,16 +127,15 @@ static int prune_stage(Ctx* x, const char* tmp, cJSON* metrics, Err* e) {
     int rc = shard_open(&calib, c->calib, e);
     Importance imp;
     int have = 0, keep[1024], n_keep = 0;
+    PruneTarget t;
+    plan_prune_target(cell, &t);
     if (!rc) {
         CalibOptions co;
         plan_calib(c, &co);
-        if (!strcmp(cell->strategy, "ablation-block") && cell->layers < m.cfg.n_layers)  // the block size it picks
-            co.ablation_sizes[co.n_ablation_sizes++] = m.cfg.n_layers - cell->layers;
+        calib_for_target(&co, m.cfg.n_layers, &t);  // the block size it picks
         rc = importance_compute(&m, &calib, &co, &imp, e);
         have = !rc;
     }
-    PruneTarget t;
-    plan_prune_target(cell, &t);
     if (!rc && t.depth == DEPTH_PPL) {
         int64_t n;
         int* tokens = shard_read_tokens(&calib, 8192, &n);

@@ -23,14 +23,13 @@ typedef struct {
     int shared;         // ctx starts with the subject prefix's tokens
 } Prompt;
 
-int mmlu_truncation_parse(const char* s, MmluTruncation* t) {
-    if (!strcmp(s, "tokens")) *t = MMLU_TRUNCATE_TOKENS;
-    else if (!strcmp(s, "shots")) *t = MMLU_TRUNCATE_SHOTS;
-    else return -1;
-    return 0;
-}
-
 const char* mmlu_truncation_name(MmluTruncation t) { return t == MMLU_TRUNCATE_SHOTS ? "shots" : "tokens"; }
+
+int mmlu_truncation_parse(const char* s, MmluTruncation* t) {
+    for (int i = MMLU_TRUNCATE_TOKENS; i <= MMLU_TRUNCATE_SHOTS; i++)
+        if (!strcmp(s, mmlu_truncation_name((MmluTruncation)i))) return *t = (MmluTruncation)i, 0;
+    return -1;
+}
 
 static int encode_text(const Tokenizer* t, const ByteVec* text, IntVec* out, Err* e) {
     out->len = 0;
@@ -306,7 +305,7 @@ int mmlu_evaluate_on(const Engine* en, const Tokenizer* tok, const char* data_di
     if (o.batch < 1 || o.batch > 64) return err_set(e, "--batch must be in [1, 64]");
     if (o.max_len > m->cfg.max_positions)
         return err_set(e, "--max-len %d is past the model's max_position_embeddings (%d)", o.max_len, m->cfg.max_positions);
-    int max_len = o.max_len > 0 ? o.max_len : m->cfg.max_positions;
+    int max_len = r->max_len = o.max_len > 0 ? o.max_len : m->cfg.max_positions;
     int chosen[MMLU_N_SUBJECTS], n_subjects;
     if (pick_subjects(data_dir, &o, chosen, &n_subjects, e)) return -1;
     int total = 0;  // for the answer array and the ETA

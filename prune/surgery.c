@@ -8,20 +8,15 @@
 
 #include "../models/file_io.h"
 
-int depth_strategy_parse(const char* name, DepthStrategy* d) {
-    static const struct {
-        const char* name;
-        DepthStrategy d;
-    } names[] = {{"bi", DEPTH_BI},     {"block", DEPTH_BLOCK},       {"last", DEPTH_LAST},
-                 {"ppl", DEPTH_PPL},   {"ablation", DEPTH_ABLATION}, {"ablation-block", DEPTH_ABLATION_BLOCK}};
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
-        if (!strcmp(name, names[i].name)) return *d = names[i].d, 0;
-    return -1;
-}
-
 const char* depth_strategy_name(DepthStrategy d) {
     static const char* const names[] = {"none", "bi", "block", "last", "list", "ppl", "ablation", "ablation-block"};
     return names[d];
+}
+
+int depth_strategy_parse(const char* name, DepthStrategy* d) {
+    for (int i = DEPTH_BI; i <= DEPTH_ABLATION_BLOCK; i++)  // every strategy but an explicit list
+        if (i != DEPTH_LIST && !strcmp(name, depth_strategy_name((DepthStrategy)i))) return *d = (DepthStrategy)i, 0;
+    return -1;
 }
 
 int prune_write(const Model* pruned, const Importance* imp, const ModelConfig* source_cfg, const char* source,
@@ -59,6 +54,22 @@ static void identity(int* idx, int n) {
     for (int i = 0; i < n; i++) idx[i] = i;
 }
 
+void calib_for_target(CalibOptions* o, int n_layers, const PruneTarget* t) {
+    int n = n_layers - t->layers;
+    if (t->depth != DEPTH_ABLATION_BLOCK || o->ablation_windows < 1 || n < 1 || n >= n_layers) return;
+    for (int i = 0; i < o->n_ablation_sizes; i++)
+        if (o->ablation_sizes[i] == n) return;
+    if (o->n_ablation_sizes < ABLATION_MAX_SIZES - 1) o->ablation_sizes[o->n_ablation_sizes++] = n;
+}
+
+// The block start s in [0, count) with the lowest score[s * stride] (the first of equals).
+static int lowest_start(const double* score, size_t stride, int count) {
+    int best = 0;
+    for (int s = 1; s < count; s++)
+        if (score[(size_t)s * stride] < score[(size_t)best * stride]) best = s;
+    return best;
+}
+
 int prune_pick_layers(const ModelConfig* c, const Importance* imp, const PruneTarget* t, int* keep, int* n_keep, Err* e) {
     int L = c->n_layers;
     char* drop = xcalloc((size_t)L, 1);
@@ -89,9 +100,7 @@ int prune_pick_layers(const ModelConfig* c, const Importance* imp, const PruneTa
                 drop[worst] = 1;
             }
         } else if (t->depth == DEPTH_BLOCK && n > 0) {  // the contiguous block whose ends are most alike
-            int best = 0;
-            for (int s = 1; s + n <= L; s++)
-                if (imp->angular[(size_t)s * (L + 1) + s + n] < imp->angular[(size_t)best * (L + 1) + best + n]) best = s;
+            int best = lowest_start(imp->angular + n, (size_t)L + 2, L - n + 1);  // angular[s][s + n]
             for (int l = best; l < best + n; l++) drop[l] = 1;
         } else if (t->depth == DEPTH_ABLATION_BLOCK && n > 0) {  // the block whose ablation moves the logits least
             const Ablation* ab = &imp->ablation;
@@ -101,10 +110,7 @@ int prune_pick_layers(const ModelConfig* c, const Importance* imp, const PruneTa
                 rc = err_set(e, "the ablation-block strategy to %d layers needs blocks of %d ablated (--ablation-blocks %d)",
                              t->layers, n, n);
             } else {
-                const double* score = ab->logits + ablation_offset(ab, k);
-                int best = 0;
-                for (int s = 1; s + n <= L; s++)
-                    if (score[s] < score[best]) best = s;
+                int best = lowest_start(ab->logits + ablation_offset(ab, k), 1, L - n + 1);
                 for (int l = best; l < best + n; l++) drop[l] = 1;
             }
         } else if (t->depth == DEPTH_LAST && n > 0) {  // the deepest layers, but never the final one

@@ -24,6 +24,9 @@ typedef struct {
 
 // The width targets against the model's shape (sizes, head/KV-group arithmetic): 0 or -1 with the reason.
 int prune_width_check(const ModelConfig* c, const PruneTarget* t, Err* e);
+// Adds to o the ablation block size t's strategy will read (ablation-block to t->layers of n_layers),
+// when it calibrates ablation at all and the size is not there yet.
+void calib_for_target(CalibOptions* o, int n_layers, const PruneTarget* t);
 // The layers to keep (ascending) under the depth strategy; imp is needed by bi and block.
 int prune_pick_layers(const ModelConfig* c, const Importance* imp, const PruneTarget* t, int* keep, int* n_keep, Err* e);
 // out: a new model with the kept layers and the width targets applied. imp may be NULL when no

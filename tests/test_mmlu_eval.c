@@ -40,24 +40,33 @@ static int have_tok(void) {
     return 1;
 }
 
+// An lm-eval fixture's model and task: the config (the tiny preset with the fixture's vocabulary and
+// layers), the subjects as a comma list, and the seed `arbor init` drew its weights from.
+static uint64_t lm_eval_fixture_setup(const cJSON* ref, ModelConfig* cfg, char* subjects, size_t n) {
+    const cJSON* mc = cJSON_GetObjectItem(ref, "model");
+    Err e;
+    cr_assert_eq(config_preset("tiny", cfg, &e), 0);
+    cfg->vocab = cJSON_GetObjectItem(mc, "vocab")->valueint;
+    cfg->n_layers = cJSON_GetObjectItem(mc, "layers")->valueint;
+    subjects[0] = 0;
+    const cJSON* s;
+    cJSON_ArrayForEach(s, cJSON_GetObjectItem(ref, "subjects"))
+        snprintf(subjects + strlen(subjects), n - strlen(subjects), "%s%s", subjects[0] ? "," : "", s->valuestring);
+    return (uint64_t)cJSON_GetObjectItem(mc, "seed")->valueint;
+}
+
 Test(mmlu_eval, agrees_with_lm_evaluation_harness) {
     char mmlu[512], path[512];
     if (!have_tok() || data_path(mmlu, sizeof mmlu, "mmlu") != 0) cr_skip_test("no Qwen3 tokenizer or MMLU data (ARBOR_DATA)");
     snprintf(path, sizeof path, "%s/mmlu/lm_eval_reference.json", ARBOR_FIXTURES);
     cJSON* ref = read_json(path);
-    const cJSON* mc = cJSON_GetObjectItem(ref, "model");
     ModelConfig cfg;
     Err e;
-    cr_assert_eq(config_preset("tiny", &cfg, &e), 0);
-    cfg.vocab = cJSON_GetObjectItem(mc, "vocab")->valueint;
-    cfg.n_layers = cJSON_GetObjectItem(mc, "layers")->valueint;
+    char subjects[1024];
+    uint64_t seed = lm_eval_fixture_setup(ref, &cfg, subjects, sizeof subjects);
     Model m;  // the same weights `arbor init --seed S` wrote for lm-eval: init is a pure function of the seed
     model_create(&m, &cfg);
-    model_init_random(&m, (uint64_t)cJSON_GetObjectItem(mc, "seed")->valueint);
-    char subjects[1024] = "";
-    const cJSON* s;
-    cJSON_ArrayForEach(s, cJSON_GetObjectItem(ref, "subjects"))
-        snprintf(subjects + strlen(subjects), sizeof subjects - strlen(subjects), "%s%s", subjects[0] ? "," : "", s->valuestring);
+    model_init_random(&m, seed);
     int batches[] = {1, 5};
     for (int bi = 0; bi < 2; bi++) {
         MmluOptions o = {cJSON_GetObjectItem(ref, "shots")->valueint, cJSON_GetObjectItem(ref, "limit")->valueint,
@@ -102,22 +111,16 @@ Test(mmlu_eval, long_prompts_truncate_as_lm_evaluation_harness) {
     if (!have_tok() || data_path(mmlu, sizeof mmlu, "mmlu") != 0) cr_skip_test("no Qwen3 tokenizer or MMLU data (ARBOR_DATA)");
     snprintf(path, sizeof path, "%s/mmlu/lm_eval_truncation.json", ARBOR_FIXTURES);
     cJSON* ref = read_json(path);
-    const cJSON* mc = cJSON_GetObjectItem(ref, "model");
     ModelConfig cfg;
     Err e;
-    cr_assert_eq(config_preset("tiny", &cfg, &e), 0);
-    cfg.vocab = cJSON_GetObjectItem(mc, "vocab")->valueint;
-    cfg.n_layers = cJSON_GetObjectItem(mc, "layers")->valueint;
-    char subjects[1024] = "";
-    const cJSON* s;
-    cJSON_ArrayForEach(s, cJSON_GetObjectItem(ref, "subjects"))
-        snprintf(subjects + strlen(subjects), sizeof subjects - strlen(subjects), "%s%s", subjects[0] ? "," : "", s->valuestring);
+    char subjects[1024];
+    uint64_t seed = lm_eval_fixture_setup(ref, &cfg, subjects, sizeof subjects);
     const cJSON* run;
     cJSON_ArrayForEach(run, cJSON_GetObjectItem(ref, "runs")) {
         cfg.max_positions = cJSON_GetObjectItem(run, "max_length")->valueint;
         Model m;
         model_create(&m, &cfg);
-        model_init_random(&m, (uint64_t)cJSON_GetObjectItem(mc, "seed")->valueint);
+        model_init_random(&m, seed);
         MmluOptions o = {cJSON_GetObjectItem(ref, "shots")->valueint, cJSON_GetObjectItem(ref, "limit")->valueint, 2, 0, "test",
                          subjects, 0, MMLU_TRUNCATE_TOKENS};
         MmluResult r;

@@ -315,15 +315,22 @@ Test(prune, ppl_strategy_drops_the_layer_whose_removal_costs_least) {
     model_free(&m);
 }
 
+// The search tests' setting: a temp dir (path = DIR/search.csv), the tiny model of seed 8, made-up
+// scores and 128 validation tokens.
+static void search_setup(char dir[256], char path[512], Model* m, Importance* imp, int tokens[128]) {
+    make_temp_dir(dir, 256);
+    snprintf(path, 512, "%s/search.csv", dir);
+    tiny(m, 8);
+    *imp = fake_scores(&m->cfg);
+    for (int i = 0; i < 128; i++) tokens[i] = (i * 31) % 512;
+}
+
 Test(prune, search_ranks_shapes_within_budget_and_bounds) {
     char dir[256], path[512];
-    make_temp_dir(dir, sizeof dir);
-    snprintf(path, sizeof path, "%s/search.csv", dir);
     Model m;
-    tiny(&m, 8);
-    Importance imp = fake_scores(&m.cfg);
+    Importance imp;
     int tokens[128];
-    for (int i = 0; i < 128; i++) tokens[i] = (i * 31) % 512;
+    search_setup(dir, path, &m, &imp, tokens);
     SearchOptions o = {0.8 * (double)config_param_count(&m.cfg), 0, 0, 0, 2, 1, 16, 64, 0.5, 0.5};
     SearchCandidate* c;
     int n;
@@ -494,15 +501,12 @@ static double prefers_more_params(const Model* p, void* ctx, Err* e) {
 
 Test(prune, search_finalists_are_distilled_then_ranked_again) {
     char dir[256], path[512], shard[512];
-    make_temp_dir(dir, sizeof dir);
-    snprintf(path, sizeof path, "%s/search.csv", dir);
+    Model m;
+    Importance imp;
+    int tokens[128];
+    search_setup(dir, path, &m, &imp, tokens);
     snprintf(shard, sizeof shard, "%s/data.shard", dir);
     write_test_shard(shard, 4000, 512, 5, NULL);
-    Model m;
-    tiny(&m, 8);
-    Importance imp = fake_scores(&m.cfg);
-    int tokens[128];
-    for (int i = 0; i < 128; i++) tokens[i] = (i * 31) % 512;
     SearchOptions o = {0.9 * (double)config_param_count(&m.cfg), 0, 0, 0, 2, 1, 16, 64, 0.5, 0.5};
     Shard data;
     Err e;

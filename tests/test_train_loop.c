@@ -10,13 +10,22 @@
 #include "helpers.h"
 #include "models/file_io.h"
 
-Test(train_loop, adamw_trajectory_matches_torch) {
-    char dir[512], path[700];
-    snprintf(dir, sizeof dir, "%s/train/qwen3", ARBOR_FIXTURES);
+// tests/fixtures/train/qwen3 (tools/make_train_fixtures.py): its folder into dir, its batch shape, and
+// its reference.json (the caller deletes it)
+static cJSON* train_fixture(char dir[512], int* B, int* T) {
+    char path[700];
+    snprintf(dir, 512, "%s/train/qwen3", ARBOR_FIXTURES);
     snprintf(path, sizeof path, "%s/reference.json", dir);
     cJSON* ref = read_json(path);
+    *B = cJSON_GetObjectItem(ref, "B")->valueint, *T = cJSON_GetObjectItem(ref, "T")->valueint;
+    return ref;
+}
+
+Test(train_loop, adamw_trajectory_matches_torch) {
+    char dir[512], path[700];
+    int B, T;
+    cJSON* ref = train_fixture(dir, &B, &T);
     const cJSON* tj = cJSON_GetObjectItem(ref, "trajectory");
-    int B = cJSON_GetObjectItem(ref, "B")->valueint, T = cJSON_GetObjectItem(ref, "T")->valueint;
     int steps = cJSON_GetObjectItem(tj, "steps")->valueint, K = cJSON_GetObjectItem(tj, "accum")->valueint;
     Model s, t;
     Err e;
@@ -233,12 +242,10 @@ Test(train_run, bad_input_is_refused) {
 // --kd-scale auto:S: each micro-batch's KD weight is S x its LM loss / its KD loss (taken before the
 // gradient), and the step is exactly the step of a fixed loss with that weight
 Test(train_loop, kd_scale_auto_balances_kd_against_the_lm_loss) {
-    char fdir[512], path[700];
-    snprintf(fdir, sizeof fdir, "%s/train/qwen3", ARBOR_FIXTURES);
-    snprintf(path, sizeof path, "%s/reference.json", fdir);
-    cJSON* ref = read_json(path);
+    char fdir[512];
+    int B, T;
+    cJSON* ref = train_fixture(fdir, &B, &T);
     const cJSON* tj = cJSON_GetObjectItem(ref, "trajectory");
-    int B = cJSON_GetObjectItem(ref, "B")->valueint, T = cJSON_GetObjectItem(ref, "T")->valueint;
     Model s[2], t;
     Err e;
     load_model_at(&s[0], fdir, "student");

@@ -90,6 +90,13 @@ def set_config(model_dir, **changes):
         json.dump(cfg, f, indent=1)
 
 
+def evaluate(model_dir, tasks, task_manager, limit):
+    """lm-eval's own mmlu scoring of the model (float32, CPU, batch 1), with the per-question samples."""
+    return lm_eval.simple_evaluate(model="hf", model_args=f"pretrained={model_dir},dtype=float32", tasks=tasks,
+                                   num_fewshot=SHOTS, limit=limit, log_samples=True, batch_size=1, device="cpu",
+                                   task_manager=task_manager)
+
+
 def questions_of(results, subjects):
     out = []
     for subject in subjects:
@@ -109,10 +116,7 @@ def truncation_cases():
 
         def run(max_len):
             set_config(model_dir, max_position_embeddings=max_len)
-            r = lm_eval.simple_evaluate(model="hf", model_args=f"pretrained={model_dir},dtype=float32", tasks=tasks,
-                                        num_fewshot=SHOTS, limit=TRUNC_LIMIT, log_samples=True, batch_size=1,
-                                        device="cpu", task_manager=tm)
-            qs = questions_of(r, TRUNC_SUBJECTS)
+            qs = questions_of(evaluate(model_dir, tasks, tm, TRUNC_LIMIT), TRUNC_SUBJECTS)
             for q in qs:  # the context's token count, as lm-eval's HFLM encodes it (no special tokens)
                 args = q.pop("context")
                 ctx = args["gen_args_0"]["arg_0"] if isinstance(args, dict) else args[0][0]
@@ -144,39 +148,13 @@ def main():
 
 
 def reference_run():
-    mmlu_dir = os.path.join(os.path.dirname(lm_eval.__file__), "tasks", "mmlu", "default")
-    template = os.path.join(mmlu_dir, "_default_template_yaml")
     with tempfile.TemporaryDirectory() as tmp:
-        model_dir = os.path.join(tmp, "model")
-        subprocess.run([ARBOR, "init", "--arch", MODEL["arch"], "--vocab", str(MODEL["vocab"]), "--layers",
-                        str(MODEL["layers"]), "--seed", str(MODEL["seed"]), "--dtype", "f32", "--out", model_dir], check=True)
-        tok_dir = os.path.join(DATA, "qwen3-tokenizer")
-        for name in ("tokenizer.json", "tokenizer_config.json", "vocab.json", "merges.txt"):
-            shutil.copy(os.path.join(tok_dir, name), model_dir)
-        tasks_dir = os.path.join(tmp, "tasks")
-        os.makedirs(tasks_dir)
-        tasks = []
-        for subject in SUBJECTS:
-            files = {}
-            for split in ("test", "dev"):
-                files[split] = os.path.join(tmp, f"{subject}_{split}.jsonl")
-                to_jsonl(os.path.join(DATA, "mmlu", split, f"{subject}_{split}.csv"), files[split])
-            with open(os.path.join(mmlu_dir, f"mmlu_{subject}.yaml")) as f:
-                description = yaml.safe_load(f)["description"]
-            task = f"arbor_mmlu_{subject}"
-            with open(os.path.join(tasks_dir, f"{task}.yaml"), "w") as f:
-                yaml.safe_dump({"include": template, "task": task, "dataset_path": "json", "dataset_name": None,
-                                "dataset_kwargs": {"data_files": files}, "description": description}, f)
-            tasks.append(task)
-        results = lm_eval.simple_evaluate(
-            model="hf", model_args=f"pretrained={model_dir},dtype=float32", tasks=tasks, num_fewshot=SHOTS,
-            limit=LIMIT, log_samples=True, batch_size=1, device="cpu", task_manager=TaskManager(include_path=tasks_dir))
-    questions = []
-    for subject in SUBJECTS:
-        for s in sorted(results["samples"][f"arbor_mmlu_{subject}"], key=lambda s: s["doc_id"]):
-            ll = [float(r[0]) for r in s["filtered_resps"]]
-            questions.append({"subject": subject, "index": s["doc_id"], "gold": int(s["target"]),
-                              "pred": max(range(4), key=lambda i: ll[i]), "loglik": ll})
+        model_dir = make_model(tmp)
+        tasks_dir, tasks = make_tasks(tmp, SUBJECTS)
+        results = evaluate(model_dir, tasks, TaskManager(include_path=tasks_dir), LIMIT)
+    questions = questions_of(results, SUBJECTS)
+    for q in questions:
+        del q["context"]
     ref = {"subjects": SUBJECTS, "shots": SHOTS, "limit": LIMIT, "model": MODEL, "questions": questions,
            "acc": {t: results["results"][t]["acc,none"] for t in results["results"]},
            "versions": {"lm_eval": lm_eval.__version__, "transformers": transformers.__version__, "torch": torch.__version__}}
