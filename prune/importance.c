@@ -295,6 +295,15 @@ static int read_matrix(const cJSON* a, double* out, int rows, int cols) {
     return 0;
 }
 
+// A count in a scores file: a whole number in [0, 2^53], else -1 (never cast out of range).
+static int read_count(const cJSON* v, long long* out) {
+    if (!cJSON_IsNumber(v) || !(v->valuedouble >= 0 && v->valuedouble <= 9007199254740992.0) ||
+        v->valuedouble != floor(v->valuedouble))
+        return -1;
+    *out = (long long)v->valuedouble;
+    return 0;
+}
+
 // block_influence_last (absent in older files: before the final norm) and layer_ablation, if present.
 static int read_depth_options(const cJSON* root, Importance* imp) {
     const cJSON* last = cJSON_GetObjectItem(root, "block_influence_last");
@@ -306,7 +315,8 @@ static int read_depth_options(const cJSON* root, Importance* imp) {
     const cJSON* blocks = cJSON_GetObjectItem(abl, "blocks");
     const cJSON *seq = cJSON_GetObjectItem(abl, "sequences"), *tok = cJSON_GetObjectItem(abl, "tokens");
     int n = cJSON_GetArraySize(blocks), sizes[ABLATION_MAX_SIZES];
-    if (!cJSON_IsArray(blocks) || n < 1 || n > ABLATION_MAX_SIZES || !cJSON_IsNumber(seq) || !cJSON_IsNumber(tok)) return -1;
+    long long n_seq, n_tok;
+    if (!cJSON_IsArray(blocks) || n < 1 || n > ABLATION_MAX_SIZES || read_count(seq, &n_seq) || read_count(tok, &n_tok)) return -1;
     for (int k = 0; k < n; k++) {
         const cJSON* size = cJSON_GetObjectItem(cJSON_GetArrayItem(blocks, k), "size");
         if (!cJSON_IsNumber(size) || size->valueint != size->valuedouble || (k == 0) != (size->valueint == 1)) return -1;
@@ -314,7 +324,7 @@ static int read_depth_options(const cJSON* root, Importance* imp) {
     }
     Err e;
     if (ablation_init(&imp->ablation, imp->n_layers, sizes + 1, n - 1, &e) || imp->ablation.n_sizes != n) return -1;
-    imp->ablation.sequences = (long long)seq->valuedouble, imp->ablation.tokens = (long long)tok->valuedouble;
+    imp->ablation.sequences = n_seq, imp->ablation.tokens = n_tok;
     for (int k = 0; k < n; k++) {
         const cJSON* b = cJSON_GetArrayItem(blocks, k);
         size_t off = ablation_offset(&imp->ablation, k);
@@ -352,9 +362,8 @@ int importance_load(Importance* imp, const ModelConfig* c, const char* path, Err
     imp->kv = xmalloc(sizeof(double) * (size_t)L * c->n_kv_heads);
     imp->channels = xmalloc(sizeof(double) * (size_t)c->hidden);
     const cJSON* cal = cJSON_GetObjectItem(root, "calibration");
-    const cJSON* cal_tokens = cJSON_GetObjectItem(cal, "tokens");
-    imp->tokens = cJSON_IsNumber(cal_tokens) ? (long long)cal_tokens->valuedouble : 0;
-    int rc = read_array(cJSON_GetObjectItem(root, "block_influence"), imp->bi, L) ||
+    const cJSON* cal_tokens = cJSON_GetObjectItem(cal, "tokens");  // absent: 0
+    int rc = (cal_tokens && read_count(cal_tokens, &imp->tokens)) || read_array(cJSON_GetObjectItem(root, "block_influence"), imp->bi, L) ||
              read_matrix(cJSON_GetObjectItem(root, "angular_distance"), imp->angular, L + 1, L + 1) ||
              read_matrix(cJSON_GetObjectItem(root, "mlp"), imp->mlp, L, c->ffn) ||
              read_matrix(cJSON_GetObjectItem(root, "heads"), imp->heads, L, c->n_heads) ||
