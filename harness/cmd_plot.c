@@ -195,7 +195,7 @@ int cmd_plot(int argc, char** argv) {
             double y = use_mmlu ? 100.0 * atof(acc) : -atof(acc);  // NLL: plot its negative, so up is better
             double ylo = use_mmlu ? 100.0 * NUM(r, pass ? c_blo : c_lo, atof(acc)) : y;
             double yhi = use_mmlu ? 100.0 * NUM(r, pass ? c_bhi : c_hi, atof(acc)) : y;
-            int k = pass ? 4 : !strcmp(kind, "pruned") ? 0 : !strcmp(kind, "scratch") ? 1 : !strcmp(kind, "teacher") ? 2 : 3;
+            int k = pass ? 4 : !strcmp(kind, "pruned") ? 0 : !strcmp(kind, "scratch") ? 1 : !strncmp(kind, "teacher", 7) ? 2 : 3;
             double x = atof(tps), m = atof(table_cell(&t, r, c_params)) / 1e6;
             const char* label = pass ? "" : table_cell(&t, r, c_label);
             speed[n] = (Point){x, y, label, k, NUM(r, c_tmin, x), NUM(r, c_tmax, x), ylo, yhi, 0, 0};

@@ -12,17 +12,14 @@
 #include "sweep_run.h"
 #include "sweep_slurm.h"
 
-static const char* kind_name(CellKind k) {
-    return k == CELL_TEACHER ? "teacher" : k == CELL_BASELINE ? "baseline" : k == CELL_PRUNED ? "pruned" : "scratch";
-}
-
 int cmd_sweep(int argc, char** argv) {
     Option opts[] = {
         {"dry-run", NULL, "print the cells and stop", NULL},
         {"emit-slurm", NULL, "write OUT/NAME/sweep.slurm, a job array with one task per cell", NULL},
         {"only", "CELL", "run only this cell id", NULL},
         {"force", NULL, "re-run stages even when they are done", NULL},
-        {"stage", "NAME", "run only this stage (prune, eval_pruned, distill, init, train, eval, bench)", NULL},
+        {"stage", "NAME", "run only this stage (correct, prune, eval_pruned, distill, init, train, eval, bench; roundN_prune, "
+                          "roundN_distill)", NULL},
         {"keep-going", NULL, "when a cell fails, report it and finish the others (exit 1 at the end)", NULL},
     };
     Command cmd = {"sweep", "Run a sweep described by an INI file: arbor sweep CONFIG [options].", opts,
@@ -44,9 +41,9 @@ int cmd_sweep(int argc, char** argv) {
     if (arg_flag(&cmd, "emit-slurm")) {
         rc = sweep_emit_slurm(&c, cells, n, &e);
     } else if (arg_flag(&cmd, "dry-run")) {
-        printf("%-16s  %-9s  %-28s  %s\n", "cell", "kind", "label", "source");
+        printf("%-16s  %-17s  %-28s  %s\n", "cell", "kind", "label", "source");
         for (int i = 0; i < n; i++)
-            printf("%-16s  %-9s  %-28s  %s\n", cells[i].id, kind_name(cells[i].kind), cells[i].label,
+            printf("%-16s  %-17s  %-28s  %s\n", cells[i].id, cell_kind_name(cells[i].kind), cells[i].label,
                    cells[i].kind == CELL_PRUNED || cells[i].kind == CELL_SCRATCH ? c.teacher : cells[i].model);
         fprintf(stderr, "sweep %s: %d cells; results would go to %s/%s\n", c.name, n, c.out, c.name);
     } else {

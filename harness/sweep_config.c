@@ -36,11 +36,12 @@ static const KeyDef keys[] = {
     STR("sweep", "name", name),          STR("sweep", "out", out),          STR("sweep", "device", device_text),
     INT("sweep", "max_cells", max_cells),
     STR("teacher", "model", teacher),    STR("teacher", "tokenizer", tokenizer),
+    INT("teacher", "correct_steps", correct_steps), DBL("teacher", "correct_lr", correct_lr),
     STR("data", "calib", calib),         STR("data", "distill", distill_data),      STR("data", "val", val),
     INT("prune", "calib_windows", calib_windows), INT("prune", "seq_len", prune_seq_len),
     STR("prune", "aggregation", aggregation), INT("prune", "ablation_windows", ablation_windows),
     {"prune", "bi_after_norm", T_BOOL, offsetof(SweepConfig, bi_after_norm), 0, 0},
-    INT("distill", "steps", steps),      DBL("distill", "tokens", tokens),          INT("distill", "seq_len", seq_len),
+    INT("distill", "steps", steps),      INT("distill", "round_steps", round_steps), DBL("distill", "tokens", tokens),          INT("distill", "seq_len", seq_len),
     INT("distill", "batch", batch),      INT("distill", "grad_accum", grad_accum),  DBL("distill", "lr", lr),
     DBL("distill", "min_lr", min_lr),    INT("distill", "warmup", warmup),          STR("distill", "schedule", schedule),
     STR("distill", "loss", loss),        STR("distill", "kd_scale", kd_scale),        DBL("distill", "kd_temp", kd_temp),        {"distill", "t2", T_BOOL, offsetof(SweepConfig, t2), 0, 0},
@@ -61,6 +62,19 @@ static const KeyDef keys[] = {
 int sweep_distill_ranks(const SweepConfig* c) {
     int per = c->gpus_per_node > 0 ? c->gpus_per_node : c->ranks_per_node > 0 ? c->ranks_per_node : 1;
     return (c->nodes > 0 ? c->nodes : 1) * per;
+}
+
+const char* cell_kind_name(CellKind k) {
+    static const char* names[] = {"teacher", "baseline", "pruned", "scratch", "teacher-corrected"};
+    return names[k];
+}
+
+// the index of a [matrix] integer axis in sweep_axes order, or -1
+static int axis_index(const char* section, const char* key) {
+    static const char* names[] = {"layers", "ffn", "hidden", "heads", "kv_heads"};
+    for (int a = 0; a < 5 && !strcmp(section, "matrix"); a++)
+        if (!strcmp(key, names[a])) return a;
+    return -1;
 }
 
 void sweep_axes(const SweepConfig* c, SweepAxis axes[5]) {
@@ -147,11 +161,29 @@ static int handler(void* user, const char* section, const char* name, const char
                 *count = 0;
                 for (char* tok = strtok(buf, ", "); tok; tok = strtok(NULL, ", ")) {
                     if (*count == SWEEP_MAX_AXIS) return snprintf(x->msg, sizeof x->msg, "%s: more than %d values", name, SWEEP_MAX_AXIS), 0;
+                    int axis = axis_index(section, name);
                     if (k->type == T_STRS) {
                         snprintf(((char(*)[16])field)[*count], 16, "%s", tok);
-                    } else {
-                        if (parse_long(tok, &l) || l < 0 || l > 1L << 24)
-                            return snprintf(x->msg, sizeof x->msg, "%s: '%.20s' is not a non-negative integer", name, tok), 0;
+                    } else if (strchr(tok, '>') && axis < 0) {
+                        return snprintf(x->msg, sizeof x->msg, "%s: '%.40s': only [matrix] values take rounds (a>b)", name, tok), 0;
+                    } else {  // a value, or in [matrix] a chain of rounds "a>b>c"
+                        int* chain = axis >= 0 ? c->chain[axis][*count] : NULL;
+                        int len = 0;
+                        for (char *at = tok, *gt; at; at = gt ? gt + 1 : NULL) {
+                            gt = strchr(at, '>');
+                            if (gt) *gt = 0;
+                            if (parse_long(at, &l) || l < 0 || l > 1L << 24)
+                                return snprintf(x->msg, sizeof x->msg, "%s: '%.20s' is not a non-negative integer", name, at), 0;
+                            if (len == SWEEP_MAX_ROUNDS)
+                                return snprintf(x->msg, sizeof x->msg, "%s: more than %d rounds", name, SWEEP_MAX_ROUNDS), 0;
+                            if (len && (l == 0 || l >= chain[len - 1]))
+                                return snprintf(x->msg, sizeof x->msg, "%s: rounds must shrink: %ld after %d", name, l, chain[len - 1]), 0;
+                            if (chain) chain[len] = (int)l;
+                            len++;
+                        }
+                        if (chain && len > 1 && chain[0] == 0)
+                            return snprintf(x->msg, sizeof x->msg, "%s: 0 (keep) cannot start a chain of rounds", name), 0;
+                        if (chain) c->chain_len[axis][*count] = len;
                         ((int*)field)[*count] = (int)l;
                     }
                     (*count)++;
@@ -269,10 +301,23 @@ static int load(const char* path, SweepConfig* c, int lenient, Err* e) {
         if (c->layers[i] < 1) return BAD("matrix", "layers", "layers must be at least 1");
     SweepAxis axes[5];
     sweep_axes(c, axes);
+    int rounds_axis = -1, lo[5], hi[5];  // an axis with chains of rounds; each axis's shortest and longest chain
     for (int a = 0; a < 5; a++) {
-        int dup;
-        if (has_duplicate(axes[a].v, axes[a].n, &dup))
-            return BAD("matrix", axes[a].key, "%s: %d is listed twice (the cells would repeat)", axes[a].key, dup);
+        lo[a] = SWEEP_MAX_ROUNDS + 1, hi[a] = 1;
+        for (int i = 0; i < axes[a].n; i++) {
+            for (int j = i + 1; j < axes[a].n; j++)
+                if (c->chain_len[a][i] == c->chain_len[a][j] &&
+                    !memcmp(c->chain[a][i], c->chain[a][j], sizeof(int) * (size_t)c->chain_len[a][i]))
+                    return BAD("matrix", axes[a].key, "%s: %d is listed twice (the cells would repeat)", axes[a].key, axes[a].v[i]);
+            int len = c->chain_len[a][i];
+            if (len > 1) lo[a] = len < lo[a] ? len : lo[a], hi[a] = len > hi[a] ? len : hi[a];
+        }
+        if (hi[a] == 1) continue;
+        // chains on different axes meet in some cell, so they must all have one length
+        if (rounds_axis >= 0 && (lo[a] != hi[a] || lo[rounds_axis] != hi[rounds_axis] || lo[a] != lo[rounds_axis]))
+            return BAD("matrix", axes[a].key, "%s and %s both have chains of rounds, of different lengths: a cell takes one from each, "
+                       "so they must all have the same number of rounds", axes[rounds_axis].key, axes[a].key);
+        rounds_axis = a;
     }
     long long cells = c->n_strategies;  // pruned cells; as many scratch ones at most; the teacher and baselines
     for (int a = 0; a < 5; a++) cells *= axes[a].n ? axes[a].n : 1;
@@ -328,6 +373,14 @@ static int load(const char* path, SweepConfig* c, int lenient, Err* e) {
         c->steps = (int)steps;
     }
     if (c->steps < 1) return BAD("distill", "steps", "steps must be positive");
+    if (c->round_steps && rounds_axis < 0)
+        return BAD("distill", "round_steps", "round_steps: no cell has rounds (write a [matrix] chain such as layers = 30>24)");
+    if (!c->round_steps) c->round_steps = c->steps;
+    if (c->correct_lr > 0 && !c->correct_steps)
+        return BAD("teacher", "correct_lr", "correct_lr without correct_steps: teacher correction is off");
+    if (!(c->correct_lr > 0)) c->correct_lr = c->lr;
+    if (c->correct_steps && !matrix)
+        return BAD("teacher", "correct_steps", "teacher correction serves the pruned cells: the sweep has no [matrix]");
     if (!(c->lr > 0)) return BAD("distill", "lr", "lr must be positive");
     if (c->min_lr > c->lr) return BAD("distill", "min_lr", "min_lr %g is above lr %g", c->min_lr, c->lr);
     Err le;
@@ -382,6 +435,12 @@ static int load(const char* path, SweepConfig* c, int lenient, Err* e) {
         int L = t.n_layers, P = t.max_positions;
         for (int i = 0; i < c->n_layers; i++)
             if (c->layers[i] > L) return BAD("matrix", "layers", "layers %d: the teacher has %d layers (keep 1..%d)", c->layers[i], L, L);
+        int full[5] = {L, t.ffn, t.hidden, t.n_heads, t.n_kv_heads};
+        for (int a = 0; a < 5; a++)
+            for (int i = 0; i < axes[a].n; i++)
+                if (c->chain_len[a][i] > 1 && c->chain[a][i][0] >= full[a])
+                    return BAD("matrix", axes[a].key, "%s: the first round's %d does not prune the teacher's %d (start the chain below it)",
+                               axes[a].key, c->chain[a][i][0], full[a]);
         for (int a = 1; a < 5; a++)  // each width axis alone, then every combination of them
             for (int i = 0; i < axes[a].n; i++) {
                 PruneTarget pt = {0};
@@ -397,6 +456,22 @@ static int load(const char* path, SweepConfig* c, int lenient, Err* e) {
                 Err we;
                 if (prune_width_check(&t, &pt, &we)) return BAD("matrix", c->n_heads ? "heads" : "kv_heads", "%s", we.msg);
             }
+        if (rounds_axis >= 0) {  // every round of every cell with rounds: its widths against the teacher's arithmetic
+            Cell* all;
+            int n_cells;
+            sweep_cells(c, &all, &n_cells);
+            int rc = 0;
+            for (int i = 0; i < n_cells && !rc; i++)
+                for (int r = 0; r < all[i].n_rounds - 1 && !rc; r++) {
+                    const int* w = all[i].round[r];
+                    PruneTarget pt = {DEPTH_NONE, 0, NULL, 0, w[1], w[3], w[4], w[2]};
+                    Err we;
+                    if (prune_width_check(&t, &pt, &we))
+                        rc = BAD("matrix", axes[rounds_axis].key, "cell %s, round %d: %s", all[i].label, r + 1, we.msg);
+                }
+            free(all);
+            if (rc) return rc;
+        }
         if (P > 0) {
             if (c->seq_len > P) return BAD("distill", "seq_len", "seq_len %d is past the teacher's %d positions", c->seq_len, P);
             if (c->prune_seq_len > P) return BAD("prune", "seq_len", "seq_len %d is past the teacher's %d positions", c->prune_seq_len, P);
@@ -457,48 +532,78 @@ static void set_id(const SweepConfig* c, Cell* cell) {
              c->distill_data, c->steps, c->seq_len, c->batch, c->grad_accum, c->lr, c->min_lr, c->warmup, c->schedule,
              c->loss, c->kd_temp, c->t2, c->weight_decay, c->clip, c->seed, cell->strategy, cell->layers, cell->ffn,
              cell->hidden, cell->heads, cell->kv_heads);
+    size_t len = strlen(key);  // settings added later join the key only when set, so the ids of older sweeps stay
+    if (cell->n_rounds > 1) {
+        len += (size_t)snprintf(key + len, sizeof key - len, " round_steps=%d rounds=", c->round_steps);
+        for (int r = 0; r < cell->n_rounds; r++)
+            for (int a = 0; a < 5; a++) len += (size_t)snprintf(key + len, sizeof key - len, "%d%s", cell->round[r][a], a < 4 ? "," : ";");
+    }
+    if (c->correct_steps && (cell->kind == CELL_PRUNED || cell->kind == CELL_CORRECTED))
+        len += (size_t)snprintf(key + len, sizeof key - len, " correct=%d:%g", c->correct_steps, c->correct_lr);
     snprintf(cell->id, sizeof cell->id, "%016llx", (unsigned long long)fnv1a64(key, strlen(key)));
 }
 
+// "L30>24-ffn96" (with_rounds) or "L24-ffn96": the cell's targets, the unchanged widths left out
+static void shape_label(const Cell* x, int with_rounds, char* out, size_t n) {
+    static const char* prefix[5] = {"L", "-ffn", "-h", "-heads", "-kv"};
+    const int final[5] = {x->layers, x->ffn, x->hidden, x->heads, x->kv_heads};
+    size_t len = 0;
+    out[0] = 0;
+    for (int a = 0; a < 5; a++) {
+        if (!final[a]) continue;
+        len += (size_t)snprintf(out + len, len < n ? n - len : 0, "%s", prefix[a]);
+        for (int r = with_rounds ? 0 : x->n_rounds - 1; r < x->n_rounds; r++)
+            if (x->round[r][a])
+                len += (size_t)snprintf(out + len, len < n ? n - len : 0, "%d%s", x->round[r][a], r < x->n_rounds - 1 ? ">" : "");
+    }
+}
+
 int sweep_cells(const SweepConfig* c, Cell** out, int* n) {
-    int axis_l = c->n_layers ? c->n_layers : 1, axis_f = c->n_ffn ? c->n_ffn : 1, axis_h = c->n_hidden ? c->n_hidden : 1;
-    int axis_a = c->n_heads ? c->n_heads : 1, axis_k = c->n_kv_heads ? c->n_kv_heads : 1;
-    int pruned = c->n_strategies * axis_l * axis_f * axis_h * axis_a * axis_k;
-    Cell* cells = xcalloc((size_t)(1 + c->n_baselines + 2 * pruned), sizeof(Cell));
+    int axis_n[5], at[5];
+    SweepAxis axes[5];
+    sweep_axes(c, axes);
+    int pruned = c->n_strategies;
+    for (int a = 0; a < 5; a++) axis_n[a] = axes[a].n ? axes[a].n : 1, pruned *= axis_n[a];
+    Cell* cells = xcalloc((size_t)(2 + c->n_baselines + 2 * pruned), sizeof(Cell));
     int k = 0;
-    cells[k].kind = CELL_TEACHER;
-    snprintf(cells[k].model, sizeof cells[k].model, "%s", c->teacher);
-    snprintf(cells[k].label, sizeof cells[k].label, "teacher");
-    set_id(c, &cells[k++]);
+    for (int corrected = 0; corrected <= (c->correct_steps > 0); corrected++) {
+        cells[k].kind = corrected ? CELL_CORRECTED : CELL_TEACHER;
+        cells[k].n_rounds = 1;
+        snprintf(cells[k].model, sizeof cells[k].model, "%s", c->teacher);
+        snprintf(cells[k].label, sizeof cells[k].label, "%s", cell_kind_name(cells[k].kind));
+        set_id(c, &cells[k++]);
+    }
     for (int i = 0; i < c->n_baselines; i++) {
         cells[k].kind = CELL_BASELINE;
+        cells[k].n_rounds = 1;
         snprintf(cells[k].model, sizeof cells[k].model, "%s", c->baseline_model[i]);
         snprintf(cells[k].label, sizeof cells[k].label, "baseline-%s", c->baseline_name[i]);
         set_id(c, &cells[k++]);
     }
+    int first_pruned = k;
     for (int s = 0; s < c->n_strategies; s++)
-        for (int l = 0; l < axis_l; l++)
-            for (int f = 0; f < axis_f; f++)
-                for (int h = 0; h < axis_h; h++)
-                    for (int a = 0; a < axis_a; a++)
-                        for (int kv = 0; kv < axis_k; kv++) {
-                            Cell* x = &cells[k++];
-                            x->kind = CELL_PRUNED;
-                            snprintf(x->strategy, sizeof x->strategy, "%s", c->strategies[s]);
-                            x->layers = c->layers[l];
-                            x->ffn = c->n_ffn ? c->ffn[f] : 0;
-                            x->hidden = c->n_hidden ? c->hidden[h] : 0;
-                            x->heads = c->n_heads ? c->heads[a] : 0;
-                            x->kv_heads = c->n_kv_heads ? c->kv_heads[kv] : 0;
-                            int len = snprintf(x->label, sizeof x->label, "%s-L%d", x->strategy, x->layers);
-                            if (x->ffn) len += snprintf(x->label + len, sizeof x->label - (size_t)len, "-ffn%d", x->ffn);
-                            if (x->hidden) len += snprintf(x->label + len, sizeof x->label - (size_t)len, "-h%d", x->hidden);
-                            if (x->heads) len += snprintf(x->label + len, sizeof x->label - (size_t)len, "-heads%d", x->heads);
-                            if (x->kv_heads) snprintf(x->label + len, sizeof x->label - (size_t)len, "-kv%d", x->kv_heads);
-                            set_id(c, x);
-                        }
+        for (int combo = 0; combo < pruned / c->n_strategies; combo++) {  // layers slowest, kv_heads fastest
+            for (int a = 4, rest = combo; a >= 0; a--) at[a] = rest % axis_n[a], rest /= axis_n[a];
+            Cell* x = &cells[k++];
+            x->kind = CELL_PRUNED;
+            snprintf(x->strategy, sizeof x->strategy, "%s", c->strategies[s]);
+            int* final[5] = {&x->layers, &x->ffn, &x->hidden, &x->heads, &x->kv_heads};
+            x->n_rounds = 1;
+            for (int a = 0; a < 5; a++)
+                if (axes[a].n && c->chain_len[a][at[a]] > x->n_rounds) x->n_rounds = c->chain_len[a][at[a]];
+            for (int a = 0; a < 5; a++) {
+                *final[a] = axes[a].n ? axes[a].v[at[a]] : 0;
+                int len = axes[a].n ? c->chain_len[a][at[a]] : 1;
+                for (int r = 0; r < x->n_rounds; r++)  // a plain value is reached in the last round
+                    x->round[r][a] = len == x->n_rounds ? c->chain[a][at[a]][r] : r == x->n_rounds - 1 ? *final[a] : 0;
+            }
+            char shape[96];
+            shape_label(x, 1, shape, sizeof shape);
+            snprintf(x->label, sizeof x->label, "%s-%s", x->strategy, shape);
+            set_id(c, x);
+        }
     if (c->scratch)
-        for (int i = 1 + c->n_baselines, end = k; i < end; i++) {  // each distinct shape, trained from scratch
+        for (int i = first_pruned, end = k; i < end; i++) {  // each distinct final shape, trained from scratch
             int seen = 0;
             for (int j = end; j < k && !seen; j++)
                 seen = cells[j].layers == cells[i].layers && cells[j].ffn == cells[i].ffn && cells[j].hidden == cells[i].hidden &&
@@ -508,9 +613,11 @@ int sweep_cells(const SweepConfig* c, Cell** out, int* n) {
             *x = cells[i];
             x->kind = CELL_SCRATCH;
             x->strategy[0] = 0;
-            char label[128];
-            snprintf(label, sizeof label, "scratch-%s", strchr(cells[i].label, '-') + 1);
-            snprintf(x->label, sizeof x->label, "%s", label);
+            x->n_rounds = 1;
+            memcpy(x->round[0], x->round[cells[i].n_rounds - 1], sizeof x->round[0]);
+            char shape[96];
+            shape_label(x, 0, shape, sizeof shape);
+            snprintf(x->label, sizeof x->label, "scratch-%s", shape);
             set_id(c, x);
         }
     *out = cells;

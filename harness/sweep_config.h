@@ -4,16 +4,19 @@
 //
 //   [sweep]     name, out, device (cpu or cuda: where calibration, distill, train, eval and bench run),
 //               max_cells (a larger matrix is refused; default 1024)
-//   [teacher]   model, tokenizer
+//   [teacher]   model, tokenizer, correct_steps, correct_lr (teacher correction: the teacher fine-tuned on
+//               [data] distill for correct_steps steps before any student is pruned or distilled from it)
 //   [data]      calib, distill, val
 //   [prune]     calib_windows, seq_len, aggregation, ablation_windows, bi_after_norm
-//   [distill]   steps, tokens, seq_len, batch, grad_accum, lr, min_lr, warmup, schedule, loss, kd_temp,
+//   [distill]   steps, round_steps (each round but the last of a cell with rounds), tokens, seq_len, batch, grad_accum, lr, min_lr, warmup, schedule, loss, kd_temp,
 //               t2, weight_decay, clip, seed, nodes, ranks_per_node (CPU: MPI ranks), gpus_per_node (CUDA: a
 //               rank per GPU). batch x grad_accum is the global batch whatever the ranks: each rank
 //               accumulates grad_accum / ranks micro-batches, so the ranks do not change the result.
 //   [eval]      mmlu, shots, subjects, limit, truncate (tokens|shots), ppl_seq_len, ppl_tokens
 //   [bench]     batch, prompt_len, gen_len, repeats, precision (fp32 on the CPU, bf16 on CUDA)
-//   [matrix]    strategies (bi, block, last, ppl, ablation, ablation-block), layers, ffn, hidden, heads, kv_heads (lists; 0 = keep)
+//   [matrix]    strategies (bi, block, last, ppl, ablation, ablation-block), layers, ffn, hidden, heads, kv_heads (lists; 0 = keep).
+//               A value may be a chain of rounds, "30>24": prune to 30, distill, score the distilled model again,
+//               prune to 24, distill (iterative pruning); a plain value beside a chain is reached in the last round.
 //   [baseline.NAME]  model            (evaluated as it is)
 //   [scratch]   enabled               (a from-scratch student per pruned shape, same token budget)
 //   [slurm]     time, mem, partition, account, cpus_per_task, gpus_per_task (--emit-slurm's job array)
@@ -27,6 +30,7 @@
 
 #define SWEEP_MAX_AXIS 16
 #define SWEEP_MAX_BASELINES 8
+#define SWEEP_MAX_ROUNDS 8
 
 typedef struct {
     char name[128], out[1024];
@@ -34,6 +38,8 @@ typedef struct {
     int max_cells;
     Device device;         // ... parsed
     char teacher[1024], tokenizer[1024];
+    int correct_steps;     // [teacher] correction (0: none) ...
+    double correct_lr;     // ... and its learning rate (default: [distill] lr)
     char calib[1024], distill_data[1024], val[1024];
     int calib_windows, prune_seq_len;
     char aggregation[16];
@@ -56,6 +62,10 @@ typedef struct {
     int hidden[SWEEP_MAX_AXIS], n_hidden;
     int heads[SWEEP_MAX_AXIS], n_heads;
     int kv_heads[SWEEP_MAX_AXIS], n_kv_heads;
+    // the rounds of each axis value, in sweep_axes order: chain[a][i] (chain_len[a][i] of them, 1 for a
+    // plain value) ends with the value itself (layers[i], ffn[i], ...)
+    int chain[5][SWEEP_MAX_AXIS][SWEEP_MAX_ROUNDS], chain_len[5][SWEEP_MAX_AXIS];
+    int round_steps;       // [distill] round_steps (default: steps)
     char baseline_name[SWEEP_MAX_BASELINES][64], baseline_model[SWEEP_MAX_BASELINES][1024];
     int n_baselines;
     int scratch;           // bool (stored as int: the INI reader writes ints)
@@ -89,7 +99,10 @@ int sweep_config_load(const char* path, SweepConfig* c, Err* e);
 // that had to be skipped (--dry-run, --emit-slurm before the checkpoints are fetched).
 int sweep_config_load_lenient(const char* path, SweepConfig* c, Err* e);
 
-typedef enum { CELL_TEACHER, CELL_BASELINE, CELL_PRUNED, CELL_SCRATCH } CellKind;
+// CELL_CORRECTED: the teacher after teacher correction ([teacher] correct_steps), the model every pruned
+// cell is pruned and distilled from.
+typedef enum { CELL_TEACHER, CELL_BASELINE, CELL_PRUNED, CELL_SCRATCH, CELL_CORRECTED } CellKind;
+const char* cell_kind_name(CellKind k);
 
 typedef struct {
     CellKind kind;
@@ -97,9 +110,11 @@ typedef struct {
     char label[128];      // human-readable: "bi-L24-ffn9728"
     char model[1024];     // teacher / baseline checkpoint
     char strategy[16];
-    int layers, ffn, hidden, heads, kv_heads;
+    int layers, ffn, hidden, heads, kv_heads;  // the final targets (0: keep)
+    int n_rounds;         // prune-distill rounds (1: one shot)
+    int round[SWEEP_MAX_ROUNDS][5];  // each round's targets in sweep_axes order, 0: keep what the round starts with
 } Cell;
 
-// The cells of the sweep: the teacher, each baseline, the matrix (strategy x layers x ffn x hidden x
+// The cells of the sweep: the teacher, the corrected teacher (with correct_steps), each baseline, the matrix (strategy x layers x ffn x hidden x
 // heads x kv_heads), and a scratch cell per distinct pruned shape when enabled. *cells is malloc'd.
 int sweep_cells(const SweepConfig* c, Cell** cells, int* n);

@@ -41,6 +41,8 @@ int sweep_describe(const SweepConfig* c, const Cell* cells, int n, Err* e) {
     Err ce;
     cJSON* teacher = cJSON_AddObjectToObject(j, "teacher");
     cJSON_AddStringToObject(teacher, "model", c->teacher);
+    cJSON_AddNumberToObject(teacher, "correct_steps", c->correct_steps);  // teacher correction (0: none)
+    if (c->correct_steps) cJSON_AddNumberToObject(teacher, "correct_lr", c->correct_lr);
     if (!config_load(c->teacher, &t, &ce)) {
         cJSON_AddNumberToObject(teacher, "params", (double)config_param_count(&t));
         cJSON_AddNumberToObject(teacher, "layers", t.n_layers);
@@ -58,6 +60,9 @@ int sweep_describe(const SweepConfig* c, const Cell* cells, int n, Err* e) {
     sweep_axes(c, axes);
     for (int a = 0; a < 5; a++) cJSON_AddItemToObject(m, axes[a].key, cJSON_CreateIntArray(axes[a].v, axes[a].n));
     cJSON_AddNumberToObject(m, "pruned_cells", pruned);
+    cJSON* labels = cJSON_AddArrayToObject(m, "cells");  // their labels: a chain "L30>24" is a cell with rounds
+    for (int i = 0; i < n; i++)
+        if (cells[i].kind == CELL_PRUNED) cJSON_AddItemToArray(labels, cJSON_CreateString(cells[i].label));
     cJSON_AddNumberToObject(m, "scratch_cells", scratch);
     cJSON_AddNumberToObject(m, "baselines", baselines);
     cJSON* pr = cJSON_AddObjectToObject(j, "prune");
@@ -73,6 +78,7 @@ int sweep_describe(const SweepConfig* c, const Cell* cells, int n, Err* e) {
     cJSON_AddStringToObject(d, "data", c->distill_data);
     cJSON_AddNumberToObject(d, "data_tokens", (double)shard_size(c->distill_data));
     cJSON_AddNumberToObject(d, "steps", c->steps);
+    cJSON_AddNumberToObject(d, "round_steps", c->round_steps);  // each round before the last of a cell with rounds
     cJSON_AddNumberToObject(d, "tokens_per_step", (double)c->seq_len * c->batch * c->grad_accum);
     cJSON_AddNumberToObject(d, "tokens", (double)c->steps * c->seq_len * c->batch * c->grad_accum);
     cJSON_AddNumberToObject(d, "seq_len", c->seq_len);

@@ -11,25 +11,45 @@ void plan_calib(const SweepConfig* c, CalibOptions* o) {
                         {0}, 0};
 }
 
-void plan_prune_target(const Cell* cell, PruneTarget* t) {
-    *t = (PruneTarget){DEPTH_NONE, cell->layers, NULL, 0, cell->ffn, cell->heads, cell->kv_heads, cell->hidden};
+void plan_prune_target(const Cell* cell, int round, PruneTarget* t) {
+    const int* r = cell->round[round];
+    *t = (PruneTarget){DEPTH_NONE, r[0], NULL, 0, r[1], r[3], r[4], r[2]};
     depth_strategy_parse(cell->strategy, &t->depth);  // validated with the config
 }
 
-void plan_train(const SweepConfig* c, int with_teacher, TrainConfig* tc) {
+void sweep_round_stage(int n_rounds, int r, const char* stage, char* out, size_t n) {
+    if (r == n_rounds - 1) snprintf(out, n, "%s", stage);
+    else snprintf(out, n, "round%d_%s", r + 1, stage);
+}
+
+int sweep_stage_round(const Cell* cell, const char* stage, const char** base) {
+    int r;
+    *base = stage;
+    if (sscanf(stage, "round%d_", &r) != 1 || r < 1) return cell->n_rounds - 1;
+    *base = strchr(stage, '_') + 1;
+    return r - 1;
+}
+
+void plan_train(const SweepConfig* c, int with_teacher, int steps, TrainConfig* tc) {
     memset(tc, 0, sizeof *tc);
-    tc->steps = c->steps, tc->batch = c->batch, tc->grad_accum = c->grad_accum, tc->seq_len = c->seq_len;
-    tc->optim = (OptimConfig){(float)c->lr, (float)c->min_lr, c->warmup, c->steps, !strcmp(c->schedule, "cosine"), 0.9f,
+    tc->steps = steps, tc->batch = c->batch, tc->grad_accum = c->grad_accum, tc->seq_len = c->seq_len;
+    tc->optim = (OptimConfig){(float)c->lr, (float)c->min_lr, c->warmup, steps, !strcmp(c->schedule, "cosine"), 0.9f,
                               0.95f, 1e-8f, (float)c->weight_decay, (float)c->clip};
     if (with_teacher) {
         tc->loss = c->loss_cfg;
     } else {
         tc->loss = (LossConfig){1.0f, 0.0f, KD_NONE, 1.0f, 0, 0, 0.0f};
     }
-    tc->val_every = c->steps, tc->val_windows = 32, tc->val_fraction = 0.05, tc->seed = (uint64_t)c->seed;
-    tc->log_every = c->steps / 10 > 0 ? c->steps / 10 : 1;
-    tc->save_every = c->steps / 20 > 0 ? c->steps / 20 : 1;  // a killed stage loses at most 5% of its steps
+    tc->val_every = steps, tc->val_windows = 32, tc->val_fraction = 0.05, tc->seed = (uint64_t)c->seed;
+    tc->log_every = steps / 10 > 0 ? steps / 10 : 1;
+    tc->save_every = steps / 20 > 0 ? steps / 20 : 1;  // a killed stage loses at most 5% of its steps
     tc->gpu = c->device == DEVICE_CUDA;
+}
+
+void plan_correct(const SweepConfig* c, TrainConfig* tc) {
+    plan_train(c, 0, c->correct_steps, tc);
+    tc->optim.lr = (float)c->correct_lr;
+    if (tc->optim.min_lr > tc->optim.lr) tc->optim.min_lr = tc->optim.lr;
 }
 
 void plan_mmlu(const SweepConfig* c, MmluOptions* o) {
@@ -50,28 +70,37 @@ void sweep_stage_plan(const SweepConfig* c, const Cell* cell, const char* stage,
     size_t len = 0;
     out[0] = 0;
     ADD("%s device=%s", stage, device_name(c->device));
-    if (!strcmp(stage, "prune")) {
+    const char* base;
+    int round = sweep_stage_round(cell, stage, &base);
+    // what a pruned cell's teacher is, when it is not the checkpoint as given (added only then: the keys
+    // of sweeps without these settings stay as they were)
+    char teacher_note[128] = "", round_note[64] = "";
+    if (c->correct_steps && cell->kind == CELL_PRUNED)
+        snprintf(teacher_note, sizeof teacher_note, " corrected=%d:%.9g", c->correct_steps, c->correct_lr);
+    if (cell->n_rounds > 1) snprintf(round_note, sizeof round_note, " round=%d/%d", round + 1, cell->n_rounds);
+    if (!strcmp(base, "prune")) {
         CalibOptions co;
         PruneTarget t;
         plan_calib(c, &co);
-        plan_prune_target(cell, &t);
+        plan_prune_target(cell, round, &t);
         ADD(" teacher=%s calib=%s windows=%d seq=%d batch=%d agg=%d gpu=%d depth=%d layers=%d ffn=%d heads=%d kv=%d hidden=%d"
-            " bi_after_norm=%d ablation_windows=%d",
+            " bi_after_norm=%d ablation_windows=%d%s%s",
             c->teacher, c->calib, co.windows, co.seq_len, co.batch, (int)co.agg, co.gpu, (int)t.depth, t.layers, t.ffn,
-            t.heads, t.kv_heads, t.hidden, co.bi_after_norm, co.ablation_windows);
-    } else if (!strcmp(stage, "distill") || !strcmp(stage, "train")) {
-        int kd = !strcmp(stage, "distill");
+            t.heads, t.kv_heads, t.hidden, co.bi_after_norm, co.ablation_windows, teacher_note, round_note);
+    } else if (!strcmp(base, "distill") || !strcmp(base, "train") || !strcmp(stage, "correct")) {
+        int kd = !strcmp(base, "distill");
         TrainConfig tc;
-        plan_train(c, kd, &tc);
+        if (!strcmp(stage, "correct")) plan_correct(c, &tc);
+        else plan_train(c, kd, kd && round < cell->n_rounds - 1 ? c->round_steps : c->steps, &tc);
         const OptimConfig* o = &tc.optim;
         const LossConfig* l = &tc.loss;
         ADD(" teacher=%s data=%s steps=%d batch=%d accum=%d seq=%d lr=%.9g min_lr=%.9g warmup=%d total=%d cosine=%d"
             " b1=%.9g b2=%.9g eps=%.9g wd=%.9g clip=%.9g ce=%.9g kdw=%.9g kd=%d temp=%.9g t2=%d topk=%d kd_auto=%.9g"
-            " hidden=%d val_every=%d val_windows=%d val_fraction=%.9g seed=%llu gpu=%d save_every=%d",
-            kd ? c->teacher : "", c->distill_data, tc.steps, tc.batch, tc.grad_accum, tc.seq_len, o->lr, o->min_lr, o->warmup,
+            " hidden=%d val_every=%d val_windows=%d val_fraction=%.9g seed=%llu gpu=%d save_every=%d%s%s",
+            kd ? c->teacher : !strcmp(stage, "correct") ? c->teacher : "", c->distill_data, tc.steps, tc.batch, tc.grad_accum, tc.seq_len, o->lr, o->min_lr, o->warmup,
             o->total_steps, o->cosine, o->beta1, o->beta2, o->eps, o->weight_decay, o->clip, l->ce_weight, l->kd_weight, (int)l->kd,
             l->temperature, l->t2_scaling, l->topk, l->kd_auto_scale, (int)tc.hidden_kind, tc.val_every, tc.val_windows, tc.val_fraction,
-            (unsigned long long)tc.seed, tc.gpu, tc.save_every);
+            (unsigned long long)tc.seed, tc.gpu, tc.save_every, kd ? teacher_note : "", kd ? round_note : "");
     } else if (!strcmp(stage, "init")) {
         ADD(" teacher=%s seed=%d layers=%d ffn=%d heads=%d kv=%d hidden=%d", c->teacher, c->seed, cell->layers, cell->ffn,
             cell->heads, cell->kv_heads, cell->hidden);

@@ -14,9 +14,17 @@
 #include "sweep_config.h"
 
 void plan_calib(const SweepConfig* c, CalibOptions* o);
-void plan_prune_target(const Cell* cell, PruneTarget* t);
-// distillation (with_teacher) or from-scratch training; out_dir is left for the stage to set
-void plan_train(const SweepConfig* c, int with_teacher, TrainConfig* tc);
+// round r's targets (0-based; a layers target of 0 keeps the depth the round starts with)
+void plan_prune_target(const Cell* cell, int round, PruneTarget* t);
+// distillation (with_teacher) or from-scratch training of `steps` steps; out_dir is left for the stage to set
+void plan_train(const SweepConfig* c, int with_teacher, int steps, TrainConfig* tc);
+// teacher correction: training on [data] distill for correct_steps at correct_lr (min_lr capped at it)
+void plan_correct(const SweepConfig* c, TrainConfig* tc);
+// The stage folder of round r (0-based) of `stage` (prune or distill): the last round keeps the plain
+// name, so the stages after it read it as from a one-shot cell; round N before it is "roundN_prune".
+void sweep_round_stage(int n_rounds, int r, const char* stage, char* out, size_t n);
+// The inverse: the round of a stage name and its plain name in *base ("round1_distill": 0, "distill").
+int sweep_stage_round(const Cell* cell, const char* stage, const char** base);
 void plan_mmlu(const SweepConfig* c, MmluOptions* o);
 void plan_ppl(const SweepConfig* c, PplOptions* o);
 void plan_bench(const SweepConfig* c, int batch_index, BenchOptions* o);
@@ -24,5 +32,6 @@ void plan_bench(const SweepConfig* c, int batch_index, BenchOptions* o);
 const char* plan_tokenizer(const SweepConfig* c);
 
 // Canonical text of every option stage `stage` of `cell` passes on and every path it reads (not their
-// content: the caller adds content hashes). Stages: prune, eval_pruned, distill, init, train, eval, bench.
+// content: the caller adds content hashes). Stages: correct, prune, eval_pruned, distill, init, train, eval,
+// bench, and a cell's earlier rounds (sweep_round_stage).
 void sweep_stage_plan(const SweepConfig* c, const Cell* cell, const char* stage, char* out, size_t n);

@@ -52,7 +52,7 @@ static void add_words(Argv* a, const char* text) {
     for (char* w = strtok(buf, " \t"); w; w = strtok(NULL, " \t")) add(a, "%s", w);
 }
 
-int sweep_train_argv(const SweepConfig* c, const TrainConfig* tc, int ranks, int distill, const char* student,
+int sweep_train_argv(const SweepConfig* c, const TrainConfig* tc, int ranks, const char* teacher, const char* student,
                      char*** out, int* argc, Err* e) {
     static Argv a;
     memset(&a, 0, sizeof a);
@@ -75,12 +75,13 @@ int sweep_train_argv(const SweepConfig* c, const TrainConfig* tc, int ranks, int
         launcher = "mpirun";
     }
     add(&a, "%s", arbor);
-    add(&a, "%s", distill ? "distill" : "train");
-    if (distill) {
-        opt(&a, "teacher", "%s", c->teacher);
+    add(&a, "%s", teacher ? "distill" : "train");
+    if (teacher) {
+        opt(&a, "teacher", "%s", teacher);
         opt(&a, "student", "%s", student);
         opt(&a, "loss", "%s", c->loss[0] ? c->loss : "kl");
         opt(&a, "kd-temp", "%.9g", tc->loss.temperature);
+        opt(&a, "kd-scale", "%s", c->kd_scale);
         if (tc->loss.t2_scaling) add(&a, "--t2");
     } else {
         opt(&a, "model", "%s", student);
@@ -137,11 +138,11 @@ static int read_log(const char* dir, TrainSummary* sum, Err* e) {
     return rows ? 0 : err_set(e, "%s: no steps logged", path);
 }
 
-int sweep_train_ranks(const SweepConfig* c, const TrainConfig* tc, int distill, const char* student, TrainSummary* sum,
+int sweep_train_ranks(const SweepConfig* c, const TrainConfig* tc, const char* teacher, const char* student, TrainSummary* sum,
                       Err* e) {
-    int ranks = sweep_distill_ranks(c), argc;
+    int ranks = sweep_distill_ranks(c), argc, distill = teacher != NULL;
     char** argv;
-    if (sweep_train_argv(c, tc, ranks, distill, student, &argv, &argc, e)) return -1;
+    if (sweep_train_argv(c, tc, ranks, teacher, student, &argv, &argc, e)) return -1;
     fprintf(stderr, "  %s over %d ranks: %s -np/--ntasks %d ...\n", distill ? "distill" : "train", ranks, argv[0], ranks);
     fflush(stderr);
     pid_t pid = fork();

@@ -7,10 +7,11 @@
 #include "../distill/trainer.h"
 #include "sweep_config.h"
 
-// The launcher's argv for tc's stage (NULL-terminated, static storage). student: the model to start from.
-int sweep_train_argv(const SweepConfig* c, const TrainConfig* tc, int ranks, int distill, const char* student,
+// The launcher's argv for tc's stage (NULL-terminated, static storage). student: the model to start from;
+// teacher: the model it is distilled from, NULL to train on the data alone.
+int sweep_train_argv(const SweepConfig* c, const TrainConfig* tc, int ranks, const char* teacher, const char* student,
                      char*** argv, int* argc, Err* e);
 // Runs it and waits; sum from the run's log.csv. A failed rank fails the stage (its folder is kept, so a
 // re-run resumes from the last saved state).
-int sweep_train_ranks(const SweepConfig* c, const TrainConfig* tc, int distill, const char* student, TrainSummary* sum,
+int sweep_train_ranks(const SweepConfig* c, const TrainConfig* tc, const char* teacher, const char* student, TrainSummary* sum,
                       Err* e);

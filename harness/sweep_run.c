@@ -26,11 +26,15 @@
 #include "sweep_ranks.h"
 
 // The content of every input the stages read (content_hash.h): part of each stage's key, so a
-// replaced checkpoint or a shard rewritten in place re-runs what read it.
+// replaced checkpoint or a shard rewritten in place re-runs what read it. The pruned cells' teacher
+// (student_teacher) is the checkpoint, or after teacher correction the corrected model: its hash is
+// then the key of the correction stage (which holds the checkpoint's and the data's).
 typedef struct {
     char teacher[CONTENT_HASH_HEX], calib[CONTENT_HASH_HEX], distill[CONTENT_HASH_HEX], val[CONTENT_HASH_HEX];
     char mmlu[CONTENT_HASH_HEX], tokenizer[CONTENT_HASH_HEX];
     char baseline[SWEEP_MAX_BASELINES][CONTENT_HASH_HEX];
+    char student_teacher[CONTENT_HASH_HEX];
+    char student_teacher_dir[2400];
 } InputHashes;
 
 typedef struct {
@@ -43,6 +47,7 @@ typedef struct {
     int eval_pruned;   // the eval stage looks at prune/model (pruned, not yet distilled)
     const char* only;  // run only this stage (the ones before must be done), or NULL
     int worked;        // a stage of this cell ran (was not found done)
+    int round;         // the prune-distill round the prune and distill stages run (0-based)
 } Ctx;
 
 // runs one stage (fn writes into tmp) unless its .done matches; returns -1 on failure
@@ -100,6 +105,10 @@ static int stage(Ctx* x, const char* name, const char* settings, StageFn fn, int
 
 static const char* stage_model(const Ctx* x, char* buf, size_t n) {  // the model the eval and bench stages see
     if (x->cell->kind == CELL_TEACHER || x->cell->kind == CELL_BASELINE) return x->cell->model;
+    if (x->cell->kind == CELL_CORRECTED) {
+        snprintf(buf, n, "%s/correct/model", x->dir);
+        return buf;
+    }
     if (x->eval_pruned) {
         snprintf(buf, n, "%s/prune/model", x->dir);
         return buf;
@@ -118,17 +127,48 @@ static int add_shape(cJSON* m, const ModelConfig* c) {
     return 0;
 }
 
+// The layers of the teacher that round r's source model holds (all of them in round 0; after that, the
+// previous round's prune metrics list them): teacher_layer (n) maps the source's layer i to the teacher's.
+static int source_layers(const Ctx* x, int n, int* teacher_layer, Err* e) {
+    for (int i = 0; i < n; i++) teacher_layer[i] = i;
+    if (x->round == 0) return 0;
+    char stage_name[64], path[2600];
+    sweep_round_stage(x->cell->n_rounds, x->round - 1, "prune", stage_name, sizeof stage_name);
+    snprintf(path, sizeof path, "%s/%s/metrics.json", x->dir, stage_name);
+    char* text = file_read_all(path, NULL, e);
+    cJSON* j = text ? cJSON_Parse(text) : NULL;
+    const cJSON* kept = cJSON_GetObjectItem(j, "kept_layers");
+    int got = 0;
+    for (const char* p = cJSON_IsString(kept) ? kept->valuestring : ""; *p && got < n;) {
+        char* end;
+        long v = strtol(p, &end, 10);
+        if (end == p) break;
+        teacher_layer[got++] = (int)v;
+        p = end;
+    }
+    cJSON_Delete(j);
+    free(text);
+    return got == n ? 0 : err_set(e, "%s: kept_layers does not list the %d layers of the round's model", path, n);
+}
+
 static int prune_stage(Ctx* x, const char* tmp, cJSON* metrics, Err* e) {
     const SweepConfig* c = x->c;
     const Cell* cell = x->cell;
     Model m, p;
     Shard calib;
-    if (model_load(&m, c->teacher, e)) return -1;
+    // round 0 prunes the teacher; each later round the model the round before distilled, scored again
+    char source[2600], prev[64];
+    sweep_round_stage(cell->n_rounds, x->round - 1, "distill", prev, sizeof prev);
+    if (x->round == 0) snprintf(source, sizeof source, "%s", x->in->student_teacher_dir);
+    else snprintf(source, sizeof source, "%s/%s/model", x->dir, prev);
+    if (model_load(&m, source, e)) return -1;
     int rc = shard_open(&calib, c->calib, e);
     Importance imp;
-    int have = 0, keep[1024], n_keep = 0;
+    int have = 0, keep[1024], n_keep = 0, teacher_layer[1024];
     PruneTarget t;
-    plan_prune_target(cell, &t);
+    plan_prune_target(cell, x->round, &t);
+    if (!t.layers) t.layers = m.cfg.n_layers;  // this round keeps the depth
+    if (!rc) rc = source_layers(x, m.cfg.n_layers, teacher_layer, e);
     if (!rc) {
         CalibOptions co;
         plan_calib(c, &co);
@@ -146,14 +186,20 @@ static int prune_stage(Ctx* x, const char* tmp, cJSON* metrics, Err* e) {
     }
     if (!rc) rc = prune_model(&m, &imp, &t, keep, n_keep, &p, e);
     if (!rc) {
-        char path[2400];
+        // the kept layers in the teacher's numbering, whatever the round: the lineage the hidden-state loss
+        // reads, and what results.csv reports
+        int kept_in_teacher[1024];
+        for (int i = 0; i < n_keep; i++) kept_in_teacher[i] = teacher_layer[keep[i]];
+        char path[2700];
         snprintf(path, sizeof path, "%s/model", tmp);
-        rc = prune_write(&p, &imp, &m.cfg, c->teacher, cell->strategy, keep, n_keep, path, ST_F32, e);
+        rc = prune_write(&p, &imp, &m.cfg, x->in->student_teacher_dir, cell->strategy, kept_in_teacher, n_keep, path, ST_F32, e);
         add_shape(metrics, &p.cfg);
         char kept[4096] = "";
         for (int i = 0, len = 0; i < n_keep && len < (int)sizeof kept - 8; i++)
-            len += snprintf(kept + len, sizeof kept - (size_t)len, "%s%d", i ? " " : "", keep[i]);
+            len += snprintf(kept + len, sizeof kept - (size_t)len, "%s%d", i ? " " : "", kept_in_teacher[i]);
         cJSON_AddStringToObject(metrics, "kept_layers", kept);
+        cJSON_AddNumberToObject(metrics, "round", x->round + 1);
+        cJSON_AddStringToObject(metrics, "source", source);
         model_free(&p);
     }
     if (have) importance_free(&imp);
@@ -162,23 +208,24 @@ static int prune_stage(Ctx* x, const char* tmp, cJSON* metrics, Err* e) {
     return rc;
 }
 
-static int train_common(Ctx* x, const char* tmp, cJSON* metrics, const char* student_dir, int with_teacher, Err* e) {
+// Trains student_dir as tc says (distilled from teacher_dir, or on the data alone when it is NULL).
+static int train_common(Ctx* x, const char* tmp, cJSON* metrics, const char* student_dir, const char* teacher_dir, TrainConfig tc,
+                        Err* e) {
     const SweepConfig* c = x->c;
     Model s, t;
     Shard data;
+    int with_teacher = teacher_dir != NULL;
     if (model_load(&s, student_dir, e)) return -1;
     int rc = shard_open(&data, c->distill_data, e);
-    if (!rc && with_teacher) rc = model_load(&t, c->teacher, e);
+    if (!rc && with_teacher) rc = model_load(&t, teacher_dir, e);
     if (!rc) {
-        TrainConfig tc;
-        plan_train(c, with_teacher, &tc);
         tc.out_dir = tmp;
         tc.resume = 1;  // continues the state a killed run of this same stage saved (stage() kept the folder)
         // ARBOR_TEST_STOP_AT=N: end as if killed after step N (tests of the resume path)
         if (getenv("ARBOR_TEST_STOP_AT")) tc.stop_at = atoi(getenv("ARBOR_TEST_STOP_AT"));
         TrainSummary sum;
         if (sweep_distill_ranks(c) > 1)  // the cluster's launcher starts the ranks; they write tmp as this would
-            rc = sweep_train_ranks(c, &tc, with_teacher, student_dir, &sum, e);
+            rc = sweep_train_ranks(c, &tc, teacher_dir, student_dir, &sum, e);
         else
             rc = train_run(&s, with_teacher ? &t : NULL, &data, &tc, &sum, e);
         if (with_teacher) model_free(&t);
@@ -190,8 +237,8 @@ static int train_common(Ctx* x, const char* tmp, cJSON* metrics, const char* stu
             if (!isnan(sum.val_loss)) cJSON_AddNumberToObject(metrics, "val_loss", sum.val_loss);
             cJSON_AddNumberToObject(metrics, "tokens_per_s", sum.tokens_per_s);
         }
-        cJSON_AddNumberToObject(metrics, "tokens", (double)c->steps * c->batch * c->grad_accum * c->seq_len);
-        cJSON_AddNumberToObject(metrics, "steps", c->steps);
+        cJSON_AddNumberToObject(metrics, "tokens", (double)tc.steps * c->batch * c->grad_accum * c->seq_len);
+        cJSON_AddNumberToObject(metrics, "steps", tc.steps);
     }
     shard_close(&data);
     model_free(&s);
@@ -199,9 +246,25 @@ static int train_common(Ctx* x, const char* tmp, cJSON* metrics, const char* stu
 }
 
 static int distill_stage(Ctx* x, const char* tmp, cJSON* metrics, Err* e) {
-    char student[2400];
-    snprintf(student, sizeof student, "%s/prune/model", x->dir);
-    return train_common(x, tmp, metrics, student, 1, e);
+    const SweepConfig* c = x->c;
+    char student[2400], prune_name[64];
+    sweep_round_stage(x->cell->n_rounds, x->round, "prune", prune_name, sizeof prune_name);
+    snprintf(student, sizeof student, "%s/%s/model", x->dir, prune_name);
+    TrainConfig tc;
+    int last = x->round == x->cell->n_rounds - 1;
+    plan_train(c, 1, last ? c->steps : c->round_steps, &tc);
+    // every round distils from the same teacher; the tokens of this round and of the rounds before it
+    cJSON_AddNumberToObject(metrics, "round", x->round + 1);
+    cJSON_AddNumberToObject(metrics, "tokens_all_rounds",
+                            ((double)x->round * c->round_steps + tc.steps) * c->batch * c->grad_accum * c->seq_len);
+    return train_common(x, tmp, metrics, student, x->in->student_teacher_dir, tc, e);
+}
+
+// teacher correction: the teacher trained on the distillation data (cross-entropy) before it teaches
+static int correct_stage(Ctx* x, const char* tmp, cJSON* metrics, Err* e) {
+    TrainConfig tc;
+    plan_correct(x->c, &tc);
+    return train_common(x, tmp, metrics, x->c->teacher, NULL, tc, e);
 }
 
 static int init_stage(Ctx* x, const char* tmp, cJSON* metrics, Err* e) {
@@ -223,7 +286,9 @@ static int init_stage(Ctx* x, const char* tmp, cJSON* metrics, Err* e) {
 static int train_stage(Ctx* x, const char* tmp, cJSON* metrics, Err* e) {
     char student[2400];
     snprintf(student, sizeof student, "%s/init/model", x->dir);
-    return train_common(x, tmp, metrics, student, 0, e);
+    TrainConfig tc;
+    plan_train(x->c, 0, x->c->steps, &tc);
+    return train_common(x, tmp, metrics, student, NULL, tc, e);
 }
 
 static int eval_stage(Ctx* x, const char* tmp, cJSON* metrics, Err* e) {
@@ -300,11 +365,15 @@ static void settings_of(const SweepConfig* c, const InputHashes* in, const Cell*
                         size_t n) {
     char plan[8192];
     sweep_stage_plan(c, cell, stage_name, plan, sizeof plan);
+    const char* base;
+    sweep_stage_round(cell, stage_name, &base);
     if (!strcmp(stage_name, "eval") || !strcmp(stage_name, "eval_pruned"))
         snprintf(out, n, "%s | mmlu=%s val=%s tokenizer=%s teacher=%s", plan, in->mmlu, in->val, in->tokenizer, in->teacher);
-    else if (!strcmp(stage_name, "prune"))
-        snprintf(out, n, "%s | teacher=%s calib=%s", plan, in->teacher, in->calib);
-    else if (!strcmp(stage_name, "distill"))
+    else if (!strcmp(base, "prune"))
+        snprintf(out, n, "%s | teacher=%s calib=%s", plan, in->student_teacher, in->calib);
+    else if (!strcmp(base, "distill"))
+        snprintf(out, n, "%s | teacher=%s data=%s", plan, in->student_teacher, in->distill);
+    else if (!strcmp(stage_name, "correct"))
         snprintf(out, n, "%s | teacher=%s data=%s", plan, in->teacher, in->distill);
     else if (!strcmp(stage_name, "init"))
         snprintf(out, n, "%s | teacher=%s", plan, in->teacher);  // its config.json gives the shape
@@ -337,20 +406,97 @@ static int hash_inputs(const SweepConfig* c, InputHashes* in, Err* e) {
         if (hash_memo_save(&memo, &ignored)) fprintf(stderr, "sweep: could not save the hash memo: %s\n", ignored.msg);
     }
     hash_memo_free(&memo);
+    snprintf(in->student_teacher, sizeof in->student_teacher, "%s", in->teacher);  // until teacher correction says otherwise
+    snprintf(in->student_teacher_dir, sizeof in->student_teacher_dir, "%s", c->teacher);
     return rc ? err_prefix(e, "hashing the sweep's inputs") : 0;
+}
+
+// A cell's folder and the key its first stage starts from: the cell's settings and, for a cell that
+// reads a checkpoint as it is (teacher, corrected teacher, baseline), the checkpoint's content.
+static void cell_ctx(const SweepConfig* c, const Cell* cell, const InputHashes* in, const char* stage_only, Ctx* x) {
+    *x = (Ctx){c, cell, in, "", "", 0, 0, stage_only, 0, 0};
+    snprintf(x->dir, sizeof x->dir, "%s/%s/cells/%s", c->out, c->name, cell->id);
+    const char* model_hash = "";
+    if (cell->kind == CELL_TEACHER || cell->kind == CELL_CORRECTED) model_hash = in->teacher;
+    for (int b = 0; b < c->n_baselines; b++)
+        if (cell->kind == CELL_BASELINE && !strcmp(cell->model, c->baseline_model[b])) model_hash = in->baseline[b];
+    char first[128];
+    snprintf(first, sizeof first, "%s:%s", cell->id, model_hash);
+    snprintf(x->key, sizeof x->key, "%016llx", (unsigned long long)fnv1a64(first, strlen(first)));
+}
+
+// Teacher correction before the cells that need it (with `only`, when that cell is one): the corrected
+// model and the key of its stage become the pruned cells' teacher in `in`. Runs started together (a Slurm
+// array's tasks) wait here for the one that corrects.
+static int correct_teacher(const SweepConfig* c, const Cell* cells, int n, const char* only, InputHashes* in,
+                           const char* stage_only, int force, Err* e) {
+    const Cell* corrected = NULL;
+    int needed = 0;
+    for (int i = 0; i < n; i++) {
+        if (cells[i].kind == CELL_CORRECTED) corrected = &cells[i];
+        if (!only || !strcmp(only, cells[i].id)) needed |= cells[i].kind == CELL_PRUNED || cells[i].kind == CELL_CORRECTED;
+    }
+    if (!corrected || !needed) return 0;
+    Ctx x;
+    cell_ctx(c, corrected, in, stage_only, &x);
+    char settings[9000];
+    settings_of(c, in, corrected, "correct", settings, sizeof settings);
+    int lock = -1;
+    if (make_dirs(x.dir, e) || dir_lock_wait(x.dir, &lock, e)) return -1;
+    int rc = stage(&x, "correct", settings, correct_stage, force, e);
+    dir_unlock(lock);
+    if (rc) return -1;
+    snprintf(in->student_teacher, sizeof in->student_teacher, "%s", x.key);
+    snprintf(in->student_teacher_dir, sizeof in->student_teacher_dir, "%s/correct/model", x.dir);
+    return 0;
+}
+
+// the stages of a pruned cell: each round prunes (scoring the model it starts from) and distils; the
+// last round's pruned model is also evaluated before distillation (what distillation has to recover)
+static int pruned_cell_stages(Ctx* x, int force, Err* e) {
+    const SweepConfig* c = x->c;
+    const Cell* cell = x->cell;
+    int rc = 0;
+    for (int r = 0; r < cell->n_rounds && !rc; r++) {
+        char name[64], settings[9000];
+        x->round = r;
+        sweep_round_stage(cell->n_rounds, r, "prune", name, sizeof name);
+        settings_of(c, x->in, cell, name, settings, sizeof settings);
+        rc = stage(x, name, settings, prune_stage, force, e);
+        if (!rc && c->mmlu[0] && r == cell->n_rounds - 1) {
+            char key[32];
+            snprintf(key, sizeof key, "%s", x->key);
+            settings_of(c, x->in, cell, "eval_pruned", settings, sizeof settings);
+            x->eval_pruned = 1;
+            rc = stage(x, "eval_pruned", settings, eval_stage, force, e);
+            x->eval_pruned = 0;
+            snprintf(x->key, sizeof x->key, "%s", key);  // distillation does not depend on it
+        }
+        sweep_round_stage(cell->n_rounds, r, "distill", name, sizeof name);
+        settings_of(c, x->in, cell, name, settings, sizeof settings);
+        if (!rc) rc = stage(x, name, settings, distill_stage, force, e);
+    }
+    return rc;
 }
 
 int sweep_run(const SweepConfig* c, const Cell* cells, int n, const char* only, const char* stage_only, int force,
               int keep_going, Err* e) {
-    static const char* stage_names[] = {"prune", "eval_pruned", "distill", "init", "train", "eval", "bench"};
-    int known = !stage_only;
+    static const char* stage_names[] = {"correct", "prune", "eval_pruned", "distill", "init", "train", "eval", "bench"};
+    int known = !stage_only, round;
+    char rest[32];
     for (size_t i = 0; i < sizeof stage_names / sizeof stage_names[0] && !known; i++) known = !strcmp(stage_only, stage_names[i]);
-    if (!known) return err_set(e, "--stage %s: not a stage (prune, eval_pruned, distill, init, train, eval, bench)", stage_only);
+    if (!known && sscanf(stage_only, "round%d_%31s", &round, rest) == 2 && round >= 1)
+        known = !strcmp(rest, "prune") || !strcmp(rest, "distill");
+    if (!known)
+        return err_set(e, "--stage %s: not a stage (correct, prune, eval_pruned, distill, init, train, eval, bench; roundN_prune, "
+                       "roundN_distill)", stage_only);
     char sweep_dir[2048];
     snprintf(sweep_dir, sizeof sweep_dir, "%s/%s", c->out, c->name);
     if (device_available(c->device, e)) return err_prefix(e, "%s: [sweep] device", c->path);  // before any work
     InputHashes in;
-    if (make_dirs(sweep_dir, e) || hash_inputs(c, &in, e) || sweep_describe(c, cells, n, e)) return -1;
+    if (make_dirs(sweep_dir, e) || hash_inputs(c, &in, e) || sweep_describe(c, cells, n, e) ||
+        correct_teacher(c, cells, n, only, &in, stage_only, force, e))
+        return -1;
     int stale = remove_stale_tmp(sweep_dir);
     if (stale) fprintf(stderr, "sweep: removed %d half-written files left by killed runs\n", stale);
     int ran = 0, failed = 0, to_run = 0, worked = 0;
@@ -371,59 +517,42 @@ int sweep_run(const SweepConfig* c, const Cell* cells, int n, const char* only, 
         } else {
             fprintf(stderr, "sweep: cell %d/%d %s (elapsed %.0f s)\n", ran, to_run, cell->label, now_seconds() - t_start);
         }
-        Ctx x = {c, cell, &in, "", "", 0, 0, stage_only, 0};
-        snprintf(x.dir, sizeof x.dir, "%s/%s/cells/%s", c->out, c->name, cell->id);
-        // the first stage's key: the cell's settings, and for a teacher or baseline cell the model it reads
-        const char* model_hash = "";
-        if (cell->kind == CELL_TEACHER) model_hash = in.teacher;
-        for (int b = 0; b < c->n_baselines; b++)
-            if (cell->kind == CELL_BASELINE && !strcmp(cell->model, c->baseline_model[b])) model_hash = in.baseline[b];
-        char first[128];
-        snprintf(first, sizeof first, "%s:%s", cell->id, model_hash);
-        snprintf(x.key, sizeof x.key, "%016llx", (unsigned long long)fnv1a64(first, strlen(first)));
+        Ctx x;
+        cell_ctx(c, cell, &in, stage_only, &x);
         int lock = -1;  // one run per cell folder at a time (two sweeps on one folder mixed their stages once)
-        if (make_dirs(x.dir, e) || dir_lock(x.dir, &lock, e)) return free(group), -1;
+        // the corrected teacher's folder is also taken briefly by every pruned cell's run (correct_teacher): wait for those
+        int (*take)(const char*, int*, Err*) = cell->kind == CELL_CORRECTED ? dir_lock_wait : dir_lock;
+        if (make_dirs(x.dir, e) || take(x.dir, &lock, e)) return free(group), -1;
         cJSON* info = cJSON_CreateObject();
         cJSON_AddStringToObject(info, "id", cell->id);
         cJSON_AddStringToObject(info, "label", cell->label);
-        cJSON_AddStringToObject(info, "kind", cell->kind == CELL_TEACHER ? "teacher" : cell->kind == CELL_BASELINE ? "baseline"
-                                              : cell->kind == CELL_PRUNED ? "pruned" : "scratch");
+        cJSON_AddStringToObject(info, "kind", cell_kind_name(cell->kind));
+        cJSON_AddNumberToObject(info, "rounds", cell->n_rounds);
         cJSON_AddStringToObject(info, "strategy", cell->strategy);
         cJSON_AddStringToObject(info, "source", cell->model[0] ? cell->model : c->teacher);
         cJSON_AddNumberToObject(info, "order", i);  // results.csv lists cells in the config's order, teacher first
         if (cell->kind != CELL_PRUNED)  // a pruned cell's come from its prune stage
             cJSON_AddStringToObject(info, "kept_layers", cell->kind == CELL_SCRATCH ? "(random init)" : "all");
         if (json_write_atomic(x.dir, "cell.json", info, e)) return dir_unlock(lock), free(group), -1;
-        char eval_settings[9000], eval_pruned_settings[9000], prune_settings[9000], distill_settings[9000],
-            init_settings[9000], train_settings[9000];
-        settings_of(c, &in, cell, "eval", eval_settings, sizeof eval_settings);
-        settings_of(c, &in, cell, "eval_pruned", eval_pruned_settings, sizeof eval_pruned_settings);
-        settings_of(c, &in, cell, "prune", prune_settings, sizeof prune_settings);
-        settings_of(c, &in, cell, "distill", distill_settings, sizeof distill_settings);
-        settings_of(c, &in, cell, "init", init_settings, sizeof init_settings);
-        settings_of(c, &in, cell, "train", train_settings, sizeof train_settings);
+        char settings[9000];
         int rc = 0;
-        if (cell->kind == CELL_PRUNED) {
-            rc = stage(&x, "prune", prune_settings, prune_stage, force, e);
-            if (!rc && c->mmlu[0]) {  // the pruned model before distillation: what distillation has to recover
-                char key[32];
-                snprintf(key, sizeof key, "%s", x.key);
-                x.eval_pruned = 1;
-                rc = stage(&x, "eval_pruned", eval_pruned_settings, eval_stage, force, e);
-                x.eval_pruned = 0;
-                snprintf(x.key, sizeof x.key, "%s", key);  // distillation does not depend on it
-            }
-            if (!rc) rc = stage(&x, "distill", distill_settings, distill_stage, force, e);
+        if (cell->kind == CELL_PRUNED) rc = pruned_cell_stages(&x, force, e);
+        if (cell->kind == CELL_CORRECTED)  // its correct stage ran first (correct_teacher): the eval follows it
+            snprintf(x.key, sizeof x.key, "%.31s", in.student_teacher);
+        if (cell->kind == CELL_SCRATCH) {
+            settings_of(c, &in, cell, "init", settings, sizeof settings);
+            rc = stage(&x, "init", settings, init_stage, force, e);
+            settings_of(c, &in, cell, "train", settings, sizeof settings);
+            if (!rc) rc = stage(&x, "train", settings, train_stage, force, e);
         }
-        if (cell->kind == CELL_SCRATCH)
-            rc = stage(&x, "init", init_settings, init_stage, force, e) || stage(&x, "train", train_settings, train_stage, force, e);
         BenchMember* bm = &group[n_group++];  // benched with the others below, from the model's key
         *bm = (BenchMember){cell, "", "", "", 1};
         snprintf(bm->dir, sizeof bm->dir, "%s", x.dir);
         snprintf(bm->model_key, sizeof bm->model_key, "%s", x.key);
         char model_buf[2400];
         snprintf(bm->model_dir, sizeof bm->model_dir, "%s", stage_model(&x, model_buf, sizeof model_buf));
-        if (!rc) rc = stage(&x, "eval", eval_settings, eval_stage, force, e);
+        settings_of(c, &in, cell, "eval", settings, sizeof settings);
+        if (!rc) rc = stage(&x, "eval", settings, eval_stage, force, e);
         dir_unlock(lock);
         if (x.worked) t_work += now_seconds() - t_cell, worked++;
         if (rc) {
@@ -461,9 +590,9 @@ int sweep_run(const SweepConfig* c, const Cell* cells, int n, const char* only, 
 // ---- collect
 
 static const char* columns[] = {
-    "id", "label", "kind", "strategy", "kept_layers", "params", "layers", "hidden", "ffn", "heads", "kv_heads",
-    "eval_pruned.mmlu_micro", "eval_pruned.mmlu_ci_low", "eval_pruned.mmlu_ci_high", "eval_pruned.val_nll", "distill.tokens", "distill.final_loss",
-    "distill.final_kd", "distill.val_loss", "train.tokens", "train.final_loss", "train.val_loss", "eval.mmlu_micro",
+    "id", "label", "kind", "strategy", "kept_layers", "params", "layers", "hidden", "ffn", "heads", "kv_heads", "rounds",
+    "eval_pruned.mmlu_micro", "eval_pruned.mmlu_ci_low", "eval_pruned.mmlu_ci_high", "eval_pruned.val_nll", "distill.tokens",
+    "distill.tokens_all_rounds", "distill.final_loss", "distill.final_kd", "distill.val_loss", "correct.tokens", "correct.val_loss", "train.tokens", "train.final_loss", "train.val_loss", "eval.mmlu_micro",
     "eval.mmlu_ci_low", "eval.mmlu_ci_high", "eval.mmlu_n", "eval.mmlu_chance", "eval.mmlu_macro", "eval.mmlu_stem",
     "eval.mmlu_humanities", "eval.mmlu_social_sciences", "eval.mmlu_other", "eval.val_nll", "bench.prefill_tps_b1",
     "bench.prefill_tps_b1_min", "bench.prefill_tps_b1_max", "bench.decode_tps_b1", "bench.decode_tps_b1_min",
@@ -518,6 +647,78 @@ static cJSON* read_json_file(const char* path) {
     return j;
 }
 
+// a finished stage's metrics (NULL when it has not finished)
+static cJSON* stage_metrics(const char* cell_dir, const char* stage_name) {
+    char done[2800], path[2800];
+    snprintf(done, sizeof done, "%s/%s.done", cell_dir, stage_name);
+    snprintf(path, sizeof path, "%s/%s/metrics.json", cell_dir, stage_name);
+    return access(done, F_OK) == 0 ? read_json_file(path) : NULL;
+}
+
+static void csv_field(ByteVec* out, const char* v);
+
+// DIR/rounds.csv: every pruned cell's rounds in order (one row for a one-shot cell): the shape each
+// prune reached, the teacher layers it kept, where its scores are, and what the distillation after it
+// read and reached
+static int collect_rounds(const char* dir, const char* cells_dir, Err* e) {
+    DIR* d = opendir(cells_dir);
+    if (!d) return 0;
+    ByteVec out = {0};
+    const char* header = "cell,label,round,rounds,layers,hidden,ffn,heads,kv_heads,params,kept_layers,scores,distill_tokens,"
+                         "tokens_all_rounds,distill_final_loss,distill_val_loss\n";
+    bytevec_append(&out, header, strlen(header));
+    for (struct dirent* ent; (ent = readdir(d));) {
+        if (ent->d_name[0] == '.') continue;
+        char cell_dir[2500], path[2600];
+        snprintf(cell_dir, sizeof cell_dir, "%s/%s", cells_dir, ent->d_name);
+        snprintf(path, sizeof path, "%s/cell.json", cell_dir);
+        cJSON* info = read_json_file(path);
+        const cJSON* kind = cJSON_GetObjectItem(info, "kind");
+        const cJSON* label = cJSON_GetObjectItem(info, "label");
+        const cJSON* n_rounds = cJSON_GetObjectItem(info, "rounds");
+        int rounds = cJSON_IsNumber(n_rounds) ? n_rounds->valueint : 1;
+        for (int r = 1; r <= rounds && cJSON_IsString(kind) && !strcmp(kind->valuestring, "pruned"); r++) {
+            char prune_name[64], distill_name[64];
+            sweep_round_stage(rounds, r - 1, "prune", prune_name, sizeof prune_name);
+            sweep_round_stage(rounds, r - 1, "distill", distill_name, sizeof distill_name);
+            cJSON* pm = stage_metrics(cell_dir, prune_name);
+            cJSON* dm = stage_metrics(cell_dir, distill_name);
+            if (pm) {
+                char row[4096], scores[600];
+                const char* num[] = {"layers", "hidden", "ffn", "heads", "kv_heads", "params"};
+                int len = snprintf(row, sizeof row, "%s,%s,%d,%d", ent->d_name, cJSON_IsString(label) ? label->valuestring : "", r, rounds);
+                for (int k = 0; k < 6; k++) {
+                    const cJSON* v = cJSON_GetObjectItem(pm, num[k]);
+                    len += snprintf(row + len, sizeof row - (size_t)len, ",%.0f", cJSON_IsNumber(v) ? v->valuedouble : NAN);
+                }
+                bytevec_append(&out, row, (size_t)len);
+                const cJSON* kept = cJSON_GetObjectItem(pm, "kept_layers");
+                bytevec_append(&out, ",", 1);
+                csv_field(&out, cJSON_IsString(kept) ? kept->valuestring : "");
+                snprintf(scores, sizeof scores, "cells/%s/%s/model/scores.json", ent->d_name, prune_name);
+                len = snprintf(row, sizeof row, ",%s", scores);
+                const char* dnum[] = {"tokens", "tokens_all_rounds", "final_loss", "val_loss"};
+                for (int k = 0; k < 4; k++) {
+                    const cJSON* v = dm ? cJSON_GetObjectItem(dm, dnum[k]) : NULL;
+                    if (cJSON_IsNumber(v)) len += snprintf(row + len, sizeof row - (size_t)len, ",%.6g", v->valuedouble);
+                    else len += snprintf(row + len, sizeof row - (size_t)len, ",");
+                }
+                len += snprintf(row + len, sizeof row - (size_t)len, "\n");
+                bytevec_append(&out, row, (size_t)len);
+            }
+            cJSON_Delete(pm);
+            cJSON_Delete(dm);
+        }
+        cJSON_Delete(info);
+    }
+    closedir(d);
+    char path[2200];
+    snprintf(path, sizeof path, "%s/rounds.csv", dir);
+    int rc = file_write_atomic(path, out.data, out.len, e);
+    free(out.data);
+    return rc;
+}
+
 typedef struct {
     int kind_rank, order;
     char label[128];
@@ -546,8 +747,8 @@ int sweep_collect(const char* dir, Err* e) {
     snprintf(cells_dir, sizeof cells_dir, "%s/cells", dir);
     DIR* d = opendir(cells_dir);
     if (!d) return err_set(e, "%s: no cells to collect", cells_dir);
-    const char* stages[] = {"prune", "distill", "init", "train", "eval", "bench", "eval_pruned"};
-    enum { N_STAGES = 7 };
+    const char* stages[] = {"prune", "distill", "init", "train", "eval", "bench", "eval_pruned", "correct"};
+    enum { N_STAGES = 8 };
     // every cell folder's info and finished stages' metrics
     typedef struct {
         char name[256];
@@ -566,12 +767,8 @@ int sweep_collect(const char* dir, Err* e) {
         CellFiles* c = &cf[n_cells++];
         snprintf(c->name, sizeof c->name, "%s", ent->d_name);
         c->info = info;
-        for (int s = 0; s < N_STAGES; s++) {
-            char done[2600];
-            snprintf(done, sizeof done, "%s/%s/%s.done", cells_dir, ent->d_name, stages[s]);
-            snprintf(path, sizeof path, "%s/%s/%s/metrics.json", cells_dir, ent->d_name, stages[s]);
-            c->metrics[s] = access(done, F_OK) == 0 ? read_json_file(path) : NULL;  // only finished stages count
-        }
+        snprintf(path, sizeof path, "%s/%s", cells_dir, ent->d_name);
+        for (int s = 0; s < N_STAGES; s++) c->metrics[s] = stage_metrics(path, stages[s]);  // only finished stages count
     }
     closedir(d);
     // the fixed columns, then per-batch bench columns beyond batch 1 as found
@@ -623,7 +820,8 @@ int sweep_collect(const char* dir, Err* e) {
         const cJSON* order = cJSON_GetObjectItem(c->info, "order");
         const cJSON* label = cJSON_GetObjectItem(c->info, "label");
         const char* k = cJSON_IsString(kind) ? kind->valuestring : "";
-        rows[i].kind_rank = !strcmp(k, "teacher") ? 0 : !strcmp(k, "baseline") ? 1 : !strcmp(k, "pruned") ? 2 : 3;
+        rows[i].kind_rank = !strcmp(k, "teacher") ? 0 : !strcmp(k, "teacher-corrected") ? 1 : !strcmp(k, "baseline") ? 2
+                            : !strcmp(k, "pruned") ? 3 : 4;
         rows[i].order = cJSON_IsNumber(order) ? order->valueint : 1 << 30;
         snprintf(rows[i].label, sizeof rows[i].label, "%s", cJSON_IsString(label) ? label->valuestring : c->name);
         rows[i].text = line.data;
@@ -641,7 +839,7 @@ int sweep_collect(const char* dir, Err* e) {
     free(cols);
     char out[2200];
     snprintf(out, sizeof out, "%s/results.csv", dir);
-    int rc = file_write_atomic(out, csv.data, csv.len, e) || collect_subjects(dir, cells_dir, e);
+    int rc = file_write_atomic(out, csv.data, csv.len, e) || collect_subjects(dir, cells_dir, e) || collect_rounds(dir, cells_dir, e);
     free(csv.data);
     if (!rc) fprintf(stderr, "collect: %d cells -> %s\n", n_cells, out);
     return rc;

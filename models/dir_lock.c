@@ -8,7 +8,7 @@
 #include <sys/file.h>
 #include <unistd.h>
 
-int dir_lock(const char* dir, int* fd, Err* e) {
+static int lock(const char* dir, int wait, int* fd, Err* e) {
     char path[4200];
     snprintf(path, sizeof path, "%s/.lock", dir);
     int f = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
@@ -18,9 +18,19 @@ int dir_lock(const char* dir, int* fd, Err* e) {
         ssize_t got = pread(f, pid, sizeof pid - 1, 0);
         if (got > 0) pid[got] = 0;
         pid[strcspn(pid, "\n")] = 0;
-        close(f);
-        return err_set(e, "%s is in use by PID %s (another arbor run); wait for it to finish or stop it", dir,
-                       pid[0] ? pid : "?");
+        if (wait) {
+            fprintf(stderr, "%s is in use by PID %s: waiting for it\n", dir, pid[0] ? pid : "?");
+            int rc;
+            while ((rc = flock(f, LOCK_EX)) != 0 && errno == EINTR) {}
+            if (rc != 0) {
+                close(f);
+                return err_set(e, "%s: cannot lock (%s)", path, strerror(errno));
+            }
+        } else {
+            close(f);
+            return err_set(e, "%s is in use by PID %s (another arbor run); wait for it to finish or stop it", dir,
+                           pid[0] ? pid : "?");
+        }
     }
     char pid[32];
     int len = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
@@ -31,6 +41,9 @@ int dir_lock(const char* dir, int* fd, Err* e) {
     *fd = f;
     return 0;
 }
+
+int dir_lock(const char* dir, int* fd, Err* e) { return lock(dir, 0, fd, e); }
+int dir_lock_wait(const char* dir, int* fd, Err* e) { return lock(dir, 1, fd, e); }
 
 void dir_unlock(int fd) {
     if (fd >= 0) close(fd);

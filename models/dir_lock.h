@@ -7,4 +7,6 @@
 // Takes DIR's lock (creating DIR/.lock); *fd keeps it. -1 with e = "DIR is in use by PID N ..." when
 // another run holds it.
 int dir_lock(const char* dir, int* fd, Err* e);
+// The same, except that while another run holds it this waits (saying so on stderr) for it to be free.
+int dir_lock_wait(const char* dir, int* fd, Err* e);
 void dir_unlock(int fd);

@@ -16,6 +16,7 @@
 #include "models/dir_lock.h"
 #include "models/file_io.h"
 #include "models/model.h"
+#include "prune/importance.h"
 
 static char dir[256], teacher[512], shard[512], cfg_path[512];
 
@@ -151,6 +152,20 @@ Test(sweep, bad_configs_name_file_and_line) {
     expect_refused("[bench]\nprecision = bf16\n", ":13: precision 'bf16' with device cpu: the cpu backend runs fp32");
     expect_refused("[sweep]\ndevice = tpu\n", ":13: device must be cpu or cuda, not 'tpu'");
     expect_refused("[sweep]\ndevice = cuda\n[bench]\nprecision = fp32\n", ":15: precision 'fp32' with device cuda");
+    // rounds and teacher correction
+    expect_refused("[matrix]\nstrategies = bi\nlayers = 2>3\n", ":14: layers: rounds must shrink: 3 after 2");
+    expect_refused("[matrix]\nstrategies = bi\nlayers = 4>2\n", ":14: layers: the first round's 4 does not prune the teacher's 4");
+    expect_refused("[matrix]\nstrategies = bi\nlayers = 3>2\nffn = 128>96>64\n", ":15: layers and ffn both have chains of rounds, of "
+                   "different lengths");
+    expect_refused("[matrix]\nstrategies = bi\nlayers = 3>2, 2>1\nffn = 128>96\nhidden = 48>32>16\n", "both have chains of rounds");
+    expect_refused("[matrix]\nstrategies = bi\nlayers = 3>2\nheads = 3>2\n", ":15: cell bi-L3>2-heads3>2, round 1: --heads 3 is not a "
+                   "multiple of the 2 KV groups");
+    expect_refused("[matrix]\nstrategies = bi\nlayers = 3>2, 3>2\n", ":14: layers: 2 is listed twice");
+    expect_refused("[bench]\nbatch = 2>1\n", ":13: batch: '2>1': only [matrix] values take rounds");
+    expect_refused("[matrix]\nstrategies = bi\nlayers = 3>2>1>0\n", ":14: layers: rounds must shrink: 0 after 1");
+    expect_refused("[distill]\nround_steps = 2\n[matrix]\nstrategies = bi\nlayers = 2\n", ":13: round_steps: no cell has rounds");
+    expect_refused("[teacher]\ncorrect_lr = 1e-4\n", ":13: correct_lr without correct_steps");
+    expect_refused("[teacher]\ncorrect_steps = 3\n", ":13: teacher correction serves the pruned cells: the sweep has no [matrix]");
 }
 
 Test(sweep, token_budget_sets_the_steps) {
@@ -527,15 +542,22 @@ static char* fingerprint(const SweepConfig* c) {
     size_t cap = 1 << 20, len = 0;
     char* out = malloc(cap);
     len += (size_t)snprintf(out, cap, "%s/%s\n", c->out, c->name);
-    const char* stages[] = {"prune", "eval_pruned", "distill", "init", "train", "eval", "bench"};
+    const char* stages[] = {"correct", "prune", "eval_pruned", "distill", "init", "train", "eval", "bench"};
     for (int i = 0; i < n; i++) {
         // not the id: it hashes settings whether or not a stage uses them, so it would hide a dead key
         len += (size_t)snprintf(out + len, cap - len, "%s %d %s\n", cells[i].label, cells[i].kind, cells[i].model);
-        for (int s = 0; s < 7; s++) {
+        for (int s = 0; s < 8; s++) {
             char plan[8192];
             sweep_stage_plan(c, &cells[i], stages[s], plan, sizeof plan);
             len += (size_t)snprintf(out + len, cap - len, "  %s\n", plan);
         }
+        for (int r = 0; r < cells[i].n_rounds - 1; r++)  // the rounds before the last
+            for (int s = 0; s < 2; s++) {
+                char name[64], plan[8192];
+                sweep_round_stage(cells[i].n_rounds, r, s ? "distill" : "prune", name, sizeof name);
+                sweep_stage_plan(c, &cells[i], name, plan, sizeof plan);
+                len += (size_t)snprintf(out + len, cap - len, "  %s\n", plan);
+            }
     }
     static char script[65536];
     Err e;
@@ -571,6 +593,9 @@ Test(sweep, every_key_changes_what_runs_or_is_refused) {
     const KeyCase cases[] = {
         {"sweep", "name", "t", "t2"}, {"sweep", "max_cells", NULL, "2"}, {"sweep", "out", results, other_results}, {"sweep", "device", "cpu", "cuda"},
         {"teacher", "model", teacher, other_teacher}, {"teacher", "tokenizer", tok, other_tok},
+        // these two and round_steps change a plan only beside the setting they refine: refused alone here, and
+        // rounds_and_correction_settings_reach_their_stages shows what they change
+        {"teacher", "correct_steps", NULL, "2"}, {"teacher", "correct_lr", NULL, "1e-4"}, {"distill", "round_steps", NULL, "1"},
         {"data", "calib", shard, other_shard}, {"data", "distill", shard, other_shard}, {"data", "val", shard, other_shard},
         {"prune", "calib_windows", "4", "8"}, {"prune", "seq_len", "16", "32"}, {"prune", "aggregation", "l2", "mean"},
         {"prune", "ablation_windows", "0", "2"}, {"prune", "bi_after_norm", "false", "true"},
@@ -626,6 +651,171 @@ Test(sweep, every_key_changes_what_runs_or_is_refused) {
         free(print);
     }
     free(base_print);
+}
+
+Test(sweep, rounds_and_correction_settings_reach_their_stages) {
+    const char* base = TINY_STAGES "[matrix]\nstrategies = bi\nlayers = 3>2, 2\n";
+    const char* variants[] = {"", "[teacher]\ncorrect_steps = 2\n", "[teacher]\ncorrect_steps = 2\ncorrect_lr = 1e-5\n",
+                              "[distill]\nround_steps = 3\n"};
+    char* prints[4];
+    for (int v = 0; v < 4; v++) {
+        char body[2048];
+        snprintf(body, sizeof body, "%s%s", base, variants[v]);
+        write_cfg(body);
+        SweepConfig c;
+        Err e;
+        cr_assert_eq(sweep_config_load(cfg_path, &c, &e), 0, "%s", e.msg);
+        prints[v] = fingerprint(&c);
+    }
+    for (int v = 1; v < 4; v++) cr_expect_str_neq(prints[v], prints[v - 1], "variant %d changes nothing: %s", v, variants[v]);
+    // round_steps reaches the first round's distillation, and only it
+    cr_expect(contains(prints[3], "round1_distill device=cpu teacher=") && contains(prints[3], " steps=3 "), "%s", prints[3]);
+    cr_expect(!contains(prints[0], " steps=3 "), "%s", prints[0]);
+    cr_expect(contains(prints[2], "correct device=cpu") && contains(prints[2], "lr=9.99999975e-06"), "%s", prints[2]);
+    for (int v = 0; v < 4; v++) free(prints[v]);
+}
+
+// BI of every layer of the model in dir, computed here as the prune stage would on the calibration shard
+static void bi_of(const char* model_dir, const SweepConfig* c, double* bi, int* n_layers) {
+    Model m;
+    Shard s;
+    Err e;
+    cr_assert_eq(model_load(&m, model_dir, &e), 0, "%s", e.msg);
+    cr_assert_eq(shard_open(&s, c->calib, &e), 0, "%s", e.msg);
+    CalibOptions co;
+    plan_calib(c, &co);
+    Importance imp;
+    cr_assert_eq(importance_compute(&m, &s, &co, &imp, &e), 0, "%s", e.msg);
+    *n_layers = m.cfg.n_layers;
+    for (int l = 0; l < m.cfg.n_layers; l++) bi[l] = imp.bi[l];
+    importance_free(&imp);
+    shard_close(&s);
+    model_free(&m);
+}
+
+static int int_list(const char* text, int* v) {
+    int n = 0;
+    for (char* end; *text; text = end) {
+        v[n] = (int)strtol(text, &end, 10);
+        if (end == text) break;
+        n++;
+    }
+    return n;
+}
+
+Test(sweep, rounds_prune_the_distilled_model_again_from_the_corrected_teacher) {
+    SweepConfig c;
+    Err e;
+    int n;
+    Cell* cells = sweep_from("[distill]\nsteps = 2\nround_steps = 3\nseq_len = 16\nbatch = 2\nlr = 1e-2\n\n[prune]\ncalib_windows = 2\n"
+                             "seq_len = 16\n\n[bench]\nprompt_len = 4\ngen_len = 2\nrepeats = 1\n\n[teacher]\ncorrect_steps = 2\n"
+                             "correct_lr = 1e-2\n\n[matrix]\nstrategies = bi\nlayers = 3>2, 2\n",
+                             &c, 4, &n);
+    cr_expect_eq(cells[1].kind, CELL_CORRECTED);
+    cr_expect_str_eq(cells[1].label, "teacher-corrected");
+    cr_expect_str_eq(cells[2].label, "bi-L3>2");
+    cr_expect_eq(cells[2].n_rounds, 2);
+    cr_expect(cells[2].round[0][0] == 3 && cells[2].round[1][0] == 2);
+    cr_expect_str_eq(cells[3].label, "bi-L2");
+    cr_assert_eq(sweep_run(&c, cells, n, NULL, NULL, 0, 0, &e), 0, "%s", e.msg);
+    char cell_dir[700], path[1024], corrected[1024];
+    snprintf(corrected, sizeof corrected, "%s/results/t/cells/%s/correct/model", dir, cells[1].id);
+    snprintf(cell_dir, sizeof cell_dir, "%s/results/t/cells/%s", dir, cells[2].id);
+    // round 1 scored the corrected teacher, round 2 the model round 1 distilled: each scores.json holds BI
+    // as computed here from that model
+    double bi[8], saved[8];
+    int L;
+    const char* sources[2] = {corrected, NULL};
+    char round1_model[1024];
+    snprintf(round1_model, sizeof round1_model, "%s/round1_distill/model", cell_dir);
+    sources[1] = round1_model;
+    const char* scores[2] = {"round1_prune", "prune"};
+    for (int r = 0; r < 2; r++) {
+        bi_of(sources[r], &c, bi, &L);
+        cr_assert_eq(L, 4 - r);
+        snprintf(path, sizeof path, "%s/%s/model/scores.json", cell_dir, scores[r]);
+        ModelConfig mc;
+        cr_assert_eq(config_load(sources[r], &mc, &e), 0, "%s", e.msg);
+        Importance imp;
+        cr_assert_eq(importance_load(&imp, &mc, path, &e), 0, "%s", e.msg);
+        for (int l = 0; l < L; l++) saved[l] = imp.bi[l];
+        importance_free(&imp);
+        for (int l = 0; l < L; l++) cr_expect_float_eq(saved[l], bi[l], 1e-9, "round %d layer %d", r + 1, l);
+    }
+    // the kept layers in the teacher's numbering: round 2 keeps 2 of round 1's 3, dropping its lowest BI
+    cJSON* p1 = read_json((snprintf(path, sizeof path, "%s/round1_prune/metrics.json", cell_dir), path));
+    cJSON* p2 = read_json((snprintf(path, sizeof path, "%s/prune/metrics.json", cell_dir), path));
+    int k1[8], k2[8];
+    cr_assert_eq(int_list(cJSON_GetObjectItem(p1, "kept_layers")->valuestring, k1), 3);
+    cr_assert_eq(int_list(cJSON_GetObjectItem(p2, "kept_layers")->valuestring, k2), 2);
+    int lowest = 0;
+    for (int l = 1; l < 3; l++)
+        if (bi[l] < bi[lowest]) lowest = l;
+    for (int i = 0, j = 0; i < 3; i++)
+        if (i != lowest) cr_expect_eq(k2[j++], k1[i], "round 2 keeps round 1's layer %d (teacher layer %d)", i, k1[i]);
+    cr_expect_str_eq(cJSON_GetObjectItem(p1, "source")->valuestring, corrected);
+    cr_expect_str_eq(cJSON_GetObjectItem(p2, "source")->valuestring, round1_model);
+    cJSON_Delete(p1);
+    cJSON_Delete(p2);
+    // the lineage of the final model maps to the (corrected) teacher it is distilled from
+    cJSON* lineage = read_json((snprintf(path, sizeof path, "%s/prune/model/arbor_lineage.json", cell_dir), path));
+    cr_expect_str_eq(cJSON_GetObjectItem(lineage, "source")->valuestring, corrected);
+    cr_expect_eq(cJSON_GetArrayItem(cJSON_GetObjectItem(lineage, "teacher_layers"), 1)->valueint, k2[1]);
+    cJSON_Delete(lineage);
+    // the corrected teacher was trained: its weights differ from the checkpoint's
+    Model t0, t1;
+    cr_assert_eq(model_load(&t0, teacher, &e), 0, "%s", e.msg);
+    cr_assert_eq(model_load(&t1, corrected, &e), 0, "%s", e.msg);
+    cr_expect(memcmp(t0.w.layers[0].wq, t1.w.layers[0].wq, sizeof(float) * 64) != 0);
+    model_free(&t0);
+    model_free(&t1);
+    // tokens: round 1 ran round_steps (3), round 2 steps (2); the last counts both
+    cJSON* d1 = read_json((snprintf(path, sizeof path, "%s/round1_distill/metrics.json", cell_dir), path));
+    cJSON* d2 = read_json((snprintf(path, sizeof path, "%s/distill/metrics.json", cell_dir), path));
+    cr_expect_eq(cJSON_GetObjectItem(d1, "steps")->valueint, 3);
+    cr_expect_eq(cJSON_GetObjectItem(d2, "steps")->valueint, 2);
+    cr_expect_eq(cJSON_GetObjectItem(d2, "tokens_all_rounds")->valuedouble, 5.0 * 2 * 16);
+    cJSON_Delete(d1);
+    cJSON_Delete(d2);
+    // rounds.csv: two rows for the two-round cell, one for the one-shot cell
+    snprintf(path, sizeof path, "%s/results/t/rounds.csv", dir);
+    char* rounds = file_read_all(path, NULL, &e);
+    cr_assert_not_null(rounds, "%s", e.msg);
+    char row[256];
+    snprintf(row, sizeof row, "%s,bi-L3>2,1,2,3,", cells[2].id);
+    cr_expect(contains(rounds, row), "%s", rounds);
+    snprintf(row, sizeof row, "%s,bi-L3>2,2,2,2,", cells[2].id);
+    cr_expect(contains(rounds, row), "%s", rounds);
+    snprintf(row, sizeof row, "%s,bi-L2,1,1,2,", cells[3].id);
+    cr_expect(contains(rounds, row), "%s", rounds);
+    cr_expect_eq(count_char(rounds, '\n'), 4, "%s", rounds);
+    free(rounds);
+    snprintf(path, sizeof path, "%s/results/t/results.csv", dir);
+    char* results = file_read_all(path, NULL, &e);
+    cr_assert_not_null(results, "%s", e.msg);
+    cr_expect(contains(results, ",teacher-corrected,teacher-corrected,") && contains(results, "distill.tokens_all_rounds"), "%s", results);
+    free(results);
+    // nothing changed: nothing re-runs; a new round_steps re-runs the two-round cell from round 1's
+    // distillation on, and leaves the one-shot cell and the correction alone
+    char* before[4] = {read_done(cells[2].id, "round1_prune"), read_done(cells[2].id, "round1_distill"), read_done(cells[3].id, "distill"),
+                       read_done(cells[1].id, "correct")};
+    write_cfg("[distill]\nsteps = 2\nround_steps = 1\nseq_len = 16\nbatch = 2\nlr = 1e-2\n\n[prune]\ncalib_windows = 2\n"
+              "seq_len = 16\n\n[bench]\nprompt_len = 4\ngen_len = 2\nrepeats = 1\n\n[teacher]\ncorrect_steps = 2\n"
+              "correct_lr = 1e-2\n\n[matrix]\nstrategies = bi\nlayers = 3>2, 2\n");
+    cr_assert_eq(sweep_config_load(cfg_path, &c, &e), 0, "%s", e.msg);
+    char old_id[17];
+    snprintf(old_id, sizeof old_id, "%s", cells[2].id);
+    free(cells);
+    sweep_cells(&c, &cells, &n);
+    cr_assert_eq(sweep_run(&c, cells, n, NULL, NULL, 0, 0, &e), 0, "%s", e.msg);
+    char* after[4] = {read_done(cells[2].id, "round1_prune"), read_done(cells[2].id, "round1_distill"), read_done(cells[3].id, "distill"),
+                      read_done(cells[1].id, "correct")};
+    cr_expect_str_neq(cells[2].id, old_id, "the two-round cell is a new cell (its id holds round_steps, as it holds steps)");
+    cr_expect_str_neq(after[1], before[1]);
+    cr_expect_str_eq(after[2], before[2], "the one-shot cell did not re-run");
+    cr_expect_str_eq(after[3], before[3], "the correction did not re-run");
+    for (int i = 0; i < 4; i++) free(before[i]), free(after[i]);
+    free(cells);
 }
 
 Test(sweep, cells_are_benched_together_in_interleaved_rounds) {
@@ -853,12 +1043,12 @@ Test(sweep, distill_ranks_are_checked_and_launched_with_the_global_batch) {
               "%s", script);
     free(cells);
     TrainConfig tc;
-    plan_train(&c, 1, &tc);
+    plan_train(&c, 1, c.steps, &tc);
     tc.out_dir = "/work/out";
     char** argv;
     int argc;
     setenv("SLURM_JOB_ID", "77", 1);
-    cr_assert_eq(sweep_train_argv(&c, &tc, 4, 1, "/work/student", &argv, &argc, &e), 0, "%s", e.msg);
+    cr_assert_eq(sweep_train_argv(&c, &tc, 4, c.teacher, "/work/student", &argv, &argc, &e), 0, "%s", e.msg);
     unsetenv("SLURM_JOB_ID");
     char line[4096] = "";
     for (int i = 0; i < argc; i++) strcat(strcat(line, argv[i]), " ");
@@ -867,7 +1057,7 @@ Test(sweep, distill_ranks_are_checked_and_launched_with_the_global_batch) {
                   contains(line, " --grad-accum 1 ") && contains(line, " --batch 8 ") && contains(line, " --out /work/out ") &&
                   contains(line, " --device cpu"),
               "4 micro-batches a step over 4 ranks: %s", line);
-    cr_assert_eq(sweep_train_argv(&c, &tc, 4, 1, "/work/student", &argv, &argc, &e), 0);
+    cr_assert_eq(sweep_train_argv(&c, &tc, 4, c.teacher, "/work/student", &argv, &argc, &e), 0);
     cr_expect_str_eq(argv[0], getenv("ARBOR_MPIRUN") ? getenv("ARBOR_MPIRUN") : "mpirun", "mpirun outside Slurm");
     // a GPU run over several ranks needs the NCCL path: refused before work
     write_cfg("[sweep]\n[distill]\ngpus_per_node = 8\n");
