@@ -1028,7 +1028,8 @@ Test(sweep, distill_ranks_are_checked_and_launched_with_the_global_batch) {
     expect_refused("[distill]\nranks_per_node = 2\ngrad_accum = 3\n", ":14: grad_accum 3 is the global accumulation and must split evenly over the 2 ranks");
     expect_refused("[distill]\ngpus_per_node = 2\n", ":13: gpus_per_node with device = cpu: set ranks_per_node");
     expect_refused("[distill]\nnodes = 5000\n", ":13: nodes 5000 must be in [1, 4096]");
-    write_cfg("[distill]\nnodes = 2\nranks_per_node = 2\ngrad_accum = 4\n\n[matrix]\nstrategies = bi\nlayers = 2\n");
+    write_cfg("[distill]\nnodes = 2\nranks_per_node = 2\ngrad_accum = 4\nloss = mix:0.5,kl\nkd_scale = auto:2\n\n[matrix]\nstrategies = bi\n"
+              "layers = 2\n");
     SweepConfig c;
     Err e;
     cr_assert_eq(sweep_config_load(cfg_path, &c, &e), 0, "%s", e.msg);
@@ -1055,7 +1056,7 @@ Test(sweep, distill_ranks_are_checked_and_launched_with_the_global_batch) {
     cr_expect(!strncmp(line, "srun --ntasks=4 --nodes=2 --mpi=pmix /", 38), "%s", line);
     cr_expect(contains(line, " distill --teacher ") && contains(line, " --student /work/student ") &&
                   contains(line, " --grad-accum 1 ") && contains(line, " --batch 8 ") && contains(line, " --out /work/out ") &&
-                  contains(line, " --device cpu"),
+                  contains(line, " --device cpu") && contains(line, " --kd-scale auto:2 ") && contains(line, " --loss mix:0.5,kl "),
               "4 micro-batches a step over 4 ranks: %s", line);
     cr_assert_eq(sweep_train_argv(&c, &tc, 4, c.teacher, "/work/student", &argv, &argc, &e), 0);
     cr_expect_str_eq(argv[0], getenv("ARBOR_MPIRUN") ? getenv("ARBOR_MPIRUN") : "mpirun", "mpirun outside Slurm");
