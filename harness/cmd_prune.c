@@ -63,7 +63,7 @@ int cmd_prune(int argc, char** argv) {
         {"bi-after-norm", NULL, "Block Influence of the last layer after the final norm (transformers' hidden_states)", NULL},
         {"ablation-windows", "N", "layer-ablation NMSE on the first N calibration sequences (0: off)", "0"},
         {"ablation-blocks", "LIST", "block sizes ablated besides single layers, e.g. 4,8", NULL},
-        {"device", "cpu|cuda", "where the calibration forward runs (cuda: bf16 activations)", "cpu"},
+        {"device", "cpu|cuda", "where the calibration forward (and a measured --tps) runs (cuda: bf16 activations)", "cpu"},
         {"dtype", "bf16|f32", "storage dtype of the pruned checkpoint", "bf16"},
         {"val", "SHARD", "validation tokens for ppl and --search (default: --calib)", NULL},
         {"val-tokens", "N", "validation tokens used", "4096"},
@@ -73,7 +73,10 @@ int cmd_prune(int argc, char** argv) {
         {"memory-mb", "M", "--search budget: weights + KV cache, in MB (1e6 bytes)", NULL},
         {"kv-batch", "B", "sequences of KV cache --memory-mb counts", "1"},
         {"kv-context", "L", "tokens per sequence of KV cache --memory-mb counts", "4096"},
-        {"precision", "bf16|fp32", "bytes per weight and cache value --memory-mb counts", "bf16"},
+        {"precision", "bf16|fp32", "bytes per weight and cache value --memory-mb and --tps-device count", "bf16"},
+        {"tps", "T", "--search budget: decode tokens/s at --kv-batch x --kv-context, at least T", NULL},
+        {"tps-device", "h100|h200|a100", "--tps predicted by the throughput model for this GPU (default: measured here, on --device, "
+                                         "random weights)", NULL},
         {"finalists", "K", "--search: distil the best K candidates, then rank them again (0: off)", "0"},
         {"finalist-steps", "S", "distillation steps per finalist", "100"},
         {"finalist-batch", "B", "distillation sequences per step", "4"},
@@ -151,7 +154,9 @@ int cmd_prune(int argc, char** argv) {
     }
     // every argument of --search, ppl and --score-with is checked here, before loading and calibrating
     int ppl = t.depth == DEPTH_PPL, search = arg_flag(&cmd, "search");
-    double budget = 0, ratio = 0, depth_cut = 0, width_cut = 0, memory_mb = 0, finalist_lr = 0;
+    double budget = 0, ratio = 0, depth_cut = 0, width_cut = 0, memory_mb = 0, finalist_lr = 0, min_tps = 0;
+    const char* tps_device = arg_str(&cmd, "tps-device");
+    DeviceSpec tps_spec;
     long ls = 0, hs = 0, fs = 0, vt = 0, ppl_layers = 0, sw_layers = 0, sw_limit = 0, sw_shots = 0;
     long kv_batch = 0, kv_context = 0, finalists = 0, finalist_steps = 0, finalist_batch = 0;
     const char* precision = arg_str(&cmd, "precision");
@@ -163,12 +168,16 @@ int cmd_prune(int argc, char** argv) {
     if (search) {
         if (arg_str(&cmd, "params")) bad = arg_double(&cmd, "params", 1, 1e15, &budget, &e);
         else if (arg_str(&cmd, "ratio")) bad = arg_double(&cmd, "ratio", 1e-6, 1, &ratio, &e);
-        if (!bad && arg_str(&cmd, "memory-mb"))
-            bad = arg_double(&cmd, "memory-mb", 1e-6, 1e12, &memory_mb, &e) || arg_long(&cmd, "kv-batch", 0, 1 << 20, &kv_batch, &e) ||
-                  arg_long(&cmd, "kv-context", 0, 1 << 30, &kv_context, &e);
+        if (!bad && arg_str(&cmd, "memory-mb")) bad = arg_double(&cmd, "memory-mb", 1e-6, 1e12, &memory_mb, &e);
+        if (!bad && arg_str(&cmd, "tps")) bad = arg_double(&cmd, "tps", 1e-9, 1e15, &min_tps, &e);
+        if (!bad && (memory_mb > 0 || min_tps > 0))
+            bad = arg_long(&cmd, "kv-batch", min_tps > 0, 1 << 20, &kv_batch, &e) || arg_long(&cmd, "kv-context", 0, 1 << 30, &kv_context, &e);
+        if (!bad && tps_device && device_spec(tps_device, &tps_spec))
+            bad = err_set(&e, "prune: --tps-device must be h100, h200 or a100, not '%s'", tps_device);
+        if (!bad && tps_device && !min_tps) bad = err_set(&e, "prune: --tps-device without --tps");
         if (!bad && strcmp(precision, "bf16") && strcmp(precision, "fp32"))
             bad = err_set(&e, "prune: --precision must be bf16 or fp32, not '%s'", precision);
-        if (!bad && !budget && !ratio && !memory_mb) bad = err_set(&e, "prune: --search needs --params, --ratio or --memory-mb");
+        if (!bad && !budget && !ratio && !memory_mb && !min_tps) bad = err_set(&e, "prune: --search needs --params, --ratio, --memory-mb or --tps");
         if (!bad)
             bad = arg_long(&cmd, "finalists", 0, 1 << 16, &finalists, &e) || arg_long(&cmd, "finalist-steps", 1, 1L << 30, &finalist_steps, &e) ||
                   arg_long(&cmd, "finalist-batch", 1, 1 << 16, &finalist_batch, &e) ||
@@ -244,7 +253,7 @@ int cmd_prune(int argc, char** argv) {
         int have_fshard = !rc && finalists > 0 && !(rc = shard_open(&fshard, fdata, &e));
         if (!rc) {
             SearchOptions so = {budget, memory_mb, (int)kv_batch, (int)kv_context, !strcmp(precision, "fp32") ? 4 : 2,
-                                (int)ls, (int)hs, (int)fs, depth_cut, width_cut};
+                                (int)ls, (int)hs, (int)fs, depth_cut, width_cut, min_tps, tps_device ? &tps_spec : NULL, device};
             TrainConfig tc = finalist_train_config((int)finalist_steps, (int)finalist_batch, (int)seq_len, (float)finalist_lr);
             FinalistOptions fo = {(int)finalists, &tc, have_fshard ? &fshard : NULL, out, score_with ? mmlu_val_score : NULL,
                                   &score_ctx};

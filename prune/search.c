@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "../evals/perplexity.h"
+#include "../evals/throughput.h"
 #include "../models/file_io.h"
 #include "../models/vec.h"
 
@@ -70,6 +71,31 @@ double search_memory_mb(const ModelConfig* c, const SearchOptions* o) {
     return ((double)config_param_count(c) + kv) * o->bytes_per_value / 1e6;
 }
 
+int search_tps(const ModelConfig* c, const SearchOptions* o, double r[3], Err* e) {
+    if (o->tps_spec) {  // the floor: bytes per step at the device's bandwidth, or FLOPs at its rate
+        RooflineStep st;
+        roofline_decode(c, o->kv_batch, o->kv_context, o->bytes_per_value, o->bytes_per_value, o->tps_spec, &st);
+        r[0] = r[1] = r[2] = st.tokens_per_s;
+        return 0;
+    }
+    if (c->max_positions > 0 && o->kv_context + 8 > c->max_positions)
+        return err_set(e, "--tps: a context of %d tokens and 8 decoded is past the model's %d positions", o->kv_context, c->max_positions);
+    Model m;  // the speed of a shape does not depend on its values: random weights, no pruning needed
+    model_create(&m, c);
+    model_init_random(&m, 1);
+    Engine en;
+    int rc = engine_open(&en, &m, o->tps_backend, e);
+    if (!rc) {
+        BenchOptions bo = {o->kv_batch, o->kv_context, 8, 3, 1};
+        BenchResult b;
+        rc = bench_throughput_on(&en, &bo, &b, e);
+        if (!rc) r[0] = b.decode_tokens_per_s, r[1] = b.decode_tps_min, r[2] = b.decode_tps_max;
+        engine_close(&en);
+    }
+    model_free(&m);
+    return rc;
+}
+
 // The pruned model of candidate x (depth by Block Influence, widths by the scores).
 static int candidate_model(const Model* m, const Importance* imp, const SearchCandidate* x, Model* out, Err* e) {
     PruneTarget t = {DEPTH_BI, x->layers, NULL, 0, x->ffn, x->heads, 0, x->hidden};
@@ -114,7 +140,8 @@ int prune_search(const Model* m, const Importance* imp, const int* tokens, int64
     int min_l = (int)ceil(L * (1.0 - o->max_depth_cut)), min_c = (int)ceil(C * (1.0 - o->max_width_cut));
     int min_f = (int)ceil(F * (1.0 - o->max_width_cut)), min_h = (int)ceil(NH * (1.0 - o->max_width_cut));
     if (o->layer_step < 1 || o->hidden_step < 1 || o->ffn_step < 1) return err_set(e, "search steps must be positive");
-    if (o->max_params <= 0 && o->max_memory_mb <= 0) return err_set(e, "search needs a budget (parameters or memory)");
+    if (o->max_params <= 0 && o->max_memory_mb <= 0 && o->min_tps <= 0)
+        return err_set(e, "search needs a budget (parameters, memory or tokens/s)");
     int cap = 64, count = 0;
     SearchCandidate* cand = xmalloc(sizeof(SearchCandidate) * (size_t)cap);
     for (int layers = L; layers >= min_l; layers -= o->layer_step)
@@ -127,13 +154,20 @@ int prune_search(const Model* m, const Importance* imp, const int* tokens, int64
                     double mb = search_memory_mb(&s, o);
                     if ((o->max_params > 0 && (double)params > o->max_params) || (o->max_memory_mb > 0 && mb > o->max_memory_mb))
                         continue;
+                    double tps[3] = {NAN, NAN, NAN};
+                    if (o->min_tps > 0) {  // after the cheap budgets: a measurement costs a bench
+                        if (search_tps(&s, o, tps, e)) return free(cand), err_prefix(e, "search");
+                        fprintf(stderr, "search: layers %d hidden %d ffn %d heads %d: %.1f tokens/s%s\n", layers, hidden, ffn, heads,
+                                tps[0], tps[0] < o->min_tps ? " (below the budget)" : "");
+                        if (tps[0] < o->min_tps) continue;
+                    }
                     if (count == cap) cand = realloc(cand, sizeof(SearchCandidate) * (size_t)(cap *= 2));
-                    cand[count++] = (SearchCandidate){layers, hidden, ffn, heads, params, mb, NAN, 0, NAN};
+                    cand[count++] = (SearchCandidate){layers, hidden, ffn, heads, params, mb, tps[0], tps[1], tps[2], NAN, 0, NAN};
                 }
     if (count == 0) {
         free(cand);
-        return err_set(e, "search: no shape within the bounds fits the budget (%.4g parameters, %.4g MB; the smallest "
-                          "allowed cut keeps more)", o->max_params, o->max_memory_mb);
+        return err_set(e, "search: no shape within the bounds fits the budget (%.4g parameters, %.4g MB, %.4g tokens/s; the "
+                          "smallest allowed cut keeps more)", o->max_params, o->max_memory_mb, o->min_tps);
     }
     int rc = 0;
     for (int i = 0; i < count && !rc; i++) {
@@ -158,12 +192,13 @@ int prune_search(const Model* m, const Importance* imp, const int* tokens, int64
     }
     ByteVec csv = {0};
     char line[320];
-    int len = snprintf(line, sizeof line, "rank,layers,hidden,ffn,heads,params,memory_mb,val_loss,rank_pruned,final_score\n");
+    int len = snprintf(line, sizeof line, "rank,layers,hidden,ffn,heads,params,memory_mb,tps,tps_min,tps_max,val_loss,rank_pruned,"
+                                          "final_score\n");
     bytevec_append(&csv, line, (size_t)len);
     for (int i = 0; i < count; i++) {
-        len = snprintf(line, sizeof line, "%d,%d,%d,%d,%d,%lld,%.3f,%.6f,%d,%.6f\n", i + 1, cand[i].layers, cand[i].hidden,
-                       cand[i].ffn, cand[i].heads, cand[i].params, cand[i].memory_mb, cand[i].val_loss, cand[i].rank_pruned,
-                       cand[i].final_score);
+        len = snprintf(line, sizeof line, "%d,%d,%d,%d,%d,%lld,%.3f,%.3f,%.3f,%.3f,%.6f,%d,%.6f\n", i + 1, cand[i].layers,
+                       cand[i].hidden, cand[i].ffn, cand[i].heads, cand[i].params, cand[i].memory_mb, cand[i].tps, cand[i].tps_min,
+                       cand[i].tps_max, cand[i].val_loss, cand[i].rank_pruned, cand[i].final_score);
         bytevec_append(&csv, line, (size_t)len);
     }
     rc = file_write_atomic(csv_path, csv.data, csv.len, e);

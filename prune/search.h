@@ -4,6 +4,8 @@
 // LM loss). Validation loss = mean NLL over disjoint windows of the given tokens (evals/perplexity.h).
 #pragma once
 #include "../distill/trainer.h"
+#include "../evals/roofline.h"
+#include "../models/engine.h"
 #include "surgery.h"
 
 double prune_val_loss(const Model* m, const int* tokens, int64_t n, int seq_len, Err* e);
@@ -27,12 +29,16 @@ typedef struct {
     int layer_step, hidden_step, ffn_step;
     double max_depth_cut;    // at most this share of layers removed (ModelOpt: 0.2)
     double max_width_cut;    // at most this share of any width removed (ModelOpt: 0.4)
+    double min_tps;          // budget: decode tokens/s at kv_batch sequences over kv_context cached tokens, at least (0: none),
+    const DeviceSpec* tps_spec;  // predicted by the throughput model's floor for this device (evals/roofline.h), or when
+    Device tps_backend;      // NULL measured: a short bench of the shape with random weights on this backend (median of 3)
 } SearchOptions;
 
 typedef struct {
     int layers, hidden, ffn, heads;
     long long params;
     double memory_mb;        // weights + KV cache under SearchOptions' memory settings
+    double tps, tps_min, tps_max;  // decode tokens/s under min_tps's settings (measured: median and range); NAN without
     double val_loss;         // right after pruning
     int rank_pruned;         // 1-based rank by val_loss
     double final_score;      // finalists: their score after distillation (higher is better); NAN otherwise
@@ -53,9 +59,11 @@ typedef struct {
 
 // Candidates within every budget, ranked (best first) into *out (malloc'd, *n of them); with
 // finalists (may be NULL) they are distilled and re-ranked. The CSV (rank, shape, params,
-// memory_mb, val_loss, rank_pruned, final_score) goes to csv_path.
+// memory_mb, tps, tps_min, tps_max, val_loss, rank_pruned, final_score) goes to csv_path.
 int prune_search(const Model* m, const Importance* imp, const int* tokens, int64_t n, int seq_len,
                  const SearchOptions* o, const FinalistOptions* fin, const char* csv_path, SearchCandidate** out,
                  int* n_out, Err* e);
 // Bytes of a shape's weights plus its KV cache, under o's memory settings, in MB (1e6 bytes).
 double search_memory_mb(const ModelConfig* c, const SearchOptions* o);
+// Decode tokens/s of a shape under o's min_tps settings (r: median, min, max). -1 when the bench fails.
+int search_tps(const ModelConfig* c, const SearchOptions* o, double r[3], Err* e);

@@ -526,15 +526,20 @@ Test(cli, prune_writes_a_checkpoint_scores_and_lineage) {
     expect_bad_input(args, "already holds a checkpoint");
     // --search and ppl arguments are checked before any calibration
     snprintf(args, sizeof args, "prune --model %s --calib /nonexistent.shard --search --out %s_s", model, out);
-    expect_bad_input(args, "--search needs --params, --ratio or --memory-mb");
+    expect_bad_input(args, "--search needs --params, --ratio, --memory-mb or --tps");
+    snprintf(args, sizeof args, "prune --model %s --calib %s --search --tps 10 --tps-device x100 --out %s_s", model, shard, out);
+    expect_bad_input(args, "--tps-device must be h100, h200 or a100, not 'x100'");
+    snprintf(args, sizeof args, "prune --model %s --calib %s --search --ratio 0.5 --tps-device h200 --out %s_s", model, shard, out);
+    expect_bad_input(args, "--tps-device without --tps");
     snprintf(args, sizeof args, "prune --model %s --calib %s --search --memory-mb 1 --precision fp8 --out %s_s", model, shard, out);
     expect_bad_input(args, "--precision must be bf16 or fp32");
     snprintf(args, sizeof args, "prune --model %s --calib %s --search --ratio 0.5 --finalists 2 --data /nonexistent.shard --out %s_s",
              model, shard, out);
     expect_bad_input(args, "cannot read the distillation shard");
-    // a memory budget and two finalists distilled, end to end: search.csv ranks them after distillation
+    // a memory budget, a tokens/s floor on an H200 and two finalists distilled, end to end: search.csv ranks
+    // them after distillation
     snprintf(args, sizeof args, "prune --model %s --calib %s --seq-len 16 --calib-windows 4 --search --memory-mb 0.5 --kv-batch 2 "
-             "--kv-context 64 --finalists 2 --finalist-steps 2 --finalist-batch 2 --layer-step 1 --hidden-step 16 --ffn-step 48 "
+             "--kv-context 64 --tps 1e5 --tps-device h200 --finalists 2 --finalist-steps 2 --finalist-batch 2 --layer-step 1 --hidden-step 16 --ffn-step 48 "
              "--max-depth-cut 0.5 --max-width-cut 0.5 "
              "--val-tokens 256 --out %s_f 2>/dev/null", model, shard, out);
     cr_assert_eq(run_arbor(args, NULL), 0);
@@ -544,11 +549,12 @@ Test(cli, prune_writes_a_checkpoint_scores_and_lineage) {
     for (char* line = strchr(csv, '\n'); line && line[1]; line = strchr(line + 1, '\n')) {
         int rank, layers, hidden, ffn, heads, rank_pruned;
         long long params;
-        double mb, loss;
+        double mb, loss, tps, tps_lo, tps_hi;
         char score[32];
-        cr_assert_eq(sscanf(line + 1, "%d,%d,%d,%d,%d,%lld,%lf,%lf,%d,%31s", &rank, &layers, &hidden, &ffn, &heads, &params, &mb, &loss,
-                            &rank_pruned, score), 10, "%s", line + 1);
+        cr_assert_eq(sscanf(line + 1, "%d,%d,%d,%d,%d,%lld,%lf,%lf,%lf,%lf,%lf,%d,%31s", &rank, &layers, &hidden, &ffn, &heads, &params,
+                            &mb, &tps, &tps_lo, &tps_hi, &loss, &rank_pruned, score), 13, "%s", line + 1);
         cr_expect_leq(mb, 0.5, "within --memory-mb: %s", line + 1);
+        cr_expect(tps >= 1e5 && tps_lo == tps && tps_hi == tps, "at least --tps, a prediction (no range): %s", line + 1);
         finalists += strcmp(score, "nan") != 0;
         cr_expect_eq(rank_pruned <= 2, rank <= 2, "the two finalists lead: %s", line + 1);
         rows++;

@@ -317,6 +317,11 @@ Test(prune, ppl_strategy_drops_the_layer_whose_removal_costs_least) {
 
 // The search tests' setting: a temp dir (path = DIR/search.csv), the tiny model of seed 8, made-up
 // scores and 128 validation tokens.
+static int cmp_double(const void* a, const void* b) {
+    double x = *(const double*)a, y = *(const double*)b;
+    return (x > y) - (x < y);
+}
+
 static void search_setup(char dir[256], char path[512], Model* m, Importance* imp, int tokens[128]) {
     make_temp_dir(dir, 256);
     snprintf(path, 512, "%s/search.csv", dir);
@@ -331,7 +336,7 @@ Test(prune, search_ranks_shapes_within_budget_and_bounds) {
     Importance imp;
     int tokens[128];
     search_setup(dir, path, &m, &imp, tokens);
-    SearchOptions o = {0.8 * (double)config_param_count(&m.cfg), 0, 0, 0, 2, 1, 16, 64, 0.5, 0.5};
+    SearchOptions o = {0.8 * (double)config_param_count(&m.cfg), 0, 0, 0, 2, 1, 16, 64, 0.5, 0.5, 0, NULL, DEVICE_CPU};
     SearchCandidate* c;
     int n;
     Err e;
@@ -346,7 +351,8 @@ Test(prune, search_ranks_shapes_within_budget_and_bounds) {
     }
     char* csv = file_read_all(path, NULL, &e);
     cr_assert_not_null(csv);
-    cr_expect(strncmp(csv, "rank,layers,hidden,ffn,heads,params,memory_mb,val_loss,rank_pruned,final_score\n1,", 81) == 0, "%s", csv);
+    const char* header = "rank,layers,hidden,ffn,heads,params,memory_mb,tps,tps_min,tps_max,val_loss,rank_pruned,final_score\n1,";
+    cr_expect(strncmp(csv, header, strlen(header)) == 0, "%s", csv);
     free(csv);
     // a memory budget alone: weights + KV cache of 4 sequences x 256 tokens in bf16, computed here
     // from the shape; the budget sits between two candidates' footprints, so it binds
@@ -372,6 +378,67 @@ Test(prune, search_ranks_shapes_within_budget_and_bounds) {
     cr_expect_eq(prune_search(&m, &imp, tokens, 128, 32, &o, NULL, path, &none, &n, &e), -1);
     cr_expect(contains(e.msg, "no shape within the bounds fits"), "%s", e.msg);
     free(c);
+    importance_free(&imp);
+    model_free(&m);
+}
+
+Test(prune, search_tps_budget_keeps_the_shapes_fast_enough) {
+    char dir[256], path[512];
+    Model m;
+    Importance imp;
+    int tokens[128];
+    search_setup(dir, path, &m, &imp, tokens);
+    SearchOptions o = {1e30, 0, 8, 1024, 2, 1, 16, 64, 0.5, 0.5, 0, NULL, DEVICE_CPU};
+    DeviceSpec h200;
+    cr_assert_eq(device_spec("h200", &h200), 0);
+    SearchCandidate* all;
+    int n_all;
+    Err e;
+    // every shape of the grid, with its predicted tokens/s (the roofline floor, computed here per shape)
+    o.min_tps = 1e-9, o.tps_spec = &h200;
+    cr_assert_eq(prune_search(&m, &imp, tokens, 128, 32, &o, NULL, path, &all, &n_all, &e), 0, "%s", e.msg);
+    double sorted[256];
+    for (int i = 0; i < n_all && i < 256; i++) {
+        ModelConfig s = m.cfg;
+        s.n_layers = all[i].layers, s.hidden = all[i].hidden, s.ffn = all[i].ffn, s.n_heads = all[i].heads;
+        RooflineStep st;
+        roofline_decode(&s, 8, 1024, 2, 2, &h200, &st);
+        cr_expect_float_eq(all[i].tps, st.tokens_per_s, 1e-9 * st.tokens_per_s);
+        sorted[i] = all[i].tps;
+    }
+    qsort(sorted, (size_t)n_all, sizeof(double), cmp_double);
+    // a budget at the median: exactly the shapes at or above it remain, and the CSV says each one's speed
+    o.min_tps = sorted[n_all / 2];
+    SearchCandidate* fast;
+    int n_fast;
+    cr_assert_eq(prune_search(&m, &imp, tokens, 128, 32, &o, NULL, path, &fast, &n_fast, &e), 0, "%s", e.msg);
+    int want = 0;
+    for (int i = 0; i < n_all; i++) want += all[i].tps >= o.min_tps;
+    cr_expect(n_fast == want && n_fast < n_all, "%d of %d shapes at %.1f tokens/s or more (want %d)", n_fast, n_all, o.min_tps, want);
+    for (int i = 0; i < n_fast; i++) cr_expect_geq(fast[i].tps, o.min_tps);
+    char* csv = file_read_all(path, NULL, &e);
+    char speed[64];
+    snprintf(speed, sizeof speed, ",%.3f,%.3f,%.3f,", fast[0].tps, fast[0].tps, fast[0].tps);
+    cr_expect(contains(csv, speed), "%s in %s", speed, csv);
+    free(csv);
+    // measured here: a median within its range, and a budget nothing reaches is refused
+    o.tps_spec = NULL, o.kv_batch = 1, o.kv_context = 8, o.min_tps = 1e-9, o.max_params = 0.6 * (double)config_param_count(&m.cfg);
+    SearchCandidate* measured;
+    int n_measured;
+    cr_assert_eq(prune_search(&m, &imp, tokens, 128, 32, &o, NULL, path, &measured, &n_measured, &e), 0, "%s", e.msg);
+    for (int i = 0; i < n_measured; i++)
+        cr_expect(measured[i].tps_min > 0 && measured[i].tps_min <= measured[i].tps && measured[i].tps <= measured[i].tps_max,
+                  "%g <= %g <= %g", measured[i].tps_min, measured[i].tps, measured[i].tps_max);
+    o.min_tps = 1e15;
+    SearchCandidate* none;
+    int n_none;
+    cr_expect_eq(prune_search(&m, &imp, tokens, 128, 32, &o, NULL, path, &none, &n_none, &e), -1);
+    cr_expect(contains(e.msg, "no shape within the bounds fits") && contains(e.msg, "1e+15 tokens/s"), "%s", e.msg);
+    o.kv_context = m.cfg.max_positions;
+    o.min_tps = 1;
+    cr_expect_eq(prune_search(&m, &imp, tokens, 128, 32, &o, NULL, path, &none, &n_none, &e), -1);
+    cr_expect(contains(e.msg, "past the model's"), "%s", e.msg);
+    free(all), free(fast), free(measured);
     importance_free(&imp);
     model_free(&m);
 }
@@ -507,7 +574,7 @@ Test(prune, search_finalists_are_distilled_then_ranked_again) {
     search_setup(dir, path, &m, &imp, tokens);
     snprintf(shard, sizeof shard, "%s/data.shard", dir);
     write_test_shard(shard, 4000, 512, 5, NULL);
-    SearchOptions o = {0.9 * (double)config_param_count(&m.cfg), 0, 0, 0, 2, 1, 16, 64, 0.5, 0.5};
+    SearchOptions o = {0.9 * (double)config_param_count(&m.cfg), 0, 0, 0, 2, 1, 16, 64, 0.5, 0.5, 0, NULL, DEVICE_CPU};
     Shard data;
     Err e;
     cr_assert_eq(shard_open(&data, shard, &e), 0, "%s", e.msg);
