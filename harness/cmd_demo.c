@@ -1,8 +1,9 @@
 // cmd_demo.c: arbor demo — the whole study on a laptop, no downloads: a synthetic world of invented
 // facts (harness/demo_data.c) with an MMLU-format benchmark and a word tokenizer; a teacher trained on
 // it with the training loop; a sweep of depth strategies and widths, each pruned, scored before and
-// after distillation, against students of the same shapes trained from scratch on the same budget;
-// results.csv and the frontier plots.
+// after distillation (one-shot, and in two rounds), against students of the same shapes trained from
+// scratch on the same budget; an architecture search whose finalists are distilled before they are
+// ranked; results.csv and the frontier plots.
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +23,7 @@
 
 int cmd_plot(int argc, char** argv);
 int cmd_paper(int argc, char** argv);
+int cmd_prune(int argc, char** argv);
 
 typedef struct {
     int entities, repeats, teacher_steps, distill_steps, layers, hidden, ffn;
@@ -62,14 +64,77 @@ static int write_sweep_config(const char* out, const DemoSize* z, Err* e) {
                        "; written by arbor demo\n[sweep]\nname = demo\nout = %s\n\n[teacher]\nmodel = %s/teacher/model\n"
                        "tokenizer = %s/data/tokenizer\n\n[data]\ncalib = %s/data/train.shard\ndistill = %s/data/train.shard\n"
                        "val = %s/data/val.shard\n\n[prune]\ncalib_windows = 32\nseq_len = 64\n\n"
-                       "[distill]\nsteps = %d\nseq_len = 64\nbatch = 16\nlr = 2e-3\nmin_lr = 2e-4\nwarmup = 10\nloss = kl\n\n"
+                       "[distill]\nsteps = %d\nround_steps = %d\nseq_len = 64\nbatch = 16\nlr = 2e-3\nmin_lr = 2e-4\nwarmup = 10\n"
+                       "loss = kl\n\n"
                        "[eval]\nmmlu = %s/data/mmlu\nshots = 0\nsubjects = miscellaneous\nppl_seq_len = 64\nppl_tokens = 4096\n\n"
                        "[bench]\nbatch = 1\nprompt_len = 32\ngen_len = 16\nrepeats = 3\n\n"
-                       "[matrix]\nstrategies = bi, last\nlayers = %d, %d\nffn = %d\n\n[scratch]\nenabled = true\n",
-                       out, out, out, out, out, out, z->distill_steps, out, z->layers / 2, z->layers - 1, z->ffn / 2);
+                       "[matrix]\nstrategies = bi, last\nlayers = %d, %d, %d>%d\nffn = %d\n\n[scratch]\nenabled = true\n",
+                       out, out, out, out, out, out, z->distill_steps, (z->distill_steps + 1) / 2, out, z->layers / 2, z->layers - 1, z->layers - 1, z->layers / 2,
+                       z->ffn / 2);
     char path[4200];
     snprintf(path, sizeof path, "%s/demo.ini", out);
     return file_write_atomic(path, text, (size_t)len, e);
+}
+
+// An architecture search under 60% of the teacher's parameters: every shape on the grid pruned and ranked
+// by validation loss, the best two distilled (a third of the sweep's steps) and ranked again by MMLU
+// validation accuracy. Reused while `key` (the teacher's) and these settings stay the same.
+static int demo_search(const char* out, const char* key, const DemoSize* z, Err* e) {
+    char dir[4200], key_path[4200], csv[4300], full_key[512];
+    snprintf(dir, sizeof dir, "%s/search", out);
+    snprintf(key_path, sizeof key_path, "%s/search.key", out);
+    snprintf(csv, sizeof csv, "%s/search.csv", dir);
+    int steps = z->distill_steps / 3 > 0 ? z->distill_steps / 3 : 1;
+    snprintf(full_key, sizeof full_key, "search v1 ratio=0.6 finalists=2 steps=%d | %s", steps, key);
+    char* have = access(key_path, F_OK) == 0 ? file_read_all(key_path, NULL, e) : NULL;
+    int reuse = have && !strcmp(have, full_key) && access(csv, F_OK) == 0;
+    free(have);
+    if (reuse) return 0;
+    if (unlink(key_path) != 0 && errno != ENOENT) return err_set(e, "%s: cannot remove (%s)", key_path, strerror(errno));
+    char a[48][4200];
+    int n = 0;
+#define ARG(...) snprintf(a[n++], sizeof a[0], __VA_ARGS__)
+    ARG("--model"), ARG("%s/teacher/model", out), ARG("--calib"), ARG("%s/data/train.shard", out), ARG("--val");
+    ARG("%s/data/val.shard", out), ARG("--seq-len"), ARG("64"), ARG("--calib-windows"), ARG("32"), ARG("--search");
+    ARG("--ratio"), ARG("0.6"), ARG("--layer-step"), ARG("1"), ARG("--hidden-step"), ARG("16"), ARG("--ffn-step"), ARG("48");
+    ARG("--max-depth-cut"), ARG("0.5"), ARG("--max-width-cut"), ARG("0.5"), ARG("--finalists"), ARG("2"), ARG("--finalist-steps");
+    ARG("%d", steps), ARG("--finalist-batch"), ARG("16"), ARG("--finalist-lr"), ARG("2e-3"), ARG("--score-with"), ARG("mmlu-val");
+    ARG("--mmlu"), ARG("%s/data/mmlu", out), ARG("--tokenizer"), ARG("%s/data/tokenizer", out), ARG("--mmlu-shots"), ARG("0");
+    ARG("--mmlu-subjects"), ARG("miscellaneous");
+    ARG("--force"), ARG("--out"), ARG("%s", dir);
+#undef ARG
+    char* argv[48];
+    for (int i = 0; i < n; i++) argv[i] = a[i];
+    fprintf(stderr, "demo: architecture search, 2 finalists distilled %d steps each\n", steps);
+    if (cmd_prune(n, argv) != 0) return err_set(e, "demo: the architecture search failed (its message is above)");
+    return file_write_atomic(key_path, full_key, strlen(full_key), e);
+}
+
+// the search's ranking: the finalists first, by MMLU validation accuracy after distillation
+static void print_search(const char* out) {
+    char csv[4300];
+    snprintf(csv, sizeof csv, "%s/search/search.csv", out);
+    Table t;
+    Err e;
+    if (table_read(csv, &t, &e)) {
+        fprintf(stderr, "demo: %s\n", e.msg);
+        return;
+    }
+    const char* names[] = {"rank", "layers", "hidden", "ffn", "heads", "params", "val_loss", "rank_pruned", "final_score"};
+    int cols[9];
+    for (int k = 0; k < 9; k++) cols[k] = table_col(&t, names[k]);
+    printf("\narchitecture search (<= 60%% of the teacher's parameters; %d shapes): the 2 best by validation loss after pruning,\n"
+           "distilled, then ranked by MMLU validation accuracy\n%-5s %-22s %8s %14s %12s %14s\n", t.n_rows - 1, "rank",
+           "layers/hidden/ffn/heads", "params", "val loss", "pruned rank", "MMLU val");
+    for (int r = 1; r < t.n_rows && r <= 4; r++) {
+        char shape[64], score[32] = "-";
+        snprintf(shape, sizeof shape, "%s/%s/%s/%s", table_cell(&t, r, cols[1]), table_cell(&t, r, cols[2]), table_cell(&t, r, cols[3]),
+                 table_cell(&t, r, cols[4]));
+        if (strcmp(table_cell(&t, r, cols[8]), "nan")) snprintf(score, sizeof score, "%.1f%%", 100 * atof(table_cell(&t, r, cols[8])));
+        printf("%-5s %-22s %8s %14.4f %12s %14s\n", table_cell(&t, r, cols[0]), shape, table_cell(&t, r, cols[5]),
+               atof(table_cell(&t, r, cols[6])), table_cell(&t, r, cols[7]), score);
+    }
+    table_free(&t);
 }
 
 int cmd_demo(int argc, char** argv) {
@@ -141,7 +206,7 @@ int cmd_demo(int argc, char** argv) {
         if (train_teacher(out, &z, (uint64_t)seed, vocab, &e) || file_write_atomic(key_path, key, strlen(key), &e))
             return fail(&e);
     }
-    if (write_sweep_config(out, &z, &e)) return fail(&e);
+    if (write_sweep_config(out, &z, &e) || demo_search(out, key, &z, &e)) return fail(&e);
     snprintf(path, sizeof path, "%s/demo.ini", out);
     SweepConfig c;
     if (sweep_config_load(path, &c, &e)) return fail(&e);
@@ -180,7 +245,9 @@ int cmd_demo(int argc, char** argv) {
         printf("%-18s %-8s %-12s %8s %12s %20s %14s\n", f[0], f[1], f[2], f[3], before, after, speed);
     }
     table_free(&t);
-    printf("\nresults: %s\nplots:   %s/demo/frontier_speed.png, frontier_params.png\n", csv, out);
+    print_search(out);
+    printf("\nresults: %s (rounds: rounds.csv beside it)\nsearch:  %s/search/search.csv\nplots:   %s/demo/frontier_speed.png, "
+           "frontier_params.png\n", csv, out, out);
     if (paper_rc == 0) printf("paper:   %s/demo/paper/paper.pdf\n", out);
     fprintf(stderr, "demo: done in %.0f s\n", now_seconds() - t0);
     return 0;

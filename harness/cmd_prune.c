@@ -9,6 +9,7 @@
 
 #include "../models/file_io.h"
 #include "../mmlu/mmlu_eval.h"
+#include "../mmlu/subjects.h"
 #include "../prune/search.h"
 #include "commands.h"
 
@@ -16,12 +17,13 @@ typedef struct {
     const Tokenizer* tok;
     const char* data;
     int shots, limit;
+    const char* subjects;  // comma-separated, or NULL for all 57
 } MmluScoreCtx;
 
 // MMLU validation accuracy of a candidate (--score-with mmlu-val)
 static double mmlu_val_score(const Model* m, void* ctx, Err* e) {
     const MmluScoreCtx* c = ctx;
-    MmluOptions o = {c->shots, c->limit, 4, 0, "val", NULL, 0, MMLU_TRUNCATE_TOKENS};
+    MmluOptions o = {c->shots, c->limit, 4, 0, "val", c->subjects, 0, MMLU_TRUNCATE_TOKENS};
     MmluResult r;
     if (mmlu_evaluate(m, c->tok, c->data, &o, &r, e)) return NAN;
     MmluSummary s;
@@ -92,6 +94,7 @@ int cmd_prune(int argc, char** argv) {
         {"tokenizer", "DIR", "tokenizer for --score-with (default: the model directory)", NULL},
         {"mmlu-limit", "N", "validation questions per subject for --score-with (0: all)", "0"},
         {"mmlu-shots", "K", "shots for --score-with", "5"},
+        {"mmlu-subjects", "a,b", "subjects for --score-with (default: all 57)", NULL},
     };
     Command cmd = {"prune", "Prune depth and width by importance, writing a smaller HF checkpoint.", opts,
                    sizeof opts / sizeof opts[0]};
@@ -204,6 +207,12 @@ int cmd_prune(int argc, char** argv) {
         else
             bad = (block && arg_long(&cmd, "layers", 1, 1 << 16, &sw_layers, &e)) || arg_required(&cmd, "mmlu", &mmlu, &e) ||
                   arg_long(&cmd, "mmlu-limit", 0, 1 << 20, &sw_limit, &e) || arg_long(&cmd, "mmlu-shots", 0, 5, &sw_shots, &e);
+        if (!bad && arg_str(&cmd, "mmlu-subjects")) {
+            char buf[2048];
+            snprintf(buf, sizeof buf, "%s", arg_str(&cmd, "mmlu-subjects"));
+            for (char* sub = strtok(buf, ","); sub && !bad; sub = strtok(NULL, ","))
+                if (mmlu_subject_index(sub) < 0) bad = err_set(&e, "prune: --mmlu-subjects: '%s' is not an MMLU subject", sub);
+        }
         if (!bad && access(mmlu, R_OK) != 0) bad = err_set(&e, "prune: --mmlu %s: no such folder", mmlu);
     }
     if (bad) return fail(&e);
@@ -244,7 +253,7 @@ int cmd_prune(int argc, char** argv) {
         rc = tokenizer_load(&tok, arg_str(&cmd, "tokenizer") ? arg_str(&cmd, "tokenizer") : dir, &e);
         have_tok = !rc;
     }
-    MmluScoreCtx score_ctx = {have_tok ? &tok : NULL, mmlu, (int)sw_shots, (int)sw_limit};
+    MmluScoreCtx score_ctx = {have_tok ? &tok : NULL, mmlu, (int)sw_shots, (int)sw_limit, arg_str(&cmd, "mmlu-subjects")};
     if (!rc && search) {
         SearchCandidate* cands = NULL;
         int n_cands = 0;

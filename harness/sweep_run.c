@@ -655,15 +655,30 @@ static cJSON* stage_metrics(const char* cell_dir, const char* stage_name) {
     return access(done, F_OK) == 0 ? read_json_file(path) : NULL;
 }
 
+typedef struct {
+    int kind_rank, order;
+    char label[128];
+    char* text;  // the CSV row
+} Row;
+
+static int row_order(const void* a, const void* b) {  // teacher, baselines, pruned, scratch; then config order
+    const Row *x = a, *y = b;
+    if (x->kind_rank != y->kind_rank) return x->kind_rank - y->kind_rank;
+    if (x->order != y->order) return x->order - y->order;
+    return strcmp(x->label, y->label);
+}
+
 static void csv_field(ByteVec* out, const char* v);
 
 // DIR/rounds.csv: every pruned cell's rounds in order (one row for a one-shot cell): the shape each
 // prune reached, the teacher layers it kept, where its scores are, and what the distillation after it
-// read and reached
+// read and reached; cells in the config's order
 static int collect_rounds(const char* dir, const char* cells_dir, Err* e) {
     DIR* d = opendir(cells_dir);
     if (!d) return 0;
     ByteVec out = {0};
+    Row* rows = NULL;
+    int n_rows = 0, cap = 0;
     const char* header = "cell,label,round,rounds,layers,hidden,ffn,heads,kv_heads,params,kept_layers,scores,distill_tokens,"
                          "tokens_all_rounds,distill_final_loss,distill_val_loss\n";
     bytevec_append(&out, header, strlen(header));
@@ -676,6 +691,7 @@ static int collect_rounds(const char* dir, const char* cells_dir, Err* e) {
         const cJSON* kind = cJSON_GetObjectItem(info, "kind");
         const cJSON* label = cJSON_GetObjectItem(info, "label");
         const cJSON* n_rounds = cJSON_GetObjectItem(info, "rounds");
+        const cJSON* order = cJSON_GetObjectItem(info, "order");
         int rounds = cJSON_IsNumber(n_rounds) ? n_rounds->valueint : 1;
         for (int r = 1; r <= rounds && cJSON_IsString(kind) && !strcmp(kind->valuestring, "pruned"); r++) {
             char prune_name[64], distill_name[64];
@@ -684,27 +700,26 @@ static int collect_rounds(const char* dir, const char* cells_dir, Err* e) {
             cJSON* pm = stage_metrics(cell_dir, prune_name);
             cJSON* dm = stage_metrics(cell_dir, distill_name);
             if (pm) {
-                char row[4096], scores[600];
+                char row[4096];  // no field here holds a comma or a quote: labels and kept layers are names and numbers
                 const char* num[] = {"layers", "hidden", "ffn", "heads", "kv_heads", "params"};
-                int len = snprintf(row, sizeof row, "%s,%s,%d,%d", ent->d_name, cJSON_IsString(label) ? label->valuestring : "", r, rounds);
+                const cJSON* kept = cJSON_GetObjectItem(pm, "kept_layers");
+                size_t len = (size_t)snprintf(row, sizeof row, "%s,%s,%d,%d", ent->d_name, cJSON_IsString(label) ? label->valuestring : "",
+                                              r, rounds);
                 for (int k = 0; k < 6; k++) {
                     const cJSON* v = cJSON_GetObjectItem(pm, num[k]);
-                    len += snprintf(row + len, sizeof row - (size_t)len, ",%.0f", cJSON_IsNumber(v) ? v->valuedouble : NAN);
+                    len += (size_t)snprintf(row + len, sizeof row - len, ",%.0f", cJSON_IsNumber(v) ? v->valuedouble : NAN);
                 }
-                bytevec_append(&out, row, (size_t)len);
-                const cJSON* kept = cJSON_GetObjectItem(pm, "kept_layers");
-                bytevec_append(&out, ",", 1);
-                csv_field(&out, cJSON_IsString(kept) ? kept->valuestring : "");
-                snprintf(scores, sizeof scores, "cells/%s/%s/model/scores.json", ent->d_name, prune_name);
-                len = snprintf(row, sizeof row, ",%s", scores);
+                len += (size_t)snprintf(row + len, sizeof row - len, ",%s,cells/%s/%s/model/scores.json",
+                                        cJSON_IsString(kept) ? kept->valuestring : "", ent->d_name, prune_name);
                 const char* dnum[] = {"tokens", "tokens_all_rounds", "final_loss", "val_loss"};
                 for (int k = 0; k < 4; k++) {
                     const cJSON* v = dm ? cJSON_GetObjectItem(dm, dnum[k]) : NULL;
-                    if (cJSON_IsNumber(v)) len += snprintf(row + len, sizeof row - (size_t)len, ",%.6g", v->valuedouble);
-                    else len += snprintf(row + len, sizeof row - (size_t)len, ",");
+                    if (cJSON_IsNumber(v)) len += (size_t)snprintf(row + len, sizeof row - len, ",%.6g", v->valuedouble);
+                    else len += (size_t)snprintf(row + len, sizeof row - len, ",");
                 }
-                len += snprintf(row + len, sizeof row - (size_t)len, "\n");
-                bytevec_append(&out, row, (size_t)len);
+                snprintf(row + len, sizeof row - len, "\n");
+                if (n_rows == cap) rows = xrealloc(rows, sizeof(Row) * (size_t)(cap = cap ? 2 * cap : 16));
+                rows[n_rows++] = (Row){0, (cJSON_IsNumber(order) ? order->valueint : 1 << 20) * SWEEP_MAX_ROUNDS + r, "", xstrdup(row)};
             }
             cJSON_Delete(pm);
             cJSON_Delete(dm);
@@ -712,24 +727,17 @@ static int collect_rounds(const char* dir, const char* cells_dir, Err* e) {
         cJSON_Delete(info);
     }
     closedir(d);
+    qsort(rows, (size_t)n_rows, sizeof(Row), row_order);
+    for (int i = 0; i < n_rows; i++) {
+        bytevec_append(&out, rows[i].text, strlen(rows[i].text));
+        free(rows[i].text);
+    }
+    free(rows);
     char path[2200];
     snprintf(path, sizeof path, "%s/rounds.csv", dir);
     int rc = file_write_atomic(path, out.data, out.len, e);
     free(out.data);
     return rc;
-}
-
-typedef struct {
-    int kind_rank, order;
-    char label[128];
-    char* text;  // the CSV row
-} Row;
-
-static int row_order(const void* a, const void* b) {  // teacher, baselines, pruned, scratch; then config order
-    const Row *x = a, *y = b;
-    if (x->kind_rank != y->kind_rank) return x->kind_rank - y->kind_rank;
-    if (x->order != y->order) return x->order - y->order;
-    return strcmp(x->label, y->label);
 }
 
 static void csv_field(ByteVec* out, const char* v) {

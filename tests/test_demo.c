@@ -1,7 +1,8 @@
 // test_demo.c: the built-in demo on its small setting, end to end, through the real commands: the
 // teacher learns the synthetic benchmark (>= 80%, chance 25%), pruning without distillation loses
 // accuracy, distillation recovers a visible part of it, students trained from scratch on the same
-// budget do worse, and the results table and frontier plots are written.
+// budget do worse, a two-round cell prunes the model its first round distilled, the architecture search
+// distils its two finalists before ranking them, and the results table and frontier plots are written.
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -78,7 +79,7 @@ Test(demo, small_setting_meets_the_required_outcome, .timeout = 600) {
         if (strstr(line, ",pruned,")) pruned_sum += before, distilled_sum += after, pruned++;
         if (strstr(line, ",scratch,")) scratch_sum += after, scratch++;
     }
-    cr_assert_eq(pruned, 4);
+    cr_assert_eq(pruned, 6, "2 strategies x (2, 3 and 3>2 layers)");
     cr_assert_eq(scratch, 2);
     // the strategies differ: Block Influence and `last` keep different layers, and it shows before distillation
     // (in the held-out NLL; the accuracy of a 16-entity benchmark can coincide)
@@ -93,6 +94,31 @@ Test(demo, small_setting_meets_the_required_outcome, .timeout = 600) {
     cr_expect_gt(after, from_scratch, "distilled students beat scratch ones of the same size and budget: %.3f vs %.3f", after,
                  from_scratch);
     free(csv);
+    // the two-round cells: 3 layers at full width, then 2 at half, each round's kept layers a subset of the
+    // round before's (in the teacher's numbering)
+    snprintf(path, sizeof path, "%s/demo/demo/rounds.csv", dir);
+    char* rounds = file_read_all(path, NULL, &e);
+    cr_assert_not_null(rounds, "%s", e.msg);
+    cr_expect(contains(rounds, ",bi-L3>2-ffn96,1,2,3,64,192,") && contains(rounds, ",bi-L3>2-ffn96,2,2,2,64,96,"), "%s", rounds);
+    free(rounds);
+    // the search: its two best shapes by validation loss were distilled and scored on MMLU val, the rest not
+    snprintf(path, sizeof path, "%s/demo/search/search.csv", dir);
+    char* search = file_read_all(path, NULL, &e);
+    cr_assert_not_null(search, "%s", e.msg);
+    int c_score = column(search, "final_score"), c_rank_pruned = column(search, "rank_pruned"), scored = 0, rows = 0;
+    cr_assert(c_score > 0 && c_rank_pruned > 0, "%s", search);
+    for (char* line = strtok(strchr(search, '\n') + 1, "\n"); line; line = strtok(NULL, "\n"), rows++) {
+        char score[32];
+        field_text(line, c_score, score, sizeof score);
+        if (strcmp(score, "nan")) {
+            scored++;
+            cr_expect(field(line, c_rank_pruned) <= 2 && atof(score) >= 0 && atof(score) <= 1, "%s", line);
+        }
+    }
+    cr_expect(scored == 2 && rows > 2, "%d of %d shapes scored after distillation", scored, rows);
+    free(search);
+    snprintf(path, sizeof path, "%s/demo/search/finalist-2/log.csv", dir);
+    cr_expect_eq(access(path, F_OK), 0, "the second finalist was distilled");
     const char* plots[] = {"frontier_speed.png", "frontier_params.png", "frontier_speed.pdf"};
     for (int i = 0; i < 3; i++) {
         snprintf(path, sizeof path, "%s/demo/demo/%s", dir, plots[i]);
@@ -118,15 +144,18 @@ Test(demo, a_new_seed_over_an_old_folder_reruns_everything, .timeout = 300) {
     snprintf(args, sizeof args, "demo %s --out %s/d 2>%s", tiny, dir, log);
     cr_assert_eq(run_arbor(args, "/dev/null"), 0);
     cr_expect_eq(count_lines_with(log, "training the teacher"), 1);
+    cr_expect_eq(count_lines_with(log, "demo: architecture search"), 1);
     // the same seed again: the teacher and every stage are reused
     cr_assert_eq(run_arbor(args, "/dev/null"), 0);
     cr_expect_eq(count_lines_with(log, "training the teacher"), 0, "the teacher is reused");
     cr_expect_eq(count_lines_with(log, " ...\n"), 0, "no stage re-runs");
+    cr_expect_eq(count_lines_with(log, "demo: architecture search"), 0, "nor the search");
     // another seed writes other data: the teacher is trained again and no stage result is reused
     snprintf(args, sizeof args, "demo %s --seed 1 --out %s/d 2>%s", tiny, dir, log);
     cr_assert_eq(run_arbor(args, "/dev/null"), 0);
     cr_expect_eq(count_lines_with(log, "training the teacher"), 1, "a new seed trains a new teacher");
     cr_expect_eq(count_lines_with(log, ": done\n"), 0, "and re-runs every stage");
+    cr_expect_eq(count_lines_with(log, "demo: architecture search"), 1, "and the search");
     char rm[400];
     snprintf(rm, sizeof rm, "rm -rf %s", dir);
     cr_expect_eq(system(rm), 0);
