@@ -82,7 +82,9 @@ static int stage(Ctx* x, const char* name, const char* settings, StageFn fn, int
     char key_path[2300];
     snprintf(key_path, sizeof key_path, "%s/.stage_key", tmp);
     char* tmp_key = access(key_path, F_OK) == 0 ? file_read_all(key_path, NULL, e) : NULL;
-    int resume = tmp_key && !strcmp(tmp_key, key) && (!strcmp(name, "distill") || !strcmp(name, "train"));
+    const char* base;  // the training stages: distill (of any round), train, correct
+    sweep_stage_round(x->cell, name, &base);
+    int resume = tmp_key && !strcmp(tmp_key, key) && (!strcmp(base, "distill") || !strcmp(base, "train") || !strcmp(base, "correct"));
     free(tmp_key);
     if (!resume && (remove_tree(tmp, e) || make_dirs(tmp, e) || file_write_atomic(key_path, key, strlen(key), e))) return -1;
     fprintf(stderr, "sweep: %s %s ...%s\n", x->cell->label, name, resume ? " (resuming its saved state)" : "");

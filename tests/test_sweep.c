@@ -980,46 +980,66 @@ Test(sweep, a_cell_in_use_by_another_run_is_refused) {
     free(cells);
 }
 
+// each training stage (a one-shot cell's distillation, a first round's, teacher correction) killed part
+// way continues from its saved state to the same bits
 Test(sweep, a_killed_distillation_resumes_bit_identically) {
-    const char* body = "[distill]\nsteps = 4\nseq_len = 16\nbatch = 2\n\n[prune]\ncalib_windows = 2\nseq_len = 16\n\n"
-                       "[bench]\nprompt_len = 4\ngen_len = 2\nrepeats = 1\n\n[matrix]\nstrategies = bi\nlayers = 2\n";
-    SweepConfig c;
-    Err e;
-    int n;
-    Cell* cells = sweep_from(body, &c, 2, &n);
-    // straight through, into results/t
-    cr_assert_eq(sweep_run(&c, cells, n, NULL, NULL, 0, 0, &e), 0, "%s", e.msg);
-    char straight[1024], resumed[1024];
-    snprintf(straight, sizeof straight, "%s/results/t/cells/%s/distill/model/model.safetensors", dir, cells[1].id);
-    // killed after step 2 of 4, into results2/t, then run again
-    snprintf(c.out, sizeof c.out, "%s/results2", dir);
-    setenv("ARBOR_TEST_STOP_AT", "2", 1);
-    int rc = sweep_run(&c, cells, n, NULL, NULL, 0, 0, &e);
-    unsetenv("ARBOR_TEST_STOP_AT");
-    cr_assert_eq(rc, -1);
-    cr_expect(contains(e.msg, "stopped after step 2 of 4"), "%s", e.msg);
-    char state[1024];
-    snprintf(state, sizeof state, "%s/results2/t/cells/%s/distill.tmp/train_state.bin", dir, cells[1].id);
-    cr_expect_eq(access(state, F_OK), 0, "the stage's saved state is kept");
-    char marker[1024];
-    snprintf(marker, sizeof marker, "%s/results2/t/cells/%s/distill.tmp/marker", dir, cells[1].id);
-    write_text(marker, "kept");
-    cr_assert_eq(sweep_run(&c, cells, n, NULL, NULL, 0, 0, &e), 0, "%s", e.msg);
-    snprintf(marker, sizeof marker, "%s/results2/t/cells/%s/distill/marker", dir, cells[1].id);
-    cr_expect_eq(access(marker, F_OK), 0, "the re-run continued in the kept folder (from its state), not from scratch");
-    snprintf(resumed, sizeof resumed, "%s/results2/t/cells/%s/distill/model/model.safetensors", dir, cells[1].id);
-    size_t la, lb;
-    char* a = file_read_all(straight, &la, &e);
-    char* b = file_read_all(resumed, &lb, &e);
-    cr_assert(a && b);
-    cr_expect(la == lb && memcmp(a, b, la) == 0, "the resumed student equals the uninterrupted one, bit for bit");
-    free(a), free(b);
-    // and its log has each step once
-    snprintf(state, sizeof state, "%s/results2/t/cells/%s/distill/log.csv", dir, cells[1].id);
-    char* log = slurp(state);
-    cr_expect_eq(count_char(log, '\n'), 5, "header + steps 1..4 once each: %s", log);
-    free(log);
-    free(cells);
+    const char* common = "[prune]\ncalib_windows = 2\nseq_len = 16\n\n[bench]\nprompt_len = 4\ngen_len = 2\nrepeats = 1\n\n";
+    struct {
+        const char *body, *stage;
+        int cell, n_cells;
+    } cases[] = {
+        {"[distill]\nsteps = 4\nseq_len = 16\nbatch = 2\n\n[matrix]\nstrategies = bi\nlayers = 2\n", "distill", 1, 2},
+        {"[distill]\nsteps = 1\nround_steps = 4\nseq_len = 16\nbatch = 2\n\n[matrix]\nstrategies = bi\nlayers = 3>2\n", "round1_distill",
+         1, 2},
+        {"[distill]\nsteps = 1\nseq_len = 16\nbatch = 2\n\n[teacher]\ncorrect_steps = 4\n\n[matrix]\nstrategies = bi\nlayers = 2\n",
+         "correct", 1, 3},
+    };
+    for (int k = 0; k < 3; k++) {
+        char body[2048];
+        snprintf(body, sizeof body, "%s%s", common, cases[k].body);
+        SweepConfig c;
+        Err e;
+        int n;
+        Cell* cells = sweep_from(body, &c, cases[k].n_cells, &n);
+        const char* id = cells[cases[k].cell].id;
+        const char* stage = cases[k].stage;
+        // straight through, into results/t
+        cr_assert_eq(sweep_run(&c, cells, n, NULL, NULL, 0, 0, &e), 0, "%s", e.msg);
+        char straight[1024], resumed[1024];
+        snprintf(straight, sizeof straight, "%s/results/t/cells/%s/%s/model/model.safetensors", dir, id, stage);
+        // killed after step 2 of 4, into results2/t, then run again
+        snprintf(c.out, sizeof c.out, "%s/results2", dir);
+        setenv("ARBOR_TEST_STOP_AT", "2", 1);
+        int rc = sweep_run(&c, cells, n, NULL, NULL, 0, 0, &e);
+        unsetenv("ARBOR_TEST_STOP_AT");
+        cr_assert_eq(rc, -1, "%s", stage);
+        cr_expect(contains(e.msg, "stopped after step 2 of 4"), "%s", e.msg);
+        char state[1024];
+        snprintf(state, sizeof state, "%s/results2/t/cells/%s/%s.tmp/train_state.bin", dir, id, stage);
+        cr_expect_eq(access(state, F_OK), 0, "%s: the stage's saved state is kept", stage);
+        char marker[1024];
+        snprintf(marker, sizeof marker, "%s/results2/t/cells/%s/%s.tmp/marker", dir, id, stage);
+        write_text(marker, "kept");
+        cr_assert_eq(sweep_run(&c, cells, n, NULL, NULL, 0, 0, &e), 0, "%s", e.msg);
+        snprintf(marker, sizeof marker, "%s/results2/t/cells/%s/%s/marker", dir, id, stage);
+        cr_expect_eq(access(marker, F_OK), 0, "%s: the re-run continued in the kept folder (from its state), not from scratch", stage);
+        snprintf(resumed, sizeof resumed, "%s/results2/t/cells/%s/%s/model/model.safetensors", dir, id, stage);
+        size_t la, lb;
+        char* a = file_read_all(straight, &la, &e);
+        char* b = file_read_all(resumed, &lb, &e);
+        cr_assert(a && b);
+        cr_expect(la == lb && memcmp(a, b, la) == 0, "%s: the resumed model equals the uninterrupted one, bit for bit", stage);
+        free(a), free(b);
+        // and its log has each step once
+        snprintf(state, sizeof state, "%s/results2/t/cells/%s/%s/log.csv", dir, id, stage);
+        char* log = slurp(state);
+        cr_expect_eq(count_char(log, '\n'), 5, "%s: header + steps 1..4 once each: %s", stage, log);
+        free(log);
+        free(cells);
+        char rm[700];
+        snprintf(rm, sizeof rm, "rm -rf %s/results %s/results2", dir, dir);
+        cr_assert_eq(system(rm), 0);
+    }
 }
 
 // [distill] nodes / ranks_per_node / gpus_per_node: refused where they cannot run as written, a Slurm
