@@ -51,7 +51,8 @@ typedef struct KernelOps {
     void (*swiglu_backward)(float* dgate, float* dup, const float* dh, const float* gate, const float* up, int N, int F);
     // Causal GQA attention over B sequences of T rows each, rows ordered (b, t), t = position:
     // q (B*T,NH,HS), k and v (B*T,NKV,HS); dq overwritten, dk and dv overwritten; the softmax is
-    // recomputed from q and k. scratch: (threads, 2*T).
+    // recomputed from q and k, in blocks of query rows through matrix products. scratch: (threads,
+    // ATTENTION_BLOCK_ROWS * T).
     void (*attention_backward)(float* dq, float* dk, float* dv, const float* dout, const float* q, const float* k,
                                const float* v, int B, int T, int NH, int NKV, int HS, float* scratch);
     // dwte (V,C) += scatter of dout (N,C) by tokens, in row order (deterministic)

@@ -188,7 +188,7 @@ Test(cuda_train_parity, attention_backward_matches_cpu_and_is_deterministic) {
         float *q = host_random(nq, 120 + s, -1, 1), *k = host_random(nk, 130 + s, -1, 1);
         float *v = host_random(nk, 140 + s, -1, 1), *dout = host_random(nq, 150 + s, -1, 1);
         float *rq = malloc(sizeof(float) * nq), *rk = malloc(sizeof(float) * nk), *rv = malloc(sizeof(float) * nk);
-        float* scratch = malloc(sizeof(float) * (size_t)kernels_cpu_threads() * 2 * T);
+        float* scratch = malloc(sizeof(float) * (size_t)kernels_cpu_threads() * ATTENTION_BLOCK_ROWS * T);
         kernels_cpu()->attention_backward(rq, rk, rv, dout, q, k, v, B, T, NH, NKV, HS, scratch);
         bf16 *dq_in = upload_bf16(ctx, q, nq), *dk_in = upload_bf16(ctx, k, nk), *dv_in = upload_bf16(ctx, v, nk);
         float* ddout = upload_f32(ctx, dout, nq);

@@ -133,8 +133,8 @@ static double att_loss(void* p) {
     return dot(c->out, c->r, (size_t)N * c->NH * c->HS);
 }
 Test(ops_backward, attention) {
-    int T_values[] = {5, 12};  // per-row path, and the sgemm block path (>= 8 rows)
-    for (int k = 0; k < 2; k++) {
+    int T_values[] = {5, 12, 40};  // the forward's per-row and block paths; 40: two backward query blocks (32 + 8)
+    for (int k = 0; k < 3; k++) {
         AttCase c = {.B = 2, .T = T_values[k], .NH = 4, .NKV = 2, .HS = 4};
         int N = c.B * c.T;
         c.seq = malloc(sizeof(int) * N * 2);

@@ -80,11 +80,48 @@ void swiglu_backward_cpu(float* dgate, float* dup, const float* dh, const float*
     }
 }
 
+// Rows [t0, t0 + m) of head h of one sequence (q, dout, dq at that sequence's first row; k, v, dk, dv
+// at its first row and KV group g), as matrix products over the keys 0..t0+m-1 they see:
+//   P = softmax(scale Q K^T) (causal), dP = dO V^T, dS = P (dP - rowsum(P dP)) scale,
+//   dQ = dS K, dK += dS^T Q, dV += P^T dO.
+// P and dP: (m, t0 + m) each, in scratch.
+static void attention_backward_block(float* dq, float* dk, float* dv, const float* dout, const float* q, const float* k,
+                                     const float* v, int t0, int m, int NH, int NKV, int HS, float scale, float* scratch) {
+    int n_keys = t0 + m, ldq = NH * HS, ldk = NKV * HS;
+    float* P = scratch;
+    float* dP = scratch + (size_t)m * n_keys;
+    const float* qb = q + (size_t)t0 * ldq;
+    const float* dob = dout + (size_t)t0 * ldq;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n_keys, HS, scale, qb, ldq, k, ldk, 0.0f, P, n_keys);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n_keys, HS, 1.0f, dob, ldq, v, ldk, 0.0f, dP, n_keys);
+    for (int i = 0; i < m; i++) {  // the causal softmax, then dS in dP's place
+        float* p = P + (size_t)i * n_keys;
+        float* d = dP + (size_t)i * n_keys;
+        int valid = t0 + i + 1;
+        float maxv = -INFINITY;
+        for (int u = 0; u < valid; u++) maxv = p[u] > maxv ? p[u] : maxv;
+        float inv = 1.0f / exp_shifted_sum(p, valid, maxv), pdp = 0.0f;
+#pragma omp simd reduction(+ : pdp)
+        for (int u = 0; u < valid; u++) {
+            p[u] *= inv;
+            pdp += p[u] * d[u];
+        }
+#pragma omp simd
+        for (int u = 0; u < valid; u++) d[u] = p[u] * (d[u] - pdp) * scale;
+        for (int u = valid; u < n_keys; u++) p[u] = 0.0f, d[u] = 0.0f;
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, HS, n_keys, 1.0f, dP, n_keys, k, ldk, 0.0f,
+                dq + (size_t)t0 * ldq, ldq);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, n_keys, HS, m, 1.0f, dP, n_keys, qb, ldq, 1.0f, dk, ldk);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, n_keys, HS, m, 1.0f, P, n_keys, dob, ldq, 1.0f, dv, ldk);
+}
+
 void attention_backward_cpu(float* dq, float* dk, float* dv, const float* dout, const float* q, const float* k,
                             const float* v, int B, int T, int NH, int NKV, int HS, float* scratch) {
-    // One task per (sequence, KV head): it owns that slice of dk and dv, so no two threads add into
-    // the same place and the order of additions is fixed.
-    int group = NH / NKV;
+    // One task per (sequence, KV group): it owns that slice of dk and dv, so no two threads add into the
+    // same place and the order of additions is fixed (the matrix products inside run on this thread).
+    // Query blocks of ATTENTION_BLOCK_ROWS / 2 rows keep P and dP within the scratch the forward needs.
+    int group = NH / NKV, block = ATTENTION_BLOCK_ROWS / 2;
     float scale = 1.0f / sqrtf((float)HS);
     size_t N = (size_t)B * T;
     memset(dk, 0, sizeof(float) * N * NKV * HS);
@@ -92,46 +129,13 @@ void attention_backward_cpu(float* dq, float* dk, float* dv, const float* dout, 
 #pragma omp parallel for schedule(dynamic, 1) if (B * NKV > 1)
     for (int bg = 0; bg < B * NKV; bg++) {
         int b = bg / NKV, g = bg % NKV;
-        float* p = scratch + (size_t)omp_get_thread_num() * 2 * T;
-        float* dp = p + T;
+        float* sc = scratch + (size_t)omp_get_thread_num() * ATTENTION_BLOCK_ROWS * T;
+        size_t row0 = (size_t)b * T, kv = (row0 * NKV + g) * HS;
         for (int hh = 0; hh < group; hh++) {
-            int h = g * group + hh;
-            for (int t = 0; t < T; t++) {
-                size_t row = (size_t)b * T + t;
-                const float* qv = q + (row * NH + h) * HS;
-                const float* dov = dout + (row * NH + h) * HS;
-                float* dqv = dq + (row * NH + h) * HS;
-                // recompute the softmax of this row
-                float maxv = -INFINITY;
-                for (int u = 0; u <= t; u++) {
-                    const float* kv = k + (((size_t)b * T + u) * NKV + g) * HS;
-                    float dot = 0.0f;
-#pragma omp simd reduction(+ : dot)
-                    for (int i = 0; i < HS; i++) dot += qv[i] * kv[i];
-                    p[u] = dot * scale;
-                    if (p[u] > maxv) maxv = p[u];
-                }
-                float inv = 1.0f / exp_shifted_sum(p, t + 1, maxv), pdp = 0.0f;
-                for (int u = 0; u <= t; u++) {
-                    p[u] *= inv;
-                    const float* vv = v + (((size_t)b * T + u) * NKV + g) * HS;
-                    float d = 0.0f;
-#pragma omp simd reduction(+ : d)
-                    for (int i = 0; i < HS; i++) d += dov[i] * vv[i];
-                    dp[u] = d;
-                    pdp += p[u] * d;
-                }
-                memset(dqv, 0, sizeof(float) * HS);
-                for (int u = 0; u <= t; u++) {
-                    size_t kr = (((size_t)b * T + u) * NKV + g) * HS;
-                    float ds = p[u] * (dp[u] - pdp) * scale;
-                    for (int i = 0; i < HS; i++) {
-                        dqv[i] += ds * k[kr + i];
-                        dk[kr + i] += ds * qv[i];
-                        dv[kr + i] += p[u] * dov[i];
-                    }
-                }
-            }
+            size_t qo = (row0 * NH + (size_t)(g * group + hh)) * HS;
+            for (int t0 = 0; t0 < T; t0 += block)
+                attention_backward_block(dq + qo, dk + kv, dv + kv, dout + qo, q + qo, k + kv, v + kv, t0,
+                                         T - t0 < block ? T - t0 : block, NH, NKV, HS, scale, sc);
         }
     }
 }
