@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "../kernels/clock.h"
+#include "../kernels/cpu/fast_exp.h"
 #include "../kernels/cpu/ops_cpu.h"
 #ifdef _OPENMP
 #include <omp.h>
@@ -14,14 +15,22 @@
 
 #define LOSS_CHUNK 64
 
-// softmax of x / T into p (double accumulation); returns log of the normaliser of x / T
-static double softmax_t(const float* x, int n, double T, double* p) {
-    double maxv = x[0];
+// softmax of x / T into p: exp in fp32 (vectorised, kernels/cpu/fast_exp.h), the normaliser summed in
+// double. Returns the log of the normaliser of x / T.
+static double softmax_t(const float* x, int n, float T, float* p) {
+    float maxv = x[0], invT = 1.0f / T;
+#pragma omp simd reduction(max : maxv)
     for (int i = 1; i < n; i++) maxv = x[i] > maxv ? x[i] : maxv;
     double sum = 0;
-    for (int i = 0; i < n; i++) sum += p[i] = exp((x[i] - maxv) / T);
-    for (int i = 0; i < n; i++) p[i] /= sum;
-    return maxv / T + log(sum);
+#pragma omp simd reduction(+ : sum)
+    for (int i = 0; i < n; i++) {
+        p[i] = exp_fast((x[i] - maxv) * invT);
+        sum += p[i];
+    }
+    float inv = (float)(1.0 / sum);
+#pragma omp simd
+    for (int i = 0; i < n; i++) p[i] *= inv;
+    return (double)maxv * invT + log(sum);
 }
 
 // idx[0..K) := the indices of the K largest z, in no particular order,
@@ -51,33 +60,39 @@ static void top_k(const float* z, int V, int K, int* idx) {
     }
 }
 
-// One row: loss terms and dz (V) = d(row loss)/dz, unscaled by the row mean.
+// One row: loss terms, and z (V) overwritten by dz = d(row loss)/dz, unscaled by the row mean. fp32
+// terms, every sum over the vocabulary in double. work: 3 V floats (p, the teacher's p, dz) and 4096 more.
 static void row_loss(const LossConfig* cfg, float* z, const float* zt, int V, int target, double* ce, double* kd,
-                     double* p, double* pt, int* idx) {
-    double T = cfg->temperature > 0 ? cfg->temperature : 1.0, t2 = cfg->t2_scaling ? T * T : 1.0;
-    double* dz = pt + V;  // accumulated gradient in double
-    memset(dz, 0, sizeof(double) * (size_t)V);
+                     float* work, int* idx) {
+    float T = cfg->temperature > 0 ? cfg->temperature : 1.0f, invT = 1.0f / T, t2 = cfg->t2_scaling ? T * T : 1.0f;
+    float *p = work, *pt = p + V, *dz = pt + V;
+    memset(dz, 0, sizeof(float) * (size_t)V);
     *ce = *kd = 0;
     if (cfg->ce_weight != 0.0f) {
-        double lse = softmax_t(z, V, 1.0, p);
+        double lse = softmax_t(z, V, 1.0f, p);
         *ce = lse - z[target];
-        for (int i = 0; i < V; i++) dz[i] += cfg->ce_weight * p[i];
-        dz[target] -= cfg->ce_weight;
+        float w = cfg->ce_weight;
+#pragma omp simd
+        for (int i = 0; i < V; i++) dz[i] += w * p[i];
+        dz[target] -= w;
     }
     if (cfg->kd == KD_KL || cfg->kd == KD_RKL) {
-        double lz = softmax_t(z, V, T, p), lt = softmax_t(zt, V, T, pt);
-        double kl = 0;
+        // log q_i - log p_i = (zt_i - z_i) / T - (lt - lz): the difference of the logits first and of the
+        // log-normalisers in double, so a KL far below the normalisers keeps its digits
+        double lz = softmax_t(z, V, T, p), lt = softmax_t(zt, V, T, pt), kl = 0;
+        float dl = (float)(lt - lz), w = cfg->kd_weight * t2 * invT;
         if (cfg->kd == KD_KL) {
-            for (int i = 0; i < V; i++)
-                if (pt[i] > 0) kl += pt[i] * ((zt[i] / T - lt) - (z[i] / T - lz));
-            for (int i = 0; i < V; i++) dz[i] += cfg->kd_weight * t2 * (p[i] - pt[i]) / T;
-        } else {
-            for (int i = 0; i < V; i++)
-                if (p[i] > 0) kl += p[i] * ((z[i] / T - lz) - (zt[i] / T - lt));
+#pragma omp simd reduction(+ : kl)
             for (int i = 0; i < V; i++) {
-                double lp = z[i] / T - lz, lq = zt[i] / T - lt;
-                dz[i] += cfg->kd_weight * t2 * p[i] * (lp - lq - kl) / T;
+                kl += pt[i] * ((zt[i] - z[i]) * invT - dl);
+                dz[i] += w * (p[i] - pt[i]);
             }
+        } else {
+#pragma omp simd reduction(+ : kl)
+            for (int i = 0; i < V; i++) kl += p[i] * (dl - (zt[i] - z[i]) * invT);
+            float klf = (float)kl;
+#pragma omp simd
+            for (int i = 0; i < V; i++) dz[i] += w * p[i] * (dl - (zt[i] - z[i]) * invT - klf);
         }
         *kd = t2 * kl;
     } else if (cfg->kd == KD_TOPK) {
@@ -85,16 +100,15 @@ static void row_loss(const LossConfig* cfg, float* z, const float* zt, int V, in
         top_k(zt, V, K, idx);
         float* zs = (float*)(idx + V);  // the caller gives idx room for V ints and 2 x 4096 floats
         float* zk = zs + 4096;
+        float* q = dz + V;
         for (int j = 0; j < K; j++) zs[j] = z[idx[j]], zk[j] = zt[idx[j]];
-        double lz = softmax_t(zs, K, T, p), lt = softmax_t(zk, K, T, pt + V + V);
-        const double* q = pt + V + V;
-        double kl = 0;
-        for (int j = 0; j < K; j++)
-            if (q[j] > 0) kl += q[j] * ((zk[j] / T - lt) - (zs[j] / T - lz));
-        for (int j = 0; j < K; j++) dz[idx[j]] += cfg->kd_weight * t2 * (p[j] - q[j]) / T;
+        double lz = softmax_t(zs, K, T, p), lt = softmax_t(zk, K, T, q), kl = 0;
+        float dl = (float)(lt - lz), w = cfg->kd_weight * t2 * invT;
+        for (int j = 0; j < K; j++) kl += q[j] * ((zk[j] - zs[j]) * invT - dl);
+        for (int j = 0; j < K; j++) dz[idx[j]] += w * (p[j] - q[j]);
         *kd = t2 * kl;
     }
-    for (int i = 0; i < V; i++) z[i] = (float)dz[i];
+    memcpy(z, dz, sizeof(float) * (size_t)V);
 }
 
 int lm_head_loss(const LossConfig* cfg, const float* xnf, const float* lm_head, int N, int C, int V,
@@ -111,7 +125,8 @@ int lm_head_loss(const LossConfig* cfg, const float* xnf, const float* lm_head, 
 #ifdef _OPENMP
     threads = omp_get_max_threads();
 #endif
-    double* work = xmalloc(sizeof(double) * (size_t)threads * 4 * (size_t)V);
+    size_t work_stride = 3 * (size_t)V + 4096;
+    float* work = xmalloc(sizeof(float) * (size_t)threads * work_stride);
     size_t idx_stride = (size_t)V + 2 * 4096;
     int* idx = xmalloc(sizeof(int) * (size_t)threads * idx_stride);
     float inv_n = grad_scale / (float)N;
@@ -131,9 +146,8 @@ int lm_head_loss(const LossConfig* cfg, const float* xnf, const float* lm_head, 
 #ifdef _OPENMP
             tid = omp_get_thread_num();
 #endif
-            double* p = work + (size_t)tid * 4 * V;
-            row_loss(cfg, logits + (size_t)r * V, t_logits ? t_logits + (size_t)r * V : NULL, V,
-                     targets ? targets[r0 + r] : 0, &row_ce[r0 + r], &row_kd[r0 + r], p, p + V, idx + (size_t)tid * idx_stride);
+            row_loss(cfg, logits + (size_t)r * V, t_logits ? t_logits + (size_t)r * V : NULL, V, targets ? targets[r0 + r] : 0,
+                     &row_ce[r0 + r], &row_kd[r0 + r], work + (size_t)tid * work_stride, idx + (size_t)tid * idx_stride);
             for (int i = 0; i < V; i++) logits[(size_t)r * V + i] *= inv_n;  // the mean over rows
         }
         // d_xnf (R,C) = dlogits (R,V) @ lm_head (V,C);  d_lm_head (V,C) += dlogits^T @ xnf

@@ -5,6 +5,7 @@
 // the intermediate hidden-state losses (cosine, MSE) between mapped layers.
 #include <criterion/criterion.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -117,4 +118,71 @@ Test(train_grad, qwen2_biases_ce) { check_case("qwen2", 0); }
 Test(train_grad, recomputed_activations_match_torch_too) {
     check_case("qwen3", 1);
     check_case("llama", 1);
+}
+
+// The loss runs in fp32 (vectorised exp, sums in double): at Qwen3's vocabulary of 151,936, against
+// the same formulas in double here, for CE + forward KL at T = 2 with T^2 and for reverse KL. The
+// logits spread over [-12, 12] and the teacher's are a perturbed copy, so KL is small next to the
+// log-normalisers it is the difference of: the case where an fp32 sum would lose it.
+static double ref_softmax(const double* z, int V, double T, double* p) {  // log of the normaliser of z / T
+    double m = z[0], s = 0;
+    for (int i = 1; i < V; i++) m = z[i] > m ? z[i] : m;
+    for (int i = 0; i < V; i++) s += p[i] = exp((z[i] - m) / T);
+    for (int i = 0; i < V; i++) p[i] /= s;
+    return m / T + log(s);
+}
+
+Test(train_grad, fp32_loss_matches_double_at_a_full_vocabulary) {
+    int N = 3, C = 4, V = 151936;
+    float *x = malloc(sizeof(float) * N * C), *w = malloc(sizeof(float) * (size_t)V * C), *tw = malloc(sizeof(float) * (size_t)V * C);
+    float *dx = malloc(sizeof(float) * N * C), *dw = calloc((size_t)V * C, sizeof(float));
+    int targets[3] = {5, 77777, 151935};
+    uint64_t r = 7;
+    for (int i = 0; i < N * C; i++) x[i] = (i % C == 0) ? 1.0f : 0.0f;  // row n reads column 0 of the heads: logits = w[:, 0]
+    for (size_t i = 0; i < (size_t)V * C; i++) {
+        r = r * 6364136223846793005ull + 1442695040888963407ull;
+        w[i] = (float)((double)(r >> 11) / 9007199254740992.0 * 24.0 - 12.0);
+        tw[i] = w[i] + 0.05f * (float)(((r >> 7) & 1023) / 512.0 - 1.0);
+    }
+    double *z = malloc(sizeof(double) * V), *zt = malloc(sizeof(double) * V), *p = malloc(sizeof(double) * V),
+           *q = malloc(sizeof(double) * V);
+    for (int i = 0; i < V; i++) z[i] = w[(size_t)i * C], zt[i] = tw[(size_t)i * C];
+    const char* losses[2] = {"mix:1,kl", "rkl"};
+    for (int k = 0; k < 2; k++) {
+        LossConfig lc;
+        Err e;
+        cr_assert_eq(loss_parse(losses[k], 1, &lc, &e), 0);
+        lc.temperature = k ? 1.0f : 2.0f, lc.t2_scaling = !k;
+        double T = lc.temperature, t2 = k ? 1 : T * T;
+        // the reference: every row has the same logits (x picks column 0), so one row's values are the mean's
+        double lse = ref_softmax(z, V, 1.0, p), ce = lse - z[targets[0]], ce_mean = 0;
+        for (int n = 0; n < N; n++) ce_mean += (lse - z[targets[n]]) / N;
+        double lz = ref_softmax(z, V, T, p), lt = ref_softmax(zt, V, T, q), kl = 0;
+        for (int i = 0; i < V; i++)
+            kl += k ? p[i] * ((z[i] / T - lz) - (zt[i] / T - lt)) : q[i] * ((zt[i] / T - lt) - (z[i] / T - lz));
+        LossValues lv;
+        memset(dw, 0, sizeof(float) * (size_t)V * C);
+        cr_assert_eq(lm_head_loss(&lc, x, w, N, C, V, targets, x, tw, C, 1.0f, dx, dw, &lv, &e), 0, "%s", e.msg);
+        cr_log_info("%s: kd %.9g (double %.9g), ce %.9g (double %.9g)", losses[k], lv.kd, t2 * kl, lv.ce, ce_mean);
+        cr_expect(fabs(lv.kd - t2 * kl) <= 1e-5 * t2 * kl, "%s: KD %.9g vs %.9g in double", losses[k], lv.kd, t2 * kl);
+        if (!k) cr_expect(fabs(lv.ce - ce_mean) <= 1e-6 * ce_mean, "CE %.9g vs %.9g in double (one row %.9g)", lv.ce, ce_mean, ce);
+        // the gradient of the lm_head's column 0 (x = e0 in every row): the mean over rows of dz
+        double worst = 0, scale = 0;
+        double ref_kl = kl;
+        for (int i = 0; i < V; i++) {
+            double g = 0;
+            for (int n = 0; n < N; n++) {
+                double d = k ? t2 * p[i] * ((z[i] / T - lz) - (zt[i] / T - lt) - ref_kl) / T : t2 * (p[i] - q[i]) / T;
+                if (!k) {
+                    double pc = exp(z[i] - lse);
+                    d += pc - (i == targets[n]);
+                }
+                g += d / N;
+            }
+            worst = fmax(worst, fabs(dw[(size_t)i * C] - g));
+            scale = fmax(scale, fabs(g));
+        }
+        cr_expect(worst <= 1e-5 * scale, "%s: worst gradient difference %.3g of the largest %.3g", losses[k], worst, scale);
+    }
+    free(x), free(w), free(tw), free(dx), free(dw), free(z), free(zt), free(p), free(q);
 }

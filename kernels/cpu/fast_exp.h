@@ -9,7 +9,8 @@
 
 #pragma omp declare simd
 static inline float exp_fast(float x) {
-    x = fminf(fmaxf(x, -87.3f), 88.3f);
+    x = x > -87.3f ? x : -87.3f;  // fmaxf/fminf's values (NaN -> -87.3), as compares: fminf is a libm call
+    x = x < 88.3f ? x : 88.3f;    // that stops vectorisation unless -ffinite-math-only
     float k = floorf(fmaf(x, 1.44269504088896341f, 0.5f));
     float r = fmaf(k, -0.693145751953125f, x);
     r = fmaf(k, -1.428606765330187045e-06f, r);
