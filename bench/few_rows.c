@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "harness/cpu_policy.h"
 #include "kernels/check.h"
 #include "kernels/clock.h"
 #include "kernels/ops.h"
@@ -16,6 +17,7 @@ static int cmp(const void* a, const void* b) {
 }
 
 int main(int argc, char** argv) {
+    cpu_policy_apply(argc, argv);  // OpenBLAS kernels for this CPU (and the wait policy), as arbor runs
     int OC = argc > 2 ? atoi(argv[1]) : 3072, C = argc > 2 ? atoi(argv[2]) : 1024;
     const KernelOps* op = kernels_cpu();
     float* w = xaligned_alloc(sizeof(float) * (size_t)OC * C);

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "harness/cpu_policy.h"
 #include "distill/loss.h"
 #include "kernels/check.h"
 #include "kernels/clock.h"
@@ -15,6 +16,7 @@ static int cmp(const void* a, const void* b) {
 }
 
 int main(int argc, char** argv) {
+    cpu_policy_apply(argc, argv);  // OpenBLAS kernels for this CPU (and the wait policy), as arbor runs
     int N = 64, C = 16, V = 151936;
     LossConfig cfg;
     Err e;

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "harness/cpu_policy.h"
 #include "kernels/check.h"
 #include "kernels/cpu/sgemm_rate.h"
 #include "kernels/clock.h"
@@ -31,6 +32,7 @@ static double triad_gbps(size_t n, int reps) {
 }
 
 int main(int argc, char** argv) {
+    cpu_policy_apply(argc, argv);  // OpenBLAS kernels for this CPU (and the wait policy), as arbor runs
     if (argc > 1) omp_set_num_threads(atoi(argv[1]));
     printf("threads %d\n%-34s %10s\n", omp_get_max_threads(), "shape (M x N x K)", "GFLOP/s");
     int square[] = {512, 1024, 2048};

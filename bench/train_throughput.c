@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "harness/cpu_policy.h"
 #include "distill/trainer.h"
 #include "kernels/clock.h"
 #include "kernels/cpu/sgemm_rate.h"
@@ -65,6 +66,7 @@ static void run(const char* what, Model* s, Model* t, int steps, int T, int B, i
 }
 
 int main(int argc, char** argv) {
+    cpu_policy_apply(argc, argv);  // OpenBLAS kernels for this CPU (and the wait policy), as arbor runs
     int steps = argc > 1 ? atoi(argv[1]) : 3, T = argc > 2 ? atoi(argv[2]) : 256, B = argc > 3 ? atoi(argv[3]) : 8;
     Model s, t;
     make_model(&s, 6, 1);

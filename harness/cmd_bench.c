@@ -11,6 +11,7 @@
 #include "bench_cuda.h"
 #include "../evals/cpu_usage.h"
 #include "../evals/roofline.h"
+#include "../kernels/cpu/blas_core.h"
 #include "../models/file_io.h"
 #include "commands.h"
 #include "cpu_policy.h"
@@ -186,8 +187,9 @@ int cmd_bench(int argc, char** argv) {
     // the ceiling the prefill's matmuls are measured against, in the same run (the machine is shared)
     double peak = sgemm_gflops(1024, 1024, 1024, 5);
     const char* what = dir ? dir : arg_str(&cmd, "arch");
-    fprintf(stderr, "bench %s (%s backend, %d threads, wait policy %s): batch %ld, prompt %ld, gen %ld, %d repeats\n", what,
-            m.ops->name, kernels_cpu_threads(), cpu_wait_policy(), B, P, G, r.repeats);
+    char blas[160];
+    fprintf(stderr, "bench %s (%s backend, %d threads, wait policy %s, BLAS kernels %s): batch %ld, prompt %ld, gen %ld, %d repeats\n",
+            what, m.ops->name, kernels_cpu_threads(), cpu_wait_policy(), cpu_blas_note(blas, sizeof blas), B, P, G, r.repeats);
     fprintf(stderr, "  prefill  %10.1f tokens/s  median, range %.1f-%.1f  (%.3f s; matmuls %.0f%% of the time)\n",
             r.prefill_tokens_per_s, r.prefill_tps_min, r.prefill_tps_max, r.prefill_seconds, 100 * r.prefill_matmul_share);
     fprintf(stderr, "  matmuls  %10.1f GFLOP/s  (%.0f%% of cblas_sgemm's %.1f GFLOP/s on 1024^3)\n",
@@ -213,8 +215,8 @@ int cmd_bench(int argc, char** argv) {
     fprintf(stderr, "  cores    %.2f CPU s per wall s; threads waited %.0f%% of their time for a core%s; load %.2f\n",
             r.cpu_per_wall, 100 * r.wait_share, r.wait_share >= CPU_CONTENDED_SHARE ? " (CONTENDED: numbers understate)" : "",
             load);
-    printf("model=%s\nbackend=%s\nthreads=%d\nwait_policy=%s\nbatch=%ld\nprompt_len=%ld\ngen_len=%ld\nrepeats=%d\n", what,
-           m.ops->name, kernels_cpu_threads(), cpu_wait_policy(), B, P, G, r.repeats);
+    printf("model=%s\nbackend=%s\nthreads=%d\nwait_policy=%s\nblas_core=%s\nbatch=%ld\nprompt_len=%ld\ngen_len=%ld\nrepeats=%d\n",
+           what, m.ops->name, kernels_cpu_threads(), cpu_wait_policy(), blas_core_name(), B, P, G, r.repeats);
     printf("prefill_tokens_per_s=%.2f\nprefill_tokens_per_s_min=%.2f\nprefill_tokens_per_s_max=%.2f\n", r.prefill_tokens_per_s,
            r.prefill_tps_min, r.prefill_tps_max);
     printf("prefill_matmul_gflops=%.2f\nprefill_matmul_share=%.4f\n", r.prefill_matmul_gflops, r.prefill_matmul_share);

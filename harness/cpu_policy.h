@@ -11,8 +11,14 @@
 // a fixed thread count are bit-identical; set OMP_NUM_THREADS to use fewer cores).
 #pragma once
 
-// Called first thing in main. May not return (re-exec with OMP_WAIT_POLICY set).
+//
+// The same re-exec sets OPENBLAS_CORETYPE when OpenBLAS chose kernels older than the CPU (blas_core.h).
+#include <stddef.h>
+
+// Called first thing in main. May not return (re-exec with OMP_WAIT_POLICY and/or OPENBLAS_CORETYPE set).
 void cpu_policy_apply(int argc, char** argv);
+// The OpenBLAS kernels running, and whether arbor chose them: "SkylakeX (OpenBLAS chose Prescott ...)".
+const char* cpu_blas_note(char* buf, size_t n);
 // What is in effect: "passive", "active" or "default", and the runnable processes seen besides arbor.
 const char* cpu_wait_policy(void);
 double cpu_other_runnable(void);

@@ -17,6 +17,7 @@
 #include "../models/file_io.h"
 #include "../models/vec.h"
 #include "cpu_policy.h"
+#include "../kernels/cpu/blas_core.h"
 #include "sweep_plan.h"
 
 #define MAX_ATTEMPTS 3  // a contended measurement is repeated up to twice
@@ -199,6 +200,7 @@ static int write_member(const SweepConfig* c, const BenchMember* mem, int n, int
     } else {
         cJSON_AddNumberToObject(mj, "threads", kernels_cpu_threads());
         cJSON_AddStringToObject(mj, "wait_policy", cpu_wait_policy());
+        cJSON_AddStringToObject(mj, "blas_core", blas_core_name());
         struct rusage ru;
         getrusage(RUSAGE_SELF, &ru);
         cJSON_AddNumberToObject(mj, "peak_rss_mb", ru.ru_maxrss / 1024.0);

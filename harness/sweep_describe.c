@@ -13,6 +13,7 @@
 #include "../models/file_io.h"
 #include "../models/token_shard.h"
 #include "cpu_policy.h"
+#include "../kernels/cpu/blas_core.h"
 
 void loss_describe(const LossConfig* l, char* out, size_t n) {
     char kd[128] = "";
@@ -121,6 +122,7 @@ int sweep_describe(const SweepConfig* c, const Cell* cells, int n, Err* e) {
     cJSON_AddStringToObject(be, "precision", c->precision);
     cJSON_AddNumberToObject(be, "threads", kernels_cpu_threads());
     cJSON_AddStringToObject(be, "wait_policy", cpu_wait_policy());
+    cJSON_AddStringToObject(be, "blas_core", blas_core_name());
     cJSON_AddNumberToObject(be, "cpus", (double)sysconf(_SC_NPROCESSORS_ONLN));
     char dir[2200];
     snprintf(dir, sizeof dir, "%s/%s", c->out, c->name);

@@ -601,7 +601,7 @@ static const char* columns[] = {
     "bench.decode_tps_b1_max", "bench.ms_per_token_b1", "bench.prefill_ratio_b1", "bench.decode_ratio_b1", "bench.rounds",
     "bench.contended_rounds", "bench.remeasured", "bench.wait_share_max", "bench.cpu_per_wall", "bench.load_1m", "bench.peak_rss_mb",
     "bench.prompt_len", "bench.gen_len", "bench.precision", "prune.seconds", "distill.seconds", "train.seconds",
-    "eval.seconds", "bench.seconds", "bench.backend", "bench.threads", "bench.wait_policy", "bench.device",
+    "eval.seconds", "bench.seconds", "bench.backend", "bench.threads", "bench.wait_policy", "bench.blas_core", "bench.device",
     "bench.arbor_commit",
 };
 

@@ -138,6 +138,28 @@ Test(cli, bench_reports_throughput) {
         cr_expect(contains(text, policies[i][1]), "%s: %s", policies[i][0], text);
         free(text);
     }
+    // the OpenBLAS kernels match the CPU (OpenBLAS 0.3.21 took this project's AVX-512 Xeon for a Prescott,
+    // SSE3, and sgemm ran at a quarter of the rate); a coretype the user sets is kept
+    __builtin_cpu_init();
+    int avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq") &&
+                 __builtin_cpu_supports("avx512vl");
+    int avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    const char* cores[2] = {"env -u OPENBLAS_CORETYPE", "env OPENBLAS_CORETYPE=Prescott"};
+    for (int i = 0; i < 2; i++) {
+        char cmd[2048];
+        snprintf(cmd, sizeof cmd, "%s %s %s > %s", cores[i], ARBOR_BIN, args, out);
+        cr_assert_eq(system(cmd), 0);
+        text = slurp(out);
+        const char* line = strstr(text, "blas_core=");
+        cr_assert_not_null(line, "%s", text);
+        char core[64] = "";
+        sscanf(line, "blas_core=%63s", core);
+        if (i == 1) cr_expect_str_eq(core, "Prescott", "the user's OPENBLAS_CORETYPE is kept");
+        else if (avx512) cr_expect(!strcmp(core, "SkylakeX") || !strcmp(core, "Cooperlake") || !strcmp(core, "SapphireRapids"), "%s", core);
+        else if (avx2) cr_expect(strcmp(core, "Prescott") && strcmp(core, "Nehalem") && strcmp(core, "Core2") && strcmp(core, "Sandybridge"),
+                                 "an AVX2 CPU gets AVX2 kernels, not %s", core);
+        free(text);
+    }
 }
 
 // Runs arbor with args; expects exit 2 and exactly one stderr line containing phrase.
