@@ -69,7 +69,8 @@ static int write_sweep_config(const char* out, const DemoSize* z, Err* e) {
                        "[eval]\nmmlu = %s/data/mmlu\nshots = 0\nsubjects = miscellaneous\nppl_seq_len = 64\nppl_tokens = 4096\n\n"
                        "[bench]\nbatch = 1\nprompt_len = 32\ngen_len = 16\nrepeats = 3\n\n"
                        "[matrix]\nstrategies = bi, last\nlayers = %d, %d, %d>%d\nffn = %d\n\n[scratch]\nenabled = true\n",
-                       out, out, out, out, out, out, z->distill_steps, (z->distill_steps + 1) / 2, out, z->layers / 2, z->layers - 1, z->layers - 1, z->layers / 2,
+                       out, out, out, out, out, out, z->distill_steps, (z->distill_steps + 1) / 2, out,
+                       z->layers / 2, z->layers - 1, z->layers - 1, z->layers / 2,
                        z->ffn / 2);
     char path[4200];
     snprintf(path, sizeof path, "%s/demo.ini", out);

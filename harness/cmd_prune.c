@@ -174,13 +174,15 @@ int cmd_prune(int argc, char** argv) {
         if (!bad && arg_str(&cmd, "memory-mb")) bad = arg_double(&cmd, "memory-mb", 1e-6, 1e12, &memory_mb, &e);
         if (!bad && arg_str(&cmd, "tps")) bad = arg_double(&cmd, "tps", 1e-9, 1e15, &min_tps, &e);
         if (!bad && (memory_mb > 0 || min_tps > 0))
-            bad = arg_long(&cmd, "kv-batch", min_tps > 0, 1 << 20, &kv_batch, &e) || arg_long(&cmd, "kv-context", 0, 1 << 30, &kv_context, &e);
+            bad = arg_long(&cmd, "kv-batch", min_tps > 0, 1 << 20, &kv_batch, &e) ||
+                  arg_long(&cmd, "kv-context", 0, 1 << 30, &kv_context, &e);
         if (!bad && tps_device && device_spec(tps_device, &tps_spec))
             bad = err_set(&e, "prune: --tps-device must be h100, h200 or a100, not '%s'", tps_device);
         if (!bad && tps_device && !min_tps) bad = err_set(&e, "prune: --tps-device without --tps");
         if (!bad && strcmp(precision, "bf16") && strcmp(precision, "fp32"))
             bad = err_set(&e, "prune: --precision must be bf16 or fp32, not '%s'", precision);
-        if (!bad && !budget && !ratio && !memory_mb && !min_tps) bad = err_set(&e, "prune: --search needs --params, --ratio, --memory-mb or --tps");
+        if (!bad && !budget && !ratio && !memory_mb && !min_tps)
+            bad = err_set(&e, "prune: --search needs --params, --ratio, --memory-mb or --tps");
         if (!bad)
             bad = arg_long(&cmd, "finalists", 0, 1 << 16, &finalists, &e) || arg_long(&cmd, "finalist-steps", 1, 1L << 30, &finalist_steps, &e) ||
                   arg_long(&cmd, "finalist-batch", 1, 1 << 16, &finalist_batch, &e) ||

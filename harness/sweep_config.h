@@ -8,7 +8,7 @@
 //               [data] distill for correct_steps steps before any student is pruned or distilled from it)
 //   [data]      calib, distill, val
 //   [prune]     calib_windows, seq_len, aggregation, ablation_windows, bi_after_norm
-//   [distill]   steps, round_steps (each round but the last of a cell with rounds), tokens, seq_len, batch, grad_accum, lr, min_lr, warmup, schedule, loss, kd_temp,
+//   [distill]   steps, round_steps (the rounds before the last of a cell with rounds), tokens, seq_len, batch, grad_accum, lr, min_lr, warmup, schedule, loss, kd_temp,
 //               t2, weight_decay, clip, seed, nodes, ranks_per_node (CPU: MPI ranks), gpus_per_node (CUDA: a
 //               rank per GPU). batch x grad_accum is the global batch whatever the ranks: each rank
 //               accumulates grad_accum / ranks micro-batches, so the ranks do not change the result.
@@ -115,6 +115,7 @@ typedef struct {
     int round[SWEEP_MAX_ROUNDS][5];  // each round's targets in sweep_axes order, 0: keep what the round starts with
 } Cell;
 
-// The cells of the sweep: the teacher, the corrected teacher (with correct_steps), each baseline, the matrix (strategy x layers x ffn x hidden x
-// heads x kv_heads), and a scratch cell per distinct pruned shape when enabled. *cells is malloc'd.
+// The cells of the sweep: the teacher, the corrected teacher (with correct_steps), each baseline, the
+// matrix (strategy x layers x ffn x hidden x heads x kv_heads), and a scratch cell per distinct final
+// pruned shape when enabled. *cells is malloc'd.
 int sweep_cells(const SweepConfig* c, Cell** cells, int* n);

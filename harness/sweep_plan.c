@@ -97,7 +97,7 @@ void sweep_stage_plan(const SweepConfig* c, const Cell* cell, const char* stage,
         ADD(" teacher=%s data=%s steps=%d batch=%d accum=%d seq=%d lr=%.9g min_lr=%.9g warmup=%d total=%d cosine=%d"
             " b1=%.9g b2=%.9g eps=%.9g wd=%.9g clip=%.9g ce=%.9g kdw=%.9g kd=%d temp=%.9g t2=%d topk=%d kd_auto=%.9g"
             " hidden=%d val_every=%d val_windows=%d val_fraction=%.9g seed=%llu gpu=%d save_every=%d%s%s",
-            kd ? c->teacher : !strcmp(stage, "correct") ? c->teacher : "", c->distill_data, tc.steps, tc.batch, tc.grad_accum, tc.seq_len, o->lr, o->min_lr, o->warmup,
+            kd || !strcmp(stage, "correct") ? c->teacher : "", c->distill_data, tc.steps, tc.batch, tc.grad_accum, tc.seq_len, o->lr, o->min_lr, o->warmup,
             o->total_steps, o->cosine, o->beta1, o->beta2, o->eps, o->weight_decay, o->clip, l->ce_weight, l->kd_weight, (int)l->kd,
             l->temperature, l->t2_scaling, l->topk, l->kd_auto_scale, (int)tc.hidden_kind, tc.val_every, tc.val_windows, tc.val_fraction,
             (unsigned long long)tc.seed, tc.gpu, tc.save_every, kd ? teacher_note : "", kd ? round_note : "");
