@@ -15,21 +15,20 @@
 
 #define LOSS_CHUNK 64
 
-// softmax of x / T into p: exp in fp32 (vectorised, kernels/cpu/fast_exp.h), the normaliser summed in
-// double. Returns the log of the normaliser of x / T.
-static double softmax_t(const float* x, int n, float T, float* p) {
+// The exponentials of a softmax of x / T, unnormalised, into e (fp32, the vectorised exp of
+// kernels/cpu/fast_exp.h), with *inv = 1 / their sum (summed in double): p_i = e_i x *inv. Returns the
+// log of the normaliser of x / T.
+static double softmax_t(const float* x, int n, float T, float* e, float* inv) {
     float maxv = x[0], invT = 1.0f / T;
 #pragma omp simd reduction(max : maxv)
     for (int i = 1; i < n; i++) maxv = x[i] > maxv ? x[i] : maxv;
     double sum = 0;
 #pragma omp simd reduction(+ : sum)
     for (int i = 0; i < n; i++) {
-        p[i] = exp_fast((x[i] - maxv) * invT);
-        sum += p[i];
+        e[i] = exp_fast((x[i] - maxv) * invT);
+        sum += e[i];
     }
-    float inv = (float)(1.0 / sum);
-#pragma omp simd
-    for (int i = 0; i < n; i++) p[i] *= inv;
+    *inv = (float)(1.0 / sum);
     return (double)maxv * invT + log(sum);
 }
 
@@ -60,55 +59,67 @@ static void top_k(const float* z, int V, int K, int* idx) {
     }
 }
 
-// One row: loss terms, and z (V) overwritten by dz = d(row loss)/dz, unscaled by the row mean. fp32
-// terms, every sum over the vocabulary in double. work: 3 V floats (p, the teacher's p, dz) and 4096 more.
-static void row_loss(const LossConfig* cfg, float* z, const float* zt, int V, int target, double* ce, double* kd,
+// One row: loss terms, and z (V) overwritten by scale x d(row loss)/dz. fp32 terms, every sum over the
+// vocabulary in double; the softmaxes stay unnormalised (their 1 / sum beside them) and z is written in
+// one last pass. The KL's log-ratio is (zt - z) / T - (lt - lz): the logits' difference first and the
+// log-normalisers' in double, so a KL far below the normalisers keeps its digits. work: 3 V floats and
+// 4096 more.
+static void row_loss(const LossConfig* cfg, float* z, const float* zt, int V, int target, float scale, double* ce, double* kd,
                      float* work, int* idx) {
     float T = cfg->temperature > 0 ? cfg->temperature : 1.0f, invT = 1.0f / T, t2 = cfg->t2_scaling ? T * T : 1.0f;
-    float *p = work, *pt = p + V, *dz = pt + V;
-    memset(dz, 0, sizeof(float) * (size_t)V);
+    float *e1 = work, *ez = e1 + V, *et = ez + V;  // exp of z, of z / T, of zt / T
+    float inv1 = 0, invz = 0, invt = 0, wce = cfg->ce_weight, b = scale * cfg->kd_weight * t2 * invT;
+    int kl = cfg->kd == KD_KL || cfg->kd == KD_RKL;
+    double lse = 0, lz = 0, lt = 0, sum = 0;
     *ce = *kd = 0;
-    if (cfg->ce_weight != 0.0f) {
-        double lse = softmax_t(z, V, 1.0f, p);
+    if (wce != 0.0f) {
+        lse = softmax_t(z, V, 1.0f, e1, &inv1);
         *ce = lse - z[target];
-        float w = cfg->ce_weight;
-#pragma omp simd
-        for (int i = 0; i < V; i++) dz[i] += w * p[i];
-        dz[target] -= w;
     }
-    if (cfg->kd == KD_KL || cfg->kd == KD_RKL) {
-        // log q_i - log p_i = (zt_i - z_i) / T - (lt - lz): the difference of the logits first and of the
-        // log-normalisers in double, so a KL far below the normalisers keeps its digits
-        double lz = softmax_t(z, V, T, p), lt = softmax_t(zt, V, T, pt), kl = 0;
-        float dl = (float)(lt - lz), w = cfg->kd_weight * t2 * invT;
-        if (cfg->kd == KD_KL) {
-#pragma omp simd reduction(+ : kl)
-            for (int i = 0; i < V; i++) {
-                kl += pt[i] * ((zt[i] - z[i]) * invT - dl);
-                dz[i] += w * (p[i] - pt[i]);
-            }
-        } else {
-#pragma omp simd reduction(+ : kl)
-            for (int i = 0; i < V; i++) kl += p[i] * (dl - (zt[i] - z[i]) * invT);
-            float klf = (float)kl;
-#pragma omp simd
-            for (int i = 0; i < V; i++) dz[i] += w * p[i] * (dl - (zt[i] - z[i]) * invT - klf);
+    if (kl && wce != 0.0f && T == 1.0f) {
+        ez = e1, invz = inv1, lz = lse;  // the same softmax
+    } else if (kl) {
+        lz = softmax_t(z, V, T, ez, &invz);
+    }
+    if (kl) lt = softmax_t(zt, V, T, et, &invt);
+    if (wce == 0.0f) e1 = et;  // read with weight 0: any finite values
+    float a = scale * wce * inv1, dl = (float)(lt - lz);
+    if (cfg->kd == KD_KL) {
+#pragma omp simd reduction(+ : sum)
+        for (int i = 0; i < V; i++) {
+            float q = et[i] * invt;
+            sum += q * ((zt[i] - z[i]) * invT - dl);
+            z[i] = a * e1[i] + b * (ez[i] * invz - q);
         }
-        *kd = t2 * kl;
-    } else if (cfg->kd == KD_TOPK) {
-        int K = cfg->topk < V ? cfg->topk : V;
-        top_k(zt, V, K, idx);
+    } else if (cfg->kd == KD_RKL) {
+#pragma omp simd reduction(+ : sum)
+        for (int i = 0; i < V; i++) sum += ez[i] * invz * (dl - (zt[i] - z[i]) * invT);
+        float klf = (float)sum;
+#pragma omp simd
+        for (int i = 0; i < V; i++) {
+            float p = ez[i] * invz;
+            z[i] = a * e1[i] + b * p * (dl - (zt[i] - z[i]) * invT - klf);
+        }
+    } else {
+        int K = cfg->kd == KD_TOPK ? (cfg->topk < V ? cfg->topk : V) : 0;
         float* zs = (float*)(idx + V);  // the caller gives idx room for V ints and 2 x 4096 floats
         float* zk = zs + 4096;
-        float* q = dz + V;
-        for (int j = 0; j < K; j++) zs[j] = z[idx[j]], zk[j] = zt[idx[j]];
-        double lz = softmax_t(zs, K, T, p), lt = softmax_t(zk, K, T, q), kl = 0;
-        float dl = (float)(lt - lz), w = cfg->kd_weight * t2 * invT;
-        for (int j = 0; j < K; j++) kl += q[j] * ((zk[j] - zs[j]) * invT - dl);
-        for (int j = 0; j < K; j++) dz[idx[j]] += w * (p[j] - q[j]);
-        *kd = t2 * kl;
+        if (K) {  // the KL over the teacher's top K, both renormalised there
+            top_k(zt, V, K, idx);
+            for (int j = 0; j < K; j++) zs[j] = z[idx[j]], zk[j] = zt[idx[j]];
+            lz = softmax_t(zs, K, T, ez, &invz), lt = softmax_t(zk, K, T, et, &invt), dl = (float)(lt - lz);
+            for (int j = 0; j < K; j++) sum += et[j] * invt * ((zk[j] - zs[j]) * invT - dl);
+        }
+        if (wce == 0.0f) {
+            memset(z, 0, sizeof(float) * (size_t)V);
+        } else {
+#pragma omp simd
+            for (int i = 0; i < V; i++) z[i] = a * e1[i];
+        }
+        for (int j = 0; j < K; j++) z[idx[j]] += b * (ez[j] * invz - et[j] * invt);
     }
-    memcpy(z, dz, sizeof(float) * (size_t)V);
+    if (wce != 0.0f) z[target] -= scale * wce;
+    *kd = t2 * sum;
 }
 
 int lm_head_loss(const LossConfig* cfg, const float* xnf, const float* lm_head, int N, int C, int V,
@@ -147,8 +158,8 @@ int lm_head_loss(const LossConfig* cfg, const float* xnf, const float* lm_head, 
             tid = omp_get_thread_num();
 #endif
             row_loss(cfg, logits + (size_t)r * V, t_logits ? t_logits + (size_t)r * V : NULL, V, targets ? targets[r0 + r] : 0,
-                     &row_ce[r0 + r], &row_kd[r0 + r], work + (size_t)tid * work_stride, idx + (size_t)tid * idx_stride);
-            for (int i = 0; i < V; i++) logits[(size_t)r * V + i] *= inv_n;  // the mean over rows
+                     inv_n, &row_ce[r0 + r], &row_kd[r0 + r], work + (size_t)tid * work_stride,
+                     idx + (size_t)tid * idx_stride);  // inv_n: the mean over rows
         }
         // d_xnf (R,C) = dlogits (R,V) @ lm_head (V,C);  d_lm_head (V,C) += dlogits^T @ xnf
         if (d_lm_head) {
