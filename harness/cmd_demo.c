@@ -77,6 +77,17 @@ static int write_sweep_config(const char* out, const DemoSize* z, Err* e) {
     return file_write_atomic(path, text, (size_t)len, e);
 }
 
+// A demo step's result is reused while OUT/NAME.key holds the key of what made it and `output` exists:
+// 1 to reuse; 0 to redo, the stale key removed first (-1 when it cannot be); the step writes the key last.
+static int reuse_or_forget(const char* key_path, const char* key, const char* output, Err* e) {
+    char* have = access(key_path, F_OK) == 0 ? file_read_all(key_path, NULL, e) : NULL;
+    int reuse = have && !strcmp(have, key) && access(output, F_OK) == 0;
+    free(have);
+    if (reuse) return 1;
+    if (unlink(key_path) != 0 && errno != ENOENT) return err_set(e, "%s: cannot remove (%s)", key_path, strerror(errno));
+    return 0;
+}
+
 // An architecture search under 60% of the teacher's parameters: every shape on the grid pruned and ranked
 // by validation loss, the best two distilled (a third of the sweep's steps) and ranked again by MMLU
 // validation accuracy. Reused while `key` (the teacher's) and these settings stay the same.
@@ -87,11 +98,8 @@ static int demo_search(const char* out, const char* key, const DemoSize* z, Err*
     snprintf(csv, sizeof csv, "%s/search.csv", dir);
     int steps = z->distill_steps / 3 > 0 ? z->distill_steps / 3 : 1;
     snprintf(full_key, sizeof full_key, "search v1 ratio=0.6 finalists=2 steps=%d | %s", steps, key);
-    char* have = access(key_path, F_OK) == 0 ? file_read_all(key_path, NULL, e) : NULL;
-    int reuse = have && !strcmp(have, full_key) && access(csv, F_OK) == 0;
-    free(have);
-    if (reuse) return 0;
-    if (unlink(key_path) != 0 && errno != ENOENT) return err_set(e, "%s: cannot remove (%s)", key_path, strerror(errno));
+    int reuse = reuse_or_forget(key_path, full_key, csv, e);
+    if (reuse) return reuse < 0 ? -1 : 0;
     char a[48][4200];
     int n = 0;
 #define ARG(...) snprintf(a[n++], sizeof a[0], __VA_ARGS__)
@@ -192,16 +200,11 @@ int cmd_demo(int argc, char** argv) {
     snprintf(key, sizeof key, "teacher v1 seed=%ld entities=%d repeats=%d steps=%d shape=%d,%d,%d vocab=%d data=%s\n", seed,
              z.entities, z.repeats, z.teacher_steps, z.layers, z.hidden, z.ffn, vocab, data_hash);
     snprintf(key_path, sizeof key_path, "%s/teacher.key", out);
-    char* have = access(key_path, F_OK) == 0 ? file_read_all(key_path, NULL, &e) : NULL;
     snprintf(path, sizeof path, "%s/teacher/model/config.json", out);
-    int reuse = have && !strcmp(have, key) && access(path, F_OK) == 0;
-    free(have);
+    int reuse = reuse_or_forget(key_path, key, path, &e);
+    if (reuse < 0) return fail(&e);
     if (!reuse) {
         snprintf(path, sizeof path, "%s/teacher", out);
-        if (unlink(key_path) != 0 && errno != ENOENT) {
-            err_set(&e, "%s: cannot remove (%s)", key_path, strerror(errno));
-            return fail(&e);
-        }
         if (remove_tree(path, &e)) return fail(&e);
         fprintf(stderr, "demo: training the teacher (%d steps)\n", z.teacher_steps);
         if (train_teacher(out, &z, (uint64_t)seed, vocab, &e) || file_write_atomic(key_path, key, strlen(key), &e))

@@ -88,16 +88,16 @@ void sweep_stage_plan(const SweepConfig* c, const Cell* cell, const char* stage,
             c->teacher, c->calib, co.windows, co.seq_len, co.batch, (int)co.agg, co.gpu, (int)t.depth, t.layers, t.ffn,
             t.heads, t.kv_heads, t.hidden, co.bi_after_norm, co.ablation_windows, teacher_note, round_note);
     } else if (!strcmp(base, "distill") || !strcmp(base, "train") || !strcmp(stage, "correct")) {
-        int kd = !strcmp(base, "distill");
+        int kd = !strcmp(base, "distill"), correct = !strcmp(stage, "correct");
         TrainConfig tc;
-        if (!strcmp(stage, "correct")) plan_correct(c, &tc);
+        if (correct) plan_correct(c, &tc);
         else plan_train(c, kd, kd && round < cell->n_rounds - 1 ? c->round_steps : c->steps, &tc);
         const OptimConfig* o = &tc.optim;
         const LossConfig* l = &tc.loss;
         ADD(" teacher=%s data=%s steps=%d batch=%d accum=%d seq=%d lr=%.9g min_lr=%.9g warmup=%d total=%d cosine=%d"
             " b1=%.9g b2=%.9g eps=%.9g wd=%.9g clip=%.9g ce=%.9g kdw=%.9g kd=%d temp=%.9g t2=%d topk=%d kd_auto=%.9g"
             " hidden=%d val_every=%d val_windows=%d val_fraction=%.9g seed=%llu gpu=%d save_every=%d%s%s",
-            kd || !strcmp(stage, "correct") ? c->teacher : "", c->distill_data, tc.steps, tc.batch, tc.grad_accum, tc.seq_len, o->lr, o->min_lr, o->warmup,
+            kd || correct ? c->teacher : "", c->distill_data, tc.steps, tc.batch, tc.grad_accum, tc.seq_len, o->lr, o->min_lr, o->warmup,
             o->total_steps, o->cosine, o->beta1, o->beta2, o->eps, o->weight_decay, o->clip, l->ce_weight, l->kd_weight, (int)l->kd,
             l->temperature, l->t2_scaling, l->topk, l->kd_auto_scale, (int)tc.hidden_kind, tc.val_every, tc.val_windows, tc.val_fraction,
             (unsigned long long)tc.seed, tc.gpu, tc.save_every, kd ? teacher_note : "", kd ? round_note : "");

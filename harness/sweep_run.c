@@ -129,16 +129,30 @@ static int add_shape(cJSON* m, const ModelConfig* c) {
     return 0;
 }
 
+static cJSON* read_json_file(const char* path) {
+    Err e;
+    char* text = access(path, F_OK) == 0 ? file_read_all(path, NULL, &e) : NULL;
+    cJSON* j = text ? cJSON_Parse(text) : NULL;
+    free(text);
+    return j;
+}
+
+// a finished stage's metrics (NULL when it has not finished)
+static cJSON* stage_metrics(const char* cell_dir, const char* stage_name) {
+    char done[2800], path[2800];
+    snprintf(done, sizeof done, "%s/%s.done", cell_dir, stage_name);
+    snprintf(path, sizeof path, "%s/%s/metrics.json", cell_dir, stage_name);
+    return access(done, F_OK) == 0 ? read_json_file(path) : NULL;
+}
+
 // The layers of the teacher that round r's source model holds (all of them in round 0; after that, the
 // previous round's prune metrics list them): teacher_layer (n) maps the source's layer i to the teacher's.
 static int source_layers(const Ctx* x, int n, int* teacher_layer, Err* e) {
     for (int i = 0; i < n; i++) teacher_layer[i] = i;
     if (x->round == 0) return 0;
-    char stage_name[64], path[2600];
+    char stage_name[64];
     sweep_round_stage(x->cell->n_rounds, x->round - 1, "prune", stage_name, sizeof stage_name);
-    snprintf(path, sizeof path, "%s/%s/metrics.json", x->dir, stage_name);
-    char* text = file_read_all(path, NULL, e);
-    cJSON* j = text ? cJSON_Parse(text) : NULL;
+    cJSON* j = stage_metrics(x->dir, stage_name);  // done: this round's prune is keyed on it
     const cJSON* kept = cJSON_GetObjectItem(j, "kept_layers");
     int got = 0;
     for (const char* p = cJSON_IsString(kept) ? kept->valuestring : ""; *p && got < n;) {
@@ -149,8 +163,8 @@ static int source_layers(const Ctx* x, int n, int* teacher_layer, Err* e) {
         p = end;
     }
     cJSON_Delete(j);
-    free(text);
-    return got == n ? 0 : err_set(e, "%s: kept_layers does not list the %d layers of the round's model", path, n);
+    return got == n ? 0 : err_set(e, "%s/%s/metrics.json: kept_layers does not list the %d layers of the round's model", x->dir,
+                                  stage_name, n);
 }
 
 static int prune_stage(Ctx* x, const char* tmp, cJSON* metrics, Err* e) {
@@ -160,9 +174,12 @@ static int prune_stage(Ctx* x, const char* tmp, cJSON* metrics, Err* e) {
     Shard calib;
     // round 0 prunes the teacher; each later round the model the round before distilled, scored again
     char source[2600], prev[64];
-    sweep_round_stage(cell->n_rounds, x->round - 1, "distill", prev, sizeof prev);
-    if (x->round == 0) snprintf(source, sizeof source, "%s", x->in->student_teacher_dir);
-    else snprintf(source, sizeof source, "%s/%s/model", x->dir, prev);
+    if (x->round == 0) {
+        snprintf(source, sizeof source, "%s", x->in->student_teacher_dir);
+    } else {
+        sweep_round_stage(cell->n_rounds, x->round - 1, "distill", prev, sizeof prev);
+        snprintf(source, sizeof source, "%s/%s/model", x->dir, prev);
+    }
     if (model_load(&m, source, e)) return -1;
     int rc = shard_open(&calib, c->calib, e);
     Importance imp;
@@ -605,6 +622,15 @@ static const char* columns[] = {
     "bench.arbor_commit",
 };
 
+// DIR/NAME := out, atomically; out is freed
+static int write_table(const char* dir, const char* name, ByteVec* out, Err* e) {
+    char path[2400];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    int rc = file_write_atomic(path, out->data, out->len, e);
+    free(out->data);
+    return rc;
+}
+
 // DIR/mmlu_subjects.csv: every cell's per-subject, per-category and overall MMLU rows side by side
 static int collect_subjects(const char* dir, const char* cells_dir, Err* e) {
     DIR* d = opendir(cells_dir);
@@ -634,27 +660,7 @@ static int collect_subjects(const char* dir, const char* cells_dir, Err* e) {
         free(text);
     }
     closedir(d);
-    char path[2200];
-    snprintf(path, sizeof path, "%s/mmlu_subjects.csv", dir);
-    int rc = file_write_atomic(path, out.data, out.len, e);
-    free(out.data);
-    return rc;
-}
-
-static cJSON* read_json_file(const char* path) {
-    Err e;
-    char* text = access(path, F_OK) == 0 ? file_read_all(path, NULL, &e) : NULL;
-    cJSON* j = text ? cJSON_Parse(text) : NULL;
-    free(text);
-    return j;
-}
-
-// a finished stage's metrics (NULL when it has not finished)
-static cJSON* stage_metrics(const char* cell_dir, const char* stage_name) {
-    char done[2800], path[2800];
-    snprintf(done, sizeof done, "%s/%s.done", cell_dir, stage_name);
-    snprintf(path, sizeof path, "%s/%s/metrics.json", cell_dir, stage_name);
-    return access(done, F_OK) == 0 ? read_json_file(path) : NULL;
+    return write_table(dir, "mmlu_subjects.csv", &out, e);
 }
 
 typedef struct {
@@ -670,7 +676,15 @@ static int row_order(const void* a, const void* b) {  // teacher, baselines, pru
     return strcmp(x->label, y->label);
 }
 
-static void csv_field(ByteVec* out, const char* v);
+// rows sorted (row_order) onto out; the rows are freed
+static void append_rows(ByteVec* out, Row* rows, int n) {
+    qsort(rows, (size_t)n, sizeof(Row), row_order);
+    for (int i = 0; i < n; i++) {
+        bytevec_append(out, rows[i].text, strlen(rows[i].text));
+        free(rows[i].text);
+    }
+    free(rows);
+}
 
 // DIR/rounds.csv: every pruned cell's rounds in order (one row for a one-shot cell): the shape each
 // prune reached, the teacher layers it kept, where its scores are, and what the distillation after it
@@ -694,8 +708,9 @@ static int collect_rounds(const char* dir, const char* cells_dir, Err* e) {
         const cJSON* label = cJSON_GetObjectItem(info, "label");
         const cJSON* n_rounds = cJSON_GetObjectItem(info, "rounds");
         const cJSON* order = cJSON_GetObjectItem(info, "order");
-        int rounds = cJSON_IsNumber(n_rounds) ? n_rounds->valueint : 1;
-        for (int r = 1; r <= rounds && cJSON_IsString(kind) && !strcmp(kind->valuestring, "pruned"); r++) {
+        int pruned = cJSON_IsString(kind) && !strcmp(kind->valuestring, "pruned");
+        int rounds = !pruned ? 0 : cJSON_IsNumber(n_rounds) ? n_rounds->valueint : 1;
+        for (int r = 1; r <= rounds; r++) {
             char prune_name[64], distill_name[64];
             sweep_round_stage(rounds, r - 1, "prune", prune_name, sizeof prune_name);
             sweep_round_stage(rounds, r - 1, "distill", distill_name, sizeof distill_name);
@@ -729,17 +744,8 @@ static int collect_rounds(const char* dir, const char* cells_dir, Err* e) {
         cJSON_Delete(info);
     }
     closedir(d);
-    qsort(rows, (size_t)n_rows, sizeof(Row), row_order);
-    for (int i = 0; i < n_rows; i++) {
-        bytevec_append(&out, rows[i].text, strlen(rows[i].text));
-        free(rows[i].text);
-    }
-    free(rows);
-    char path[2200];
-    snprintf(path, sizeof path, "%s/rounds.csv", dir);
-    int rc = file_write_atomic(path, out.data, out.len, e);
-    free(out.data);
-    return rc;
+    append_rows(&out, rows, n_rows);
+    return write_table(dir, "rounds.csv", &out, e);
 }
 
 static void csv_field(ByteVec* out, const char* v) {
@@ -838,19 +844,13 @@ int sweep_collect(const char* dir, Err* e) {
         for (int s = 0; s < N_STAGES; s++) cJSON_Delete(c->metrics[s]);
         cJSON_Delete(c->info);
     }
-    qsort(rows, (size_t)n_cells, sizeof(Row), row_order);
-    for (int i = 0; i < n_cells; i++) {
-        bytevec_append(&csv, rows[i].text, strlen(rows[i].text));
-        free(rows[i].text);
-    }
-    free(rows);
+    append_rows(&csv, rows, n_cells);
     free(cf);
     for (size_t k = 0; k < ncol; k++) free(cols[k]);
     free(cols);
     char out[2200];
     snprintf(out, sizeof out, "%s/results.csv", dir);
-    int rc = file_write_atomic(out, csv.data, csv.len, e) || collect_subjects(dir, cells_dir, e) || collect_rounds(dir, cells_dir, e);
-    free(csv.data);
+    int rc = write_table(dir, "results.csv", &csv, e) || collect_subjects(dir, cells_dir, e) || collect_rounds(dir, cells_dir, e);
     if (!rc) fprintf(stderr, "collect: %d cells -> %s\n", n_cells, out);
     return rc;
 }

@@ -161,7 +161,7 @@ int prune_search(const Model* m, const Importance* imp, const int* tokens, int64
                                 tps[0], tps[0] < o->min_tps ? " (below the budget)" : "");
                         if (tps[0] < o->min_tps) continue;
                     }
-                    if (count == cap) cand = realloc(cand, sizeof(SearchCandidate) * (size_t)(cap *= 2));
+                    if (count == cap) cand = xrealloc(cand, sizeof(SearchCandidate) * (size_t)(cap *= 2));
                     cand[count++] = (SearchCandidate){layers, hidden, ffn, heads, params, mb, tps[0], tps[1], tps[2], NAN, 0, NAN};
                 }
     if (count == 0) {

@@ -116,14 +116,12 @@ Test(demo, small_setting_meets_the_required_outcome, .timeout = 600) {
     // the two-round cells: 3 layers at full width, then 2 at half, each round's kept layers a subset of the
     // round before's (in the teacher's numbering)
     snprintf(path, sizeof path, "%s/demo/demo/rounds.csv", dir);
-    char* rounds = file_read_all(path, NULL, &e);
-    cr_assert_not_null(rounds, "%s", e.msg);
+    char* rounds = slurp(path);
     cr_expect(contains(rounds, ",bi-L3>2-ffn96,1,2,3,64,192,") && contains(rounds, ",bi-L3>2-ffn96,2,2,2,64,96,"), "%s", rounds);
     free(rounds);
     // the search: its two best shapes by validation loss were distilled and scored on MMLU val, the rest not
     snprintf(path, sizeof path, "%s/demo/search/search.csv", dir);
-    char* search = file_read_all(path, NULL, &e);
-    cr_assert_not_null(search, "%s", e.msg);
+    char* search = slurp(path);
     int c_score = column(search, "final_score"), c_rank_pruned = column(search, "rank_pruned"), scored = 0, rows = 0;
     cr_assert(c_score > 0 && c_rank_pruned > 0, "%s", search);
     for (char* line = strtok(strchr(search, '\n') + 1, "\n"); line; line = strtok(NULL, "\n"), rows++) {

@@ -40,9 +40,14 @@ static int have_tok(void) {
     return 1;
 }
 
-// An lm-eval fixture's model and task: the config (the tiny preset with the fixture's vocabulary and
-// layers), the subjects as a comma list, and the seed `arbor init` drew its weights from.
-static uint64_t lm_eval_fixture_setup(const cJSON* ref, ModelConfig* cfg, char* subjects, size_t n) {
+// The lm-eval fixture tests/fixtures/mmlu/NAME (the test skips without the tokenizer or MMLU data, whose
+// folder goes to mmlu): its model and task: the config (the tiny preset with the fixture's vocabulary and
+// layers), the subjects as a comma list, and in *seed the seed `arbor init` drew its weights from.
+static cJSON* lm_eval_fixture(const char* name, char mmlu[512], ModelConfig* cfg, char* subjects, size_t n, uint64_t* seed) {
+    if (!have_tok() || data_path(mmlu, 512, "mmlu") != 0) cr_skip_test("no Qwen3 tokenizer or MMLU data (ARBOR_DATA)");
+    char path[512];
+    snprintf(path, sizeof path, "%s/mmlu/%s", ARBOR_FIXTURES, name);
+    cJSON* ref = read_json(path);
     const cJSON* mc = cJSON_GetObjectItem(ref, "model");
     Err e;
     cr_assert_eq(config_preset("tiny", cfg, &e), 0);
@@ -52,18 +57,16 @@ static uint64_t lm_eval_fixture_setup(const cJSON* ref, ModelConfig* cfg, char* 
     const cJSON* s;
     cJSON_ArrayForEach(s, cJSON_GetObjectItem(ref, "subjects"))
         snprintf(subjects + strlen(subjects), n - strlen(subjects), "%s%s", subjects[0] ? "," : "", s->valuestring);
-    return (uint64_t)cJSON_GetObjectItem(mc, "seed")->valueint;
+    *seed = (uint64_t)cJSON_GetObjectItem(mc, "seed")->valueint;
+    return ref;
 }
 
 Test(mmlu_eval, agrees_with_lm_evaluation_harness) {
-    char mmlu[512], path[512];
-    if (!have_tok() || data_path(mmlu, sizeof mmlu, "mmlu") != 0) cr_skip_test("no Qwen3 tokenizer or MMLU data (ARBOR_DATA)");
-    snprintf(path, sizeof path, "%s/mmlu/lm_eval_reference.json", ARBOR_FIXTURES);
-    cJSON* ref = read_json(path);
+    char mmlu[512], subjects[1024];
     ModelConfig cfg;
     Err e;
-    char subjects[1024];
-    uint64_t seed = lm_eval_fixture_setup(ref, &cfg, subjects, sizeof subjects);
+    uint64_t seed;
+    cJSON* ref = lm_eval_fixture("lm_eval_reference.json", mmlu, &cfg, subjects, sizeof subjects, &seed);
     Model m;  // the same weights `arbor init --seed S` wrote for lm-eval: init is a pure function of the seed
     model_create(&m, &cfg);
     model_init_random(&m, seed);
@@ -107,14 +110,11 @@ Test(mmlu_eval, agrees_with_lm_evaluation_harness) {
 // boundary (a context of exactly max_length tokens is not cut; one token more is cut by one), and
 // prompts that even zero-shot do not fit are cut, not fatal.
 Test(mmlu_eval, long_prompts_truncate_as_lm_evaluation_harness) {
-    char mmlu[512], path[512];
-    if (!have_tok() || data_path(mmlu, sizeof mmlu, "mmlu") != 0) cr_skip_test("no Qwen3 tokenizer or MMLU data (ARBOR_DATA)");
-    snprintf(path, sizeof path, "%s/mmlu/lm_eval_truncation.json", ARBOR_FIXTURES);
-    cJSON* ref = read_json(path);
+    char mmlu[512], subjects[1024];
     ModelConfig cfg;
     Err e;
-    char subjects[1024];
-    uint64_t seed = lm_eval_fixture_setup(ref, &cfg, subjects, sizeof subjects);
+    uint64_t seed;
+    cJSON* ref = lm_eval_fixture("lm_eval_truncation.json", mmlu, &cfg, subjects, sizeof subjects, &seed);
     const cJSON* run;
     cJSON_ArrayForEach(run, cJSON_GetObjectItem(ref, "runs")) {
         cfg.max_positions = cJSON_GetObjectItem(run, "max_length")->valueint;
@@ -151,7 +151,7 @@ Test(mmlu_eval, long_prompts_truncate_as_lm_evaluation_harness) {
     // class default of the architecture), never a guess
     const cJSON* fb;
     cJSON_ArrayForEach(fb, cJSON_GetObjectItem(ref, "max_length_without_max_position_embeddings")) {
-        char dir[256], src[600];
+        char dir[256], src[600], path[600];
         make_temp_dir(dir, sizeof dir);
         snprintf(src, sizeof src, "%s/hf/%s/config.json", ARBOR_FIXTURES, fb->string);
         cJSON* c = read_json(src);

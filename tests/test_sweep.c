@@ -779,8 +779,7 @@ Test(sweep, rounds_prune_the_distilled_model_again_from_the_corrected_teacher) {
     cJSON_Delete(d2);
     // rounds.csv: two rows for the two-round cell, one for the one-shot cell
     snprintf(path, sizeof path, "%s/results/t/rounds.csv", dir);
-    char* rounds = file_read_all(path, NULL, &e);
-    cr_assert_not_null(rounds, "%s", e.msg);
+    char* rounds = slurp(path);
     char row[256];
     snprintf(row, sizeof row, "%s,bi-L3>2,1,2,3,", cells[2].id);
     cr_expect(contains(rounds, row), "%s", rounds);
@@ -791,8 +790,7 @@ Test(sweep, rounds_prune_the_distilled_model_again_from_the_corrected_teacher) {
     cr_expect_eq(count_char(rounds, '\n'), 4, "%s", rounds);
     free(rounds);
     snprintf(path, sizeof path, "%s/results/t/results.csv", dir);
-    char* results = file_read_all(path, NULL, &e);
-    cr_assert_not_null(results, "%s", e.msg);
+    char* results = slurp(path);
     cr_expect(contains(results, ",teacher-corrected,teacher-corrected,") && contains(results, "distill.tokens_all_rounds"), "%s", results);
     free(results);
     // nothing changed: nothing re-runs; a new round_steps re-runs the two-round cell from round 1's
