@@ -209,12 +209,9 @@ int cmd_prune(int argc, char** argv) {
         else
             bad = (block && arg_long(&cmd, "layers", 1, 1 << 16, &sw_layers, &e)) || arg_required(&cmd, "mmlu", &mmlu, &e) ||
                   arg_long(&cmd, "mmlu-limit", 0, 1 << 20, &sw_limit, &e) || arg_long(&cmd, "mmlu-shots", 0, 5, &sw_shots, &e);
-        if (!bad && arg_str(&cmd, "mmlu-subjects")) {
-            char buf[2048];
-            snprintf(buf, sizeof buf, "%s", arg_str(&cmd, "mmlu-subjects"));
-            for (char* sub = strtok(buf, ","); sub && !bad; sub = strtok(NULL, ","))
-                if (mmlu_subject_index(sub) < 0) bad = err_set(&e, "prune: --mmlu-subjects: '%s' is not an MMLU subject", sub);
-        }
+        int chosen[MMLU_N_SUBJECTS], n_chosen;
+        if (!bad && arg_str(&cmd, "mmlu-subjects") && mmlu_subject_list(arg_str(&cmd, "mmlu-subjects"), chosen, &n_chosen, &e))
+            bad = err_prefix(&e, "prune: --mmlu-subjects");
         if (!bad && access(mmlu, R_OK) != 0) bad = err_set(&e, "prune: --mmlu %s: no such folder", mmlu);
     }
     if (bad) return fail(&e);

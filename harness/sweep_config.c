@@ -330,12 +330,9 @@ static int load(const char* path, SweepConfig* c, int lenient, Err* e) {
     if (c->shots > 5) return BAD("eval", "shots", "shots must be 0..5");
     if (mmlu_truncation_parse(c->truncate_text, &c->truncation))
         return BAD("eval", "truncate", "truncate must be tokens (lm-eval's left truncation) or shots, not '%s'", c->truncate_text);
-    if (c->subjects[0]) {
-        char buf[sizeof c->subjects];
-        snprintf(buf, sizeof buf, "%s", c->subjects);
-        for (char* s = strtok(buf, ", "); s; s = strtok(NULL, ", "))
-            if (mmlu_subject_index(s) < 0) return BAD("eval", "subjects", "'%s' is not an MMLU subject (mmlu/subjects.c lists the 57)", s);
-    }
+    int chosen[MMLU_N_SUBJECTS], n_chosen;
+    Err sub_e;
+    if (c->subjects[0] && mmlu_subject_list(c->subjects, chosen, &n_chosen, &sub_e)) return BAD("eval", "subjects", "%s", sub_e.msg);
     if (device_parse(c->device_text, &c->device, e))
         return BAD("sweep", "device", "device must be cpu or cuda, not '%s'", c->device_text);
     const char* precision = c->device == DEVICE_CUDA ? "bf16" : "fp32";  // what each backend runs

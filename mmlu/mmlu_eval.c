@@ -143,17 +143,8 @@ static int pick_subjects(const char* data_dir, const MmluOptions* o, int* chosen
     *n = 0;
     if (!o->subjects) {
         for (int i = 0; i < MMLU_N_SUBJECTS; i++) chosen[(*n)++] = i;
-    } else {
-        char buf[4096];
-        snprintf(buf, sizeof buf, "%s", o->subjects);
-        for (char* s = strtok(buf, ","); s; s = strtok(NULL, ",")) {
-            int i = mmlu_subject_index(s);
-            if (i < 0) return err_set(e, "--subjects: '%s' is not one of MMLU's 57 subjects", s);
-            for (int k = 0; k < *n; k++)
-                if (chosen[k] == i) return err_set(e, "--subjects: '%s' is listed twice", s);
-            chosen[(*n)++] = i;
-        }
-        if (*n == 0) return err_set(e, "--subjects: empty list");
+    } else if (mmlu_subject_list(o->subjects, chosen, n, e)) {
+        return err_prefix(e, "--subjects");
     }
     // every file of the split must be an MMLU subject: a stray or misnamed file means the lists disagree
     char dir_path[4200];

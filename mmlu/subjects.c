@@ -1,6 +1,7 @@
 // subjects.c: see subjects.h.
 #include "subjects.h"
 
+#include <stdio.h>
 #include <string.h>
 
 static const struct {
@@ -72,6 +73,20 @@ int mmlu_subject_index(const char* name) {
     for (int i = 0; i < MMLU_N_SUBJECTS; i++)
         if (strcmp(subjects[i].name, name) == 0) return i;
     return -1;
+}
+
+int mmlu_subject_list(const char* list, int* chosen, int* n, Err* e) {
+    char buf[4096];
+    snprintf(buf, sizeof buf, "%s", list);
+    *n = 0;
+    for (char* s = strtok(buf, ", \t"); s; s = strtok(NULL, ", \t")) {
+        int i = mmlu_subject_index(s);
+        if (i < 0) return err_set(e, "'%s' is not one of MMLU's 57 subjects (mmlu/subjects.c lists them)", s);
+        for (int k = 0; k < *n; k++)
+            if (chosen[k] == i) return err_set(e, "'%s' is listed twice", s);
+        chosen[(*n)++] = i;
+    }
+    return *n ? 0 : err_set(e, "empty list");
 }
 
 MmluCategory mmlu_subject_category(int i) { return subjects[i].category; }

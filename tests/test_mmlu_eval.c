@@ -8,6 +8,7 @@
 
 #include "helpers.h"
 #include "mmlu/mmlu_eval.h"
+#include "mmlu/subjects.h"
 #include "mmlu/prompt.h"
 #include "models/file_io.h"
 
@@ -277,4 +278,21 @@ Test(mmlu_eval, small_dir_summary_and_bad_input) {
     write_subject("test", "astrology", "q,a,b,c,d,B\n");
     expect_refused(0, "virology", "astrology_test.csv: not an MMLU subject file");
     tokenizer_free(&tok);
+}
+
+// Subject lists read the same everywhere (eval --subjects, the sweep's [eval] subjects, prune
+// --mmlu-subjects): commas and spaces between names; the sweep's check once split on both while the
+// evaluation split on commas only, so "anatomy, virology" passed the config and failed the eval stage.
+Test(mmlu_eval, subject_lists_split_on_commas_and_spaces) {
+    int chosen[MMLU_N_SUBJECTS], n;
+    Err e;
+    cr_assert_eq(mmlu_subject_list("anatomy, virology,\tworld_religions", chosen, &n, &e), 0, "%s", e.msg);
+    cr_expect(n == 3 && chosen[0] == mmlu_subject_index("anatomy") && chosen[1] == mmlu_subject_index("virology") &&
+              chosen[2] == mmlu_subject_index("world_religions"));
+    cr_expect_eq(mmlu_subject_list("anatomy, anatomy", chosen, &n, &e), -1);
+    cr_expect(contains(e.msg, "'anatomy' is listed twice"), "%s", e.msg);
+    cr_expect_eq(mmlu_subject_list(" , ", chosen, &n, &e), -1);
+    cr_expect(contains(e.msg, "empty list"), "%s", e.msg);
+    cr_expect_eq(mmlu_subject_list("anatomy,astrology", chosen, &n, &e), -1);
+    cr_expect(contains(e.msg, "'astrology' is not one of MMLU's 57 subjects"), "%s", e.msg);
 }

@@ -124,7 +124,7 @@ Test(sweep, bad_configs_name_file_and_line) {
     expect_refused("[matrix]\nstrategies = bi, bi\nlayers = 2\n", ":13: strategy 'bi' is listed twice");
     expect_refused("[matrix]\nffn = 96\n", "width axes need [matrix] strategies");
     expect_refused("[distill]\nsteps = 2\nsteps = 3\n", ":14: duplicate key 'steps' in [distill]");
-    expect_refused("[eval]\nsubjects = anatomy, astronomi\n", ":13: 'astronomi' is not an MMLU subject");
+    expect_refused("[eval]\nsubjects = anatomy, astronomi\n", ":13: 'astronomi' is not one of MMLU's 57 subjects");
     expect_refused("[bench]\nbatch = 0\n", ":13: bench batch sizes must be at least 1");
     expect_refused("[bench]\nprompt_len = 0\n", ":13: prompt_len must be at least 1");
     expect_refused("[bench]\ngen_len = 0\n", ":13: gen_len must be at least 1");
