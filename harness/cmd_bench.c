@@ -136,6 +136,7 @@ int cmd_bench(int argc, char** argv) {
         {"seed", "S", "weights and prompt seed", "0"},
         {"threads", "N", "CPU threads (default: OMP_NUM_THREADS or all cores)", NULL},
         {"device", "cpu|cuda", "backend: the CPU (fp32) or the GPU (bf16, CUDA graphs)", "cpu"},
+        WEIGHTS_OPTION,
         {"ceilings", NULL, "cuda: first measure the copy bandwidth and the bf16 GEMM rate", NULL},
         {"label", "NAME", "cuda: what the rows call the model (default: the directory or preset)", NULL},
         {"csv", "FILE", "cuda: also write the rows to FILE", NULL},
@@ -157,6 +158,8 @@ int cmd_bench(int argc, char** argv) {
     if (arg_flag(&cmd, "roofline")) return bench_roofline(&cmd);
     Device device;
     if (device_parse(arg_str(&cmd, "device"), &device, &e)) return fail(&e);  // availability: bench_cuda_run
+    WeightType wt;
+    if (arg_weights(&cmd, arg_str(&cmd, "device"), &wt, &e)) return fail(&e);
     if (device == DEVICE_CUDA) return bench_cuda_command(&cmd);
     long B, P, G, R, seed;
     if (arg_long(&cmd, "batch", 1, 4096, &B, &e) || arg_long(&cmd, "prompt-len", 1, 1 << 20, &P, &e) ||
@@ -171,11 +174,11 @@ int cmd_bench(int argc, char** argv) {
     Model m;
     const char* dir = arg_str(&cmd, "model");
     if (dir) {
-        if (model_load(&m, dir, &e)) return fail(&e);
+        if (model_load_as(&m, dir, wt, &e)) return fail(&e);
     } else {
         ModelConfig cfg;
         if (arch_from_options(&cmd, &cfg, &e)) return fail(&e);
-        model_create(&m, &cfg);
+        model_create_as(&m, &cfg, wt);
         model_init_random(&m, (uint64_t)seed);
     }
     BenchOptions bo = {(int)B, (int)P, (int)G, (int)R, (uint64_t)seed};
@@ -188,8 +191,9 @@ int cmd_bench(int argc, char** argv) {
     double peak = sgemm_gflops(1024, 1024, 1024, 5);
     const char* what = dir ? dir : arg_str(&cmd, "arch");
     char blas[160];
-    fprintf(stderr, "bench %s (%s backend, %d threads, wait policy %s, BLAS kernels %s): batch %ld, prompt %ld, gen %ld, %d repeats\n",
-            what, m.ops->name, kernels_cpu_threads(), cpu_wait_policy(), cpu_blas_note(blas, sizeof blas), B, P, G, r.repeats);
+    fprintf(stderr, "bench %s (%s backend, %s weights, %d threads, wait policy %s, BLAS kernels %s): batch %ld, prompt %ld, gen %ld, "
+                    "%d repeats\n",
+            what, m.ops->name, weight_type_name(wt), kernels_cpu_threads(), cpu_wait_policy(), cpu_blas_note(blas, sizeof blas), B, P, G, r.repeats);
     fprintf(stderr, "  prefill  %10.1f tokens/s  median, range %.1f-%.1f  (%.3f s; matmuls %.0f%% of the time)\n",
             r.prefill_tokens_per_s, r.prefill_tps_min, r.prefill_tps_max, r.prefill_seconds, 100 * r.prefill_matmul_share);
     fprintf(stderr, "  matmuls  %10.1f GFLOP/s  (%.0f%% of cblas_sgemm's %.1f GFLOP/s on 1024^3)\n",
@@ -197,12 +201,13 @@ int cmd_bench(int argc, char** argv) {
     fprintf(stderr, "  decode   %10.2f tokens/s  median, range %.2f-%.2f  (%.1f ms/step)\n", r.decode_tokens_per_s,
             r.decode_tps_min, r.decode_tps_max, r.decode_ms_per_step);
     // the floor the throughput model puts under decode here: bytes per step at the read bandwidth
-    // measured in the same run (fp32 weights and KV cache on the CPU; evals/roofline.h)
+    // measured in the same run (weights as held, fp32 KV cache on the CPU; evals/roofline.h)
     double bw = read_bandwidth_gbs((size_t)256 << 20, 3);
     DeviceSpec cpu_spec = {"cpu", bw, peak * 1e-3};
     RooflineStep floor_dec, floor_pre;
-    roofline_decode(&m.cfg, (int)B, (int)(P + G / 2), 4, 4, &cpu_spec, &floor_dec);
-    roofline_prefill(&m.cfg, (int)B, (int)P, 4, 4, &cpu_spec, &floor_pre);
+    double weight_bytes = wt == WEIGHT_F32 ? 4 : 2;
+    roofline_decode(&m.cfg, (int)B, (int)(P + G / 2), weight_bytes, 4, &cpu_spec, &floor_dec);
+    roofline_prefill(&m.cfg, (int)B, (int)P, weight_bytes, 4, &cpu_spec, &floor_pre);
     fprintf(stderr, "  floor    decode %.2f tokens/s (%.3f GB per step at %.1f GB/s read), prefill %.1f tokens/s (%.0f GFLOP/s): "
                     "measured %.0f%% and %.0f%% of them\n",
             floor_dec.tokens_per_s, floor_dec.bytes / 1e9, bw, floor_pre.tokens_per_s, peak,
@@ -215,8 +220,9 @@ int cmd_bench(int argc, char** argv) {
     fprintf(stderr, "  cores    %.2f CPU s per wall s; threads waited %.0f%% of their time for a core%s; load %.2f\n",
             r.cpu_per_wall, 100 * r.wait_share, r.wait_share >= CPU_CONTENDED_SHARE ? " (CONTENDED: numbers understate)" : "",
             load);
-    printf("model=%s\nbackend=%s\nthreads=%d\nwait_policy=%s\nblas_core=%s\nbatch=%ld\nprompt_len=%ld\ngen_len=%ld\nrepeats=%d\n",
-           what, m.ops->name, kernels_cpu_threads(), cpu_wait_policy(), blas_core_name(), B, P, G, r.repeats);
+    printf("model=%s\nbackend=%s\nweights=%s\nthreads=%d\nwait_policy=%s\nblas_core=%s\nbatch=%ld\nprompt_len=%ld\ngen_len=%ld\n"
+           "repeats=%d\n",
+           what, m.ops->name, weight_type_name(wt), kernels_cpu_threads(), cpu_wait_policy(), blas_core_name(), B, P, G, r.repeats);
     printf("prefill_tokens_per_s=%.2f\nprefill_tokens_per_s_min=%.2f\nprefill_tokens_per_s_max=%.2f\n", r.prefill_tokens_per_s,
            r.prefill_tps_min, r.prefill_tps_max);
     printf("prefill_matmul_gflops=%.2f\nprefill_matmul_share=%.4f\n", r.prefill_matmul_gflops, r.prefill_matmul_share);

@@ -17,6 +17,7 @@ static int eval_ppl(int argc, char** argv) {
         {"stride", "S", "window step (default: seq-len, disjoint windows)", NULL},
         {"max-tokens", "N", "use only the first N tokens of the shard (0: all)", "0"},
         {"device", "cpu|cuda", "backend: the CPU (fp32) or the GPU (bf16)", "cpu"},
+        WEIGHTS_OPTION,
     };
     Command cmd = {"eval ppl", "Mean NLL (nats/token) and perplexity of a token shard, with sliding windows.", opts,
                    sizeof opts / sizeof opts[0]};
@@ -31,11 +32,12 @@ static int eval_ppl(int argc, char** argv) {
     S = L;
     if (arg_str(&cmd, "stride") && arg_long(&cmd, "stride", 1, L, &S, &e)) return fail(&e);
     Device device;
-    if (arg_device(&cmd, &device, &e)) return fail(&e);
+    WeightType weights;
+    if (arg_weights(&cmd, arg_str(&cmd, "device"), &weights, &e) || arg_device(&cmd, &device, &e)) return fail(&e);
     Shard shard;
     if (shard_open(&shard, data, &e)) return fail(&e);
     Model m;
-    if (model_load(&m, dir, &e)) {
+    if (model_load_as(&m, dir, weights, &e)) {
         shard_close(&shard);
         return fail(&e);
     }
@@ -76,6 +78,7 @@ static int eval_mmlu(int argc, char** argv) {
         {"truncate", "tokens|shots", "a longer context: keep its last N tokens (lm-eval), or drop whole shots first", "tokens"},
         {"dry-run", NULL, "tokenize every prompt and count tokens, without running the model", NULL},
         {"device", "cpu|cuda", "backend: the CPU (fp32) or the GPU (bf16)", "cpu"},
+        WEIGHTS_OPTION,
     };
     Command cmd = {"eval mmlu", "MMLU accuracy, prompts and scoring as lm-evaluation-harness's mmlu task.", opts,
                    sizeof opts / sizeof opts[0]};
@@ -90,7 +93,8 @@ static int eval_mmlu(int argc, char** argv) {
         arg_long(&cmd, "max-len", 0, 1 << 30, &max_len, &e))
         return fail(&e);
     Device device;
-    if (arg_device(&cmd, &device, &e)) return fail(&e);
+    WeightType weights;
+    if (arg_weights(&cmd, arg_str(&cmd, "device"), &weights, &e) || arg_device(&cmd, &device, &e)) return fail(&e);
     if (strcmp(split, "test") && strcmp(split, "val") && strcmp(split, "dev")) {
         err_set(&e, "eval mmlu: --split must be test, val or dev, not '%s'", split);
         return fail(&e);
@@ -103,7 +107,7 @@ static int eval_mmlu(int argc, char** argv) {
     Tokenizer tok;
     if (tokenizer_load(&tok, arg_str(&cmd, "tokenizer") ? arg_str(&cmd, "tokenizer") : dir, &e)) return fail(&e);
     Model m;
-    if (model_load(&m, dir, &e)) {
+    if (model_load_as(&m, dir, weights, &e)) {
         tokenizer_free(&tok);
         return fail(&e);
     }

@@ -11,18 +11,21 @@ int cmd_forward(int argc, char** argv) {
         {"model", "DIR", "checkpoint directory", NULL},
         {"tokens", "IDS", "token ids, space- or comma-separated", NULL},
         {"out", "FILE.npy", "where to write the float32 logits (T, vocab)", NULL},
+        WEIGHTS_OPTION,
     };
-    Command cmd = {"forward", "Run token ids through a model and save all positions' logits.", opts, 3};
+    Command cmd = {"forward", "Run token ids through a model and save all positions' logits.", opts, 4};
     int code;
     if (command_start(&cmd, argc, argv, &code)) return code;
     Err e;
     const char *dir, *tokens_text, *out;
     int *ids, T;
-    if (arg_required(&cmd, "model", &dir, &e) || arg_required(&cmd, "tokens", &tokens_text, &e) ||
+    WeightType weights;
+    if (arg_weights(&cmd, NULL, &weights, &e) || arg_required(&cmd, "model", &dir, &e) ||
+        arg_required(&cmd, "tokens", &tokens_text, &e) ||
         arg_required(&cmd, "out", &out, &e) || parse_token_list(tokens_text, &ids, &T, &e))
         return fail(&e);
     Model m;
-    if (model_load(&m, dir, &e)) {
+    if (model_load_as(&m, dir, weights, &e)) {
         free(ids);
         return fail(&e);
     }

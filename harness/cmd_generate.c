@@ -20,6 +20,7 @@ int cmd_generate(int argc, char** argv) {
         {"seed", "S", "sampling seed", "0"},
         {"ignore-eos", NULL, "keep going past the config's eos token", NULL},
         {"device", "cpu|cuda", "backend: the CPU (fp32) or the GPU (bf16)", "cpu"},
+        WEIGHTS_OPTION,
     };
     Command cmd = {"generate", "Continue a prompt: --tokens prints the new ids on one line, --prompt their text.", opts,
                    sizeof opts / sizeof opts[0]};
@@ -27,7 +28,8 @@ int cmd_generate(int argc, char** argv) {
     if (command_start(&cmd, argc, argv, &code)) return code;
     Err e;
     Device device;
-    if (arg_device(&cmd, &device, &e)) return fail(&e);
+    WeightType weights;
+    if (arg_weights(&cmd, arg_str(&cmd, "device"), &weights, &e) || arg_device(&cmd, &device, &e)) return fail(&e);
     const char *dir, *tokens_text = arg_str(&cmd, "tokens"), *prompt = arg_str(&cmd, "prompt");
     long n, seed;
     double temperature, top_p;
@@ -61,7 +63,7 @@ int cmd_generate(int argc, char** argv) {
         return fail(&e);
     }
     Model m;
-    if (model_load(&m, dir, &e)) {
+    if (model_load_as(&m, dir, weights, &e)) {
         free(ids);
         if (prompt) tokenizer_free(&tok);
         return fail(&e);

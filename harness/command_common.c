@@ -43,6 +43,14 @@ int arg_device(const Command* cmd, Device* d, Err* e) {
     return device_parse(arg_str(cmd, "device"), d, e) || device_available(*d, e) ? -1 : 0;
 }
 
+int arg_weights(const Command* cmd, const char* device, WeightType* t, Err* e) {
+    if (weight_type_parse(arg_str(cmd, "weights"), t, e)) return -1;
+    if (device && !strcmp(device, "cuda") && *t != WEIGHT_F32)
+        return err_set(e, "--weights %s is for the CPU; --device cuda uploads its own bf16 copy of fp32 weights",
+                       weight_type_name(*t));
+    return 0;
+}
+
 int arch_from_options(const Command* cmd, ModelConfig* cfg, Err* e) {
     const char* arch;
     if (arg_required(cmd, "arch", &arch, e) || config_preset(arch, cfg, e)) return -1;

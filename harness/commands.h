@@ -46,6 +46,13 @@ int fail(const Err* e);
 // --device cpu|cuda, parsed and checked before anything loads: a missing GPU or a build without
 // CUDA is one line (exit 2), never a crash halfway through.
 int arg_device(const Command* cmd, Device* d, Err* e);
+// --weights fp32|bf16|f16: how the CPU holds a model's matrices for inference; 16-bit ones are widened
+// in the kernels (half the bytes a decoded token reads). Refused beside --device cuda (device: the
+// option's text, or NULL), which uploads its own bf16 copy from fp32; ask before arg_device, so the
+// combination is refused on any machine.
+#define WEIGHTS_OPTION \
+    {"weights", "fp32|bf16|f16", "CPU matrices in memory: fp32, or 16-bit widened in the kernels", "fp32"}
+int arg_weights(const Command* cmd, const char* device, WeightType* t, Err* e);
 
 // An output checkpoint folder: refused when it is the input (same file, by device and inode), or when
 // it already holds a checkpoint and the command (which must declare --force) was not given --force.

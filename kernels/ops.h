@@ -5,18 +5,28 @@
 // Dimension legend: N rows (tokens of all sequences, packed), C channels (hidden), OC output
 // channels, F ffn width, V vocab, NH query heads, NKV key/value heads, HS head size,
 // S sequences in the KV cache, L cache capacity per sequence (positions).
-// All tensors are row-major fp32 (on the CPU backend).
+// All tensors are row-major fp32 (on the CPU backend), except the weights of the *_16 ops: bf16 or
+// fp16 (WeightType), widened to fp32 inside the kernel.
 #pragma once
+#include <stdint.h>
+
+#include "dtype.h"
 
 // Rows of one sequence at consecutive positions (prefill) are attended in blocks of up to this many
 // rows with matrix products; the scratch buffer holds one block's scores per thread.
 #define ATTENTION_BLOCK_ROWS 64
+// A 16-bit weight multiplies many rows (prefill) after widening this many of its rows at a time.
+#define WIDEN_ROWS 256
 
 typedef struct KernelOps {
     const char* name;
     // out (N,OC) = inp (N,C) @ weight (OC,C)^T + bias (OC) (bias may be NULL)
     void (*matmul_forward)(float* out, const float* inp, const float* weight, const float* bias, int N,
                            int C, int OC);
+    // The same with weight (OC,C) held 16-bit (t: WEIGHT_BF16 or WEIGHT_F16), fp32 accumulation;
+    // scratch: (WIDEN_ROWS, C) fp32
+    void (*matmul_forward_16)(float* out, const float* inp, const uint16_t* weight, WeightType t, const float* bias,
+                              int N, int C, int OC, float* scratch);
     // out (N,C) = weight (C) * inp (N,C) / sqrt(mean(inp^2) + eps), row by row; out may alias inp
     void (*rmsnorm_forward)(float* out, const float* inp, const float* weight, float eps, int N, int C);
     // x (N,H,HS) rotated in place, rotate-half pairs (j, j+HS/2) at angle pos[n] * inv_freq[j];
@@ -24,6 +34,8 @@ typedef struct KernelOps {
     void (*rope_forward)(float* x, const int* pos, const float* inv_freq, int N, int H, int HS);
     // out (N,C) = wte[tokens[n]] with wte (V,C)
     void (*embedding_forward)(float* out, const int* tokens, const float* wte, int N, int C);
+    // The same with wte (V,C) held 16-bit, widened
+    void (*embedding_forward_16)(float* out, const int* tokens, const uint16_t* wte, WeightType t, int N, int C);
     // gate (N,F) := silu(gate) * up (N,F)
     void (*swiglu_forward)(float* gate, const float* up, int N, int F);
     // x (N,C) += y (N,C)

@@ -162,13 +162,15 @@ int checkpoint_inspect(const char* dir, ModelConfig* cfg, CheckpointSummary* sum
     return 0;
 }
 
-int model_load(Model* m, const char* dir, Err* e) {
+int model_load(Model* m, const char* dir, Err* e) { return model_load_as(m, dir, WEIGHT_F32, e); }
+
+int model_load_as(Model* m, const char* dir, WeightType type, Err* e) {
     ModelConfig cfg;
     ParamTable t;
     ShardSet s;
     if (open_checked(dir, &cfg, &t, &s, e)) return -1;
     param_table_free(&t);
-    model_create(m, &cfg);
+    model_create_as(m, &cfg, type);
     Progress prog;
     progress_begin(&prog, "load", "GB", 1e-9, (double)m->table.n_floats * 4, 2e9);
     int rc = 0;
@@ -177,7 +179,8 @@ int model_load(Model* m, const char* dir, Err* e) {
         const ParamInfo* p = &m->table.params[i];
         const StFile* f = NULL;
         const StTensor* st = shards_find(&s, p->name, &f);
-        rc = st_read_f32(f, st, m->arena + p->offset, e);
+        float* dst = model_param_f32(m, i);
+        rc = dst ? st_read_f32(f, st, dst, e) : st_read_16(f, st, type, model_param_16(m, i), e);
         progress_update(&prog, done += (double)p->numel * 4);
     }
     if (!rc) progress_end(&prog);
@@ -280,6 +283,7 @@ static int checkpoint_write(const ModelConfig* cfg, const ParamTable* t, const f
 }
 
 int model_save(const Model* m, const char* dir, StDtype dtype, size_t max_shard_bytes, Err* e) {
+    if (model_require_f32(m, "saving a checkpoint", e)) return -1;
     return checkpoint_write(&m->cfg, &m->table, m->arena, 0, dir, dtype, max_shard_bytes, e);
 }
 

@@ -39,20 +39,26 @@ void runstate_create(RunState* s, const ModelConfig* cfg, int max_rows, int max_
     s->gate = xaligned_alloc_uninit(N * F * sizeof(float));
     s->up = xaligned_alloc_uninit(N * F * sizeof(float));
     s->rows = xaligned_alloc_uninit(N * C * sizeof(float));
+    size_t widest = C > F ? C : F;  // the longest weight row: o_proj reads Q, down_proj F
+    s->wide = xaligned_alloc_uninit(WIDEN_ROWS * (widest > Q ? widest : Q) * sizeof(float));
     s->scratch = xaligned_alloc_uninit((size_t)kernels_cpu_threads() * ATTENTION_BLOCK_ROWS * (size_t)max_len * sizeof(float));
 }
 
 void runstate_free(RunState* s) {
-    float* bufs[] = {s->x, s->xn, s->q, s->k, s->v, s->att, s->proj, s->gate, s->up, s->rows, s->scratch};
+    float* bufs[] = {s->x, s->xn, s->q, s->k, s->v, s->att, s->proj, s->gate, s->up, s->rows, s->scratch, s->wide};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
     memset(s, 0, sizeof *s);
 }
 
-// out (N,OC) = inp (N,C) @ w (OC,C)^T + b, timed for the benchmark's matmul accounting
-static void matmul(const Model* m, RunState* s, float* out, const float* inp, const float* w, const float* b,
-                   int N, int C, int OC) {
+// out (N,OC) = inp (N,C) @ w (OC,C)^T + b, from w16 instead when the model holds its matrices 16-bit;
+// timed for the benchmark's matmul accounting
+static void matmul(const Model* m, RunState* s, float* out, const float* inp, const float* w, const uint16_t* w16,
+                   const float* b, int N, int C, int OC) {
     double t0 = now_seconds();
-    m->ops->matmul_forward(out, inp, w, b, N, C, OC);
+    if (w16)
+        m->ops->matmul_forward_16(out, inp, w16, m->w16.type, b, N, C, OC, s->wide);
+    else
+        m->ops->matmul_forward(out, inp, w, b, N, C, OC);
     s->matmul_seconds += now_seconds() - t0;
     s->matmul_flops += 2.0 * N * C * OC;
 }
@@ -87,14 +93,18 @@ static int forward_trunk(const Model* m, RunState* s, KVCache* cache, const int*
     int Q = NH * HS, KV = NKV * HS, V = c->vocab;
     if (forward_rows_check(tokens, seq, pos, N, s->max_rows, V, cache->max_seqs, cache->max_len, e)) return -1;
 
-    op->embedding_forward(s->x, tokens, m->w.wte, N, C);
+    if (m->w16.wte)
+        op->embedding_forward_16(s->x, tokens, m->w16.wte, m->w16.type, N, C);
+    else
+        op->embedding_forward(s->x, tokens, m->w.wte, N, C);
     for (int l = 0; l < c->n_layers; l++) {
         const LayerWeights* w = &m->w.layers[l];
+        LayerWeights16 h = m->w16.layers ? m->w16.layers[l] : (LayerWeights16){0};
         // attention sublayer
         op->rmsnorm_forward(s->xn, s->x, w->attn_norm, c->rms_eps, N, C);
-        matmul(m, s, s->q, s->xn, w->wq, w->bq, N, C, Q);
-        matmul(m, s, s->k, s->xn, w->wk, w->bk, N, C, KV);
-        matmul(m, s, s->v, s->xn, w->wv, w->bv, N, C, KV);
+        matmul(m, s, s->q, s->xn, w->wq, h.wq, w->bq, N, C, Q);
+        matmul(m, s, s->k, s->xn, w->wk, h.wk, w->bk, N, C, KV);
+        matmul(m, s, s->v, s->xn, w->wv, h.wv, w->bv, N, C, KV);
         if (w->q_norm) {  // per-head RMSNorm over HS, before RoPE (Qwen3)
             op->rmsnorm_forward(s->q, s->q, w->q_norm, c->rms_eps, N * NH, HS);
             op->rmsnorm_forward(s->k, s->k, w->k_norm, c->rms_eps, N * NKV, HS);
@@ -105,14 +115,14 @@ static int forward_trunk(const Model* m, RunState* s, KVCache* cache, const int*
         size_t layer_off = (size_t)l * cache->max_seqs * cache->max_len * KV;
         op->attention_forward(s->att, s->q, cache->k + layer_off, cache->v + layer_off, seq, pos, N, NH, NKV, HS,
                               cache->max_len, cache->prefix_seq, cache->prefix_len, s->scratch);
-        matmul(m, s, s->proj, s->att, w->wo, w->bo, N, Q, C);
+        matmul(m, s, s->proj, s->att, w->wo, h.wo, w->bo, N, Q, C);
         op->residual_forward(s->x, s->proj, N, C);
         // MLP sublayer
         op->rmsnorm_forward(s->xn, s->x, w->mlp_norm, c->rms_eps, N, C);
-        matmul(m, s, s->gate, s->xn, w->w_gate, NULL, N, C, F);
-        matmul(m, s, s->up, s->xn, w->w_up, NULL, N, C, F);
+        matmul(m, s, s->gate, s->xn, w->w_gate, h.w_gate, NULL, N, C, F);
+        matmul(m, s, s->up, s->xn, w->w_up, h.w_up, NULL, N, C, F);
         op->swiglu_forward(s->gate, s->up, N, F);
-        matmul(m, s, s->proj, s->gate, w->w_down, NULL, N, F, C);
+        matmul(m, s, s->proj, s->gate, w->w_down, h.w_down, NULL, N, F, C);
         op->residual_forward(s->x, s->proj, N, C);
         if (capture && slot[l] >= 0) memcpy(capture + (size_t)slot[l] * N * C, s->x, sizeof(float) * (size_t)N * C);
     }
@@ -141,6 +151,6 @@ int model_forward(const Model* m, RunState* s, KVCache* cache, const int* tokens
         n_out = N;
     }
     op->rmsnorm_forward(s->rows, rows, m->w.final_norm, c->rms_eps, n_out, C);
-    matmul(m, s, logits, s->rows, m->w.lm_head, NULL, n_out, C, V);
+    matmul(m, s, logits, s->rows, m->w.lm_head, m->w16.lm_head, NULL, n_out, C, V);
     return 0;
 }

@@ -33,6 +33,7 @@ typedef struct {
     float* up;       // (N, F)
     float* scratch;  // (threads, ATTENTION_BLOCK_ROWS, max_len) attention scores
     float* rows;     // (N, C) gathered rows for the lm_head
+    float* wide;     // (WIDEN_ROWS, max(C, F, NH*HS)) 16-bit weight rows widened for prefill
     // matmul accounting for benchmarks
     double matmul_seconds;
     double matmul_flops;

@@ -102,6 +102,23 @@ void weights_free(ModelWeights* w) {
     memset(w, 0, sizeof *w);
 }
 
+// The 16-bit slot of a matrix field (NULL for the vectors, which stay fp32)
+static uint16_t** field_slot16(Weights16* w, ParamField f, int layer) {
+    LayerWeights16* L = layer >= 0 ? &w->layers[layer] : NULL;
+    switch (f) {
+        case P_WTE: return &w->wte;
+        case P_LM_HEAD: return &w->lm_head;
+        case P_WQ: return &L->wq;
+        case P_WK: return &L->wk;
+        case P_WV: return &L->wv;
+        case P_WO: return &L->wo;
+        case P_W_GATE: return &L->w_gate;
+        case P_W_UP: return &L->w_up;
+        case P_W_DOWN: return &L->w_down;
+        default: return NULL;
+    }
+}
+
 void model_create(Model* m, const ModelConfig* cfg) {
     memset(m, 0, sizeof *m);
     m->cfg = *cfg;
@@ -113,6 +130,72 @@ void model_create(Model* m, const ModelConfig* cfg) {
     rope_inv_freq(cfg, m->inv_freq);
 }
 
+void model_create_as(Model* m, const ModelConfig* cfg, WeightType t) {
+    if (t == WEIGHT_F32) {
+        model_create(m, cfg);
+        return;
+    }
+    memset(m, 0, sizeof *m);
+    m->cfg = *cfg;
+    param_table_build(cfg, &m->table);
+    // two packed arenas: the matrices 16-bit, the vectors fp32, each tensor 64-byte aligned
+    size_t n16 = 0, n32 = 0;
+    for (int i = 0; i < m->table.n_params; i++) {
+        const ParamInfo* p = &m->table.params[i];
+        if (p->ndim == 2)
+            n16 += (p->numel + 31) / 32 * 32;
+        else
+            n32 += (p->numel + 15) / 16 * 16;
+    }
+    m->arena = xaligned_alloc(n32 * sizeof(float));
+    m->w16.type = t;
+    m->w16.arena = xaligned_alloc(n16 * sizeof(uint16_t));
+    m->w.layers = xcalloc((size_t)cfg->n_layers, sizeof(LayerWeights));
+    m->w16.layers = xcalloc((size_t)cfg->n_layers, sizeof(LayerWeights16));
+    n16 = n32 = 0;
+    for (int i = 0; i < m->table.n_params; i++) {
+        const ParamInfo* p = &m->table.params[i];
+        if (p->ndim == 2) {
+            *field_slot16(&m->w16, p->field, p->layer) = m->w16.arena + n16;
+            n16 += (p->numel + 31) / 32 * 32;
+        } else {
+            *field_slot(&m->w, p->field, p->layer) = m->arena + n32;
+            n32 += (p->numel + 15) / 16 * 16;
+        }
+    }
+    if (cfg->tie_embeddings) m->w16.lm_head = m->w16.wte;
+    m->ops = kernels_cpu();
+    m->inv_freq = xmalloc(sizeof(float) * (size_t)(cfg->head_dim / 2));
+    rope_inv_freq(cfg, m->inv_freq);
+}
+
+float* model_param_f32(const Model* m, int i) {
+    const ParamInfo* p = &m->table.params[i];
+    if (m->w16.type == WEIGHT_F32) return m->arena + p->offset;
+    return p->ndim == 2 ? NULL : *field_slot((ModelWeights*)&m->w, p->field, p->layer);
+}
+
+uint16_t* model_param_16(const Model* m, int i) {
+    const ParamInfo* p = &m->table.params[i];
+    if (m->w16.type == WEIGHT_F32 || p->ndim != 2) return NULL;
+    return *field_slot16((Weights16*)&m->w16, p->field, p->layer);
+}
+
+int model_require_f32(const Model* m, const char* what, Err* e) {
+    if (m->w16.type == WEIGHT_F32) return 0;
+    return err_set(e, "%s needs fp32 weights; this model holds its matrices %s (load it without --weights %s)", what,
+                   weight_type_name(m->w16.type), weight_type_name(m->w16.type));
+}
+
+int weight_type_parse(const char* name, WeightType* t, Err* e) {
+    if (!strcmp(name, "fp32")) return *t = WEIGHT_F32, 0;
+    if (!strcmp(name, "bf16")) return *t = WEIGHT_BF16, 0;
+    if (!strcmp(name, "f16")) return *t = WEIGHT_F16, 0;
+    return err_set(e, "--weights must be fp32, bf16 or f16, not '%s'", name);
+}
+
+const char* weight_type_name(WeightType t) { return t == WEIGHT_BF16 ? "bf16" : t == WEIGHT_F16 ? "f16" : "fp32"; }
+
 void rope_inv_freq(const ModelConfig* cfg, float* inv_freq) {
     // inv_freq_j = 1 / theta^(2j/HS), in fp32 as transformers computes it
     for (int j = 0; j < cfg->head_dim / 2; j++) {
@@ -123,6 +206,8 @@ void rope_inv_freq(const ModelConfig* cfg, float* inv_freq) {
 
 void model_free(Model* m) {
     weights_free(&m->w);
+    free(m->w16.layers);
+    free(m->w16.arena);
     param_table_free(&m->table);
     free(m->arena);
     free(m->inv_freq);
@@ -162,6 +247,18 @@ void param_init_values(const ParamInfo* p, uint64_t seed, float* dst) {
 }
 
 void model_init_random(Model* m, uint64_t seed) {
-    for (int i = 0; i < m->table.n_params; i++)
-        param_init_values(&m->table.params[i], seed, m->arena + m->table.params[i].offset);
+    for (int i = 0; i < m->table.n_params; i++) {
+        const ParamInfo* p = &m->table.params[i];
+        float* dst = model_param_f32(m, i);
+        if (dst) {
+            param_init_values(p, seed, dst);
+            continue;
+        }
+        float* wide = xmalloc(p->numel * sizeof(float));  // a 16-bit matrix: the fp32 values, then rounded
+        param_init_values(p, seed, wide);
+        uint16_t* h = model_param_16(m, i);
+#pragma omp parallel for if (p->numel > 65536)
+        for (size_t k = 0; k < p->numel; k++) h[k] = f32_to_16(wide[k], m->w16.type);
+        free(wide);
+    }
 }

@@ -34,6 +34,21 @@ typedef struct {
     LayerWeights* layers;   // (n_layers)
 } ModelWeights;
 
+// The matrices of a model held 16-bit for inference (model_load_as with WEIGHT_BF16 or WEIGHT_F16):
+// shapes as in LayerWeights and ModelWeights. The vectors (norms, biases) stay fp32 in ModelWeights,
+// whose matrix fields are then NULL.
+typedef struct {
+    uint16_t *wq, *wk, *wv, *wo, *w_gate, *w_up, *w_down;
+} LayerWeights16;
+
+typedef struct {
+    WeightType type;          // WEIGHT_F32: no 16-bit matrices, ModelWeights holds everything
+    uint16_t* arena;          // the matrices, 64-byte aligned each
+    uint16_t* wte;            // (V, C)
+    uint16_t* lm_head;        // (V, C); = wte when tied
+    LayerWeights16* layers;   // (n_layers)
+} Weights16;
+
 typedef enum {
     P_WTE, P_FINAL_NORM, P_LM_HEAD,
     P_ATTN_NORM, P_WQ, P_BQ, P_WK, P_BK, P_WV, P_BV, P_WO, P_BO, P_Q_NORM, P_K_NORM,
@@ -65,14 +80,27 @@ void weights_free(ModelWeights* w);
 typedef struct {
     ModelConfig cfg;
     ParamTable table;
-    float* arena;       // (table.n_floats)
+    float* arena;       // (table.n_floats); with 16-bit matrices only the vectors, packed
     ModelWeights w;
+    Weights16 w16;      // the matrices when held 16-bit (w16.type != WEIGHT_F32)
     const KernelOps* ops;
     float* inv_freq;    // (HS/2) RoPE inverse frequencies
 } Model;
 
 // Allocates a zeroed model of this shape.
 void model_create(Model* m, const ModelConfig* cfg);
+// The same with the matrices held as t (WEIGHT_F32: model_create). A 16-bit model is for inference on
+// the CPU: training, pruning, saving and the GPU read the fp32 arena by the table's offsets and refuse
+// it (model_require_f32).
+void model_create_as(Model* m, const ModelConfig* cfg, WeightType t);
+// Where parameter i of m->table lives: fp32 (model_param_f32, NULL for a 16-bit matrix) or 16-bit.
+float* model_param_f32(const Model* m, int i);
+uint16_t* model_param_16(const Model* m, int i);
+// 0 when m holds fp32 weights; -1 with e saying that `what` needs them otherwise.
+int model_require_f32(const Model* m, const char* what, Err* e);
+// "fp32", "bf16" or "f16"
+int weight_type_parse(const char* name, WeightType* t, Err* e);
+const char* weight_type_name(WeightType t);
 // RoPE inverse frequencies inv_freq (HS/2) of cfg, in fp32 as transformers computes them
 void rope_inv_freq(const ModelConfig* cfg, float* inv_freq);
 void model_free(Model* m);
@@ -86,6 +114,9 @@ typedef struct {
 int checkpoint_inspect(const char* dir, ModelConfig* cfg, CheckpointSummary* sum, Err* e);
 // Loads DIR (config.json + model.safetensors or sharded with model.safetensors.index.json).
 int model_load(Model* m, const char* dir, Err* e);
+// The same with the matrices held as t: stored 16-bit values of that type are kept bit for bit,
+// others rounded to nearest even (as torch's .to(dtype)).
+int model_load_as(Model* m, const char* dir, WeightType t, Err* e);
 
 // Deterministic random init, tensor by tensor and element by element (counter-based), so the same
 // values come out whether written to disk in a stream or filled into an arena in parallel:

@@ -213,6 +213,36 @@ int st_read_f32(const StFile* f, const StTensor* t, float* dst, Err* e) {
     }
 }
 
+int st_read_16(const StFile* f, const StTensor* t, WeightType to, uint16_t* dst, Err* e) {
+    int64_t n = st_numel(t);
+    const uint8_t* src = f->map + t->begin;
+    StDtype same = to == WEIGHT_BF16 ? ST_BF16 : ST_F16;
+    if (t->dtype == same) {
+        memcpy(dst, src, (size_t)n * 2);
+        return 0;
+    }
+    switch (t->dtype) {
+        case ST_F32:
+#pragma omp parallel for if (n > 65536)
+            for (int64_t i = 0; i < n; i++) {
+                float v;
+                memcpy(&v, src + 4 * i, 4);
+                dst[i] = f32_to_16(v, to);
+            }
+            return 0;
+        case ST_BF16:
+        case ST_F16: {
+            WeightType from = t->dtype == ST_BF16 ? WEIGHT_BF16 : WEIGHT_F16;
+#pragma omp parallel for if (n > 65536)
+            for (int64_t i = 0; i < n; i++) dst[i] = f32_to_16(f32_from_16((uint16_t)(src[2 * i] | src[2 * i + 1] << 8), from), to);
+            return 0;
+        }
+        default:
+            return err_set(e, "%s: tensor '%s' has dtype %s; arbor reads F32, F16 and BF16", f->path, t->name,
+                           t->dtype_name);
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // writing
 

@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "../kernels/check.h"
+#include "../kernels/dtype.h"
 
 typedef enum { ST_F32, ST_F16, ST_BF16, ST_UNSUPPORTED } StDtype;
 
@@ -37,6 +38,9 @@ const StTensor* st_find(const StFile* f, const char* name);
 int64_t st_numel(const StTensor* t);
 // Converts the tensor's data to fp32 into dst (st_numel floats).
 int st_read_f32(const StFile* f, const StTensor* t, float* dst, Err* e);
+// Converts the tensor's data to the 16-bit type `to` into dst (st_numel values): bit for bit when
+// stored so, otherwise rounded to nearest even from the exact fp32 value.
+int st_read_16(const StFile* f, const StTensor* t, WeightType to, uint16_t* dst, Err* e);
 
 // Streaming writer: the header is written first, then each tensor's fp32 values, asked for one
 // tensor at a time through `fill`, converted to the tensor's dtype (F32 or BF16).

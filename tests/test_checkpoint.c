@@ -186,3 +186,41 @@ Test(checkpoint, refuses_unreadable_dtype) {
     free(buf);
     expect_load_error("dtype I32");
 }
+
+// A model held 16-bit (--weights f16): the matrices are the fp32 values rounded to nearest even,
+// whether drawn at random or loaded from an fp32 checkpoint; the vectors stay fp32 as they were; and
+// saving, which reads the fp32 arena, is refused rather than writing the packed arena's garbage.
+Test(checkpoint, sixteen_bit_models_round_the_fp32_values_and_refuse_saving) {
+    ModelConfig c;
+    tiny(&c, 1);
+    Model f, h, disk;
+    model_create(&f, &c);
+    model_init_random(&f, 7);
+    model_create_as(&h, &c, WEIGHT_F16);
+    model_init_random(&h, 7);
+    Err e;
+    cr_assert_eq(model_save(&f, dir, ST_F32, ARBOR_DEFAULT_SHARD_BYTES, &e), 0, "%s", e.msg);
+    cr_assert_eq(model_load_as(&disk, dir, WEIGHT_F16, &e), 0, "%s", e.msg);
+    int matrices = 0;
+    for (int i = 0; i < f.table.n_params; i++) {
+        const ParamInfo* p = &f.table.params[i];
+        const float* want = f.arena + p->offset;
+        if (p->ndim == 2) {
+            matrices++;
+            const uint16_t *a = model_param_16(&h, i), *b = model_param_16(&disk, i);
+            cr_assert(a && b && !model_param_f32(&h, i), "%s is held 16-bit", p->name);
+            for (size_t j = 0; j < p->numel; j++)
+                cr_assert(a[j] == f32_to_f16(want[j]) && b[j] == a[j], "%s[%zu]", p->name, j);
+        } else {
+            const float *a = model_param_f32(&h, i), *b = model_param_f32(&disk, i);
+            cr_assert(a && b && !model_param_16(&h, i), "%s stays fp32", p->name);
+            cr_assert(!memcmp(a, want, p->numel * sizeof(float)) && !memcmp(b, want, p->numel * sizeof(float)), "%s", p->name);
+        }
+    }
+    cr_expect_eq(matrices, 2 + 7 * c.n_layers - c.tie_embeddings, "embedding, lm_head and 7 matrices per layer");
+    cr_expect_eq(model_save(&h, dir, ST_F32, ARBOR_DEFAULT_SHARD_BYTES, &e), -1);
+    cr_expect(strstr(e.msg, "saving a checkpoint needs fp32 weights") != NULL, "%s", e.msg);
+    model_free(&f);
+    model_free(&h);
+    model_free(&disk);
+}

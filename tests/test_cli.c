@@ -66,9 +66,28 @@ Test(cli, init_info_forward_generate) {
     cr_assert_eq(model_prefill(&m, &s, &cache, p, &T, 1, true, want, &e), 0);
     cr_expect_arr_eq(got, want, sizeof(float) * 6 * 512);
     free(got);
-    free(want);
     runstate_free(&s);
     kvcache_free(&cache);
+
+    // --weights bf16: the matrices rounded, the logits the library's bf16 model gives, within bf16's
+    // tolerance of the fp32 ones
+    snprintf(args, sizeof args, "forward --model %s --tokens \"3 1 4 1 5 9\" --out %s --weights bf16 2>/dev/null", model, npy);
+    cr_assert_eq(run_arbor(args, NULL), 0);
+    got = npy_read_f32(npy, &rows, &cols, &e);
+    cr_assert_not_null(got, "%s", e.msg);
+    Model h;
+    cr_assert_eq(model_load_as(&h, model, WEIGHT_BF16, &e), 0, "%s", e.msg);
+    float* want16 = malloc(sizeof(float) * 6 * 512);
+    kvcache_create(&cache, &h.cfg, 1, 8);
+    runstate_create(&s, &h.cfg, 6, 8);
+    cr_assert_eq(model_prefill(&h, &s, &cache, p, &T, 1, true, want16, &e), 0);
+    cr_expect_arr_eq(got, want16, sizeof(float) * 6 * 512);
+    double moved = rel_l2(got, want, 6 * 512);
+    cr_expect(moved > 0 && moved < 2e-2, "bf16 logits moved %.3g from the fp32 ones", moved);
+    free(got), free(want), free(want16);
+    runstate_free(&s);
+    kvcache_free(&cache);
+    model_free(&h);
 
     // generate prints the library's greedy ids
     snprintf(args, sizeof args, "generate --model %s --tokens 3,1,4 -n 12 --greedy", model);
@@ -120,6 +139,12 @@ Test(cli, bench_reports_throughput) {
     sscanf(d, "decode_tokens_per_s=%lf", &dc);
     cr_expect_gt(pf, 0);
     cr_expect_gt(dc, 0);
+    free(text);
+    // 16-bit weights: said in the table and the key=value lines
+    snprintf(args, sizeof args, "bench --arch tiny --layers 2 --prompt-len 16 --gen-len 4 --repeats 1 --weights f16 2>/dev/null");
+    cr_assert_eq(run_arbor(args, out), 0);
+    text = slurp(out);
+    cr_expect(contains(text, "weights=f16\n") && contains(text, "decode_tokens_per_s="), "%s", text);
     // the spread over repeats and whether the cores were free come with every number
     cr_expect(contains(text, "decode_tokens_per_s_min=") && contains(text, "decode_tokens_per_s_max=") &&
                   contains(text, "wait_share=") && contains(text, "cpu_per_wall=") && contains(text, "repeats=1\n"),
@@ -196,6 +221,9 @@ Test(cli, bad_input_exits_2_with_one_line) {
     expect_bad_input("bench --arch tiny --device gpu", "device 'gpu' is neither cpu nor cuda");
     expect_bad_input("bench --arch tiny --device cuda --batch 1,0", "--batch: 0 is outside [1, 4096]");
     expect_bad_input("bench --arch tiny --device cuda --label a,b", "--label: 'a,b' may not hold a comma");
+    expect_bad_input("bench --arch tiny --weights q8", "--weights must be fp32, bf16 or f16, not 'q8'");
+    snprintf(args, sizeof args, "generate --model %s --tokens 1 --weights bf16 --device cuda", model);
+    expect_bad_input(args, "--weights bf16 is for the CPU; --device cuda uploads its own bf16 copy");
     // a truncated weights file
     char path[600];
     snprintf(path, sizeof path, "%s/model.safetensors", model);

@@ -10,6 +10,7 @@
 #include "helpers.h"
 #include "kernels/cpu/fast_exp.h"
 #include "kernels/ops.h"
+#include "models/model.h"
 
 #define SENTINEL 12345.678f
 #define PAD 16
@@ -56,6 +57,50 @@ Test(ops_cpu, matmul_every_path_matches_naive) {
             free(x), free(w), free(b), free(out), free(ref);
         }
     }
+}
+
+// matmul_forward_16 and embedding_forward_16: the weights rounded to bf16 / fp16, the reference in
+// double from the same 16-bit values widened; every path (one row, few rows, widened sgemm) with OC
+// past WIDEN_ROWS so the product runs in two column blocks, and C not a multiple of the 8 lanes.
+Test(ops_cpu, sixteen_bit_matmul_and_embedding_every_path_match_naive) {
+    const KernelOps* op = kernels_cpu();
+    int Ns[] = {1, 2, 3, 5, 15, 16, 40};
+    int C = 67, OC = WIDEN_ROWS + 45;
+    WeightType types[] = {WEIGHT_BF16, WEIGHT_F16};
+    float* scratch = malloc(sizeof(float) * WIDEN_ROWS * C);
+    for (int t = 0; t < 2; t++) {
+        float* wf = rand_buf((size_t)OC * C);
+        uint16_t* w = malloc(sizeof(uint16_t) * (size_t)OC * C);
+        for (size_t i = 0; i < (size_t)OC * C; i++) {
+            w[i] = f32_to_16(wf[i], types[t]);
+            wf[i] = f32_from_16(w[i], types[t]);
+        }
+        for (unsigned k = 0; k < sizeof Ns / sizeof Ns[0]; k++) {
+            int N = Ns[k];
+            float *x = rand_buf((size_t)N * C), *b = rand_buf(OC), *out = rand_buf((size_t)N * OC);
+            float* ref = malloc(sizeof(float) * N * OC);
+            for (int n = 0; n < N; n++)
+                for (int o = 0; o < OC; o++) {
+                    double acc = b[o];
+                    for (int c = 0; c < C; c++) acc += (double)x[n * C + c] * wf[(size_t)o * C + c];
+                    ref[n * OC + o] = (float)acc;
+                }
+            op->matmul_forward_16(out, x, w, types[t], b, N, C, OC, scratch);
+            double err = rel_l2(out, ref, (size_t)N * OC);
+            cr_expect_leq(err, 1e-6, "%s N=%d: rel L2 %.3g", weight_type_name(types[t]), N, err);
+            expect_sentinels(out, (size_t)N * OC, "matmul_forward_16");
+            free(x), free(b), free(out), free(ref);
+        }
+        int tokens[] = {3, 0, OC - 1, 3};
+        float* emb = rand_buf(4 * (size_t)C);
+        op->embedding_forward_16(emb, tokens, w, types[t], 4, C);
+        for (int n = 0; n < 4; n++)
+            for (int c = 0; c < C; c++)
+                cr_assert_eq(emb[n * C + c], wf[(size_t)tokens[n] * C + c], "embedding row %d col %d", n, c);
+        expect_sentinels(emb, 4 * (size_t)C, "embedding_forward_16");
+        free(emb), free(w), free(wf);
+    }
+    free(scratch);
 }
 
 Test(ops_cpu, rmsnorm_rope_swiglu_match_naive) {

@@ -3,10 +3,20 @@
 llama.cpp when its llama-bench and a GGUF of the same checkpoint are given.
 
   python tools/bench_peers.py [--arbor build/arbor] [--model DIR | --arch qwen3-0.6b] [--threads 2]
-         [--rounds 3] [--prompt 128] [--gen 32] [--train] [--llama-bench PATH --gguf FILE]
+         [--rounds 3] [--prompt 128] [--gen 32] [--weights fp32|bf16] [--train]
+         [--llama-bench PATH --gguf FILE]
 
-Inference: the same checkpoint (without --model, `arbor init --arch ARCH --dtype f32` writes one with
-random weights), batch 1, a prompt of --prompt tokens, then --gen greedy decode steps with the KV cache.
+Inference: the same checkpoint (without --model, `arbor init --arch ARCH` writes one with random
+weights, in the dtype of --weights), batch 1, a prompt of --prompt tokens, then --gen greedy decode
+steps with the KV cache. --weights bf16: arbor holds its matrices bf16 (`--weights bf16`) and torch
+loads the model in bfloat16; give llama.cpp a BF16 GGUF of the same checkpoint to match.
+
+llama.cpp without a Debian package: its source ships inside PyPI's llama-cpp-python sdist.
+  pip download --no-deps --no-binary :all: llama-cpp-python && tar xzf llama_cpp_python-*.tar.gz
+  cd llama_cpp_python-*/vendor/llama.cpp && cmake -B build -DGGML_NATIVE=ON -DLLAMA_CURL=OFF \
+      && cmake --build build --target llama-bench -j        # -> build/bin/llama-bench
+  cp QWEN3_TOKENIZER_DIR/* CHECKPOINT/    # the converter reads the tokenizer (pip install sentencepiece)
+  PYTHONPATH=gguf-py python convert_hf_to_gguf.py CHECKPOINT --outtype bf16 --outfile model.bf16.gguf
 Each tool runs in its own process per round, and the order of the tools rotates every round, so a busy
 moment of this shared machine hits them in turn. --train adds a training step of the shape of
 build/bench_train_throughput (21.7M parameters, batch 8 x 256 tokens, AdamW, cross-entropy):
@@ -20,8 +30,9 @@ TORCH_INFER = r"""
 import sys, time, torch
 from transformers import AutoModelForCausalLM
 model_dir, threads, P, G = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+dtype = torch.bfloat16 if sys.argv[5] == "bf16" else torch.float32
 torch.set_num_threads(threads)
-m = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
+m = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype).eval()
 ids = torch.randint(0, m.config.vocab_size, (1, P), generator=torch.Generator().manual_seed(0))
 with torch.inference_mode():
     m(ids[:, :8])  # warm-up
@@ -87,6 +98,7 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--prompt", type=int, default=128)
     ap.add_argument("--gen", type=int, default=32)
+    ap.add_argument("--weights", choices=["fp32", "bf16"], default="fp32")
     ap.add_argument("--train", action="store_true")
     ap.add_argument("--llama-bench")
     ap.add_argument("--gguf")
@@ -98,11 +110,12 @@ def main():
     model = a.model
     if not model:
         model = os.path.join(tmp.name, a.arch)
-        run([a.arbor, "init", "--arch", a.arch, "--dtype", "f32", "--out", model], env)
+        run([a.arbor, "init", "--arch", a.arch, "--dtype", "f32" if a.weights == "fp32" else "bf16", "--out", model], env)
     tools = {
         "arbor": lambda: kv(run([a.arbor, "bench", "--model", model, "--prompt-len", str(a.prompt), "--gen-len", str(a.gen),
-                                  "--repeats", "1", "--threads", str(a.threads)], env)),
-        "torch": lambda: kv(run([sys.executable, "-c", TORCH_INFER, model, str(a.threads), str(a.prompt), str(a.gen)], env)),
+                                  "--repeats", "1", "--threads", str(a.threads), "--weights", a.weights], env)),
+        "torch": lambda: kv(run([sys.executable, "-c", TORCH_INFER, model, str(a.threads), str(a.prompt), str(a.gen),
+                                 a.weights], env)),
     }
     if a.llama_bench:
         def llama():
@@ -130,7 +143,7 @@ def main():
         for n in order:
             results[n].append({k: float(v) for k, v in tools[n]().items() if k.endswith("tokens_per_s")})
             print(f"round {r + 1}/{a.rounds} {n}: {results[n][-1]} (load {load():.2f})", file=sys.stderr)
-    print(f"# {model}: {a.threads} threads, prompt {a.prompt}, gen {a.gen}; {a.rounds} interleaved rounds; "
+    print(f"# {model}: {a.weights} weights, {a.threads} threads, prompt {a.prompt}, gen {a.gen}; {a.rounds} interleaved rounds; "
           f"load average at the rounds: {', '.join(f'{x:.2f}' for x in loads)}")
     print(f"{'metric':28s} {'tool':12s} {'median tokens/s':>16s} {'arbor / tool (median of rounds)':>34s}")
     pairs = [("prefill_tokens_per_s", "arbor"), ("decode_tokens_per_s", "arbor"), ("train_tokens_per_s", "arbor train")]

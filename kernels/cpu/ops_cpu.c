@@ -1,6 +1,6 @@
-// ops_cpu.c: the CPU backend of kernels/ops.h. fp32; matmuls through OpenBLAS (cblas_sgemm),
-// everything else plain loops parallelised with OpenMP. The time goes to the matmuls; the rest is
-// memory-bound and small.
+// ops_cpu.c: the CPU backend of kernels/ops.h. fp32 activations; matmuls in matmul_cpu.c (OpenBLAS
+// and a few-rows kernel), everything else plain loops parallelised with OpenMP. The time goes to the
+// matmuls; the rest is memory-bound and small.
 #include <cblas.h>
 #include <math.h>
 #include <omp.h>
@@ -11,87 +11,6 @@
 #include "../ops.h"
 #include "fast_exp.h"
 #include "ops_cpu.h"
-
-// Below this many rows (batched decode) OpenBLAS 0.3.21's sgemm runs far under memory bandwidth:
-// measured on 2 cores, 3072x1024 weights: 22-54 GFLOP/s for 2-8 rows. matmul_few_rows reads each
-// weight once per call instead (see bench/few_rows.c for its rate against sgemm per row count).
-#define FEW_ROWS 16
-
-typedef float f32x8 __attribute__((vector_size(32)));
-
-static inline f32x8 load8(const float* p) {
-    f32x8 v;
-    memcpy(&v, p, sizeof v);  // unaligned
-    return v;
-}
-
-// out[n][o + i] for the NN input rows x (NN, C) and the OO weight rows w (OO, C), i < OO: every weight
-// vector loaded once serves NN rows, every input vector OO weight rows; NN x OO accumulators of 8 lanes
-// (at most 8 of them, with 2 + 4 loads: inside the 16 vector registers), then a fixed-order lane sum
-// and the scalar tail of C.
-static inline __attribute__((always_inline)) void few_rows_tile(float* out, const float* x, const float* w, int C, int OC,
-                                                                const int NN, const int OO) {
-    f32x8 acc[2][4];
-    for (int i = 0; i < OO; i++)
-        for (int n = 0; n < NN; n++) acc[i][n] = (f32x8){0};
-    int c = 0;
-    for (; c + 8 <= C; c += 8) {
-        f32x8 wv[2];
-        for (int i = 0; i < OO; i++) wv[i] = load8(w + (size_t)i * C + c);
-        for (int n = 0; n < NN; n++) {
-            f32x8 xv = load8(x + (size_t)n * C + c);
-            for (int i = 0; i < OO; i++) acc[i][n] += wv[i] * xv;
-        }
-    }
-    for (int i = 0; i < OO; i++)
-        for (int n = 0; n < NN; n++) {
-            f32x8 a = acc[i][n];
-            float sum = ((a[0] + a[4]) + (a[1] + a[5])) + ((a[2] + a[6]) + (a[3] + a[7]));
-            for (int k = c; k < C; k++) sum += w[(size_t)i * C + k] * x[(size_t)n * C + k];
-            out[(size_t)n * OC + i] = sum;
-        }
-}
-
-// out (N,OC) = inp (N,C) @ weight (OC,C)^T for a few rows (N < FEW_ROWS): two weight rows at a time
-// against blocks of up to 4 input rows, so each weight row is read from memory once while it serves
-// every input row from L1.
-static void matmul_few_rows(float* out, const float* inp, const float* weight, int N, int C, int OC) {
-#pragma omp parallel for schedule(static)
-    for (int o = 0; o < OC; o += 2) {
-        const float* w = weight + (size_t)o * C;
-        int two = o + 1 < OC;
-        for (int n = 0; n < N; n += 4) {
-            const float* x = inp + (size_t)n * C;
-            float* y = out + (size_t)n * OC + o;
-            switch ((N - n < 4 ? N - n : 4) * 2 + two) {
-            case 2: few_rows_tile(y, x, w, C, OC, 1, 1); break;
-            case 3: few_rows_tile(y, x, w, C, OC, 1, 2); break;
-            case 4: few_rows_tile(y, x, w, C, OC, 2, 1); break;
-            case 5: few_rows_tile(y, x, w, C, OC, 2, 2); break;
-            case 6: few_rows_tile(y, x, w, C, OC, 3, 1); break;
-            case 7: few_rows_tile(y, x, w, C, OC, 3, 2); break;
-            case 8: few_rows_tile(y, x, w, C, OC, 4, 1); break;
-            default: few_rows_tile(y, x, w, C, OC, 4, 2); break;
-            }
-        }
-    }
-}
-
-static void matmul_forward_cpu(float* out, const float* inp, const float* weight, const float* bias,
-                               int N, int C, int OC) {
-    if (N == 1)  // batch-1 decode: sgemv streams the weight at memory bandwidth
-        cblas_sgemv(CblasRowMajor, CblasNoTrans, OC, C, 1.0f, weight, C, inp, 1, 0.0f, out, 1);
-    else if (N < FEW_ROWS)
-        matmul_few_rows(out, inp, weight, N, C, OC);
-    else
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, OC, C, 1.0f, inp, C, weight, C, 0.0f, out,
-                    OC);
-    if (bias) {
-#pragma omp parallel for if (N * OC > 65536)
-        for (int n = 0; n < N; n++)
-            for (int o = 0; o < OC; o++) out[(size_t)n * OC + o] += bias[o];
-    }
-}
 
 static void rmsnorm_forward_cpu(float* out, const float* inp, const float* weight, float eps, int N, int C) {
 #pragma omp parallel for if (N * C > 65536)
@@ -242,9 +161,11 @@ static void attention_forward_cpu(float* out, const float* q, const float* kcach
 static const KernelOps cpu_ops = {
     .name = "cpu",
     .matmul_forward = matmul_forward_cpu,
+    .matmul_forward_16 = matmul_forward_16_cpu,
     .rmsnorm_forward = rmsnorm_forward_cpu,
     .rope_forward = rope_forward_cpu,
     .embedding_forward = embedding_forward_cpu,
+    .embedding_forward_16 = embedding_forward_16_cpu,
     .swiglu_forward = swiglu_forward_cpu,
     .residual_forward = residual_forward_cpu,
     .attention_forward = attention_forward_cpu,

@@ -1,6 +1,14 @@
-// ops_cpu.h: the CPU backend's backward ops, defined in ops_cpu_backward.c and put into the op
-// table by ops_cpu.c.
+// ops_cpu.h: the CPU backend's matrix products (matmul_cpu.c) and backward ops (ops_cpu_backward.c),
+// put into the op table by ops_cpu.c.
 #pragma once
+#include <stdint.h>
+
+#include "../dtype.h"
+
+void matmul_forward_cpu(float* out, const float* inp, const float* weight, const float* bias, int N, int C, int OC);
+void matmul_forward_16_cpu(float* out, const float* inp, const uint16_t* weight, WeightType t, const float* bias, int N,
+                           int C, int OC, float* scratch);
+void embedding_forward_16_cpu(float* out, const int* tokens, const uint16_t* wte, WeightType t, int N, int C);
 
 void matmul_backward_cpu(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
                          const float* weight, int N, int C, int OC);
