@@ -22,12 +22,11 @@ static double softmax_t(const float* x, int n, float T, float* e, float* inv) {
     float maxv = x[0], invT = 1.0f / T;
 #pragma omp simd reduction(max : maxv)
     for (int i = 1; i < n; i++) maxv = x[i] > maxv ? x[i] : maxv;
-    double sum = 0;
+#pragma omp simd
+    for (int i = 0; i < n; i++) e[i] = exp_fast((x[i] - maxv) * invT);
+    double sum = 0;  // a loop of its own: beside the exps, the double sum kept GCC 12 from vectorising them
 #pragma omp simd reduction(+ : sum)
-    for (int i = 0; i < n; i++) {
-        e[i] = exp_fast((x[i] - maxv) * invT);
-        sum += e[i];
-    }
+    for (int i = 0; i < n; i++) sum += e[i];
     *inv = (float)(1.0 / sum);
     return (double)maxv * invT + log(sum);
 }

@@ -11,7 +11,9 @@
 static inline float exp_fast(float x) {
     x = x > -87.3f ? x : -87.3f;  // fmaxf/fminf's values (NaN -> -87.3), as compares: fminf is a libm call
     x = x < 88.3f ? x : 88.3f;    // that stops vectorisation unless -ffinite-math-only
-    float k = floorf(fmaf(x, 1.44269504088896341f, 0.5f));
+    // k = x log2(e) rounded to the nearest integer by adding 1.5 x 2^23 (whose ulp is 1) in one fma:
+    // floorf does not vectorise under GCC's default -ftrapping-math, and left every loop calling this scalar
+    float k = fmaf(x, 1.44269504088896341f, 12582912.0f) - 12582912.0f;
     float r = fmaf(k, -0.693145751953125f, x);
     r = fmaf(k, -1.428606765330187045e-06f, r);
     float p = 1.0f / 720.0f;
