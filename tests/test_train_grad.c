@@ -186,3 +186,42 @@ Test(train_grad, fp32_loss_matches_double_at_a_full_vocabulary) {
     }
     free(x), free(w), free(tw), free(dx), free(dw), free(z), free(zt), free(p), free(q);
 }
+
+// lm_head_loss runs its rows in chunks (a few hundred rows at a time): over 600 rows, split in two calls
+// of 300 at half the gradient scale each, every output agrees with one call on all of them: the loss
+// terms (the mean of the halves' means), each row's d_xnf, and d_lm_head accumulated over the halves;
+// to sgemm's rounding (a product of another row count may block its sums differently).
+Test(train_grad, loss_chunks_join_like_separate_calls) {
+    enum { N = 600, C = 24, V = 97 };
+    float *x = malloc(sizeof(float) * N * C), *tx = malloc(sizeof(float) * N * C), *w = malloc(sizeof(float) * V * C),
+          *tw = malloc(sizeof(float) * V * C);
+    int targets[N];
+    uint64_t r = 11;
+    for (int i = 0; i < N * C; i++) {
+        r = r * 6364136223846793005ull + 1442695040888963407ull;
+        x[i] = (float)((double)(r >> 11) / 9007199254740992.0 - 0.5);
+        tx[i] = x[i] * 0.9f + 0.01f;
+    }
+    for (int i = 0; i < V * C; i++) {
+        r = r * 6364136223846793005ull + 1442695040888963407ull;
+        w[i] = (float)((double)(r >> 11) / 9007199254740992.0 * 4.0 - 2.0);
+        tw[i] = w[i] * 1.1f;
+    }
+    for (int n = 0; n < N; n++) targets[n] = (n * 37) % V;
+    LossConfig lc;
+    Err e;
+    cr_assert_eq(loss_parse("mix:0.5,kl", 1, &lc, &e), 0, "%s", e.msg);
+    float *dx = calloc(N * C, sizeof(float)), *dw = calloc(V * C, sizeof(float));
+    float *dx2 = calloc(N * C, sizeof(float)), *dw2 = calloc(V * C, sizeof(float));
+    LossValues all, a, b;
+    cr_assert_eq(lm_head_loss(&lc, x, w, N, C, V, targets, tx, tw, C, 1.0f, dx, dw, &all, &e), 0, "%s", e.msg);
+    int H = N / 2;
+    cr_assert_eq(lm_head_loss(&lc, x, w, H, C, V, targets, tx, tw, C, 0.5f, dx2, dw2, &a, &e), 0, "%s", e.msg);
+    cr_assert_eq(lm_head_loss(&lc, x + H * C, w, H, C, V, targets + H, tx + H * C, tw, C, 0.5f, dx2 + H * C, dw2, &b, &e), 0,
+                 "%s", e.msg);
+    cr_expect(fabs(all.ce - (a.ce + b.ce) / 2) <= 1e-6 * fabs(all.ce), "ce %.12g vs %.12g", all.ce, (a.ce + b.ce) / 2);
+    cr_expect(fabs(all.kd - (a.kd + b.kd) / 2) <= 1e-6 * fabs(all.kd), "kd %.12g vs %.12g", all.kd, (a.kd + b.kd) / 2);
+    double ex = rel_l2(dx, dx2, N * C), ew = rel_l2(dw, dw2, V * C);
+    cr_expect(ex <= 1e-6 && ew <= 1e-6, "d_xnf rel L2 %.3g, d_lm_head %.3g", ex, ew);
+    free(x), free(tx), free(w), free(tw), free(dx), free(dw), free(dx2), free(dw2);
+}
