@@ -26,6 +26,7 @@ typedef struct {
     int round, member, batch_index, attempt, used;
     double prefill_tps, decode_tps, decode_ms, wait_share, cpu_per_wall, load;
     double peak_gb;
+    WeightType weights;  // how the measured model held its matrices (the CPU's precision, as it ran)
 } Sample;
 
 static void cpu_name(char* out, size_t n) {
@@ -45,7 +46,8 @@ static void cpu_name(char* out, size_t n) {
 static int measure(const SweepConfig* c, const char* model_dir, int batch_index, Sample* s, char* device, size_t device_n,
                    Err* e) {
     Model m;
-    if (model_load(&m, model_dir, e)) return -1;
+    if (model_load_as(&m, model_dir, sweep_cpu_weights(c), e)) return -1;
+    s->weights = m.w16.type;
     Engine en;
     int rc = engine_open(&en, &m, c->device, e);
     if (!rc) {
@@ -191,7 +193,11 @@ static int write_member(const SweepConfig* c, const BenchMember* mem, int n, int
     cJSON_AddNumberToObject(mj, "load_1m", load_average_1m());
     cJSON_AddNumberToObject(mj, "prompt_len", c->prompt_len);
     cJSON_AddNumberToObject(mj, "gen_len", c->gen_len);
-    cJSON_AddStringToObject(mj, "precision", c->precision);
+    // the precision that ran: on the CPU, how the measured model held its weights
+    const char* ran = c->precision;
+    for (int i = 0; i < n_samples && c->device == DEVICE_CPU; i++)
+        if (samples[i].member == who) ran = weight_type_name(samples[i].weights);
+    cJSON_AddStringToObject(mj, "precision", ran);
     cJSON_AddStringToObject(mj, "arbor_commit", ARBOR_COMMIT);
     cJSON_AddStringToObject(mj, "backend", c->device == DEVICE_CUDA ? "cuda" : "cpu");
     cJSON_AddStringToObject(mj, "device", device);
@@ -243,7 +249,7 @@ int sweep_bench_group(const SweepConfig* c, const BenchMember* mem, int n, int f
                 int who = (j + r) % n;  // each round starts one cell later
                 for (int attempt = 0; attempt < MAX_ATTEMPTS && !rc; attempt++) {
                     Sample* s = &samples[ns];
-                    *s = (Sample){r, who, b, attempt, 1, 0, 0, 0, 0, 0, 0, 0};
+                    *s = (Sample){r, who, b, attempt, 1, 0, 0, 0, 0, 0, 0, 0, WEIGHT_F32};
                     rc = measure(c, mem[who].model_dir, b, s, device, sizeof device, e);
                     if (rc) break;
                     if (attempt > 0) samples[ns - 1].used = 0;

@@ -13,7 +13,7 @@
 //               rank per GPU). batch x grad_accum is the global batch whatever the ranks: each rank
 //               accumulates grad_accum / ranks micro-batches, so the ranks do not change the result.
 //   [eval]      mmlu, shots, subjects, limit, truncate (tokens|shots), ppl_seq_len, ppl_tokens
-//   [bench]     batch, prompt_len, gen_len, repeats, precision (fp32 on the CPU, bf16 on CUDA)
+//   [bench]     batch, prompt_len, gen_len, repeats, precision (CPU: fp32, bf16 or f16 weights; CUDA: bf16)
 //   [matrix]    strategies (bi, block, last, ppl, ablation, ablation-block), layers, ffn, hidden, heads, kv_heads (lists; 0 = keep).
 //               A value may be a chain of rounds, "30>24": prune to 30, distill, score the distilled model again,
 //               prune to 24, distill (iterative pruning); a plain value beside a chain is reached in the last round.
@@ -98,6 +98,9 @@ int sweep_config_load(const char* path, SweepConfig* c, Err* e);
 // The same, except that inputs not on disk yet are not errors: c->skipped lists each one and the checks
 // that had to be skipped (--dry-run, --emit-slurm before the checkpoints are fetched).
 int sweep_config_load_lenient(const char* path, SweepConfig* c, Err* e);
+// How the bench stage holds a model's weights on the CPU ([bench] precision; WEIGHT_F32 on CUDA, which
+// uploads its own bf16 copy)
+WeightType sweep_cpu_weights(const SweepConfig* c);
 
 // CELL_CORRECTED: the teacher after teacher correction ([teacher] correct_steps), the model every pruned
 // cell is pruned and distilled from.

@@ -149,7 +149,7 @@ Test(sweep, bad_configs_name_file_and_line) {
     expect_refused("[eval]\nmmlu = /nonexistent/mmlu\n", ":13: '/nonexistent/mmlu' does not exist");
     expect_refused("[baseline.x]\nmodel = /nonexistent/ckpt\n", ":13: baseline checkpoint '/nonexistent/ckpt' has no config.json");
     expect_refused("[matrix]\nlayers = 2, x\n", ":13: layers: 'x' is not a non-negative integer");
-    expect_refused("[bench]\nprecision = bf16\n", ":13: precision 'bf16' with device cpu: the cpu backend runs fp32");
+    expect_refused("[bench]\nprecision = q8\n", ":13: precision 'q8' with device cpu: the cpu backend runs fp32, bf16 or f16");
     expect_refused("[sweep]\ndevice = tpu\n", ":13: device must be cpu or cuda, not 'tpu'");
     expect_refused("[sweep]\ndevice = cuda\n[bench]\nprecision = fp32\n", ":15: precision 'fp32' with device cuda");
     // rounds and teacher correction
@@ -845,6 +845,7 @@ Test(sweep, cells_are_benched_together_in_interleaved_rounds) {
     double lo = cJSON_GetObjectItem(t, "decode_tps_b2_min")->valuedouble, mid = cJSON_GetObjectItem(t, "decode_tps_b2")->valuedouble,
            hi = cJSON_GetObjectItem(t, "decode_tps_b2_max")->valuedouble;
     cr_expect(lo > 0 && lo <= mid && mid <= hi, "range %g <= median %g <= %g", lo, mid, hi);
+    cr_expect_str_eq(cJSON_GetObjectItem(t, "precision")->valuestring, "fp32");
     cJSON_Delete(t);
     // results.csv: the teacher first, the config's order, kept layers, the interval of each accuracy's
     // chance level and the spread of each speed
@@ -890,6 +891,17 @@ Test(sweep, cells_are_benched_together_in_interleaved_rounds) {
     cr_expect_gt(cJSON_GetObjectItem(t, "decode_ratio_b1")->valuedouble, 0);
     cJSON_Delete(t);
     free(after), free(teacher_done);
+    free(cells);
+    // [bench] precision = bf16: the bench runs again (its key changed) on models holding their matrices
+    // 16-bit; metrics.json says what the loaded model held, not what the config asked
+    cells = sweep_from(TINY_STAGES "[bench]\nbatch = 1, 2\nprompt_len = 4\ngen_len = 2\nrepeats = 3\nprecision = bf16\n\n"
+                                   "[matrix]\nstrategies = bi, last\nlayers = 2\n",
+                       &c, 3, &n);
+    cr_assert_eq(sweep_run(&c, cells, n, NULL, NULL, 0, 0, &e), 0, "%s", e.msg);
+    snprintf(path, sizeof path, "%s/results/t/cells/%s/bench/metrics.json", dir, cells[1].id);
+    t = read_json(path);
+    cr_expect_str_eq(cJSON_GetObjectItem(t, "precision")->valuestring, "bf16");
+    cJSON_Delete(t);
     free(cells);
 }
 
