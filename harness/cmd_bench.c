@@ -58,16 +58,23 @@ static int bench_cuda_command(const Command* cmd) {
     return code;
 }
 
+// the option's value, or fallback when it was not given (roofline options have no declared default, so
+// that one given without --roofline is seen and refused)
+static const char* str_or(const Command* cmd, const char* name, const char* fallback) {
+    return arg_str(cmd, name) ? arg_str(cmd, name) : fallback;
+}
+
 // --roofline: the throughput model's floors over a grid of batch sizes and contexts (evals/roofline.h)
 static int list_arg(const Command* cmd, const char* name, int lo, int hi, int** v, int* n, Err* e) {
-    if (parse_token_list(arg_str(cmd, name), v, n, e)) return err_prefix(e, "--%s", name);
+    if (parse_token_list(!strcmp(name, "context") ? str_or(cmd, name, "128,2048") : arg_str(cmd, name), v, n, e))
+        return err_prefix(e, "--%s", name);
     for (int i = 0; i < *n; i++)
         if ((*v)[i] < lo || (*v)[i] > hi) return err_set(e, "--%s: %d is outside [%d, %d]", name, (*v)[i], lo, hi);
     return 0;
 }
 
 static int dtype_bytes(const Command* cmd, const char* name, double* bytes, Err* e) {
-    const char* v = arg_str(cmd, name);
+    const char* v = str_or(cmd, name, "bf16");
     if (!strcmp(v, "bf16")) return *bytes = 2, 0;
     if (!strcmp(v, "fp8")) return *bytes = 1, 0;
     if (!strcmp(v, "fp32")) return *bytes = 4, 0;
@@ -97,7 +104,7 @@ static int bench_roofline(const Command* cmd) {
     printf("# roofline floors: %s (%d layers, hidden %d, ffn %d, %d/%d heads, %.2fB parameters) on %s: %.0f GB/s, %.0f TFLOP/s; "
            "weights %s, KV cache %s\n",
            what, cfg.n_layers, cfg.hidden, cfg.ffn, cfg.n_heads, cfg.n_kv_heads, config_param_count(&cfg) / 1e9, d.name,
-           d.bandwidth_gbs, d.tflops, arg_str(cmd, "weight-dtype"), arg_str(cmd, "kv-dtype"));
+           d.bandwidth_gbs, d.tflops, str_or(cmd, "weight-dtype", "bf16"), str_or(cmd, "kv-dtype", "bf16"));
     printf("%6s %7s | %10s %10s %10s %10s %8s %12s %8s | %14s\n", "batch", "context", "weights GB", "KV read GB", "KV write",
            "step GB", "TFLOP", "decode t/s", "bound", "prefill t/s");
     size_t cap = 1 << 16, len = 0;
@@ -145,9 +152,9 @@ int cmd_bench(int argc, char** argv) {
         {"gpu", "NAME", "roofline: h100, h200 or a100 (datasheet bandwidth and dense bf16 rate)", NULL},
         {"bandwidth", "GB/s", "roofline: memory bandwidth (overrides --gpu's)", NULL},
         {"flops", "TFLOP/s", "roofline: matrix rate (overrides --gpu's)", NULL},
-        {"context", "LIST", "roofline: cached positions for decode, prompt length for prefill", "128,2048"},
-        {"weight-dtype", "bf16|fp8|fp32", "roofline: bytes per weight", "bf16"},
-        {"kv-dtype", "bf16|fp8|fp32", "roofline: bytes per cached K/V value", "bf16"},
+        {"context", "LIST", "roofline: cached positions for decode, prompt length for prefill (default 128,2048)", NULL},
+        {"weight-dtype", "bf16|fp8|fp32", "roofline: bytes per weight (default bf16)", NULL},
+        {"kv-dtype", "bf16|fp8|fp32", "roofline: bytes per cached K/V value (default bf16)", NULL},
     };
     Command cmd = {"bench",
                    "Measure prefill and decode throughput. --device cuda takes a list of batch sizes (--batch 1,32,128).",
@@ -155,9 +162,21 @@ int cmd_bench(int argc, char** argv) {
     int code;
     if (command_start(&cmd, argc, argv, &code)) return code;
     Err e;
-    if (arg_flag(&cmd, "roofline")) return bench_roofline(&cmd);
+    // an option this mode does not read is refused, never ignored
+    static const char* const measuring[] = {"threads", "ceilings", "label", "cublas-only"};
+    static const char* const roofline[] = {"gpu", "bandwidth", "flops", "context", "weight-dtype", "kv-dtype"};
+    static const char* const cuda_only[] = {"ceilings", "label", "csv", "cublas-only"};
+    if (arg_flag(&cmd, "roofline")) {
+        if (arg_refuse(&cmd, measuring, 4, "with --roofline (nothing is measured)", &e)) return fail(&e);
+        return bench_roofline(&cmd);
+    }
+    if (arg_refuse(&cmd, roofline, 6, "without --roofline", &e)) return fail(&e);
     Device device;
     if (device_parse(arg_str(&cmd, "device"), &device, &e)) return fail(&e);  // availability: bench_cuda_run
+    if (device == DEVICE_CPU && arg_refuse(&cmd, cuda_only, 4, "with --device cpu (its results are the key=value lines on stdout)", &e))
+        return fail(&e);
+    static const char* const cpu_only[] = {"threads"};
+    if (device == DEVICE_CUDA && arg_refuse(&cmd, cpu_only, 1, "with --device cuda", &e)) return fail(&e);
     WeightType wt;
     if (arg_weights(&cmd, arg_str(&cmd, "device"), &wt, &e)) return fail(&e);
     if (device == DEVICE_CUDA) return bench_cuda_command(&cmd);

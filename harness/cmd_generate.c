@@ -42,6 +42,8 @@ int cmd_generate(int argc, char** argv) {
         err_set(&e, "generate: give exactly one of --tokens and --prompt");
         return fail(&e);
     }
+    static const char* const text_only[] = {"tokenizer"};
+    if (!prompt && arg_refuse(&cmd, text_only, 1, "with --tokens (ids in, ids out)", &e)) return fail(&e);
     Tokenizer tok = {0};
     if (prompt) {
         const char* tdir = arg_str(&cmd, "tokenizer") ? arg_str(&cmd, "tokenizer") : dir;

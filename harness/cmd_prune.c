@@ -196,6 +196,13 @@ int cmd_prune(int argc, char** argv) {
                   arg_long(&cmd, "ffn-step", 1, 1 << 20, &fs, &e) || arg_double(&cmd, "max-depth-cut", 0, 0.99, &depth_cut, &e) ||
                   arg_double(&cmd, "max-width-cut", 0, 0.99, &width_cut, &e);
     }
+    // an option of a mode not chosen is refused, never ignored
+    static const char* const search_only[] = {"params", "ratio", "memory-mb", "tps", "tps-device", "data"};
+    static const char* const score_only[] = {"mmlu", "mmlu-subjects", "tokenizer"};
+    static const char* const strategy_only[] = {"layers"};
+    if (!bad && !search) bad = arg_refuse(&cmd, search_only, 6, "without --search", &e);
+    if (!bad && !score_with) bad = arg_refuse(&cmd, score_only, 3, "without --score-with", &e);
+    if (!bad && !strategy) bad = arg_refuse(&cmd, strategy_only, 1, "without --strategy", &e);
     if (!bad && (ppl || search)) {
         if (!vpath) bad = err_set(&e, "prune: %s needs validation tokens (--val or --calib)", ppl ? "--strategy ppl" : "--search");
         else if (access(vpath, R_OK) != 0) bad = err_set(&e, "prune: %s: cannot read the validation shard", vpath);

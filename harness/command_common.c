@@ -51,6 +51,12 @@ int arg_weights(const Command* cmd, const char* device, WeightType* t, Err* e) {
     return 0;
 }
 
+int arg_refuse(const Command* cmd, const char* const* names, int n, const char* where, Err* e) {
+    for (int i = 0; i < n; i++)
+        if (arg_str(cmd, names[i])) return err_set(e, "%s: --%s has no effect %s", cmd->name, names[i], where);
+    return 0;
+}
+
 int arch_from_options(const Command* cmd, ModelConfig* cfg, Err* e) {
     const char* arch;
     if (arg_required(cmd, "arch", &arch, e) || config_preset(arch, cfg, e)) return -1;

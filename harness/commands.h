@@ -66,5 +66,9 @@ int output_stage_path(const char* out, char* write_to, size_t n);
 int output_swap_in(const char* out, const char* staged, Err* e);
 #define FORCE_OPTION {"force", NULL, "replace a checkpoint already in --out", NULL}
 
+// An option given where the command's mode does not read it is refused, never ignored: -1 with e =
+// "NAME: --OPTION has no effect WHERE" for the first of names[0..n) given.
+int arg_refuse(const Command* cmd, const char* const* names, int n, const char* where, Err* e);
+
 // The preset named by --arch with the overrides applied, validated.
 int arch_from_options(const Command* cmd, ModelConfig* cfg, Err* e);

@@ -222,6 +222,20 @@ Test(cli, bad_input_exits_2_with_one_line) {
     expect_bad_input("bench --arch tiny --device cuda --batch 1,0", "--batch: 0 is outside [1, 4096]");
     expect_bad_input("bench --arch tiny --device cuda --label a,b", "--label: 'a,b' may not hold a comma");
     expect_bad_input("bench --arch tiny --weights q8", "--weights must be fp32, bf16 or f16, not 'q8'");
+    // an option the mode does not read is refused, never ignored
+    expect_bad_input("bench --arch tiny --csv x.csv", "bench: --csv has no effect with --device cpu");
+    expect_bad_input("bench --arch tiny --gpu h100", "bench: --gpu has no effect without --roofline");
+    expect_bad_input("bench --arch tiny --context 64", "bench: --context has no effect without --roofline");
+    expect_bad_input("bench --roofline --gpu h100 --arch tiny --threads 2", "bench: --threads has no effect with --roofline");
+    expect_bad_input("bench --arch tiny --device cuda --threads 2", "bench: --threads has no effect with --device cuda");
+    snprintf(args, sizeof args, "generate --model %s --tokens 1 --tokenizer %s", model, model);
+    expect_bad_input(args, "generate: --tokenizer has no effect with --tokens");
+    snprintf(args, sizeof args, "prune --model %s --out %s/p --drop-layers 1 --params 1e6", model, dir);
+    expect_bad_input(args, "prune: --params has no effect without --search");
+    snprintf(args, sizeof args, "prune --model %s --out %s/p --drop-layers 1 --layers 2", model, dir);
+    expect_bad_input(args, "prune: --layers has no effect without --strategy");
+    snprintf(args, sizeof args, "prune --model %s --out %s/p --drop-layers 1 --mmlu %s", model, dir, dir);
+    expect_bad_input(args, "prune: --mmlu has no effect without --score-with");
     snprintf(args, sizeof args, "generate --model %s --tokens 1 --weights bf16 --device cuda", model);
     expect_bad_input(args, "--weights bf16 is for the CPU; --device cuda uploads its own bf16 copy");
     // a truncated weights file
