@@ -30,6 +30,10 @@ int cmd_sweep(int argc, char** argv) {
     Err e;
     SweepConfig c;
     int plan_only = arg_flag(&cmd, "dry-run") || arg_flag(&cmd, "emit-slurm");  // may run before the inputs are fetched
+    static const char* const running[] = {"only", "force", "stage", "keep-going"}, *const emit[] = {"emit-slurm"};
+    if (plan_only && (arg_refuse(&cmd, running, 4, "with --dry-run or --emit-slurm (nothing runs)", &e) ||
+                      (arg_flag(&cmd, "dry-run") && arg_refuse(&cmd, emit, 1, "with --dry-run", &e))))
+        return fail(&e);
     if ((plan_only ? sweep_config_load_lenient(path, &c, &e) : sweep_config_load(path, &c, &e))) return fail(&e);
     if (c.skipped[0])
         fprintf(stderr, "sweep %s: inputs not on disk yet, so these checks were skipped (a run makes them first):\n%s\n", c.name,

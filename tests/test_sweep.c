@@ -188,6 +188,11 @@ Test(sweep, cli_dry_run_and_slurm_script) {
     cr_assert_not_null(text);
     cr_expect(contains(text, "teacher") && contains(text, "bi-L2") && contains(text, "bi-L3"), "%s", text);
     free(text);
+    // running options with a plan-only mode are refused, not ignored
+    snprintf(args, sizeof args, "sweep %s --dry-run --force 2>/dev/null", cfg_path);
+    cr_expect_eq(run_arbor(args, "/dev/null"), 2);
+    snprintf(args, sizeof args, "sweep %s --dry-run --emit-slurm 2>/dev/null", cfg_path);
+    cr_expect_eq(run_arbor(args, "/dev/null"), 2);
     // the script is written from another folder: every path in it is absolute
     char cwd[1024];
     cr_assert_not_null(getcwd(cwd, sizeof cwd));
