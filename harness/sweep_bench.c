@@ -9,6 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "arbor_commit.h"  // ARBOR_COMMIT, generated at build time
 #include "../evals/cpu_usage.h"
 #include "../evals/throughput.h"
 #include "../kernels/clock.h"

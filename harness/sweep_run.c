@@ -11,6 +11,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "arbor_commit.h"  // ARBOR_COMMIT, generated at build time
 #include "../distill/trainer.h"
 #include "../evals/perplexity.h"
 #include "../evals/throughput.h"
@@ -53,6 +54,24 @@ typedef struct {
 // runs one stage (fn writes into tmp) unless its .done matches; returns -1 on failure
 typedef int (*StageFn)(Ctx* x, const char* tmp, cJSON* metrics, Err* e);
 
+static cJSON* read_json_file(const char* path) {
+    Err e;
+    char* text = access(path, F_OK) == 0 ? file_read_all(path, NULL, &e) : NULL;
+    cJSON* j = text ? cJSON_Parse(text) : NULL;
+    free(text);
+    return j;
+}
+
+// by := the arbor commit recorded in DIR/metrics.json ("" when none is)
+static void stage_commit(const char* dir, char* by, size_t n) {
+    char path[2300];
+    snprintf(path, sizeof path, "%s/metrics.json", dir);
+    cJSON* j = read_json_file(path);
+    const cJSON* c = cJSON_GetObjectItemCaseSensitive(j, "arbor_commit");
+    snprintf(by, n, "%s", cJSON_IsString(c) ? c->valuestring : "");
+    cJSON_Delete(j);
+}
+
 static int stage(Ctx* x, const char* name, const char* settings, StageFn fn, int force, Err* e) {
     char buf[12288], done[2200], final_dir[2200], tmp[2200];
     snprintf(buf, sizeof buf, "%s|%s|%s", name, settings, x->key);
@@ -71,7 +90,13 @@ static int stage(Ctx* x, const char* name, const char* settings, StageFn fn, int
         return 0;
     }
     if (cached) {
-        fprintf(stderr, "sweep: %s %s: done\n", x->cell->label, name);
+        char by[64] = "";  // a result another build computed is used, and said so
+        stage_commit(final_dir, by, sizeof by);
+        if (strcmp(by, ARBOR_COMMIT))
+            fprintf(stderr, "sweep: %s %s: done (by arbor %s; this build is %s: --force re-runs it)\n", x->cell->label, name,
+                    by[0] ? by : "of unknown commit", ARBOR_COMMIT);
+        else
+            fprintf(stderr, "sweep: %s %s: done\n", x->cell->label, name);
         snprintf(x->key, sizeof x->key, "%s", key);
         return 0;
     }
@@ -93,6 +118,7 @@ static int stage(Ctx* x, const char* name, const char* settings, StageFn fn, int
     double t0 = now_seconds();
     int rc = fn(x, tmp, metrics, e);
     cJSON_AddNumberToObject(metrics, "seconds", now_seconds() - t0);
+    cJSON_AddStringToObject(metrics, "arbor_commit", ARBOR_COMMIT);
     if (!rc) rc = json_write_atomic(tmp, "metrics.json", metrics, e);
     else cJSON_Delete(metrics);
     if (rc) return err_prefix(e, "%s %s", x->cell->label, name);
@@ -127,14 +153,6 @@ static int add_shape(cJSON* m, const ModelConfig* c) {
     cJSON_AddNumberToObject(m, "heads", c->n_heads);
     cJSON_AddNumberToObject(m, "kv_heads", c->n_kv_heads);
     return 0;
-}
-
-static cJSON* read_json_file(const char* path) {
-    Err e;
-    char* text = access(path, F_OK) == 0 ? file_read_all(path, NULL, &e) : NULL;
-    cJSON* j = text ? cJSON_Parse(text) : NULL;
-    free(text);
-    return j;
 }
 
 // a finished stage's metrics (NULL when it has not finished)
@@ -619,7 +637,7 @@ static const char* columns[] = {
     "bench.contended_rounds", "bench.remeasured", "bench.wait_share_max", "bench.cpu_per_wall", "bench.load_1m", "bench.peak_rss_mb",
     "bench.prompt_len", "bench.gen_len", "bench.precision", "prune.seconds", "distill.seconds", "train.seconds",
     "eval.seconds", "bench.seconds", "bench.backend", "bench.threads", "bench.wait_policy", "bench.blas_core", "bench.device",
-    "bench.arbor_commit",
+    "prune.arbor_commit", "distill.arbor_commit", "train.arbor_commit", "eval.arbor_commit", "bench.arbor_commit",
 };
 
 // DIR/NAME := out, atomically; out is freed

@@ -312,6 +312,32 @@ Test(sweep, stages_run_once_resume_after_a_kill_and_collect) {
     char rdir[512];
     snprintf(rdir, sizeof rdir, "%s/results/t", dir);
     cr_assert_eq(sweep_collect(rdir, &e), 0, "%s", e.msg);
+    // every stage records the build that computed it, and results.csv carries it
+    char* table = file_read_all(results, NULL, &e);
+    cr_assert_not_null(table, "%s", e.msg);
+    cr_expect(contains(table, "prune.arbor_commit,distill.arbor_commit,train.arbor_commit,eval.arbor_commit,bench.arbor_commit"),
+              "%s", table);
+    free(table);
+    snprintf(path, sizeof path, "%s/results/t/cells/%s/prune/metrics.json", dir, cells[2].id);
+    cJSON* pm = read_json(path);
+    const char* commit = cJSON_GetObjectItem(pm, "arbor_commit")->valuestring;
+    cr_expect(strlen(commit) >= 7, "'%s'", commit);
+    snprintf(path, sizeof path, "%s/results/t/cells/%s/bench/metrics.json", dir, cells[2].id);
+    cJSON* bm = read_json(path);
+    cr_expect_str_eq(cJSON_GetObjectItem(bm, "arbor_commit")->valuestring, commit);
+    // a result another build computed is used, and the run says so
+    cJSON_ReplaceItemInObject(pm, "arbor_commit", cJSON_CreateString("0123456789ab"));
+    snprintf(path, sizeof path, "%s/results/t/cells/%s/prune", dir, cells[2].id);
+    cr_assert_eq(json_write_atomic(path, "metrics.json", pm, &e), 0, "%s", e.msg);
+    cJSON_Delete(bm);
+    char args[2048], err_path[600];
+    snprintf(err_path, sizeof err_path, "%s/sweep_err.txt", dir);
+    snprintf(args, sizeof args, "sweep %s 2> %s", cfg_path, err_path);
+    cr_assert_eq(run_arbor(args, "/dev/null"), 0);
+    char* said = file_read_all(err_path, NULL, &e);
+    cr_assert_not_null(said, "%s", e.msg);
+    cr_expect(contains(said, "prune: done (by arbor 0123456789ab; this build is "), "%s", said);
+    free(said);
     free(before);
     free(first);
     free(cells);
