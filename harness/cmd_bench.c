@@ -65,9 +65,8 @@ static const char* str_or(const Command* cmd, const char* name, const char* fall
 }
 
 // --roofline: the throughput model's floors over a grid of batch sizes and contexts (evals/roofline.h)
-static int list_arg(const Command* cmd, const char* name, int lo, int hi, int** v, int* n, Err* e) {
-    if (parse_token_list(!strcmp(name, "context") ? str_or(cmd, name, "128,2048") : arg_str(cmd, name), v, n, e))
-        return err_prefix(e, "--%s", name);
+static int list_arg(const Command* cmd, const char* name, const char* fallback, int lo, int hi, int** v, int* n, Err* e) {
+    if (parse_token_list(str_or(cmd, name, fallback), v, n, e)) return err_prefix(e, "--%s", name);
     for (int i = 0; i < *n; i++)
         if ((*v)[i] < lo || (*v)[i] > hi) return err_set(e, "--%s: %d is outside [%d, %d]", name, (*v)[i], lo, hi);
     return 0;
@@ -95,7 +94,8 @@ static int bench_roofline(const Command* cmd) {
         return err_set(&e, "bench --roofline: give --gpu h100|h200|a100, or --bandwidth GB/s and --flops TFLOP/s"), fail(&e);
     int *batches = NULL, *contexts = NULL, nb = 0, nc = 0;
     double wb = 2, kvb = 2;
-    if (list_arg(cmd, "batch", 1, 1 << 20, &batches, &nb, &e) || list_arg(cmd, "context", 1, 1 << 24, &contexts, &nc, &e) ||
+    if (list_arg(cmd, "batch", "1", 1, 1 << 20, &batches, &nb, &e) ||
+        list_arg(cmd, "context", "128,2048", 1, 1 << 24, &contexts, &nc, &e) ||
         dtype_bytes(cmd, "weight-dtype", &wb, &e) || dtype_bytes(cmd, "kv-dtype", &kvb, &e)) {
         free(batches), free(contexts);
         return fail(&e);
