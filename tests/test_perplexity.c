@@ -82,6 +82,19 @@ Test(perplexity, cli_on_a_token_shard) {
     const cJSON* c = cJSON_GetArrayItem(cJSON_GetObjectItem(ref, "cases"), 1);  // (32, 8)
     double want = cJSON_GetObjectItem(c, "mean_nll")->valuedouble;
     cr_expect(fabs(got - want) / want < 1e-5, "%.6f vs %.6f", got, want);
+    cr_expect(contains(text, "device=cpu\nweights=fp32\n"), "%s", text);
+    free(text);
+    // --weights bf16 on this BF16 checkpoint keeps its matrices bit for bit: the same perplexity, and
+    // the output says which weights ran
+    snprintf(args, sizeof args, "eval ppl --model %s --data %s --seq-len 32 --stride 8 --weights bf16 2>/dev/null", model_dir, shard);
+    cr_assert_eq(run_arbor(args, out), 0);
+    text = file_read_all(out, NULL, &e);
+    cr_assert_not_null(text);
+    at = strstr(text, "mean_nll=");
+    cr_assert_not_null(at, "%s", text);
+    got = atof(at + 9);
+    cr_expect(fabs(got - want) / want < 1e-5, "bf16 weights: %.6f vs %.6f", got, want);
+    cr_expect(contains(text, "weights=bf16\n"), "%s", text);
     free(text);
     snprintf(args, sizeof args, "eval ppl --model %s --data %s --seq-len 32 --stride 40 2>/dev/null", model_dir, shard);
     cr_expect_eq(run_arbor(args, "/dev/null"), 2);
