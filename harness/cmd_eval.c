@@ -58,7 +58,7 @@ static int eval_ppl(int argc, char** argv) {
     if (rc) return fail(&e);
     printf("model=%s\ndata=%s\ndevice=%s\nweights=%s\nseq_len=%ld\nstride=%ld\npredicted_tokens=%lld\nmean_nll=%.6f\n"
            "perplexity=%.4f\n",
-           dir, data, device_name(device), device == DEVICE_CUDA ? "bf16" : weight_type_name(weights), L, S,
+           dir, data, device_name(device), device_weights_name(device, weights), L, S,
            (long long)r.n_predicted, r.mean_nll, r.perplexity);
     fprintf(stderr, "ppl: %lld tokens in %.1f s (%.0f tokens/s)\n", (long long)r.n_predicted, r.seconds,
             (double)r.n_predicted / r.seconds);
@@ -135,7 +135,7 @@ static int eval_mmlu(int argc, char** argv) {
     mmlu_summarize(&r, &sum);
     printf("device=%s\nweights=%s\nquestions=%d\ncorrect=%d\naccuracy=%.6f\ntruncated=%d\nfewer_shots=%d\n"
            "prompt_tokens=%lld\ncomputed_tokens=%lld\nseconds=%.2f\n",
-           device_name(device), device == DEVICE_CUDA ? "bf16" : weight_type_name(weights), r.n, sum.total_correct, sum.micro,
+           device_name(device), device_weights_name(device, weights), r.n, sum.total_correct, sum.micro,
            r.n_truncated, r.n_fewer_shots, (long long)r.prompt_tokens, (long long)r.computed_tokens, r.seconds);
     if (r.n_truncated || r.n_fewer_shots)
         fprintf(stderr, "mmlu: %d questions cut from the left and %d with fewer shots to fit %d tokens (predictions.csv: "

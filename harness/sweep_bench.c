@@ -47,7 +47,7 @@ static void cpu_name(char* out, size_t n) {
 static int measure(const SweepConfig* c, const char* model_dir, int batch_index, Sample* s, char* device, size_t device_n,
                    Err* e) {
     Model m;
-    if (model_load_as(&m, model_dir, sweep_cpu_weights(c), e)) return -1;
+    if (model_load_as(&m, model_dir, c->bench_weights, e)) return -1;
     s->weights = m.w16.type;
     Engine en;
     int rc = engine_open(&en, &m, c->device, e);
@@ -195,10 +195,10 @@ static int write_member(const SweepConfig* c, const BenchMember* mem, int n, int
     cJSON_AddNumberToObject(mj, "prompt_len", c->prompt_len);
     cJSON_AddNumberToObject(mj, "gen_len", c->gen_len);
     // the precision that ran: on the CPU, how the measured model held its weights
-    const char* ran = c->precision;
-    for (int i = 0; i < n_samples && c->device == DEVICE_CPU; i++)
-        if (samples[i].member == who) ran = weight_type_name(samples[i].weights);
-    cJSON_AddStringToObject(mj, "precision", ran);
+    WeightType ran = WEIGHT_F32;
+    for (int i = 0; i < n_samples; i++)
+        if (samples[i].member == who) ran = samples[i].weights;
+    cJSON_AddStringToObject(mj, "precision", device_weights_name(c->device, ran));
     cJSON_AddStringToObject(mj, "arbor_commit", ARBOR_COMMIT);
     cJSON_AddStringToObject(mj, "backend", c->device == DEVICE_CUDA ? "cuda" : "cpu");
     cJSON_AddStringToObject(mj, "device", device);

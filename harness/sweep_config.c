@@ -336,12 +336,12 @@ static int load(const char* path, SweepConfig* c, int lenient, Err* e) {
     if (device_parse(c->device_text, &c->device, e))
         return BAD("sweep", "device", "device must be cpu or cuda, not '%s'", c->device_text);
     // what each backend runs: the CPU's weights in fp32, bf16 or f16 (--weights), the GPU's in bf16
-    WeightType wt;
     Err wt_e;
+    c->bench_weights = WEIGHT_F32;
     if (!c->precision[0]) snprintf(c->precision, sizeof c->precision, "%s", c->device == DEVICE_CUDA ? "bf16" : "fp32");
     if (c->device == DEVICE_CUDA && strcmp(c->precision, "bf16"))
         return BAD("bench", "precision", "precision '%s' with device cuda: the cuda backend runs bf16", c->precision);
-    if (c->device == DEVICE_CPU && weight_type_parse(c->precision, &wt, &wt_e))
+    if (c->device == DEVICE_CPU && weight_type_parse(c->precision, &c->bench_weights, &wt_e))
         return BAD("bench", "precision", "precision '%s' with device cpu: the cpu backend runs fp32, bf16 or f16 weights",
                    c->precision);
     if (strcmp(c->schedule, "cosine") && strcmp(c->schedule, "linear")) return BAD("distill", "schedule", "schedule must be cosine or linear");
@@ -625,11 +625,4 @@ int sweep_cells(const SweepConfig* c, Cell** out, int* n) {
     *out = cells;
     *n = k;
     return 0;
-}
-
-WeightType sweep_cpu_weights(const SweepConfig* c) {
-    WeightType t = WEIGHT_F32;
-    Err e;
-    if (c->device == DEVICE_CPU) weight_type_parse(c->precision, &t, &e);  // checked when the config was read
-    return t;
 }

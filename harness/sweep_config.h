@@ -55,6 +55,7 @@ typedef struct {
     MmluTruncation truncation;   // ... parsed
     int bench_batch[SWEEP_MAX_AXIS], n_bench_batch, prompt_len, gen_len, repeats;
     char precision[16];
+    WeightType bench_weights;    // ... how the CPU bench holds the weights (WEIGHT_F32 on CUDA, which uploads bf16)
     char strategies[SWEEP_MAX_AXIS][16];
     int n_strategies;
     int layers[SWEEP_MAX_AXIS], n_layers;
@@ -98,9 +99,6 @@ int sweep_config_load(const char* path, SweepConfig* c, Err* e);
 // The same, except that inputs not on disk yet are not errors: c->skipped lists each one and the checks
 // that had to be skipped (--dry-run, --emit-slurm before the checkpoints are fetched).
 int sweep_config_load_lenient(const char* path, SweepConfig* c, Err* e);
-// How the bench stage holds a model's weights on the CPU ([bench] precision; WEIGHT_F32 on CUDA, which
-// uploads its own bf16 copy)
-WeightType sweep_cpu_weights(const SweepConfig* c);
 
 // CELL_CORRECTED: the teacher after teacher correction ([teacher] correct_steps), the model every pruned
 // cell is pruned and distilled from.

@@ -21,6 +21,8 @@ int device_parse(const char* name, Device* d, Err* e) {
 
 const char* device_name(Device d) { return d == DEVICE_CUDA ? "cuda" : "cpu"; }
 
+const char* device_weights_name(Device d, WeightType t) { return d == DEVICE_CUDA ? "bf16" : weight_type_name(t); }
+
 int device_available(Device d, Err* e) {
     if (d == DEVICE_CPU) return 0;
 #ifndef ARBOR_HAVE_CUDA

@@ -12,6 +12,8 @@ typedef enum { DEVICE_CPU, DEVICE_CUDA } Device;
 // "cpu" or "cuda"
 int device_parse(const char* name, Device* d, Err* e);
 const char* device_name(Device d);
+// The weights a forward on d computes with: the CPU's as the model holds them (t), the GPU's bf16 copy
+const char* device_weights_name(Device d, WeightType t);
 // 0 when d can run here; -1 with the reason (no CUDA in this build, no device) otherwise. Commands
 // ask before loading anything.
 int device_available(Device d, Err* e);

@@ -119,55 +119,45 @@ static uint16_t** field_slot16(Weights16* w, ParamField f, int layer) {
     }
 }
 
-void model_create(Model* m, const ModelConfig* cfg) {
+// The model's arenas: fp32 for everything (t == WEIGHT_F32), else the matrices packed 16-bit and the
+// vectors packed fp32, each tensor 64-byte aligned; with the arenas NULL only counts their elements.
+static void pack_16(Model* m, float* a32, uint16_t* a16, size_t* n32, size_t* n16) {
+    *n32 = *n16 = 0;
+    for (int i = 0; i < m->table.n_params; i++) {
+        const ParamInfo* p = &m->table.params[i];
+        if (p->ndim == 2) {
+            if (a16) *field_slot16(&m->w16, p->field, p->layer) = a16 + *n16;
+            *n16 += (p->numel + 31) / 32 * 32;
+        } else {
+            if (a32) *field_slot(&m->w, p->field, p->layer) = a32 + *n32;
+            *n32 += (p->numel + 15) / 16 * 16;
+        }
+    }
+}
+
+void model_create_as(Model* m, const ModelConfig* cfg, WeightType t) {
     memset(m, 0, sizeof *m);
     m->cfg = *cfg;
     param_table_build(cfg, &m->table);
-    m->arena = xaligned_alloc(m->table.n_floats * sizeof(float));
-    weights_bind(&m->table, cfg, m->arena, &m->w);
+    if (t == WEIGHT_F32) {
+        m->arena = xaligned_alloc(m->table.n_floats * sizeof(float));
+        weights_bind(&m->table, cfg, m->arena, &m->w);
+    } else {
+        size_t n32, n16;
+        pack_16(m, NULL, NULL, &n32, &n16);
+        m->arena = xaligned_alloc(n32 * sizeof(float));
+        m->w16 = (Weights16){t, xaligned_alloc(n16 * sizeof(uint16_t)), NULL, NULL,
+                             xcalloc((size_t)cfg->n_layers, sizeof(LayerWeights16))};
+        m->w.layers = xcalloc((size_t)cfg->n_layers, sizeof(LayerWeights));
+        pack_16(m, m->arena, m->w16.arena, &n32, &n16);
+        if (cfg->tie_embeddings) m->w16.lm_head = m->w16.wte;
+    }
     m->ops = kernels_cpu();
     m->inv_freq = xmalloc(sizeof(float) * (size_t)(cfg->head_dim / 2));
     rope_inv_freq(cfg, m->inv_freq);
 }
 
-void model_create_as(Model* m, const ModelConfig* cfg, WeightType t) {
-    if (t == WEIGHT_F32) {
-        model_create(m, cfg);
-        return;
-    }
-    memset(m, 0, sizeof *m);
-    m->cfg = *cfg;
-    param_table_build(cfg, &m->table);
-    // two packed arenas: the matrices 16-bit, the vectors fp32, each tensor 64-byte aligned
-    size_t n16 = 0, n32 = 0;
-    for (int i = 0; i < m->table.n_params; i++) {
-        const ParamInfo* p = &m->table.params[i];
-        if (p->ndim == 2)
-            n16 += (p->numel + 31) / 32 * 32;
-        else
-            n32 += (p->numel + 15) / 16 * 16;
-    }
-    m->arena = xaligned_alloc(n32 * sizeof(float));
-    m->w16.type = t;
-    m->w16.arena = xaligned_alloc(n16 * sizeof(uint16_t));
-    m->w.layers = xcalloc((size_t)cfg->n_layers, sizeof(LayerWeights));
-    m->w16.layers = xcalloc((size_t)cfg->n_layers, sizeof(LayerWeights16));
-    n16 = n32 = 0;
-    for (int i = 0; i < m->table.n_params; i++) {
-        const ParamInfo* p = &m->table.params[i];
-        if (p->ndim == 2) {
-            *field_slot16(&m->w16, p->field, p->layer) = m->w16.arena + n16;
-            n16 += (p->numel + 31) / 32 * 32;
-        } else {
-            *field_slot(&m->w, p->field, p->layer) = m->arena + n32;
-            n32 += (p->numel + 15) / 16 * 16;
-        }
-    }
-    if (cfg->tie_embeddings) m->w16.lm_head = m->w16.wte;
-    m->ops = kernels_cpu();
-    m->inv_freq = xmalloc(sizeof(float) * (size_t)(cfg->head_dim / 2));
-    rope_inv_freq(cfg, m->inv_freq);
-}
+void model_create(Model* m, const ModelConfig* cfg) { model_create_as(m, cfg, WEIGHT_F32); }
 
 float* model_param_f32(const Model* m, int i) {
     const ParamInfo* p = &m->table.params[i];

@@ -230,12 +230,13 @@ Test(cli, bad_input_exits_2_with_one_line) {
     expect_bad_input("bench --arch tiny --device cuda --threads 2", "bench: --threads has no effect with --device cuda");
     snprintf(args, sizeof args, "generate --model %s --tokens 1 --tokenizer %s", model, model);
     expect_bad_input(args, "generate: --tokenizer has no effect with --tokens");
-    snprintf(args, sizeof args, "prune --model %s --out %s/p --drop-layers 1 --params 1e6", model, dir);
-    expect_bad_input(args, "prune: --params has no effect without --search");
-    snprintf(args, sizeof args, "prune --model %s --out %s/p --drop-layers 1 --layers 2", model, dir);
-    expect_bad_input(args, "prune: --layers has no effect without --strategy");
-    snprintf(args, sizeof args, "prune --model %s --out %s/p --drop-layers 1 --mmlu %s", model, dir, dir);
-    expect_bad_input(args, "prune: --mmlu has no effect without --score-with");
+    const char* prune_extra[][2] = {{"--params 1e6", "prune: --params has no effect without --search"},
+                                    {"--layers 2", "prune: --layers has no effect without --strategy"},
+                                    {"--mmlu /tmp", "prune: --mmlu has no effect without --score-with"}};
+    for (int i = 0; i < 3; i++) {
+        snprintf(args, sizeof args, "prune --model %s --out %s/p --drop-layers 1 %s", model, dir, prune_extra[i][0]);
+        expect_bad_input(args, prune_extra[i][1]);
+    }
     snprintf(args, sizeof args, "generate --model %s --tokens 1 --weights bf16 --device cuda", model);
     expect_bad_input(args, "--weights bf16 is for the CPU; --device cuda uploads its own bf16 copy");
     // a truncated weights file
