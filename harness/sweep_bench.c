@@ -13,8 +13,6 @@
 #include "../evals/cpu_usage.h"
 #include "../evals/throughput.h"
 #include "../kernels/clock.h"
-#include "../kernels/hash.h"
-#include "../models/dir_lock.h"
 #include "../models/file_io.h"
 #include "../models/vec.h"
 #include "cpu_policy.h"
@@ -71,43 +69,18 @@ static int measure(const SweepConfig* c, const char* model_dir, int batch_index,
 
 static double median_of(double* v, int n) { return n ? median_inplace(v, n) : 0; }
 
-static void group_key(const SweepConfig* c, const BenchMember* mem, int n, char out[32]) {
-    char plan[8192];
-    sweep_stage_plan(c, mem[0].cell, "bench", plan, sizeof plan);
-    ByteVec k = {0};
-    bytevec_append(&k, plan, strlen(plan));
-    for (int i = 0; i < n; i++) {
-        char row[128];
-        int len = snprintf(row, sizeof row, "|%s:%s", mem[i].cell->id, mem[i].model_key);
-        bytevec_append(&k, row, (size_t)len);
-    }
-    snprintf(out, 32, "%016llx", (unsigned long long)fnv1a64(k.data, k.len));
-    free(k.data);
-}
-
-static int up_to_date(const BenchMember* mem, int n, const char* key) {
-    for (int i = 0; i < n; i++) {
-        if (!mem[i].write) continue;
-        char done[2200];
-        snprintf(done, sizeof done, "%s/bench.done", mem[i].dir);
-        Err e;
-        char* have = access(done, F_OK) == 0 ? file_read_all(done, NULL, &e) : NULL;
-        int same = have && !strcmp(have, key);
-        free(have);
-        if (!same) return 0;
-    }
-    return 1;
-}
-
 static int write_member(const SweepConfig* c, const BenchMember* mem, int n, int who, const Sample* samples, int n_samples,
-                        const char* key, const char* device, double seconds, Err* e) {
+                        const char* device, double seconds, Err* e) {
     const BenchMember* m = &mem[who];
-    char tmp[2200], final_dir[2200], done[2200];
-    snprintf(tmp, sizeof tmp, "%s/bench.tmp", m->dir);
-    snprintf(final_dir, sizeof final_dir, "%s/bench", m->dir);
-    snprintf(done, sizeof done, "%s/bench.done", m->dir);
-    unlink(done);
+    char tmp[2700], final_dir[2700];
+    snprintf(tmp, sizeof tmp, "%s.tmp", m->stage_dir);
+    snprintf(final_dir, sizeof final_dir, "%s", m->stage_dir);
     if (remove_tree(tmp, e) || make_dirs(tmp, e)) return -1;
+    cJSON* info = cJSON_CreateObject();
+    cJSON_AddStringToObject(info, "stage", "bench");
+    cJSON_AddStringToObject(info, "cell", m->cell->label);
+    cJSON_AddStringToObject(info, "text", m->stage_text);
+    if (json_write_atomic(tmp, "stage.json", info, e)) return -1;
     // samples.csv: this cell's and the teacher's rows
     ByteVec csv = {0};
     const char* head = "round,cell,label,batch,attempt,used,prefill_tps,decode_tps,decode_ms_per_step,wait_share,cpu_per_wall,load_1m\n";
@@ -121,7 +94,7 @@ static int write_member(const SweepConfig* c, const BenchMember* mem, int n, int
                            s->decode_tps, s->decode_ms, s->wait_share, s->cpu_per_wall, s->load);
         bytevec_append(&csv, row, (size_t)len);
     }
-    char path[2400];
+    char path[2800];
     snprintf(path, sizeof path, "%s/samples.csv", tmp);
     int rc = file_write_atomic(path, csv.data, csv.len, e);
     free(csv.data);
@@ -216,25 +189,10 @@ static int write_member(const SweepConfig* c, const BenchMember* mem, int n, int
     if (json_write_atomic(tmp, "metrics.json", mj, e) || remove_tree(final_dir, e)) return -1;
     if (rename(tmp, final_dir) != 0) return err_set(e, "%s: cannot rename into place", final_dir);
     fsync_parent(final_dir);
-    return file_write_atomic(done, key, strlen(key), e);
+    return 0;
 }
 
-int sweep_bench_group(const SweepConfig* c, const BenchMember* mem, int n, int force, Err* e) {
-    char key[32];
-    group_key(c, mem, n, key);
-    if (!force && up_to_date(mem, n, key)) {
-        fprintf(stderr, "sweep: bench (%d cells together): done\n", n);
-        return 0;
-    }
-    // the folders this group writes, locked while it measures (another run must not bench them meanwhile)
-    int* locks = xmalloc(sizeof(int) * (size_t)n);
-    for (int i = 0; i < n; i++) locks[i] = -1;
-    for (int i = 0; i < n; i++)
-        if (mem[i].write && dir_lock(mem[i].dir, &locks[i], e)) {
-            for (int j = 0; j < i; j++) dir_unlock(locks[j]);
-            free(locks);
-            return -1;
-        }
+int sweep_bench_group(const SweepConfig* c, const BenchMember* mem, int n, Err* e) {
     int rounds = c->repeats, cap = rounds * n * c->n_bench_batch * MAX_ATTEMPTS;
     Sample* samples = xcalloc((size_t)cap, sizeof(Sample));
     int ns = 0, rc = 0, total = rounds * n * c->n_bench_batch, done = 0;
@@ -272,9 +230,7 @@ int sweep_bench_group(const SweepConfig* c, const BenchMember* mem, int n, int f
             }
     double seconds = now_seconds() - t0;
     for (int i = 0; i < n && !rc; i++)
-        if (mem[i].write) rc = write_member(c, mem, n, i, samples, ns, key, device, seconds / n, e);
+        if (mem[i].write) rc = write_member(c, mem, n, i, samples, ns, device, seconds / n, e);
     free(samples);
-    for (int i = 0; i < n; i++) dir_unlock(locks[i]);
-    free(locks);
     return rc ? err_prefix(e, "bench") : 0;
 }

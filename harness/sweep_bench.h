@@ -6,18 +6,18 @@
 // over rounds, the number of contended rounds, and its ratio to the teacher: the median over rounds of
 // (cell / teacher in the same round). Every sample goes to the cell's bench/samples.csv.
 //
-// The group's key covers the bench settings and each member's model key, so adding a cell or changing
-// a model re-measures the whole group (the ratios must come from the same rounds).
+// Each member's results go to its bench stage's folder in the store (sweep_store.h): the runner picks the
+// members whose bench is not there yet and measures them together, the teacher first as the reference.
 #pragma once
 #include "sweep_config.h"
 
 typedef struct {
     const Cell* cell;
-    char dir[2048];        // the cell's folder
-    char model_dir[2400];  // the model it benches
-    char model_key[32];    // the key of the stage that made the model (or of the checkpoint's content)
-    int write;             // write this member's bench/ results (0: a reference only, e.g. the teacher beside --only)
+    char model_dir[2600];   // the model it benches
+    char stage_dir[2600];   // its bench stage's folder (stages/KEY), written through stage_dir.tmp
+    const char* stage_text; // what that stage's key hashes (stage.json)
+    int write;              // write this member's results (0: a reference only, e.g. a teacher whose bench is done)
 } BenchMember;
 
-// members[0] is the teacher. force: measure even when every member's bench.done holds the group key.
-int sweep_bench_group(const SweepConfig* c, const BenchMember* members, int n, int force, Err* e);
+// Measures members (members[0]: the teacher) in interleaved rounds and writes the members marked write.
+int sweep_bench_group(const SweepConfig* c, const BenchMember* members, int n, Err* e);

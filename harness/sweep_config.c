@@ -525,23 +525,13 @@ int sweep_config_load_lenient(const char* path, SweepConfig* c, Err* e) { return
 // ---------------------------------------------------------------------------------------------
 // cells
 
+// A cell's id names what the cell is (its kind, label and checkpoint), not how its stages are set: the same
+// cell keeps its id when a setting changes (its stage keys change instead: sweep_graph.h), so Slurm's
+// cells.txt and --only stay valid, and an edit of the config cannot make a second copy of a cell.
 static void set_id(const SweepConfig* c, Cell* cell) {
-    char key[8192];
-    snprintf(key, sizeof key,
-             "kind=%d device=%s model=%s teacher=%s calib=%s:%d:%d:%s distill=%s:%d:%d:%d:%d:%g:%g:%d:%s:%s:%g:%d:%g:%g:%d "
-             "strategy=%s shape=%d,%d,%d,%d,%d",
-             cell->kind, device_name(c->device), cell->model, c->teacher, c->calib, c->calib_windows, c->prune_seq_len, c->aggregation,
-             c->distill_data, c->steps, c->seq_len, c->batch, c->grad_accum, c->lr, c->min_lr, c->warmup, c->schedule,
-             c->loss, c->kd_temp, c->t2, c->weight_decay, c->clip, c->seed, cell->strategy, cell->layers, cell->ffn,
-             cell->hidden, cell->heads, cell->kv_heads);
-    size_t len = strlen(key);  // settings added later join the key only when set, so the ids of older sweeps stay
-    if (cell->n_rounds > 1) {
-        len += (size_t)snprintf(key + len, sizeof key - len, " round_steps=%d rounds=", c->round_steps);
-        for (int r = 0; r < cell->n_rounds; r++)
-            for (int a = 0; a < 5; a++) len += (size_t)snprintf(key + len, sizeof key - len, "%d%s", cell->round[r][a], a < 4 ? "," : ";");
-    }
-    if (c->correct_steps && (cell->kind == CELL_PRUNED || cell->kind == CELL_CORRECTED))
-        len += (size_t)snprintf(key + len, sizeof key - len, " correct=%d:%g", c->correct_steps, c->correct_lr);
+    (void)c;
+    char key[1400];
+    snprintf(key, sizeof key, "kind=%d label=%s model=%s", cell->kind, cell->label, cell->model);
     snprintf(cell->id, sizeof cell->id, "%016llx", (unsigned long long)fnv1a64(key, strlen(key)));
 }
 

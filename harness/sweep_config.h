@@ -107,7 +107,7 @@ const char* cell_kind_name(CellKind k);
 
 typedef struct {
     CellKind kind;
-    char id[17];          // hash of the resolved settings
+    char id[17];          // hash of what the cell is (kind, label, checkpoint): stable across settings
     char label[128];      // human-readable: "bi-L24-ffn9728"
     char model[1024];     // teacher / baseline checkpoint
     char strategy[16];

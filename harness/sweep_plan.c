@@ -69,53 +69,46 @@ const char* plan_tokenizer(const SweepConfig* c) { return c->tokenizer[0] ? c->t
 void sweep_stage_plan(const SweepConfig* c, const Cell* cell, const char* stage, char* out, size_t n) {
     size_t len = 0;
     out[0] = 0;
-    ADD("%s device=%s", stage, device_name(c->device));
     const char* base;
     int round = sweep_stage_round(cell, stage, &base);
-    // what a pruned cell's teacher is, when it is not the checkpoint as given (added only then: the keys
-    // of sweeps without these settings stay as they were)
-    char teacher_note[128] = "", round_note[64] = "";
-    if (c->correct_steps && cell->kind == CELL_PRUNED)
-        snprintf(teacher_note, sizeof teacher_note, " corrected=%d:%.9g", c->correct_steps, c->correct_lr);
-    if (cell->n_rounds > 1) snprintf(round_note, sizeof round_note, " round=%d/%d", round + 1, cell->n_rounds);
+    if (!strcmp(base, "eval_pruned")) base = "eval";  // the same evaluation, of the pruned model
+    ADD("%s device=%s", base, device_name(c->device));
     if (!strcmp(base, "prune")) {
         CalibOptions co;
         PruneTarget t;
         plan_calib(c, &co);
         plan_prune_target(cell, round, &t);
-        ADD(" teacher=%s calib=%s windows=%d seq=%d batch=%d agg=%d gpu=%d depth=%d layers=%d ffn=%d heads=%d kv=%d hidden=%d"
-            " bi_after_norm=%d ablation_windows=%d%s%s",
-            c->teacher, c->calib, co.windows, co.seq_len, co.batch, (int)co.agg, co.gpu, (int)t.depth, t.layers, t.ffn,
-            t.heads, t.kv_heads, t.hidden, co.bi_after_norm, co.ablation_windows, teacher_note, round_note);
-    } else if (!strcmp(base, "distill") || !strcmp(base, "train") || !strcmp(stage, "correct")) {
-        int kd = !strcmp(base, "distill"), correct = !strcmp(stage, "correct");
+        ADD(" windows=%d seq=%d batch=%d agg=%d gpu=%d depth=%d layers=%d ffn=%d heads=%d kv=%d hidden=%d bi_after_norm=%d"
+            " ablation_windows=%d",
+            co.windows, co.seq_len, co.batch, (int)co.agg, co.gpu, (int)t.depth, t.layers, t.ffn, t.heads, t.kv_heads, t.hidden,
+            co.bi_after_norm, co.ablation_windows);
+    } else if (!strcmp(base, "distill") || !strcmp(base, "train") || !strcmp(base, "correct")) {
+        int kd = !strcmp(base, "distill");
         TrainConfig tc;
-        if (correct) plan_correct(c, &tc);
+        if (!strcmp(base, "correct")) plan_correct(c, &tc);
         else plan_train(c, kd, kd && round < cell->n_rounds - 1 ? c->round_steps : c->steps, &tc);
         const OptimConfig* o = &tc.optim;
         const LossConfig* l = &tc.loss;
-        ADD(" teacher=%s data=%s steps=%d batch=%d accum=%d seq=%d lr=%.9g min_lr=%.9g warmup=%d total=%d cosine=%d"
-            " b1=%.9g b2=%.9g eps=%.9g wd=%.9g clip=%.9g ce=%.9g kdw=%.9g kd=%d temp=%.9g t2=%d topk=%d kd_auto=%.9g"
-            " hidden=%d val_every=%d val_windows=%d val_fraction=%.9g seed=%llu gpu=%d save_every=%d%s%s",
-            kd || correct ? c->teacher : "", c->distill_data, tc.steps, tc.batch, tc.grad_accum, tc.seq_len, o->lr, o->min_lr, o->warmup,
-            o->total_steps, o->cosine, o->beta1, o->beta2, o->eps, o->weight_decay, o->clip, l->ce_weight, l->kd_weight, (int)l->kd,
-            l->temperature, l->t2_scaling, l->topk, l->kd_auto_scale, (int)tc.hidden_kind, tc.val_every, tc.val_windows, tc.val_fraction,
-            (unsigned long long)tc.seed, tc.gpu, tc.save_every, kd ? teacher_note : "", kd ? round_note : "");
-    } else if (!strcmp(stage, "init")) {
-        ADD(" teacher=%s seed=%d layers=%d ffn=%d heads=%d kv=%d hidden=%d", c->teacher, c->seed, cell->layers, cell->ffn,
-            cell->heads, cell->kv_heads, cell->hidden);
-    } else if (!strcmp(stage, "eval") || !strcmp(stage, "eval_pruned")) {
+        ADD(" steps=%d batch=%d accum=%d seq=%d lr=%.9g min_lr=%.9g warmup=%d total=%d cosine=%d b1=%.9g b2=%.9g eps=%.9g"
+            " wd=%.9g clip=%.9g ce=%.9g kdw=%.9g kd=%d temp=%.9g t2=%d topk=%d kd_auto=%.9g hidden=%d val_every=%d"
+            " val_windows=%d val_fraction=%.9g seed=%llu gpu=%d save_every=%d",
+            tc.steps, tc.batch, tc.grad_accum, tc.seq_len, o->lr, o->min_lr, o->warmup, o->total_steps, o->cosine, o->beta1,
+            o->beta2, o->eps, o->weight_decay, o->clip, l->ce_weight, l->kd_weight, (int)l->kd, l->temperature, l->t2_scaling,
+            l->topk, l->kd_auto_scale, (int)tc.hidden_kind, tc.val_every, tc.val_windows, tc.val_fraction,
+            (unsigned long long)tc.seed, tc.gpu, tc.save_every);
+    } else if (!strcmp(base, "init")) {
+        ADD(" seed=%d layers=%d ffn=%d heads=%d kv=%d hidden=%d", c->seed, cell->layers, cell->ffn, cell->heads, cell->kv_heads,
+            cell->hidden);
+    } else if (!strcmp(base, "eval")) {
         MmluOptions mo;
         PplOptions po;
         plan_mmlu(c, &mo);
         plan_ppl(c, &po);
-        ADD(" mmlu=%s", c->mmlu);
         if (c->mmlu[0])
-            ADD(" tokenizer=%s shots=%d limit=%d batch=%d max_len=%d split=%s subjects=%s truncate=%s", plan_tokenizer(c), mo.shots,
-                mo.limit, mo.batch, mo.max_len, mo.split, mo.subjects ? mo.subjects : "all", mmlu_truncation_name(mo.truncation));
-        ADD(" val=%s", c->val);
-        if (c->val[0]) ADD(" ppl_tokens=%d seq=%d stride=%d chunk=%d", c->ppl_tokens, po.seq_len, po.stride, po.chunk);
-    } else if (!strcmp(stage, "bench")) {
+            ADD(" mmlu: shots=%d limit=%d batch=%d max_len=%d split=%s subjects=%s truncate=%s", mo.shots, mo.limit, mo.batch,
+                mo.max_len, mo.split, mo.subjects ? mo.subjects : "all", mmlu_truncation_name(mo.truncation));
+        if (c->val[0]) ADD(" ppl: tokens=%d seq=%d stride=%d chunk=%d", c->ppl_tokens, po.seq_len, po.stride, po.chunk);
+    } else if (!strcmp(base, "bench")) {
         ADD(" precision=%s", c->precision);
         for (int i = 0; i < c->n_bench_batch; i++) {
             BenchOptions bo;

@@ -1,7 +1,7 @@
 // sweep_plan.h: what each stage of a sweep cell runs, built in one place from the config. The stages
-// take their options from these builders, and a stage's cache key is made from the canonical text of
-// the same options (sweep_stage_plan), so a setting that changes what a stage runs changes its key,
-// and a setting that does not reach any stage shows up in the key-walk test as dead.
+// take their options from these builders, and a stage's key (sweep_graph.h) is made from the canonical
+// text of the same options (sweep_stage_plan), so a setting changes the key of exactly the stages that
+// read it; the key-walk test checks that against a table.
 #pragma once
 #include <stddef.h>
 
@@ -31,7 +31,8 @@ void plan_bench(const SweepConfig* c, int batch_index, BenchOptions* o);
 // The tokenizer the eval stage loads: [teacher] tokenizer, else the teacher's folder.
 const char* plan_tokenizer(const SweepConfig* c);
 
-// Canonical text of every option stage `stage` of `cell` passes on and every path it reads (not their
-// content: the caller adds content hashes). Stages: correct, prune, eval_pruned, distill, init, train, eval,
-// bench, and a cell's earlier rounds (sweep_round_stage).
+// Canonical text of every setting stage `stage` of `cell` reads, and nothing else: not the paths of its
+// inputs (their content joins the key in sweep_graph.c), not settings of other stages. Stages: correct,
+// prune, eval_pruned, distill, init, train, eval, bench, and a cell's earlier rounds (sweep_round_stage).
+// eval_pruned writes "eval": the same evaluation, of another model.
 void sweep_stage_plan(const SweepConfig* c, const Cell* cell, const char* stage, char* out, size_t n);

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "../models/file_io.h"
@@ -19,12 +20,16 @@ int sweep_slurm_script(const SweepConfig* c, const Cell* cells, int n_cells, con
             if (!strcmp(cells[i].id, cells[j].id))
                 return err_set(e, "%s: cells %s and %s are the same cell (%s): a job array would run it twice", c->path,
                                cells[i].label, cells[j].label, cells[i].id);
+    // the results folder as the tasks see it: [sweep] out as written when absolute, else under workdir
+    char res[4200];
+    if (c->out[0] == '/') snprintf(res, sizeof res, "%s/%s", c->out, c->name);
+    else snprintf(res, sizeof res, "%s/%s/%s", workdir, c->out, c->name);
     size_t len = 0;
     int gpus = c->slurm_gpus ? c->slurm_gpus : c->device == DEVICE_CUDA ? 1 : 0;
     ADD("#!/bin/bash\n");
     ADD("# arbor sweep %s: one array task per cell (%d cells), from %s\n", c->name, n_cells, config);
-    ADD("# submit: sbatch %s/%s/%s/sweep.slurm\n", workdir, c->out, c->name);
-    ADD("# when every task has finished: %s collect %s/%s/%s\n", arbor, workdir, c->out, c->name);
+    ADD("# submit: sbatch %s/sweep.slurm (or %s/submit.sh: the array, then collect once every task succeeded)\n", res, res);
+    ADD("# when every task has finished: %s collect %s\n", arbor, res);
     ADD("#SBATCH --job-name=arbor-%s\n", c->name);
     ADD("#SBATCH --array=1-%d\n", n_cells);
     int ranks = sweep_distill_ranks(c);
@@ -39,7 +44,7 @@ int sweep_slurm_script(const SweepConfig* c, const Cell* cells, int n_cells, con
     } else {
         ADD("#SBATCH --ntasks=1\n");
     }
-    ADD("#SBATCH --output=%s/%s/%s/slurm-%%A_%%a.log\n", workdir, c->out, c->name);
+    ADD("#SBATCH --output=%s/slurm-%%A_%%a.log\n", res);
     if (gpus) ADD("#SBATCH --gres=gpu:%d\n", gpus);
     if (c->slurm_cpus) ADD("#SBATCH --cpus-per-task=%d\n", c->slurm_cpus);
     if (c->slurm_time[0]) ADD("#SBATCH --time=%s\n", c->slurm_time);
@@ -49,8 +54,7 @@ int sweep_slurm_script(const SweepConfig* c, const Cell* cells, int n_cells, con
     ADD("set -euo pipefail\n");
     ADD("cd '%s'\n", workdir);
     if (c->slurm_cpus) ADD("export OMP_NUM_THREADS=%d\n", c->slurm_cpus);
-    ADD("cell=$(sed -n \"${SLURM_ARRAY_TASK_ID:?run under sbatch, or set SLURM_ARRAY_TASK_ID}p\" '%s/%s/%s/cells.txt')\n", workdir,
-        c->out, c->name);
+    ADD("cell=$(sed -n \"${SLURM_ARRAY_TASK_ID:?run under sbatch, or set SLURM_ARRAY_TASK_ID}p\" '%s/cells.txt')\n", res);
     ADD("[ -n \"$cell\" ] || { echo \"arbor: no cell at line $SLURM_ARRAY_TASK_ID of cells.txt\" >&2; exit 2; }\n");
     ADD("exec '%s' sweep '%s' --only \"$cell\"\n", arbor, config);
     if (len >= n) return err_set(e, "%s: the Slurm script is too long", c->path);
@@ -86,6 +90,29 @@ int sweep_emit_slurm(const SweepConfig* c, const Cell* cells, int n, Err* e) {
     if (rc) return -1;
     snprintf(path, sizeof path, "%s/sweep.slurm", dir);
     if (file_write_atomic(path, script, strlen(script), e)) return -1;
+    char submit[12288], res[PATH_MAX];
+    if (!realpath(dir, res)) return err_set(e, "%s: cannot resolve its absolute path", dir);
+    if (sweep_slurm_submit(c, arbor, res, submit, sizeof submit, e)) return -1;
+    snprintf(path, sizeof path, "%s/submit.sh", dir);
+    if (file_write_atomic(path, submit, strlen(submit), e) || chmod(path, 0755) != 0) return err_set(e, "%s: cannot write", path);
     printf("%s\n", path);
+    return 0;
+}
+
+int sweep_slurm_submit(const SweepConfig* c, const char* arbor, const char* res, char* out, size_t n, Err* e) {
+    size_t len = 0;
+    ADD("#!/bin/bash\n");
+    ADD("# arbor sweep %s: submits the job array, then `arbor collect` as a job that starts once every task succeeded\n", c->name);
+    ADD("set -euo pipefail\n");
+    ADD("array=$(sbatch --parsable '%s/sweep.slurm')\n", res);
+    ADD("array=${array%%%%;*}\n");  // --parsable prints "jobid[;cluster]"
+    ADD("sbatch --parsable --job-name=arbor-%s-collect --dependency=afterok:\"$array\" --ntasks=1 --output='%s/slurm-collect-%%j.log'",
+        c->name, res);
+    if (c->slurm_time[0]) ADD(" --time=00:30:00");
+    if (c->slurm_partition[0]) ADD(" --partition='%s'", c->slurm_partition);
+    if (c->slurm_account[0]) ADD(" --account='%s'", c->slurm_account);
+    ADD(" --wrap=\"'%s' collect '%s'\"\n", arbor, res);
+    ADD("echo \"submitted: array $array, collect after it\"\n");
+    if (len >= n) return err_set(e, "%s: the submit script is too long", c->path);
     return 0;
 }

@@ -8,9 +8,7 @@
 #include <sys/file.h>
 #include <unistd.h>
 
-static int lock(const char* dir, int wait, int* fd, Err* e) {
-    char path[4200];
-    snprintf(path, sizeof path, "%s/.lock", dir);
+static int lock_path(const char* path, const char* dir, int wait, int* fd, Err* e) {
     int f = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (f < 0) return err_set(e, "%s: cannot create the lock file (%s)", path, strerror(errno));
     if (flock(f, LOCK_EX | LOCK_NB) != 0) {
@@ -42,8 +40,15 @@ static int lock(const char* dir, int wait, int* fd, Err* e) {
     return 0;
 }
 
+static int lock(const char* dir, int wait, int* fd, Err* e) {
+    char path[4200];
+    snprintf(path, sizeof path, "%s/.lock", dir);
+    return lock_path(path, dir, wait, fd, e);
+}
+
 int dir_lock(const char* dir, int* fd, Err* e) { return lock(dir, 0, fd, e); }
 int dir_lock_wait(const char* dir, int* fd, Err* e) { return lock(dir, 1, fd, e); }
+int file_lock_wait(const char* path, int* fd, Err* e) { return lock_path(path, path, 1, fd, e); }
 
 void dir_unlock(int fd) {
     if (fd >= 0) close(fd);

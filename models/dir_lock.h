@@ -9,4 +9,6 @@
 int dir_lock(const char* dir, int* fd, Err* e);
 // The same, except that while another run holds it this waits (saying so on stderr) for it to be free.
 int dir_lock_wait(const char* dir, int* fd, Err* e);
+// The same on the lock file `path` itself (created when absent), waiting while another run holds it.
+int file_lock_wait(const char* path, int* fd, Err* e);
 void dir_unlock(int fd);

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "helpers.h"
+#include "harness/sweep_store.h"
 #include "models/file_io.h"
 
 static int column(const char* header, const char* name) {  // index of a column in the CSV header, or -1
@@ -89,7 +90,10 @@ Test(demo, small_setting_meets_the_required_outcome, .timeout = 600) {
     // teacher: its BI of layers 1 and 2 can lie within 1% of each other, so the BLAS kernels' summation
     // order decides (SkylakeX kernels here: the same layers; Prescott: different ones)
     cr_expect_str_eq(last_kept, "0 1 3");
-    snprintf(path, sizeof path, "%s/demo/demo/cells/%s/prune/model/scores.json", dir, bi_id);
+    char stage[1000], demo_dir[600];
+    snprintf(demo_dir, sizeof demo_dir, "%s/demo/demo", dir);
+    cr_assert_eq(sweep_stage_dir(demo_dir, bi_id, "prune", stage, sizeof stage, &e), 0, "%s", e.msg);
+    snprintf(path, sizeof path, "%.560s/model/scores.json", stage);
     cJSON* scores = read_json(path);
     const cJSON* bi = cJSON_GetObjectItem(scores, "block_influence");
     cr_assert(cJSON_GetArraySize(bi) == 4, "%s", path);

@@ -4,13 +4,16 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "harness/sweep_config.h"
+#include "harness/sweep_graph.h"
 #include "harness/sweep_plan.h"
 #include "harness/sweep_ranks.h"
 #include "harness/sweep_run.h"
 #include "harness/sweep_slurm.h"
+#include "harness/sweep_store.h"
 #include "helpers.h"
 #include "distill/trainer.h"
 #include "models/dir_lock.h"
@@ -48,6 +51,15 @@ static void write_cfg(const char* body) {
     write_text(cfg_path, text);
 }
 
+// the store folder of a cell's stage (or a file in it), from the sweep's manifest: DIR/RESULTS/t/stages/KEY[/file]
+static void at(char* out, size_t n, const char* results, const char* cell, const char* stage, const char* file) {
+    char sweep_dir[600], d[2600];
+    Err e;
+    snprintf(sweep_dir, sizeof sweep_dir, "%s/%s/t", dir, results);
+    cr_assert_eq(sweep_stage_dir(sweep_dir, cell, stage, d, sizeof d, &e), 0, "%s", e.msg);
+    snprintf(out, n, "%s%s%s", d, file[0] ? "/" : "", file);
+}
+
 // fast stage settings for sweeps that really run
 #define TINY_STAGES "[distill]\nsteps = 1\nseq_len = 16\nbatch = 2\n\n[prune]\ncalib_windows = 2\nseq_len = 16\n\n"
 
@@ -83,17 +95,26 @@ Test(sweep, matrix_expands_into_cells_with_stable_ids) {
     cr_expect_str_eq(cells[10].label, "scratch-L2");
     for (int i = 0; i < n; i++)
         for (int j = i + 1; j < n; j++) cr_expect_str_neq(cells[i].id, cells[j].id, "cells %d and %d share an id", i, j);
-    // the same config gives the same ids; a changed distillation setting gives new ones for trained cells
+    // the same config gives the same ids; a changed distillation setting keeps them (a cell is what it is:
+    // its distill stage gets a new key instead, and its prune keeps its own)
     Cell* again;
     int m;
     SweepConfig c2;
     cr_assert_eq(sweep_config_load(cfg_path, &c2, &e), 0);
     sweep_cells(&c2, &again, &m);
     cr_expect_str_eq(again[5].id, cells[5].id);
+    InputHashes in;
+    cr_assert_eq(sweep_hash_inputs(&c2, 0, &in, &e), 0, "%s", e.msg);
+    SweepPlan p1, p2;
+    sweep_plan_build(&c2, again, m, &in, &p1);
     c2.lr = 5e-4;
     free(again);
     sweep_cells(&c2, &again, &m);
-    cr_expect_str_neq(again[5].id, cells[5].id);
+    sweep_plan_build(&c2, again, m, &in, &p2);
+    cr_expect_str_eq(again[5].id, cells[5].id);
+    cr_expect_str_neq(plan_stage(&p2.cells[5], "distill")->key, plan_stage(&p1.cells[5], "distill")->key);
+    cr_expect_str_eq(plan_stage(&p2.cells[5], "prune")->key, plan_stage(&p1.cells[5], "prune")->key);
+    sweep_plan_free(&p1), sweep_plan_free(&p2);
     free(again);
     free(cells);
 }
@@ -210,7 +231,32 @@ Test(sweep, cli_dry_run_and_slurm_script) {
                   !contains(script, "--gres"),
               "%s", script);
     cr_expect(contains(script, "cd '/'\n") && contains(script, "exec '/"), "absolute binary, the folder it was prepared in: %s", script);
+    // [sweep] out is absolute here: it is used as written, never under the working folder (that gave '/x//x/...')
+    char want[700];
+    snprintf(want, sizeof want, "#SBATCH --output=%s/results/t/slurm-%%A_%%a.log\n", dir);
+    cr_expect(contains(script, want), "%s in %s", want, script);
+    snprintf(want, sizeof want, "'%s/results/t/cells.txt'", dir);
+    cr_expect(contains(script, want) && !contains(script, "//"), "%s", script);
     free(script);
+    // submit.sh: the array, then collect as a job that waits for every task to succeed
+    snprintf(path, sizeof path, "%s/results/t/submit.sh", dir);
+    char* submit = file_read_all(path, NULL, &e);
+    cr_assert_not_null(submit, "%s", e.msg);
+    snprintf(want, sizeof want, "sbatch --parsable '%s/results/t/sweep.slurm'", dir);
+    cr_expect(contains(submit, want) && contains(submit, "--dependency=afterok:\"$array\"") && contains(submit, "collect '"),
+              "%s", submit);
+    free(submit);
+    // a relative out is under the folder the script was prepared in, once
+    SweepConfig rel;
+    cr_assert_eq(sweep_config_load(cfg_path, &rel, &e), 0, "%s", e.msg);
+    snprintf(rel.out, sizeof rel.out, "res");
+    Cell* rel_cells;
+    int rel_n;
+    sweep_cells(&rel, &rel_cells, &rel_n);
+    static char rel_script[65536];
+    cr_assert_eq(sweep_slurm_script(&rel, rel_cells, rel_n, "/opt/arbor", "/x/s.ini", "/x", rel_script, sizeof rel_script, &e), 0);
+    cr_expect(contains(rel_script, "--output=/x/res/t/slurm-") && contains(rel_script, "'/x/res/t/cells.txt'"), "%s", rel_script);
+    free(rel_cells);
     snprintf(path, sizeof path, "%s/results/t/cells.txt", dir);
     char* ids = file_read_all(path, NULL, &e);
     cr_assert_not_null(ids);
@@ -220,12 +266,14 @@ Test(sweep, cli_dry_run_and_slurm_script) {
     char cell2[17];
     snprintf(cell2, sizeof cell2, "%.16s", strchr(ids, '\n') + 1);
     free(ids);
-    // the script runs as an array task would: task 2 is the second cell
-    snprintf(args, sizeof args, "cd /tmp && SLURM_ARRAY_TASK_ID=2 bash %s/results/t/sweep.slurm > /dev/null 2>&1", dir);
+    // the script runs as array tasks would, two at once: tasks 2 and 3 are the second and third cells (both
+    // need the teacher's reference measurement and write the same manifest)
+    snprintf(args, sizeof args, "cd /tmp && (SLURM_ARRAY_TASK_ID=2 bash %s/results/t/sweep.slurm > /dev/null 2>&1 & "
+             "SLURM_ARRAY_TASK_ID=3 bash %s/results/t/sweep.slurm > /dev/null 2>&1; a=$?; wait $!; b=$?; exit $((a | b)))", dir, dir);
     cr_assert_eq(system(args), 0);
-    snprintf(path, sizeof path, "%s/results/t/cells/%s/eval.done", dir, cell2);
+    at(path, sizeof path, "results", cell2, "eval", "metrics.json");
     cr_expect_eq(access(path, F_OK), 0, "task 2 ran cell %s", cell2);
-    snprintf(path, sizeof path, "%s/results/t/cells/%s/bench/metrics.json", dir, cell2);
+    at(path, sizeof path, "results", cell2, "bench", "metrics.json");
     cr_expect_eq(access(path, F_OK), 0, "and benched it beside the teacher");
     snprintf(args, sizeof args, "SLURM_ARRAY_TASK_ID=9 bash %s/results/t/sweep.slurm > /dev/null 2>&1", dir);
     cr_expect_neq(system(args), 0, "a task past the cells fails");
@@ -269,23 +317,23 @@ Test(sweep, stages_run_once_resume_after_a_kill_and_collect) {
     cr_expect_eq(lines, 6, "header + 5 cells: %s", first);
     cr_expect(contains(first, "bi-L2-ffn96,pruned,bi,"), "%s", first);
     // a second run finds every stage done and changes nothing
-    snprintf(path, sizeof path, "%s/results/t/cells/%s/distill/metrics.json", dir, cells[1].id);
+    at(path, sizeof path, "results", cells[1].id, "distill", "metrics.json");
     char* before = file_read_all(path, NULL, &e);
     cr_assert_not_null(before, "%s", e.msg);
     cr_assert_eq(sweep_run(&c, cells, n, NULL, NULL, 0, 0, &e), 0, "%s", e.msg);
     char* after = file_read_all(path, NULL, &e);
     cr_expect_str_eq(after, before, "a done stage is not re-run");
     free(after);
-    // a kill during bench: its .done never written, a half-written bench.tmp left behind
-    snprintf(path, sizeof path, "%s/results/t/cells/%s/bench.done", dir, cells[1].id);
-    cr_assert_eq(unlink(path), 0);
-    snprintf(path, sizeof path, "%s/results/t/cells/%s/bench.tmp", dir, cells[1].id);
+    // a kill during bench: its folder never renamed into the store, a half-written KEY.tmp left behind
+    at(path, sizeof path, "results", cells[1].id, "bench", "");
+    cr_assert_eq(remove_tree(path, &e), 0);
+    strcat(path, ".tmp");
     cr_assert_eq(make_dirs(path, &e), 0);
     cr_assert_eq(sweep_run(&c, cells, n, cells[1].id, NULL, 0, 0, &e), 0, "%s", e.msg);
     cr_expect_neq(access(path, F_OK), 0, "the half-written stage is gone");
-    snprintf(path, sizeof path, "%s/results/t/cells/%s/bench.done", dir, cells[1].id);
+    at(path, sizeof path, "results", cells[1].id, "bench", "metrics.json");
     cr_expect_eq(access(path, F_OK), 0, "bench ran again");
-    snprintf(path, sizeof path, "%s/results/t/cells/%s/distill/metrics.json", dir, cells[1].id);
+    at(path, sizeof path, "results", cells[1].id, "distill", "metrics.json");
     after = file_read_all(path, NULL, &e);
     cr_expect_str_eq(after, before, "the stages before it were kept");
     free(after);
@@ -302,7 +350,7 @@ Test(sweep, stages_run_once_resume_after_a_kill_and_collect) {
     free(after);
     cr_expect_eq(sweep_run(&c, cells, n, NULL, "polish", 0, 0, &e), -1);
     cr_expect(contains(e.msg, "--stage polish: not a stage"), "%s", e.msg);
-    snprintf(path, sizeof path, "%s/results/t/cells/%s/distill.done", dir, cells[1].id);
+    at(path, sizeof path, "results", cells[1].id, "distill", "metrics.json");
     cr_assert_eq(unlink(path), 0);
     cr_expect_eq(sweep_run(&c, cells, n, cells[1].id, "bench", 0, 0, &e), -1);
     cr_expect(contains(e.msg, "--stage bench needs stage distill done"), "%s", e.msg);
@@ -318,16 +366,16 @@ Test(sweep, stages_run_once_resume_after_a_kill_and_collect) {
     cr_expect(contains(table, "prune.arbor_commit,distill.arbor_commit,train.arbor_commit,eval.arbor_commit,bench.arbor_commit"),
               "%s", table);
     free(table);
-    snprintf(path, sizeof path, "%s/results/t/cells/%s/prune/metrics.json", dir, cells[2].id);
+    at(path, sizeof path, "results", cells[2].id, "prune", "metrics.json");
     cJSON* pm = read_json(path);
     const char* commit = cJSON_GetObjectItem(pm, "arbor_commit")->valuestring;
     cr_expect(strlen(commit) >= 7, "'%s'", commit);
-    snprintf(path, sizeof path, "%s/results/t/cells/%s/bench/metrics.json", dir, cells[2].id);
+    at(path, sizeof path, "results", cells[2].id, "bench", "metrics.json");
     cJSON* bm = read_json(path);
     cr_expect_str_eq(cJSON_GetObjectItem(bm, "arbor_commit")->valuestring, commit);
     // a result another build computed is used, and the run says so
     cJSON_ReplaceItemInObject(pm, "arbor_commit", cJSON_CreateString("0123456789ab"));
-    snprintf(path, sizeof path, "%s/results/t/cells/%s/prune", dir, cells[2].id);
+    at(path, sizeof path, "results", cells[2].id, "prune", "");
     cr_assert_eq(json_write_atomic(path, "metrics.json", pm, &e), 0, "%s", e.msg);
     cJSON_Delete(bm);
     char args[2048], err_path[600];
@@ -336,7 +384,7 @@ Test(sweep, stages_run_once_resume_after_a_kill_and_collect) {
     cr_assert_eq(run_arbor(args, "/dev/null"), 0);
     char* said = file_read_all(err_path, NULL, &e);
     cr_assert_not_null(said, "%s", e.msg);
-    cr_expect(contains(said, "prune: done (by arbor 0123456789ab; this build is "), "%s", said);
+    cr_expect(contains(said, "prune: reused ") && contains(said, " (by arbor 0123456789ab; this build is "), "%s", said);
     free(said);
     free(before);
     free(first);
@@ -491,13 +539,13 @@ Test(sweep, the_reproduction_config_parses) {
     free(cells);
 }
 
+// the key of a cell's stage in the manifest of the last run; the stage must be in the store
 static char* read_done(const char* cell_id, const char* stage_name) {
-    char path[1024];
-    snprintf(path, sizeof path, "%s/results/t/cells/%s/%s.done", dir, cell_id, stage_name);
-    Err e;
-    char* text = file_read_all(path, NULL, &e);
-    cr_assert_not_null(text, "%s", e.msg);
-    return text;
+    char path[2700];
+    at(path, sizeof path, "results", cell_id, stage_name, "metrics.json");
+    cr_assert_eq(access(path, F_OK), 0, "%s %s is in the store", cell_id, stage_name);
+    *strrchr(path, '/') = 0;
+    return strdup(strrchr(path, '/') + 1);
 }
 
 Test(sweep, replaced_inputs_rerun_the_stages_that_read_them) {
@@ -548,6 +596,7 @@ Test(sweep, replaced_inputs_rerun_the_stages_that_read_them) {
 
 typedef struct {
     const char *section, *key, *base, *alt;
+    const char* reruns;  // what changing base to alt re-runs (plan_diff), or "refused"
 } KeyCase;
 
 static void render(char* out, size_t n, const KeyCase* cases, int n_cases, int changed, const char* baseline_model) {
@@ -565,36 +614,60 @@ static void render(char* out, size_t n, const KeyCase* cases, int n_cases, int c
     snprintf(out + len, n - len, "[baseline.b]\nmodel = %s\n", baseline_model);
 }
 
-// everything a sweep would do: where, which cells, and each stage's plan
-static char* fingerprint(const SweepConfig* c) {
+// the plan of config c (its cells and every stage's key, inputs hashed as a run would)
+static void plan_of(const SweepConfig* c, SweepPlan* p) {
     Cell* cells;
     int n;
-    sweep_cells(c, &cells, &n);
-    size_t cap = 1 << 20, len = 0;
-    char* out = malloc(cap);
-    len += (size_t)snprintf(out, cap, "%s/%s\n", c->out, c->name);
-    const char* stages[] = {"correct", "prune", "eval_pruned", "distill", "init", "train", "eval", "bench"};
-    for (int i = 0; i < n; i++) {
-        // not the id: it hashes settings whether or not a stage uses them, so it would hide a dead key
-        len += (size_t)snprintf(out + len, cap - len, "%s %d %s\n", cells[i].label, cells[i].kind, cells[i].model);
-        for (int s = 0; s < 8; s++) {
-            char plan[8192];
-            sweep_stage_plan(c, &cells[i], stages[s], plan, sizeof plan);
-            len += (size_t)snprintf(out + len, cap - len, "  %s\n", plan);
-        }
-        for (int r = 0; r < cells[i].n_rounds - 1; r++)  // the rounds before the last
-            for (int s = 0; s < 2; s++) {
-                char name[64], plan[8192];
-                sweep_round_stage(cells[i].n_rounds, r, s ? "distill" : "prune", name, sizeof name);
-                sweep_stage_plan(c, &cells[i], name, plan, sizeof plan);
-                len += (size_t)snprintf(out + len, cap - len, "  %s\n", plan);
-            }
-    }
-    static char script[65536];
     Err e;
-    if (sweep_slurm_script(c, cells, n, "/opt/arbor", "/x/sweep.ini", "/x", script, sizeof script, &e) == 0)
-        len += (size_t)snprintf(out + len, cap - len, "%s", script);
+    sweep_cells(c, &cells, &n);
+    InputHashes in;
+    cr_assert_eq(sweep_hash_inputs(c, 0, &in, &e), 0, "%s", e.msg);
+    sweep_plan_build(c, cells, n, &in, p);
     free(cells);
+}
+
+// What running config b after config a would run, as "LABEL:stage,stage ..." for the cells whose stages'
+// keys are not in a's plan ("+LABEL" a new cell, "-LABEL" one gone), "folder" when the sweep moved,
+// "slurm" when the job script changed; "nothing" when b reuses every stage of a.
+static char* plan_diff(const SweepConfig* a, const SweepConfig* b) {
+    SweepPlan pa, pb;
+    plan_of(a, &pa);
+    plan_of(b, &pb);
+    size_t cap = 1 << 16, len = 0;
+    char* out = malloc(cap);
+    out[0] = 0;
+    if (strcmp(pa.dir, pb.dir)) len += (size_t)snprintf(out + len, cap - len, " folder");
+    for (int i = 0; i < pb.n; i++) {
+        const PlanCell* cb = &pb.cells[i];
+        const PlanCell* ca = plan_cell(&pa, cb->cell.label);
+        if (!ca) {
+            len += (size_t)snprintf(out + len, cap - len, " +%s", cb->cell.label);
+            continue;
+        }
+        int first = 1;
+        for (int s = 0; s < cb->n_stages; s++) {
+            const PlanStage* sa = plan_stage(ca, cb->stages[s].name);
+            if (sa && !strcmp(sa->key, cb->stages[s].key)) continue;
+            len += (size_t)snprintf(out + len, cap - len, "%s%s", first ? " " : ",", first ? cb->cell.label : "");
+            len += (size_t)snprintf(out + len, cap - len, "%s%s", first ? ":" : "", cb->stages[s].name);
+            first = 0;
+        }
+    }
+    for (int i = 0; i < pa.n; i++)
+        if (!plan_cell(&pb, pa.cells[i].cell.label)) len += (size_t)snprintf(out + len, cap - len, " -%s", pa.cells[i].cell.label);
+    static char sa[65536], sb[65536];
+    Err e;
+    Cell *ca, *cb;
+    int na, nb;
+    sweep_cells(a, &ca, &na);
+    sweep_cells(b, &cb, &nb);
+    int ra = sweep_slurm_script(a, ca, na, "/opt/arbor", "/x/sweep.ini", "/x", sa, sizeof sa, &e);
+    int rb = sweep_slurm_script(b, cb, nb, "/opt/arbor", "/x/sweep.ini", "/x", sb, sizeof sb, &e);
+    if (ra != rb || (ra == 0 && strcmp(sa, sb))) len += (size_t)snprintf(out + len, cap - len, " slurm");
+    free(ca), free(cb);
+    sweep_plan_free(&pa), sweep_plan_free(&pb);
+    if (!len) snprintf(out, cap, " nothing");
+    memmove(out, out + 1, strlen(out));
     return out;
 }
 
@@ -613,6 +686,9 @@ Test(sweep, every_key_changes_what_runs_or_is_refused) {
     snprintf(other_tok, sizeof other_tok, "%s/tok2", dir);
     const char* dirs[] = {mmlu, other_mmlu, tok, other_tok};
     for (int i = 0; i < 4; i++) cr_assert_eq(make_dirs(dirs[i], &e), 0);
+    char other_subject[700];  // MMLU stand-ins: two empty folders would have the same content, and be the same input
+    snprintf(other_subject, sizeof other_subject, "%s/README", other_mmlu);
+    write_text(other_subject, "another benchmark");
     for (int i = 2; i < 4; i++) {  // tokenizer stand-ins: the config checks only that the files are there
         char p[700];
         snprintf(p, sizeof p, "%s/tokenizer.json", dirs[i]);
@@ -621,31 +697,78 @@ Test(sweep, every_key_changes_what_runs_or_is_refused) {
     char results[600], other_results[600];
     snprintf(results, sizeof results, "%s/results", dir);
     snprintf(other_results, sizeof other_results, "%s/results2", dir);
+    // what each key re-runs when changed from base to alt: exactly the stages that read it (a matrix key changes
+    // the cells instead, a [slurm] key the job script), or it is refused
+#define EVALS "teacher:eval baseline-b:eval bi-L2:eval_pruned,eval scratch-L2:eval"
+#define BENCHES "teacher:bench baseline-b:bench bi-L2:bench scratch-L2:bench"
+#define STUDENTS "bi-L2:distill,eval,bench scratch-L2:train,eval,bench"
+#define PRUNED "bi-L2:prune,eval_pruned,distill,eval,bench"
+#define KD "bi-L2:distill,eval,bench"
     const KeyCase cases[] = {
-        {"sweep", "name", "t", "t2"}, {"sweep", "max_cells", NULL, "2"}, {"sweep", "out", results, other_results}, {"sweep", "device", "cpu", "cuda"},
-        {"teacher", "model", teacher, other_teacher}, {"teacher", "tokenizer", tok, other_tok},
-        // these two and round_steps change a plan only beside the setting they refine: refused alone here, and
-        // rounds_and_correction_settings_reach_their_stages shows what they change
-        {"teacher", "correct_steps", NULL, "2"}, {"teacher", "correct_lr", NULL, "1e-4"}, {"distill", "round_steps", NULL, "1"},
-        {"data", "calib", shard, other_shard}, {"data", "distill", shard, other_shard}, {"data", "val", shard, other_shard},
-        {"prune", "calib_windows", "4", "8"}, {"prune", "seq_len", "16", "32"}, {"prune", "aggregation", "l2", "mean"},
-        {"prune", "ablation_windows", "0", "2"}, {"prune", "bi_after_norm", "false", "true"},
-        {"distill", "steps", "2", "3"}, {"distill", "tokens", NULL, "1000"}, {"distill", "seq_len", "16", "32"},
-        {"distill", "batch", "2", "4"}, {"distill", "grad_accum", "1", "2"}, {"distill", "lr", "1e-3", "2e-3"},
-        {"distill", "min_lr", "1e-4", "2e-4"}, {"distill", "warmup", "1", "2"}, {"distill", "schedule", "cosine", "linear"},
-        {"distill", "loss", "mix:0.5,kl", "rkl"}, {"distill", "kd_scale", "none", "auto"}, {"distill", "kd_temp", "1", "2"}, {"distill", "t2", "false", "true"},
-        {"distill", "weight_decay", "0.1", "0.01"}, {"distill", "clip", "1", "0.5"}, {"distill", "seed", "0", "7"},
-        // the ranks change the Slurm allocation (or are refused: grad_accum 1 does not split), never a stage's plan
-        {"distill", "nodes", NULL, "2"}, {"distill", "ranks_per_node", NULL, "2"}, {"distill", "gpus_per_node", NULL, "2"},
-        {"eval", "mmlu", mmlu, other_mmlu}, {"eval", "shots", "0", "3"}, {"eval", "subjects", "anatomy", "virology"},
-        {"eval", "limit", "2", "5"}, {"eval", "truncate", "tokens", "shots"}, {"eval", "ppl_seq_len", "16", "32"}, {"eval", "ppl_tokens", "128", "256"},
-        {"bench", "batch", "1", "1, 2"}, {"bench", "prompt_len", "8", "16"}, {"bench", "gen_len", "2", "4"},
-        {"bench", "repeats", "1", "5"}, {"bench", "precision", "fp32", "bf16"},
-        {"matrix", "strategies", "bi", "last"}, {"matrix", "layers", "2", "3"}, {"matrix", "ffn", "0", "96"},
-        {"matrix", "hidden", "0", "32"}, {"matrix", "heads", "0", "2"}, {"matrix", "kv_heads", "0", "1"},
-        {"scratch", "enabled", "true", "false"},
-        {"slurm", "time", NULL, "01:00:00"}, {"slurm", "mem", NULL, "64G"}, {"slurm", "partition", NULL, "gpu"},
-        {"slurm", "account", NULL, "lab"}, {"slurm", "cpus_per_task", NULL, "4"}, {"slurm", "gpus_per_task", NULL, "1"},
+        {"sweep", "name", "t", "t2", "folder slurm"},
+        {"sweep", "max_cells", NULL, "2", "refused"},
+        {"sweep", "out", results, other_results, "folder slurm"},
+        {"sweep", "device", "cpu", "cuda", "refused"},
+        {"teacher", "model", teacher, other_teacher, "teacher:eval,bench baseline-b:bench bi-L2:prune,eval_pruned,distill,eval,bench scratch-L2:init,train,eval,bench"},
+        {"teacher", "tokenizer", tok, other_tok, EVALS},
+        // correct_lr and round_steps refine a setting absent here (refused alone); rounds_and_correction_settings_
+        // reach_their_stages shows what they re-run beside it
+        {"teacher", "correct_steps", NULL, "2", "+teacher-corrected bi-L2:correct,prune,eval_pruned,distill,eval,bench slurm"},
+        {"teacher", "correct_lr", NULL, "1e-4", "refused"},
+        {"distill", "round_steps", NULL, "1", "refused"},
+        {"data", "calib", shard, other_shard, PRUNED},
+        {"data", "distill", shard, other_shard, STUDENTS},
+        {"data", "val", shard, other_shard, EVALS},
+        {"prune", "calib_windows", "4", "8", PRUNED},
+        {"prune", "seq_len", "16", "32", PRUNED},
+        {"prune", "aggregation", "l2", "mean", PRUNED},
+        {"prune", "ablation_windows", "0", "2", PRUNED},
+        {"prune", "bi_after_norm", "false", "true", PRUNED},
+        {"distill", "steps", "2", "3", STUDENTS},
+        {"distill", "tokens", NULL, "1000", STUDENTS},
+        {"distill", "seq_len", "16", "32", STUDENTS},
+        {"distill", "batch", "2", "4", STUDENTS},
+        {"distill", "grad_accum", "1", "2", STUDENTS},
+        {"distill", "lr", "1e-3", "2e-3", STUDENTS},
+        {"distill", "min_lr", "1e-4", "2e-4", STUDENTS},
+        {"distill", "warmup", "1", "2", STUDENTS},
+        {"distill", "schedule", "cosine", "linear", STUDENTS},
+        {"distill", "loss", "mix:0.5,kl", "rkl", KD},
+        {"distill", "kd_scale", "none", "auto", KD},
+        {"distill", "kd_temp", "1", "2", KD},
+        {"distill", "t2", "false", "true", KD},
+        {"distill", "weight_decay", "0.1", "0.01", STUDENTS},
+        {"distill", "clip", "1", "0.5", STUDENTS},
+        {"distill", "seed", "0", "7", "bi-L2:distill,eval,bench scratch-L2:init,train,eval,bench"},
+        // the ranks change the Slurm allocation (or are refused: grad_accum 1 does not split), never a stage's result
+        {"distill", "nodes", NULL, "2", "refused"},
+        {"distill", "ranks_per_node", NULL, "2", "refused"},
+        {"distill", "gpus_per_node", NULL, "2", "refused"},
+        {"eval", "mmlu", mmlu, other_mmlu, EVALS},
+        {"eval", "shots", "0", "3", EVALS},
+        {"eval", "subjects", "anatomy", "virology", EVALS},
+        {"eval", "limit", "2", "5", EVALS},
+        {"eval", "truncate", "tokens", "shots", EVALS},
+        {"eval", "ppl_seq_len", "16", "32", EVALS},
+        {"eval", "ppl_tokens", "128", "256", EVALS},
+        {"bench", "batch", "1", "1, 2", BENCHES},
+        {"bench", "prompt_len", "8", "16", BENCHES},
+        {"bench", "gen_len", "2", "4", BENCHES},
+        {"bench", "repeats", "1", "5", BENCHES},
+        {"bench", "precision", "fp32", "bf16", BENCHES},
+        {"matrix", "strategies", "bi", "last", "+last-L2 -bi-L2"},
+        {"matrix", "layers", "2", "3", "+bi-L3 +scratch-L3 -bi-L2 -scratch-L2"},
+        {"matrix", "ffn", "0", "96", "+bi-L2-ffn96 +scratch-L2-ffn96 -bi-L2 -scratch-L2"},
+        {"matrix", "hidden", "0", "32", "+bi-L2-h32 +scratch-L2-h32 -bi-L2 -scratch-L2"},
+        {"matrix", "heads", "0", "2", "+bi-L2-heads2 +scratch-L2-heads2 -bi-L2 -scratch-L2"},
+        {"matrix", "kv_heads", "0", "1", "+bi-L2-kv1 +scratch-L2-kv1 -bi-L2 -scratch-L2"},
+        {"scratch", "enabled", "true", "false", "-scratch-L2 slurm"},
+        {"slurm", "time", NULL, "01:00:00", "slurm"},
+        {"slurm", "mem", NULL, "64G", "slurm"},
+        {"slurm", "partition", NULL, "gpu", "slurm"},
+        {"slurm", "account", NULL, "lab", "slurm"},
+        {"slurm", "cpus_per_task", NULL, "4", "slurm"},
+        {"slurm", "gpus_per_task", NULL, "1", "refused"},
     };
     int n_cases = sizeof cases / sizeof cases[0];
     // the test covers every key the reader knows
@@ -661,7 +784,6 @@ Test(sweep, every_key_changes_what_runs_or_is_refused) {
     write_text(cfg_path, text);
     SweepConfig base;
     cr_assert_eq(sweep_config_load(cfg_path, &base, &e), 0, "%s\n%s", e.msg, text);
-    char* base_print = fingerprint(&base);
     for (int i = -1; i < n_cases; i++) {  // -1: the baseline's model
         if (i < 0) {
             render(text, sizeof text, cases, n_cases, -1, other_teacher);
@@ -669,41 +791,60 @@ Test(sweep, every_key_changes_what_runs_or_is_refused) {
             render(text, sizeof text, cases, n_cases, i, teacher);
         }
         write_text(cfg_path, text);
+        const char* section = i < 0 ? "baseline.b" : cases[i].section;
+        const char* key = i < 0 ? "model" : cases[i].key;
+        const char* want = i < 0 ? "baseline-b:eval,bench" : cases[i].reruns;
         SweepConfig c;
         Err ce = {{0}, 0};
+        char* got;
         if (sweep_config_load(cfg_path, &c, &ce) != 0) {
-            cr_expect(contains(ce.msg, "sweep.ini:"), "[%s] %s = %s refused without FILE:LINE: %s", i < 0 ? "baseline.b" : cases[i].section,
-                      i < 0 ? "model" : cases[i].key, i < 0 ? other_teacher : cases[i].alt, ce.msg);
-            continue;
+            cr_expect(contains(ce.msg, "sweep.ini:"), "[%s] %s refused without FILE:LINE: %s", section, key, ce.msg);
+            got = strdup("refused");
+        } else {
+            got = plan_diff(&base, &c);
         }
-        char* print = fingerprint(&c);
-        cr_expect_str_neq(print, base_print, "[%s] %s = %s changes nothing a stage runs: a dead key",
-                          i < 0 ? "baseline.b" : cases[i].section, i < 0 ? "model" : cases[i].key, i < 0 ? other_teacher : cases[i].alt);
-        free(print);
+        cr_expect(strcmp(got, "nothing") != 0, "[%s] %s changes nothing a stage reads: a dead key", section, key);
+        cr_expect_str_eq(got, want ? want : "(no expectation)", "[%s] %s = %s re-runs: %s", section, key, i < 0 ? other_teacher : cases[i].alt,
+                         got);
+        free(got);
     }
-    free(base_print);
 }
 
 Test(sweep, rounds_and_correction_settings_reach_their_stages) {
     const char* base = TINY_STAGES "[matrix]\nstrategies = bi\nlayers = 3>2, 2\n";
     const char* variants[] = {"", "[teacher]\ncorrect_steps = 2\n", "[teacher]\ncorrect_steps = 2\ncorrect_lr = 1e-5\n",
                               "[distill]\nround_steps = 3\n"};
-    char* prints[4];
+    // what each variant re-runs after the one before it (the last: after the first)
+    const char* want[] = {
+        NULL,
+        "+teacher-corrected bi-L3>2:correct,round1_prune,round1_distill,prune,distill,eval,bench bi-L2:correct,prune,distill,eval,bench "
+        "slurm",
+        "teacher-corrected:correct,eval,bench bi-L3>2:correct,round1_prune,round1_distill,prune,distill,eval,bench "
+        "bi-L2:correct,prune,distill,eval,bench",
+        "bi-L3>2:round1_distill,prune,distill,eval,bench",
+    };
+    SweepConfig c[4];
     for (int v = 0; v < 4; v++) {
         char body[2048];
         snprintf(body, sizeof body, "%s%s", base, variants[v]);
         write_cfg(body);
-        SweepConfig c;
         Err e;
-        cr_assert_eq(sweep_config_load(cfg_path, &c, &e), 0, "%s", e.msg);
-        prints[v] = fingerprint(&c);
+        cr_assert_eq(sweep_config_load(cfg_path, &c[v], &e), 0, "%s", e.msg);
     }
-    for (int v = 1; v < 4; v++) cr_expect_str_neq(prints[v], prints[v - 1], "variant %d changes nothing: %s", v, variants[v]);
-    // round_steps reaches the first round's distillation, and only it
-    cr_expect(contains(prints[3], "round1_distill device=cpu teacher=") && contains(prints[3], " steps=3 "), "%s", prints[3]);
-    cr_expect(!contains(prints[0], " steps=3 "), "%s", prints[0]);
-    cr_expect(contains(prints[2], "correct device=cpu") && contains(prints[2], "lr=9.99999975e-06"), "%s", prints[2]);
-    for (int v = 0; v < 4; v++) free(prints[v]);
+    for (int v = 1; v < 4; v++) {
+        char* got = plan_diff(&c[v == 3 ? 0 : v - 1], &c[v]);
+        cr_expect_str_eq(got, want[v], "variant %d (%s) re-runs: %s", v, variants[v], got);
+        free(got);
+    }
+    // round_steps reaches the first round's distillation, and only it; correct_lr the correction
+    SweepPlan p;
+    plan_of(&c[3], &p);
+    cr_expect(contains(plan_stage(&p.cells[1], "round1_distill")->text, " steps=3 "), "%s", plan_stage(&p.cells[1], "round1_distill")->text);
+    cr_expect(contains(plan_stage(&p.cells[1], "distill")->text, " steps=1 "));
+    sweep_plan_free(&p);
+    plan_of(&c[2], &p);
+    cr_expect(contains(plan_stage(&p.cells[1], "correct")->text, " lr=9.99999975e-06"), "%s", plan_stage(&p.cells[1], "correct")->text);
+    sweep_plan_free(&p);
 }
 
 // BI of every layer of the model in dir, computed here as the prune stage would on the calibration shard
@@ -749,22 +890,21 @@ Test(sweep, rounds_prune_the_distilled_model_again_from_the_corrected_teacher) {
     cr_expect(cells[2].round[0][0] == 3 && cells[2].round[1][0] == 2);
     cr_expect_str_eq(cells[3].label, "bi-L2");
     cr_assert_eq(sweep_run(&c, cells, n, NULL, NULL, 0, 0, &e), 0, "%s", e.msg);
-    char cell_dir[700], path[1024], corrected[1024];
-    snprintf(corrected, sizeof corrected, "%s/results/t/cells/%s/correct/model", dir, cells[1].id);
-    snprintf(cell_dir, sizeof cell_dir, "%s/results/t/cells/%s", dir, cells[2].id);
+    char path[2700], corrected[2700];
+    at(corrected, sizeof corrected, "results", cells[1].id, "correct", "model");
     // round 1 scored the corrected teacher, round 2 the model round 1 distilled: each scores.json holds BI
     // as computed here from that model
     double bi[8], saved[8];
     int L;
     const char* sources[2] = {corrected, NULL};
-    char round1_model[1024];
-    snprintf(round1_model, sizeof round1_model, "%s/round1_distill/model", cell_dir);
+    char round1_model[2700];
+    at(round1_model, sizeof round1_model, "results", cells[2].id, "round1_distill", "model");
     sources[1] = round1_model;
     const char* scores[2] = {"round1_prune", "prune"};
     for (int r = 0; r < 2; r++) {
         bi_of(sources[r], &c, bi, &L);
         cr_assert_eq(L, 4 - r);
-        snprintf(path, sizeof path, "%s/%s/model/scores.json", cell_dir, scores[r]);
+        at(path, sizeof path, "results", cells[2].id, scores[r], "model/scores.json");
         ModelConfig mc;
         cr_assert_eq(config_load(sources[r], &mc, &e), 0, "%s", e.msg);
         Importance imp;
@@ -774,8 +914,8 @@ Test(sweep, rounds_prune_the_distilled_model_again_from_the_corrected_teacher) {
         for (int l = 0; l < L; l++) cr_expect_float_eq(saved[l], bi[l], 1e-9, "round %d layer %d", r + 1, l);
     }
     // the kept layers in the teacher's numbering: round 2 keeps 2 of round 1's 3, dropping its lowest BI
-    cJSON* p1 = read_json((snprintf(path, sizeof path, "%s/round1_prune/metrics.json", cell_dir), path));
-    cJSON* p2 = read_json((snprintf(path, sizeof path, "%s/prune/metrics.json", cell_dir), path));
+    cJSON* p1 = read_json((at(path, sizeof path, "results", cells[2].id, "round1_prune", "metrics.json"), path));
+    cJSON* p2 = read_json((at(path, sizeof path, "results", cells[2].id, "prune", "metrics.json"), path));
     int k1[8], k2[8];
     cr_assert_eq(int_list(cJSON_GetObjectItem(p1, "kept_layers")->valuestring, k1), 3);
     cr_assert_eq(int_list(cJSON_GetObjectItem(p2, "kept_layers")->valuestring, k2), 2);
@@ -789,7 +929,7 @@ Test(sweep, rounds_prune_the_distilled_model_again_from_the_corrected_teacher) {
     cJSON_Delete(p1);
     cJSON_Delete(p2);
     // the lineage of the final model maps to the (corrected) teacher it is distilled from
-    cJSON* lineage = read_json((snprintf(path, sizeof path, "%s/prune/model/arbor_lineage.json", cell_dir), path));
+    cJSON* lineage = read_json((at(path, sizeof path, "results", cells[2].id, "prune", "model/arbor_lineage.json"), path));
     cr_expect_str_eq(cJSON_GetObjectItem(lineage, "source")->valuestring, corrected);
     cr_expect_eq(cJSON_GetArrayItem(cJSON_GetObjectItem(lineage, "teacher_layers"), 1)->valueint, k2[1]);
     cJSON_Delete(lineage);
@@ -801,8 +941,8 @@ Test(sweep, rounds_prune_the_distilled_model_again_from_the_corrected_teacher) {
     model_free(&t0);
     model_free(&t1);
     // tokens: round 1 ran round_steps (3), round 2 steps (2); the last counts both
-    cJSON* d1 = read_json((snprintf(path, sizeof path, "%s/round1_distill/metrics.json", cell_dir), path));
-    cJSON* d2 = read_json((snprintf(path, sizeof path, "%s/distill/metrics.json", cell_dir), path));
+    cJSON* d1 = read_json((at(path, sizeof path, "results", cells[2].id, "round1_distill", "metrics.json"), path));
+    cJSON* d2 = read_json((at(path, sizeof path, "results", cells[2].id, "distill", "metrics.json"), path));
     cr_expect_eq(cJSON_GetObjectItem(d1, "steps")->valueint, 3);
     cr_expect_eq(cJSON_GetObjectItem(d2, "steps")->valueint, 2);
     cr_expect_eq(cJSON_GetObjectItem(d2, "tokens_all_rounds")->valuedouble, 5.0 * 2 * 16);
@@ -839,7 +979,7 @@ Test(sweep, rounds_prune_the_distilled_model_again_from_the_corrected_teacher) {
     cr_assert_eq(sweep_run(&c, cells, n, NULL, NULL, 0, 0, &e), 0, "%s", e.msg);
     char* after[4] = {read_done(cells[2].id, "round1_prune"), read_done(cells[2].id, "round1_distill"), read_done(cells[3].id, "distill"),
                       read_done(cells[1].id, "correct")};
-    cr_expect_str_neq(cells[2].id, old_id, "the two-round cell is a new cell (its id holds round_steps, as it holds steps)");
+    cr_expect_str_eq(cells[2].id, old_id, "the two-round cell keeps its id: what it is did not change, its stages' keys did");
     cr_expect_str_neq(after[1], before[1]);
     cr_expect_str_eq(after[2], before[2], "the one-shot cell did not re-run");
     cr_expect_str_eq(after[3], before[3], "the correction did not re-run");
@@ -856,7 +996,7 @@ Test(sweep, cells_are_benched_together_in_interleaved_rounds) {
         3, &n);
     cr_assert_eq(sweep_run(&c, cells, n, NULL, NULL, 0, 0, &e), 0, "%s", e.msg);
     char path[1024];
-    snprintf(path, sizeof path, "%s/results/t/cells/%s/bench/samples.csv", dir, cells[2].id);
+    at(path, sizeof path, "results", cells[2].id, "bench", "samples.csv");
     char* samples = file_read_all(path, NULL, &e);
     cr_assert_not_null(samples, "%s", e.msg);
     // this cell's and the teacher's used rows: 3 rounds x 2 batch sizes each (a contended measurement on
@@ -869,7 +1009,7 @@ Test(sweep, cells_are_benched_together_in_interleaved_rounds) {
     }
     cr_expect_eq(used, 2 * 3 * 2, "%s", samples);
     free(samples);
-    snprintf(path, sizeof path, "%s/results/t/cells/%s/bench/metrics.json", dir, cells[0].id);
+    at(path, sizeof path, "results", cells[0].id, "bench", "metrics.json");
     cJSON* t = read_json(path);
     cr_expect_eq(cJSON_GetObjectItem(t, "decode_ratio_b1")->valuedouble, 1.0, "the teacher against itself");
     cr_expect_eq(cJSON_GetObjectItem(t, "rounds")->valueint, 3);
@@ -901,22 +1041,22 @@ Test(sweep, cells_are_benched_together_in_interleaved_rounds) {
     int rc = sweep_run(&c, cells, n, NULL, "bench", 1, 0, &e);
     unsetenv("ARBOR_BENCH_CONTENDED_SHARE");
     cr_assert_eq(rc, 0, "%s", e.msg);
-    snprintf(path, sizeof path, "%s/results/t/cells/%s/bench/samples.csv", dir, cells[1].id);
+    at(path, sizeof path, "results", cells[1].id, "bench", "samples.csv");
     samples = file_read_all(path, NULL, &e);
     cr_assert_not_null(samples);
     cr_expect_eq(count_char(samples, '\n'), 1 + 3 * (2 * 3 * 2), "three attempts of each: %s", samples);
     free(samples);
-    snprintf(path, sizeof path, "%s/results/t/cells/%s/bench/metrics.json", dir, cells[1].id);
+    at(path, sizeof path, "results", cells[1].id, "bench", "metrics.json");
     t = read_json(path);
     cr_expect_eq(cJSON_GetObjectItem(t, "remeasured")->valueint, 6, "each of 3 rounds x 2 batch sizes");
     cJSON_Delete(t);
     // --only: the cell is benched beside the teacher, whose own results are left alone
-    snprintf(path, sizeof path, "%s/results/t/cells/%s/bench.done", dir, cells[0].id);
+    at(path, sizeof path, "results", cells[0].id, "bench", "metrics.json");
     char* teacher_done = file_read_all(path, NULL, &e);
     cr_assert_eq(sweep_run(&c, cells, n, cells[2].id, "bench", 1, 0, &e), 0, "%s", e.msg);
     char* after = file_read_all(path, NULL, &e);
     cr_expect_str_eq(after, teacher_done);
-    snprintf(path, sizeof path, "%s/results/t/cells/%s/bench/metrics.json", dir, cells[2].id);
+    at(path, sizeof path, "results", cells[2].id, "bench", "metrics.json");
     t = read_json(path);
     cr_expect_eq(cJSON_GetObjectItem(t, "cells_in_group")->valueint, 2);
     cr_expect_gt(cJSON_GetObjectItem(t, "decode_ratio_b1")->valuedouble, 0);
@@ -929,7 +1069,7 @@ Test(sweep, cells_are_benched_together_in_interleaved_rounds) {
                                    "[matrix]\nstrategies = bi, last\nlayers = 2\n",
                        &c, 3, &n);
     cr_assert_eq(sweep_run(&c, cells, n, NULL, NULL, 0, 0, &e), 0, "%s", e.msg);
-    snprintf(path, sizeof path, "%s/results/t/cells/%s/bench/metrics.json", dir, cells[1].id);
+    at(path, sizeof path, "results", cells[1].id, "bench", "metrics.json");
     t = read_json(path);
     cr_expect_str_eq(cJSON_GetObjectItem(t, "precision")->valuestring, "bf16");
     cJSON_Delete(t);
@@ -957,12 +1097,12 @@ Test(sweep, keep_going_finishes_the_other_cells) {
     sweep_cells(&c, &cells, &n);
     cr_assert_eq(n, 3, "teacher, the broken baseline, bi-L2");
     cr_expect_eq(sweep_run(&c, cells, n, NULL, NULL, 0, 0, &e), -1, "without --keep-going the first failure stops the sweep");
-    snprintf(path, sizeof path, "%s/results/t/cells/%s/eval.done", dir, cells[2].id);
+    at(path, sizeof path, "results", cells[2].id, "eval", "metrics.json");
     cr_expect_neq(access(path, F_OK), 0, "the cell after it did not run");
     cr_expect_eq(sweep_run(&c, cells, n, NULL, NULL, 0, 1, &e), -1, "the run still fails at the end");
     cr_expect(contains(e.msg, "1 of 3 cells failed") && contains(e.msg, "model.safetensors"), "%s", e.msg);
     cr_expect_eq(access(path, F_OK), 0, "with --keep-going the cell after it ran");
-    snprintf(path, sizeof path, "%s/results/t/cells/%s/bench.done", dir, cells[2].id);
+    at(path, sizeof path, "results", cells[2].id, "bench", "metrics.json");
     cr_expect_eq(access(path, F_OK), 0, "and was benched with the teacher");
     snprintf(path, sizeof path, "%s/results/t/results.csv", dir);
     char* csv = slurp(path);
@@ -971,35 +1111,53 @@ Test(sweep, keep_going_finishes_the_other_cells) {
     free(cells);
 }
 
-Test(sweep, a_cell_in_use_by_another_run_is_refused) {
+Test(sweep, a_stage_in_use_by_another_run_is_waited_for) {
     SweepConfig c;
     Err e;
     int n;
     Cell* cells = sweep_from(TINY_STAGES "[bench]\nprompt_len = 4\ngen_len = 2\nrepeats = 1\n\n[matrix]\nstrategies = bi\nlayers = 2\n",
                              &c, 2, &n);
-    char cell_dir[1024];
-    snprintf(cell_dir, sizeof cell_dir, "%s/results/t/cells/%s", dir, cells[1].id);
-    cr_assert_eq(make_dirs(cell_dir, &e), 0);
-    int held;
-    cr_assert_eq(dir_lock(cell_dir, &held, &e), 0, "%s", e.msg);  // as another run would hold it
-    cr_expect_eq(sweep_run(&c, cells, n, NULL, NULL, 0, 0, &e), -1);
-    char pid[32];
-    snprintf(pid, sizeof pid, "PID %ld", (long)getpid());
-    cr_expect(contains(e.msg, "is in use by") && contains(e.msg, pid), "%s", e.msg);
-    dir_unlock(held);  // the other run ends (or dies: the kernel drops its lock)
+    InputHashes in;
+    cr_assert_eq(sweep_hash_inputs(&c, 0, &in, &e), 0, "%s", e.msg);
+    SweepPlan p;
+    sweep_plan_build(&c, cells, n, &in, &p);
+    char key[PLAN_KEY], stages_dir[2200];
+    snprintf(key, sizeof key, "%s", plan_stage(&p.cells[1], "prune")->key);
+    snprintf(stages_dir, sizeof stages_dir, "%s/stages", p.dir);
+    // another run (a Slurm task) holds the prune stage for a while: this run waits for it, then goes on
+    int ready[2];
+    cr_assert_eq(pipe(ready), 0);
+    pid_t holder = fork();
+    if (holder == 0) {
+        int fd;
+        Err ce;
+        if (store_lock(p.dir, key, &fd, &ce)) _exit(1);
+        if (write(ready[1], "x", 1) != 1) _exit(1);
+        nanosleep(&(struct timespec){0, 500000000}, NULL);
+        _exit(0);  // the kernel drops the lock with the process
+    }
+    char byte;
+    cr_assert_eq(read(ready[0], &byte, 1), 1);
+    close(ready[0]), close(ready[1]);
+    cr_expect_eq(sweep_run(&c, cells, n, NULL, NULL, 0, 0, &e), 0, "%s", e.msg);
+    int status;
+    cr_expect_eq(waitpid(holder, &status, WNOHANG), holder, "the run could take the stage only once the holder had ended");
+    cr_expect(store_has(p.dir, key));
+    sweep_plan_free(&p);
     // a killed run's half-written file (its writer's PID is gone) is cleaned; a live writer's is not
     pid_t child = fork();
     if (child == 0) _exit(0);
     waitpid(child, NULL, 0);
-    char stale[1200], live[1200];
-    snprintf(stale, sizeof stale, "%s/train_state.bin.tmp.%ld", cell_dir, (long)child);
-    snprintf(live, sizeof live, "%s/metrics.json.tmp.%ld", cell_dir, (long)getppid());
+    char stale[2400], live[2400];
+    snprintf(stale, sizeof stale, "%s/train_state.bin.tmp.%ld", stages_dir, (long)child);
+    snprintf(live, sizeof live, "%s/metrics.json.tmp.%ld", stages_dir, (long)getppid());
     write_text(stale, "half");
     write_text(live, "in progress");
     cr_expect_eq(sweep_run(&c, cells, n, NULL, NULL, 0, 0, &e), 0, "%s", e.msg);
     cr_expect_neq(access(stale, F_OK), 0, "the dead writer's temp file is removed");
     cr_expect_eq(access(live, F_OK), 0, "a running writer's is kept");
     unlink(live);
+    int held;
     // a distillation's output folder too
     char out[1024];
     snprintf(out, sizeof out, "%s/run", dir);
@@ -1046,8 +1204,8 @@ Test(sweep, a_killed_distillation_resumes_bit_identically) {
         const char* stage = cases[k].stage;
         // straight through, into results/t
         cr_assert_eq(sweep_run(&c, cells, n, NULL, NULL, 0, 0, &e), 0, "%s", e.msg);
-        char straight[1024], resumed[1024];
-        snprintf(straight, sizeof straight, "%s/results/t/cells/%s/%s/model/model.safetensors", dir, id, stage);
+        char straight[2700], resumed[2700];
+        at(straight, sizeof straight, "results", id, stage, "model/model.safetensors");
         // killed after step 2 of 4, into results2/t, then run again
         snprintf(c.out, sizeof c.out, "%s/results2", dir);
         setenv("ARBOR_TEST_STOP_AT", "2", 1);
@@ -1055,16 +1213,18 @@ Test(sweep, a_killed_distillation_resumes_bit_identically) {
         unsetenv("ARBOR_TEST_STOP_AT");
         cr_assert_eq(rc, -1, "%s", stage);
         cr_expect(contains(e.msg, "stopped after step 2 of 4"), "%s", e.msg);
-        char state[1024];
-        snprintf(state, sizeof state, "%s/results2/t/cells/%s/%s.tmp/train_state.bin", dir, id, stage);
+        char state[2700], tmp[2700];
+        at(tmp, sizeof tmp, "results2", id, stage, "");
+        strcat(tmp, ".tmp");
+        snprintf(state, sizeof state, "%s/train_state.bin", tmp);
         cr_expect_eq(access(state, F_OK), 0, "%s: the stage's saved state is kept", stage);
-        char marker[1024];
-        snprintf(marker, sizeof marker, "%s/results2/t/cells/%s/%s.tmp/marker", dir, id, stage);
+        char marker[2800];
+        snprintf(marker, sizeof marker, "%s/marker", tmp);
         write_text(marker, "kept");
         cr_assert_eq(sweep_run(&c, cells, n, NULL, NULL, 0, 0, &e), 0, "%s", e.msg);
-        snprintf(marker, sizeof marker, "%s/results2/t/cells/%s/%s/marker", dir, id, stage);
+        at(marker, sizeof marker, "results2", id, stage, "marker");
         cr_expect_eq(access(marker, F_OK), 0, "%s: the re-run continued in the kept folder (from its state), not from scratch", stage);
-        snprintf(resumed, sizeof resumed, "%s/results2/t/cells/%s/%s/model/model.safetensors", dir, id, stage);
+        at(resumed, sizeof resumed, "results2", id, stage, "model/model.safetensors");
         size_t la, lb;
         char* a = file_read_all(straight, &la, &e);
         char* b = file_read_all(resumed, &lb, &e);
@@ -1072,7 +1232,7 @@ Test(sweep, a_killed_distillation_resumes_bit_identically) {
         cr_expect(la == lb && memcmp(a, b, la) == 0, "%s: the resumed model equals the uninterrupted one, bit for bit", stage);
         free(a), free(b);
         // and its log has each step once
-        snprintf(state, sizeof state, "%s/results2/t/cells/%s/%s/log.csv", dir, id, stage);
+        at(state, sizeof state, "results2", id, stage, "log.csv");
         char* log = slurp(state);
         cr_expect_eq(count_char(log, '\n'), 5, "%s: header + steps 1..4 once each: %s", stage, log);
         free(log);
@@ -1129,4 +1289,104 @@ Test(sweep, distill_ranks_are_checked_and_launched_with_the_global_batch) {
     write_text(cfg_path, text);
     cr_expect_eq(sweep_config_load(cfg_path, &c, &e), -1);
     cr_expect(contains(e.msg, ":14: 8 GPU ranks: data parallel on the GPU needs the NCCL path"), "%s", e.msg);
+}
+
+// count of lines of text holding every one of the words (NULL-terminated)
+static int lines_with(const char* text, const char* const* words) {
+    int n = 0;
+    for (const char* line = text; line && *line;) {
+        const char* end = strchr(line, '\n');
+        size_t len = end ? (size_t)(end - line) : strlen(line);
+        char buf[4096];
+        snprintf(buf, sizeof buf, "%.*s", (int)(len < sizeof buf ? len : sizeof buf - 1), line);
+        int all = 1;
+        for (const char* const* w = words; *w && all; w++) all = contains(buf, *w);
+        n += all;
+        line = end ? end + 1 : NULL;
+    }
+    return n;
+}
+
+// The walk's edit: [distill] steps changed and changed back. Only what reads it runs; the reports hold
+// exactly the config's cells; stages of the earlier config stay cached (and --gc lists them).
+Test(sweep, an_edited_setting_reruns_only_the_stages_that_read_it) {
+    const char* body_fmt = "[distill]\nsteps = %d\nseq_len = 16\nbatch = 2\n\n[prune]\ncalib_windows = 2\nseq_len = 16\n\n"
+                           "[teacher]\ncorrect_steps = 1\n\n[eval]\nppl_seq_len = 16\nppl_tokens = 64\n\n"
+                           "[bench]\nprompt_len = 4\ngen_len = 2\nrepeats = 1\n\n[matrix]\nstrategies = bi\nlayers = 2, 3>2\n\n"
+                           "[scratch]\nenabled = true\n";
+    char body[2048], args[2048], err_path[600], path[700];
+    snprintf(err_path, sizeof err_path, "%s/err.txt", dir);
+    int steps[3] = {2, 3, 2};
+    char* said[3];
+    for (int run = 0; run < 3; run++) {
+        snprintf(body, sizeof body, body_fmt, steps[run]);
+        write_cfg(body);
+        FILE* f = fopen(cfg_path, "a");
+        fprintf(f, "\n[data]\nval = %s\n", shard);
+        fclose(f);
+        snprintf(args, sizeof args, "sweep %s 2> %s", cfg_path, err_path);
+        cr_assert_eq(run_arbor(args, "/dev/null"), 0, "run %d: %s", run, slurp(err_path));
+        said[run] = slurp(err_path);
+        // the reports: one row per cell of this config (teacher, corrected, 2 pruned, 1 scratch: both end at L2), whatever ran before
+        snprintf(path, sizeof path, "%s/results/t/results.csv", dir);
+        char* csv = slurp(path);
+        cr_expect_eq(count_char(csv, '\n'), 1 + 5, "run %d: %s", run, csv);
+        free(csv);
+    }
+    // run 2 (steps 2 -> 3): the teacher's and the corrected teacher's stages, every prune and every
+    // pre-distillation eval are reused; the students' distill (or train), eval and bench run
+    const char* s = said[1];
+    const char* reused_teacher[] = {"teacher eval: reused", NULL}, *reused_correct[] = {"correct: reused", NULL};
+    const char* reused_prune[] = {"prune: reused", NULL}, *reused_eval_pruned[] = {"eval_pruned: reused", NULL};
+    const char* ran_distill[] = {"distill ...", NULL}, *ran_train[] = {"scratch-", " train ...", NULL};
+    const char* ran_eval[] = {" eval ...", NULL};
+    const char* reused_corrected[] = {"teacher-corrected eval: reused", NULL};
+    cr_expect_eq(lines_with(s, reused_teacher), 1, "%s", s);
+    cr_expect_eq(lines_with(s, reused_corrected), 1, "%s", s);
+    cr_expect_eq(lines_with(s, reused_correct), 3, "the correction, in the chains of three cells: %s", s);
+    cr_expect_eq(lines_with(s, reused_prune), 2, "bi-L2's prune and bi-L3>2's round1_prune (its prune reads round 1's distill): %s", s);
+    cr_expect_eq(lines_with(s, reused_eval_pruned), 1, "bi-L3>2's pruned model is scored after round 1 distils anew: %s", s);
+    cr_expect_eq(lines_with(s, ran_distill), 3, "bi-L2 distill, bi-L3>2 round1_distill and distill: %s", s);
+    cr_expect_eq(lines_with(s, ran_train), 1, "%s", s);
+    cr_expect_eq(lines_with(s, ran_eval), 3, "the three students' evals: %s", s);
+    const char* bench_reused[] = {"bench: reused", NULL};
+    cr_expect_eq(lines_with(s, bench_reused), 2, "the teachers' benches: %s", s);
+    cr_expect(contains(s, "sweep: 12 stages run, "), "%s", s);
+    // run 3 (back to 2): every stage is in the store
+    cr_expect(contains(said[2], "sweep: 0 stages run, "), "%s", said[2]);
+    // the walk's second question: the 3>2 chain's steps are reported per round
+    snprintf(path, sizeof path, "%s/results/t/rounds.csv", dir);
+    char* rounds = slurp(path);
+    cr_expect(contains(rounds, ",bi-L3>2,1,2,3,") && contains(rounds, ",bi-L3>2,2,2,2,"), "%s", rounds);
+    free(rounds);
+    // --gc: the steps = 3 stages no manifest names are listed, then removed with --force; nothing in use goes
+    char gc_out[600];
+    snprintf(gc_out, sizeof gc_out, "%s/gc.txt", dir);
+    snprintf(args, sizeof args, "sweep %s --gc 2> %s", cfg_path, err_path);
+    cr_assert_eq(run_arbor(args, gc_out), 0, "%s", slurp(err_path));
+    char* listed = slurp(gc_out);
+    cr_expect_eq(count_char(listed, '\n'), 3 + 6 + 3, "bi-L2: distill, eval, bench; bi-L3>2: round 1 on; scratch: train on: %s", listed);
+    const char* gc_distill[] = {"distill of bi-L2", NULL};
+    cr_expect_eq(lines_with(listed, gc_distill), 1, "%s", listed);
+    free(listed);
+    snprintf(args, sizeof args, "sweep %s --gc --force 2> %s", cfg_path, err_path);
+    cr_assert_eq(run_arbor(args, gc_out), 0, "%s", slurp(err_path));
+    snprintf(args, sizeof args, "sweep %s --gc 2> %s", cfg_path, err_path);
+    cr_assert_eq(run_arbor(args, gc_out), 0);
+    listed = slurp(gc_out);
+    cr_expect_eq(count_char(listed, '\n'), 0, "%s", listed);
+    free(listed);
+    snprintf(args, sizeof args, "sweep %s 2> %s", cfg_path, err_path);
+    cr_assert_eq(run_arbor(args, "/dev/null"), 0);
+    char* again = slurp(err_path);
+    cr_expect(contains(again, "sweep: 0 stages run, "), "gc kept what the config uses: %s", again);
+    free(again);
+    // collect reads the manifest: the same rows
+    snprintf(args, sizeof args, "collect %s/results/t 2> %s", dir, err_path);
+    cr_assert_eq(run_arbor(args, "/dev/null"), 0);
+    snprintf(path, sizeof path, "%s/results/t/results.csv", dir);
+    char* csv = slurp(path);
+    cr_expect_eq(count_char(csv, '\n'), 1 + 5, "%s", csv);
+    free(csv);
+    for (int run = 0; run < 3; run++) free(said[run]);
 }
