@@ -17,20 +17,6 @@
 
 int cmd_plot(int argc, char** argv);
 
-// text with LaTeX's special characters escaped
-static void tex(ByteVec* v, const char* s) {
-    for (; *s; s++) {
-        if (strchr("_%&#$", *s)) {
-            char esc[3] = {'\\', *s, 0};
-            bytevec_append(v, esc, 2);
-        } else if (*s == '~' || *s == '^' || *s == '\\') {
-            bytevec_append(v, "{?}", 3);
-        } else {
-            bytevec_append(v, s, 1);
-        }
-    }
-}
-
 static int copy_file(const char* from, const char* to, Err* e) {
     size_t len;
     char* data = file_read_all(from, &len, e);
@@ -77,18 +63,18 @@ int cmd_paper(int argc, char** argv) {
     ByteVec t = {0};
     bytevec_append(&t, "\\begin{tabular}{llrrrrrrrr}\n\\hline\n", 35);
     for (int k = 0; k < 10; k++) {
-        tex(&t, heads[k]);
+        latex_append(&t, heads[k]);
         bytevec_append(&t, k < 9 ? " & " : " \\\\\n\\hline\n", k < 9 ? 3 : 11);
     }
     for (int r = 1; r < rt.n_rows; r++) {
         for (int k = 0; k < 10; k++) {
             const char* f = table_cell(&rt, r, cols[k]);
             char num[64];
-            if (k == 2 && f[0]) snprintf(num, sizeof num, "%.3f", atof(f) * 1e-6), tex(&t, num);
+            if (k == 2 && f[0]) snprintf(num, sizeof num, "%.3f", atof(f) * 1e-6), latex_append(&t, num);
             else if ((k == 6 || k == 7) && f[0]) snprintf(num, sizeof num, "%.1f\\%%", 100 * atof(f)), bytevec_append(&t, num, strlen(num));
-            else if ((k == 8) && f[0]) snprintf(num, sizeof num, "%.3f", atof(f)), tex(&t, num);
-            else if ((k == 9) && f[0]) snprintf(num, sizeof num, "%.0f", atof(f)), tex(&t, num);
-            else tex(&t, f[0] ? f : "--");
+            else if ((k == 8) && f[0]) snprintf(num, sizeof num, "%.3f", atof(f)), latex_append(&t, num);
+            else if ((k == 9) && f[0]) snprintf(num, sizeof num, "%.0f", atof(f)), latex_append(&t, num);
+            else latex_append(&t, f[0] ? f : "--");
             bytevec_append(&t, k < 9 ? " & " : " \\\\\n", k < 9 ? 3 : 4);
         }
     }

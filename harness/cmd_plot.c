@@ -11,6 +11,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cJSON.h>
+
 #include "../models/file_io.h"
 #include "../models/vec.h"
 #include "commands.h"
@@ -51,11 +53,11 @@ static int frontier(const Point* p, int n, int x_up, Point* out) {
     return k;
 }
 
-static int write_points(const char* path, const Point* p, int n, const Axes* a, Err* e) {
+static int write_points(const char* path, const Point* p, int n, const Axes* a, const char* ylabel, Err* e) {
     ByteVec v = {0};
-    char line[512];
-    if (a) {  // a comment gnuplot skips: the axes the figure is drawn with
-        int len = snprintf(line, sizeof line, "# axes %.9g %.9g %.9g %.9g\n", a->xmin, a->xmax, a->ymin, a->ymax);
+    char line[1024];
+    if (a) {  // comments gnuplot skips: the axes the figure is drawn with, and the accuracy axis' label
+        int len = snprintf(line, sizeof line, "# axes %.9g %.9g %.9g %.9g\n# ylabel %s\n", a->xmin, a->xmax, a->ymin, a->ymax, ylabel);
         bytevec_append(&v, line, (size_t)len);
     }
     for (int i = 0; i < n; i++) {
@@ -220,10 +222,32 @@ int cmd_plot(int argc, char** argv) {
     snprintf(p2, sizeof p2, "%s/frontier_speed_pareto.dat", out_dir);
     snprintf(p3, sizeof p3, "%s/frontier_params.dat", out_dir);
     snprintf(p4, sizeof p4, "%s/frontier_params_pareto.dat", out_dir);
-    const char* ylabel = use_mmlu ? "MMLU accuracy (%, micro; 95% interval)" : "- validation NLL (nats/token)";
+    // the benchmark's name, and whether it is synthetic, from the sweep.json beside the table
+    char ylabel[512], bench[128] = "MMLU", sweep_json[4200];
+    int synthetic = 0;
+    snprintf(sweep_json, sizeof sweep_json, "%s", csv_path);
+    char* cut = strrchr(sweep_json, '/');
+    snprintf(cut ? cut + 1 : sweep_json, sizeof sweep_json - (size_t)(cut ? cut + 1 - sweep_json : 0), "sweep.json");
+    if (access(sweep_json, F_OK) == 0) {
+        Err ignored;
+        char* text = file_read_all(sweep_json, NULL, &ignored);
+        cJSON* sw = text ? cJSON_Parse(text) : NULL;
+        const cJSON* ev = cJSON_GetObjectItem(sw, "eval");
+        const cJSON* name = cJSON_GetObjectItem(ev, "benchmark");
+        if (cJSON_IsString(name)) snprintf(bench, sizeof bench, "%s", name->valuestring);
+        synthetic = cJSON_IsTrue(cJSON_GetObjectItem(ev, "synthetic"));
+        cJSON_Delete(sw);
+        free(text);
+    }
+    for (char* q = bench; *q; q++)
+        if (*q == '\'' || *q == '"' || *q == '\\' || *q == '$' || *q == '`') *q = ' ';  // it goes inside gnuplot -e '...'
+    if (use_mmlu)
+        snprintf(ylabel, sizeof ylabel, "%s accuracy (%s%%, micro; 95%% interval)", bench, synthetic ? "synthetic benchmark; " : "");
+    else
+        snprintf(ylabel, sizeof ylabel, "- validation NLL (nats/token)");
     const char* script = arg_str(&cmd, "script");
-    if (!rc) rc = make_dirs(out_dir, &e) || write_points(p1, speed, n, &as, &e) || write_points(p2, fs, nfs, NULL, &e) ||
-                  write_points(p3, size, n, &az, &e) || write_points(p4, fz, nfz, NULL, &e);
+    if (!rc) rc = make_dirs(out_dir, &e) || write_points(p1, speed, n, &as, ylabel, &e) || write_points(p2, fs, nfs, NULL, NULL, &e) ||
+                  write_points(p3, size, n, &az, ylabel, &e) || write_points(p4, fz, nfz, NULL, NULL, &e);
     const char* terms[2] = {"pngcairo", "pdfcairo"};
     const char* ext[2] = {"png", "pdf"};
     for (int i = 0; i < 2 && !rc; i++) {

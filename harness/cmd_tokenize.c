@@ -7,9 +7,11 @@
 #include <string.h>
 
 #include "../kernels/clock.h"
+#include "../models/json_text.h"
 #include "../models/progress.h"
 #include "../models/token_shard.h"
 #include "../models/tokenizer.h"
+#include "../models/unicode_age.h"
 #include "commands.h"
 
 static char* read_stdin(size_t* len) {
@@ -28,9 +30,10 @@ static int line_of(const char* text, size_t offset) {
     return line;
 }
 
-static int print_ids(const Tokenizer* t, Err* e) {
+static int print_ids(const Tokenizer* t, UnassignedScan* u, Err* e) {
     size_t len;
     char* text = read_stdin(&len);
+    unassigned_scan(u, text, len);
     IntVec ids = {0};
     int rc = tokenizer_encode(t, text, len, &ids, e);
     if (rc) {
@@ -60,7 +63,7 @@ static int print_text(const Tokenizer* t, Err* e) {
     return rc;
 }
 
-static int tokenize_txt(const Tokenizer* t, const char* in, ShardWriter* w, bool eod, Err* e) {
+static int tokenize_txt(const Tokenizer* t, const char* in, ShardWriter* w, bool eod, UnassignedScan* u, Err* e) {
     size_t len;
     char* text = file_read_all(in, &len, e);
     if (!text) return -1;
@@ -70,6 +73,7 @@ static int tokenize_txt(const Tokenizer* t, const char* in, ShardWriter* w, bool
         free(text);
         return rc;
     }
+    unassigned_scan(u, text, len);
     IntVec ids = {0};
     int rc = tokenizer_encode(t, text, len, &ids, e) || shard_writer_append(w, ids.data, ids.len, e) ||
              shard_writer_end_doc(w, eod, e);
@@ -78,25 +82,29 @@ static int tokenize_txt(const Tokenizer* t, const char* in, ShardWriter* w, bool
     return rc ? -1 : 0;
 }
 
-static int tokenize_jsonl(const Tokenizer* t, const char* in, const char* field, ShardWriter* w, bool eod, Err* e) {
+static int tokenize_jsonl(const Tokenizer* t, const char* in, const char* field, ShardWriter* w, bool eod, UnassignedScan* u,
+                          Err* e) {
     size_t len;
     char* text = file_read_all(in, &len, e);
     if (!text) return -1;
     Progress prog;
     progress_begin(&prog, "tokenize", "MB", 1e-6, (double)len, 64e6);
     IntVec ids = {0};
+    ByteVec doc_text = {0};
     int rc = 0, line = 0;
     for (char* p = text; p < text + len && !rc;) {
         char* nl = memchr(p, '\n', (size_t)(text + len - p));
         size_t n = nl ? (size_t)(nl - p) : (size_t)(text + len - p);
         line++;
         if (n > 0 && !(n == 1 && p[0] == '\r')) {
-            cJSON* doc = cJSON_ParseWithLength(p, n);
-            const cJSON* s = doc ? cJSON_GetObjectItemCaseSensitive(doc, field) : NULL;
-            ids.len = 0;
-            if (!doc) rc = err_set(e, "%s:%d: malformed JSON", in, line);
-            else if (!cJSON_IsString(s)) rc = err_set(e, "%s:%d: no string field '%s'", in, line, field);
-            else if (tokenizer_encode(t, s->valuestring, strlen(s->valuestring), &ids, e))
+            cJSON* doc = cJSON_ParseWithLength(p, n);  // validates; the text itself is read with its length (it may hold NUL)
+            ids.len = 0, doc_text.len = 0;
+            int found = doc ? json_object_string_field(p, n, field, &doc_text) : -1;
+            if (!doc || found < 0) rc = err_set(e, "%s:%d: malformed JSON", in, line);
+            else if (!found || !cJSON_IsString(cJSON_GetObjectItemCaseSensitive(doc, field)))
+                rc = err_set(e, "%s:%d: no string field '%s'", in, line, field);
+            else if (unassigned_scan(u, doc_text.data ? doc_text.data : "", doc_text.len),
+                     tokenizer_encode(t, doc_text.data ? doc_text.data : "", doc_text.len, &ids, e))
                 rc = err_prefix(e, "%s:%d", in, line);
             else
                 rc = shard_writer_append(w, ids.data, ids.len, e) || shard_writer_end_doc(w, eod, e) ? -1 : 0;
@@ -106,9 +114,19 @@ static int tokenize_jsonl(const Tokenizer* t, const char* in, const char* field,
         progress_update(&prog, (double)(p - text));
     }
     if (!rc) progress_end(&prog);
+    free(doc_text.data);
     free(ids.data);
     free(text);
     return rc;
+}
+
+// characters the regexes' Unicode tables do not know: HF tokenizers (newer tables) may split them otherwise
+static void warn_unassigned(const UnassignedScan* u) {
+    if (u->count)
+        fprintf(stderr,
+                "tokenize: warning: %ld character%s (the first U+%04X) unassigned in PCRE2's Unicode %s tables; HF tokenizers' "
+                "newer tables may make them letters or digits and split them differently (README: Tokenizers)\n",
+                u->count, u->count == 1 ? "" : "s", u->first, u->version);
 }
 
 int cmd_tokenize(int argc, char** argv) {
@@ -131,10 +149,14 @@ int cmd_tokenize(int argc, char** argv) {
     if (arg_required(&cmd, "tokenizer", &dir, &e)) return fail(&e);
     Tokenizer t;
     if (tokenizer_load(&t, dir, &e)) return fail(&e);
+    UnassignedScan u;
+    if (unassigned_scan_open(&u, &e)) return tokenizer_free(&t), fail(&e);
     int rc;
     if (arg_flag(&cmd, "ids") || arg_flag(&cmd, "decode")) {
-        rc = arg_flag(&cmd, "ids") ? print_ids(&t, &e) : print_text(&t, &e);
+        rc = arg_flag(&cmd, "ids") ? print_ids(&t, &u, &e) : print_text(&t, &e);
         tokenizer_free(&t);
+        if (!rc) warn_unassigned(&u);
+        unassigned_scan_close(&u);
         return rc ? fail(&e) : 0;
     }
     long vocab = t.n_ids;
@@ -155,11 +177,13 @@ int cmd_tokenize(int argc, char** argv) {
     bool jsonl = in_len > 6 && strcmp(in + in_len - 6, ".jsonl") == 0;
     rc = shard_writer_open(&w, out, (int)vocab, t.eod_id, &e);
     if (!rc) {
-        rc = jsonl ? tokenize_jsonl(&t, in, arg_str(&cmd, "field"), &w, eod, &e) : tokenize_txt(&t, in, &w, eod, &e);
+        rc = jsonl ? tokenize_jsonl(&t, in, arg_str(&cmd, "field"), &w, eod, &u, &e) : tokenize_txt(&t, in, &w, eod, &u, &e);
         if (rc) shard_writer_abort(&w);
         else rc = shard_writer_close(&w, &e);
     }
     tokenizer_free(&t);
+    if (!rc) warn_unassigned(&u);
+    unassigned_scan_close(&u);
     if (rc) return fail(&e);
     double dt = now_seconds() - t0;
     fprintf(stderr, "tokenize: %s -> %s: %llu documents, %llu tokens (%d-byte), %.1f s\n", in, out,

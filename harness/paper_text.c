@@ -23,19 +23,28 @@ static void say(ByteVec* v, const char* fmt, ...) {
 }
 
 // s with LaTeX's special characters escaped, into one of a few rotating buffers
-static const char* esc(const char* s) {
+void latex_append(ByteVec* v, const char* s) {
+    for (; s && *s; s++) {
+        char two[3] = {'\\', *s, 0};
+        if (strchr("_%&#${}", *s)) bytevec_append(v, two, 2);
+        else if (*s == '~') bytevec_append(v, "\\textasciitilde{}", 17);
+        else if (*s == '^') bytevec_append(v, "\\textasciicircum{}", 18);
+        else if (*s == '\\') bytevec_append(v, "\\textbackslash{}", 16);
+        else if (*s == '<') bytevec_append(v, "\\textless{}", 11);
+        else if (*s == '>') bytevec_append(v, "\\textgreater{}", 14);  // OT1 text mode would print an inverted mark
+        else if (*s == '|') bytevec_append(v, "\\textbar{}", 10);
+        else bytevec_append(v, s, 1);
+    }
+}
+
+static const char* esc(const char* s) {  // latex_append into one of 8 rotating buffers (for say's arguments)
     static char bufs[8][1024];
     static int k = 0;
     char* out = bufs[k++ % 8];
-    size_t j = 0;
-    for (; s && *s && j + 24 < sizeof bufs[0]; s++) {
-        if (strchr("_%&#${}", *s)) out[j++] = '\\', out[j++] = *s;
-        else if (*s == '~') j += (size_t)snprintf(out + j, 24, "\\textasciitilde{}");
-        else if (*s == '^') j += (size_t)snprintf(out + j, 24, "\\textasciicircum{}");
-        else if (*s == '\\') j += (size_t)snprintf(out + j, 24, "\\textbackslash{}");
-        else out[j++] = *s;
-    }
-    out[j] = 0;
+    ByteVec v = {0};
+    latex_append(&v, s);
+    snprintf(out, sizeof bufs[0], "%.*s", (int)v.len, v.data ? v.data : "");
+    free(v.data);
     return out;
 }
 
@@ -106,16 +115,31 @@ typedef struct {
     double max_half_ci, max_rel_range;
     int contended, rounds_total;
     int mmlu;                  // accuracy is MMLU (else validation NLL)
+    int corrected, n_baselines;        // the corrected teacher's row (0: none), baseline rows
+    double kd_min, kd_max;             // the KD weights the distillations used (NAN: none logged)
+    double cut, fewer_shots;           // MMLU contexts cut to fit / that lost shots, over every evaluation
+    double max_tokens_all_rounds;      // the most tokens a student of several rounds saw
 } Findings;
 
 static void find(const Table* t, int mmlu, Findings* f) {
     memset(f, 0, sizeof *f);
     f->mmlu = mmlu;
+    f->kd_min = f->kd_max = NAN;
     const char* acc = mmlu ? "eval.mmlu_micro" : "eval.val_nll";
     for (int r = 1; r < t->n_rows; r++) {
         const char* kind = text(t, r, "kind");
         double a = cell(t, r, acc);
         if (!strcmp(kind, "teacher")) f->teacher = r;
+        if (!strcmp(kind, "teacher-corrected")) f->corrected = r;
+        if (!strcmp(kind, "baseline")) f->n_baselines++;
+        double lo = cell(t, r, "distill.kd_weight_min"), hi = cell(t, r, "distill.kd_weight_max");
+        if (!isnan(lo) && (isnan(f->kd_min) || lo < f->kd_min)) f->kd_min = lo;
+        if (!isnan(hi) && (isnan(f->kd_max) || hi > f->kd_max)) f->kd_max = hi;
+        double cut = cell(t, r, "eval.mmlu_truncated"), fewer = cell(t, r, "eval.mmlu_fewer_shots");
+        if (!isnan(cut)) f->cut += cut;
+        if (!isnan(fewer)) f->fewer_shots += fewer;
+        double all = cell(t, r, "distill.tokens_all_rounds");
+        if (cell(t, r, "rounds") > 1 && all > f->max_tokens_all_rounds) f->max_tokens_all_rounds = all;
         if (!strcmp(kind, "pruned") && !isnan(a)) {
             f->n_pruned++, f->after_sum += a;
             double better = f->best ? cell(t, f->best, acc) : NAN;
@@ -128,8 +152,8 @@ static void find(const Table* t, int mmlu, Findings* f) {
                     f->n_paired++, f->paired_distilled += a, f->paired_scratch += cell(t, s, acc);
         }
         if (!strcmp(kind, "scratch") && !isnan(a)) f->n_scratch++, f->scratch_sum += a;
-        double lo = cell(t, r, "eval.mmlu_ci_low"), hi = cell(t, r, "eval.mmlu_ci_high");
-        if (!isnan(lo) && !isnan(hi) && (hi - lo) / 2 > f->max_half_ci) f->max_half_ci = (hi - lo) / 2;
+        double ci_lo = cell(t, r, "eval.mmlu_ci_low"), ci_hi = cell(t, r, "eval.mmlu_ci_high");
+        if (!isnan(ci_lo) && !isnan(ci_hi) && (ci_hi - ci_lo) / 2 > f->max_half_ci) f->max_half_ci = (ci_hi - ci_lo) / 2;
         double med = cell(t, r, "bench.decode_tps_b1"), mn = cell(t, r, "bench.decode_tps_b1_min"), mx = cell(t, r, "bench.decode_tps_b1_max");
         if (med > 0 && !isnan(mn) && !isnan(mx) && (mx - mn) / med > f->max_rel_range) f->max_rel_range = (mx - mn) / med;
         double c = cell(t, r, "bench.contended_rounds"), rr = cell(t, r, "bench.rounds");
@@ -174,8 +198,10 @@ int paper_write_text(const char* dir, const cJSON* sw, const Table* t, Err* e) {
             say(&v, "%s%s", i ? (i + 1 == n_st ? " and " : ", ") : "", esc(cJSON_GetArrayItem(st, i)->valuestring));
         say(&v, ")");
     }
-    say(&v, " and recover each student by distillation from the teacher with %s on %s tokens of %s. ",
-        esc(str(sw, "distill.loss_text")), count(num(sw, "distill.tokens")), esc(str(sw, "distill.data")));
+    int corrected = num(sw, "teacher.correct_steps") > 0;
+    say(&v, " and recover each student by distillation from the %steacher with %s on %s tokens of %s%s. ", corrected ? "corrected " : "",
+        esc(str(sw, "distill.loss_text")), count(num(sw, "distill.tokens")), esc(str(sw, "distill.data")),
+        num(sw, "matrix.round_cells") > 0 ? " in the last round (and more in earlier rounds)" : "");
     if (f.teacher && mmlu) {
         say(&v, "On %s%s (%.0f questions, %.0f-shot), the teacher reaches ", esc(bench), synthetic ? ", a synthetic benchmark" : "", n_q,
             shots);
@@ -214,7 +240,11 @@ int paper_write_text(const char* dir, const cJSON* sw, const Table* t, Err* e) {
         for (int k = 0; k < 4; k++) {
             const cJSON* axis = cJSON_GetObjectItem(cJSON_GetObjectItem(sw, "matrix"), widths[k][0]);
             int nonzero = 0;
-            for (int i = 0; i < cJSON_GetArraySize(axis); i++) nonzero |= cJSON_GetArrayItem(axis, i)->valueint > 0;
+            for (int i = 0; i < cJSON_GetArraySize(axis); i++) {  // "96" or a chain "128>96": its last value
+                const cJSON* it = cJSON_GetArrayItem(axis, i);
+                const char* val = cJSON_IsString(it) ? it->valuestring : "0";
+                nonzero |= atoi(strrchr(val, '>') ? strrchr(val, '>') + 1 : val) > 0;
+            }
             if (!nonzero) continue;
             say(&v, "%s%s", any ? ", " : "\\emph{Width} pruning removes ", widths[k][1]);
             any = 1;
@@ -229,6 +259,25 @@ int paper_write_text(const char* dir, const cJSON* sw, const Table* t, Err* e) {
         esc(str(sw, "distill.loss_text")), num(sw, "distill.steps"), count(num(sw, "distill.tokens_per_step")), count(tokens),
         esc(str(sw, "distill.data")), count(data_tokens), data_tokens > 0 ? tokens / data_tokens : NAN, num(sw, "distill.lr"),
         esc(str(sw, "distill.schedule")), num(sw, "distill.min_lr"), num(sw, "distill.warmup"), num(sw, "distill.seed"));
+    if (corrected)
+        say(&v, "Before any student is pruned, the teacher is corrected: trained with cross-entropy on the distillation data for %.0f "
+                "steps (%s tokens) at a learning rate of %g. Every student is pruned from and distilled from the corrected teacher, which "
+                "is evaluated and benched as a cell of its own. ",
+            num(sw, "teacher.correct_steps"), count(num(sw, "teacher.correct_tokens")), num(sw, "teacher.correct_lr"));
+    const char* kd_scale = str(sw, "distill.kd_scale");
+    if (strncmp(kd_scale, "auto", 4) == 0) {
+        say(&v, "The KD term is rescaled each micro-batch to %s times the language-modelling loss (\\texttt{kd\\_scale = %s})",
+            kd_scale[4] == ':' ? kd_scale + 5 : "1", esc(kd_scale));
+        if (!isnan(f.kd_min)) say(&v, "; the KD weights used ranged from %.3g to %.3g", f.kd_min, f.kd_max);
+        say(&v, ". ");
+    }
+    if (num(sw, "matrix.round_cells") > 0)
+        say(&v, "%.0f %s pruned iteratively, in up to %.0f rounds (a chain such as \\texttt{30\\textgreater{}24}): each round prunes the model "
+                "the round before distilled, scoring it again, and distils it from the same teacher, for %.0f steps (%s tokens) in each "
+                "round before the last and %.0f in the last; such a student sees up to %s tokens in all. ",
+            num(sw, "matrix.round_cells"), num(sw, "matrix.round_cells") == 1 ? "cell is" : "cells are", num(sw, "matrix.max_rounds"),
+            num(sw, "distill.round_steps"), count(num(sw, "distill.round_tokens")),
+            num(sw, "distill.steps"), count(f.max_tokens_all_rounds > 0 ? f.max_tokens_all_rounds : NAN));
     if (num(sw, "matrix.scratch_cells") > 0)
         say(&v, "For each pruned shape, a student of that shape is initialised at random and trained with cross-entropy on the same data "
                 "and token budget, to separate what the teacher's weights and signal contribute from what the budget alone buys. ");
@@ -245,6 +294,11 @@ int paper_write_text(const char* dir, const cJSON* sw, const Table* t, Err* e) {
         say(&v, ". Prompts follow lm-evaluation-harness (%.0f-shot); a question counts as correct when the answer letter has the highest "
                 "log-likelihood of the four; accuracy is micro-averaged over %.0f questions, with 95\\%% Wilson intervals; chance is 25\\%%. ",
             shots, n_q);
+        if (f.cut > 0 || f.fewer_shots > 0)
+            say(&v, "Contexts longer than the model's positions were %s (\\texttt{truncate = %s}): %.0f contexts cut and %.0f given fewer "
+                    "shots, over all evaluations. ",
+                strcmp(str(sw, "eval.truncate"), "shots") ? "cut to their last tokens, as lm-evaluation-harness does" : "given fewer shots first",
+                esc(str(sw, "eval.truncate")), f.cut, f.fewer_shots);
     } else {
         say(&v, "Quality is the mean validation loss (nats/token) on %s tokens of %s. ", count(num(sw, "eval.ppl_tokens")), esc(str(sw, "eval.val")));
     }
@@ -259,8 +313,10 @@ int paper_write_text(const char* dir, const cJSON* sw, const Table* t, Err* e) {
     rc = rc || save(dir, "setup_text.tex", &v, e);
 
     // results
-    say(&v, "The sweep has %d cells: the teacher, %d pruned and %d from-scratch students", t->n_rows - 1, f.n_pruned, f.n_scratch);
-    say(&v, "%s. ", num(sw, "matrix.baselines") > 0 ? " and the baselines" : "");
+    say(&v, "The sweep has %d cells: the teacher%s, %d pruned and %d from-scratch students", t->n_rows - 1,
+        f.corrected ? ", the corrected teacher" : "", f.n_pruned, f.n_scratch);
+    if (f.n_baselines) say(&v, " and %d baseline%s", f.n_baselines, f.n_baselines > 1 ? "s" : "");
+    say(&v, ". ");
     if (f.n_before && mmlu)
         say(&v, "Pruning alone leaves the students at %.1f\\%% on average; distillation brings them to %.1f\\%%. ",
             100 * f.before_sum / f.n_before, 100 * f.after_sum / f.n_pruned);
@@ -280,7 +336,8 @@ int paper_write_text(const char* dir, const cJSON* sw, const Table* t, Err* e) {
     if (f.contended) say(&v, ", and %d of %d cell-rounds ran while other processes held the cores (re-measured where possible)", f.contended, f.rounds_total);
     say(&v, ". ");
     if (!strcmp(str(sw, "bench.device"), "cpu"))
-        say(&v, "Throughput was measured on the CPU in fp32; GPU throughput in bf16 depends on other limits and is not predicted by it. ");
+        say(&v, "Throughput was measured on the CPU with %s weights; GPU throughput in bf16 depends on other limits and is not predicted by it. ",
+            esc(f.teacher && text(t, f.teacher, "bench.precision")[0] ? text(t, f.teacher, "bench.precision") : str(sw, "bench.precision")));
     say(&v, "Every cell was trained once, with one data-order seed: the variation between seeds is not measured.\n");
     rc = rc || save(dir, "limitations.tex", &v, e);
 

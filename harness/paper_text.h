@@ -6,6 +6,9 @@
 #include <cJSON.h>
 
 #include "../kernels/check.h"
+#include "../models/vec.h"
 #include "results_table.h"
 
 int paper_write_text(const char* out_dir, const cJSON* sweep, const Table* results, Err* e);
+// s with LaTeX's special characters escaped for text mode (labels such as bi-L30>24, paths), onto v
+void latex_append(ByteVec* v, const char* s);

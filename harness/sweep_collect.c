@@ -17,7 +17,7 @@ static const char* columns[] = {
     "id", "label", "kind", "strategy", "kept_layers", "params", "layers", "hidden", "ffn", "heads", "kv_heads", "rounds",
     "eval_pruned.mmlu_micro", "eval_pruned.mmlu_ci_low", "eval_pruned.mmlu_ci_high", "eval_pruned.val_nll", "distill.steps",
     "distill.steps_all_rounds", "distill.tokens", "distill.tokens_all_rounds", "distill.final_loss", "distill.final_kd",
-    "distill.val_loss", "correct.steps", "correct.tokens", "correct.val_loss", "train.tokens", "train.final_loss", "train.val_loss",
+    "distill.val_loss", "distill.kd_weight_min", "distill.kd_weight_max", "correct.steps", "correct.tokens", "correct.val_loss", "train.tokens", "train.final_loss", "train.val_loss",
     "eval.mmlu_micro", "eval.mmlu_ci_low", "eval.mmlu_ci_high", "eval.mmlu_n", "eval.mmlu_chance", "eval.mmlu_macro",
     "eval.mmlu_stem", "eval.mmlu_humanities", "eval.mmlu_social_sciences", "eval.mmlu_other", "eval.mmlu_shots",
     "eval.mmlu_truncate", "eval.mmlu_truncated", "eval.mmlu_fewer_shots", "eval.val_nll", "bench.prefill_tps_b1",

@@ -43,7 +43,10 @@ int sweep_describe(const SweepConfig* c, const Cell* cells, int n, Err* e) {
     cJSON* teacher = cJSON_AddObjectToObject(j, "teacher");
     cJSON_AddStringToObject(teacher, "model", c->teacher);
     cJSON_AddNumberToObject(teacher, "correct_steps", c->correct_steps);  // teacher correction (0: none)
-    if (c->correct_steps) cJSON_AddNumberToObject(teacher, "correct_lr", c->correct_lr);
+    if (c->correct_steps) {
+        cJSON_AddNumberToObject(teacher, "correct_lr", c->correct_lr);
+        cJSON_AddNumberToObject(teacher, "correct_tokens", (double)c->correct_steps * c->seq_len * c->batch * c->grad_accum);
+    }
     if (!config_load(c->teacher, &t, &ce)) {
         cJSON_AddNumberToObject(teacher, "params", (double)config_param_count(&t));
         cJSON_AddNumberToObject(teacher, "layers", t.n_layers);
@@ -59,7 +62,24 @@ int sweep_describe(const SweepConfig* c, const Cell* cells, int n, Err* e) {
     for (int i = 0; i < c->n_strategies; i++) cJSON_AddItemToArray(st, cJSON_CreateString(c->strategies[i]));
     SweepAxis axes[5];
     sweep_axes(c, axes);
-    for (int a = 0; a < 5; a++) cJSON_AddItemToObject(m, axes[a].key, cJSON_CreateIntArray(axes[a].v, axes[a].n));
+    int max_rounds = 1, round_cells = 0;
+    for (int a = 0; a < 5; a++) {  // each value as written: "24", or a chain of rounds "30>24"
+        cJSON* values = cJSON_AddArrayToObject(m, axes[a].key);
+        for (int i = 0; i < axes[a].n; i++) {
+            char text[128] = "";
+            for (int r = 0, len = 0; r < c->chain_len[a][i] && len < 100; r++)
+                len += snprintf(text + len, sizeof text - (size_t)len, "%s%d", r ? ">" : "", c->chain[a][i][r]);
+            if (!text[0]) snprintf(text, sizeof text, "%d", axes[a].v[i]);
+            cJSON_AddItemToArray(values, cJSON_CreateString(text));
+        }
+    }
+    for (int i = 0; i < n; i++)
+        if (cells[i].kind == CELL_PRUNED && cells[i].n_rounds > 1) {
+            round_cells++;
+            if (cells[i].n_rounds > max_rounds) max_rounds = cells[i].n_rounds;
+        }
+    cJSON_AddNumberToObject(m, "round_cells", round_cells);  // pruned cells with more than one prune-distill round
+    cJSON_AddNumberToObject(m, "max_rounds", max_rounds);
     cJSON_AddNumberToObject(m, "pruned_cells", pruned);
     cJSON* labels = cJSON_AddArrayToObject(m, "cells");  // their labels: a chain "L30>24" is a cell with rounds
     for (int i = 0; i < n; i++)
@@ -80,6 +100,8 @@ int sweep_describe(const SweepConfig* c, const Cell* cells, int n, Err* e) {
     cJSON_AddNumberToObject(d, "data_tokens", (double)shard_size(c->distill_data));
     cJSON_AddNumberToObject(d, "steps", c->steps);
     cJSON_AddNumberToObject(d, "round_steps", c->round_steps);  // each round before the last of a cell with rounds
+    cJSON_AddNumberToObject(d, "round_tokens", (double)c->round_steps * c->seq_len * c->batch * c->grad_accum);
+    cJSON_AddStringToObject(d, "kd_scale", c->kd_scale[0] ? c->kd_scale : "none");
     cJSON_AddNumberToObject(d, "tokens_per_step", (double)c->seq_len * c->batch * c->grad_accum);
     cJSON_AddNumberToObject(d, "tokens", (double)c->steps * c->seq_len * c->batch * c->grad_accum);
     cJSON_AddNumberToObject(d, "seq_len", c->seq_len);
@@ -110,7 +132,7 @@ int sweep_describe(const SweepConfig* c, const Cell* cells, int n, Err* e) {
     cJSON_AddNumberToObject(ev, "shots", c->shots);
     cJSON_AddStringToObject(ev, "subjects", c->subjects[0] ? c->subjects : "all");
     cJSON_AddNumberToObject(ev, "limit", c->limit);
-    cJSON_AddStringToObject(ev, "truncate", c->truncate_text);
+    cJSON_AddStringToObject(ev, "truncate", c->truncate_text[0] ? c->truncate_text : "tokens");
     cJSON_AddStringToObject(ev, "val", c->val);
     cJSON_AddNumberToObject(ev, "ppl_tokens", c->ppl_tokens);
     cJSON* be = cJSON_AddObjectToObject(j, "bench");

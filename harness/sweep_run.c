@@ -161,6 +161,33 @@ static int prune_stage(Ctx* x, const char* tmp, cJSON* metrics, Err* e) {
     return rc;
 }
 
+// min and max of log.csv's kd_weight column in dir (the KD term's weight per logged step: 1, or with
+// kd_scale = auto the balancer's); 0 when there is no such column
+static int kd_weight_range(const char* dir, double* lo, double* hi) {
+    char path[2700];
+    snprintf(path, sizeof path, "%s/log.csv", dir);
+    FILE* f = fopen(path, "r");
+    if (!f) return 0;
+    char line[1024];
+    int col = -1, n = 0;
+    if (fgets(line, sizeof line, f)) {
+        int k = 0;
+        for (char* tok = strtok(line, ",\n"); tok; tok = strtok(NULL, ",\n"), k++)
+            if (!strcmp(tok, "kd_weight")) col = k;
+    }
+    while (col >= 0 && fgets(line, sizeof line, f)) {
+        char* p = line;
+        for (int k = 0; k < col && p; k++) p = strchr(p, ',') ? strchr(p, ',') + 1 : NULL;
+        if (!p || *p == ',' || *p == '\n') continue;
+        double v = atof(p);
+        if (!n || v < *lo) *lo = v;
+        if (!n || v > *hi) *hi = v;
+        n++;
+    }
+    fclose(f);
+    return n;
+}
+
 // Trains student_dir as tc says (distilled from teacher_dir, or on the data alone when it is NULL).
 static int train_common(Ctx* x, const char* tmp, cJSON* metrics, const char* student_dir, const char* teacher_dir, TrainConfig tc,
                         Err* e) {
@@ -189,6 +216,9 @@ static int train_common(Ctx* x, const char* tmp, cJSON* metrics, const char* stu
             cJSON_AddNumberToObject(metrics, "final_kd", sum.last.kd);
             if (!isnan(sum.val_loss)) cJSON_AddNumberToObject(metrics, "val_loss", sum.val_loss);
             cJSON_AddNumberToObject(metrics, "tokens_per_s", sum.tokens_per_s);
+            double lo, hi;
+            if (with_teacher && kd_weight_range(tmp, &lo, &hi))
+                cJSON_AddNumberToObject(metrics, "kd_weight_min", lo), cJSON_AddNumberToObject(metrics, "kd_weight_max", hi);
         }
         cJSON_AddNumberToObject(metrics, "tokens", (double)tc.steps * c->batch * c->grad_accum * c->seq_len);
         cJSON_AddNumberToObject(metrics, "steps", tc.steps);

@@ -16,8 +16,8 @@
 
 // Oniguruma's \w: Alphabetic, marks, decimal digits, connector punctuation, and below U+0100 its Latin-1
 // table, which also counts the superscripts 2 3 1 and the fractions 1/4 1/2 3/4. Checked code point by
-// code point against tokenizers 0.23.3: equal but for the 9,465 characters newer than PCRE2 10.42's
-// Unicode 15.0 tables.
+// code point against tokenizers 0.23.3: equal but for the characters newer than PCRE2 10.42's Unicode
+// 14.0.0 tables (unicode_age.h).
 #define ONIG_WORD "\\p{Alphabetic}\\p{M}\\p{Nd}\\p{Pc}\\x{b2}\\x{b3}\\x{b9}\\x{bc}-\\x{be}"
 
 // The `regex` crate's \w (tokenizers' Whitespace pre-tokenizer uses that crate, not Oniguruma): Unicode

@@ -415,8 +415,15 @@ int tokenizer_load(Tokenizer* t, const char* dir, Err* e) {
             return err_set(e, "%s: no tokenizer.json, nor vocab.json + merges.txt + tokenizer_config.json", dir);
         rc = load_vocab_merges(t, dir, e);
     }
-    if (rc) tokenizer_free(t);
-    return rc;
+    if (rc) {
+        tokenizer_free(t);
+        return rc;
+    }
+    // the ids were allocated with room for added tokens that take fresh ids; those that reuse vocabulary
+    // ids (SmolLM's 17 specials at ids 0-16) take none: the size is 1 + the largest id in use, as HF's
+    // get_vocab_size(with_added_tokens=True) for tokenizers whose ids have no holes
+    while (t->n_ids > 0 && !t->tokens[t->n_ids - 1]) t->n_ids--;
+    return 0;
 }
 
 void tokenizer_free(Tokenizer* t) {

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # fuzz_smoke.sh [SECONDS]: builds the libFuzzer targets (clang, ASan + UBSan, -DARBOR_FUZZ=ON) in
 # build-fuzz/, replays every regression case under the sanitizers, then fuzzes each target for SECONDS
-# (default 15; 11 targets) from its seed corpus. Prints executions and crashes per target; a crash
+# (default 15; 12 targets) from its seed corpus. Prints executions and crashes per target; a crash
 # input is saved in build-fuzz/crashes/TARGET/ (keep it under fuzz/regressions/TARGET/ once fixed).
 # Exits 1 when any target crashed, 0 otherwise; skips (exit 0, with the reason) without clang/libFuzzer.
 # A long campaign: docs/FUZZING.md.
@@ -19,7 +19,7 @@ rm -rf "$probe"
 build=${ARBOR_FUZZ_BUILD:-build-fuzz}
 CC=clang cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DARBOR_FUZZ=ON -DARBOR_CUDA=OFF -DARBOR_TESTS=OFF \
     -DARBOR_NATIVE=OFF >/dev/null || exit 1
-targets=(safetensors config tokenizer_load tokenizer_roundtrip tokenizer_kinds mmlu_csv sweep_ini shard train_state npy scores)
+targets=(safetensors config tokenizer_load tokenizer_roundtrip tokenizer_kinds mmlu_csv sweep_ini shard train_state npy scores jsonl)
 cmake --build "$build" --target $(printf 'fuzz_%s ' "${targets[@]}") >"$build/fuzz_build.log" 2>&1 || {
     tail -20 "$build/fuzz_build.log"; exit 1; }
 export ARBOR_DATA=${ARBOR_DATA:-$(cd .. && pwd)/shared/data}

@@ -25,6 +25,7 @@ ENTRY(shard)
 ENTRY(train_state)
 ENTRY(npy)
 ENTRY(scores)
+ENTRY(jsonl)
 
 static int replay_dir(const char* dir, Entry entry) {
     DIR* d = opendir(dir);
@@ -60,6 +61,7 @@ static void replay(const char* target, Entry entry, int min_regressions) {
 Test(fuzz_regressions, safetensors) { replay("safetensors", fuzz_entry_safetensors, 4); }
 Test(fuzz_regressions, config) { replay("config", fuzz_entry_config, 0); }
 Test(fuzz_regressions, scores) { replay("scores", fuzz_entry_scores, 3); }
+Test(fuzz_regressions, jsonl) { replay("jsonl", fuzz_entry_jsonl, 2); }
 Test(fuzz_regressions, tokenizer_load) { replay("tokenizer_load", fuzz_entry_tokenizer_load, 4); }
 Test(fuzz_regressions, tokenizer_roundtrip) {
     char tok[1024];

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "harness/sweep_config.h"
+#include "harness/sweep_describe.h"
 #include "harness/sweep_graph.h"
 #include "harness/sweep_plan.h"
 #include "harness/sweep_ranks.h"
@@ -44,7 +45,7 @@ static void setup(void) {
 TestSuite(sweep, .init = setup);
 
 static void write_cfg(const char* body) {
-    char text[4096];
+    char text[8192];
     snprintf(text, sizeof text,
              "[sweep]\nname = t\nout = %s/results\n\n[teacher]\nmodel = %s\n\n[data]\ncalib = %s\ndistill = %s\n\n%s", dir,
              teacher, shard, shard, body);
@@ -1389,4 +1390,133 @@ Test(sweep, an_edited_setting_reruns_only_the_stages_that_read_it) {
     cr_expect_eq(count_char(csv, '\n'), 1 + 5, "%s", csv);
     free(csv);
     for (int run = 0; run < 3; run++) free(said[run]);
+}
+
+// ---- the reports say every setting that changed the numbers: each case flips one setting, writes what a
+// run would (sweep.json from the config, results.csv with that run's columns) and checks the paper's text,
+// sweep.json and the plot's axis
+
+typedef struct {
+    const char* name;
+    const char* config;     // added to the base config
+    const char* extra_row;  // added to the base results table (or "")
+    const char* json_path;  // sweep.json: "section.key" ...
+    const char* json_value; // ... holds this (as text)
+    const char* file;       // paper/FILE.tex ...
+    const char* phrase;     // ... says this (and the base case does not)
+} ReportCase;
+
+// value at "a.b" of j as text ("[...]" for arrays)
+static void json_text(const cJSON* j, const char* path, char* out, size_t n) {
+    char key[64];
+    snprintf(key, sizeof key, "%s", path);
+    char* dot = strchr(key, '.');
+    *dot = 0;
+    const cJSON* v = cJSON_GetObjectItem(cJSON_GetObjectItem(j, key), dot + 1);
+    char* printed = v ? cJSON_PrintUnformatted(v) : NULL;
+    snprintf(out, n, "%s", printed ? printed : "(absent)");
+    free(printed);
+}
+
+static char* paper_file(const char* results, const char* file) {
+    char path[700];
+    snprintf(path, sizeof path, "%s/paper/%s.tex", results, file);
+    return slurp(path);
+}
+
+Test(sweep, reports_state_every_setting_that_changed_the_numbers) {
+    char mmlu[600], tok_file[700], bench_json[700];
+    Err e;
+    snprintf(mmlu, sizeof mmlu, "%s/mmlu", dir);
+    cr_assert_eq(make_dirs(mmlu, &e), 0);
+    snprintf(tok_file, sizeof tok_file, "%s/tokenizer.json", teacher);  // the config checks only that it is there
+    write_text(tok_file, "{}");
+    snprintf(bench_json, sizeof bench_json, "%s/benchmark.json", mmlu);
+    const char* header = "id,label,kind,strategy,kept_layers,params,rounds,eval_pruned.mmlu_micro,distill.steps,distill.tokens,"
+                         "distill.tokens_all_rounds,distill.kd_weight_min,distill.kd_weight_max,eval.mmlu_micro,eval.mmlu_ci_low,"
+                         "eval.mmlu_ci_high,eval.mmlu_n,eval.mmlu_chance,eval.mmlu_truncated,eval.mmlu_fewer_shots,"
+                         "bench.decode_tps_b1,bench.decode_tps_b1_min,bench.decode_tps_b1_max,bench.decode_ratio_b1,bench.rounds,"
+                         "bench.precision,bench.device\n";
+    const char* base_rows = "a,teacher,teacher,,all,230080,1,,,,,,,0.8,0.7,0.9,40,0.25,0,0,100,90,110,1,1,fp32,cpu\n"
+                            "b,bi-L2,pruned,bi,0 1,131456,1,0.5,2,64,64,,,0.6,0.5,0.7,40,0.25,0,0,180,170,190,1.8,1,fp32,cpu\n";
+    const ReportCase cases[] = {
+        {"base", "", "", "distill.kd_scale", "\"none\"", "method", "Each pruned student is distilled from the teacher"},
+        {"teacher correction", "[teacher]\ncorrect_steps = 3\n", "c,teacher-corrected,teacher-corrected,,all,230080,1,,,,,,,0.81,0.7,0.9,40,"
+         "0.25,0,0,100,90,110,1,1,fp32,cpu\n", "teacher.correct_tokens", "96", "method", "the teacher is corrected: trained with "
+         "cross-entropy on the distillation data for 3 steps (96 tokens)"},
+        {"teacher correction, counted", "[teacher]\ncorrect_steps = 3\n", "c,teacher-corrected,teacher-corrected,,all,230080,1,,,,,,,0.81,"
+         "0.7,0.9,40,0.25,0,0,100,90,110,1,1,fp32,cpu\n", "teacher.correct_steps", "3", "results_text", "3 cells: the teacher, the "
+         "corrected teacher, 1 pruned"},
+        {"teacher correction, abstract", "[teacher]\ncorrect_steps = 3\ncorrect_lr = 0.001\n", "", "teacher.correct_lr", "0.001", "abstract",
+         "distillation from the corrected teacher"},
+        {"kd_scale auto", "[distill]\nloss = mix:0.5,kl\nkd_scale = auto:0.5\n", "d,bi-L3,pruned,bi,0 1 3,180000,1,0.6,2,64,64,0.21,0.47,0.7,0.6,0.8,40,0.25,"
+         "0,0,150,140,160,1.5,1,fp32,cpu\n", "distill.kd_scale", "\"auto:0.5\"", "method", "rescaled each micro-batch to 0.5 times the "
+         "language-modelling loss (\\texttt{kd\\_scale = auto:0.5}); the KD weights used ranged from 0.21 to 0.47"},
+        {"rounds", "[distill]\nround_steps = 5\n", "e,bi-L3>2,pruned,bi,0 1,131456,2,0.5,1,32,192,,,0.6,0.5,0.7,40,"
+         "0.25,0,0,180,170,190,1.8,1,fp32,cpu\n", "matrix.layers", "[\"2\",\"3>2\"]", "method", "for 5 steps (160 tokens) in each round "
+         "before the last and 1 in the last; such a student sees up to 192 tokens in all"},
+        {"truncation", "[eval]\ntruncate = shots\n", "f,bi-L3,pruned,bi,0 1 3,180000,1,0.6,2,64,64,,,0.7,0.6,0.8,40,0.25,3,7,150,140,160,1.5,"
+         "1,fp32,cpu\n", "eval.truncate", "\"shots\"", "setup_text", "(\\texttt{truncate = shots}): 3 contexts cut and 7 given fewer shots"},
+        {"precision", "[bench]\nprecision = bf16\n", "", "bench.precision", "\"bf16\"", "limitations", "measured on the CPU with bf16 weights"},
+        {"synthetic", "", "", "eval.synthetic", "true", "limitations", "The benchmark is synthetic (invented facts)"},
+    };
+    int n_cases = sizeof cases / sizeof cases[0];
+    char results[600];
+    snprintf(results, sizeof results, "%s/results/t", dir);
+    char* base_text[8] = {0};
+    const char* files[] = {"abstract", "method", "setup_text", "results_text", "limitations"};
+    for (int k = 0; k < n_cases; k++) {
+        const ReportCase* rc = &cases[k];
+        int synthetic = !strcmp(rc->name, "synthetic");
+        write_text(bench_json, synthetic ? "{\"name\": \"Facts\", \"description\": \"invented facts\", \"synthetic\": true}"
+                                         : "{\"name\": \"MMLU\", \"description\": \"the 57-subject MMLU benchmark\"}");
+        char body[3000];
+        snprintf(body, sizeof body, TINY_STAGES "[eval]\nmmlu = %s\nshots = 1\n\n[bench]\nprompt_len = 4\ngen_len = 2\nrepeats = 1\n\n"
+                 "[matrix]\nstrategies = bi\nlayers = %s\n\n%s", mmlu, strcmp(rc->name, "rounds") ? "2" : "2, 3>2", rc->config);
+        // a section given twice adds to the first
+        write_cfg(body);
+        SweepConfig c;
+        cr_assert_eq(sweep_config_load(cfg_path, &c, &e), 0, "%s: %s", rc->name, e.msg);
+        Cell* cells;
+        int n;
+        sweep_cells(&c, &cells, &n);
+        cr_assert_eq(make_dirs(results, &e), 0);
+        cr_assert_eq(sweep_describe(&c, cells, n, &e), 0, "%s", e.msg);
+        free(cells);
+        char table[4096], path[800];
+        snprintf(table, sizeof table, "%s%s%s", header, base_rows, rc->extra_row);
+        for (char* p = table; !strcmp(rc->name, "precision") && (p = strstr(p, ",fp32,")); p += 6) memcpy(p, ",bf16,", 6);
+        snprintf(path, sizeof path, "%s/results.csv", results);
+        write_text(path, table);
+        // sweep.json says it
+        snprintf(path, sizeof path, "%s/sweep.json", results);
+        cJSON* sw = read_json(path);
+        char got[512];
+        json_text(sw, rc->json_path, got, sizeof got);
+        cr_expect_str_eq(got, rc->json_value, "%s: sweep.json %s", rc->name, rc->json_path);
+        cJSON_Delete(sw);
+        // and the paper's text (written before pdflatex runs, whether or not it is installed)
+        char args[1400];
+        snprintf(args, sizeof args, "paper %s > /dev/null 2>&1", results);
+        run_arbor(args, NULL);
+        char* text = paper_file(results, rc->file);
+        cr_expect(contains(text, rc->phrase), "%s: %s.tex says '%s': %s", rc->name, rc->file, rc->phrase, text);
+        free(text);
+        if (k == 0) {
+            for (int f = 0; f < 5; f++) base_text[f] = paper_file(results, files[f]);
+        } else {
+            int fi = 0;
+            while (strcmp(files[fi], rc->file)) fi++;
+            cr_expect(!contains(base_text[fi], rc->phrase), "%s: the base case does not say it", rc->name);
+        }
+        // the plot's accuracy axis names the benchmark, and says when it is synthetic
+        snprintf(args, sizeof args, "plot %s/results.csv > /dev/null 2>&1", results);
+        cr_expect_eq(run_arbor(args, NULL), 0, "%s: plot", rc->name);
+        snprintf(path, sizeof path, "%s/frontier_speed.dat", results);
+        char* dat = slurp(path);
+        cr_expect(contains(dat, synthetic ? "# ylabel Facts accuracy (synthetic benchmark; %, micro" : "# ylabel MMLU accuracy (%, micro"),
+                  "%s: %s", rc->name, dat);
+        free(dat);
+    }
+    for (int f = 0; f < 5; f++) free(base_text[f]);
 }
