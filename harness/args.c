@@ -26,6 +26,7 @@ void args_print_help(const Command* cmd) {
 }
 
 int args_parse(Command* cmd, int argc, char** argv, Err* e) {
+    char given[256] = {0};  // an option given twice is refused, not silently overridden by the last
     for (int i = 0; i < argc; i++) {
         const char* a = argv[i];
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
@@ -38,6 +39,8 @@ int args_parse(Command* cmd, int argc, char** argv, Err* e) {
         Option* o = find(cmd, a + dashes);
         if (o && dashes == 1 && strlen(o->name) != 1) o = NULL;
         if (!o) return err_set(e, "%s: unknown option '%s' (see arbor %s --help)", cmd->name, a, cmd->name);
+        int k = (int)(o - cmd->opts);
+        if (k < (int)sizeof given && given[k]++) return err_set(e, "%s: option '%s' is given twice", cmd->name, a);
         if (!o->arg) {
             o->value = "1";
             continue;
@@ -72,6 +75,11 @@ int arg_long(const Command* cmd, const char* name, long lo, long hi, long* out, 
         return err_set(e, "%s: --%s '%s' must be an integer in [%ld, %ld]", cmd->name, name, v, lo, hi);
     *out = x;
     return 0;
+}
+
+int arg_long_default(const Command* cmd, const char* name, long lo, long hi, long fallback, long* out, Err* e) {
+    if (!arg_str(cmd, name)) return *out = fallback, 0;
+    return arg_long(cmd, name, lo, hi, out, e);
 }
 
 int arg_double(const Command* cmd, const char* name, double lo, double hi, double* out, Err* e) {

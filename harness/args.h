@@ -28,6 +28,9 @@ bool arg_flag(const Command* cmd, const char* name);
 // Required string: error when unset.
 int arg_required(const Command* cmd, const char* name, const char** out, Err* e);
 int arg_long(const Command* cmd, const char* name, long lo, long hi, long* out, Err* e);
+// The same, with fallback when the option is not given (an option only some modes read has no default in
+// its table, so that arg_refuse sees whether it was given).
+int arg_long_default(const Command* cmd, const char* name, long lo, long hi, long fallback, long* out, Err* e);
 int arg_double(const Command* cmd, const char* name, double lo, double hi, double* out, Err* e);
 
 // Parses "1 2 3" or "1,2,3" into a malloc'd array; -1 on a non-integer.

@@ -163,11 +163,12 @@ int cmd_bench(int argc, char** argv) {
     if (command_start(&cmd, argc, argv, &code)) return code;
     Err e;
     // an option this mode does not read is refused, never ignored
-    static const char* const measuring[] = {"threads", "ceilings", "label", "cublas-only"};
+    static const char* const measuring[] = {"threads", "ceilings", "label", "cublas-only", "weights"};
     static const char* const roofline[] = {"gpu", "bandwidth", "flops", "context", "weight-dtype", "kv-dtype"};
     static const char* const cuda_only[] = {"ceilings", "label", "csv", "cublas-only"};
     if (arg_flag(&cmd, "roofline")) {
-        if (arg_refuse(&cmd, measuring, 4, "with --roofline (nothing is measured)", &e)) return fail(&e);
+        if (arg_refuse(&cmd, measuring, 5, "with --roofline (nothing is measured; --weight-dtype sets its bytes per weight)", &e))
+            return fail(&e);
         return bench_roofline(&cmd);
     }
     if (arg_refuse(&cmd, roofline, 6, "without --roofline", &e)) return fail(&e);

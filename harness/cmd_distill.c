@@ -47,11 +47,11 @@ static int run(int argc, char** argv, int distill) {
         {"eps", "EPS", "AdamW epsilon", "1e-8"},
         {"clip", "NORM", "clip the global gradient norm (0: off)", "1.0"},
         {"loss", "KIND", "kl | rkl | topk:K | ce | mix:W_CE,KIND", NULL},
-        {"kd-temp", "T", "distillation temperature", "1.0"},
+        {"kd-temp", "T", "distillation temperature (default 1)", NULL},
         {"t2", NULL, "multiply the KD loss by T^2", NULL},
         {"kd-scale", "none|auto|auto:S", "auto: KD weight = S x (LM loss / KD loss) each micro-batch (NeMo's balancer; needs mix:)", "none"},
         {"hidden-loss", "cosine|mse", "add an intermediate hidden-state loss between mapped layers", NULL},
-        {"hidden-weight", "W", "weight of the hidden-state loss", "1.0"},
+        {"hidden-weight", "W", "weight of the hidden-state loss (default 1)", NULL},
         {"val-every", "N", "steps between validation passes (0: never)", "0"},
         {"val-fraction", "F", "share of the windows held out for validation", "0.05"},
         {"val-windows", "N", "windows per validation pass (0: all)", "64"},
@@ -121,10 +121,14 @@ static int run_with(const Command* cmd_in, int distill, const Dist* dist, Err* e
         arg_double(&cmd, "beta1", 0, 0.999999, &b1, &e) || arg_double(&cmd, "beta2", 0, 0.999999, &b2, &e) ||
         arg_double(&cmd, "eps", 0, 1, &eps, &e) || arg_double(&cmd, "clip", 0, 1e9, &clip, &e) ||
         arg_double(&cmd, "val-fraction", 0, 0.5, &val_fraction, &e) ||
-        (distill && (arg_double(&cmd, "kd-temp", 1e-3, 1e3, &temp, &e) || arg_double(&cmd, "hidden-weight", 0, 1e6, &hidden_weight, &e))))
+        (distill && arg_str(&cmd, "kd-temp") && arg_double(&cmd, "kd-temp", 1e-3, 1e3, &temp, &e)) ||
+        (distill && arg_str(&cmd, "hidden-weight") && arg_double(&cmd, "hidden-weight", 0, 1e6, &hidden_weight, &e)))
         return give(&e, e_out);
-    if (!distill) temp = 1.0, hidden_weight = 0;
+    if (!distill || !arg_str(&cmd, "kd-temp")) temp = 1.0;
+    if (!distill || !arg_str(&cmd, "hidden-weight")) hidden_weight = distill ? 1.0 : 0;
     const char* hidden = distill ? arg_str(&cmd, "hidden-loss") : NULL;
+    static const char* const hidden_only[] = {"hidden-weight"};
+    if (distill && !hidden && arg_refuse(&cmd, hidden_only, 1, "without --hidden-loss", &e)) return give(&e, e_out);
     if (hidden && strcmp(hidden, "cosine") && strcmp(hidden, "mse")) {
         err_set(&e, "%s: --hidden-loss must be cosine or mse", cmd.name);
         return give(&e, e_out);
@@ -138,6 +142,9 @@ static int run_with(const Command* cmd_in, int distill, const Dist* dist, Err* e
     TrainConfig cfg = {0};
     const char* loss = distill && arg_str(&cmd, "loss") ? arg_str(&cmd, "loss") : distill ? "kl" : "ce";
     if (loss_parse(loss, distill, &cfg.loss, &e)) return err_prefix(&e, "%s", cmd.name), give(&e, e_out);
+    static const char* const kd_only[] = {"kd-temp", "t2"};
+    if (distill && cfg.loss.kd == KD_NONE && arg_refuse(&cmd, kd_only, 2, "with a loss without a KD term (--loss ce)", &e))
+        return give(&e, e_out);
     cfg.loss.temperature = (float)temp;
     cfg.loss.t2_scaling = distill && arg_flag(&cmd, "t2");
     if (distill && kd_scale_parse(arg_str(&cmd, "kd-scale"), &cfg.loss, &e)) return err_prefix(&e, "%s", cmd.name), give(&e, e_out);
@@ -167,6 +174,11 @@ static int run_with(const Command* cmd_in, int distill, const Dist* dist, Err* e
     if (!rc && tdir && model_load(&teacher, tdir, &e)) {
         model_free(&student);
         rc = -1;
+    }
+    if (!rc && cfg.loss.kd == KD_TOPK && cfg.loss.topk >= student.cfg.vocab) {
+        rc = err_set(&e, "%s: --loss %s: top-%d of a %d-token vocabulary is the whole of it (use kl)", cmd.name, loss, cfg.loss.topk,
+                     student.cfg.vocab);
+        model_free(&student), model_free(&teacher);
     }
     int* layer_map = NULL;
     if (!rc && cfg.hidden_kind != HIDDEN_NONE) {  // from the student's lineage (depth pruning), else even

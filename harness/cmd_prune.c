@@ -73,16 +73,17 @@ int cmd_prune(int argc, char** argv) {
         {"params", "P", "parameter budget for --search (e.g. 6e9)", NULL},
         {"ratio", "R", "parameter budget as a share of the model's", NULL},
         {"memory-mb", "M", "--search budget: weights + KV cache, in MB (1e6 bytes)", NULL},
-        {"kv-batch", "B", "sequences of KV cache --memory-mb counts", "1"},
-        {"kv-context", "L", "tokens per sequence of KV cache --memory-mb counts", "4096"},
-        {"precision", "bf16|fp32", "bytes per weight and cache value --memory-mb and --tps-device count", "bf16"},
+        {"kv-batch", "B", "sequences of KV cache --memory-mb and --tps count (default 1)", NULL},
+        {"kv-context", "L", "tokens per sequence of KV cache --memory-mb and --tps count (default 4096)", NULL},
+        {"precision", "bf16|fp32", "bytes per weight and cache value --memory-mb and --tps count; a measured --tps holds the "
+                                   "matrices so (default bf16)", NULL},
         {"tps", "T", "--search budget: decode tokens/s at --kv-batch x --kv-context, at least T", NULL},
         {"tps-device", "h100|h200|a100", "--tps predicted by the throughput model for this GPU (default: measured here, on --device, "
                                          "random weights)", NULL},
         {"finalists", "K", "--search: distil the best K candidates, then rank them again (0: off)", "0"},
-        {"finalist-steps", "S", "distillation steps per finalist", "100"},
-        {"finalist-batch", "B", "distillation sequences per step", "4"},
-        {"finalist-lr", "LR", "distillation learning rate (constant after 10% warmup)", "1e-4"},
+        {"finalist-steps", "S", "distillation steps per finalist (default 100)", NULL},
+        {"finalist-batch", "B", "distillation sequences per step (default 4)", NULL},
+        {"finalist-lr", "LR", "distillation learning rate, constant after 10% warmup (default 1e-4)", NULL},
         {"data", "SHARD", "distillation tokens for --finalists (default: --calib)", NULL},
         {"layer-step", "N", "search grid step in layers", "2"},
         {"hidden-step", "N", "search grid step in hidden size", "256"},
@@ -162,7 +163,7 @@ int cmd_prune(int argc, char** argv) {
     DeviceSpec tps_spec;
     long ls = 0, hs = 0, fs = 0, vt = 0, ppl_layers = 0, sw_layers = 0, sw_limit = 0, sw_shots = 0;
     long kv_batch = 0, kv_context = 0, finalists = 0, finalist_steps = 0, finalist_batch = 0;
-    const char* precision = arg_str(&cmd, "precision");
+    const char* precision = arg_str(&cmd, "precision") ? arg_str(&cmd, "precision") : "bf16";
     const char* fdata = arg_str(&cmd, "data") ? arg_str(&cmd, "data") : arg_str(&cmd, "calib");
     const char* vpath = arg_str(&cmd, "val") ? arg_str(&cmd, "val") : arg_str(&cmd, "calib");
     const char* score_with = arg_str(&cmd, "score-with");
@@ -173,9 +174,11 @@ int cmd_prune(int argc, char** argv) {
         else if (arg_str(&cmd, "ratio")) bad = arg_double(&cmd, "ratio", 1e-6, 1, &ratio, &e);
         if (!bad && arg_str(&cmd, "memory-mb")) bad = arg_double(&cmd, "memory-mb", 1e-6, 1e12, &memory_mb, &e);
         if (!bad && arg_str(&cmd, "tps")) bad = arg_double(&cmd, "tps", 1e-9, 1e15, &min_tps, &e);
+        static const char* const kv_only[] = {"kv-batch", "kv-context", "precision"};
+        if (!bad && !memory_mb && !min_tps) bad = arg_refuse(&cmd, kv_only, 3, "without --memory-mb or --tps", &e);
         if (!bad && (memory_mb > 0 || min_tps > 0))
-            bad = arg_long(&cmd, "kv-batch", min_tps > 0, 1 << 20, &kv_batch, &e) ||
-                  arg_long(&cmd, "kv-context", 0, 1 << 30, &kv_context, &e);
+            bad = arg_long_default(&cmd, "kv-batch", 1, 1 << 20, 1, &kv_batch, &e) ||
+                  arg_long_default(&cmd, "kv-context", 1, 1 << 30, 4096, &kv_context, &e);
         if (!bad && tps_device && device_spec(tps_device, &tps_spec))
             bad = err_set(&e, "prune: --tps-device must be h100, h200 or a100, not '%s'", tps_device);
         if (!bad && tps_device && !min_tps) bad = err_set(&e, "prune: --tps-device without --tps");
@@ -183,10 +186,14 @@ int cmd_prune(int argc, char** argv) {
             bad = err_set(&e, "prune: --precision must be bf16 or fp32, not '%s'", precision);
         if (!bad && !budget && !ratio && !memory_mb && !min_tps)
             bad = err_set(&e, "prune: --search needs --params, --ratio, --memory-mb or --tps");
+        static const char* const finalist_only[] = {"finalist-steps", "finalist-batch", "finalist-lr", "data"};
+        if (!bad) bad = arg_long(&cmd, "finalists", 0, 1 << 16, &finalists, &e);
+        if (!bad && !finalists) bad = arg_refuse(&cmd, finalist_only, 4, "without --finalists", &e);
+        finalist_lr = 1e-4;
         if (!bad)
-            bad = arg_long(&cmd, "finalists", 0, 1 << 16, &finalists, &e) || arg_long(&cmd, "finalist-steps", 1, 1L << 30, &finalist_steps, &e) ||
-                  arg_long(&cmd, "finalist-batch", 1, 1 << 16, &finalist_batch, &e) ||
-                  arg_double(&cmd, "finalist-lr", 0, 10, &finalist_lr, &e);
+            bad = arg_long_default(&cmd, "finalist-steps", 1, 1L << 30, 100, &finalist_steps, &e) ||
+                  arg_long_default(&cmd, "finalist-batch", 1, 1 << 16, 4, &finalist_batch, &e) ||
+                  (arg_str(&cmd, "finalist-lr") && arg_double(&cmd, "finalist-lr", 0, 10, &finalist_lr, &e));
         if (!bad && finalists && !fdata) bad = err_set(&e, "prune: --finalists needs distillation tokens (--data or --calib)");
         if (!bad && finalists && access(fdata, R_OK) != 0) bad = err_set(&e, "prune: %s: cannot read the distillation shard", fdata);
         if (!bad && !arg_str(&cmd, "scores") && !arg_str(&cmd, "calib"))
@@ -197,10 +204,11 @@ int cmd_prune(int argc, char** argv) {
                   arg_double(&cmd, "max-width-cut", 0, 0.99, &width_cut, &e);
     }
     // an option of a mode not chosen is refused, never ignored
-    static const char* const search_only[] = {"params", "ratio", "memory-mb", "tps", "tps-device", "data"};
+    static const char* const search_only[] = {"params", "ratio", "memory-mb", "tps", "tps-device", "data", "kv-batch", "kv-context",
+                                              "precision", "finalist-steps", "finalist-batch", "finalist-lr"};
     static const char* const score_only[] = {"mmlu", "mmlu-subjects", "tokenizer"};
     static const char* const strategy_only[] = {"layers"};
-    if (!bad && !search) bad = arg_refuse(&cmd, search_only, 6, "without --search", &e);
+    if (!bad && !search) bad = arg_refuse(&cmd, search_only, 12, "without --search", &e);
     if (!bad && !score_with) bad = arg_refuse(&cmd, score_only, 3, "without --score-with", &e);
     if (!bad && !strategy) bad = arg_refuse(&cmd, strategy_only, 1, "without --strategy", &e);
     if (!bad && (ppl || search)) {

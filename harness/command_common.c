@@ -44,7 +44,7 @@ int arg_device(const Command* cmd, Device* d, Err* e) {
 }
 
 int arg_weights(const Command* cmd, const char* device, WeightType* t, Err* e) {
-    if (weight_type_parse(arg_str(cmd, "weights"), t, e)) return -1;
+    if (weight_type_parse(arg_str(cmd, "weights") ? arg_str(cmd, "weights") : "fp32", t, e)) return -1;
     if (device && !strcmp(device, "cuda") && *t != WEIGHT_F32)
         return err_set(e, "--weights %s is for the CPU; --device cuda uploads its own bf16 copy of fp32 weights",
                        weight_type_name(*t));

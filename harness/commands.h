@@ -51,7 +51,7 @@ int arg_device(const Command* cmd, Device* d, Err* e);
 // option's text, or NULL), which uploads its own bf16 copy from fp32; ask before arg_device, so the
 // combination is refused on any machine.
 #define WEIGHTS_OPTION \
-    {"weights", "fp32|bf16|f16", "CPU matrices in memory: fp32, or 16-bit widened in the kernels", "fp32"}
+    {"weights", "fp32|bf16|f16", "CPU matrices in memory: fp32, or 16-bit widened in the kernels (default fp32)", NULL}
 int arg_weights(const Command* cmd, const char* device, WeightType* t, Err* e);
 
 // An output checkpoint folder: refused when it is the input (same file, by device and inode), or when

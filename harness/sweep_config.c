@@ -433,6 +433,9 @@ static int load(const char* path, SweepConfig* c, int lenient, Err* e) {
         snprintf(sec, sizeof sec, "baseline.%s", c->baseline_name[i]);
         if (!exists(cfg_path)) MISSING(sec, "model", "baseline checkpoint '%s' has no config.json", c->baseline_model[i]);
     }
+    if (have_teacher && c->loss_cfg.kd == KD_TOPK && c->loss_cfg.topk >= t.vocab)
+        return BAD("distill", "loss", "loss %s: top-%d of the teacher's %d-token vocabulary is the whole of it (use kl)", c->loss,
+                   c->loss_cfg.topk, t.vocab);
     if (have_teacher) {
         int L = t.n_layers, P = t.max_positions;
         for (int i = 0; i < c->n_layers; i++)
@@ -511,6 +514,22 @@ static int load(const char* path, SweepConfig* c, int lenient, Err* e) {
                        t.vocab);
     }
     if (c->mmlu[0] && !exists(c->mmlu)) MISSING("eval", "mmlu", "'%s' does not exist", c->mmlu);
+    if (c->mmlu[0] && exists(c->mmlu)) {  // every subject's files, before any stage runs (not at the first eval)
+        int asked[MMLU_N_SUBJECTS], n_asked = MMLU_N_SUBJECTS;
+        Err list_e;
+        if (c->subjects[0]) mmlu_subject_list(c->subjects, asked, &n_asked, &list_e);  // checked above
+        else
+            for (int i = 0; i < MMLU_N_SUBJECTS; i++) asked[i] = i;
+        for (int i = 0; i < n_asked; i++)
+            for (int split = 0; split < 1 + (c->shots > 0); split++) {
+                char file[2200];
+                const char* name = split ? "dev" : "test";
+                snprintf(file, sizeof file, "%s/%s/%s_%s.csv", c->mmlu, name, mmlu_subject_name(asked[i]), name);
+                if (!exists(file))
+                    return BAD("eval", "mmlu", "%s: missing: the %s split has no file for subject '%s'%s", file, name,
+                               mmlu_subject_name(asked[i]), c->subjects[0] ? "" : " (all 57 are asked for: set [eval] subjects)");
+            }
+    }
     if (c->tokenizer[0] && !exists(c->tokenizer)) MISSING("teacher", "tokenizer", "'%s' does not exist", c->tokenizer);
     if (c->mmlu[0] && (have_teacher || c->tokenizer[0]) && exists(plan_tokenizer(c)) && !tokenizer_files(plan_tokenizer(c)))
         return BAD("teacher", c->tokenizer[0] ? "tokenizer" : "model",

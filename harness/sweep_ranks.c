@@ -80,9 +80,11 @@ int sweep_train_argv(const SweepConfig* c, const TrainConfig* tc, int ranks, con
         opt(&a, "teacher", "%s", teacher);
         opt(&a, "student", "%s", student);
         opt(&a, "loss", "%s", c->loss[0] ? c->loss : "kl");
-        opt(&a, "kd-temp", "%.9g", tc->loss.temperature);
-        opt(&a, "kd-scale", "%s", c->kd_scale);
-        if (tc->loss.t2_scaling) add(&a, "--t2");
+        if (tc->loss.kd != KD_NONE) {  // a loss without a KD term takes neither (distill refuses them)
+            opt(&a, "kd-temp", "%.9g", tc->loss.temperature);
+            if (tc->loss.t2_scaling) add(&a, "--t2");
+        }
+        if (c->kd_scale[0]) opt(&a, "kd-scale", "%s", c->kd_scale);
     } else {
         opt(&a, "model", "%s", student);
     }

@@ -9,13 +9,20 @@
 
 #include "sweep_config.h"
 
-// The script text for these cells, given the arbor binary, the config and the working folder (all
-// absolute). -1 when it does not fit in n bytes.
-int sweep_slurm_script(const SweepConfig* c, const Cell* cells, int n_cells, const char* arbor, const char* config,
-                       const char* workdir, char* out, size_t n, Err* e);
-// submit.sh for the results folder res (absolute): sbatch of the array, then `arbor collect res` as a job
-// with --dependency=afterok on it.
-int sweep_slurm_submit(const SweepConfig* c, const char* arbor, const char* res, char* out, size_t n, Err* e);
-// Writes OUT/NAME/cells.txt, OUT/NAME/sweep.slurm and OUT/NAME/submit.sh (atomically) and prints the
-// submit script's path.
+// 1 when cell runs a training stage over the distill stage's ranks (more than one, and a pruned, scratch or
+// corrected-teacher cell): its array task gets an allocation that spans them
+int sweep_cell_uses_ranks(const SweepConfig* c, const Cell* cell);
+// The script text for these cells (one array task each, their ids at the lines of OUT/NAME/LIST), given
+// the arbor binary, the config and the working folder (all absolute); ranked: each task's allocation
+// spans the distill stage's ranks (else one task). -1 when it does not fit in n bytes.
+int sweep_slurm_script(const SweepConfig* c, const Cell* cells, int n_cells, int ranked, const char* list, const char* arbor,
+                       const char* config, const char* workdir, char* out, size_t n, Err* e);
+// submit.sh for the results folder res (absolute): sbatch of each script (scripts[1]: the ranked array,
+// scripts[0]: the one-task array; NULL when absent), then `arbor collect res` as a job with
+// --dependency=afterok on them.
+int sweep_slurm_submit(const SweepConfig* c, const char* arbor, const char* res, const char* const scripts[2], char* out, size_t n,
+                       Err* e);
+// Writes OUT/NAME/cells.txt and sweep.slurm (and, when the distill stage has ranks and some cells train
+// nothing, cells_single.txt and sweep_single.slurm for those: one task each), and submit.sh (atomically);
+// prints the submit script's path.
 int sweep_emit_slurm(const SweepConfig* c, const Cell* cells, int n, Err* e);

@@ -80,8 +80,10 @@ int search_tps(const ModelConfig* c, const SearchOptions* o, double r[3], Err* e
     }
     if (c->max_positions > 0 && o->kv_context + 8 > c->max_positions)
         return err_set(e, "--tps: a context of %d tokens and 8 decoded is past the model's %d positions", o->kv_context, c->max_positions);
-    Model m;  // the speed of a shape does not depend on its values: random weights, no pruning needed
-    model_create(&m, c);
+    // the speed of a shape does not depend on its values: random weights, no pruning needed; held as the
+    // budget counts them (--precision bf16: 16-bit matrices on the CPU; the GPU engine runs bf16 anyway)
+    Model m;
+    model_create_as(&m, c, o->bytes_per_value == 2 && o->tps_backend == DEVICE_CPU ? WEIGHT_BF16 : WEIGHT_F32);
     model_init_random(&m, 1);
     Engine en;
     int rc = engine_open(&en, &m, o->tps_backend, e);

@@ -31,7 +31,8 @@ typedef struct {
     double max_width_cut;    // at most this share of any width removed (ModelOpt: 0.4)
     double min_tps;          // budget: decode tokens/s at kv_batch sequences over kv_context cached tokens, at least (0: none),
     const DeviceSpec* tps_spec;  // predicted by the throughput model's floor for this device (evals/roofline.h), or when
-    Device tps_backend;      // NULL measured: a short bench of the shape with random weights on this backend (median of 3)
+    Device tps_backend;      // NULL measured: a short bench of the shape with random weights on this backend (median of 3),
+                             // its matrices bytes_per_value wide (2: bf16) as the memory budget counts them
 } SearchOptions;
 
 typedef struct {

@@ -695,3 +695,50 @@ Test(cli, a_full_disk_is_a_runtime_failure_not_bad_input) {
     cr_expect(contains(err, "No space left on device"), "%s", err);
     free(err);
 }
+
+// Options only some modes read, and options given twice: refused with one line, never silently dropped
+// or overridden (issue 26, item 5)
+Test(cli, options_a_mode_does_not_read_and_repeated_options_are_refused) {
+    init_tiny("");
+    char shard[400], args[3000];
+    snprintf(shard, sizeof shard, "%s/data.shard", dir);
+    write_test_shard(shard, 4000, 512, 1, NULL);
+    expect_bad_input("bench --arch tiny --prompt-len 8 --prompt-len 16", "bench: option '--prompt-len' is given twice");
+    expect_bad_input("bench --roofline --gpu h100 --arch tiny --weights bf16",
+                     "bench: --weights has no effect with --roofline (nothing is measured; --weight-dtype sets its bytes per weight)");
+    const char* prune_cases[][2] = {
+        {"--search --ratio 0.5 --kv-batch 8", "prune: --kv-batch has no effect without --memory-mb or --tps"},
+        {"--search --ratio 0.5 --kv-context 512", "prune: --kv-context has no effect without --memory-mb or --tps"},
+        {"--search --ratio 0.5 --precision fp32", "prune: --precision has no effect without --memory-mb or --tps"},
+        {"--search --memory-mb 5 --kv-batch 0", "--kv-batch '0' must be an integer in [1, 1048576]"},
+        {"--search --memory-mb 5 --kv-context 0", "--kv-context '0' must be an integer in [1, 1073741824]"},
+        {"--search --ratio 0.5 --finalist-batch 8", "prune: --finalist-batch has no effect without --finalists"},
+        {"--search --ratio 0.5 --finalist-steps 8", "prune: --finalist-steps has no effect without --finalists"},
+        {"--search --ratio 0.5 --data x.shard", "prune: --data has no effect without --finalists"},
+        {"--kv-batch 2 --drop-layers 1", "prune: --kv-batch has no effect without --search"},
+    };
+    for (size_t i = 0; i < sizeof prune_cases / sizeof prune_cases[0]; i++) {
+        snprintf(args, sizeof args, "prune --model %s --calib %s --out %s/p %s", model, shard, dir, prune_cases[i][0]);
+        expect_bad_input(args, prune_cases[i][1]);
+    }
+    const char* distill_cases[][2] = {
+        {"--loss ce --kd-temp 2", "distill: --kd-temp has no effect with a loss without a KD term (--loss ce)"},
+        {"--loss ce --t2", "distill: --t2 has no effect with a loss without a KD term (--loss ce)"},
+        {"--hidden-weight 0.5", "distill: --hidden-weight has no effect without --hidden-loss"},
+        {"--loss topk:600", "distill: --loss topk:600: top-600 of a 512-token vocabulary is the whole of it (use kl)"},
+        {"--steps 2 --steps 3", "distill: option '--steps' is given twice"},
+    };
+    for (size_t i = 0; i < sizeof distill_cases / sizeof distill_cases[0]; i++) {
+        snprintf(args, sizeof args, "distill --teacher %s --student %s --data %s --out %s/d --steps 1 --seq-len 16 --batch 2 %s", model,
+                 model, shard, dir, distill_cases[i][0]);
+        if (strstr(distill_cases[i][0], "--steps 2")) {  // it names --steps itself
+            snprintf(args, sizeof args, "distill --teacher %s --student %s --data %s --out %s/d --seq-len 16 --batch 2 %s", model, model,
+                     shard, dir, distill_cases[i][0]);
+        }
+        expect_bad_input(args, distill_cases[i][1]);
+    }
+    // the defaults still hold when the options are not given: a measured --tps with bf16 matrices
+    snprintf(args, sizeof args, "prune --model %s --calib %s --out %s/s --search --tps 1 --kv-batch 1 --kv-context 16 --val-tokens 256 "
+             "--seq-len 16 --calib-windows 2 --layer-step 1 > /dev/null 2>&1", model, shard, dir);
+    cr_expect_eq(run_arbor(args, NULL), 0, "%s", args);
+}

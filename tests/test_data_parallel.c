@@ -92,12 +92,13 @@ static int run_bounded(const char* cmd, const char* log, double limit, double* t
 // extra options appended, env (NAME=VALUE ...) before it
 static void dp_command(char* cmd, size_t size, int np, int distill, const char* name, const char* extra, const char* env) {
     char common[2048];
+    const char* batch = strstr(extra, "--batch") ? "" : "--batch 2 ";  // an option is given once (arbor refuses repeats)
     if (distill)
-        snprintf(common, sizeof common, "distill --teacher %s --student %s --data %s --out %s/%s --seq-len 16 --batch 2 "
-                 "--warmup 1 --lr 1e-2 --val-every 3 --val-windows 6 --seed 4 %s", teacher, student, shard, dir, name, extra);
+        snprintf(common, sizeof common, "distill --teacher %s --student %s --data %s --out %s/%s --seq-len 16 %s"
+                 "--warmup 1 --lr 1e-2 --val-every 3 --val-windows 6 --seed 4 %s", teacher, student, shard, dir, name, batch, extra);
     else
-        snprintf(common, sizeof common, "train --model %s --data %s --out %s/%s --seq-len 16 --batch 2 --warmup 1 --lr 1e-2 "
-                 "--seed 4 %s", student, shard, dir, name, extra);
+        snprintf(common, sizeof common, "train --model %s --data %s --out %s/%s --seq-len 16 %s--warmup 1 --lr 1e-2 "
+                 "--seed 4 %s", student, shard, dir, name, batch, extra);
     if (np == 0) snprintf(cmd, size, ENV "%s %s %s", env ? env : "", ARBOR_BIN, common);
     else snprintf(cmd, size, "env %s " MPIRUN "-np %d %s %s", env ? env : "", np, ARBOR_BIN, common);
 }

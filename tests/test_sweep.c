@@ -19,6 +19,7 @@
 #include "distill/trainer.h"
 #include "models/dir_lock.h"
 #include "models/file_io.h"
+#include "mmlu/subjects.h"
 #include "models/model.h"
 #include "prune/importance.h"
 
@@ -59,6 +60,21 @@ static void at(char* out, size_t n, const char* results, const char* cell, const
     snprintf(sweep_dir, sizeof sweep_dir, "%s/%s/t", dir, results);
     cr_assert_eq(sweep_stage_dir(sweep_dir, cell, stage, d, sizeof d, &e), 0, "%s", e.msg);
     snprintf(out, n, "%s%s%s", d, file[0] ? "/" : "", file);
+}
+
+// MMLU stand-in files for these subjects (test and dev splits) under root: the config checks they are there
+static void mmlu_stand_in(const char* root, const char* const* subjects, int n) {
+    const char* splits[] = {"test", "dev"};
+    for (int k = 0; k < 2; k++) {
+        char path[900];
+        Err e;
+        snprintf(path, sizeof path, "%s/%s", root, splits[k]);
+        cr_assert_eq(make_dirs(path, &e), 0, "%s", e.msg);
+        for (int i = 0; i < n; i++) {
+            snprintf(path, sizeof path, "%s/%s/%s_%s.csv", root, splits[k], subjects[i], splits[k]);
+            write_text(path, "Q?,a,b,c,d,A\n");
+        }
+    }
 }
 
 // fast stage settings for sweeps that really run
@@ -243,8 +259,8 @@ Test(sweep, cli_dry_run_and_slurm_script) {
     snprintf(path, sizeof path, "%s/results/t/submit.sh", dir);
     char* submit = file_read_all(path, NULL, &e);
     cr_assert_not_null(submit, "%s", e.msg);
-    snprintf(want, sizeof want, "sbatch --parsable '%s/results/t/sweep.slurm'", dir);
-    cr_expect(contains(submit, want) && contains(submit, "--dependency=afterok:\"$array\"") && contains(submit, "collect '"),
+    snprintf(want, sizeof want, "job=$(sbatch --parsable '%s/results/t/sweep.slurm')", dir);
+    cr_expect(contains(submit, want) && contains(submit, "--dependency=afterok\"$after\"") && contains(submit, "collect '"),
               "%s", submit);
     free(submit);
     // a relative out is under the folder the script was prepared in, once
@@ -255,7 +271,7 @@ Test(sweep, cli_dry_run_and_slurm_script) {
     int rel_n;
     sweep_cells(&rel, &rel_cells, &rel_n);
     static char rel_script[65536];
-    cr_assert_eq(sweep_slurm_script(&rel, rel_cells, rel_n, "/opt/arbor", "/x/s.ini", "/x", rel_script, sizeof rel_script, &e), 0);
+    cr_assert_eq(sweep_slurm_script(&rel, rel_cells, rel_n, 1, "cells.txt", "/opt/arbor", "/x/s.ini", "/x", rel_script, sizeof rel_script, &e), 0);
     cr_expect(contains(rel_script, "--output=/x/res/t/slurm-") && contains(rel_script, "'/x/res/t/cells.txt'"), "%s", rel_script);
     free(rel_cells);
     snprintf(path, sizeof path, "%s/results/t/cells.txt", dir);
@@ -286,10 +302,10 @@ Test(sweep, cli_dry_run_and_slurm_script) {
     int n;
     sweep_cells(&c, &cells, &n);
     static char buf[65536];
-    cr_assert_eq(sweep_slurm_script(&c, cells, n, "/opt/arbor", "/x/s.ini", "/x", buf, sizeof buf, &e), 0, "%s", e.msg);
+    cr_assert_eq(sweep_slurm_script(&c, cells, n, 1, "cells.txt", "/opt/arbor", "/x/s.ini", "/x", buf, sizeof buf, &e), 0, "%s", e.msg);
     cr_expect(contains(buf, "#SBATCH --gres=gpu:1\n"), "%s", buf);
     cells[2] = cells[1];
-    cr_expect_eq(sweep_slurm_script(&c, cells, n, "/opt/arbor", "/x/s.ini", "/x", buf, sizeof buf, &e), -1);
+    cr_expect_eq(sweep_slurm_script(&c, cells, n, 1, "cells.txt", "/opt/arbor", "/x/s.ini", "/x", buf, sizeof buf, &e), -1);
     cr_expect(contains(e.msg, "the same cell"), "%s", e.msg);
     free(cells);
 }
@@ -521,6 +537,9 @@ Test(sweep, the_reproduction_config_parses) {
     cr_assert_eq(config_preset("qwen3-4b", &big, &e), 0);
     cr_assert_eq(config_save(&big, "checkpoints/Qwen3-4B", "bfloat16", &e), 0, "%s", e.msg);
     write_text("checkpoints/Qwen3-8B/tokenizer.json", "{}");
+    const char* all[MMLU_N_SUBJECTS];  // every subject's files: the strict reading checks them before any work
+    for (int i = 0; i < MMLU_N_SUBJECTS; i++) all[i] = mmlu_subject_name(i);
+    mmlu_stand_in("data/mmlu", all, MMLU_N_SUBJECTS);
     write_test_shard("data/calib.shard", 5000, 1000, 1, NULL);
     write_test_shard("data/distill.shard", 9000, 1000, 2, NULL);
     write_test_shard("data/val.shard", 5000, 1000, 3, NULL);
@@ -662,8 +681,8 @@ static char* plan_diff(const SweepConfig* a, const SweepConfig* b) {
     int na, nb;
     sweep_cells(a, &ca, &na);
     sweep_cells(b, &cb, &nb);
-    int ra = sweep_slurm_script(a, ca, na, "/opt/arbor", "/x/sweep.ini", "/x", sa, sizeof sa, &e);
-    int rb = sweep_slurm_script(b, cb, nb, "/opt/arbor", "/x/sweep.ini", "/x", sb, sizeof sb, &e);
+    int ra = sweep_slurm_script(a, ca, na, 1, "cells.txt", "/opt/arbor", "/x/sweep.ini", "/x", sa, sizeof sa, &e);
+    int rb = sweep_slurm_script(b, cb, nb, 1, "cells.txt", "/opt/arbor", "/x/sweep.ini", "/x", sb, sizeof sb, &e);
     if (ra != rb || (ra == 0 && strcmp(sa, sb))) len += (size_t)snprintf(out + len, cap - len, " slurm");
     free(ca), free(cb);
     sweep_plan_free(&pa), sweep_plan_free(&pb);
@@ -687,9 +706,12 @@ Test(sweep, every_key_changes_what_runs_or_is_refused) {
     snprintf(other_tok, sizeof other_tok, "%s/tok2", dir);
     const char* dirs[] = {mmlu, other_mmlu, tok, other_tok};
     for (int i = 0; i < 4; i++) cr_assert_eq(make_dirs(dirs[i], &e), 0);
-    char other_subject[700];  // MMLU stand-ins: two empty folders would have the same content, and be the same input
+    char other_subject[700];  // MMLU stand-ins: the subjects the cases ask for, and content that differs
     snprintf(other_subject, sizeof other_subject, "%s/README", other_mmlu);
     write_text(other_subject, "another benchmark");
+    const char* const subjects[] = {"anatomy", "virology"};
+    mmlu_stand_in(mmlu, subjects, 2);
+    mmlu_stand_in(other_mmlu, subjects, 2);
     for (int i = 2; i < 4; i++) {  // tokenizer stand-ins: the config checks only that the files are there
         char p[700];
         snprintf(p, sizeof p, "%s/tokenizer.json", dirs[i]);
@@ -1260,10 +1282,33 @@ Test(sweep, distill_ranks_are_checked_and_launched_with_the_global_batch) {
     int n;
     cr_assert_eq(sweep_cells(&c, &cells, &n), 0);
     static char script[65536];
-    cr_assert_eq(sweep_slurm_script(&c, cells, n, "/bin/arbor", cfg_path, "/work", script, sizeof script, &e), 0, "%s", e.msg);
+    cr_assert_eq(sweep_slurm_script(&c, cells, n, 1, "cells.txt", "/bin/arbor", cfg_path, "/work", script, sizeof script, &e), 0, "%s", e.msg);
     cr_expect(contains(script, "#SBATCH --nodes=2\n") && contains(script, "#SBATCH --ntasks-per-node=2\n") &&
                   contains(script, "srun --ntasks=4") && !contains(script, "#SBATCH --ntasks=1\n"),
               "%s", script);
+    // --emit-slurm gives the ranks only to the cells that train: the teacher's cell is its own one-task array,
+    // and collect waits for both arrays
+    cr_assert_eq(sweep_emit_slurm(&c, cells, n, &e), 0, "%s", e.msg);
+    char path[800];
+    snprintf(path, sizeof path, "%s/results/t/sweep.slurm", dir);
+    char* ranked = slurp(path);
+    snprintf(path, sizeof path, "%s/results/t/sweep_single.slurm", dir);
+    char* single = slurp(path);
+    cr_expect(contains(ranked, "#SBATCH --array=1-1\n") && contains(ranked, "#SBATCH --nodes=2\n") && contains(ranked, "/cells.txt'"),
+              "%s", ranked);
+    cr_expect(contains(single, "#SBATCH --array=1-1\n") && contains(single, "#SBATCH --ntasks=1\n") && !contains(single, "--nodes") &&
+                  contains(single, "/cells_single.txt'"),
+              "%s", single);
+    snprintf(path, sizeof path, "%s/results/t/cells_single.txt", dir);
+    char* single_ids = slurp(path);
+    snprintf(path, sizeof path, "%s/results/t/cells.txt", dir);
+    char* ranked_ids = slurp(path);
+    cr_expect(!strncmp(single_ids, cells[0].id, 16) && !strncmp(ranked_ids, cells[1].id, 16), "%s / %s", single_ids, ranked_ids);
+    snprintf(path, sizeof path, "%s/results/t/submit.sh", dir);
+    char* submit = slurp(path);
+    cr_expect(contains(submit, "sweep.slurm')") && contains(submit, "sweep_single.slurm')") && contains(submit, "--dependency=afterok\"$after\""),
+              "%s", submit);
+    free(ranked), free(single), free(single_ids), free(ranked_ids), free(submit);
     free(cells);
     TrainConfig tc;
     plan_train(&c, 1, c.steps, &tc);
@@ -1429,6 +1474,8 @@ Test(sweep, reports_state_every_setting_that_changed_the_numbers) {
     Err e;
     snprintf(mmlu, sizeof mmlu, "%s/mmlu", dir);
     cr_assert_eq(make_dirs(mmlu, &e), 0);
+    const char* const subjects[] = {"anatomy"};
+    mmlu_stand_in(mmlu, subjects, 1);
     snprintf(tok_file, sizeof tok_file, "%s/tokenizer.json", teacher);  // the config checks only that it is there
     write_text(tok_file, "{}");
     snprintf(bench_json, sizeof bench_json, "%s/benchmark.json", mmlu);
@@ -1471,7 +1518,7 @@ Test(sweep, reports_state_every_setting_that_changed_the_numbers) {
         write_text(bench_json, synthetic ? "{\"name\": \"Facts\", \"description\": \"invented facts\", \"synthetic\": true}"
                                          : "{\"name\": \"MMLU\", \"description\": \"the 57-subject MMLU benchmark\"}");
         char body[3000];
-        snprintf(body, sizeof body, TINY_STAGES "[eval]\nmmlu = %s\nshots = 1\n\n[bench]\nprompt_len = 4\ngen_len = 2\nrepeats = 1\n\n"
+        snprintf(body, sizeof body, TINY_STAGES "[eval]\nmmlu = %s\nsubjects = anatomy\nshots = 1\n\n[bench]\nprompt_len = 4\ngen_len = 2\nrepeats = 1\n\n"
                  "[matrix]\nstrategies = bi\nlayers = %s\n\n%s", mmlu, strcmp(rc->name, "rounds") ? "2" : "2, 3>2", rc->config);
         // a section given twice adds to the first
         write_cfg(body);
