@@ -583,7 +583,7 @@ static int train_run_locked(Model* student, const Model* teacher, const Shard* s
         if (cfg.val_every > 0 && (tr.step % cfg.val_every == 0 || tr.step == cfg.steps))
             rc = trainer_validate(&tr, &cfg, &d, &val, e);
         if (log) {
-            fprintf(log, "%d,%.6f,%.6f,%.6f,%.6g,%.6f,%.1f,%.6f,%.6g\n", tr.step, lv.total, lv.ce, lv.kd, lr, gnorm, tok_s, val.total,
+            fprintf(log, "%d,%.9g,%.9g,%.9g,%.9g,%.9g,%.1f,%.9g,%.9g\n", tr.step, lv.total, lv.ce, lv.kd, lr, gnorm, tok_s, val.total,
                     lv.kd_weight);
             fflush(log);
         }

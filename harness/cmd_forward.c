@@ -29,6 +29,7 @@ int cmd_forward(int argc, char** argv) {
         free(ids);
         return fail(&e);
     }
+    positions_note("forward", T, &m.cfg);
     KVCache cache;
     RunState s;
     kvcache_create(&cache, &m.cfg, 1, T);

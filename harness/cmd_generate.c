@@ -75,6 +75,7 @@ int cmd_generate(int argc, char** argv) {
     int* out = xmalloc(sizeof(int) * (size_t)n);
     int got = 0;
     const int* prompts[1] = {ids};
+    positions_note("generate", T + (int)n, &m.cfg);
     Engine en;
     int rc = engine_open(&en, &m, device, &e);
     if (!rc) {

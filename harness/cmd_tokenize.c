@@ -12,7 +12,32 @@
 #include "../models/token_shard.h"
 #include "../models/tokenizer.h"
 #include "../models/unicode_age.h"
+#include "../models/utf8_repair.h"
 #include "commands.h"
+
+// --invalid-utf8: what a document that is not UTF-8 gets
+typedef enum { BAD_UTF8_ERROR, BAD_UTF8_REPLACE, BAD_UTF8_SKIP } BadUtf8;
+
+typedef struct {
+    BadUtf8 policy;
+    long docs_bad, subparts_replaced;
+    ByteVec repaired;  // scratch for replace
+} Utf8Policy;
+
+// The text to tokenize of a document (s, n), or NULL to skip it (*len set); -1 on an error (where: "FILE:LINE")
+static int utf8_apply(Utf8Policy* u, const char* s, size_t n, const char* where, const char** text, size_t* len, Err* e) {
+    *text = s, *len = n;
+    long bad = utf8_invalid_offset(s, n);
+    if (bad < 0) return 0;
+    u->docs_bad++;
+    if (u->policy == BAD_UTF8_ERROR)
+        return err_set(e, "%s: not UTF-8 (byte %ld of the text; --invalid-utf8 replace or skip to go on)", where, bad);
+    if (u->policy == BAD_UTF8_SKIP) return *text = NULL, 0;
+    u->repaired.len = 0;
+    u->subparts_replaced += utf8_replace_invalid(s, n, &u->repaired);
+    *text = u->repaired.data, *len = u->repaired.len;
+    return 0;
+}
 
 static char* read_stdin(size_t* len) {
     ByteVec v = {0};
@@ -30,20 +55,20 @@ static int line_of(const char* text, size_t offset) {
     return line;
 }
 
-static int print_ids(const Tokenizer* t, UnassignedScan* u, Err* e) {
-    size_t len;
-    char* text = read_stdin(&len);
-    unassigned_scan(u, text, len);
+static int print_ids(const Tokenizer* t, UnassignedScan* u, Utf8Policy* p, Err* e) {
+    size_t raw_len, len;
+    char* raw = read_stdin(&raw_len);
+    const char* text;
     IntVec ids = {0};
-    int rc = tokenizer_encode(t, text, len, &ids, e);
-    if (rc) {
-        err_prefix(e, "<stdin>");
-    } else {
+    int rc = utf8_apply(p, raw, raw_len, "<stdin>", &text, &len, e);
+    if (!rc && text) unassigned_scan(u, text, len);
+    if (!rc && text && tokenizer_encode(t, text, len, &ids, e)) rc = err_prefix(e, "<stdin>");
+    if (!rc) {
         for (size_t i = 0; i < ids.len; i++) printf("%s%d", i ? " " : "", ids.data[i]);
         printf("\n");
     }
     free(ids.data);
-    free(text);
+    free(raw);
     return rc;
 }
 
@@ -63,27 +88,27 @@ static int print_text(const Tokenizer* t, Err* e) {
     return rc;
 }
 
-static int tokenize_txt(const Tokenizer* t, const char* in, ShardWriter* w, bool eod, UnassignedScan* u, Err* e) {
-    size_t len;
-    char* text = file_read_all(in, &len, e);
-    if (!text) return -1;
-    long bad = utf8_invalid_offset(text, len);
-    if (bad >= 0) {
-        int rc = err_set(e, "%s:%d: not UTF-8 (byte %ld)", in, line_of(text, (size_t)bad), bad);
-        free(text);
-        return rc;
-    }
-    unassigned_scan(u, text, len);
+static int tokenize_txt(const Tokenizer* t, const char* in, ShardWriter* w, bool eod, UnassignedScan* u, Utf8Policy* p, Err* e) {
+    size_t raw_len, len;
+    char* raw = file_read_all(in, &raw_len, e);
+    if (!raw) return -1;
+    const char* text;
+    char where[4200];
+    long bad = utf8_invalid_offset(raw, raw_len);
+    snprintf(where, sizeof where, "%s:%d", in, bad >= 0 ? line_of(raw, (size_t)bad) : 1);
+    int rc = utf8_apply(p, raw, raw_len, where, &text, &len, e);
     IntVec ids = {0};
-    int rc = tokenizer_encode(t, text, len, &ids, e) || shard_writer_append(w, ids.data, ids.len, e) ||
-             shard_writer_end_doc(w, eod, e);
+    if (!rc && text) {
+        unassigned_scan(u, text, len);
+        rc = tokenizer_encode(t, text, len, &ids, e) || shard_writer_append(w, ids.data, ids.len, e) || shard_writer_end_doc(w, eod, e);
+    }
     free(ids.data);
-    free(text);
+    free(raw);
     return rc ? -1 : 0;
 }
 
 static int tokenize_jsonl(const Tokenizer* t, const char* in, const char* field, ShardWriter* w, bool eod, UnassignedScan* u,
-                          Err* e) {
+                          Utf8Policy* up, Err* e) {
     size_t len;
     char* text = file_read_all(in, &len, e);
     if (!text) return -1;
@@ -100,14 +125,20 @@ static int tokenize_jsonl(const Tokenizer* t, const char* in, const char* field,
             cJSON* doc = cJSON_ParseWithLength(p, n);  // validates; the text itself is read with its length (it may hold NUL)
             ids.len = 0, doc_text.len = 0;
             int found = doc ? json_object_string_field(p, n, field, &doc_text) : -1;
+            const char* doc_bytes = NULL;
+            size_t text_len = 0;
+            char where[4200];
+            snprintf(where, sizeof where, "%s:%d", in, line);
             if (!doc || found < 0) rc = err_set(e, "%s:%d: malformed JSON", in, line);
             else if (!found || !cJSON_IsString(cJSON_GetObjectItemCaseSensitive(doc, field)))
                 rc = err_set(e, "%s:%d: no string field '%s'", in, line, field);
-            else if (unassigned_scan(u, doc_text.data ? doc_text.data : "", doc_text.len),
-                     tokenizer_encode(t, doc_text.data ? doc_text.data : "", doc_text.len, &ids, e))
-                rc = err_prefix(e, "%s:%d", in, line);
             else
-                rc = shard_writer_append(w, ids.data, ids.len, e) || shard_writer_end_doc(w, eod, e) ? -1 : 0;
+                rc = utf8_apply(up, doc_text.data ? doc_text.data : "", doc_text.len, where, &doc_bytes, &text_len, e);
+            if (!rc && doc_bytes) {  // NULL: skipped
+                unassigned_scan(u, doc_bytes, text_len);
+                if (tokenizer_encode(t, doc_bytes, text_len, &ids, e)) rc = err_prefix(e, "%s:%d", in, line);
+                else rc = shard_writer_append(w, ids.data, ids.len, e) || shard_writer_end_doc(w, eod, e) ? -1 : 0;
+            }
             cJSON_Delete(doc);
         }
         p += n + 1;
@@ -129,6 +160,14 @@ static void warn_unassigned(const UnassignedScan* u) {
                 u->count, u->count == 1 ? "" : "s", u->first, u->version);
 }
 
+static void report_utf8(const Utf8Policy* p) {
+    if (p->docs_bad && p->policy == BAD_UTF8_REPLACE)
+        fprintf(stderr, "tokenize: %ld document%s not UTF-8: %ld ill-formed subpart%s replaced with U+FFFD\n", p->docs_bad,
+                p->docs_bad == 1 ? "" : "s", p->subparts_replaced, p->subparts_replaced == 1 ? "" : "s");
+    if (p->docs_bad && p->policy == BAD_UTF8_SKIP)
+        fprintf(stderr, "tokenize: %ld document%s not UTF-8: left out\n", p->docs_bad, p->docs_bad == 1 ? "" : "s");
+}
+
 int cmd_tokenize(int argc, char** argv) {
     Option opts[] = {
         {"tokenizer", "DIR", "directory with tokenizer.json (or vocab.json + merges.txt)", NULL},
@@ -139,6 +178,8 @@ int cmd_tokenize(int argc, char** argv) {
         {"vocab-size", "N", "vocabulary size recorded in the shard (default: the tokenizer's)", NULL},
         {"ids", NULL, "read text on stdin, print its ids on one line", NULL},
         {"decode", NULL, "read ids on stdin, print their text", NULL},
+        {"invalid-utf8", "error|replace|skip", "a document that is not UTF-8: stop with its line, replace each ill-formed subpart "
+                                               "with U+FFFD (as Python's errors='replace'), or leave the document out", "error"},
     };
     Command cmd = {"tokenize", "Tokenize text into a token shard, or between text and ids on stdin/stdout.", opts,
                    sizeof opts / sizeof opts[0]};
@@ -149,13 +190,23 @@ int cmd_tokenize(int argc, char** argv) {
     if (arg_required(&cmd, "tokenizer", &dir, &e)) return fail(&e);
     Tokenizer t;
     if (tokenizer_load(&t, dir, &e)) return fail(&e);
+    Utf8Policy up = {BAD_UTF8_ERROR, 0, 0, {0}};
+    const char* policy = arg_str(&cmd, "invalid-utf8");
+    if (!strcmp(policy, "replace")) up.policy = BAD_UTF8_REPLACE;
+    else if (!strcmp(policy, "skip")) up.policy = BAD_UTF8_SKIP;
+    else if (strcmp(policy, "error")) {
+        tokenizer_free(&t);
+        err_set(&e, "tokenize: --invalid-utf8 must be error, replace or skip, not '%s'", policy);
+        return fail(&e);
+    }
     UnassignedScan u;
     if (unassigned_scan_open(&u, &e)) return tokenizer_free(&t), fail(&e);
     int rc;
     if (arg_flag(&cmd, "ids") || arg_flag(&cmd, "decode")) {
-        rc = arg_flag(&cmd, "ids") ? print_ids(&t, &u, &e) : print_text(&t, &e);
+        rc = arg_flag(&cmd, "ids") ? print_ids(&t, &u, &up, &e) : print_text(&t, &e);
         tokenizer_free(&t);
-        if (!rc) warn_unassigned(&u);
+        if (!rc) warn_unassigned(&u), report_utf8(&up);
+        free(up.repaired.data);
         unassigned_scan_close(&u);
         return rc ? fail(&e) : 0;
     }
@@ -177,12 +228,13 @@ int cmd_tokenize(int argc, char** argv) {
     bool jsonl = in_len > 6 && strcmp(in + in_len - 6, ".jsonl") == 0;
     rc = shard_writer_open(&w, out, (int)vocab, t.eod_id, &e);
     if (!rc) {
-        rc = jsonl ? tokenize_jsonl(&t, in, arg_str(&cmd, "field"), &w, eod, &u, &e) : tokenize_txt(&t, in, &w, eod, &u, &e);
+        rc = jsonl ? tokenize_jsonl(&t, in, arg_str(&cmd, "field"), &w, eod, &u, &up, &e) : tokenize_txt(&t, in, &w, eod, &u, &up, &e);
         if (rc) shard_writer_abort(&w);
         else rc = shard_writer_close(&w, &e);
     }
     tokenizer_free(&t);
-    if (!rc) warn_unassigned(&u);
+    if (!rc) warn_unassigned(&u), report_utf8(&up);
+    free(up.repaired.data);
     unassigned_scan_close(&u);
     if (rc) return fail(&e);
     double dt = now_seconds() - t0;

@@ -113,3 +113,11 @@ int output_swap_in(const char* out, const char* staged, Err* e) {
     fsync_parent(out);
     return remove_tree(old, e);
 }
+
+void positions_note(const char* command, int positions, const ModelConfig* c) {
+    if (c->max_positions > 0 && positions > c->max_positions)
+        fprintf(stderr,
+                "%s: warning: %d positions, past the model's max_position_embeddings (%d): computed as transformers computes them "
+                "(rotary positions extend), but the model was not trained there\n",
+                command, positions, c->max_positions);
+}

@@ -69,6 +69,9 @@ int output_swap_in(const char* out, const char* staged, Err* e);
 // An option given where the command's mode does not read it is refused, never ignored: -1 with e =
 // "NAME: --OPTION has no effect WHERE" for the first of names[0..n) given.
 int arg_refuse(const Command* cmd, const char* const* names, int n, const char* where, Err* e);
+// One rule for generate and forward past max_position_embeddings: computed, as transformers does, with a
+// warning on stderr naming the count.
+void positions_note(const char* command, int positions, const ModelConfig* c);
 
 // The preset named by --arch with the overrides applied, validated.
 int arch_from_options(const Command* cmd, ModelConfig* cfg, Err* e);

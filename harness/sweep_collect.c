@@ -80,7 +80,7 @@ static int write_table(const char* dir, const char* name, ByteVec* out, Err* e) 
 // DIR/mmlu_subjects.csv: every cell's per-subject, per-category and overall MMLU rows, in manifest order
 static int collect_subjects(const char* dir, const cJSON* cells, Err* e) {
     ByteVec out = {0};
-    const char* header = "cell,label,level,name,questions,correct,accuracy\n";
+    const char* header = "cell,label,level,name,questions,correct,accuracy,shots,max_len,truncate\n";
     bytevec_append(&out, header, strlen(header));
     const cJSON* cell;
     cJSON_ArrayForEach(cell, cells) {

@@ -170,6 +170,8 @@ static int handler(void* user, const char* section, const char* name, const char
                     } else {  // a value, or in [matrix] a chain of rounds "a>b>c"
                         int* chain = axis >= 0 ? c->chain[axis][*count] : NULL;
                         int len = 0;
+                        char whole[64];  // the value as written, for messages (tok is split in place)
+                        snprintf(whole, sizeof whole, "%s", tok);
                         for (char *at = tok, *gt; at; at = gt ? gt + 1 : NULL) {
                             gt = strchr(at, '>');
                             if (gt) *gt = 0;
@@ -177,7 +179,10 @@ static int handler(void* user, const char* section, const char* name, const char
                                 return snprintf(x->msg, sizeof x->msg, "%s: '%.20s' is not a non-negative integer", name, at), 0;
                             if (len == SWEEP_MAX_ROUNDS)
                                 return snprintf(x->msg, sizeof x->msg, "%s: more than %d rounds", name, SWEEP_MAX_ROUNDS), 0;
-                            if (len && (l == 0 || l >= chain[len - 1]))
+                            if (len && l == 0)
+                                return snprintf(x->msg, sizeof x->msg, "%s: '%.40s' ends a round at 0, which is no %s (0 means keep, and "
+                                                "only a plain value can keep)", name, whole, !strcmp(name, "layers") ? "layer count" : "width"), 0;
+                            if (len && l >= chain[len - 1])
                                 return snprintf(x->msg, sizeof x->msg, "%s: rounds must shrink: %ld after %d", name, l, chain[len - 1]), 0;
                             if (chain) chain[len] = (int)l;
                             len++;
@@ -194,7 +199,16 @@ static int handler(void* user, const char* section, const char* name, const char
             }
         }
     }
-    snprintf(x->msg, sizeof x->msg, "unknown key '%s' in [%s]", name, section);
+    int known_section = 0;
+    for (int i = 0; i < sweep_config_key_count() && !known_section; i++) {
+        const char* sec;
+        sweep_config_key(i, &sec);
+        known_section = !strcmp(sec, section);
+    }
+    if (known_section) snprintf(x->msg, sizeof x->msg, "unknown key '%s' in [%s]", name, section);
+    else
+        snprintf(x->msg, sizeof x->msg, "unknown section [%s] (the sections are sweep, teacher, data, prune, distill, eval, bench, "
+                 "matrix, scratch, slurm and baseline.NAME)", section);
     return 0;
 }
 
@@ -220,8 +234,15 @@ static int line_of(const char* path, const char* section, const char* key) {
     return found;
 }
 
-#define BAD(sec, key, ...) (snprintf(msg, sizeof msg, __VA_ARGS__), \
-                            err_set(e, "%s:%d: %.600s", path, line_of(path, sec, key), msg))
+// "FILE:LINE" of the key, or where the config leaves it at its default "FILE: [section] key (default)"
+static void where(const char* path, const char* section, const char* key, char* out, size_t n) {
+    int line = line_of(path, section, key);
+    if (line) snprintf(out, n, "%s:%d", path, line);
+    else snprintf(out, n, "%s: [%s] %s (not set: its default)", path, section, key);
+}
+
+#define BAD(sec, key, ...) (snprintf(msg, sizeof msg, __VA_ARGS__), where(path, sec, key, at_line, sizeof at_line), \
+                            err_set(e, "%s: %.600s", at_line, msg))
 
 static int exists(const char* p) { return p[0] && access(p, F_OK) == 0; }
 
@@ -231,8 +252,8 @@ static int exists(const char* p) { return p[0] && access(p, F_OK) == 0; }
         if (!lenient) return BAD(sec, key, __VA_ARGS__);                                              \
         snprintf(msg, sizeof msg, __VA_ARGS__);                                                       \
         size_t at_ = strlen(c->skipped);                                                              \
-        snprintf(c->skipped + at_, sizeof c->skipped - at_, "%s%s:%d: %s", at_ ? "\n" : "", path,      \
-                 line_of(path, sec, key), msg);                                                       \
+        where(path, sec, key, at_line, sizeof at_line);                                               \
+        snprintf(c->skipped + at_, sizeof c->skipped - at_, "%s%s: %s", at_ ? "\n" : "", at_line, msg); \
     } while (0)
 
 static int has_duplicate(const int* v, int n, int* dup) {
@@ -275,7 +296,7 @@ static int load(const char* path, SweepConfig* c, int lenient, Err* e) {
     fclose(f);
     if (line > 0) return err_set(e, "%s:%d: %s", path, line, x.msg[0] ? x.msg : "malformed line");
     if (line < 0) return err_set(e, "%s: cannot read", path);
-    char msg[2400];
+    char msg[2400], at_line[2600];
     if (!c->name[0]) snprintf(c->name, sizeof c->name, "sweep");
     if (!c->teacher[0]) return err_set(e, "%s: [teacher] model is required", path);
 

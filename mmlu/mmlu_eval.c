@@ -243,8 +243,11 @@ static int eval_subject(Runner* run_ptr, const Engine* en, const Tokenizer* tok,
         if (run->en) runner_free(run);
         runner_init(run, en, b, len);
     }
-    int prefix_len = 0;
-    if (!rc && n_q > 0 && prefix.len > 0) {  // prefill the description and shots once, into slot 0
+    int prefix_len = 0, any_shared = 0;
+    for (int i = 0; i < n_q; i++) any_shared |= prompts[i].shared;
+    // prefill the description and shots once, into slot 0, when some question starts with them (when every
+    // context was cut, none does: the dry run's count assumes the same)
+    if (!rc && n_q > 0 && prefix.len > 0 && any_shared) {
         int* seq = xmalloc(sizeof(int) * prefix.len * 2);
         int* pos = seq + prefix.len;
         for (size_t t = 0; t < prefix.len; t++) seq[t] = 0, pos[t] = (int)t;
@@ -297,6 +300,7 @@ int mmlu_evaluate_on(const Engine* en, const Tokenizer* tok, const char* data_di
     if (o.max_len > m->cfg.max_positions)
         return err_set(e, "--max-len %d is past the model's max_position_embeddings (%d)", o.max_len, m->cfg.max_positions);
     int max_len = r->max_len = o.max_len > 0 ? o.max_len : m->cfg.max_positions;
+    r->shots = o.shots, r->truncation = o.truncation;
     int chosen[MMLU_N_SUBJECTS], n_subjects;
     if (pick_subjects(data_dir, &o, chosen, &n_subjects, e)) return -1;
     int total = 0;  // for the answer array and the ETA
@@ -365,25 +369,28 @@ int mmlu_write_results(const MmluResult* r, const char* out_dir, Err* e) {
     snprintf(path, sizeof path, "%s/predictions.csv", out_dir);
     int rc = file_write_atomic(path, csv.data, csv.len, e);
     csv.len = 0;
-    static const char* summary_header = "level,name,questions,correct,accuracy\n";
+    // every row says how its contexts were built: shots asked for, the context limit, what gave way past it
+    static const char* summary_header = "level,name,questions,correct,accuracy,shots,max_len,truncate\n";
+    char how[96];
+    snprintf(how, sizeof how, ",%d,%d,%s\n", r->shots, r->max_len, mmlu_truncation_name(r->truncation));
     bytevec_append(&csv, summary_header, strlen(summary_header));
     MmluSummary s;
     mmlu_summarize(r, &s);
     for (int k = 0; k < MMLU_N_SUBJECTS; k++) {
         if (!s.n[k]) continue;
-        int len = snprintf(line, sizeof line, "subject,%s,%d,%d,%.6f\n", mmlu_subject_name(k), s.n[k], s.correct[k],
-                           (double)s.correct[k] / s.n[k]);
+        int len = snprintf(line, sizeof line, "subject,%s,%d,%d,%.6f%s", mmlu_subject_name(k), s.n[k], s.correct[k],
+                           (double)s.correct[k] / s.n[k], how);
         bytevec_append(&csv, line, (size_t)len);
     }
     for (int c = 0; c < MMLU_N_CATEGORIES; c++) {
         if (!s.cat_n[c]) continue;
-        int len = snprintf(line, sizeof line, "category,%s,%d,%d,%.6f\n", mmlu_category_name((MmluCategory)c), s.cat_n[c],
-                           s.cat_correct[c], (double)s.cat_correct[c] / s.cat_n[c]);
+        int len = snprintf(line, sizeof line, "category,%s,%d,%d,%.6f%s", mmlu_category_name((MmluCategory)c), s.cat_n[c],
+                           s.cat_correct[c], (double)s.cat_correct[c] / s.cat_n[c], how);
         bytevec_append(&csv, line, (size_t)len);
     }
     if (s.total) {
-        int len = snprintf(line, sizeof line, "overall,micro,%d,%d,%.6f\noverall,macro,%d,%d,%.6f\n", s.total, s.total_correct,
-                           s.micro, s.total, s.total_correct, s.macro);
+        int len = snprintf(line, sizeof line, "overall,micro,%d,%d,%.6f%soverall,macro,%d,%d,%.6f%s", s.total, s.total_correct,
+                           s.micro, how, s.total, s.total_correct, s.macro, how);
         bytevec_append(&csv, line, (size_t)len);
     }
     snprintf(path, sizeof path, "%s/summary.csv", out_dir);

@@ -53,6 +53,8 @@ typedef struct {
     int n_truncated;         // questions whose context was cut by tokens to fit max_len
     int n_fewer_shots;       // questions that lost whole shots to fit max_len
     int max_len;             // the context limit used (MmluOptions.max_len or the model's positions)
+    int shots;               // the shots asked for (n_fewer_shots questions got fewer)
+    MmluTruncation truncation;  // what gave way for contexts past max_len
     int64_t prompt_tokens;   // tokens of all prompts as the model sees them
     int64_t computed_tokens; // tokens actually run (shared prefixes once per subject)
     double seconds;

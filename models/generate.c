@@ -113,10 +113,7 @@ int generate_on(const Engine* en, const int* const* prompts, const int* lens, in
         if (lens[i] > max_prompt) max_prompt = lens[i];
         total += lens[i];
     }
-    int max_len = max_prompt + max_new;
-    if (max_len > c->max_positions)
-        return err_set(e, "generate: a prompt of %d tokens + %d new ones is past the model's max_position_embeddings (%d)",
-                       max_prompt, max_new, c->max_positions);
+    int max_len = max_prompt + max_new;  // past max_position_embeddings is computed, as transformers does (positions_note)
     EngineRun run;
     engine_run_create(&run, en, n, max_len, total > n ? total : n, n);
     float* logits = xmalloc(sizeof(float) * (size_t)n * V);

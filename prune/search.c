@@ -168,8 +168,16 @@ int prune_search(const Model* m, const Importance* imp, const int* tokens, int64
                 }
     if (count == 0) {
         free(cand);
-        return err_set(e, "search: no shape within the bounds fits the budget (%.4g parameters, %.4g MB, %.4g tokens/s; the "
-                          "smallest allowed cut keeps more)", o->max_params, o->max_memory_mb, o->min_tps);
+        char budgets[256] = "";  // the budgets that were set, and only those
+        int len = 0;
+        if (o->max_params > 0) len += snprintf(budgets + len, sizeof budgets - (size_t)len, "%.4g parameters", o->max_params);
+        if (o->max_memory_mb > 0)
+            len += snprintf(budgets + len, sizeof budgets - (size_t)len, "%s%.4g MB at %d x %d", len ? ", " : "", o->max_memory_mb,
+                            o->kv_batch, o->kv_context);
+        if (o->min_tps > 0)
+            snprintf(budgets + len, sizeof budgets - (size_t)len, "%sat least %.4g tokens/s at %d x %d", len ? ", " : "", o->min_tps,
+                     o->kv_batch, o->kv_context);
+        return err_set(e, "search: no shape within the bounds fits the budget (%s; the smallest allowed cut keeps more)", budgets);
     }
     int rc = 0;
     for (int i = 0; i < count && !rc; i++) {

@@ -216,8 +216,7 @@ Test(cli, bad_input_exits_2_with_one_line) {
     expect_bad_input(args, "token id 512 is outside the vocabulary");
     snprintf(args, sizeof args, "generate --model %s --tokens 1 -n 0", model);
     expect_bad_input(args, "-n '0' must be an integer in");
-    snprintf(args, sizeof args, "generate --model %s --tokens 1,2 -n 50000", model);
-    expect_bad_input(args, "a prompt of 2 tokens + 50000 new ones is past the model's max_position_embeddings (40960)");
+
     expect_bad_input("bench --arch tiny --device gpu", "device 'gpu' is neither cpu nor cuda");
     expect_bad_input("bench --arch tiny --device cuda --batch 1,0", "--batch: 0 is outside [1, 4096]");
     expect_bad_input("bench --arch tiny --device cuda --label a,b", "--label: 'a,b' may not hold a comma");
@@ -741,4 +740,33 @@ Test(cli, options_a_mode_does_not_read_and_repeated_options_are_refused) {
     snprintf(args, sizeof args, "prune --model %s --calib %s --out %s/s --search --tps 1 --kv-batch 1 --kv-context 16 --val-tokens 256 "
              "--seq-len 16 --calib-windows 2 --layer-step 1 > /dev/null 2>&1", model, shard, dir);
     cr_expect_eq(run_arbor(args, NULL), 0, "%s", args);
+}
+
+// generate and forward follow one rule past max_position_embeddings: computed (as transformers does), with
+// a warning naming the count, and the same logits either way
+Test(cli, positions_past_the_trained_length_are_computed_with_a_warning) {
+    init_tiny("");
+    char cfg[400], args[2000], said[400], npy[400];
+    snprintf(cfg, sizeof cfg, "%s/config.json", model);
+    cJSON* c = read_json(cfg);
+    cJSON_ReplaceItemInObject(c, "max_position_embeddings", cJSON_CreateNumber(8));
+    Err e;
+    cr_assert_eq(json_write_atomic(model, "config.json", c, &e), 0, "%s", e.msg);
+    snprintf(said, sizeof said, "%s/said.txt", dir);
+    snprintf(npy, sizeof npy, "%s/f.npy", dir);
+    snprintf(args, sizeof args, "forward --model %s --tokens \"1 2 3 4 5 6 7 8 9 10\" --out %s 2> %s", model, npy, said);
+    cr_assert_eq(run_arbor(args, "/dev/null"), 0);
+    char* msg = slurp(said);
+    cr_expect(contains(msg, "forward: warning: 10 positions, past the model's max_position_embeddings (8)"), "%s", msg);
+    free(msg);
+    snprintf(args, sizeof args, "generate --model %s --tokens 1,2,3,4,5,6 -n 4 --greedy 2> %s", model, said);
+    cr_assert_eq(run_arbor(args, "/dev/null"), 0);
+    msg = slurp(said);
+    cr_expect(contains(msg, "generate: warning: 10 positions, past the model's max_position_embeddings (8)"), "%s", msg);
+    free(msg);
+    snprintf(args, sizeof args, "forward --model %s --tokens \"1 2 3\" --out %s 2> %s", model, npy, said);
+    cr_assert_eq(run_arbor(args, "/dev/null"), 0);
+    msg = slurp(said);
+    cr_expect(!contains(msg, "warning"), "within the trained length: no warning: %s", msg);
+    free(msg);
 }

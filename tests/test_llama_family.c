@@ -298,3 +298,83 @@ Test(llama_family, characters_newer_than_the_regex_tables_are_reported) {
     cr_expect(!contains(msg, "warning"), "%s", msg);
     free(msg);
 }
+
+// --invalid-utf8: stop at the document (default), replace its ill-formed subparts with U+FFFD (the text
+// Python's errors='replace' gives: test_text_pipeline checks that), or leave it out
+Test(llama_family, invalid_utf8_is_refused_replaced_or_skipped) {
+    char in[400], fixed[400], said[400], args[2400], out[400];
+    snprintf(in, sizeof in, "%s/u.jsonl", dir);
+    snprintf(fixed, sizeof fixed, "%s/fixed.jsonl", dir);
+    snprintf(said, sizeof said, "%s/said.txt", dir);
+    snprintf(out, sizeof out, "%s/u.shard", dir);
+    write_text(in, "{\"text\": \"good\"}\n{\"text\": \"bad \xff\xe2\x82 x\"}\n{\"text\": \"ok\"}\n");
+    write_text(fixed, "{\"text\": \"good\"}\n{\"text\": \"bad \xef\xbf\xbd\xef\xbf\xbd x\"}\n{\"text\": \"ok\"}\n");
+    snprintf(args, sizeof args, "tokenize --tokenizer %s --in %s --out %s 2> %s", model_dir, in, out, said);
+    cr_expect_eq(run_arbor(args, "/dev/null"), 2);
+    char* msg = slurp(said);
+    cr_expect(contains(msg, "u.jsonl:2: not UTF-8 (byte 4 of the text"), "%s", msg);
+    free(msg);
+    int64_t n_rep, n_fix, n_skip;
+    int vocab;
+    snprintf(args, sizeof args, "tokenize --tokenizer %s --in %s --out %s --invalid-utf8 replace 2> %s", model_dir, in, out, said);
+    cr_assert_eq(run_arbor(args, "/dev/null"), 0);
+    msg = slurp(said);
+    cr_expect(contains(msg, "1 document not UTF-8: 2 ill-formed subparts replaced with U+FFFD"), "%s", msg);
+    free(msg);
+    int* rep = shard_ids(out, &n_rep, &vocab);
+    snprintf(args, sizeof args, "tokenize --tokenizer %s --in %s --out %s 2> /dev/null", model_dir, fixed, out);
+    cr_assert_eq(run_arbor(args, "/dev/null"), 0);
+    int* fix = shard_ids(out, &n_fix, &vocab);
+    cr_expect(n_rep == n_fix && !memcmp(rep, fix, sizeof(int) * (size_t)n_fix), "replace tokenizes the repaired text");
+    snprintf(args, sizeof args, "tokenize --tokenizer %s --in %s --out %s --invalid-utf8 skip 2> /dev/null", model_dir, in, out);
+    cr_assert_eq(run_arbor(args, "/dev/null"), 0);
+    int* skip = shard_ids(out, &n_skip, &vocab);
+    Shard s;
+    Err e;
+    cr_assert_eq(shard_open(&s, out, &e), 0, "%s", e.msg);
+    cr_expect_eq(s.n_docs, 2, "the bad document left out");
+    shard_close(&s);
+    cr_expect_lt(n_skip, n_fix);
+    free(rep), free(fix), free(skip);
+}
+
+// the token count `eval mmlu --dry-run` predicts is what the run computes: shared prefixes once, cut
+// contexts as cut (at 5 shots every context here is past the fixture's 256 positions)
+Test(llama_family, mmlu_dry_run_counts_the_tokens_the_run_computes) {
+    char mmlu[400], out[400], args[3000], got[400];
+    snprintf(mmlu, sizeof mmlu, "%s/mmlu6", dir);
+    const char* splits[] = {"dev", "test"};
+    for (int i = 0; i < 2; i++) {
+        char path[700];
+        Err e;
+        snprintf(path, sizeof path, "%s/%s", mmlu, splits[i]);
+        cr_assert_eq(make_dirs(path, &e), 0);
+        snprintf(path, sizeof path, "%s/%s/anatomy_%s.csv", mmlu, splits[i], splits[i]);
+        write_text(path, "Which animal barks?,a dog,a cat,a fish,a bird,A\nWhat color is the sky?,green,blue,red,brown,B\n"
+                         "\"Lily said, \"\"hello\"\"\",yes,no,maybe,never,A\nQ4 long question here about many things?,w,x,y,z,C\n"
+                         "Q5?,1,2,3,4,D\nQ6 what?,a,b,c,d,B\n");
+    }
+    snprintf(out, sizeof out, "%s/o", dir);
+    snprintf(got, sizeof got, "%s/counts.txt", dir);
+    const int shots[] = {0, 1, 5};
+    for (int k = 0; k < 3; k++) {
+        long counts[2] = {-1, -2};
+        for (int dry = 0; dry < 2; dry++) {
+            snprintf(args, sizeof args, "eval mmlu --model %s --data %s --subjects anatomy --shots %d --out %s %s 2>/dev/null", model_dir,
+                     mmlu, shots[k], out, dry ? "--dry-run" : "");
+            cr_assert_eq(run_arbor(args, got), 0, "%s", args);
+            char* text = slurp(got);
+            const char* at = strstr(text, "computed_tokens=");
+            cr_assert_not_null(at, "%s", text);
+            counts[dry] = atol(at + 16);
+            free(text);
+        }
+        cr_expect_eq(counts[1], counts[0], "%d shots: the dry run predicts %ld computed tokens, the run computes %ld", shots[k],
+                     counts[1], counts[0]);
+    }
+    char path[700];
+    snprintf(path, sizeof path, "%s/summary.csv", out);
+    char* summary = slurp(path);
+    cr_expect(contains(summary, "overall,micro,6,") && contains(summary, ",5,256,tokens\n"), "%s", summary);
+    free(summary);
+}

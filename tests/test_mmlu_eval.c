@@ -228,9 +228,11 @@ Test(mmlu_eval, small_dir_summary_and_bad_input) {
     snprintf(out, sizeof out, "%s/out/summary.csv", dir);
     char* summary = file_read_all(out, NULL, &e);
     char want[128];
-    snprintf(want, sizeof want, "overall,micro,4,%d,%.6f\n", correct, correct / 4.0);
+    snprintf(want, sizeof want, "overall,micro,4,%d,%.6f,", correct, correct / 4.0);
     cr_expect(contains(summary, want), "%s", summary);
     cr_expect(contains(summary, "category,stem,2,") && contains(summary, "category,other,2,"), "%s", summary);
+    snprintf(want, sizeof want, ",%d,%d,tokens\n", r.shots, r.max_len);  // how the contexts were built, on every row
+    cr_expect(contains(summary, "level,name,questions,correct,accuracy,shots,max_len,truncate\n") && contains(summary, want), "%s", summary);
     free(summary);
     mmlu_result_free(&r);
     // a context limit that leaves room for no shot: --truncate shots drops them from the front and counts it

@@ -150,6 +150,10 @@ Test(sweep, bad_configs_name_file_and_line) {
     expect_refused("[distill]\nsteps = many\n", ":13: steps = 'many' is not a non-negative integer");
     expect_refused("[matrix]\nstrategies = bi, magic\nlayers = 2\n", ":13: strategy 'magic' is not one of");
     expect_refused("[matrix]\nstrategies = bi\n", ":13: strategies need [matrix] layers");
+    // messages that say what is wrong: a chain ending in 0, an unknown section, a default that cannot work
+    expect_refused("[matrix]\nstrategies = bi\nlayers = 3>0\n", ":14: layers: '3>0' ends a round at 0, which is no layer count");
+    expect_refused("[bogus]\nx = 1\n", ":13: unknown section [bogus] (the sections are sweep, teacher,");
+    expect_refused("[distill]\nranks_per_node = 2\n", "sweep.ini: [distill] grad_accum (not set: its default): grad_accum 1 is the global");
     expect_refused("[distill]\nschedule = wavy\n", ":13: schedule must be cosine or linear");
     expect_refused("[matrix]\nstrategies = ablation\nlayers = 2\n", ":13: strategy 'ablation' needs [prune] ablation_windows");
     expect_refused("[sweep]\ndevice = cuda\n[prune]\nbi_after_norm = true\n", "run on the CPU calibration path");
@@ -200,7 +204,7 @@ Test(sweep, bad_configs_name_file_and_line) {
                    "multiple of the 2 KV groups");
     expect_refused("[matrix]\nstrategies = bi\nlayers = 3>2, 3>2\n", ":14: layers: 2 is listed twice");
     expect_refused("[bench]\nbatch = 2>1\n", ":13: batch: '2>1': only [matrix] values take rounds");
-    expect_refused("[matrix]\nstrategies = bi\nlayers = 3>2>1>0\n", ":14: layers: rounds must shrink: 0 after 1");
+    expect_refused("[matrix]\nstrategies = bi\nlayers = 3>2>1>0\n", ":14: layers: '3>2>1>0' ends a round at 0, which is no layer count");
     expect_refused("[distill]\nround_steps = 2\n[matrix]\nstrategies = bi\nlayers = 2\n", ":13: round_steps: no cell has rounds");
     expect_refused("[teacher]\ncorrect_lr = 1e-4\n", ":13: correct_lr without correct_steps");
     expect_refused("[teacher]\ncorrect_steps = 3\n", ":13: teacher correction serves the pruned cells: the sweep has no [matrix]");
@@ -1242,11 +1246,20 @@ Test(sweep, a_killed_distillation_resumes_bit_identically) {
         snprintf(state, sizeof state, "%s/train_state.bin", tmp);
         cr_expect_eq(access(state, F_OK), 0, "%s: the stage's saved state is kept", stage);
         char marker[2800];
+        snprintf(marker, sizeof marker, "%s/seconds_so_far", tmp);
+        char* part = slurp(marker);  // the stopped part's time, kept for the stage's total
+        double before = atof(part);
+        free(part);
+        cr_expect_gt(before, 0, "%s: the first part's seconds are kept", stage);
         snprintf(marker, sizeof marker, "%s/marker", tmp);
         write_text(marker, "kept");
         cr_assert_eq(sweep_run(&c, cells, n, NULL, NULL, 0, 0, &e), 0, "%s", e.msg);
         at(marker, sizeof marker, "results2", id, stage, "marker");
         cr_expect_eq(access(marker, F_OK), 0, "%s: the re-run continued in the kept folder (from its state), not from scratch", stage);
+        at(marker, sizeof marker, "results2", id, stage, "metrics.json");
+        cJSON* m = read_json(marker);
+        cr_expect_geq(cJSON_GetObjectItem(m, "seconds")->valuedouble, before, "%s: seconds count every part of the stage", stage);
+        cJSON_Delete(m);
         at(resumed, sizeof resumed, "results2", id, stage, "model/model.safetensors");
         size_t la, lb;
         char* a = file_read_all(straight, &la, &e);

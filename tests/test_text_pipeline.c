@@ -8,6 +8,8 @@
 
 #include "helpers.h"
 #include "models/text_pipeline.h"
+#include "models/tokenizer.h"
+#include "models/utf8_repair.h"
 
 static cJSON* fixture;
 
@@ -102,4 +104,30 @@ Test(text_pipeline, every_pre_tokenizer_cuts_the_same_pieces) {
     }
     cr_expect_eq(bad, 0, "%d of %d piece lists differ", bad, checked);
     cr_expect_gt(checked, 1000);
+}
+
+// --invalid-utf8 replace: one U+FFFD per maximal ill-formed subpart, as Python's decoder (the fixture's
+// cases are Python's output: tools/make_utf8_fixture.py)
+Test(text_pipeline, invalid_utf8_is_replaced_as_python_replaces_it) {
+    char path[600];
+    snprintf(path, sizeof path, "%s/tokenizer/utf8_replace.json", fixtures_root());
+    cJSON* j = read_json(path);
+    const cJSON* c;
+    int n = 0, bad = 0;
+    cJSON_ArrayForEach(c, cJSON_GetObjectItem(j, "cases")) {
+        size_t n_in, n_want;
+        char* in = unhex(cJSON_GetArrayItem(c, 0)->valuestring, &n_in);
+        char* want = unhex(cJSON_GetArrayItem(c, 1)->valuestring, &n_want);
+        ByteVec got = {0};
+        long replaced = utf8_replace_invalid(in, n_in, &got);
+        int same = got.len == n_want && (!n_want || memcmp(got.data, want, n_want) == 0);
+        if (!same && bad++ < 5) cr_log_error("case %d (%s): differs from Python", n, cJSON_GetArrayItem(c, 0)->valuestring);
+        cr_expect((replaced > 0) == (utf8_invalid_offset(in, n_in) >= 0), "case %d: replaced only what is invalid", n);
+        cr_expect(utf8_invalid_offset(got.data ? got.data : "", got.len) < 0, "case %d: the output is UTF-8", n);
+        free(got.data), free(in), free(want);
+        n++;
+    }
+    cr_expect_eq(bad, 0, "%d of %d cases differ from Python's decoder", bad, n);
+    cr_expect_gt(n, 1000);
+    cJSON_Delete(j);
 }
