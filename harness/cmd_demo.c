@@ -97,7 +97,7 @@ static int demo_search(const char* out, const char* key, const DemoSize* z, Err*
     snprintf(key_path, sizeof key_path, "%s/search.key", out);
     snprintf(csv, sizeof csv, "%s/search.csv", dir);
     int steps = z->distill_steps / 3 > 0 ? z->distill_steps / 3 : 1;
-    snprintf(full_key, sizeof full_key, "search v1 ratio=0.6 finalists=2 steps=%d | %s", steps, key);
+    snprintf(full_key, sizeof full_key, "search v2 ratio=0.6 finalists=2 steps=%d | %s", steps, key);
     int reuse = reuse_or_forget(key_path, full_key, csv, e);
     if (reuse) return reuse < 0 ? -1 : 0;
     char a[48][4200];
@@ -129,7 +129,7 @@ static void print_search(const char* out) {
         fprintf(stderr, "demo: %s\n", e.msg);
         return;
     }
-    const char* names[] = {"rank", "layers", "hidden", "ffn", "heads", "params", "val_loss", "rank_pruned", "final_score"};
+    const char* names[] = {"rank", "layers", "hidden", "ffn", "heads", "params", "val_loss", "rank_pruned", "final_mmlu_val"};
     int cols[9];
     for (int k = 0; k < 9; k++) cols[k] = table_col(&t, names[k]);
     printf("\narchitecture search (<= 60%% of the teacher's parameters; %d shapes): the 2 best by validation loss after pruning,\n"

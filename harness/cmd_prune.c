@@ -1,6 +1,7 @@
 // cmd_prune.c: arbor prune — calibrate (or read scores), choose layers and widths, cut, and write a
 // smaller Hugging Face checkpoint with scores.json, scores.txt and arbor_lineage.json beside it.
 #include <cJSON.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -85,6 +86,8 @@ int cmd_prune(int argc, char** argv) {
         {"finalist-batch", "B", "distillation sequences per step (default 4)", NULL},
         {"finalist-lr", "LR", "distillation learning rate, constant after 10% warmup (default 1e-4)", NULL},
         {"data", "SHARD", "distillation tokens for --finalists (default: --calib)", NULL},
+        {"val-overlap", NULL, "rank --finalists by validation loss on the tokens they were distilled on anyway (refused without it)",
+         NULL},
         {"layer-step", "N", "search grid step in layers", "2"},
         {"hidden-step", "N", "search grid step in hidden size", "256"},
         {"ffn-step", "N", "search grid step in intermediate size", "512"},
@@ -186,9 +189,9 @@ int cmd_prune(int argc, char** argv) {
             bad = err_set(&e, "prune: --precision must be bf16 or fp32, not '%s'", precision);
         if (!bad && !budget && !ratio && !memory_mb && !min_tps)
             bad = err_set(&e, "prune: --search needs --params, --ratio, --memory-mb or --tps");
-        static const char* const finalist_only[] = {"finalist-steps", "finalist-batch", "finalist-lr", "data"};
+        static const char* const finalist_only[] = {"finalist-steps", "finalist-batch", "finalist-lr", "data", "val-overlap"};
         if (!bad) bad = arg_long(&cmd, "finalists", 0, 1 << 16, &finalists, &e);
-        if (!bad && !finalists) bad = arg_refuse(&cmd, finalist_only, 4, "without --finalists", &e);
+        if (!bad && !finalists) bad = arg_refuse(&cmd, finalist_only, 5, "without --finalists", &e);
         finalist_lr = 1e-4;
         if (!bad)
             bad = arg_long_default(&cmd, "finalist-steps", 1, 1L << 30, 100, &finalist_steps, &e) ||
@@ -196,6 +199,15 @@ int cmd_prune(int argc, char** argv) {
                   (arg_str(&cmd, "finalist-lr") && arg_double(&cmd, "finalist-lr", 0, 10, &finalist_lr, &e));
         if (!bad && finalists && !fdata) bad = err_set(&e, "prune: --finalists needs distillation tokens (--data or --calib)");
         if (!bad && finalists && access(fdata, R_OK) != 0) bad = err_set(&e, "prune: %s: cannot read the distillation shard", fdata);
+        // finalists ranked by validation loss on the very tokens they were distilled on would rank memorisation
+        char vreal[PATH_MAX], dreal[PATH_MAX];
+        int same = !bad && finalists && !score_with && vpath && realpath(vpath, vreal) && realpath(fdata, dreal) && !strcmp(vreal, dreal);
+        if (same && !arg_flag(&cmd, "val-overlap"))
+            bad = err_set(&e, "prune: --finalists would be ranked on the tokens they are distilled on (--val and --data are both %s; "
+                          "each defaults to --calib): give a held-out --val, or --val-overlap to accept it", vpath);
+        if (same && arg_flag(&cmd, "val-overlap"))
+            fprintf(stderr, "prune: warning: the finalists are ranked by validation loss on the tokens they were distilled on (%s)\n",
+                    vpath);
         if (!bad && !arg_str(&cmd, "scores") && !arg_str(&cmd, "calib"))
             bad = err_set(&e, "prune: --search needs importance scores (--calib or --scores)");
         if (!bad)
@@ -205,10 +217,10 @@ int cmd_prune(int argc, char** argv) {
     }
     // an option of a mode not chosen is refused, never ignored
     static const char* const search_only[] = {"params", "ratio", "memory-mb", "tps", "tps-device", "data", "kv-batch", "kv-context",
-                                              "precision", "finalist-steps", "finalist-batch", "finalist-lr"};
+                                              "precision", "finalist-steps", "finalist-batch", "finalist-lr", "val-overlap"};
     static const char* const score_only[] = {"mmlu", "mmlu-subjects", "tokenizer"};
     static const char* const strategy_only[] = {"layers"};
-    if (!bad && !search) bad = arg_refuse(&cmd, search_only, 12, "without --search", &e);
+    if (!bad && !search) bad = arg_refuse(&cmd, search_only, 13, "without --search", &e);
     if (!bad && !score_with) bad = arg_refuse(&cmd, score_only, 3, "without --score-with", &e);
     if (!bad && !strategy) bad = arg_refuse(&cmd, strategy_only, 1, "without --strategy", &e);
     if (!bad && (ppl || search)) {

@@ -115,7 +115,7 @@ static int run_finalists(const Model* m, const Importance* imp, const int* token
         Model p;
         if (candidate_model(m, imp, &cand[i], &p, e)) return -1;
         char dir[4200];
-        snprintf(dir, sizeof dir, "%s/finalist-%d", fin->out_dir, i + 1);
+        snprintf(dir, sizeof dir, "%s/finalist-%d.tmp", fin->out_dir, i + 1);  // renamed rank-R once ranked
         TrainConfig tc = *fin->train;
         tc.out_dir = dir;
         fprintf(stderr, "search: finalist %d/%d (layers %d hidden %d ffn %d heads %d): distilling %d steps\n", i + 1, k,
@@ -127,10 +127,19 @@ static int run_finalists(const Model* m, const Importance* imp, const int* token
         }
         model_free(&p);
         if (rc) return err_prefix(e, "search finalist %d", i + 1);
-        fprintf(stderr, "search: finalist %d: score after distillation %.4f (pruned rank %d)\n", i + 1, cand[i].final_score,
-                cand[i].rank_pruned);
+        fprintf(stderr, "search: finalist %d: %s after distillation %.4f (pruned rank %d)\n", i + 1,
+                fin->score ? "score" : "validation loss", fin->score ? cand[i].final_score : -cand[i].final_score, cand[i].rank_pruned);
     }
     qsort(cand, (size_t)k, sizeof *cand, cmp_final);
+    // each distilled finalist named by its final rank: rank-1 is the distilled winner
+    for (int r = 0; r < k; r++) {
+        char from[4200], to[4200];
+        for (int i = 0; i < k; i++)  // the finalist that was distilled i-th: its rank before distillation
+            if (cand[r].rank_pruned == i + 1) snprintf(from, sizeof from, "%s/finalist-%d.tmp", fin->out_dir, i + 1);
+        snprintf(to, sizeof to, "%s/rank-%d", fin->out_dir, r + 1);
+        if (remove_tree(to, e) || rename(from, to) != 0) return err_set(e, "%s: cannot rename into place", to);
+    }
+    fprintf(stderr, "search: the distilled winner (final rank 1) is %s/rank-1/model\n", fin->out_dir);
     return 0;
 }
 
@@ -202,13 +211,15 @@ int prune_search(const Model* m, const Importance* imp, const int* tokens, int64
     }
     ByteVec csv = {0};
     char line[320];
-    int len = snprintf(line, sizeof line, "rank,layers,hidden,ffn,heads,params,memory_mb,tps,tps_min,tps_max,val_loss,rank_pruned,"
-                                          "final_score\n");
+    int by_score = fin && fin->score;  // the finalists' column says what it holds
+    int len = snprintf(line, sizeof line, "rank,layers,hidden,ffn,heads,params,memory_mb,tps,tps_min,tps_max,val_loss,rank_pruned,%s\n",
+                       by_score ? "final_mmlu_val" : "final_val_loss");
     bytevec_append(&csv, line, (size_t)len);
     for (int i = 0; i < count; i++) {
         len = snprintf(line, sizeof line, "%d,%d,%d,%d,%d,%lld,%.3f,%.3f,%.3f,%.3f,%.6f,%d,%.6f\n", i + 1, cand[i].layers,
                        cand[i].hidden, cand[i].ffn, cand[i].heads, cand[i].params, cand[i].memory_mb, cand[i].tps, cand[i].tps_min,
-                       cand[i].tps_max, cand[i].val_loss, cand[i].rank_pruned, cand[i].final_score);
+                       cand[i].tps_max, cand[i].val_loss, cand[i].rank_pruned,
+                       by_score || isnan(cand[i].final_score) ? cand[i].final_score : -cand[i].final_score);
         bytevec_append(&csv, line, (size_t)len);
     }
     rc = file_write_atomic(csv_path, csv.data, csv.len, e);

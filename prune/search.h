@@ -46,9 +46,10 @@ typedef struct {
 } SearchCandidate;
 
 // Finalists: the best k by val_loss are each distilled `steps` steps from the source model (the
-// trainer and losses of arbor distill: `train` holds them, out_dir/finalist-N its runs), then
-// scored by `score` (higher is better; NULL: minus the validation loss of the distilled model) and
-// re-ranked among themselves ahead of the rest.
+// trainer and losses of arbor distill: `train` holds them), then scored by `score` (higher is better;
+// NULL: minus the validation loss of the distilled model) and re-ranked among themselves ahead of the
+// rest. Each distilled finalist is kept as out_dir/rank-R (R: its final rank; rank-1/model is the
+// distilled winner).
 typedef struct {
     int k;
     const TrainConfig* train;   // steps, batch, seq_len, optimizer and loss; out_dir is set per finalist
@@ -60,7 +61,8 @@ typedef struct {
 
 // Candidates within every budget, ranked (best first) into *out (malloc'd, *n of them); with
 // finalists (may be NULL) they are distilled and re-ranked. The CSV (rank, shape, params,
-// memory_mb, tps, tps_min, tps_max, val_loss, rank_pruned, final_score) goes to csv_path.
+// memory_mb, tps, tps_min, tps_max, val_loss, rank_pruned, and the finalists' score after distillation
+// named for what it is: final_val_loss, or final_mmlu_val with a score function) goes to csv_path.
 int prune_search(const Model* m, const Importance* imp, const int* tokens, int64_t n, int seq_len,
                  const SearchOptions* o, const FinalistOptions* fin, const char* csv_path, SearchCandidate** out,
                  int* n_out, Err* e);

@@ -605,8 +605,19 @@ Test(cli, prune_writes_a_checkpoint_scores_and_lineage) {
     snprintf(args, sizeof args, "prune --model %s --calib %s --seq-len 16 --calib-windows 4 --search --memory-mb 0.5 --kv-batch 2 "
              "--kv-context 64 --tps 1e5 --tps-device h200 --finalists 2 --finalist-steps 2 --finalist-batch 2 --layer-step 1 --hidden-step 16 --ffn-step 48 "
              "--max-depth-cut 0.5 --max-width-cut 0.5 "
-             "--val-tokens 256 --out %s_f 2>/dev/null", model, shard, out);
+             "--val-tokens 256 --out %s_f", model, shard, out);
+    // ranked on the tokens they are distilled on (--val and --data both default to --calib): refused ...
+    expect_bad_input(args, "prune: --finalists would be ranked on the tokens they are distilled on");
+    // ... unless asked for, with a warning
+    strcat(args, " --val-overlap 2> ");
+    char warned[600];
+    snprintf(warned, sizeof warned, "%s/warned.txt", dir);
+    strcat(args, warned);
     cr_assert_eq(run_arbor(args, NULL), 0);
+    char* said = slurp(warned);
+    cr_expect(contains(said, "warning: the finalists are ranked by validation loss on the tokens they were distilled on"), "%s", said);
+    cr_expect(contains(said, "the distilled winner (final rank 1) is ") && contains(said, "_f/rank-1/model"), "%s", said);
+    free(said);
     snprintf(path, sizeof path, "%s_f/search.csv", out);
     char* csv = slurp(path);
     int rows = 0, finalists = 0;
@@ -626,8 +637,12 @@ Test(cli, prune_writes_a_checkpoint_scores_and_lineage) {
     cr_expect_gt(rows, 2);
     cr_expect_eq(finalists, 2);
     free(csv);
-    snprintf(path, sizeof path, "%s_f/finalist-2/log.csv", out);
+    snprintf(path, sizeof path, "%s_f/rank-2/log.csv", out);
     cr_expect_eq(access(path, R_OK), 0);
+    snprintf(path, sizeof path, "%s_f/search.csv", out);
+    csv = slurp(path);
+    cr_expect(contains(csv, ",rank_pruned,final_val_loss\n"), "%s", csv);
+    free(csv);
     snprintf(args, sizeof args, "prune --model %s --calib %s --search --ratio 2 --out %s_s", model, shard, out);
     expect_bad_input(args, "--ratio '2' must be a number in");
     snprintf(args, sizeof args, "prune --model %s --search --ratio 0.5 --out %s_s", model, out);

@@ -126,7 +126,7 @@ Test(demo, small_setting_meets_the_required_outcome, .timeout = 600) {
     // the search: its two best shapes by validation loss were distilled and scored on MMLU val, the rest not
     snprintf(path, sizeof path, "%s/demo/search/search.csv", dir);
     char* search = slurp(path);
-    int c_score = column(search, "final_score"), c_rank_pruned = column(search, "rank_pruned"), scored = 0, rows = 0;
+    int c_score = column(search, "final_mmlu_val"), c_rank_pruned = column(search, "rank_pruned"), scored = 0, rows = 0;
     cr_assert(c_score > 0 && c_rank_pruned > 0, "%s", search);
     for (char* line = strtok(strchr(search, '\n') + 1, "\n"); line; line = strtok(NULL, "\n"), rows++) {
         char score[32];
@@ -138,8 +138,10 @@ Test(demo, small_setting_meets_the_required_outcome, .timeout = 600) {
     }
     cr_expect(scored == 2 && rows > 2, "%d of %d shapes scored after distillation", scored, rows);
     free(search);
-    snprintf(path, sizeof path, "%s/demo/search/finalist-2/log.csv", dir);
-    cr_expect_eq(access(path, F_OK), 0, "the second finalist was distilled");
+    snprintf(path, sizeof path, "%s/demo/search/rank-2/log.csv", dir);
+    cr_expect_eq(access(path, F_OK), 0, "the second finalist was distilled, and is kept under its final rank");
+    snprintf(path, sizeof path, "%s/demo/search/rank-1/model/config.json", dir);
+    cr_expect_eq(access(path, F_OK), 0, "the distilled winner is an output");
     const char* plots[] = {"frontier_speed.png", "frontier_params.png", "frontier_speed.pdf"};
     for (int i = 0; i < 3; i++) {
         snprintf(path, sizeof path, "%s/demo/demo/%s", dir, plots[i]);

@@ -594,8 +594,8 @@ Test(prune, search_finalists_are_distilled_then_ranked_again) {
         cr_expect_leq(c[i].rank_pruned, 3, "the finalists are the 3 best after pruning");
         cr_expect(!isnan(c[i].final_score));
         if (i) cr_expect_geq(c[i - 1].final_score, c[i].final_score, "ranked by the score after distillation");
-        snprintf(path, sizeof path, "%s/finalist-%d/log.csv", dir, i + 1);
-        cr_expect_eq(access(path, R_OK), 0, "finalist %d's distillation log", i + 1);
+        snprintf(path, sizeof path, "%s/rank-%d/log.csv", dir, i + 1);  // each distilled finalist, named by its final rank
+        cr_expect_eq(access(path, R_OK), 0, "final rank %d's distillation log", i + 1);
     }
     int changed = 0;
     for (int i = 0; i < 3; i++) changed |= c[i].rank_pruned != i + 1;
@@ -606,6 +606,12 @@ Test(prune, search_finalists_are_distilled_then_ranked_again) {
     char row[160];
     snprintf(row, sizeof row, "\n1,%d,%d,%d,%d,%lld,", c[0].layers, c[0].hidden, c[0].ffn, c[0].heads, c[0].params);
     cr_expect(contains(csv, row), "rank 1 is the best finalist: %s", csv);
+    cr_expect(contains(csv, ",rank_pruned,final_mmlu_val\n"), "the score's column says what it is: %s", csv);
+    // rank-1/model is the distilled winner: its shape is rank 1's
+    ModelConfig w;
+    snprintf(path, sizeof path, "%s/rank-1/model", dir);
+    cr_assert_eq(config_load(path, &w, &e), 0, "%s", e.msg);
+    cr_expect(w.n_layers == c[0].layers && w.hidden == c[0].hidden && w.ffn == c[0].ffn, "rank-1 holds the winner's shape");
     free(csv);
     free(c);
     shard_close(&data);
