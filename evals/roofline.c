@@ -10,6 +10,21 @@ int device_spec(const char* name, DeviceSpec* d) {
     return -1;
 }
 
+double device_memory_gb(const char* name) {
+    static const struct {
+        const char* name;
+        double gb;
+    } known[] = {{"h100", 80}, {"h200", 141}, {"a100", 80}};
+    for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
+        if (!strcmp(name, known[i].name)) return known[i].gb;
+    return 0;
+}
+
+double roofline_memory_bytes(const ModelConfig* c, int batch, int context, double weight_bytes, double kv_bytes) {
+    double kv_per_position = 2.0 * c->n_layers * c->n_kv_heads * c->head_dim * kv_bytes;  // K and V
+    return (double)config_param_count(c) * weight_bytes + kv_per_position * context * batch;
+}
+
 // weights multiplied per row: every matrix of every layer and the lm_head (norms and biases are noise)
 static double matmul_params(const ModelConfig* c) {
     double C = c->hidden, q = (double)c->n_heads * c->head_dim, kv = (double)c->n_kv_heads * c->head_dim;

@@ -20,6 +20,11 @@ typedef struct {
 
 // h100 (SXM: 3,350 GB/s, 989 TFLOP/s), h200 (4,800, 989), a100 (80 GB SXM: 2,039, 312); -1 if unknown
 int device_spec(const char* name, DeviceSpec* d);
+// the device's memory in GB (1e9 bytes; datasheet: h100 SXM 80, h200 141, a100 80), 0 if unknown
+double device_memory_gb(const char* name);
+// Bytes a (batch, context) cell holds: every weight at weight_bytes plus the KV cache of batch sequences of
+// context positions at kv_bytes (activations and workspace excluded: a lower bound)
+double roofline_memory_bytes(const ModelConfig* c, int batch, int context, double weight_bytes, double kv_bytes);
 
 typedef struct {
     double weight_bytes, kv_read_bytes, kv_write_bytes, bytes;  // per step

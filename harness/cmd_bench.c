@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "../evals/throughput.h"
 #include "../kernels/cpu/sgemm_rate.h"
@@ -101,30 +102,78 @@ static int bench_roofline(const Command* cmd) {
         return fail(&e);
     }
     const char* what = dir ? dir : arg_str(cmd, "arch");
-    printf("# roofline floors: %s (%d layers, hidden %d, ffn %d, %d/%d heads, %.2fB parameters) on %s: %.0f GB/s, %.0f TFLOP/s; "
-           "weights %s, KV cache %s\n",
+    // --versus: a second model on the same grid, and each cell's ratio (this model / that one)
+    ModelConfig vs;
+    const char* versus = arg_str(cmd, "versus");
+    if (versus) {
+        char vs_cfg[4200];
+        snprintf(vs_cfg, sizeof vs_cfg, "%s/config.json", versus);
+        if (access(vs_cfg, F_OK) == 0 ? config_load(versus, &vs, &e) : config_preset(versus, &vs, &e)) {
+            free(batches), free(contexts);
+            return err_prefix(&e, "bench --versus"), fail(&e);
+        }
+    }
+    double capacity = 0;  // GB: --memory-gb, else the named GPU's
+    if (arg_str(cmd, "memory-gb") && arg_double(cmd, "memory-gb", 1e-3, 1e6, &capacity, &e)) return free(batches), free(contexts), fail(&e);
+    if (!capacity && gpu) capacity = device_memory_gb(gpu);
+    printf("# roofline floors: %s (%d layers, hidden %d, ffn %d, %d/%d heads, %.2fB parameters) on %s: %.0f GB/s, %.0f TFLOP/s",
            what, cfg.n_layers, cfg.hidden, cfg.ffn, cfg.n_heads, cfg.n_kv_heads, config_param_count(&cfg) / 1e9, d.name,
-           d.bandwidth_gbs, d.tflops, str_or(cmd, "weight-dtype", "bf16"), str_or(cmd, "kv-dtype", "bf16"));
-    printf("%6s %7s | %10s %10s %10s %10s %8s %12s %8s | %14s\n", "batch", "context", "weights GB", "KV read GB", "KV write",
-           "step GB", "TFLOP", "decode t/s", "bound", "prefill t/s");
+           d.bandwidth_gbs, d.tflops);
+    if (capacity) printf(", %.0f GB", capacity);
+    printf("; weights %s, KV cache %s\n", str_or(cmd, "weight-dtype", "bf16"), str_or(cmd, "kv-dtype", "bf16"));
+    if (versus)
+        printf("# versus %s (%d layers, hidden %d, ffn %d, %d/%d heads, %.2fB parameters): ratios are %s / %s\n", versus, vs.n_layers,
+               vs.hidden, vs.ffn, vs.n_heads, vs.n_kv_heads, config_param_count(&vs) / 1e9, what, versus);
+    printf("# tokens/s are over the whole batch (batch x per-sequence rate); memory: weights + KV cache, a lower bound\n");
+    printf("%6s %7s | %10s %10s %10s %10s %8s %12s %8s | %14s | %10s %4s", "batch", "context", "weights GB", "KV read GB", "KV write",
+           "step GB", "TFLOP", "decode t/s", "bound", "prefill t/s", "memory GB", "fits");
+    if (versus) printf(" | %10s %10s %9s", "vs decode", "vs prefill", "vs fits");
+    printf("\n");
     size_t cap = 1 << 16, len = 0;
     char* csv = xmalloc(cap);
     len += (size_t)snprintf(csv, cap,
                             "model,device,batch,context,decode_tokens_per_s_floor,prefill_tokens_per_s_floor,bytes_per_step,"
-                            "flops_per_step,weight_bytes,kv_read_bytes,kv_write_bytes,decode_bound,prefill_bytes,prefill_flops\n");
+                            "flops_per_step,weight_bytes,kv_read_bytes,kv_write_bytes,decode_bound,prefill_bytes,prefill_flops,"
+                            "memory_bytes,fits,versus,versus_decode_ratio,versus_prefill_ratio,versus_memory_bytes,versus_fits\n");
     for (int i = 0; i < nb; i++)
         for (int j = 0; j < nc; j++) {
-            RooflineStep dec, pre;
+            RooflineStep dec, pre, vdec, vpre;
             roofline_decode(&cfg, batches[i], contexts[j], wb, kvb, &d, &dec);
             roofline_prefill(&cfg, batches[i], contexts[j], wb, kvb, &d, &pre);
-            printf("%6d %7d | %10.2f %10.2f %10.4f %10.2f %8.2f %12.1f %8s | %14.0f\n", batches[i], contexts[j],
+            double mem = roofline_memory_bytes(&cfg, batches[i], contexts[j], wb, kvb), vmem = 0;
+            const char* fits = !capacity ? "?" : mem <= capacity * 1e9 ? "yes" : "no";
+            printf("%6d %7d | %10.2f %10.2f %10.4f %10.2f %8.2f %12.1f %8s | %14.0f | %10.2f %4s", batches[i], contexts[j],
                    dec.weight_bytes / 1e9, dec.kv_read_bytes / 1e9, dec.kv_write_bytes / 1e9, dec.bytes / 1e9, dec.flops / 1e12,
-                   dec.tokens_per_s, dec.memory_bound ? "memory" : "compute", pre.tokens_per_s);
-            if (cap - len < 1024) csv = xrealloc(csv, cap *= 2);
-            len += (size_t)snprintf(csv + len, cap - len, "%s,%s,%d,%d,%.4f,%.4f,%.6g,%.6g,%.6g,%.6g,%.6g,%s,%.6g,%.6g\n", what,
+                   dec.tokens_per_s, dec.memory_bound ? "memory" : "compute", pre.tokens_per_s, mem / 1e9, fits);
+            const char* vfits = "";
+            if (versus) {
+                roofline_decode(&vs, batches[i], contexts[j], wb, kvb, &d, &vdec);
+                roofline_prefill(&vs, batches[i], contexts[j], wb, kvb, &d, &vpre);
+                vmem = roofline_memory_bytes(&vs, batches[i], contexts[j], wb, kvb);
+                vfits = !capacity ? "?" : vmem <= capacity * 1e9 ? "yes" : "no";
+                printf(" | %9.3fx %9.3fx %9s", dec.tokens_per_s / vdec.tokens_per_s, pre.tokens_per_s / vpre.tokens_per_s, vfits);
+            }
+            printf("\n");
+            if (cap - len < 2048) csv = xrealloc(csv, cap *= 2);
+            len += (size_t)snprintf(csv + len, cap - len, "%s,%s,%d,%d,%.4f,%.4f,%.6g,%.6g,%.6g,%.6g,%.6g,%s,%.6g,%.6g,%.6g,%s", what,
                                     d.name, batches[i], contexts[j], dec.tokens_per_s, pre.tokens_per_s, dec.bytes, dec.flops,
                                     dec.weight_bytes, dec.kv_read_bytes, dec.kv_write_bytes,
-                                    dec.memory_bound ? "memory" : "compute", pre.bytes, pre.flops);
+                                    dec.memory_bound ? "memory" : "compute", pre.bytes, pre.flops, mem, fits);
+            if (versus)
+                len += (size_t)snprintf(csv + len, cap - len, ",%s,%.6g,%.6g,%.6g,%s\n", versus, dec.tokens_per_s / vdec.tokens_per_s,
+                                        pre.tokens_per_s / vpre.tokens_per_s, vmem, vfits);
+            else
+                len += (size_t)snprintf(csv + len, cap - len, ",,,,,\n");
+        }
+    // per context, the largest batch whose weights and KV cache fit
+    for (int j = 0; j < nc && capacity; j++)
+        for (int which = 0; which < 1 + (versus != NULL); which++) {
+            const ModelConfig* mc = which ? &vs : &cfg;
+            double per_seq = roofline_memory_bytes(mc, 1, contexts[j], wb, kvb) - roofline_memory_bytes(mc, 0, contexts[j], wb, kvb);
+            double room = capacity * 1e9 - roofline_memory_bytes(mc, 0, contexts[j], wb, kvb);
+            long largest = room < 0 ? 0 : (long)(room / per_seq);
+            printf("# context %d: %s fits at most batch %ld in %.0f GB (weights + KV cache)\n", contexts[j], which ? versus : what,
+                   largest, capacity);
         }
     int code = 0;
     if (arg_str(cmd, "csv") && file_write_atomic(arg_str(cmd, "csv"), csv, len, &e)) code = fail(&e);
@@ -155,6 +204,8 @@ int cmd_bench(int argc, char** argv) {
         {"context", "LIST", "roofline: cached positions for decode, prompt length for prefill (default 128,2048)", NULL},
         {"weight-dtype", "bf16|fp8|fp32", "roofline: bytes per weight (default bf16)", NULL},
         {"kv-dtype", "bf16|fp8|fp32", "roofline: bytes per cached K/V value (default bf16)", NULL},
+        {"versus", "ARCH|DIR", "roofline: a second model (preset name or checkpoint) on the same grid, with each cell's ratio", NULL},
+        {"memory-gb", "GB", "roofline: the device's memory (default: --gpu's datasheet figure)", NULL},
     };
     Command cmd = {"bench",
                    "Measure prefill and decode throughput. --device cuda takes a list of batch sizes (--batch 1,32,128).",
@@ -164,14 +215,14 @@ int cmd_bench(int argc, char** argv) {
     Err e;
     // an option this mode does not read is refused, never ignored
     static const char* const measuring[] = {"threads", "ceilings", "label", "cublas-only", "weights"};
-    static const char* const roofline[] = {"gpu", "bandwidth", "flops", "context", "weight-dtype", "kv-dtype"};
+    static const char* const roofline[] = {"gpu", "bandwidth", "flops", "context", "weight-dtype", "kv-dtype", "versus", "memory-gb"};
     static const char* const cuda_only[] = {"ceilings", "label", "csv", "cublas-only"};
     if (arg_flag(&cmd, "roofline")) {
         if (arg_refuse(&cmd, measuring, 5, "with --roofline (nothing is measured; --weight-dtype sets its bytes per weight)", &e))
             return fail(&e);
         return bench_roofline(&cmd);
     }
-    if (arg_refuse(&cmd, roofline, 6, "without --roofline", &e)) return fail(&e);
+    if (arg_refuse(&cmd, roofline, 8, "without --roofline", &e)) return fail(&e);
     Device device;
     if (device_parse(arg_str(&cmd, "device"), &device, &e)) return fail(&e);  // availability: bench_cuda_run
     if (device == DEVICE_CPU && arg_refuse(&cmd, cuda_only, 4, "with --device cpu (its results are the key=value lines on stdout)", &e))

@@ -36,15 +36,23 @@ static int cmp_x(const void* a, const void* b) {
     return (x > y) - (x < y);
 }
 
+// two measured speeds whose ranges over rounds overlap: measurement noise cannot order them
+static int x_tie(const Point* a, const Point* b) {
+    int ranged = a->xhi > a->xlo || b->xhi > b->xlo;
+    return ranged && a->xlo <= b->xhi && b->xlo <= a->xhi;
+}
+
 // Pareto frontier: the points no other point beats on both axes (y higher is better; x higher is
-// better when x_up, else lower), sorted by x.
-static int frontier(const Point* p, int n, int x_up, Point* out) {
+// better when x_up, else lower), sorted by x. With ties, x values whose ranges overlap count as equal,
+// so two cells of one shape are not split by noise: the more accurate one wins, or both stay.
+static int frontier(const Point* p, int n, int x_up, int ties, Point* out) {
     int k = 0;
     for (int i = 0; i < n; i++) {
         int dominated = 0;
         for (int j = 0; j < n && !dominated; j++) {
             if (i == j) continue;
-            int xb = x_up ? p[j].x >= p[i].x : p[j].x <= p[i].x, xs = x_up ? p[j].x > p[i].x : p[j].x < p[i].x;
+            int tie = ties && x_tie(&p[i], &p[j]);
+            int xb = tie || (x_up ? p[j].x >= p[i].x : p[j].x <= p[i].x), xs = !tie && (x_up ? p[j].x > p[i].x : p[j].x < p[i].x);
             dominated = xb && p[j].y >= p[i].y && (xs || p[j].y > p[i].y);
         }
         if (!dominated) out[k++] = p[i];
@@ -53,13 +61,15 @@ static int frontier(const Point* p, int n, int x_up, Point* out) {
     return k;
 }
 
-static int write_points(const char* path, const Point* p, int n, const Axes* a, const char* ylabel, Err* e) {
+// notes: more comment lines (or NULL)
+static int write_points(const char* path, const Point* p, int n, const Axes* a, const char* ylabel, const char* notes, Err* e) {
     ByteVec v = {0};
     char line[1024];
     if (a) {  // comments gnuplot skips: the axes the figure is drawn with, and the accuracy axis' label
         int len = snprintf(line, sizeof line, "# axes %.9g %.9g %.9g %.9g\n# ylabel %s\n", a->xmin, a->xmax, a->ymin, a->ymax, ylabel);
         bytevec_append(&v, line, (size_t)len);
     }
+    if (notes) bytevec_append(&v, notes, strlen(notes));
     for (int i = 0; i < n; i++) {
         int len = snprintf(line, sizeof line, "%.9g %.9g \"%s\" %d %.9g %.9g %.9g %.9g %.9g %.9g\n", p[i].x, p[i].y, p[i].label,
                            p[i].kind, p[i].xlo, p[i].xhi, p[i].ylo, p[i].yhi, p[i].lx, p[i].ly);
@@ -209,7 +219,19 @@ int cmd_plot(int argc, char** argv) {
     int n_final = 0;
     while (n_final < n && speed[n_final].kind != 4) n_final++;
     int rc = n_final == 0 ? err_set(&e, "%s: no cell has both accuracy and throughput yet", csv_path) : 0;
-    int nfs = rc ? 0 : frontier(speed, n_final, 1, fs), nfz = rc ? 0 : frontier(size, n_final, 0, fz);
+    int nfs = rc ? 0 : frontier(speed, n_final, 1, 1, fs), nfz = rc ? 0 : frontier(size, n_final, 0, 0, fz);
+    // speeds inside each other's ranges are ties: said on the figure, and listed beside its points
+    ByteVec tie_notes = {0};
+    int n_ties = 0;
+    for (int i = 0; i < n_final; i++)
+        for (int j = i + 1; j < n_final; j++)
+            if (x_tie(&speed[i], &speed[j])) {
+                char note[400];
+                int len = snprintf(note, sizeof note, "# tie %s = %s (decode tokens/s ranges %.4g-%.4g and %.4g-%.4g overlap)\n",
+                                   speed[i].label, speed[j].label, speed[i].xlo, speed[i].xhi, speed[j].xlo, speed[j].xhi);
+                bytevec_append(&tie_notes, note, (size_t)len);
+                n_ties++;
+            }
     Axes as, az;
     axes_of(speed, n, use_mmlu, chance, &as);
     axes_of(size, n, use_mmlu, chance, &az);
@@ -246,14 +268,19 @@ int cmd_plot(int argc, char** argv) {
     else
         snprintf(ylabel, sizeof ylabel, "- validation NLL (nats/token)");
     const char* script = arg_str(&cmd, "script");
-    if (!rc) rc = make_dirs(out_dir, &e) || write_points(p1, speed, n, &as, ylabel, &e) || write_points(p2, fs, nfs, NULL, NULL, &e) ||
-                  write_points(p3, size, n, &az, ylabel, &e) || write_points(p4, fz, nfz, NULL, NULL, &e);
+    if (!rc) rc = make_dirs(out_dir, &e) || write_points(p1, speed, n, &as, ylabel, tie_notes.data, &e) ||
+                  write_points(p2, fs, nfs, NULL, NULL, NULL, &e) || write_points(p3, size, n, &az, ylabel, NULL, &e) ||
+                  write_points(p4, fz, nfz, NULL, NULL, NULL, &e);
+    char speed_title[128];
+    snprintf(speed_title, sizeof speed_title, "accuracy vs speed%s",
+             n_ties ? " (overlapping speed ranges are ties, not ordered)" : "");
+    free(tie_notes.data);
     const char* terms[2] = {"pngcairo", "pdfcairo"};
     const char* ext[2] = {"png", "pdf"};
     for (int i = 0; i < 2 && !rc; i++) {
         snprintf(out, sizeof out, "%s/frontier_speed.%s", out_dir, ext[i]);
         rc = run_gnuplot(script, p1, p2, out, terms[i], "decode tokens/s (batch 1; median and range over rounds)", ylabel,
-                         "accuracy vs speed", &as, &e);
+                         speed_title, &as, &e);
         snprintf(out, sizeof out, "%s/frontier_params.%s", out_dir, ext[i]);
         if (!rc) rc = run_gnuplot(script, p3, p4, out, terms[i], "parameters (M)", ylabel, "accuracy vs size", &az, &e);
     }

@@ -107,3 +107,69 @@ Test(roofline, cli_writes_the_grid) {
     snprintf(args, sizeof args, "rm -rf %s", dir);
     cr_expect_eq(system(args), 0);
 }
+
+// the memory a cell holds, by hand: every parameter of the toy, the 348 of toy_decode_by_hand and its q/k
+// norms (2 layers x 2 norms x 2 dims: 356), at 2 bytes; and K and V of 2 layers x 1 KV head x 2 dims per
+// position at 2 bytes, for batch 3 x 5 positions
+Test(roofline, memory_of_a_cell_by_hand) {
+    ModelConfig c = toy();
+    cr_expect_float_eq(roofline_memory_bytes(&c, 3, 5, 2, 2), 356 * 2 + 3 * 5 * (2 * 2 * 1 * 2) * 2, 1e-9);
+    cr_expect_float_eq(roofline_memory_bytes(&c, 0, 5, 4, 1), 356 * 4, 1e-9, "no sequence: the weights alone");
+    cr_expect_float_eq(device_memory_gb("h100"), 80, 0);
+    cr_expect_float_eq(device_memory_gb("h200"), 141, 0);
+    cr_expect_float_eq(device_memory_gb("v100"), 0, 0);
+}
+
+// --versus: each cell's ratio equals the ratio of the two models' floors computed alone; cells past the
+// device's memory are marked, and the largest batch that fits per context is printed
+Test(roofline, versus_answers_the_ratio_question_with_memory) {
+    char dir[256], a[512], b[512], both[512], out[512], args[2048];
+    make_temp_dir(dir, sizeof dir);
+    snprintf(a, sizeof a, "%s/a.csv", dir);
+    snprintf(b, sizeof b, "%s/b.csv", dir);
+    snprintf(both, sizeof both, "%s/both.csv", dir);
+    snprintf(out, sizeof out, "%s/out.txt", dir);
+    const char* grid = "--gpu h100 --batch 1,256 --context 2048";
+    snprintf(args, sizeof args, "bench --roofline %s --arch qwen3-8b --layers 24 --csv %s", grid, a);
+    cr_assert_eq(run_arbor(args, "/dev/null"), 0);
+    snprintf(args, sizeof args, "bench --roofline %s --arch qwen3-4b --csv %s", grid, b);
+    cr_assert_eq(run_arbor(args, "/dev/null"), 0);
+    snprintf(args, sizeof args, "bench --roofline %s --arch qwen3-8b --layers 24 --versus qwen3-4b --csv %s", grid, both);
+    cr_assert_eq(run_arbor(args, out), 0);
+    double da[2], db[2], ratio[2], mem_a[2];
+    char fits[2][8], vfits[2][8];
+    FILE* f[3] = {fopen(a, "r"), fopen(b, "r"), fopen(both, "r")};
+    char line[2048];
+    for (int k = 0; k < 3; k++) cr_assert(f[k] && fgets(line, sizeof line, f[k]));  // headers
+    for (int r = 0; r < 2; r++) {
+        int batch, context;
+        char fields[24][16];
+        cr_assert(fgets(line, sizeof line, f[0]));
+        cr_assert_eq(sscanf(line, "%*[^,],%*[^,],%d,%d,%lf", &batch, &context, &da[r]), 3, "%s", line);
+        cr_assert(fgets(line, sizeof line, f[1]));
+        cr_assert_eq(sscanf(line, "%*[^,],%*[^,],%*d,%*d,%lf", &db[r]), 1, "%s", line);
+        cr_assert(fgets(line, sizeof line, f[2]));
+        int n = 0;
+        for (char* tok = strtok(line, ",\n"); tok && n < 24; tok = strtok(NULL, ",\n")) snprintf(fields[n++], 16, "%.15s", tok);
+        cr_assert_eq(n, 21, "model .. versus_fits: %d fields", n);
+        mem_a[r] = atof(fields[14]);
+        snprintf(fits[r], 8, "%.7s", fields[15]);
+        ratio[r] = atof(fields[17]);
+        snprintf(vfits[r], 8, "%.7s", fields[20]);
+        cr_expect_float_eq(ratio[r], da[r] / db[r], 1e-4 * da[r] / db[r], "row %d: the ratio is the floors' ratio", r);
+    }
+    for (int k = 0; k < 3; k++) fclose(f[k]);
+    // batch 256 x 2048: the 24-layer 8B needs ~63 GB and fits 80 GB; Qwen3-4B's 36 layers of KV cache do not
+    cr_expect(mem_a[1] > 60e9 && mem_a[1] < 70e9, "%g", mem_a[1]);
+    cr_expect_str_eq(fits[1], "yes");
+    cr_expect_str_eq(vfits[1], "no");
+    cr_expect_gt(ratio[1], 1.3, "at batch 256 and 2048 positions the 24-layer 8B's floor is faster");
+    char* said = slurp(out);
+    cr_expect(contains(said, "# context 2048: qwen3-8b fits at most batch ") && contains(said, "# context 2048: qwen3-4b fits at most batch ") &&
+                  contains(said, "tokens/s are over the whole batch"),
+              "%s", said);
+    free(said);
+    snprintf(args, sizeof args, "rm -rf %s", dir);
+    cr_expect_eq(system(args), 0);
+    cr_expect_eq(run_arbor("bench --arch qwen3-4b --versus qwen3-8b 2>/dev/null", "/dev/null"), 2, "--versus without --roofline");
+}

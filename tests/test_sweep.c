@@ -1580,3 +1580,29 @@ Test(sweep, reports_state_every_setting_that_changed_the_numbers) {
     }
     for (int f = 0; f < 5; f++) free(base_text[f]);
 }
+
+// Two cells of one shape (bi-L2 and last-L3>2 reach the same model size) measured a little apart: the
+// ranges over rounds overlap, so noise must not split them on the frontier; the plot says they tie.
+Test(sweep, the_frontier_does_not_split_cells_by_measurement_noise) {
+    char csv[512], args[2048], path[700];
+    snprintf(csv, sizeof csv, "%s/results.csv", dir);
+    write_text(csv, "id,label,kind,strategy,params,eval.mmlu_micro,eval.mmlu_ci_low,eval.mmlu_ci_high,eval.val_nll,"
+                    "bench.decode_tps_b1,bench.decode_tps_b1_min,bench.decode_tps_b1_max,eval.mmlu_n\n"
+                    "a,teacher,teacher,,8000000,1.0,,,1.0,100,95,105,100\n"
+                    "b,bi-L2,pruned,bi,4000000,1.0,,,1.2,180,170,190,100\n"
+                    "c,last-L3>2,pruned,last,4000000,1.0,,,1.2,175,165,185,100\n"
+                    "d,last-L1,pruned,last,2000000,0.5,,,1.9,300,290,310,100\n");
+    snprintf(args, sizeof args, "plot %s 2>/dev/null", csv);
+    cr_assert_eq(run_arbor(args, "/dev/null"), 0);
+    snprintf(path, sizeof path, "%s/frontier_speed_pareto.dat", dir);
+    char* pareto = slurp(path);
+    cr_expect(contains(pareto, "\"bi-L2\"") && contains(pareto, "\"last-L3>2\"") && contains(pareto, "\"last-L1\""),
+              "both cells of the shape stay on the frontier: %s", pareto);
+    cr_expect(!contains(pareto, "\"teacher\""), "the teacher's speed range does not reach theirs: it is dominated: %s", pareto);
+    free(pareto);
+    snprintf(path, sizeof path, "%s/frontier_speed.dat", dir);
+    char* points = slurp(path);
+    cr_expect(contains(points, "# tie bi-L2 = last-L3>2 (decode tokens/s ranges 170-190 and 165-185 overlap)"), "%s", points);
+    cr_expect(!contains(points, "# tie teacher"), "%s", points);
+    free(points);
+}
