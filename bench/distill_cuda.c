@@ -14,6 +14,7 @@
 
 #include "../kernels/clock.h"
 #include "../kernels/hash.h"
+#include "../distill/optim.h"
 #include "../models/config.h"
 
 #ifndef ARBOR_HAVE_CUDA

@@ -6,7 +6,7 @@
 
 #include "kernels/clock.h"
 #include "models/file_io.h"
-#include "models/tokenizer.h"
+#include "models/tokenizer/tokenizer.h"
 
 int main(int argc, char** argv) {
     if (argc < 3) {

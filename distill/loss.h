@@ -16,25 +16,9 @@
 // itself only reads kd_weight.
 #pragma once
 #include "../kernels/check.h"
+#include "../models/train_config.h"
 
-typedef enum { KD_NONE, KD_KL, KD_RKL, KD_TOPK } KdKind;
-
-typedef struct {
-    float ce_weight;
-    float kd_weight;
-    KdKind kd;
-    float temperature;
-    int t2_scaling;
-    int topk;
-    float kd_auto_scale;  // 0: kd_weight as given; S > 0: rescaled each micro-batch (above)
-} LossConfig;
-
-typedef struct {
-    double total, ce, kd;  // means over rows (ce and kd unweighted); total includes hidden
-    double hidden;         // intermediate hidden-state loss (unweighted; the trainer fills it)
-    double kd_weight;      // the KD weight used (kd_auto_scale: mean over the step's micro-batches)
-    double matmul_seconds, matmul_flops;  // the lm_head matmuls (for benchmarks)
-} LossValues;
+// KdKind, LossConfig and LossValues: models/train_config.h (the GPU trainer below distill/ needs them)
 
 // xnf (N,C) student final-norm output; lm_head (V,C); targets (N) or NULL when ce_weight is 0;
 // t_xnf (N,Ct) and t_lm_head (V,Ct) the teacher's, or NULL without KD.

@@ -35,15 +35,6 @@ double grad_norm(const float* g, size_t n) {
     return sqrt(total);
 }
 
-int param_takes_decay(const ParamInfo* p) {
-    switch (p->field) {
-        case P_ATTN_NORM: case P_MLP_NORM: case P_FINAL_NORM: case P_Q_NORM: case P_K_NORM:
-        case P_BQ: case P_BK: case P_BV: case P_BO:
-            return 0;
-        default:
-            return 1;
-    }
-}
 
 void adamw_step(const OptimConfig* o, const ParamTable* table, float* params, const float* grads, float* m, float* v,
                 int t, float lr) {

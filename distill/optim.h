@@ -6,15 +6,9 @@
 #include <stdint.h>
 
 #include "../models/model.h"
+#include "../models/train_config.h"
 
-typedef struct {
-    float lr, min_lr;
-    int warmup;       // steps of linear warmup from lr/warmup to lr
-    int total_steps;
-    int cosine;       // 1: cosine decay to min_lr after warmup; 0: linear
-    float beta1, beta2, eps, weight_decay;
-    float clip;       // max global gradient norm (0: no clipping)
-} OptimConfig;
+// OptimConfig: models/train_config.h
 
 // The learning rate of 0-based step s.
 float lr_at(const OptimConfig* o, int s);
@@ -32,4 +26,3 @@ void adamw_step(const OptimConfig* o, const ParamTable* table, float* params, co
 // each value gets exactly what adamw_step gives it (ZeRO-1: each rank updates its own slice).
 void adamw_step_range(const OptimConfig* o, const ParamTable* table, float* params, const float* grads, float* m, float* v,
                       int t, float lr, size_t lo, size_t hi);
-int param_takes_decay(const ParamInfo* p);

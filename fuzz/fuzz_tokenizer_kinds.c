@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "../models/file_io.h"
-#include "../models/tokenizer.h"
+#include "../models/tokenizer/tokenizer.h"
 #include "tokenizer_variant.h"
 #include "fuzz_common.h"
 

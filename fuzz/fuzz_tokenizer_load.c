@@ -2,7 +2,7 @@
 // encode and decode of a fixed text with whatever loaded.
 #include <string.h>
 
-#include "../models/tokenizer.h"
+#include "../models/tokenizer/tokenizer.h"
 #include "fuzz_common.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t* data, size_t n) {

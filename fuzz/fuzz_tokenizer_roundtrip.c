@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../models/tokenizer.h"
+#include "../models/tokenizer/tokenizer.h"
 #include "fuzz_common.h"
 
 static Tokenizer tok;

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "models/tokenizer.h"
+#include "models/tokenizer/tokenizer.h"
 
 static bool holds_any(const char* s, char symbols[][3], int n) {
     for (int i = 0; i < n; i++)

@@ -9,7 +9,7 @@
 #include "../mmlu/prompt.h"
 #include "../models/file_io.h"
 #include "../models/token_shard.h"
-#include "../models/tokenizer.h"
+#include "../models/tokenizer/tokenizer.h"
 #include "../models/vec.h"
 
 static const char* attr_names[4] = {"color", "city", "food", "animal"};

@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "../models/file_io.h"
-#include "../models/tokenizer.h"
+#include "../models/tokenizer/tokenizer.h"
 
 typedef struct {
     MmluFile* out;

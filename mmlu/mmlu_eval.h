@@ -18,7 +18,7 @@
 #include <stdint.h>
 
 #include "../models/engine.h"
-#include "../models/tokenizer.h"
+#include "../models/tokenizer/tokenizer.h"
 #include "subjects.h"
 
 typedef enum { MMLU_TRUNCATE_TOKENS, MMLU_TRUNCATE_SHOTS } MmluTruncation;

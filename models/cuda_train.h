@@ -4,8 +4,7 @@
 // master weights and AdamW moments are fp32, all in the device layout of CudaModel (so the stacked
 // q,k,v and gate,up weights get their gradients from one GEMM each). Only built with ARBOR_HAVE_CUDA.
 #pragma once
-#include "../distill/loss.h"
-#include "../distill/optim.h"
+#include "train_config.h"
 #include "../kernels/cuda/cuda_train_ops.h"
 #include "cuda_model.h"
 

@@ -252,3 +252,13 @@ void model_init_random(Model* m, uint64_t seed) {
         free(wide);
     }
 }
+
+int param_takes_decay(const ParamInfo* p) {
+    switch (p->field) {
+        case P_ATTN_NORM: case P_MLP_NORM: case P_FINAL_NORM: case P_Q_NORM: case P_K_NORM:
+        case P_BQ: case P_BK: case P_BV: case P_BO:
+            return 0;
+        default:
+            return 1;
+    }
+}

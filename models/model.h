@@ -72,6 +72,8 @@ typedef struct {
 } ParamTable;
 
 void param_table_build(const ModelConfig* cfg, ParamTable* t);
+// 1 when AdamW decays the parameter: not norm weights, not biases (both trainers)
+int param_takes_decay(const ParamInfo* p);
 void param_table_free(ParamTable* t);
 // Points w's fields into `arena` following t (any arena of t->n_floats: parameters, gradients, ...).
 void weights_bind(const ParamTable* t, const ModelConfig* cfg, float* arena, ModelWeights* w);

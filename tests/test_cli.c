@@ -15,7 +15,7 @@
 #include "models/file_io.h"
 #include "models/generate.h"
 #include "models/npy.h"
-#include "models/tokenizer.h"
+#include "models/tokenizer/tokenizer.h"
 #include "models/token_shard.h"
 
 static char dir[256];

@@ -24,7 +24,7 @@ Test(cuda_parity, skipped) { cr_skip_test("arbor was built without CUDA (ARBOR_C
 #include "mmlu/mmlu_eval.h"
 #include "prune/importance.h"
 #include "models/cuda_model.h"
-#include "models/tokenizer.h"
+#include "models/tokenizer/tokenizer.h"
 #include "cuda_parity_helpers.h"
 
 // ---------------------------------------------------------------------------------------------

@@ -14,7 +14,7 @@
 #include "models/generate.h"
 #include "models/safetensors.h"
 #include "models/token_shard.h"
-#include "models/tokenizer.h"
+#include "models/tokenizer/tokenizer.h"
 
 static char dir[256], fixture[700], model_dir[800], corpus[800];
 static cJSON* ref;

@@ -351,7 +351,7 @@ Test(prune, search_ranks_shapes_within_budget_and_bounds) {
     }
     char* csv = file_read_all(path, NULL, &e);
     cr_assert_not_null(csv);
-    const char* header = "rank,layers,hidden,ffn,heads,params,memory_mb,tps,tps_min,tps_max,val_loss,rank_pruned,final_score\n1,";
+    const char* header = "rank,layers,hidden,ffn,heads,params,memory_mb,tps,tps_min,tps_max,val_loss,rank_pruned,final_val_loss\n1,";
     cr_expect(strncmp(csv, header, strlen(header)) == 0, "%s", csv);
     free(csv);
     // a memory budget alone: weights + KV cache of 4 sequences x 256 tokens in bf16, computed here

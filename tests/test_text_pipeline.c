@@ -7,9 +7,9 @@
 #include <string.h>
 
 #include "helpers.h"
-#include "models/text_pipeline.h"
-#include "models/tokenizer.h"
-#include "models/utf8_repair.h"
+#include "models/tokenizer/text_pipeline.h"
+#include "models/tokenizer/tokenizer.h"
+#include "models/tokenizer/utf8_repair.h"
 
 static cJSON* fixture;
 

@@ -11,7 +11,7 @@
 #include "helpers.h"
 #include "mmlu/mmlu_csv.h"
 #include "models/file_io.h"
-#include "models/tokenizer.h"
+#include "models/tokenizer/tokenizer.h"
 
 static Tokenizer tok;
 static char tok_dir[512];

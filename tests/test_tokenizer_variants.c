@@ -12,7 +12,7 @@
 #include "helpers.h"
 #include "mmlu/mmlu_csv.h"
 #include "models/file_io.h"
-#include "models/tokenizer.h"
+#include "models/tokenizer/tokenizer.h"
 #include "fuzz/tokenizer_variant.h"
 
 static cJSON* read_fixture(void) {

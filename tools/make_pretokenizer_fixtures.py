@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Record what Hugging Face `tokenizers` makes of the hard cases with each normalizer and pre-tokenizer
-alone, for arbor's unit test of models/text_pipeline.c (tests/test_text_pipeline.c): the normalised text,
+alone, for arbor's unit test of models/tokenizer/text_pipeline.c (tests/test_text_pipeline.c): the normalised text,
 and the pieces a pre-tokenizer cuts (as bytes: a ByteLevel step's symbols are mapped back).
 
 Usage: python tools/make_pretokenizer_fixtures.py     (needs tools/requirements.txt; no data)

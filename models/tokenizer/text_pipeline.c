@@ -9,7 +9,7 @@
 #include <string.h>
 #include <utf8proc.h>
 
-#include "tokenizer.h"
+#include "byte_level.h"
 
 // ---------------------------------------------------------------------------------------------
 // regexes: Oniguruma's Unicode \s \S \w \W in PCRE2 terms

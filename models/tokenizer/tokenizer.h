@@ -17,10 +17,11 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "../kernels/check.h"
-#include "hashmap.h"
+#include "../../kernels/check.h"
+#include "../hashmap.h"
+#include "byte_level.h"
 #include "text_pipeline.h"
-#include "vec.h"
+#include "../vec.h"
 
 // WordLevel: tokenizers' WordLevel model with a WhitespaceSplit pre-tokenizer (the built-in demo's
 // word tokenizer): text split on whitespace, each word one id (or unk), decode joins with spaces.
@@ -70,12 +71,3 @@ int tokenizer_encode(const Tokenizer* t, const char* text, size_t len, IntVec* o
 // Appends the bytes the ids stand for to out. -1 on an id outside the vocabulary.
 int tokenizer_decode(const Tokenizer* t, const int* ids, size_t n, ByteVec* out, Err* e);
 
-// Offset of the first byte that is not valid UTF-8 (overlongs, surrogates and > U+10FFFF are
-// invalid, as in Python's strict decoder), or -1 when all of it is valid.
-long utf8_invalid_offset(const char* s, size_t len);
-// GPT-2's bytes_to_unicode: the code point that stands for byte b.
-uint32_t byte_level_code_point(int b);
-// ... that code point's UTF-8 (1 or 2 bytes) into out; returns the length.
-int byte_level_utf8(int b, char out[2]);
-// The byte a byte-level symbol stands for, or -1 when cp is not one.
-int byte_level_byte(int32_t cp);

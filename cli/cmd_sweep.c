@@ -8,11 +8,11 @@
 #include "../models/file_io.h"
 #include "../models/vec.h"
 #include "commands.h"
-#include "sweep_config.h"
-#include "sweep_graph.h"
-#include "sweep_run.h"
-#include "sweep_slurm.h"
-#include "sweep_store.h"
+#include "../harness/sweep_config.h"
+#include "../harness/sweep_graph.h"
+#include "../harness/sweep_run.h"
+#include "../harness/sweep_slurm.h"
+#include "../harness/sweep_store.h"
 
 // --dry-run: the plan, cell by cell and stage by stage, with what the store already holds
 static int print_plan(const SweepConfig* c, const Cell* cells, int n, Err* e) {

@@ -12,8 +12,8 @@
 #include "../models/file_io.h"
 #include "../models/vec.h"
 #include "commands.h"
-#include "paper_text.h"
-#include "results_table.h"
+#include "../harness/paper_text.h"
+#include "../harness/results_table.h"
 
 int cmd_plot(int argc, char** argv);
 

@@ -10,9 +10,9 @@
 #include "../models/json_text.h"
 #include "../models/progress.h"
 #include "../models/token_shard.h"
-#include "../models/tokenizer.h"
-#include "../models/unicode_age.h"
-#include "../models/utf8_repair.h"
+#include "../models/tokenizer/tokenizer.h"
+#include "../models/tokenizer/unicode_age.h"
+#include "../models/tokenizer/utf8_repair.h"
 #include "commands.h"
 
 // --invalid-utf8: what a document that is not UTF-8 gets

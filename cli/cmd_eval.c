@@ -6,7 +6,7 @@
 #include "../evals/perplexity.h"
 #include "../mmlu/mmlu_eval.h"
 #include "../models/token_shard.h"
-#include "../models/tokenizer.h"
+#include "../models/tokenizer/tokenizer.h"
 #include "commands.h"
 
 static int eval_ppl(int argc, char** argv) {

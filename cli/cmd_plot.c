@@ -16,7 +16,7 @@
 #include "../models/file_io.h"
 #include "../models/vec.h"
 #include "commands.h"
-#include "results_table.h"
+#include "../harness/results_table.h"
 
 typedef struct {
     double x, y;

@@ -21,8 +21,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../kernels/check.h"
-#include "vec.h"
+#include "../../kernels/check.h"
+#include "../vec.h"
 
 typedef enum { NORM_NFC, NORM_NFD, NORM_NFKC, NORM_NFKD, NORM_LOWERCASE, NORM_STRIP, NORM_PREPEND, NORM_REPLACE } NormKind;
 

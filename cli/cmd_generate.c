@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "../models/generate.h"
-#include "../models/tokenizer.h"
+#include "../models/tokenizer/tokenizer.h"
 #include "commands.h"
 
 int cmd_generate(int argc, char** argv) {

@@ -5,7 +5,7 @@
 #pragma once
 #include <stddef.h>
 
-#include "vec.h"
+#include "../vec.h"
 
 // s (n bytes) onto out with every maximal ill-formed subpart replaced; returns how many were replaced.
 long utf8_replace_invalid(const char* s, size_t n, ByteVec* out);

@@ -9,7 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "file_io.h"
+#include "../file_io.h"
 #include "tokenizer.h"
 
 // transformers' Qwen2Tokenizer PRETOKENIZE_REGEX (the slow-tokenizer form carries no pattern)

@@ -9,7 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../kernels/check.h"
+#include "../../kernels/check.h"
 
 typedef struct {
     void* re;          // pcre2_code*: \p{Cn}

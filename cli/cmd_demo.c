@@ -13,13 +13,13 @@
 #include "../distill/trainer.h"
 #include "../kernels/clock.h"
 #include "../models/file_io.h"
-#include "../models/tokenizer.h"
+#include "../models/tokenizer/tokenizer.h"
 #include "commands.h"
-#include "content_hash.h"
-#include "demo_data.h"
-#include "results_table.h"
-#include "sweep_config.h"
-#include "sweep_run.h"
+#include "../harness/content_hash.h"
+#include "../harness/demo_data.h"
+#include "../harness/results_table.h"
+#include "../harness/sweep_config.h"
+#include "../harness/sweep_run.h"
 
 int cmd_plot(int argc, char** argv);
 int cmd_paper(int argc, char** argv);

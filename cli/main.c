@@ -3,7 +3,7 @@
 #include <string.h>
 
 #include "commands.h"
-#include "cpu_policy.h"
+#include "../harness/cpu_policy.h"
 
 static const struct {
     const char* name;

@@ -15,7 +15,7 @@
 #include "../kernels/cpu/blas_core.h"
 #include "../models/file_io.h"
 #include "commands.h"
-#include "cpu_policy.h"
+#include "../harness/cpu_policy.h"
 
 // --device cuda: the options into a CudaBenchRequest
 static int bench_cuda_command(const Command* cmd) {
