@@ -31,8 +31,13 @@ int gemm_plan_cache_slot(GemmPlanCache* c, const GemmKey* key, int* build, int* 
     memset(&c->keys[slot], 0, sizeof c->keys[slot]);
     c->keys[slot] = *key;
     c->last_use[slot] = c->clock;
+    c->no_epilogue[slot] = 0;
     return slot;
 }
+
+void gemm_plan_cache_mark_no_epilogue(GemmPlanCache* c, int slot) { c->no_epilogue[slot] = 1; }
+
+int gemm_plan_cache_epilogue(const GemmPlanCache* c, int slot) { return c->keys[slot].bias_epilogue && !c->no_epilogue[slot]; }
 
 int gemm_alignment(const void* p) {
     uintptr_t a = (uintptr_t)p;

@@ -22,6 +22,7 @@ typedef struct {
 typedef struct {
     GemmKey keys[GEMM_PLAN_CACHE_CAP];
     uint64_t last_use[GEMM_PLAN_CACHE_CAP];
+    unsigned char no_epilogue[GEMM_PLAN_CACHE_CAP];  // the plan was asked for a bias epilogue and runs without it
     int n;                       // slots in use
     uint64_t clock;
     long hits, misses, evictions;
@@ -31,6 +32,11 @@ void gemm_plan_cache_init(GemmPlanCache* c);
 // The slot for key. *build = 1 when the slot's plan must be made for key (a miss); *evict = 1 when the
 // slot held another plan, to be destroyed first.
 int gemm_plan_cache_slot(GemmPlanCache* c, const GemmKey* key, int* build, int* evict);
+// The slot's plan was made without the bias epilogue its key asks for (cuBLASLt offered none): the key is
+// kept as callers look it up, and the caller adds the bias itself.
+void gemm_plan_cache_mark_no_epilogue(GemmPlanCache* c, int slot);
+// 1 when the slot's plan applies the bias itself (its key asks for it and it was made so).
+int gemm_plan_cache_epilogue(const GemmPlanCache* c, int slot);
 // The largest power of two <= 256 that divides the address (256 for NULL).
 int gemm_alignment(const void* p);
 

@@ -66,3 +66,37 @@ Test(gemm_plan_cache, alignment_of_pointers) {
     cr_expect_eq(gemm_alignment((void*)0x1001), 1);
     cr_expect_eq(gemm_alignment(NULL), 256);
 }
+
+// A plan cuBLASLt could not make with the bias epilogue runs without it: the key stays as callers look it
+// up, so the same GEMM hits its plan again (storing another key made every call a miss and a rebuild,
+// fatal inside graph capture)
+Test(gemm_plan_cache, a_plan_without_its_epilogue_is_found_again) {
+    GemmPlanCache c;
+    gemm_plan_cache_init(&c);
+    GemmKey k = {0, 0, 64, 32, 16, 64, 16, 64, 0, 0, 1, 256, 256, 256};
+    int build, evict;
+    int slot = gemm_plan_cache_slot(&c, &k, &build, &evict);
+    cr_assert(build);
+    cr_expect(gemm_plan_cache_epilogue(&c, slot), "asked for, and made with, the epilogue");
+    gemm_plan_cache_mark_no_epilogue(&c, slot);
+    cr_expect(!gemm_plan_cache_epilogue(&c, slot), "the caller adds the bias");
+    for (int call = 0; call < 300; call++) {
+        int again = gemm_plan_cache_slot(&c, &k, &build, &evict);
+        cr_assert_eq(again, slot);
+        cr_assert(!build, "call %d rebuilt the plan", call);
+    }
+    cr_expect_eq(c.misses, 1);
+    cr_expect_eq(c.hits, 300);
+    // a slot rebuilt for another key starts with its epilogue again
+    GemmKey other = k;
+    other.m = 65;
+    for (int i = 0; i < GEMM_PLAN_CACHE_CAP; i++) {
+        GemmKey fill = other;
+        fill.n = 1000 + i;
+        gemm_plan_cache_slot(&c, &fill, &build, &evict);
+    }
+    int hit = 0;
+    for (int i = 0; i < c.n; i++) hit |= c.keys[i].m == 64;
+    cr_expect(!hit, "the old plan was evicted");
+    for (int i = 0; i < c.n; i++) cr_expect(!c.no_epilogue[i], "slot %d: a rebuilt slot forgets the fallback", i);
+}

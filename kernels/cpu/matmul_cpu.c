@@ -29,8 +29,10 @@ typedef float f32x8 __attribute__((vector_size(32)));
 typedef uint16_t u16x8 __attribute__((vector_size(16)));
 typedef uint32_t u32x8 __attribute__((vector_size(32)));
 
-// 8 consecutive weights from w (of type t) at element i, as fp32 (unaligned loads)
-static inline __attribute__((always_inline)) f32x8 load_w8(const void* w, size_t i, const WeightType t) {
+// 8 consecutive weights from w (of type t) at element i, as fp32 into *out (unaligned loads). Written
+// through a pointer, not returned: a 256-bit vector returned by value changes the ABI on a build without
+// AVX (-DARBOR_NATIVE=OFF: GCC's -Wpsabi), even inlined.
+static inline __attribute__((always_inline)) void load_w8(f32x8* out, const void* w, size_t i, const WeightType t) {
     f32x8 v;
     if (t == WEIGHT_F32) {
         memcpy(&v, (const float*)w + i, sizeof v);
@@ -52,7 +54,7 @@ static inline __attribute__((always_inline)) f32x8 load_w8(const void* w, size_t
         for (int k = 0; k < 8; k++) v[k] = f16_to_f32(((const uint16_t*)w)[i + k]);
 #endif
     }
-    return v;
+    *out = v;
 }
 
 static inline float load_w1(const void* w, size_t i, WeightType t) {
@@ -75,7 +77,7 @@ static inline __attribute__((always_inline)) void few_rows_tile(float* out, cons
         if (ahead && c % line == 0)
             for (int i = 0; i < OO; i++) __builtin_prefetch((const char*)w + ((size_t)(i + ahead) * C + c) * esize);
         f32x8 wv[ROW_STEP];
-        for (int i = 0; i < OO; i++) wv[i] = load_w8(w, (size_t)i * C + c, t);
+        for (int i = 0; i < OO; i++) load_w8(&wv[i], w, (size_t)i * C + c, t);
         for (int n = 0; n < NN; n++) {
             f32x8 xv;
             memcpy(&xv, x + (size_t)n * C + c, sizeof xv);
@@ -156,7 +158,8 @@ void matmul_forward_cpu(float* out, const float* inp, const float* weight, const
 static void widen_row(float* dst, const uint16_t* src, WeightType t, int C) {
     int c = 0;
     for (; c + 8 <= C; c += 8) {
-        f32x8 v = load_w8(src, (size_t)c, t);
+        f32x8 v;
+        load_w8(&v, src, (size_t)c, t);
         memcpy(dst + c, &v, sizeof v);
     }
     for (; c < C; c++) dst[c] = f32_from_16(src[c], t);

@@ -79,7 +79,7 @@ static GemmPlan* plan_for(CudaContext* ctx, GemmKey* key) {
         GemmKey plain = *key;
         plain.bias_epilogue = 0;
         if (plan_make(ctx, &plain, p) == 0) {
-            ctx->plan_cache.keys[slot].bias_epilogue = 2;  // 2: asked for the epilogue, runs without it
+            gemm_plan_cache_mark_no_epilogue(&ctx->plan_cache, slot);  // the key stays as callers look it up
             return p;
         }
     }
@@ -110,7 +110,7 @@ void cuda_gemm(CudaContext* ctx, int transa, int transb, int m, int n, int k, co
     key.align_a = gemm_alignment(A), key.align_b = gemm_alignment(B), key.align_d = gemm_alignment(D);
     GemmPlan* p = plan_for(ctx, &key);
     int slot = (int)(p - ctx->plans);
-    int epilogue = bias && ctx->plan_cache.keys[slot].bias_epilogue == 1;
+    int epilogue = bias && gemm_plan_cache_epilogue(&ctx->plan_cache, slot);
     if (epilogue)
         CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias));
     const float alpha = 1.0f, beta = accumulate ? 1.0f : 0.0f;
