@@ -32,21 +32,13 @@ static const char* columns[] = {
 static const char* stages[] = {"prune", "distill", "init", "train", "eval", "bench", "eval_pruned", "correct"};
 enum { N_STAGES = 8, S_PRUNE = 0, S_EVAL = 4, S_BENCH = 5 };
 
-static cJSON* read_json_file(const char* path) {
-    Err e;
-    char* text = access(path, F_OK) == 0 ? file_read_all(path, NULL, &e) : NULL;
-    cJSON* j = text ? cJSON_Parse(text) : NULL;
-    free(text);
-    return j;
-}
-
 // the metrics of cell's stage `name` when it has finished (NULL otherwise)
 static cJSON* metrics_of(const char* dir, const cJSON* cell, const char* name) {
     const char* key = manifest_stage_key(cell, name);
     if (!key) return NULL;
     char path[2600];
     snprintf(path, sizeof path, "%s/stages/%s/metrics.json", dir, key);
-    return read_json_file(path);
+    return json_read_optional(path);
 }
 
 static const char* str_of(const cJSON* o, const char* k) {

@@ -52,19 +52,11 @@ static void ran_add(RanKeys* r, const char* key) {
     snprintf(r->keys[r->n++], PLAN_KEY, "%s", key);
 }
 
-static cJSON* read_json_file(const char* path) {
-    Err e;
-    char* text = access(path, F_OK) == 0 ? file_read_all(path, NULL, &e) : NULL;
-    cJSON* j = text ? cJSON_Parse(text) : NULL;
-    free(text);
-    return j;
-}
-
 // a finished stage's metrics (NULL when it has not finished)
 static cJSON* stage_metrics(const SweepPlan* p, const PlanStage* st) {
     char path[2600];
     snprintf(path, sizeof path, "%s/stages/%s/metrics.json", p->dir, st->key);
-    return read_json_file(path);
+    return json_read_optional(path);
 }
 
 // the folder of the model stage i of pc wrote (i < 0: the cell's own checkpoint, or the teacher for a
@@ -371,7 +363,7 @@ typedef struct {
 static void stage_commit(const char* dir, char* by, size_t n) {
     char path[2700];
     snprintf(path, sizeof path, "%s/metrics.json", dir);
-    cJSON* j = read_json_file(path);
+    cJSON* j = json_read_optional(path);
     const cJSON* c = cJSON_GetObjectItemCaseSensitive(j, "arbor_commit");
     snprintf(by, n, "%s", cJSON_IsString(c) ? c->valuestring : "");
     cJSON_Delete(j);

@@ -111,6 +111,14 @@ int file_write_atomic(const char* path, const void* data, size_t n, Err* e) {
     return atomic_commit(&f, e);
 }
 
+cJSON* json_read_optional(const char* path) {
+    Err e;
+    char* text = access(path, F_OK) == 0 ? file_read_all(path, NULL, &e) : NULL;
+    cJSON* j = text ? cJSON_Parse(text) : NULL;
+    free(text);
+    return j;
+}
+
 int json_write_atomic(const char* dir, const char* name, cJSON* root, Err* e) {
     char* text = cJSON_Print(root);
     cJSON_Delete(root);

@@ -28,6 +28,9 @@ void fsync_parent(const char* path);
 // Writes `root` pretty-printed to dir/name atomically, then frees it.
 struct cJSON;
 int json_write_atomic(const char* dir, const char* name, struct cJSON* root, Err* e);
+// The JSON at path, parsed (caller frees with cJSON_Delete); NULL when the file is absent, unreadable or
+// not JSON (for files that are optional, such as a stage's metrics that may not exist yet).
+struct cJSON* json_read_optional(const char* path);
 
 // Maps a whole file read-only. An empty file gives map NULL and size 0. Unmap with file_unmap.
 int file_map(const char* path, const uint8_t** map, size_t* size, Err* e);

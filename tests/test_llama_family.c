@@ -173,8 +173,11 @@ static void run_ok(const char* args) {
     free(said);
 }
 
-// a one-subject MMLU folder in the original CSV layout
-static void write_mmlu(const char* root) {
+static const char* const three_rows = "Which animal barks?,a dog,a cat,a fish,a bird,A\nWhat color is the sky?,green,blue,red,brown,B\n"
+                                      "\"Lily said, \"\"hello\"\"\",yes,no,maybe,never,A\n";
+
+// a one-subject MMLU folder in the original CSV layout: rows (CSV text) in both splits
+static void write_mmlu_rows(const char* root, const char* rows) {
     const char* splits[] = {"dev", "test"};
     for (int i = 0; i < 2; i++) {
         char path[700];
@@ -182,10 +185,11 @@ static void write_mmlu(const char* root) {
         snprintf(path, sizeof path, "%s/%s", root, splits[i]);
         cr_assert_eq(make_dirs(path, &e), 0);
         snprintf(path, sizeof path, "%s/%s/anatomy_%s.csv", root, splits[i], splits[i]);
-        write_text(path, "Which animal barks?,a dog,a cat,a fish,a bird,A\nWhat color is the sky?,green,blue,red,brown,B\n"
-                         "\"Lily said, \"\"hello\"\"\",yes,no,maybe,never,A\n");
+        write_text(path, rows);
     }
 }
+
+static void write_mmlu(const char* root) { write_mmlu_rows(root, three_rows); }
 
 Test(llama_family, the_cli_path_runs_end_to_end) {
     char shard[400], args[4000], pruned[400], width[400], student[400], mmlu[400], out[400];
@@ -343,17 +347,9 @@ Test(llama_family, invalid_utf8_is_refused_replaced_or_skipped) {
 Test(llama_family, mmlu_dry_run_counts_the_tokens_the_run_computes) {
     char mmlu[400], out[400], args[3000], got[400];
     snprintf(mmlu, sizeof mmlu, "%s/mmlu6", dir);
-    const char* splits[] = {"dev", "test"};
-    for (int i = 0; i < 2; i++) {
-        char path[700];
-        Err e;
-        snprintf(path, sizeof path, "%s/%s", mmlu, splits[i]);
-        cr_assert_eq(make_dirs(path, &e), 0);
-        snprintf(path, sizeof path, "%s/%s/anatomy_%s.csv", mmlu, splits[i], splits[i]);
-        write_text(path, "Which animal barks?,a dog,a cat,a fish,a bird,A\nWhat color is the sky?,green,blue,red,brown,B\n"
-                         "\"Lily said, \"\"hello\"\"\",yes,no,maybe,never,A\nQ4 long question here about many things?,w,x,y,z,C\n"
-                         "Q5?,1,2,3,4,D\nQ6 what?,a,b,c,d,B\n");
-    }
+    char rows[1024];
+    snprintf(rows, sizeof rows, "%sQ4 long question here about many things?,w,x,y,z,C\nQ5?,1,2,3,4,D\nQ6 what?,a,b,c,d,B\n", three_rows);
+    write_mmlu_rows(mmlu, rows);
     snprintf(out, sizeof out, "%s/o", dir);
     snprintf(got, sizeof got, "%s/counts.txt", dir);
     const int shots[] = {0, 1, 5};
