@@ -210,7 +210,7 @@ static int eval_subject(Runner* run_ptr, const Engine* en, const Tokenizer* tok,
         if (!rc && dev.n < o->shots)
             rc = err_set(e, "%s/dev/%s_dev.csv: %d rows, fewer than --shots %d", data_dir, name, dev.n, o->shots);
     }
-    int n_q = rc ? 0 : o->limit > 0 && o->limit < test.n ? o->limit : test.n;
+    int n_q = rc ? 0 : o->limit > 0 && o->limit < test.n ? o->limit : test.n, n_built = n_q;  // n_q drops to 0 in a dry run
     ByteVec text = {0};
     IntVec prefix = {0};
     Prompt* prompts = xcalloc((size_t)(n_q ? n_q : 1), sizeof(Prompt));
@@ -271,7 +271,7 @@ static int eval_subject(Runner* run_ptr, const Engine* en, const Tokenizer* tok,
         if (!rc) res->n += n;
         progress_update(prog, (double)res->n);
     }
-    for (int i = 0; i < n_q; i++) free(prompts[i].ctx.data);
+    for (int i = 0; i < n_built; i++) free(prompts[i].ctx.data);
     free(prompts);
     free(text.data);
     free(prefix.data);
