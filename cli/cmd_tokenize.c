@@ -24,14 +24,22 @@ typedef struct {
     ByteVec repaired;  // scratch for replace
 } Utf8Policy;
 
-// The text to tokenize of a document (s, n), or NULL to skip it (*len set); -1 on an error (where: "FILE:LINE")
-static int utf8_apply(Utf8Policy* u, const char* s, size_t n, const char* where, const char** text, size_t* len, Err* e) {
+static int line_of(const char* text, size_t offset) {
+    int line = 1;
+    for (size_t i = 0; i < offset; i++) line += text[i] == '\n';
+    return line;
+}
+
+// The text to tokenize of a document (s, n), or NULL to skip it (*len set); -1 on an error naming file and
+// line (line 0: the document is the whole file, so the line is the one holding the bad byte)
+static int utf8_apply(Utf8Policy* u, const char* s, size_t n, const char* file, int line, const char** text, size_t* len, Err* e) {
     *text = s, *len = n;
     long bad = utf8_invalid_offset(s, n);
     if (bad < 0) return 0;
     u->docs_bad++;
     if (u->policy == BAD_UTF8_ERROR)
-        return err_set(e, "%s: not UTF-8 (byte %ld of the text; --invalid-utf8 replace or skip to go on)", where, bad);
+        return err_set(e, "%s:%d: not UTF-8 (byte %ld of the text; --invalid-utf8 replace or skip to go on)", file,
+                       line ? line : line_of(s, (size_t)bad), bad);
     if (u->policy == BAD_UTF8_SKIP) return *text = NULL, 0;
     u->repaired.len = 0;
     u->subparts_replaced += utf8_replace_invalid(s, n, &u->repaired);
@@ -49,18 +57,13 @@ static char* read_stdin(size_t* len) {
     return v.data;
 }
 
-static int line_of(const char* text, size_t offset) {
-    int line = 1;
-    for (size_t i = 0; i < offset; i++) line += text[i] == '\n';
-    return line;
-}
 
 static int print_ids(const Tokenizer* t, UnassignedScan* u, Utf8Policy* p, Err* e) {
     size_t raw_len, len;
     char* raw = read_stdin(&raw_len);
     const char* text;
     IntVec ids = {0};
-    int rc = utf8_apply(p, raw, raw_len, "<stdin>", &text, &len, e);
+    int rc = utf8_apply(p, raw, raw_len, "<stdin>", 0, &text, &len, e);
     if (!rc && text) unassigned_scan(u, text, len);
     if (!rc && text && tokenizer_encode(t, text, len, &ids, e)) rc = err_prefix(e, "<stdin>");
     if (!rc) {
@@ -93,10 +96,7 @@ static int tokenize_txt(const Tokenizer* t, const char* in, ShardWriter* w, bool
     char* raw = file_read_all(in, &raw_len, e);
     if (!raw) return -1;
     const char* text;
-    char where[4200];
-    long bad = utf8_invalid_offset(raw, raw_len);
-    snprintf(where, sizeof where, "%s:%d", in, bad >= 0 ? line_of(raw, (size_t)bad) : 1);
-    int rc = utf8_apply(p, raw, raw_len, where, &text, &len, e);
+    int rc = utf8_apply(p, raw, raw_len, in, 0, &text, &len, e);
     IntVec ids = {0};
     if (!rc && text) {
         unassigned_scan(u, text, len);
@@ -127,13 +127,11 @@ static int tokenize_jsonl(const Tokenizer* t, const char* in, const char* field,
             int found = doc ? json_object_string_field(p, n, field, &doc_text) : -1;
             const char* doc_bytes = NULL;
             size_t text_len = 0;
-            char where[4200];
-            snprintf(where, sizeof where, "%s:%d", in, line);
             if (!doc || found < 0) rc = err_set(e, "%s:%d: malformed JSON", in, line);
             else if (!found || !cJSON_IsString(cJSON_GetObjectItemCaseSensitive(doc, field)))
                 rc = err_set(e, "%s:%d: no string field '%s'", in, line, field);
             else
-                rc = utf8_apply(up, doc_text.data ? doc_text.data : "", doc_text.len, where, &doc_bytes, &text_len, e);
+                rc = utf8_apply(up, doc_text.data ? doc_text.data : "", doc_text.len, in, line, &doc_bytes, &text_len, e);
             if (!rc && doc_bytes) {  // NULL: skipped
                 unassigned_scan(u, doc_bytes, text_len);
                 if (tokenizer_encode(t, doc_bytes, text_len, &ids, e)) rc = err_prefix(e, "%s:%d", in, line);

@@ -639,3 +639,31 @@ int train_run(Model* student, const Model* teacher, const Shard* shard, const Tr
     if (lock >= 0) dir_unlock(lock);
     return rc;
 }
+
+int train_log_read(const char* dir, TrainSummary* sum, double kd_range[2], Err* e) {
+    char path[4200];
+    snprintf(path, sizeof path, "%s/log.csv", dir);
+    char* text = file_read_all(path, NULL, e);
+    if (!text) return -1;
+    *sum = (TrainSummary){{NAN, NAN, NAN, NAN, 0, 0, 0}, NAN, 0, 0};
+    if (kd_range) kd_range[0] = kd_range[1] = NAN;
+    int rows = 0;
+    for (char* line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
+        int step;
+        double loss, ce, kd, lr, gnorm, tok_s;
+        char rest[64];  // val_loss,kd_weight
+        if (sscanf(line, "%d,%lf,%lf,%lf,%lf,%lf,%lf,%63s", &step, &loss, &ce, &kd, &lr, &gnorm, &tok_s, rest) != 8) continue;
+        sum->last.total = loss, sum->last.ce = ce, sum->last.kd = kd, sum->tokens_per_s = tok_s, sum->steps = step;
+        char* end;
+        double val = strtod(rest, &end);
+        if (!isnan(val)) sum->val_loss = val;
+        double w = *end == ',' ? strtod(end + 1, NULL) : NAN;
+        if (kd_range && !isnan(w)) {
+            if (isnan(kd_range[0]) || w < kd_range[0]) kd_range[0] = w;
+            if (isnan(kd_range[1]) || w > kd_range[1]) kd_range[1] = w;
+        }
+        rows++;
+    }
+    free(text);
+    return rows ? 0 : err_set(e, "%s: no steps logged", path);
+}

@@ -96,6 +96,11 @@ typedef struct {
     int steps;
 } TrainSummary;
 
+// The last row of DIR/log.csv (step,loss,ce,kd,lr,grad_norm,tokens_per_s,val_loss,kd_weight) into sum,
+// and (kd_range, may be NULL) the least and largest kd_weight over every row: every part of a resumed run
+// (NAN when none is logged). -1 with e when the log is missing or has no step.
+int train_log_read(const char* dir, TrainSummary* sum, double kd_range[2], Err* e);
+
 // The whole run: data from the shard, progress on stderr, log.csv, state saves, and the final student
 // as a Hugging Face checkpoint in out_dir/model. summary (may be NULL) receives how it ended.
 int train_run(Model* student, const Model* teacher, const Shard* shard, const TrainConfig* cfg, TrainSummary* summary,

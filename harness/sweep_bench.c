@@ -18,6 +18,7 @@
 #include "cpu_policy.h"
 #include "../kernels/cpu/blas_core.h"
 #include "sweep_plan.h"
+#include "sweep_store.h"
 
 #define MAX_ATTEMPTS 3  // a contended measurement is repeated up to twice
 
@@ -76,11 +77,7 @@ static int write_member(const SweepConfig* c, const BenchMember* mem, int n, int
     snprintf(tmp, sizeof tmp, "%s.tmp", m->stage_dir);
     snprintf(final_dir, sizeof final_dir, "%s", m->stage_dir);
     if (remove_tree(tmp, e) || make_dirs(tmp, e)) return -1;
-    cJSON* info = cJSON_CreateObject();
-    cJSON_AddStringToObject(info, "stage", "bench");
-    cJSON_AddStringToObject(info, "cell", m->cell->label);
-    cJSON_AddStringToObject(info, "text", m->stage_text);
-    if (json_write_atomic(tmp, "stage.json", info, e)) return -1;
+    if (store_write_stage_info(tmp, "bench", m->cell->label, strrchr(m->stage_dir, '/') + 1, m->stage_text, e)) return -1;
     // samples.csv: this cell's and the teacher's rows
     ByteVec csv = {0};
     const char* head = "round,cell,label,batch,attempt,used,prefill_tps,decode_tps,decode_ms_per_step,wait_share,cpu_per_wall,load_1m\n";

@@ -536,20 +536,11 @@ static int load(const char* path, SweepConfig* c, int lenient, Err* e) {
     }
     if (c->mmlu[0] && !exists(c->mmlu)) MISSING("eval", "mmlu", "'%s' does not exist", c->mmlu);
     if (c->mmlu[0] && exists(c->mmlu)) {  // every subject's files, before any stage runs (not at the first eval)
-        int asked[MMLU_N_SUBJECTS], n_asked = MMLU_N_SUBJECTS;
-        Err list_e;
-        if (c->subjects[0]) mmlu_subject_list(c->subjects, asked, &n_asked, &list_e);  // checked above
-        else
-            for (int i = 0; i < MMLU_N_SUBJECTS; i++) asked[i] = i;
-        for (int i = 0; i < n_asked; i++)
-            for (int split = 0; split < 1 + (c->shots > 0); split++) {
-                char file[2200];
-                const char* name = split ? "dev" : "test";
-                snprintf(file, sizeof file, "%s/%s/%s_%s.csv", c->mmlu, name, mmlu_subject_name(asked[i]), name);
-                if (!exists(file))
-                    return BAD("eval", "mmlu", "%s: missing: the %s split has no file for subject '%s'%s", file, name,
-                               mmlu_subject_name(asked[i]), c->subjects[0] ? "" : " (all 57 are asked for: set [eval] subjects)");
-            }
+        MmluOptions mo;
+        plan_mmlu(c, &mo);
+        int asked[MMLU_N_SUBJECTS], n_asked;
+        Err pick_e;
+        if (mmlu_pick_subjects(c->mmlu, &mo, asked, &n_asked, &pick_e)) return BAD("eval", "mmlu", "%s", pick_e.msg);
     }
     if (c->tokenizer[0] && !exists(c->tokenizer)) MISSING("teacher", "tokenizer", "'%s' does not exist", c->tokenizer);
     if (c->mmlu[0] && (have_teacher || c->tokenizer[0]) && exists(plan_tokenizer(c)) && !tokenizer_files(plan_tokenizer(c)))

@@ -81,7 +81,7 @@ void sweep_plan_build(const SweepConfig* c, const Cell* cells, int n, const Inpu
     char eval_inputs[512];
     snprintf(eval_inputs, sizeof eval_inputs, "mmlu=%s tokenizer=%s val=%s", in->mmlu, c->mmlu[0] ? tok : "", in->val);
     // the corrected teacher (one stage, in each chain that needs it)
-    char correct_inputs[256], correct_key[PLAN_KEY] = "";
+    char correct_inputs[256];
     snprintf(correct_inputs, sizeof correct_inputs, "teacher=%s data=%s", in->teacher, in->distill);
     snprintf(p->teacher_key, sizeof p->teacher_key, "%s", in->teacher);
     snprintf(p->teacher_dir, sizeof p->teacher_dir, "%s", c->teacher);
@@ -91,14 +91,13 @@ void sweep_plan_build(const SweepConfig* c, const Cell* cells, int n, const Inpu
         pc->model_stage = -1;
         const Cell* cell = &pc->cell;
         if (c->correct_steps && (cell->kind == CELL_CORRECTED || cell->kind == CELL_PRUNED)) {
-            PlanStage* s = add_stage(pc, c, STAGE_CORRECT, 0, -1, correct_inputs);
-            snprintf(correct_key, sizeof correct_key, "%s", s->key);
+            PlanStage* s = add_stage(pc, c, STAGE_CORRECT, 0, -1, correct_inputs);  // the same stage in every chain
             snprintf(p->teacher_key, sizeof p->teacher_key, "%s", s->key);
             snprintf(p->teacher_dir, sizeof p->teacher_dir, "%s/stages/%s/model", p->dir, s->key);
             if (cell->kind == CELL_CORRECTED) pc->model_stage = 0;
         }
         char inputs[1024];
-        const char* teacher = c->correct_steps ? correct_key : in->teacher;
+        const char* teacher = p->teacher_key;  // the checkpoint's content, or the correction above (in this cell's chain)
         if (cell->kind == CELL_PRUNED) {
             int source = -1;  // round 0 prunes the teacher; each later round the distill before it
             for (int r = 0; r < cell->n_rounds; r++) {

@@ -118,28 +118,6 @@ int sweep_train_argv(const SweepConfig* c, const TrainConfig* tc, int ranks, con
     return 0;
 }
 
-// the last row of the run's log.csv (step,loss,ce,kd,lr,grad_norm,tokens_per_s,val_loss) into sum
-static int read_log(const char* dir, TrainSummary* sum, Err* e) {
-    char path[4200];
-    snprintf(path, sizeof path, "%s/log.csv", dir);
-    char* text = file_read_all(path, NULL, e);
-    if (!text) return -1;
-    *sum = (TrainSummary){{NAN, NAN, NAN, NAN, 0, 0, 0}, NAN, 0, 0};
-    int rows = 0;
-    for (char* line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
-        int step;
-        double loss, ce, kd, lr, gnorm, tok_s, val;
-        char val_text[64];
-        if (sscanf(line, "%d,%lf,%lf,%lf,%lf,%lf,%lf,%63s", &step, &loss, &ce, &kd, &lr, &gnorm, &tok_s, val_text) != 8) continue;
-        sum->last.total = loss, sum->last.ce = ce, sum->last.kd = kd, sum->tokens_per_s = tok_s, sum->steps = step;
-        val = strtod(val_text, NULL);
-        if (!isnan(val)) sum->val_loss = val;
-        rows++;
-    }
-    free(text);
-    return rows ? 0 : err_set(e, "%s: no steps logged", path);
-}
-
 int sweep_train_ranks(const SweepConfig* c, const TrainConfig* tc, const char* teacher, const char* student, TrainSummary* sum,
                       Err* e) {
     int ranks = sweep_distill_ranks(c), argc, distill = teacher != NULL;
@@ -160,5 +138,5 @@ int sweep_train_ranks(const SweepConfig* c, const TrainConfig* tc, const char* t
     if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
         return err_runtime(e, "the %s stage's %d ranks failed (%s %d; their messages are above)", distill ? "distill" : "train",
                            ranks, WIFEXITED(st) ? "exit" : "signal", WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st));
-    return read_log(tc->out_dir, sum, e);
+    return train_log_read(tc->out_dir, sum, NULL, e);
 }

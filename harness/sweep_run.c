@@ -153,33 +153,6 @@ static int prune_stage(Ctx* x, const char* tmp, cJSON* metrics, Err* e) {
     return rc;
 }
 
-// min and max of log.csv's kd_weight column in dir (the KD term's weight per logged step: 1, or with
-// kd_scale = auto the balancer's); 0 when there is no such column
-static int kd_weight_range(const char* dir, double* lo, double* hi) {
-    char path[2700];
-    snprintf(path, sizeof path, "%s/log.csv", dir);
-    FILE* f = fopen(path, "r");
-    if (!f) return 0;
-    char line[1024];
-    int col = -1, n = 0;
-    if (fgets(line, sizeof line, f)) {
-        int k = 0;
-        for (char* tok = strtok(line, ",\n"); tok; tok = strtok(NULL, ",\n"), k++)
-            if (!strcmp(tok, "kd_weight")) col = k;
-    }
-    while (col >= 0 && fgets(line, sizeof line, f)) {
-        char* p = line;
-        for (int k = 0; k < col && p; k++) p = strchr(p, ',') ? strchr(p, ',') + 1 : NULL;
-        if (!p || *p == ',' || *p == '\n') continue;
-        double v = atof(p);
-        if (!n || v < *lo) *lo = v;
-        if (!n || v > *hi) *hi = v;
-        n++;
-    }
-    fclose(f);
-    return n;
-}
-
 // Trains student_dir as tc says (distilled from teacher_dir, or on the data alone when it is NULL).
 static int train_common(Ctx* x, const char* tmp, cJSON* metrics, const char* student_dir, const char* teacher_dir, TrainConfig tc,
                         Err* e) {
@@ -208,9 +181,11 @@ static int train_common(Ctx* x, const char* tmp, cJSON* metrics, const char* stu
             cJSON_AddNumberToObject(metrics, "final_kd", sum.last.kd);
             if (!isnan(sum.val_loss)) cJSON_AddNumberToObject(metrics, "val_loss", sum.val_loss);
             cJSON_AddNumberToObject(metrics, "tokens_per_s", sum.tokens_per_s);
-            double lo, hi;
-            if (with_teacher && kd_weight_range(tmp, &lo, &hi))
-                cJSON_AddNumberToObject(metrics, "kd_weight_min", lo), cJSON_AddNumberToObject(metrics, "kd_weight_max", hi);
+            double kd[2];  // the KD weights of every logged step, the parts before a resume too
+            TrainSummary logged;
+            Err ignored;
+            if (with_teacher && !train_log_read(tmp, &logged, kd, &ignored) && !isnan(kd[0]))
+                cJSON_AddNumberToObject(metrics, "kd_weight_min", kd[0]), cJSON_AddNumberToObject(metrics, "kd_weight_max", kd[1]);
         }
         cJSON_AddNumberToObject(metrics, "tokens", (double)tc.steps * c->batch * c->grad_accum * c->seq_len);
         cJSON_AddNumberToObject(metrics, "steps", tc.steps);
@@ -262,7 +237,7 @@ static int train_stage(Ctx* x, const char* tmp, cJSON* metrics, Err* e) {
     return train_common(x, tmp, metrics, x->model_dir, NULL, tc, e);
 }
 
-static void add_mmlu(cJSON* metrics, const MmluResult* r, const MmluOptions* o) {
+static void add_mmlu(cJSON* metrics, const MmluResult* r) {
     MmluSummary sum;
     mmlu_summarize(r, &sum);
     cJSON_AddNumberToObject(metrics, "mmlu_micro", sum.micro);
@@ -275,8 +250,8 @@ static void add_mmlu(cJSON* metrics, const MmluResult* r, const MmluOptions* o) 
     cJSON_AddNumberToObject(metrics, "mmlu_ci_high", n_q > 0 ? mid + half : 0);
     cJSON_AddNumberToObject(metrics, "mmlu_chance", 0.25);  // four options
     cJSON_AddNumberToObject(metrics, "mmlu_macro", sum.macro);
-    cJSON_AddNumberToObject(metrics, "mmlu_shots", o->shots);
-    cJSON_AddStringToObject(metrics, "mmlu_truncate", mmlu_truncation_name(o->truncation));
+    cJSON_AddNumberToObject(metrics, "mmlu_shots", r->shots);
+    cJSON_AddStringToObject(metrics, "mmlu_truncate", mmlu_truncation_name(r->truncation));
     cJSON_AddNumberToObject(metrics, "mmlu_truncated", r->n_truncated);  // contexts cut to fit the model
     cJSON_AddNumberToObject(metrics, "mmlu_fewer_shots", r->n_fewer_shots);
     for (int k = 0; k < MMLU_N_CATEGORIES; k++) {
@@ -307,7 +282,7 @@ static int eval_stage(Ctx* x, const char* tmp, cJSON* metrics, Err* e) {
             MmluResult r;
             rc = mmlu_evaluate_on(&en, &tok, c->mmlu, &o, &r, e) || mmlu_write_results(&r, tmp, e);
             if (!rc) {
-                add_mmlu(metrics, &r, &o);
+                add_mmlu(metrics, &r);
                 mmlu_result_free(&r);
             }
             tokenizer_free(&tok);
@@ -387,17 +362,14 @@ static int run_stage(Runner* r, const PlanCell* pc, const PlanStage* st, Err* e)
     store_stage_dir(p->dir, st->key, final_dir, sizeof final_dir);
     snprintf(tmp, sizeof tmp, "%s.tmp", final_dir);
     int redo = r->force && wanted(r, st) && !ran_has(&r->ran, st->key);  // --force: once per run
-    if (store_has(p->dir, st->key) && !redo) {
-        say_reused(pc, st, final_dir);
-        r->reused++;
-        return 0;
-    }
-    if (!wanted(r, st))
-        return err_set(e, "%s: --stage %s needs stage %s done first (its inputs or settings changed, or it never ran)", pc->cell.label,
-                       r->stage_only, st->name);
     int lock = -1;
-    if (store_lock(p->dir, st->key, &lock, e)) return -1;
-    if (store_has(p->dir, st->key) && !redo) {  // another run (a Slurm task) finished it while this one waited
+    if (!store_has(p->dir, st->key) || redo) {
+        if (!wanted(r, st))
+            return err_set(e, "%s: --stage %s needs stage %s done first (its inputs or settings changed, or it never ran)",
+                           pc->cell.label, r->stage_only, st->name);
+        if (store_lock(p->dir, st->key, &lock, e)) return -1;
+    }
+    if (store_has(p->dir, st->key) && !redo) {  // done before, or by another run (a Slurm task) while this one waited
         dir_unlock(lock);
         say_reused(pc, st, final_dir);
         r->reused++;
@@ -408,12 +380,7 @@ static int run_stage(Runner* r, const PlanCell* pc, const PlanStage* st, Err* e)
     int training = st->kind == STAGE_DISTILL || st->kind == STAGE_TRAIN || st->kind == STAGE_CORRECT;
     int resume = training && access(tmp, F_OK) == 0 && !redo;
     if (!resume && (remove_tree(tmp, e) || make_dirs(tmp, e))) return dir_unlock(lock), -1;
-    cJSON* info = cJSON_CreateObject();
-    cJSON_AddStringToObject(info, "stage", st->name);
-    cJSON_AddStringToObject(info, "cell", pc->cell.label);
-    cJSON_AddStringToObject(info, "key", st->key);
-    cJSON_AddStringToObject(info, "text", st->text);
-    if (json_write_atomic(tmp, "stage.json", info, e)) return dir_unlock(lock), -1;
+    if (store_write_stage_info(tmp, st->name, pc->cell.label, st->key, st->text, e)) return dir_unlock(lock), -1;
     fprintf(stderr, "sweep: %s %s ...%s\n", pc->cell.label, st->name, resume ? " (resuming its saved state)" : "");
     r->worked = 1, r->run++;
     Ctx x = {r->c, p, pc, st, ""};

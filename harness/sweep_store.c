@@ -26,6 +26,15 @@ int store_has(const char* dir, const char* key) {
     return access(path, F_OK) == 0;
 }
 
+int store_write_stage_info(const char* dir, const char* stage, const char* cell, const char* key, const char* text, Err* e) {
+    cJSON* info = cJSON_CreateObject();
+    cJSON_AddStringToObject(info, "stage", stage);
+    cJSON_AddStringToObject(info, "cell", cell);
+    cJSON_AddStringToObject(info, "key", key);
+    cJSON_AddStringToObject(info, "text", text);
+    return json_write_atomic(dir, "stage.json", info, e);
+}
+
 int store_lock(const char* dir, const char* key, int* fd, Err* e) {
     char path[2400];
     snprintf(path, sizeof path, "%s/stages", dir);

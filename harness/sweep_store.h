@@ -20,6 +20,9 @@
 void store_stage_dir(const char* dir, const char* key, char* out, size_t n);
 // 1 when the stage KEY has finished (its folder is in the store)
 int store_has(const char* dir, const char* key);
+// DIR/stage.json of a stage being written (dir: its KEY.tmp): its name, the cell that asked for it, its
+// key and the text the key hashes (what --gc and a reader of the store see)
+int store_write_stage_info(const char* dir, const char* stage, const char* cell, const char* key, const char* text, Err* e);
 // Takes KEY's lock, waiting (and saying so) while another run holds it.
 int store_lock(const char* dir, const char* key, int* fd, Err* e);
 

@@ -137,9 +137,7 @@ static int read_split(const char* dir, const char* split, const char* subject, M
     return mmlu_csv_read(path, f, e);
 }
 
-// The subjects to run: all 57 or the --subjects list; each must have its split file (and a dev file
-// when shots > 0).
-static int pick_subjects(const char* data_dir, const MmluOptions* o, int* chosen, int* n, Err* e) {
+int mmlu_pick_subjects(const char* data_dir, const MmluOptions* o, int* chosen, int* n, Err* e) {
     *n = 0;
     if (!o->subjects) {
         for (int i = 0; i < MMLU_N_SUBJECTS; i++) chosen[(*n)++] = i;
@@ -302,7 +300,7 @@ int mmlu_evaluate_on(const Engine* en, const Tokenizer* tok, const char* data_di
     int max_len = r->max_len = o.max_len > 0 ? o.max_len : m->cfg.max_positions;
     r->shots = o.shots, r->truncation = o.truncation;
     int chosen[MMLU_N_SUBJECTS], n_subjects;
-    if (pick_subjects(data_dir, &o, chosen, &n_subjects, e)) return -1;
+    if (mmlu_pick_subjects(data_dir, &o, chosen, &n_subjects, e)) return -1;
     int total = 0;  // for the answer array and the ETA
     for (int s = 0; s < n_subjects; s++) {
         MmluFile f;

@@ -60,6 +60,11 @@ typedef struct {
     double seconds;
 } MmluResult;
 
+// The subjects o asks for (all 57, or o->subjects) into chosen (room for 57), checked against data_dir
+// before any work: each has its split file (and a dev file when o->shots > 0), and every file of the
+// split is an MMLU subject. -1 with e naming the file and the problem.
+int mmlu_pick_subjects(const char* data_dir, const MmluOptions* o, int* chosen, int* n, Err* e);
+
 int mmlu_evaluate(const Model* m, const Tokenizer* tok, const char* data_dir, const MmluOptions* opt, MmluResult* r,
                   Err* e);
 // The same on any backend (engine.h): `arbor eval mmlu --device cuda`.
