@@ -26,7 +26,7 @@ int cmd_paper(int argc, char** argv);
 int cmd_prune(int argc, char** argv);
 
 typedef struct {
-    int entities, repeats, teacher_steps, distill_steps, layers, hidden, ffn;
+    int entities, name_words, repeats, teacher_steps, distill_steps, layers, hidden, ffn;
 } DemoSize;
 
 static int train_teacher(const char* out, const DemoSize* z, uint64_t seed, int vocab, Err* e) {
@@ -152,6 +152,7 @@ int cmd_demo(int argc, char** argv) {
         {"seed", "S", "random seed of the world and the runs", "0"},
         {"small", NULL, "a smaller, faster setting (tests)", NULL},
         {"entities", "N", "override: invented entities (x 4 facts each)", NULL},
+        {"name-words", "N", "override: words per entity name (1: one token; more: shared syllable words)", NULL},
         {"teacher-steps", "N", "override: teacher training steps", NULL},
         {"distill-steps", "N", "override: distillation (and scratch training) steps", NULL},
     };
@@ -163,12 +164,16 @@ int cmd_demo(int argc, char** argv) {
     long seed;
     if (arg_long(&cmd, "seed", 0, 0x7fffffffL, &seed, &e)) return fail(&e);
     const char* out = arg_str(&cmd, "out");
-    DemoSize z = arg_flag(&cmd, "small") ? (DemoSize){8, 30, 1000, 200, 4, 64, 192}
-                                         : (DemoSize){16, 30, 1500, 150, 4, 64, 192};
+    DemoSize z = arg_flag(&cmd, "small") ? (DemoSize){96, 3, 30, 2500, 150, 4, 64, 192}
+                                         : (DemoSize){128, 3, 30, 3000, 150, 4, 64, 192};
     long v;  // an override is used or refused, never ignored
     if (arg_str(&cmd, "entities")) {
         if (arg_long(&cmd, "entities", 4, 10000, &v, &e)) return fail(&e);
         z.entities = (int)v;
+    }
+    if (arg_str(&cmd, "name-words")) {
+        if (arg_long(&cmd, "name-words", 1, 6, &v, &e)) return fail(&e);
+        z.name_words = (int)v;
     }
     if (arg_str(&cmd, "teacher-steps")) {
         if (arg_long(&cmd, "teacher-steps", 1, 1 << 24, &v, &e)) return fail(&e);
@@ -181,7 +186,7 @@ int cmd_demo(int argc, char** argv) {
     double t0 = now_seconds();
     char path[4200];
     snprintf(path, sizeof path, "%s/data", out);
-    DemoDataOptions dd = {z.entities, z.repeats, (uint64_t)seed};
+    DemoDataOptions dd = {z.entities, z.repeats, z.name_words, (uint64_t)seed};
     fprintf(stderr, "demo: a synthetic world of %d entities x 4 attributes -> %s\n", z.entities, path);
     if (make_dirs(out, &e) || demo_data_write(path, &dd, &e)) return fail(&e);
     Tokenizer tok;
@@ -197,8 +202,8 @@ int cmd_demo(int argc, char** argv) {
     int hrc = content_hash(&memo, path, data_hash, &e);
     hash_memo_free(&memo);
     if (hrc) return fail(&e);
-    snprintf(key, sizeof key, "teacher v1 seed=%ld entities=%d repeats=%d steps=%d shape=%d,%d,%d vocab=%d data=%s\n", seed,
-             z.entities, z.repeats, z.teacher_steps, z.layers, z.hidden, z.ffn, vocab, data_hash);
+    snprintf(key, sizeof key, "teacher v2 seed=%ld entities=%d name_words=%d repeats=%d steps=%d shape=%d,%d,%d vocab=%d data=%s\n", seed,
+             z.entities, z.name_words, z.repeats, z.teacher_steps, z.layers, z.hidden, z.ffn, vocab, data_hash);
     snprintf(key_path, sizeof key_path, "%s/teacher.key", out);
     snprintf(path, sizeof path, "%s/teacher/model/config.json", out);
     int reuse = reuse_or_forget(key_path, key, path, &e);

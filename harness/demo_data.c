@@ -23,11 +23,28 @@ static uint64_t next(uint64_t* s) {
     return *s >> 33;
 }
 
-// "kazomi", "rilute", ...: syllable names, distinct by construction (the index picks the syllables)
-static void entity_name(int i, char* out) {
-    static const char* syl[20] = {"ka", "zo", "mi", "ru", "te", "lo", "vi", "na", "pe", "su",
-                                  "bo", "da", "fe", "gu", "hi", "jo", "ke", "ly", "mo", "ni"};
-    snprintf(out, 16, "%s%s%s", syl[i % 20], syl[(i / 20) % 20], syl[(i * 7 + 3) % 20]);
+static const char* syllables[20] = {"ka", "zo", "mi", "ru", "te", "lo", "vi", "na", "pe", "su",
+                                    "bo", "da", "fe", "gu", "hi", "jo", "ke", "ly", "mo", "ni"};
+
+// One word ("kazomi", "rilute", ...: distinct by construction, the index picks the syllables) or, with
+// words > 1, that many syllable words drawn at random ("ka zo mi"), distinct by rejection: every syllable
+// is shared by many entities, so no single token names one and a model must combine them in its layers.
+static void entity_names(int n, int words, uint64_t* rng, char (*out)[32]) {
+    StrMap seen;
+    strmap_init(&seen, 64);
+    for (int i = 0; i < n; i++) {
+        if (words <= 1) {
+            snprintf(out[i], 32, "%s%s%s", syllables[i % 20], syllables[(i / 20) % 20], syllables[(i * 7 + 3) % 20]);
+            continue;
+        }
+        do {
+            int len = 0;
+            for (int w = 0; w < words; w++)
+                len += snprintf(out[i] + len, (size_t)(32 - len), "%s%s", w ? " " : "", syllables[next(rng) % 20]);
+        } while (strmap_get(&seen, out[i], (int)strlen(out[i])) >= 0);
+        strmap_put(&seen, out[i], (int)strlen(out[i]), i);
+    }
+    strmap_free(&seen);
 }
 
 static void question(MmluRecord* r, char* q, const char* name, int a) {
@@ -72,10 +89,10 @@ static void add_words(const char* text, StrMap* seen, cJSON* vocab, int* next_id
 int demo_data_write(const char* dir, const DemoDataOptions* o, Err* e) {
     int E = o->entities, n_q = E * 4;
     uint64_t rng = o->seed * 0x9e3779b97f4a7c15ull + 7;
-    char (*names)[16] = xmalloc(sizeof(char[16]) * (size_t)E);
+    char (*names)[32] = xmalloc(sizeof(char[32]) * (size_t)E);
     char (*qtext)[128] = xmalloc(sizeof(char[128]) * (size_t)n_q);
     MmluRecord* rows = xcalloc((size_t)n_q, sizeof(MmluRecord));
-    for (int i = 0; i < E; i++) entity_name(i, names[i]);
+    entity_names(E, o->name_words, &rng, names);
     for (int i = 0; i < E; i++)
         for (int a = 0; a < 4; a++) {
             MmluRecord* r = &rows[i * 4 + a];
