@@ -91,6 +91,7 @@ int main(int argc, char** argv) {
     cuda_train_acts_create(&a, ctx, &sc, B, T, recompute);
     CudaTeacher teacher;
     cuda_teacher_create(&teacher, &tg, B, T);
+    // peak: after every step too (cuda_scratch buffers grow on first use, inside the first steps)
     double peak = cuda_memory_used() / 1e9;
     int N = B * T;
     int* tokens = xmalloc(sizeof(int) * (size_t)(N + 1));
@@ -113,6 +114,8 @@ int main(int argc, char** argv) {
         cuda_train_optimizer_step(&t, &o, lr_at(&o, s));
         cuda_synchronize(ctx);
         sec[s] = now_seconds() - t0;
+        double used = cuda_memory_used() / 1e9;
+        if (used > peak) peak = used;
         last_loss = lv.total;
         fprintf(stderr, "step %d: loss %.4f, %.3f s\n", s, lv.total, sec[s]);
     }

@@ -24,7 +24,7 @@ int bench_cuda_run(const CudaBenchRequest* q) {
     "model,layers,hidden,ffn,params,batch,prompt_len,gen_len,prefill_tokens_per_s,prefill_tflops,"          \
     "prefill_fraction_of_gemm,decode_tokens_per_s,decode_ms_per_step,decode_gbs,decode_fraction_of_copy,"   \
     "copy_gbs,gemm_tflops,peak_gb,decode_floor_tokens_per_s,decode_fraction_of_floor,prefill_floor_tokens_per_s,"  \
-    "prefill_fraction_of_floor\n"
+    "prefill_fraction_of_floor,chunk_rows,note\n"
 
 int bench_cuda_run(const CudaBenchRequest* q) {
     Err e;
@@ -69,11 +69,23 @@ int bench_cuda_run(const CudaBenchRequest* q) {
     csv_len += (size_t)snprintf(csv, csv_cap, CSV_HEADER);
     int code = 0;
     for (int i = 0; i < q->n_batches && !code; i++) {
-        BenchOptions bo = {q->batches[i], q->prompt_len, q->gen_len, q->repeats, q->seed};
+        BenchOptions bo = {q->batches[i], q->prompt_len, q->gen_len, q->repeats, q->seed, q->max_chunk_rows};
         CudaBenchResult r;
         if (bench_throughput_cuda(&g, &bo, &r, &e)) {
             code = fail(&e);
             break;
+        }
+        if (r.skipped) {  // the memory plan says it does not fit: a row that says why, and on to the next
+            fprintf(stderr, "  %5d %6d | %s\n", bo.batch, bo.prompt_len, r.note);
+            printf("b%d.skipped=%s\n", bo.batch, r.note);
+            if (csv_cap - csv_len < 1024) csv = realloc(csv, csv_cap *= 2);
+            if (!csv) FATAL("out of memory");
+            csv_len += (size_t)snprintf(csv + csv_len, csv_cap - csv_len, "%s,%d,%d,%d,%lld,%d,%d,%d%s,0,\"%s\"\n", q->label,
+                                        cfg.n_layers, cfg.hidden, cfg.ffn, params, bo.batch, bo.prompt_len, bo.gen_len,
+                                        ",0,0,0,0,0,0,0,0,0,0,0,0,0,0", r.note);
+            if (q->csv_path && file_write_atomic(q->csv_path, csv, csv_len, &e)) code = fail(&e);
+            fflush(stdout);
+            continue;
         }
         double pf = gemm_tflops > 0 ? r.prefill_tflops / gemm_tflops : 0;
         double df = copy_gbs > 0 ? r.decode_gbs / copy_gbs : 0;
@@ -99,14 +111,17 @@ int bench_cuda_run(const CudaBenchRequest* q) {
         if (csv_cap - csv_len < 1024) csv = realloc(csv, csv_cap *= 2);
         if (!csv) FATAL("out of memory");
         csv_len += (size_t)snprintf(csv + csv_len, csv_cap - csv_len,
-                                    "%s,%d,%d,%d,%lld,%d,%d,%d,%.2f,%.3f,%.4f,%.2f,%.4f,%.1f,%.4f,%.1f,%.2f,%.2f,%.2f,%.4f,%.1f,%.4f\n",
+                                    "%s,%d,%d,%d,%lld,%d,%d,%d,%.2f,%.3f,%.4f,%.2f,%.4f,%.1f,%.4f,%.1f,%.2f,%.2f,%.2f,%.4f,%.1f,%.4f,%d,\n",
                                     q->label, cfg.n_layers, cfg.hidden, cfg.ffn, params, bo.batch, bo.prompt_len, bo.gen_len,
                                     r.prefill_tokens_per_s, r.prefill_tflops, pf, r.decode_tokens_per_s,
                                     r.decode_ms_per_step, r.decode_gbs, df, copy_gbs, gemm_tflops, r.peak_gb, fd.tokens_per_s,
                                     fd.tokens_per_s > 0 ? r.decode_tokens_per_s / fd.tokens_per_s : 0, fp.tokens_per_s,
-                                    fp.tokens_per_s > 0 ? r.prefill_tokens_per_s / fp.tokens_per_s : 0);
+                                    fp.tokens_per_s > 0 ? r.prefill_tokens_per_s / fp.tokens_per_s : 0, r.chunk_rows);
+        // every row on disk as soon as it is measured (the whole file, atomically): a step killed at its
+        // time limit keeps the cells it finished
+        if (q->csv_path && file_write_atomic(q->csv_path, csv, csv_len, &e)) code = fail(&e);
+        fflush(stdout);
     }
-    if (!code && q->csv_path && file_write_atomic(q->csv_path, csv, csv_len, &e)) code = fail(&e);
     free(csv);
     cuda_model_free(&g);
     cuda_context_free(ctx);

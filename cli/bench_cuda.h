@@ -14,7 +14,8 @@ typedef struct {
     unsigned long long seed;
     int ceilings;           // measure copy GB/s and GEMM TFLOP/s first
     int cublas_only;        // decode matmuls through cuBLASLt too, not arbor's GEMV (a comparison)
-    const char* csv_path;   // NULL: none
+    const char* csv_path;   // NULL: none; rewritten (atomically) after every row
+    int max_chunk_rows;     // prefill rows per call at most (0: BENCH_MAX_CHUNK_ROWS)
 } CudaBenchRequest;
 
 // Returns the exit code (0, or 1/2 after printing the error).

@@ -54,6 +54,12 @@ static int bench_cuda_command(const Command* cmd) {
     q.ceilings = arg_flag(cmd, "ceilings");
     q.cublas_only = arg_flag(cmd, "cublas-only");
     q.csv_path = arg_str(cmd, "csv");
+    long chunk = 0;
+    if (arg_str(cmd, "chunk-rows") && arg_long(cmd, "chunk-rows", 1, 1 << 24, &chunk, &e)) {
+        free(batches);
+        return fail(&e);
+    }
+    q.max_chunk_rows = (int)chunk;
     int code = bench_cuda_run(&q);
     free(batches);
     return code;
@@ -197,6 +203,7 @@ int cmd_bench(int argc, char** argv) {
         {"label", "NAME", "cuda: what the rows call the model (default: the directory or preset)", NULL},
         {"csv", "FILE", "cuda: also write the rows to FILE", NULL},
         {"cublas-only", NULL, "cuda: decode matmuls through cuBLASLt instead of arbor's GEMV (to compare)", NULL},
+        {"chunk-rows", "N", "cuda: prefill rows per call at most (default 16384; less when memory is short)", NULL},
         {"roofline", NULL, "no run: the throughput model's floors per step (--gpu, --batch LIST, --context LIST)", NULL},
         {"gpu", "NAME", "roofline: h100, h200 or a100 (datasheet bandwidth and dense bf16 rate)", NULL},
         {"bandwidth", "GB/s", "roofline: memory bandwidth (overrides --gpu's)", NULL},
@@ -214,18 +221,18 @@ int cmd_bench(int argc, char** argv) {
     if (command_start(&cmd, argc, argv, &code)) return code;
     Err e;
     // an option this mode does not read is refused, never ignored
-    static const char* const measuring[] = {"threads", "ceilings", "label", "cublas-only", "weights"};
+    static const char* const measuring[] = {"threads", "ceilings", "label", "cublas-only", "weights", "chunk-rows"};
     static const char* const roofline[] = {"gpu", "bandwidth", "flops", "context", "weight-dtype", "kv-dtype", "versus", "memory-gb"};
-    static const char* const cuda_only[] = {"ceilings", "label", "csv", "cublas-only"};
+    static const char* const cuda_only[] = {"ceilings", "label", "csv", "cublas-only", "chunk-rows"};
     if (arg_flag(&cmd, "roofline")) {
-        if (arg_refuse(&cmd, measuring, 5, "with --roofline (nothing is measured; --weight-dtype sets its bytes per weight)", &e))
+        if (arg_refuse(&cmd, measuring, 6, "with --roofline (nothing is measured; --weight-dtype sets its bytes per weight)", &e))
             return fail(&e);
         return bench_roofline(&cmd);
     }
     if (arg_refuse(&cmd, roofline, 8, "without --roofline", &e)) return fail(&e);
     Device device;
     if (device_parse(arg_str(&cmd, "device"), &device, &e)) return fail(&e);  // availability: bench_cuda_run
-    if (device == DEVICE_CPU && arg_refuse(&cmd, cuda_only, 4, "with --device cpu (its results are the key=value lines on stdout)", &e))
+    if (device == DEVICE_CPU && arg_refuse(&cmd, cuda_only, 5, "with --device cpu (its results are the key=value lines on stdout)", &e))
         return fail(&e);
     static const char* const cpu_only[] = {"threads"};
     if (device == DEVICE_CUDA && arg_refuse(&cmd, cpu_only, 1, "with --device cuda", &e)) return fail(&e);
@@ -252,7 +259,7 @@ int cmd_bench(int argc, char** argv) {
         model_create_as(&m, &cfg, wt);
         model_init_random(&m, (uint64_t)seed);
     }
-    BenchOptions bo = {(int)B, (int)P, (int)G, (int)R, (uint64_t)seed};
+    BenchOptions bo = {(int)B, (int)P, (int)G, (int)R, (uint64_t)seed, 0};
     BenchResult r;
     if (bench_throughput(&m, &bo, &r, &e)) {
         model_free(&m);

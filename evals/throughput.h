@@ -11,6 +11,7 @@ typedef struct {
     int gen_len;     // decode steps after the prompt
     int repeats;     // timed repeats (each a prefill, then the decode) after one warm-up prefill; medians count
     uint64_t seed;   // prompt token ids
+    int max_chunk_rows;  // GPU: prefill rows per call at most (0: BENCH_MAX_CHUNK_ROWS)
 } BenchOptions;
 
 typedef struct {

@@ -59,7 +59,7 @@ void plan_mmlu(const SweepConfig* c, MmluOptions* o) {
 void plan_ppl(const SweepConfig* c, PplOptions* o) { *o = (PplOptions){c->ppl_seq_len, c->ppl_seq_len, 0, 256}; }
 
 void plan_bench(const SweepConfig* c, int i, BenchOptions* o) {
-    *o = (BenchOptions){c->bench_batch[i], c->prompt_len, c->gen_len, c->repeats, 0};
+    *o = (BenchOptions){c->bench_batch[i], c->prompt_len, c->gen_len, c->repeats, 0, 0};
 }
 
 const char* plan_tokenizer(const SweepConfig* c) { return c->tokenizer[0] ? c->tokenizer : c->teacher; }

@@ -7,6 +7,7 @@
 // several: q_proj, k_proj and v_proj rows are stacked into wqkv, gate_proj and up_proj into w_gateup.
 #pragma once
 #include "../kernels/cuda/cuda_ops.h"
+#include "device_sizes.h"
 #include "forward.h"
 #include "model.h"
 
@@ -60,10 +61,6 @@ void cuda_kvcache_create(CudaKVCache* c, const ModelConfig* cfg, int max_seqs, i
 // forward: nothing of a layer is kept once the next one runs)
 void cuda_kvcache_create_layers(CudaKVCache* c, const ModelConfig* cfg, int n_layers, int max_seqs, int max_len);
 void cuda_kvcache_free(CudaKVCache* c);
-
-#define SPLIT_MAX_ROWS 256  // rows (decode batch) up to which long contexts split their keys
-#define SPLIT_MAX 16        // splits per row at most
-#define SPLIT_KEYS 256      // keys per split, roughly
 
 typedef struct {
     int max_rows, max_out;

@@ -88,7 +88,7 @@ int search_tps(const ModelConfig* c, const SearchOptions* o, double r[3], Err* e
     Engine en;
     int rc = engine_open(&en, &m, o->tps_backend, e);
     if (!rc) {
-        BenchOptions bo = {o->kv_batch, o->kv_context, 8, 3, 1};
+        BenchOptions bo = {o->kv_batch, o->kv_context, 8, 3, 1, 0};
         BenchResult b;
         rc = bench_throughput_on(&en, &bo, &b, e);
         if (!rc) r[0] = b.decode_tokens_per_s, r[1] = b.decode_tps_min, r[2] = b.decode_tps_max;

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "evals/throughput_cuda.h"
 #include "helpers.h"
 #include "kernels/dtype.h"
 #include "kernels/hash.h"
@@ -184,9 +185,12 @@ typedef struct {
     int N, NH, NKV, HS, S, L, qk_norm;
 } AttShape;
 
+// GQA ratios (query heads per KV head) 2, 1, 4, 8, 2, 4, 8, 16, 12: the decode kernel serves up to 8 (HS <= 128)
+// or 4 (HS 256) query heads of one KV head per block, so 16 and 12 take several chunks of one group
 static const AttShape att_shapes[] = {
-    {5, 4, 2, 16, 3, 32, 1}, {9, 3, 3, 24, 2, 40, 0}, {33, 32, 8, 128, 4, 96, 1}, {6, 16, 2, 256, 2, 64, 1},
-    {64, 16, 8, 64, 1, 200, 1}, {256, 8, 2, 128, 1, 512, 1},
+    {5, 4, 2, 16, 3, 32, 1},   {9, 3, 3, 24, 2, 40, 0},    {33, 32, 8, 128, 4, 96, 1}, {6, 16, 2, 256, 2, 64, 1},
+    {64, 16, 8, 64, 1, 200, 1}, {256, 8, 2, 128, 1, 512, 1}, {7, 32, 4, 128, 3, 300, 1}, {4, 16, 1, 64, 2, 80, 1},
+    {3, 12, 1, 256, 2, 70, 0},
 };
 
 // distinct (seq, pos) slots, positions up to L-1: row r of a sequence takes a position in its own
@@ -389,6 +393,29 @@ static int argmax(const float* v, int n) {
     return best;
 }
 
+// frees a CPU model and its GPU twin with their caches and run states, then the context
+static void free_both(Model* m, RunState* rs, KVCache* kc, CudaModel* g, CudaRunState* gs, CudaKVCache* gk, CudaContext* ctx) {
+    cuda_runstate_free(gs);
+    cuda_kvcache_free(gk);
+    cuda_model_free(g);
+    runstate_free(rs);
+    kvcache_free(kc);
+    model_free(m);
+    cuda_context_free(ctx);
+}
+
+// 1 when the CPU's top-2 margin in ref (V) exceeds twice the largest |out - ref|: there the argmax
+// must agree (the difference cannot reorder them); *top gets the CPU's argmax
+static int margin_is_clear(const float* ref, const float* out, int V, int* top) {
+    *top = argmax(ref, V);
+    float maxdiff = 0, second = -INFINITY;
+    for (int v = 0; v < V; v++) {
+        maxdiff = fmaxf(maxdiff, fabsf(out[v] - ref[v]));
+        if (v != *top && ref[v] > second) second = ref[v];
+    }
+    return ref[*top] - second > 2 * maxdiff;
+}
+
 // Packed prefill of three prompts of unequal length, then `steps` decode steps of all three fed
 // with the CPU's greedy tokens. Returns the worst logits nmse; *argmax_checked/agreed count decode
 // rows whose CPU top-2 margin exceeds twice the largest |gpu - cpu| logit difference (there the
@@ -435,13 +462,8 @@ static double model_parity(CudaContext* ctx, Model* m, int steps, int* argmax_ch
             const float* o = out + (size_t)i * V;
             double en = nmse(o, r, V);
             if (en > worst) worst = en;
-            float maxdiff = 0;
-            for (int v = 0; v < V; v++) maxdiff = fmaxf(maxdiff, fabsf(o[v] - r[v]));
-            int top = argmax(r, V);
-            float second = -INFINITY;
-            for (int v = 0; v < V; v++)
-                if (v != top && r[v] > second) second = r[v];
-            if (r[top] - second > 2 * maxdiff) {
+            int top;
+            if (margin_is_clear(r, o, V, &top)) {
                 ++*argmax_checked;
                 *argmax_agreed += argmax(o, V) == top;
             }
@@ -494,6 +516,57 @@ Test(cuda_parity, tiny_and_medium_random_models_match_cpu) {
     check_model(ctx, &m, "medium", 16);
     model_free(&m);
     cuda_context_free(ctx);
+}
+
+// The bench's chunked prefill (cuda_prefill_chunks): 3 prompts of 40 tokens in calls of 16 rows, so most
+// calls start mid-prompt and read its earlier positions back from the cache; each prompt's last-token
+// logits against the CPU's forward of all 120 rows at once. And the run state allocates what the
+// memory plan counts (models/device_sizes.h), up to the allocator's granularity per buffer.
+Test(cuda_parity, chunked_prefill_matches_cpu_and_the_memory_plan) {
+    CudaContext* ctx = ctx_or_skip();
+    ModelConfig cfg;
+    Err e;
+    config_preset("tiny", &cfg, &e);
+    cfg.n_layers = 3, cfg.hidden = 256, cfg.ffn = 768, cfg.n_heads = 8, cfg.n_kv_heads = 2, cfg.head_dim = 64;
+    cfg.vocab = 4096, cfg.max_positions = 128;
+    cr_assert_eq(config_validate(&cfg, "chunked", &e), 0, "%s", e.msg);
+    Model m;
+    model_create(&m, &cfg);
+    model_init_random(&m, 21);
+    round_arena_to_bf16(&m);
+    int B = 3, P = 40, N = B * P, V = cfg.vocab;
+    int *tok = malloc(sizeof(int) * N), *seq = malloc(sizeof(int) * N), *pos = malloc(sizeof(int) * N), last[3];
+    for (int i = 0; i < N; i++) tok[i] = (int)(splitmix64(300 + i) % V), seq[i] = i / P, pos[i] = i % P;
+    for (int b = 0; b < B; b++) last[b] = b * P + P - 1;
+    KVCache kc;
+    RunState rs;
+    kvcache_create(&kc, &cfg, B, P);
+    runstate_create(&rs, &cfg, N, P);
+    float* ref = malloc(sizeof(float) * B * V);
+    cr_assert_eq(model_forward(&m, &rs, &kc, tok, seq, pos, N, last, B, ref, &e), 0, "%s", e.msg);
+    CudaModel g;
+    cuda_model_create(&g, ctx, &cfg);
+    cuda_model_upload(&g, &m);
+    CudaKVCache gk;
+    CudaRunState gs;
+    cuda_kvcache_create(&gk, &cfg, B, P);
+    cuda_synchronize(ctx);
+    size_t before = cuda_memory_used();
+    cuda_runstate_create(&gs, &cfg, 16, B);
+    size_t used = cuda_memory_used() - before, planned = runstate_device_bytes(&cfg, 16, B);
+    cr_expect(used >= planned && used <= planned + 13 * ((size_t)2 << 20), "run state: %zu bytes in use, %zu planned", used,
+              planned);
+    float* out = malloc(sizeof(float) * B * V);
+    cr_assert_eq(cuda_prefill_chunks(&g, &gs, &gk, tok, B, P, 0, out, &e), 0, "%s", e.msg);
+    double err = nmse(out, ref, (size_t)B * V);
+    cr_expect(err < 2e-3, "chunked prefill: last-token logits nmse %g (bf16 activations)", err);
+    for (int b = 0; b < B; b++) {  // the next token agrees wherever the CPU's top-2 margin exceeds the logit error
+        const float *o = out + (size_t)b * V, *r = ref + (size_t)b * V;
+        int top;
+        if (margin_is_clear(r, o, V, &top)) cr_expect_eq(argmax(o, V), top, "prompt %d's next token", b);
+    }
+    free(tok), free(seq), free(pos), free(ref), free(out);
+    free_both(&m, &rs, &kc, &g, &gs, &gk, ctx);
 }
 
 // MMLU through the engine seam on both backends: a tiny-shaped random Qwen3 with the real vocabulary,
@@ -591,13 +664,7 @@ Test(cuda_parity, long_context_decode_matches_cpu) {
     cr_log_info("long context (%d positions): worst logits nmse %.3g", L, worst);
     cr_expect(worst < 2e-3, "long-context logits nmse %g", worst);
     free(ref), free(out), free(tokens), free(pos), free(seq);
-    cuda_runstate_free(&gs);
-    cuda_kvcache_free(&gk);
-    cuda_model_free(&g);
-    runstate_free(&rs);
-    kvcache_free(&kc);
-    model_free(&m);
-    cuda_context_free(ctx);
+    free_both(&m, &rs, &kc, &g, &gs, &gk, ctx);
 }
 
 // Sliding-window perplexity through the engine seam: the same windows, bf16 against fp32.

@@ -96,6 +96,12 @@ extern "C" size_t cuda_memory_used(void) {
     return total_b - free_b;
 }
 
+extern "C" size_t cuda_memory_free(void) {
+    size_t free_b = 0, total_b = 0;
+    CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
+    return free_b;
+}
+
 extern "C" void cuda_upload(CudaContext* ctx, void* dst, const void* host_src, size_t bytes) {
     CUDA_CHECK(cudaMemcpyAsync(dst, host_src, bytes, cudaMemcpyHostToDevice, ctx->stream));
     CUDA_CHECK(cudaStreamSynchronize(ctx->stream));

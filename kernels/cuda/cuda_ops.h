@@ -42,6 +42,8 @@ void* cuda_malloc(size_t bytes);  // fatal with the size and free memory when it
 void cuda_free(void* p);
 // Bytes in use on the device now (total - free), for peak-memory reports.
 size_t cuda_memory_used(void);
+// Bytes free on the device now (cudaMemGetInfo), for memory plans.
+size_t cuda_memory_free(void);
 // Host <-> device copies on the context's stream; these two wait for the copy to finish.
 void cuda_upload(CudaContext* ctx, void* dst, const void* host_src, size_t bytes);
 void cuda_download(CudaContext* ctx, void* host_dst, const void* src, size_t bytes);
