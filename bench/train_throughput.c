@@ -28,7 +28,7 @@ static void run(const char* what, Model* s, Model* t, int steps, int T, int B, i
     cfg.steps = steps, cfg.batch = B, cfg.grad_accum = 1, cfg.seq_len = T;
     cfg.optim = (OptimConfig){3e-4f, 3e-5f, 1, steps, 1, 0.9f, 0.95f, 1e-8f, 0.1f, 1.0f};
     cfg.loss = t ? (LossConfig){0.0f, 1.0f, KD_KL, 1.0f, 0, 0, 0.0f} : (LossConfig){1.0f, 0.0f, KD_NONE, 1.0f, 0, 0, 0.0f};
-    if (trainer_init(&tr, s, t, B, T, recompute, 0, &e)) {
+    if (trainer_init(&tr, s, t, B, T, recompute, 0, NULL, &e)) {
         fprintf(stderr, "arbor: %s\n", e.msg);
         exit(1);
     }

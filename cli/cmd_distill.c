@@ -62,6 +62,7 @@ static int run(int argc, char** argv, int distill) {
         {"recompute", NULL, "recompute activations in backward (less memory, ~1 extra forward)", NULL},
         {"device", "cpu|cuda", "where the steps run: the CPU (fp32) or the GPU (bf16, fp32 masters)", "cpu"},
         {"zero1", NULL, "data parallel: shard the AdamW moments and update across the ranks (ZeRO-1)", NULL},
+        {"bucket-mb", "MB", "data parallel: gradients reduced in buckets of at most this, as the backward finishes them", "25"},
     };
     Option opts[sizeof all / sizeof all[0]];
     int n_opts = 0;
@@ -163,6 +164,9 @@ static int run_with(const Command* cmd_in, int distill, const Dist* dist, Err* e
     cfg.hidden_weight = (float)hidden_weight;
     cfg.dist = dist;
     cfg.zero1 = arg_flag(&cmd, "zero1");
+    double bucket_mb;
+    if (arg_double(&cmd, "bucket-mb", 0.001, 65536, &bucket_mb, &e)) return give(&e, e_out);
+    cfg.bucket_bytes = (size_t)(bucket_mb * (1 << 20));
     if (cfg.zero1 && dist->world == 1) {
         err_set(&e, "%s: --zero1 shards across ranks, and this run has one (start it with mpirun -np N or srun)", cmd.name);
         return give(&e, e_out);

@@ -131,13 +131,21 @@ enum { MPI_PIECE = 1 << 28 };
 static int piece(size_t at, size_t end) { return (int)(end - at < MPI_PIECE ? end - at : MPI_PIECE); }
 #endif
 
-int dist_sum_doubles(const Dist* d, double* buf, size_t n, Err* e) {
+size_t dist_type_size(DistType t) { return t == DIST_F64 ? 8 : t == DIST_F32 ? 4 : 2; }
+
+#ifdef ARBOR_HAVE_MPI
+static MPI_Datatype mpi_type(DistType t) { return t == DIST_F64 ? MPI_DOUBLE : t == DIST_F32 ? MPI_FLOAT : MPI_UINT16_T; }
+static char* at_elem(void* buf, size_t i, DistType t) { return (char*)buf + i * dist_type_size(t); }
+#endif
+
+int dist_all_reduce(const Dist* d, void* buf, size_t n, DistType t, Err* e) {
     if (d->world == 1) return 0;
+    if (t == DIST_BF16) return err_set(e, "all-reduce: bf16 sums run on the GPU path (NCCL); the CPU path sums fp32 or fp64");
 #ifdef ARBOR_HAVE_MPI
     watch(d, "all-reduce");
     for (size_t at = 0; at < n; at += MPI_PIECE) {
         int count = piece(at, n);
-        if (mpi_check(MPI_Allreduce(MPI_IN_PLACE, buf + at, count, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD), "all-reduce", e))
+        if (mpi_check(MPI_Allreduce(MPI_IN_PLACE, at_elem(buf, at, t), count, mpi_type(t), MPI_SUM, MPI_COMM_WORLD), "all-reduce", e))
             return unwatch(), -1;
     }
     unwatch();
@@ -148,8 +156,9 @@ int dist_sum_doubles(const Dist* d, double* buf, size_t n, Err* e) {
 #endif
 }
 
-int dist_sum_doubles_scatter(const Dist* d, double* buf, const size_t* bounds, Err* e) {
+int dist_reduce_scatter(const Dist* d, void* buf, const size_t* bounds, DistType t, Err* e) {
     if (d->world == 1) return 0;
+    if (t == DIST_BF16) return err_set(e, "reduce-scatter: bf16 sums run on the GPU path (NCCL); the CPU path sums fp32 or fp64");
 #ifdef ARBOR_HAVE_MPI
     // a reduce-scatter with the ranges given: one reduce per range to its owner keeps counts in int
     // range and the owner's slice in place
@@ -157,8 +166,8 @@ int dist_sum_doubles_scatter(const Dist* d, double* buf, const size_t* bounds, E
     for (int r = 0; r < d->world; r++) {
         for (size_t at = bounds[r]; at < bounds[r + 1]; at += MPI_PIECE) {
             int count = piece(at, bounds[r + 1]);
-            void* send = d->rank == r ? MPI_IN_PLACE : (void*)(buf + at);
-            if (mpi_check(MPI_Reduce(send, buf + at, count, MPI_DOUBLE, MPI_SUM, r, MPI_COMM_WORLD), "reduce-scatter", e))
+            void* send = d->rank == r ? MPI_IN_PLACE : (void*)at_elem(buf, at, t);
+            if (mpi_check(MPI_Reduce(send, at_elem(buf, at, t), count, mpi_type(t), MPI_SUM, r, MPI_COMM_WORLD), "reduce-scatter", e))
                 return unwatch(), -1;
         }
     }
@@ -168,6 +177,48 @@ int dist_sum_doubles_scatter(const Dist* d, double* buf, const size_t* bounds, E
     (void)buf, (void)bounds;
     return err_set(e, "no MPI");
 #endif
+}
+
+#ifdef ARBOR_HAVE_MPI
+// elements [lo, hi) of buf from rank root to every rank, in int-sized pieces (under the caller's watch)
+static int bcast_range(void* buf, size_t lo, size_t hi, DistType t, int root, const char* what, Err* e) {
+    for (size_t at = lo; at < hi; at += MPI_PIECE)
+        if (mpi_check(MPI_Bcast(at_elem(buf, at, t), piece(at, hi), mpi_type(t), root, MPI_COMM_WORLD), what, e)) return -1;
+    return 0;
+}
+#endif
+
+int dist_all_gather_ranges(const Dist* d, void* buf, const size_t* bounds, DistType t, Err* e) {
+    if (d->world == 1) return 0;
+#ifdef ARBOR_HAVE_MPI
+    watch(d, "all-gather");
+    int rc = 0;
+    for (int r = 0; r < d->world && !rc; r++) rc = bcast_range(buf, bounds[r], bounds[r + 1], t, r, "all-gather", e);
+    unwatch();
+    return rc;
+#else
+    (void)buf, (void)bounds, (void)t;
+    return err_set(e, "no MPI");
+#endif
+}
+
+int dist_broadcast(const Dist* d, void* buf, size_t n, DistType t, int root, Err* e) {
+    if (d->world == 1) return 0;
+#ifdef ARBOR_HAVE_MPI
+    watch(d, "broadcast");
+    int rc = bcast_range(buf, 0, n, t, root, "broadcast", e);
+    unwatch();
+    return rc;
+#else
+    (void)buf, (void)n, (void)t, (void)root;
+    return err_set(e, "no MPI");
+#endif
+}
+
+int dist_sum_doubles(const Dist* d, double* buf, size_t n, Err* e) { return dist_all_reduce(d, buf, n, DIST_F64, e); }
+
+int dist_sum_doubles_scatter(const Dist* d, double* buf, const size_t* bounds, Err* e) {
+    return dist_reduce_scatter(d, buf, bounds, DIST_F64, e);
 }
 
 int dist_all_gather(const Dist* d, const void* mine, size_t bytes, void* all, Err* e) {
@@ -187,20 +238,7 @@ int dist_all_gather(const Dist* d, const void* mine, size_t bytes, void* all, Er
 }
 
 int dist_all_gather_floats(const Dist* d, float* buf, const size_t* bounds, Err* e) {
-    if (d->world == 1) return 0;
-#ifdef ARBOR_HAVE_MPI
-    watch(d, "all-gather of the parameters");
-    for (int r = 0; r < d->world; r++)  // rank r's range to everyone, in int-sized pieces
-        for (size_t at = bounds[r]; at < bounds[r + 1]; at += MPI_PIECE) {
-            int count = piece(at, bounds[r + 1]);
-            if (mpi_check(MPI_Bcast(buf + at, count, MPI_FLOAT, r, MPI_COMM_WORLD), "all-gather", e)) return unwatch(), -1;
-        }
-    unwatch();
-    return 0;
-#else
-    (void)buf, (void)bounds;
-    return err_set(e, "no MPI");
-#endif
+    return dist_all_gather_ranges(d, buf, bounds, DIST_F32, e);
 }
 
 int dist_gather_floats_to_root(const Dist* d, const float* mine, float* full, const size_t* bounds, Err* e) {

@@ -28,6 +28,18 @@ void dist_finish(Dist* d);
 // Ends every rank of the run at once (MPI_Abort) with exit code; returns only for a world of one.
 void dist_abort(const Dist* d, int code);
 
+// Element types of the typed collectives (host buffers; MPI sums fp32 and fp64, moves all three).
+typedef enum { DIST_F32, DIST_F64, DIST_BF16 } DistType;
+size_t dist_type_size(DistType t);
+// In place over all ranks: buf[i] = sum over ranks of buf[i] (n elements of type t).
+int dist_all_reduce(const Dist* d, void* buf, size_t n, DistType t, Err* e);
+// Elements [bounds[r], bounds[r+1]) of the sum over ranks land on rank r (bounds: world + 1 entries;
+// elements outside [bounds[0], bounds[world]) untouched); only a rank's own range holds the sum.
+int dist_reduce_scatter(const Dist* d, void* buf, const size_t* bounds, DistType t, Err* e);
+// Elements [bounds[r], bounds[r+1]) of buf come from rank r, on every rank.
+int dist_all_gather_ranges(const Dist* d, void* buf, const size_t* bounds, DistType t, Err* e);
+// n elements from rank root to every rank.
+int dist_broadcast(const Dist* d, void* buf, size_t n, DistType t, int root, Err* e);
 // In place over all ranks: buf[i] = sum over ranks of buf[i].
 int dist_sum_doubles(const Dist* d, double* buf, size_t n, Err* e);
 // Each rank's lo..hi slice of the sum over ranks of buf (n values); range r is [bounds[r], bounds[r+1]).

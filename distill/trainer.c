@@ -15,7 +15,8 @@
 #include "../models/file_io.h"
 #include "../models/vec.h"
 
-int trainer_init(Trainer* tr, Model* student, const Model* teacher, int B, int T, int recompute, int gpu, Err* e) {
+int trainer_init(Trainer* tr, Model* student, const Model* teacher, int B, int T, int recompute, int gpu, const Dist* dist,
+                 Err* e) {
     memset(tr, 0, sizeof *tr);
     const ModelConfig* c = &student->cfg;
     if (teacher && teacher->cfg.vocab != c->vocab)
@@ -31,7 +32,7 @@ int trainer_init(Trainer* tr, Model* student, const Model* teacher, int B, int T
     tr->hi = student->table.n_floats;  // one process: the whole arena (trainer_set_dist changes it)
     tr->inputs = xmalloc(sizeof(int) * (size_t)B * T * 2);
     tr->targets = tr->inputs + (size_t)B * T;
-    if (gpu) return trainer_gpu_open(&tr->gpu, student, teacher, B, T, recompute, e);
+    if (gpu) return trainer_gpu_open(&tr->gpu, student, teacher, B, T, recompute, dist, e);
     size_t n = student->table.n_floats;
     tr->grads = xaligned_alloc(sizeof(float) * n);
     tr->m = xaligned_alloc(sizeof(float) * n);
@@ -72,16 +73,29 @@ void trainer_free(Trainer* tr) {
     free(tr->d_layer_ptrs);
     free(tr->d_xnf);
     free(tr->inputs);
+    collectives_close(&tr->coll);
+    grad_bucket_plan_free(&tr->plan);
     memset(tr, 0, sizeof *tr);
 }
 
-int trainer_set_dist(Trainer* tr, const Dist* dist, int zero1, uint64_t global_windows, Err* e) {
+int trainer_set_dist(Trainer* tr, const Dist* dist, int zero1, uint64_t global_windows, size_t bucket_bytes, Err* e) {
     tr->global_windows = global_windows;
     tr->dist = dist && dist->world > 1 ? dist : NULL;
     tr->world = tr->dist ? dist->world : 1;
+    collectives_close(&tr->coll);
+    grad_bucket_plan_free(&tr->plan);
+    if (!bucket_bytes) bucket_bytes = GRAD_BUCKET_DEFAULT_BYTES;
     if (tr->gpu) {
-        if (tr->world > 1 || zero1) return err_set(e, "data parallel on the GPU needs NCCL, which this build does not run yet");
-        return 0;
+        tr->zero1 = zero1 && tr->dist;  // the GPU side shards its own state (reported in run.json and the log)
+        return tr->dist ? trainer_gpu_set_dist(tr->gpu, tr->dist, bucket_bytes, zero1, e) : 0;
+    }
+    if (tr->dist) {  // the CPU path reduces the fp64 sums: a bucket's bound in fp64 elements
+        GradTensor* tensors = grad_tensors_of_table(&tr->student->table);
+        size_t elems = bucket_bytes / sizeof(double);
+        int rc = grad_bucket_plan(tensors, tr->student->table.n_params, elems ? elems : 1, 0, &tr->plan, e);
+        free(tensors);
+        if (rc) return -1;
+        collectives_open_mpi(&tr->coll, tr->dist);
     }
     size_t n = tr->student->table.n_floats;
     tr->zero1 = zero1 && tr->world > 1;
@@ -212,6 +226,27 @@ static int sharded_grad_norm(const Trainer* tr, double* out, Err* e) {
     return rc;
 }
 
+// The fp64 gradient sums over the ranks, bucket by bucket in the order the backward finishes them
+// (the schedule the GPU path overlaps with its backward): each bucket all-reduced, or with ZeRO-1
+// reduce-scattered to the ranks owning its parts. Every element is summed once over the ranks either
+// way, so the result does not depend on the buckets.
+static int reduce_gradients(Trainer* tr, Err* e) {
+    size_t* clipped = xmalloc(sizeof(size_t) * (size_t)(tr->world + 1));
+    int rc = 0;
+    for (int b = 0; b < tr->plan.n && !rc; b++) {
+        const GradBucket* k = &tr->plan.buckets[b];
+        if (!tr->zero1) {
+            rc = tr->coll.ops->all_reduce(&tr->coll, tr->acc + k->lo, k->hi - k->lo, DIST_F64, e);
+            continue;
+        }
+        for (int r = 0; r <= tr->world; r++)
+            clipped[r] = tr->bounds[r] < k->lo ? k->lo : tr->bounds[r] > k->hi ? k->hi : tr->bounds[r];
+        rc = tr->coll.ops->reduce_scatter(&tr->coll, tr->acc, clipped, DIST_F64, e);
+    }
+    free(clipped);
+    return rc ? rc : tr->coll.ops->wait(&tr->coll, e);
+}
+
 int trainer_step(Trainer* tr, const TrainConfig* cfg, const int* windows, LossValues* lv, double* gnorm, float* lr,
                  Err* e) {
     int K = cfg->grad_accum > 0 ? cfg->grad_accum : 1, M = K * tr->world;
@@ -230,7 +265,7 @@ int trainer_step(Trainer* tr, const TrainConfig* cfg, const int* windows, LossVa
             return err_prefix(e, "step %d", tr->step + 1);
         }
         if (tr->gpu)
-            trainer_gpu_backward(tr->gpu, tr->inputs);
+            trainer_gpu_backward(tr->gpu, tr->inputs, k == K - 1);
         else
             train_backward(tr->student, &tr->sa, tr->inputs, tr->d_xnf,
                            cfg->hidden_kind != HIDDEN_NONE ? tr->d_layer_ptrs : NULL, &tr->g);
@@ -248,15 +283,16 @@ int trainer_step(Trainer* tr, const TrainConfig* cfg, const int* windows, LossVa
     if (rc) return err_prefix(e, "step %d", tr->step + 1);
     if (tr->gpu) {  // clipping and AdamW on the device, the same rules
         *lr = lr_at(&cfg->optim, tr->step);
-        *gnorm = trainer_gpu_optimizer_step(tr->gpu, &cfg->optim, *lr);
+        e->msg[0] = 0;
+        *gnorm = trainer_gpu_optimizer_step(tr->gpu, &cfg->optim, *lr, e);
+        if (e->msg[0]) return err_prefix(e, "step %d", tr->step + 1);
         if (!isfinite(*gnorm)) return err_set(e, "step %d: the gradient norm is not finite", tr->step + 1);
         tr->step++;
         return 0;
     }
     size_t lo = tr->lo, hi = tr->hi;
     if (sum_fp64) {
-        if (tr->dist && (tr->zero1 ? dist_sum_doubles_scatter(tr->dist, tr->acc, tr->bounds, e) : dist_sum_doubles(tr->dist, tr->acc, n, e)))
-            return err_prefix(e, "step %d", tr->step + 1);
+        if (tr->dist && reduce_gradients(tr, e)) return err_prefix(e, "step %d", tr->step + 1);
         const double* acc = tr->acc;
         float* g = tr->grads;
 #pragma omp parallel for simd if (hi - lo > 65536)
@@ -353,7 +389,7 @@ int trainer_save(const Trainer* tr, const DataLoader* d, const char* path, Err* 
     if (tr->gpu) {  // the GPU's masters into the student's arena, its moments into host copies
         m = whole = xmalloc(sizeof(float) * n * 2);
         v = m + n;
-        trainer_gpu_get_state(tr->gpu, tr->student->arena, m, v);
+        rc = trainer_gpu_get_state(tr->gpu, tr->student->arena, m, v, e);
     } else if (tr->zero1) {  // the moments' slices to rank 0
         whole = root ? xmalloc(sizeof(float) * n * 2) : NULL;
         rc = dist_gather_floats_to_root(tr->dist, tr->m, whole, tr->bounds, e) ||
@@ -500,17 +536,19 @@ static void maybe_die(const Dist* dist, int step) {
 
 // run.json: how the run was spread over its ranks, and what that costs each
 static int write_run_json(const Trainer* tr, const TrainConfig* cfg, int K, Err* e) {
-    size_t n = tr->student->table.n_floats, slice = tr->hi - tr->lo;
+    size_t n = tr->student->table.n_floats, slice = tr->gpu ? trainer_gpu_shard_elems(tr->gpu) : tr->hi - tr->lo;
     double mb = 1.0 / (1 << 20);
     char text[2048];
     int len = snprintf(text, sizeof text,
                        "{\n  \"ranks\": %d,\n  \"launcher\": \"%s\",\n  \"micro_batch\": %d,\n  \"grad_accum\": %d,\n"
                        "  \"global_batch_windows\": %llu,\n  \"tokens_per_step\": %llu,\n  \"zero1\": %s,\n"
+                       "  \"collectives\": \"%s\",\n  \"gradient_buckets\": %d,\n"
                        "  \"memory_per_rank_mb\": {\"parameters\": %.1f, \"gradients\": %.1f, \"adam_moments\": %.1f, "
                        "\"fp64_gradient_sum\": %.1f}\n}\n",
                        tr->world, cfg->dist ? cfg->dist->launcher : "none", cfg->batch, K, (unsigned long long)tr->global_windows,
                        (unsigned long long)tr->global_windows * (unsigned long long)cfg->seq_len, tr->zero1 ? "true" : "false",
-                       sizeof(float) * n * mb, sizeof(float) * n * mb, 2 * sizeof(float) * slice * mb,
+                       tr->coll.ops ? tr->coll.name : tr->gpu && tr->world > 1 ? "nccl" : "none",
+                       tr->gpu ? trainer_gpu_buckets(tr->gpu) : tr->plan.n, sizeof(float) * n * mb, sizeof(float) * n * mb, 2 * sizeof(float) * slice * mb,
                        (K * tr->world > 1 && !tr->gpu) ? sizeof(double) * n * mb : 0.0);
     char path[4200];
     snprintf(path, sizeof path, "%s/run.json", cfg->out_dir);
@@ -535,8 +573,8 @@ static int train_run_locked(Model* student, const Model* teacher, const Shard* s
     int K = cfg.grad_accum > 0 ? cfg.grad_accum : 1;
     uint64_t global_windows = (uint64_t)K * (uint64_t)cfg.batch * (uint64_t)world;
     Trainer tr;
-    if (trainer_init(&tr, student, teacher, cfg.batch, cfg.seq_len, cfg.recompute, cfg.gpu, e) ||
-        trainer_set_dist(&tr, dist, cfg.zero1, global_windows, e)) {
+    if (trainer_init(&tr, student, teacher, cfg.batch, cfg.seq_len, cfg.recompute, cfg.gpu, dist, e) ||
+        trainer_set_dist(&tr, dist, cfg.zero1, global_windows, cfg.bucket_bytes, e)) {
         trainer_free(&tr);
         data_close(&d);
         return -1;

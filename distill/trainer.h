@@ -14,7 +14,9 @@
 #include "../models/forward.h"
 #include "../models/train.h"
 #include "data.h"
+#include "collectives.h"
 #include "dist.h"
+#include "grad_buckets.h"
 #include "hidden_loss.h"
 #include "loss.h"
 #include "optim.h"
@@ -40,6 +42,7 @@ typedef struct {
     int gpu;                // 1: the steps run on the GPU (trainer_gpu.h); data, logs and states stay here
     const Dist* dist;       // the run's ranks (NULL: one process)
     int zero1;              // shard the AdamW moments and update across the ranks
+    size_t bucket_bytes;    // gradients reduced in buckets of at most this (0: GRAD_BUCKET_DEFAULT_BYTES)
 } TrainConfig;
 
 typedef struct {
@@ -68,15 +71,20 @@ typedef struct {
     size_t lo, hi;          // this rank's slice: m and v hold [lo, hi) ([0, n_floats) without ZeRO-1)
     int zero1;
     uint64_t global_windows;  // windows per optimizer step over all ranks (recorded in the state)
+    Collectives coll;       // over the ranks (MPI on the CPU, NCCL on the GPU); unset for one process
+    GradBucketPlan plan;    // the reduction's buckets, in the order the backward finishes them
 } Trainer;
 
 // recompute: keep only the residual stream and recompute each layer in backward (train.h). gpu: run
-// the steps on the GPU (fails with the reason when there is none).
-int trainer_init(Trainer* tr, Model* student, const Model* teacher, int B, int T, int recompute, int gpu, Err* e);
+// the steps on the GPU (fails with the reason when there is none): the rank's own GPU of dist's (NULL:
+// one process, GPU 0).
+int trainer_init(Trainer* tr, Model* student, const Model* teacher, int B, int T, int recompute, int gpu, const Dist* dist,
+                 Err* e);
 void trainer_free(Trainer* tr);
-// Before the first step or load: the ranks (NULL: one process), ZeRO-1, and the windows per step over
-// all ranks. Reallocates the moments for this rank's slice. CPU only.
-int trainer_set_dist(Trainer* tr, const Dist* dist, int zero1, uint64_t global_windows, Err* e);
+// Before the first step or load: the ranks (NULL: one process), ZeRO-1, the windows per step over all
+// ranks, and the gradient buckets' bound (0: the default). Opens the collectives (MPI on the CPU, NCCL
+// on the GPU) and plans the buckets; on the CPU, reallocates the moments for this rank's slice.
+int trainer_set_dist(Trainer* tr, const Dist* dist, int zero1, uint64_t global_windows, size_t bucket_bytes, Err* e);
 // One optimizer step; windows (K, B, T+1): this rank's K micro-batches. Reports the mean loss over all
 // M micro-batches (every rank the same), the global gradient norm before clipping and the learning
 // rate used.

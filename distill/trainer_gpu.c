@@ -8,8 +8,8 @@
 
 #ifndef ARBOR_HAVE_CUDA
 int trainer_gpu_open(TrainerGpu** out, const Model* student, const Model* teacher, int B, int T, int recompute,
-                     Err* e) {
-    (void)student, (void)teacher, (void)B, (void)T, (void)recompute;
+                     const Dist* dist, Err* e) {
+    (void)dist, (void)student, (void)teacher, (void)B, (void)T, (void)recompute;
     *out = NULL;
     return err_set(e, "--device cuda: this arbor was built without CUDA (configure with -DARBOR_CUDA=ON)");
 }
@@ -21,18 +21,29 @@ int trainer_gpu_forward_loss(TrainerGpu* g, const LossConfig* cfg, HiddenLossKin
     (void)grad_scale, (void)lv;
     return err_set(e, "no CUDA");
 }
-void trainer_gpu_backward(TrainerGpu* g, const int* inputs) { (void)g, (void)inputs; }
-double trainer_gpu_optimizer_step(TrainerGpu* g, const OptimConfig* o, float lr) {
-    (void)g, (void)o, (void)lr;
+int trainer_gpu_set_dist(TrainerGpu* g, const Dist* dist, size_t bucket_bytes, int zero1, Err* e) {
+    (void)g, (void)dist, (void)bucket_bytes, (void)zero1;
+    return err_set(e, "no CUDA");
+}
+size_t trainer_gpu_shard_elems(const TrainerGpu* g) { return (void)g, 0; }
+void trainer_gpu_backward(TrainerGpu* g, const int* inputs, int reduce) { (void)g, (void)inputs, (void)reduce; }
+int trainer_gpu_buckets(const TrainerGpu* g) { return (void)g, 0; }
+double trainer_gpu_optimizer_step(TrainerGpu* g, const OptimConfig* o, float lr, Err* e) {
+    (void)g, (void)o, (void)lr, (void)e;
     return 0;
 }
-void trainer_gpu_get_state(TrainerGpu* g, float* params, float* m, float* v) { (void)g, (void)params, (void)m, (void)v; }
+int trainer_gpu_get_state(TrainerGpu* g, float* params, float* m, float* v, Err* e) {
+    (void)g, (void)params, (void)m, (void)v;
+    return err_set(e, "no CUDA");
+}
 void trainer_gpu_set_state(TrainerGpu* g, const float* params, const float* m, const float* v, int step) {
     (void)g, (void)params, (void)m, (void)v, (void)step;
 }
 #else
 #include "../models/cuda_train.h"
 #include "../models/engine.h"
+#include "collectives.h"
+#include "grad_buckets.h"
 
 struct TrainerGpu {
     CudaContext* ctx;
@@ -48,14 +59,25 @@ struct TrainerGpu {
     float** d_layer_ptrs; // (student layers) host array of device pointers
     double* rows;         // (student layers, N) device: each row's hidden loss, layer by layer
     int hidden_on;        // the last forward_loss made hidden-loss gradients (backward adds them)
+    int device;           // the rank's GPU
+    // data parallel (world > 1): NCCL, the fp32 gradient buckets of the device layout, the next to queue
+    Collectives coll;
+    const Dist* dist;
+    GradBucketPlan plan;
+    int next_bucket, reduce_rc;
+    Err reduce_err;
+    int zero1;
+    size_t* bounds;       // (world + 1) each rank's shard of the device arena (ZeRO-1)
+    size_t* clipped;      // (world + 1) scratch: the shards inside one bucket
 };
 
 int trainer_gpu_open(TrainerGpu** out, const Model* student, const Model* teacher, int B, int T, int recompute,
-                     Err* e) {
+                     const Dist* dist, Err* e) {
     *out = NULL;
     if (device_available(DEVICE_CUDA, e)) return -1;
     TrainerGpu* g = xcalloc(1, sizeof(TrainerGpu));
-    g->ctx = cuda_context_create(0);
+    g->device = dist ? dist_cuda_device(dist, cuda_device_count(NULL, 0)) : 0;
+    g->ctx = cuda_context_create(g->device);
     g->B = B, g->T = T;
     cuda_model_create(&g->student, g->ctx, &student->cfg);
     cuda_train_model_create(&g->train, &g->student, student);
@@ -70,7 +92,61 @@ int trainer_gpu_open(TrainerGpu** out, const Model* student, const Model* teache
     return 0;
 }
 
+int trainer_gpu_set_dist(TrainerGpu* g, const Dist* dist, size_t bucket_bytes, int zero1, Err* e) {
+    collectives_close(&g->coll);
+    grad_bucket_plan_free(&g->plan);
+    CudaTrainModel* t = &g->train;
+    GradTensor* tensors = xmalloc(sizeof(GradTensor) * (size_t)t->table.n_params);
+    GradTensor* by_table = grad_tensors_of_table(&t->table);  // the ready points; offsets of the device layout
+    for (int i = 0; i < t->table.n_params; i++)
+        tensors[i] = (GradTensor){t->offset[i], t->table.params[i].numel, by_table[i].ready_after};
+    free(by_table);
+    size_t elems = bucket_bytes / sizeof(float);
+    // the device layout pads each tensor to 128 elements (256 bytes of bf16): the padding, zero, is bridged
+    int rc = grad_bucket_plan(tensors, t->table.n_params, elems ? elems : 1, 128, &g->plan, e);
+    free(tensors);
+    if (rc) return -1;
+    g->dist = dist;
+    // the shards: equal runs of 128 elements (the arena's own alignment)
+    size_t n = g->student.arena_elems, units = (n + 127) / 128;
+    free(g->bounds), free(g->clipped);
+    g->bounds = xmalloc(sizeof(size_t) * (size_t)(dist->world + 1));
+    g->clipped = xmalloc(sizeof(size_t) * (size_t)(dist->world + 1));
+    for (int r = 0; r <= dist->world; r++) {
+        size_t b = units * (size_t)r / (size_t)dist->world * 128;
+        g->bounds[r] = b < n ? b : n;
+    }
+    g->zero1 = zero1;
+    if (collectives_open_nccl(&g->coll, dist, g->device, e)) return -1;
+    if (zero1) cuda_train_model_shard(t, g->bounds[dist->rank], g->bounds[dist->rank + 1]);
+    return 0;
+}
+
+size_t trainer_gpu_shard_elems(const TrainerGpu* g) { return g->train.shard_hi - g->train.shard_lo; }
+
+int trainer_gpu_buckets(const TrainerGpu* g) { return g->plan.n; }
+
+// the backward queued the gradients of `point`: queue every bucket they complete behind them
+static void queue_ready_buckets(void* arg, int point) {
+    TrainerGpu* g = arg;
+    if (g->reduce_rc || g->next_bucket >= g->plan.n || g->plan.buckets[g->next_bucket].ready_after < point) return;
+    g->coll.ops->after_compute(&g->coll, cuda_context_stream(g->ctx));
+    while (!g->reduce_rc && g->next_bucket < g->plan.n && g->plan.buckets[g->next_bucket].ready_after >= point) {
+        const GradBucket* b = &g->plan.buckets[g->next_bucket++];
+        if (!g->zero1) {
+            g->reduce_rc = g->coll.ops->all_reduce(&g->coll, g->train.grad + b->lo, b->hi - b->lo, DIST_F32, &g->reduce_err);
+            continue;
+        }
+        for (int r = 0; r <= g->coll.world; r++)  // the owners' parts of this bucket
+            g->clipped[r] = g->bounds[r] < b->lo ? b->lo : g->bounds[r] > b->hi ? b->hi : g->bounds[r];
+        g->reduce_rc = g->coll.ops->reduce_scatter(&g->coll, g->train.grad, g->clipped, DIST_F32, &g->reduce_err);
+    }
+}
+
 void trainer_gpu_close(TrainerGpu* g) {
+    collectives_close(&g->coll);
+    grad_bucket_plan_free(&g->plan);
+    free(g->bounds), free(g->clipped);
     if (!g) return;
     free(g->t_slot);
     free(g->d_layer_ptrs);
@@ -150,16 +226,57 @@ int trainer_gpu_forward_loss(TrainerGpu* g, const LossConfig* cfg, HiddenLossKin
     return 0;
 }
 
-void trainer_gpu_backward(TrainerGpu* g, const int* inputs) {
-    cuda_train_backward(&g->train, &g->acts, inputs, g->hidden_on ? g->d_layer_ptrs : NULL);
+void trainer_gpu_backward(TrainerGpu* g, const int* inputs, int reduce) {
+    float* const* extra = g->hidden_on ? g->d_layer_ptrs : NULL;
+    if (!reduce || !g->coll.ops) {
+        cuda_train_backward(&g->train, &g->acts, inputs, extra);
+        return;
+    }
+    g->next_bucket = 0, g->reduce_rc = 0;
+    cuda_train_backward_hooked(&g->train, &g->acts, inputs, extra, queue_ready_buckets, g);
+    queue_ready_buckets(g, -1);  // whatever is left (every bucket is ready once the embedding's is)
 }
 
-double trainer_gpu_optimizer_step(TrainerGpu* g, const OptimConfig* o, float lr) {
-    return cuda_train_optimizer_step(&g->train, o, lr);
+double trainer_gpu_optimizer_step(TrainerGpu* g, const OptimConfig* o, float lr, Err* e) {
+    if (!g->coll.ops) return cuda_train_optimizer_step(&g->train, o, lr);
+    // the reductions done (bounded), and the update ordered after them
+    if (g->reduce_rc) return *e = g->reduce_err, NAN;
+    if (g->coll.ops->wait(&g->coll, e)) return NAN;
+    void* stream = cuda_context_stream(g->ctx);
+    g->coll.ops->compute_waits(&g->coll, stream);
+    if (!g->zero1) return cuda_train_optimizer_step(&g->train, o, lr);
+    // ZeRO-1: the norm from each rank's shard, summed over the ranks; the shard's update; then every
+    // rank's bf16 parameters from their owners (bounded wait: the next forward reads them)
+    CudaTrainModel* t = &g->train;
+    double squares = cuda_train_grad_sum_squares(t, t->shard_lo, t->shard_hi);
+    if (dist_all_reduce(g->dist, &squares, 1, DIST_F64, e)) return NAN;
+    double norm = cuda_train_optimizer_step_with_norm(t, o, lr, sqrt(squares));
+    if (!isfinite(norm)) return norm;
+    g->coll.ops->after_compute(&g->coll, stream);
+    if (g->coll.ops->all_gather(&g->coll, g->student.arena, g->bounds, DIST_BF16, e) || g->coll.ops->wait(&g->coll, e)) return NAN;
+    g->coll.ops->compute_waits(&g->coll, stream);
+    return norm;
 }
 
-void trainer_gpu_get_state(TrainerGpu* g, float* params, float* m, float* v) {
-    cuda_train_model_get_state(&g->train, params, m, v);
+int trainer_gpu_get_state(TrainerGpu* g, float* params, float* m, float* v, Err* e) {
+    if (!g->zero1) {
+        cuda_train_model_get_state(&g->train, params, m, v);
+        return 0;
+    }
+    // every rank's shard (device layout) to rank 0, which lays the whole out as the CPU arena
+    const CudaTrainModel* t = &g->train;
+    size_t own = t->shard_hi - t->shard_lo, n = g->student.arena_elems;
+    int root = g->dist->rank == 0, rc = 0;
+    float* mine = xmalloc(sizeof(float) * 3 * (own ? own : 1));
+    float* whole = root ? xmalloc(sizeof(float) * n) : NULL;
+    cuda_train_model_get_shard(t, mine, mine + own, mine + 2 * own);
+    float* out[3] = {params, m, v};
+    for (int k = 0; k < 3 && !rc; k++) {
+        rc = dist_gather_floats_to_root(g->dist, mine + (size_t)k * own, whole, g->bounds, e);
+        if (!rc && root) cuda_train_layout_to_cpu(t, whole, out[k]);
+    }
+    free(mine), free(whole);
+    return rc;
 }
 
 void trainer_gpu_set_state(TrainerGpu* g, const float* params, const float* m, const float* v, int step) {

@@ -48,6 +48,7 @@ static const KeyDef keys[] = {
     STR("distill", "loss", loss),        STR("distill", "kd_scale", kd_scale),        DBL("distill", "kd_temp", kd_temp),        {"distill", "t2", T_BOOL, offsetof(SweepConfig, t2), 0, 0},
     DBL("distill", "weight_decay", weight_decay), DBL("distill", "clip", clip),     INT("distill", "seed", seed),
     INT("distill", "nodes", nodes),      INT("distill", "ranks_per_node", ranks_per_node), INT("distill", "gpus_per_node", gpus_per_node),
+    DBL("distill", "bucket_mb", bucket_mb),
     STR("eval", "mmlu", mmlu),           INT("eval", "shots", shots),               STR("eval", "subjects", subjects),
     INT("eval", "limit", limit),         STR("eval", "truncate", truncate_text),    INT("eval", "ppl_seq_len", ppl_seq_len),   INT("eval", "ppl_tokens", ppl_tokens),
     INTS("bench", "batch", bench_batch, n_bench_batch), INT("bench", "prompt_len", prompt_len),
@@ -382,10 +383,16 @@ static int load(const char* path, SweepConfig* c, int lenient, Err* e) {
     if (c->device == DEVICE_CUDA && c->ranks_per_node > 0)
         return BAD("distill", "ranks_per_node", "ranks_per_node with device = cuda: set gpus_per_node (a rank per GPU) instead");
     int ranks = sweep_distill_ranks(c);
+#ifndef ARBOR_HAVE_NCCL
     if (ranks > 1 && c->device == DEVICE_CUDA)
         return BAD("distill", c->gpus_per_node ? "gpus_per_node" : "nodes",
-                   "%d GPU ranks: data parallel on the GPU needs the NCCL path, which arbor does not run yet (the CPU "
-                   "backend does: device = cpu with ranks_per_node)", ranks);
+                   "%d GPU ranks: data parallel on the GPU needs NCCL, and this arbor was built without it (the CUDA "
+                   "toolkit's or the nvidia-nccl wheel's libnccl)", ranks);
+#endif
+    if (c->bucket_mb < 0 || c->bucket_mb > 65536)
+        return BAD("distill", "bucket_mb", "bucket_mb %g must be in (0, 65536] (0 or unset: 25)", c->bucket_mb);
+    if (c->bucket_mb > 0 && ranks <= 1)
+        return BAD("distill", "bucket_mb", "bucket_mb without ranks (nodes, ranks_per_node or gpus_per_node): one process reduces nothing");
     if (ranks > 1 && c->grad_accum % ranks != 0)
         return BAD("distill", "grad_accum", "grad_accum %d is the global accumulation and must split evenly over the %d ranks "
                    "(nodes x per node)", c->grad_accum, ranks);

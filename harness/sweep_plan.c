@@ -44,6 +44,7 @@ void plan_train(const SweepConfig* c, int with_teacher, int steps, TrainConfig* 
     tc->log_every = steps / 10 > 0 ? steps / 10 : 1;
     tc->save_every = steps / 20 > 0 ? steps / 20 : 1;  // a killed stage loses at most 5% of its steps
     tc->gpu = c->device == DEVICE_CUDA;
+    tc->bucket_bytes = (size_t)(c->bucket_mb * (1 << 20));
 }
 
 void plan_correct(const SweepConfig* c, TrainConfig* tc) {
@@ -96,6 +97,9 @@ void sweep_stage_plan(const SweepConfig* c, const Cell* cell, const char* stage,
             o->beta2, o->eps, o->weight_decay, o->clip, l->ce_weight, l->kd_weight, (int)l->kd, l->temperature, l->t2_scaling,
             l->topk, l->kd_auto_scale, (int)tc.hidden_kind, tc.val_every, tc.val_windows, tc.val_fraction,
             (unsigned long long)tc.seed, tc.gpu, tc.save_every);
+        // the reduction's buckets: the CPU's fp64 sums are exact whatever the cut; NCCL's fp32 ones may round
+        // otherwise, so a GPU run over ranks is keyed on them
+        if (tc.gpu && sweep_distill_ranks(c) > 1) ADD(" ranks=%d bucket_bytes=%zu", sweep_distill_ranks(c), tc.bucket_bytes);
     } else if (!strcmp(base, "init")) {
         ADD(" seed=%d layers=%d ffn=%d heads=%d kv=%d hidden=%d", c->seed, cell->layers, cell->ffn, cell->heads, cell->kv_heads,
             cell->hidden);

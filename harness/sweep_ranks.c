@@ -110,6 +110,7 @@ int sweep_train_argv(const SweepConfig* c, const TrainConfig* tc, int ranks, con
     opt(&a, "log-every", "%d", tc->log_every);
     opt(&a, "seed", "%llu", (unsigned long long)tc->seed);
     opt(&a, "device", "%s", tc->gpu ? "cuda" : "cpu");
+    if (tc->bucket_bytes) opt(&a, "bucket-mb", "%.9g", tc->bucket_bytes / (double)(1 << 20));
     if (tc->resume) add(&a, "--resume");
     if (a.n >= 126) return err_set(e, "the %s command line for the ranks is too long", launcher);
     a.v[a.n] = NULL;

@@ -45,7 +45,10 @@ int sweep_slurm_script(const SweepConfig* c, const Cell* cells, int n_cells, int
             nodes > 1 ? "s" : "", per, c->device == DEVICE_CUDA ? "GPUs" : "MPI ranks", c->grad_accum, ranks);
         ADD("#SBATCH --nodes=%d\n", nodes);
         ADD("#SBATCH --ntasks-per-node=%d\n", per);
-        if (c->device == DEVICE_CUDA) gpus = per;
+        if (c->device == DEVICE_CUDA) {  // a rank per GPU (not also a --gres of one)
+            ADD("#SBATCH --gpus-per-node=%d\n", per);
+            if (!c->slurm_gpus) gpus = 0;
+        }
     } else {
         ADD("#SBATCH --ntasks=1\n");
     }

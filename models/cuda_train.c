@@ -19,6 +19,7 @@ static void train_state_alloc(CudaTrainModel* t, CudaModel* g) {
     memset(t, 0, sizeof *t);
     t->g = g;
     size_t n = g->arena_elems;
+    t->shard_lo = 0, t->shard_hi = n;
     float** arrays[4] = {&t->master, &t->grad, &t->m, &t->v};
     for (int k = 0; k < 4; k++) {
         *arrays[k] = cuda_malloc(sizeof(float) * n);
@@ -56,9 +57,20 @@ void cuda_train_zero_grad(CudaTrainModel* t) {
     cuda_memset(t->g->ctx, t->grad, 0, sizeof(float) * t->g->arena_elems);
 }
 
+// tensor i's elements inside the shard: [*a, *b) of the arena; 0 when none
+static int in_shard(const CudaTrainModel* t, int i, size_t* a, size_t* b) {
+    size_t lo = t->offset[i], hi = lo + t->table.params[i].numel;
+    *a = lo > t->shard_lo ? lo : t->shard_lo;
+    *b = hi < t->shard_hi ? hi : t->shard_hi;
+    return *b > *a;
+}
+
 double cuda_train_optimizer_step(CudaTrainModel* t, const OptimConfig* o, float lr) {
+    return cuda_train_optimizer_step_with_norm(t, o, lr, sqrt(cuda_sum_squares(t->g->ctx, t->grad, t->g->arena_elems)));
+}
+
+double cuda_train_optimizer_step_with_norm(CudaTrainModel* t, const OptimConfig* o, float lr, double norm) {
     CudaContext* ctx = t->g->ctx;
-    double norm = sqrt(cuda_sum_squares(ctx, t->grad, t->g->arena_elems));
     if (!isfinite(norm)) return norm;  // no step: the caller stops with the step number
     float scale = o->clip > 0 && norm > o->clip ? (float)(o->clip / (norm + 1e-6)) : 1.0f;
     int step = t->step + 1;
@@ -66,14 +78,49 @@ double cuda_train_optimizer_step(CudaTrainModel* t, const OptimConfig* o, float 
     for (int i = 0; i < t->table.n_params; i++) {
         const ParamInfo* p = &t->table.params[i];
         float decay = param_takes_decay(p) ? 1.0f - lr * o->weight_decay : 1.0f;
-        size_t at = t->offset[i];
-        cuda_adamw(ctx, t->master + at, t->g->arena + at, t->grad + at, t->m + at, t->v + at, p->numel, o->beta1,
-                   o->beta2, o->eps, decay, lr / bc1, bc2_sqrt, scale,
-                   t->round_seed ? t->round_seed * 1000003ull + (uint64_t)step : 0);
+        size_t a, b;
+        if (!in_shard(t, i, &a, &b)) continue;
+        size_t s = a - t->shard_lo;  // the shard's arrays start at shard_lo
+        cuda_adamw(ctx, t->master + s, t->g->arena + a, t->grad + a, t->m + s, t->v + s, b - a, o->beta1, o->beta2, o->eps,
+                   decay, lr / bc1, bc2_sqrt, scale, t->round_seed ? t->round_seed * 1000003ull + (uint64_t)step : 0);
     }
     cuda_train_zero_grad(t);
     t->step = step;
     return norm;
+}
+
+double cuda_train_grad_sum_squares(const CudaTrainModel* t, size_t lo, size_t hi) {
+    return hi > lo ? cuda_sum_squares(t->g->ctx, t->grad + lo, hi - lo) : 0.0;
+}
+
+void cuda_train_model_shard(CudaTrainModel* t, size_t lo, size_t hi) {
+    CudaContext* ctx = t->g->ctx;
+    size_t n = hi - lo, from = lo - t->shard_lo;
+    if (lo < t->shard_lo || hi > t->shard_hi || hi < lo) FATAL("shard [%zu, %zu) outside the state's [%zu, %zu)", lo, hi, t->shard_lo, t->shard_hi);
+    float** arrays[3] = {&t->master, &t->m, &t->v};
+    for (int k = 0; k < 3; k++) {
+        float* kept = cuda_malloc(sizeof(float) * (n ? n : 1));
+        if (n) cuda_copy(ctx, kept, *arrays[k] + from, sizeof(float) * n);
+        cuda_synchronize(ctx);
+        cuda_free(*arrays[k]);
+        *arrays[k] = kept;
+    }
+    t->shard_lo = lo, t->shard_hi = hi;
+}
+
+void cuda_train_model_get_shard(const CudaTrainModel* t, float* master, float* m, float* v) {
+    size_t bytes = sizeof(float) * (t->shard_hi - t->shard_lo);
+    if (!bytes) return;
+    cuda_download(t->g->ctx, master, t->master, bytes);
+    cuda_download(t->g->ctx, m, t->m, bytes);
+    cuda_download(t->g->ctx, v, t->v, bytes);
+}
+
+void cuda_train_layout_to_cpu(const CudaTrainModel* t, const float* device, float* cpu) {
+    for (int i = 0; i < t->table.n_params; i++) {
+        const ParamInfo* p = &t->table.params[i];
+        memcpy(cpu + p->offset, device + t->offset[i], sizeof(float) * p->numel);
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -262,6 +309,11 @@ int cuda_train_loss(const CudaTrainModel* t, CudaTrainActs* a, const LossConfig*
 // backward
 
 void cuda_train_backward(CudaTrainModel* t, CudaTrainActs* a, const int* tokens, float* const* d_layer_out) {
+    cuda_train_backward_hooked(t, a, tokens, d_layer_out, NULL, NULL);
+}
+
+void cuda_train_backward_hooked(CudaTrainModel* t, CudaTrainActs* a, const int* tokens, float* const* d_layer_out,
+                                void (*ready)(void* arg, int point), void* arg) {
     const CudaModel* g = t->g;
     const ModelConfig* c = &g->cfg;
     CudaContext* ctx = g->ctx;
@@ -270,6 +322,7 @@ void cuda_train_backward(CudaTrainModel* t, CudaTrainActs* a, const int* tokens,
 #define GRAD(ptr) (t->grad + ((ptr) - g->arena))
     cuda_rmsnorm_backward(ctx, a->d_res, GRAD(g->final_norm), a->d_xnf, RES(L), 0, 1, (size_t)C, g->final_norm, eps,
                           N, C);
+    if (ready) ready(arg, L);  // the final norm's and (from the loss) the lm_head's gradients are queued
     for (int l = L - 1; l >= 0; l--) {
         const CudaLayerWeights* w = &g->layers[l];
         if (a->recompute) layer_forward(g, a, l, 0, 0);  // the layer's internals again, from RES(l)
@@ -310,8 +363,10 @@ void cuda_train_backward(CudaTrainModel* t, CudaTrainActs* a, const int* tokens,
                              w->wqkv, N, C, QKV);
         cuda_rmsnorm_backward(ctx, a->d_x, GRAD(w->attn_norm), a->d_x, RES(l), 0, 1, (size_t)C, w->attn_norm, eps, N, C);
         cuda_add_f32(ctx, a->d_res, a->d_x, NC);  // d x
+        if (ready) ready(arg, l);
     }
     cuda_embedding_backward(ctx, GRAD(g->wte), a->d_res, tokens, N, C);
+    if (ready) ready(arg, -1);
 #undef GRAD
 }
 
@@ -349,10 +404,12 @@ void cuda_train_model_get_state(const CudaTrainModel* t, float* params, float* m
     CudaContext* ctx = t->g->ctx;
     for (int i = 0; i < t->table.n_params; i++) {
         const ParamInfo* p = &t->table.params[i];
-        size_t bytes = sizeof(float) * p->numel;
-        cuda_download(ctx, params + p->offset, t->master + t->offset[i], bytes);
-        cuda_download(ctx, m + p->offset, t->m + t->offset[i], bytes);
-        cuda_download(ctx, v + p->offset, t->v + t->offset[i], bytes);
+        size_t a, b;
+        if (!in_shard(t, i, &a, &b)) continue;
+        size_t bytes = sizeof(float) * (b - a), cpu = p->offset + (a - t->offset[i]), s = a - t->shard_lo;
+        cuda_download(ctx, params + cpu, t->master + s, bytes);
+        cuda_download(ctx, m + cpu, t->m + s, bytes);
+        cuda_download(ctx, v + cpu, t->v + s, bytes);
     }
 }
 
@@ -360,13 +417,15 @@ void cuda_train_model_set_state(CudaTrainModel* t, const float* params, const fl
     CudaContext* ctx = t->g->ctx;
     for (int i = 0; i < t->table.n_params; i++) {
         const ParamInfo* p = &t->table.params[i];
-        size_t bytes = sizeof(float) * p->numel;
-        cuda_upload(ctx, t->master + t->offset[i], params + p->offset, bytes);
-        cuda_upload(ctx, t->m + t->offset[i], m + p->offset, bytes);
-        cuda_upload(ctx, t->v + t->offset[i], v + p->offset, bytes);
-        // the bf16 parameters as the last step left them (rounded to nearest: with stochastic
-        // rounding a resume re-rounds, so it is not bit-identical)
-        cuda_pack_bf16(ctx, t->g->arena + t->offset[i], 0, t->master + t->offset[i], 0, 1, (int)p->numel);
+        // the bf16 parameters as the last step left them, whole on every rank (rounded to nearest: with
+        // stochastic rounding a resume re-rounds, so it is not bit-identical)
+        cuda_upload_f32_as_bf16(ctx, t->g->arena + t->offset[i], params + p->offset, p->numel);
+        size_t a, b;
+        if (!in_shard(t, i, &a, &b)) continue;
+        size_t bytes = sizeof(float) * (b - a), cpu = p->offset + (a - t->offset[i]), s = a - t->shard_lo;
+        cuda_upload(ctx, t->master + s, params + cpu, bytes);
+        cuda_upload(ctx, t->m + s, m + cpu, bytes);
+        cuda_upload(ctx, t->v + s, v + cpu, bytes);
     }
     t->step = step;
     cuda_train_zero_grad(t);

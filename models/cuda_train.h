@@ -10,10 +10,11 @@
 
 typedef struct {
     CudaModel* g;        // the bf16 parameters the forward reads; rewritten by every optimizer step
-    float* master;       // (g->arena_elems) fp32 master weights, device layout
+    float* master;       // (shard_hi - shard_lo) fp32 master weights, device layout: arena elements from shard_lo
     float* grad;         // (g->arena_elems) fp32 gradients (accumulated over micro-batches)
-    float* m;            // (g->arena_elems) AdamW first moments
-    float* v;            // (g->arena_elems) second moments
+    float* m;            // (shard_hi - shard_lo) AdamW first moments
+    float* v;            // (shard_hi - shard_lo) second moments
+    size_t shard_lo, shard_hi;  // the arena elements this rank updates: all of them, or its ZeRO-1 shard
     ParamTable table;    // the Hugging Face tensors: offsets below, weight-decay mask
     size_t* offset;      // (table.n_params) each tensor's element offset in the device arena
     int step;            // optimizer steps taken
@@ -77,11 +78,29 @@ int cuda_train_loss(const CudaTrainModel* t, CudaTrainActs* a, const LossConfig*
 // d_layer_out (optional, n_layers device pointers, NULL entries allowed): extra gradients (N, C) at
 // each layer's output (the hidden-state loss).
 void cuda_train_backward(CudaTrainModel* t, CudaTrainActs* a, const int* tokens, float* const* d_layer_out);
+// The same, calling ready(arg, point) on the host as soon as the gradients of a point are queued on
+// the compute stream: point L (n_layers) after the final norm (the lm_head's came with the loss), l after
+// layer l, -1 after the embedding (grad_buckets.h's ready points), so a data-parallel step can queue a
+// bucket's reduction behind them while the layers below are still to come.
+void cuda_train_backward_hooked(CudaTrainModel* t, CudaTrainActs* a, const int* tokens, float* const* d_layer_out,
+                                void (*ready)(void* arg, int point), void* arg);
 // Clip by global norm (as the CPU trainer: scale clip / (norm + 1e-6) when norm > clip), AdamW at
 // learning rate lr, bf16 parameters refreshed, gradients zeroed, t->step + 1. Returns the norm; a
 // non-finite norm takes no step.
 double cuda_train_optimizer_step(CudaTrainModel* t, const OptimConfig* o, float lr);
 void cuda_train_zero_grad(CudaTrainModel* t);
+// ZeRO-1: keep the masters and moments of arena elements [lo, hi) only (the rest freed); the optimizer
+// step then updates those elements of the bf16 parameters, and the caller gathers the rest.
+void cuda_train_model_shard(CudaTrainModel* t, size_t lo, size_t hi);
+// Sum of squares of the gradients of arena elements [lo, hi) (a rank's part of the global norm).
+double cuda_train_grad_sum_squares(const CudaTrainModel* t, size_t lo, size_t hi);
+// The optimizer step over the shard with the global gradient norm given (the ranks' sum of squares,
+// rooted): clip, AdamW, gradients zeroed, step + 1. Returns norm; a non-finite one takes no step.
+double cuda_train_optimizer_step_with_norm(CudaTrainModel* t, const OptimConfig* o, float lr, double norm);
+// The shard's masters and moments, device layout (shard_hi - shard_lo floats each), host.
+void cuda_train_model_get_shard(const CudaTrainModel* t, float* master, float* m, float* v);
+// A host array in the device layout (g->arena_elems) into the CPU arena's layout (table.n_floats).
+void cuda_train_layout_to_cpu(const CudaTrainModel* t, const float* device, float* cpu);
 
 // The teacher's side of distillation: its forward only, nothing kept but the last hidden states.
 typedef struct {
@@ -97,6 +116,8 @@ int cuda_teacher_forward(CudaTeacher* t, const int* tokens, int B, int T, Err* e
 
 // Master weights and moments in the CPU arena's layout (ParamTable offsets), for the trainer's
 // state file: a state saved on the GPU resumes on the CPU and back. params, m, v (n_floats) host.
+// Sharded: only the shard's elements are written (cuda_train_model_get_shard + a gather make the rest).
 void cuda_train_model_get_state(const CudaTrainModel* t, float* params, float* m, float* v);
-// ... and back; the bf16 parameters are re-derived from the masters, gradients zeroed.
+// ... and back (whole arrays on every rank; a shard keeps its part); the bf16 parameters are re-derived
+// from the masters (rounded to nearest even), gradients zeroed.
 void cuda_train_model_set_state(CudaTrainModel* t, const float* params, const float* m, const float* v, int step);

@@ -15,11 +15,12 @@ rm -rf .device_bundle && mkdir -p .device_bundle/pack/bin .device_bundle/pack/li
 cp "$build"/arbor "$build"/test_cuda "$build"/test_cuda_parity "$build"/test_cuda_train_parity "$build"/bench_distill_cuda \
     .device_bundle/pack/bin/
 # every shared library the binaries load, except glibc's own, the C++ runtime and the CUDA ones
-# (the GPU machine has newer glibc/libstdc++ and its own cuBLASLt)
+# (the GPU machine has newer glibc/libstdc++ and its own cuBLASLt and NCCL, in Python's nvidia-* wheels;
+# libnccl is 218 MB, past what a device call carries)
 for bin in .device_bundle/pack/bin/*; do ldd "$bin"; done | awk '/=> \// {print $3}' | sort -u | while read -r lib; do
     case "$(basename "$lib")" in
         libc.so.*|libm.so.*|libdl.so.*|librt.so.*|libpthread.so.*|libresolv.so.*|ld-linux*|libstdc++.so.*|libgcc_s.so.*) ;;
-        libcublas*|libcudart*|libcuda.so*) ;;
+        libcublas*|libcudart*|libcuda.so*|libnccl*) ;;
         *) cp -L "$lib" .device_bundle/pack/lib/ ;;
     esac
 done

@@ -84,8 +84,13 @@ else
            timeout -k 2 20 python3 -c 'import site,glob
 for d in site.getsitepackages(): print("\n".join(glob.glob(d + "/nvidia/**/libcublasLt.so.13*", recursive=True)))' 2>/dev/null) | head -1)
     if [ -z "$lt" ]; then say "device_check: libcublasLt.so.13 not found"; finish 1; fi
-    arbor_libs="$root/lib:$(dirname "$lt")${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-    say "cuBLASLt: $lt"
+    # NCCL (linked for data parallel; one GPU here): the toolkit's, else the nvidia-nccl wheel's
+    nccl=$( (ls /usr/local/cuda*/lib64/libnccl.so.2* /usr/local/cuda*/lib/libnccl.so.2* 2>/dev/null;
+             timeout -k 2 20 python3 -c 'import site,glob
+for d in site.getsitepackages(): print("\n".join(glob.glob(d + "/nvidia/nccl/lib/libnccl.so.2*")))' 2>/dev/null) | head -1)
+    if [ -z "$nccl" ]; then say "device_check: libnccl.so.2 not found"; finish 1; fi
+    arbor_libs="$root/lib:$(dirname "$lt"):$(dirname "$nccl")${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+    say "cuBLASLt: $lt; NCCL: $nccl"
 fi
 run_env=()
 if [ -n "$arbor_libs" ]; then run_env=(env "LD_LIBRARY_PATH=$arbor_libs"); fi

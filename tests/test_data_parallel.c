@@ -185,6 +185,26 @@ Test(data_parallel, zero1_gives_the_same_bits) {
     cr_assert_eq(run_dp(3, 1, "zero1_np3", "--steps 4 --zero1 --batch 2 --grad-accum 1", NULL), 0);
 }
 
+// the reduction runs bucket by bucket in the backward's order (the GPU path's schedule): with buckets of
+// 1 KB (hundreds of reductions a step) the bits are those of one rank, plain and with ZeRO-1
+Test(data_parallel, many_small_buckets_give_the_same_bits) {
+    cr_assert_eq(run_dp(0, 1, "one", "--steps 3 --grad-accum 2", NULL), 0);
+    cr_assert_eq(run_dp(2, 1, "small_buckets", "--steps 3 --grad-accum 1 --bucket-mb 0.001", NULL), 0);
+    cr_assert_eq(run_dp(2, 1, "small_buckets_zero1", "--steps 3 --grad-accum 1 --bucket-mb 0.001 --zero1", NULL), 0);
+    expect_same_run("one", "small_buckets");
+    expect_same_run("one", "small_buckets_zero1");
+    char path[512];
+    snprintf(path, sizeof path, "%s/small_buckets/run.json", dir);
+    cJSON* run = read_json(path);
+    cr_expect_str_eq(cJSON_GetObjectItem(run, "collectives")->valuestring, "mpi");
+    cr_expect_gt(cJSON_GetObjectItem(run, "gradient_buckets")->valueint, 100, "1 KB buckets over the tiny model's arena");
+    cJSON_Delete(run);
+    snprintf(path, sizeof path, "%s/one/run.json", dir);
+    run = read_json(path);
+    cr_expect_eq(cJSON_GetObjectItem(run, "gradient_buckets")->valueint, 0, "one process reduces nothing");
+    cJSON_Delete(run);
+}
+
 Test(data_parallel, a_state_resumes_at_another_world_size) {
     // 6 windows a step: 1 rank x 3, 2 ranks x ... (batch 1: K = 6, 3, 2)
     cr_assert_eq(run_dp(0, 1, "ref", "--steps 6 --batch 1 --grad-accum 6", NULL), 0);

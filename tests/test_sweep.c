@@ -528,6 +528,12 @@ Test(sweep, the_reproduction_config_parses) {
     // nothing fetched yet: the lenient reading (--dry-run) lists the cells and says what it skipped
     SweepConfig c;
     int rc = sweep_config_load_lenient(cfg, &c, &e);
+#ifndef ARBOR_HAVE_NCCL  // its cluster layout (12 nodes x 8 GPUs) needs NCCL: refused with the reason
+    cr_assert_eq(chdir(cwd), 0);
+    cr_expect_eq(rc, -1);
+    cr_expect(contains(e.msg, "96 GPU ranks: data parallel on the GPU needs NCCL"), "%s", e.msg);
+    return;
+#endif
     cr_expect_eq(rc, 0, "%s", e.msg);
     cr_expect(contains(c.skipped, "Qwen3-8B") && contains(c.skipped, "skipped") && contains(c.skipped, "calib.shard"), "%s",
               c.skipped);
@@ -550,6 +556,7 @@ Test(sweep, the_reproduction_config_parses) {
     rc = sweep_config_load(cfg, &c, &e);
     cr_assert_eq(chdir(cwd), 0);
     cr_assert_eq(rc, 0, "%s", e.msg);
+    cr_expect_eq(sweep_distill_ranks(&c), 96);
     cr_expect_str_eq(c.skipped, "");
     cr_expect_eq(c.steps, 28611, "90e9 tokens / (4096 x 8 x 96) per step");
     cr_expect_eq(c.shots, 5);
@@ -771,6 +778,7 @@ Test(sweep, every_key_changes_what_runs_or_is_refused) {
         {"distill", "nodes", NULL, "2", "refused"},
         {"distill", "ranks_per_node", NULL, "2", "refused"},
         {"distill", "gpus_per_node", NULL, "2", "refused"},
+        {"distill", "bucket_mb", NULL, "50", "refused"},
         {"eval", "mmlu", mmlu, other_mmlu, EVALS},
         {"eval", "shots", "0", "3", EVALS},
         {"eval", "subjects", "anatomy", "virology", EVALS},
@@ -1340,14 +1348,35 @@ Test(sweep, distill_ranks_are_checked_and_launched_with_the_global_batch) {
               "4 micro-batches a step over 4 ranks: %s", line);
     cr_assert_eq(sweep_train_argv(&c, &tc, 4, c.teacher, "/work/student", &argv, &argc, &e), 0);
     cr_expect_str_eq(argv[0], getenv("ARBOR_MPIRUN") ? getenv("ARBOR_MPIRUN") : "mpirun", "mpirun outside Slurm");
-    // a GPU run over several ranks needs the NCCL path: refused before work
-    write_cfg("[sweep]\n[distill]\ngpus_per_node = 8\n");
+    // a GPU run over several ranks: NCCL, a rank per GPU (refused before work where arbor has no NCCL)
     char text[4096];
     snprintf(text, sizeof text, "[sweep]\nname = t\nout = %s/results\ndevice = cuda\n\n[teacher]\nmodel = %s\n\n[data]\ncalib = %s\n"
-             "distill = %s\n\n[distill]\ngpus_per_node = 8\ngrad_accum = 8\n", dir, teacher, shard, shard);
+             "distill = %s\n\n[distill]\nnodes = 2\ngpus_per_node = 8\ngrad_accum = 16\nbucket_mb = 50\n\n[matrix]\nstrategies = bi\n"
+             "layers = 2\n", dir, teacher, shard, shard);
     write_text(cfg_path, text);
+#ifndef ARBOR_HAVE_NCCL
     cr_expect_eq(sweep_config_load(cfg_path, &c, &e), -1);
-    cr_expect(contains(e.msg, ":14: 8 GPU ranks: data parallel on the GPU needs the NCCL path"), "%s", e.msg);
+    cr_expect(contains(e.msg, ":15: 16 GPU ranks: data parallel on the GPU needs NCCL"), "%s", e.msg);
+#else
+    cr_assert_eq(sweep_config_load(cfg_path, &c, &e), 0, "%s", e.msg);
+    cr_expect_eq(sweep_distill_ranks(&c), 16);
+    cr_assert_eq(sweep_cells(&c, &cells, &n), 0);
+    cr_assert_eq(sweep_slurm_script(&c, cells, n, 1, "cells.txt", "/bin/arbor", cfg_path, "/work", script, sizeof script, &e), 0, "%s", e.msg);
+    cr_expect(contains(script, "#SBATCH --nodes=2\n") && contains(script, "#SBATCH --ntasks-per-node=8\n") &&
+                  contains(script, "#SBATCH --gpus-per-node=8\n") && !contains(script, "--gres") && contains(script, "srun --ntasks=16"),
+              "%s", script);
+    free(cells);
+    plan_train(&c, 1, c.steps, &tc);
+    tc.out_dir = "/work/out";
+    setenv("SLURM_JOB_ID", "78", 1);
+    cr_assert_eq(sweep_train_argv(&c, &tc, 16, c.teacher, "/work/student", &argv, &argc, &e), 0, "%s", e.msg);
+    unsetenv("SLURM_JOB_ID");
+    line[0] = 0;
+    for (int i = 0; i < argc; i++) strcat(strcat(line, argv[i]), " ");
+    cr_expect(!strncmp(line, "srun --ntasks=16 --nodes=2 ", 27) && contains(line, " --device cuda") && contains(line, " --bucket-mb 50 ") &&
+                  contains(line, " --grad-accum 1 "),
+              "%s", line);
+#endif
 }
 
 // count of lines of text holding every one of the words (NULL-terminated)

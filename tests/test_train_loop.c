@@ -43,7 +43,7 @@ Test(train_loop, adamw_trajectory_matches_torch) {
                               (float)cJSON_GetObjectItem(tj, "clip")->valuedouble};
     cfg.loss = (LossConfig){0.5f, 1.0f, KD_KL, 2.0f, 1, 0, 0.0f};
     Trainer tr;
-    cr_assert_eq(trainer_init(&tr, &s, &t, B, T, 0, 0, &e), 0, "%s", e.msg);
+    cr_assert_eq(trainer_init(&tr, &s, &t, B, T, 0, 0, NULL, &e), 0, "%s", e.msg);
     int* windows = malloc(sizeof(int) * (size_t)K * B * (T + 1));
     double worst_loss = 0;
     for (int st = 0; st < steps; st++) {
@@ -149,7 +149,7 @@ Test(train_run, resume_is_bit_identical) {
     oc.n_layers = 1;
     model_create(&other, &oc);
     Trainer tr;
-    cr_assert_eq(trainer_init(&tr, &other, NULL, 2, 16, 0, 0, &e), 0);
+    cr_assert_eq(trainer_init(&tr, &other, NULL, 2, 16, 0, 0, NULL, &e), 0);
     snprintf(path, sizeof path, "%s/train_state.bin", out_b);
     cr_expect_eq(trainer_load(&tr, NULL, path, &e), -1);
     cr_expect(contains(e.msg, "parameters (in ") && contains(e.msg, "the student has"), "%s", e.msg);
@@ -190,7 +190,7 @@ Test(train_run, resume_is_bit_identical) {
     Trainer again;
     Model c;
     tiny_model(&c);
-    cr_assert_eq(trainer_init(&again, &c, NULL, 2, 16, 0, 0, &e), 0);
+    cr_assert_eq(trainer_init(&again, &c, NULL, 2, 16, 0, 0, NULL, &e), 0);
     cr_expect_eq(trainer_load(&again, NULL, path, &e), 0, "%s", e.msg);
     cr_expect_eq(again.step, 6);
     cr_expect_eq(memcmp(c.arena, b.arena, sizeof(float) * c.table.n_floats), 0);
@@ -267,7 +267,7 @@ Test(train_loop, kd_scale_auto_balances_kd_against_the_lm_loss) {
         Trainer tr;
         double gnorm;
         float lr;
-        cr_assert_eq(trainer_init(&tr, &s[run], &t, B, T, 0, 0, &e), 0, "%s", e.msg);
+        cr_assert_eq(trainer_init(&tr, &s[run], &t, B, T, 0, 0, NULL, &e), 0, "%s", e.msg);
         cr_assert_eq(trainer_step(&tr, &cfg, windows, &lv[run], &gnorm, &lr, &e), 0, "%s", e.msg);
         trainer_free(&tr);
     }

@@ -68,6 +68,8 @@ extern "C" void cuda_set_gemv(CudaContext* ctx, int on) { ctx->gemv = on; }
 
 extern "C" const char* cuda_device_name(const CudaContext* ctx) { return ctx->prop.name; }
 
+extern "C" void* cuda_context_stream(CudaContext* ctx) { return (void*)ctx->stream; }
+
 extern "C" void cuda_synchronize(CudaContext* ctx) { CUDA_CHECK(cudaStreamSynchronize(ctx->stream)); }
 
 // ---------------------------------------------------------------------------------------------

@@ -34,6 +34,8 @@ int cuda_device_count(char* why, int why_len);
 CudaContext* cuda_context_create(int device);
 void cuda_context_free(CudaContext* ctx);
 const char* cuda_device_name(const CudaContext* ctx);
+// The context's stream (a cudaStream_t), for code that orders other streams against it (NCCL's).
+void* cuda_context_stream(CudaContext* ctx);
 // on (default 1): matmuls of 1..8 rows (decode) use arbor's GEMV kernel, else always cuBLASLt (a
 // benchmark compares the two)
 void cuda_set_gemv(CudaContext* ctx, int on);
