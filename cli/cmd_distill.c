@@ -63,6 +63,7 @@ static int run(int argc, char** argv, int distill) {
         {"device", "cpu|cuda", "where the steps run: the CPU (fp32) or the GPU (bf16, fp32 masters)", "cpu"},
         {"zero1", NULL, "data parallel: shard the AdamW moments and update across the ranks (ZeRO-1)", NULL},
         {"bucket-mb", "MB", "data parallel: gradients reduced in buckets of at most this, as the backward finishes them", "25"},
+        {"grad-reduce", "fp32|bf16", "data parallel on GPUs: the type the buckets are summed in", "fp32"},
     };
     Option opts[sizeof all / sizeof all[0]];
     int n_opts = 0;
@@ -167,6 +168,16 @@ static int run_with(const Command* cmd_in, int distill, const Dist* dist, Err* e
     double bucket_mb;
     if (arg_double(&cmd, "bucket-mb", 0.001, 65536, &bucket_mb, &e)) return give(&e, e_out);
     cfg.bucket_bytes = (size_t)(bucket_mb * (1 << 20));
+    const char* reduce = arg_str(&cmd, "grad-reduce");
+    if (strcmp(reduce, "fp32") && strcmp(reduce, "bf16")) {
+        err_set(&e, "%s: --grad-reduce '%s': fp32 or bf16", cmd.name, reduce);
+        return give(&e, e_out);
+    }
+    cfg.reduce_bf16 = !strcmp(reduce, "bf16");
+    if (cfg.reduce_bf16 && device != DEVICE_CUDA) {
+        err_set(&e, "%s: --grad-reduce bf16 is the GPU path's (the CPU sums gradients in fp64, exactly)", cmd.name);
+        return give(&e, e_out);
+    }
     if (cfg.zero1 && dist->world == 1) {
         err_set(&e, "%s: --zero1 shards across ranks, and this run has one (start it with mpirun -np N or srun)", cmd.name);
         return give(&e, e_out);

@@ -3,7 +3,10 @@
 // stream of its own, so the reduction of a gradient bucket runs beside the backward of the layers below
 // it; events order it after the compute stream's work and the compute stream after it. The
 // communicator is non-blocking (ncclConfig_t.blocking = 0): every wait polls, bounded by the run's
-// timeout, and a rank that waits past it aborts the communicator and fails with one line.
+// timeout, and a rank that waits past it aborts the communicator and fails with one line. A call on a
+// non-blocking communicator may return while NCCL still issues its kernels (ncclInProgress): each call
+// here returns only once they are on the stream (polled, bounded), so the events recorded after it
+// order what follows behind them.
 #include <cuda_runtime_api.h>
 #include <nccl.h>
 #include <stdio.h>
@@ -71,7 +74,8 @@ static int settle(Collectives* c, int drain_stream, const char* what, Err* e) {
 
 static int nccl_all_reduce(Collectives* c, void* buf, size_t n, DistType t, Err* e) {
     Nccl* x = c->impl;
-    return nccl_check(c, ncclAllReduce(buf, buf, n, nccl_type(t), ncclSum, x->comm, x->stream), "all-reduce", e);
+    return nccl_check(c, ncclAllReduce(buf, buf, n, nccl_type(t), ncclSum, x->comm, x->stream), "all-reduce", e) ||
+           settle(c, 0, "all-reduce", e);
 }
 
 // one reduce per range to its owner, batched: the ranges need not be equal (NCCL's own reduce-scatter
@@ -84,7 +88,7 @@ static int nccl_reduce_scatter(Collectives* c, void* buf, const size_t* bounds, 
             rc = nccl_check(c, ncclReduce(at_elem(buf, bounds[r], t), at_elem(buf, bounds[r], t), bounds[r + 1] - bounds[r],
                                           nccl_type(t), ncclSum, r, x->comm, x->stream), "reduce-scatter", e);
     int end = nccl_check(c, ncclGroupEnd(), "group end", e);
-    return rc ? rc : end;
+    return rc ? rc : end ? end : settle(c, 0, "reduce-scatter", e);
 }
 
 static int nccl_all_gather(Collectives* c, void* buf, const size_t* bounds, DistType t, Err* e) {
@@ -95,16 +99,19 @@ static int nccl_all_gather(Collectives* c, void* buf, const size_t* bounds, Dist
             rc = nccl_check(c, ncclBroadcast(at_elem(buf, bounds[r], t), at_elem(buf, bounds[r], t), bounds[r + 1] - bounds[r],
                                              nccl_type(t), r, x->comm, x->stream), "all-gather", e);
     int end = nccl_check(c, ncclGroupEnd(), "group end", e);
-    return rc ? rc : end;
+    return rc ? rc : end ? end : settle(c, 0, "all-gather", e);
 }
 
 static int nccl_broadcast(Collectives* c, void* buf, size_t n, DistType t, int root, Err* e) {
     Nccl* x = c->impl;
-    return nccl_check(c, ncclBroadcast(buf, buf, n, nccl_type(t), root, x->comm, x->stream), "broadcast", e);
+    return nccl_check(c, ncclBroadcast(buf, buf, n, nccl_type(t), root, x->comm, x->stream), "broadcast", e) ||
+           settle(c, 0, "broadcast", e);
 }
 
 static int nccl_group_start(Collectives* c, Err* e) { return nccl_check(c, ncclGroupStart(), "group start", e); }
-static int nccl_group_end(Collectives* c, Err* e) { return nccl_check(c, ncclGroupEnd(), "group end", e); }
+static int nccl_group_end(Collectives* c, Err* e) {
+    return nccl_check(c, ncclGroupEnd(), "group end", e) || settle(c, 0, "group end", e);
+}
 
 static void nccl_after_compute(Collectives* c, void* compute_stream) {
     Nccl* x = c->impl;

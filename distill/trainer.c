@@ -78,7 +78,8 @@ void trainer_free(Trainer* tr) {
     memset(tr, 0, sizeof *tr);
 }
 
-int trainer_set_dist(Trainer* tr, const Dist* dist, int zero1, uint64_t global_windows, size_t bucket_bytes, Err* e) {
+int trainer_set_dist(Trainer* tr, const Dist* dist, int zero1, uint64_t global_windows, size_t bucket_bytes, int reduce_bf16,
+                     Err* e) {
     tr->global_windows = global_windows;
     tr->dist = dist && dist->world > 1 ? dist : NULL;
     tr->world = tr->dist ? dist->world : 1;
@@ -87,8 +88,9 @@ int trainer_set_dist(Trainer* tr, const Dist* dist, int zero1, uint64_t global_w
     if (!bucket_bytes) bucket_bytes = GRAD_BUCKET_DEFAULT_BYTES;
     if (tr->gpu) {
         tr->zero1 = zero1 && tr->dist;  // the GPU side shards its own state (reported in run.json and the log)
-        return tr->dist ? trainer_gpu_set_dist(tr->gpu, tr->dist, bucket_bytes, zero1, e) : 0;
+        return tr->dist ? trainer_gpu_set_dist(tr->gpu, tr->dist, bucket_bytes, zero1, reduce_bf16, e) : 0;
     }
+    if (reduce_bf16) return err_set(e, "bf16 gradient reduction is the GPU path's (the CPU sums in fp64, exactly)");
     if (tr->dist) {  // the CPU path reduces the fp64 sums: a bucket's bound in fp64 elements
         GradTensor* tensors = grad_tensors_of_table(&tr->student->table);
         size_t elems = bucket_bytes / sizeof(double);
@@ -574,7 +576,7 @@ static int train_run_locked(Model* student, const Model* teacher, const Shard* s
     uint64_t global_windows = (uint64_t)K * (uint64_t)cfg.batch * (uint64_t)world;
     Trainer tr;
     if (trainer_init(&tr, student, teacher, cfg.batch, cfg.seq_len, cfg.recompute, cfg.gpu, dist, e) ||
-        trainer_set_dist(&tr, dist, cfg.zero1, global_windows, cfg.bucket_bytes, e)) {
+        trainer_set_dist(&tr, dist, cfg.zero1, global_windows, cfg.bucket_bytes, cfg.reduce_bf16, e)) {
         trainer_free(&tr);
         data_close(&d);
         return -1;

@@ -43,6 +43,7 @@ typedef struct {
     const Dist* dist;       // the run's ranks (NULL: one process)
     int zero1;              // shard the AdamW moments and update across the ranks
     size_t bucket_bytes;    // gradients reduced in buckets of at most this (0: GRAD_BUCKET_DEFAULT_BYTES)
+    int reduce_bf16;        // GPU ranks: the buckets summed in bf16 (else fp32; the CPU sums in fp64)
 } TrainConfig;
 
 typedef struct {
@@ -82,9 +83,10 @@ int trainer_init(Trainer* tr, Model* student, const Model* teacher, int B, int T
                  Err* e);
 void trainer_free(Trainer* tr);
 // Before the first step or load: the ranks (NULL: one process), ZeRO-1, the windows per step over all
-// ranks, and the gradient buckets' bound (0: the default). Opens the collectives (MPI on the CPU, NCCL
+// ranks, the gradient buckets' bound (0: the default) and type (reduce_bf16: GPU only). Opens the collectives (MPI on the CPU, NCCL
 // on the GPU) and plans the buckets; on the CPU, reallocates the moments for this rank's slice.
-int trainer_set_dist(Trainer* tr, const Dist* dist, int zero1, uint64_t global_windows, size_t bucket_bytes, Err* e);
+int trainer_set_dist(Trainer* tr, const Dist* dist, int zero1, uint64_t global_windows, size_t bucket_bytes, int reduce_bf16,
+                     Err* e);
 // One optimizer step; windows (K, B, T+1): this rank's K micro-batches. Reports the mean loss over all
 // M micro-batches (every rank the same), the global gradient norm before clipping and the learning
 // rate used.

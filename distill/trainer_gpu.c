@@ -21,8 +21,8 @@ int trainer_gpu_forward_loss(TrainerGpu* g, const LossConfig* cfg, HiddenLossKin
     (void)grad_scale, (void)lv;
     return err_set(e, "no CUDA");
 }
-int trainer_gpu_set_dist(TrainerGpu* g, const Dist* dist, size_t bucket_bytes, int zero1, Err* e) {
-    (void)g, (void)dist, (void)bucket_bytes, (void)zero1;
+int trainer_gpu_set_dist(TrainerGpu* g, const Dist* dist, size_t bucket_bytes, int zero1, int reduce_bf16, Err* e) {
+    (void)g, (void)dist, (void)bucket_bytes, (void)zero1, (void)reduce_bf16;
     return err_set(e, "no CUDA");
 }
 size_t trainer_gpu_shard_elems(const TrainerGpu* g) { return (void)g, 0; }
@@ -67,6 +67,7 @@ struct TrainerGpu {
     int next_bucket, reduce_rc;
     Err reduce_err;
     int zero1;
+    bf16* grad16;         // (arena) the gradients as the buckets carry them when reduced in bf16; else NULL
     size_t* bounds;       // (world + 1) each rank's shard of the device arena (ZeRO-1)
     size_t* clipped;      // (world + 1) scratch: the shards inside one bucket
 };
@@ -92,7 +93,7 @@ int trainer_gpu_open(TrainerGpu** out, const Model* student, const Model* teache
     return 0;
 }
 
-int trainer_gpu_set_dist(TrainerGpu* g, const Dist* dist, size_t bucket_bytes, int zero1, Err* e) {
+int trainer_gpu_set_dist(TrainerGpu* g, const Dist* dist, size_t bucket_bytes, int zero1, int reduce_bf16, Err* e) {
     collectives_close(&g->coll);
     grad_bucket_plan_free(&g->plan);
     CudaTrainModel* t = &g->train;
@@ -101,7 +102,7 @@ int trainer_gpu_set_dist(TrainerGpu* g, const Dist* dist, size_t bucket_bytes, i
     for (int i = 0; i < t->table.n_params; i++)
         tensors[i] = (GradTensor){t->offset[i], t->table.params[i].numel, by_table[i].ready_after};
     free(by_table);
-    size_t elems = bucket_bytes / sizeof(float);
+    size_t elems = bucket_bytes / (reduce_bf16 ? sizeof(bf16) : sizeof(float));
     // the device layout pads each tensor to 128 elements (256 bytes of bf16): the padding, zero, is bridged
     int rc = grad_bucket_plan(tensors, t->table.n_params, elems ? elems : 1, 128, &g->plan, e);
     free(tensors);
@@ -110,6 +111,7 @@ int trainer_gpu_set_dist(TrainerGpu* g, const Dist* dist, size_t bucket_bytes, i
     // the shards: equal runs of 128 elements (the arena's own alignment)
     size_t n = g->student.arena_elems, units = (n + 127) / 128;
     free(g->bounds), free(g->clipped);
+    cuda_free(g->grad16);
     g->bounds = xmalloc(sizeof(size_t) * (size_t)(dist->world + 1));
     g->clipped = xmalloc(sizeof(size_t) * (size_t)(dist->world + 1));
     for (int r = 0; r <= dist->world; r++) {
@@ -117,6 +119,8 @@ int trainer_gpu_set_dist(TrainerGpu* g, const Dist* dist, size_t bucket_bytes, i
         g->bounds[r] = b < n ? b : n;
     }
     g->zero1 = zero1;
+    cuda_free(g->grad16);
+    g->grad16 = reduce_bf16 ? cuda_malloc(sizeof(bf16) * n) : NULL;
     if (collectives_open_nccl(&g->coll, dist, g->device, e)) return -1;
     if (zero1) cuda_train_model_shard(t, g->bounds[dist->rank], g->bounds[dist->rank + 1]);
     return 0;
@@ -130,16 +134,25 @@ int trainer_gpu_buckets(const TrainerGpu* g) { return g->plan.n; }
 static void queue_ready_buckets(void* arg, int point) {
     TrainerGpu* g = arg;
     if (g->reduce_rc || g->next_bucket >= g->plan.n || g->plan.buckets[g->next_bucket].ready_after < point) return;
+    int last = g->next_bucket;
+    while (last < g->plan.n && g->plan.buckets[last].ready_after >= point) last++;
+    for (int k = g->next_bucket; k < last && g->grad16; k++) {  // bf16 copies, on the compute stream, first
+        const GradBucket* b = &g->plan.buckets[k];
+        cuda_pack_bf16(g->ctx, g->grad16 + b->lo, 0, g->train.grad + b->lo, 0, 1, (int)(b->hi - b->lo));
+    }
     g->coll.ops->after_compute(&g->coll, cuda_context_stream(g->ctx));
-    while (!g->reduce_rc && g->next_bucket < g->plan.n && g->plan.buckets[g->next_bucket].ready_after >= point) {
-        const GradBucket* b = &g->plan.buckets[g->next_bucket++];
+    DistType type = g->grad16 ? DIST_BF16 : DIST_F32;
+    void* base = g->grad16 ? (void*)g->grad16 : (void*)g->train.grad;
+    size_t elem = g->grad16 ? sizeof(bf16) : sizeof(float);
+    for (; g->next_bucket < last && !g->reduce_rc; g->next_bucket++) {
+        const GradBucket* b = &g->plan.buckets[g->next_bucket];
         if (!g->zero1) {
-            g->reduce_rc = g->coll.ops->all_reduce(&g->coll, g->train.grad + b->lo, b->hi - b->lo, DIST_F32, &g->reduce_err);
+            g->reduce_rc = g->coll.ops->all_reduce(&g->coll, (char*)base + b->lo * elem, b->hi - b->lo, type, &g->reduce_err);
             continue;
         }
         for (int r = 0; r <= g->coll.world; r++)  // the owners' parts of this bucket
             g->clipped[r] = g->bounds[r] < b->lo ? b->lo : g->bounds[r] > b->hi ? b->hi : g->bounds[r];
-        g->reduce_rc = g->coll.ops->reduce_scatter(&g->coll, g->train.grad, g->clipped, DIST_F32, &g->reduce_err);
+        g->reduce_rc = g->coll.ops->reduce_scatter(&g->coll, base, g->clipped, type, &g->reduce_err);
     }
 }
 
@@ -244,10 +257,12 @@ double trainer_gpu_optimizer_step(TrainerGpu* g, const OptimConfig* o, float lr,
     if (g->coll.ops->wait(&g->coll, e)) return NAN;
     void* stream = cuda_context_stream(g->ctx);
     g->coll.ops->compute_waits(&g->coll, stream);
-    if (!g->zero1) return cuda_train_optimizer_step(&g->train, o, lr);
+    CudaTrainModel* t = &g->train;
+    if (g->grad16)  // the sums back to fp32 (with ZeRO-1 only the shard's, the rest is not summed)
+        cuda_bf16_to_f32(g->ctx, t->grad + t->shard_lo, g->grad16 + t->shard_lo, t->shard_hi - t->shard_lo);
+    if (!g->zero1) return cuda_train_optimizer_step(t, o, lr);
     // ZeRO-1: the norm from each rank's shard, summed over the ranks; the shard's update; then every
     // rank's bf16 parameters from their owners (bounded wait: the next forward reads them)
-    CudaTrainModel* t = &g->train;
     double squares = cuda_train_grad_sum_squares(t, t->shard_lo, t->shard_hi);
     if (dist_all_reduce(g->dist, &squares, 1, DIST_F64, e)) return NAN;
     double norm = cuda_train_optimizer_step_with_norm(t, o, lr, sqrt(squares));

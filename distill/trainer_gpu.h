@@ -18,7 +18,8 @@ int trainer_gpu_open(TrainerGpu** out, const Model* student, const Model* teache
 // of at most bucket_bytes as the backward of the last micro-batch finishes them: all-reduced, or with
 // zero1 reduce-scattered to the ranks that own them (ZeRO-1: each rank keeps the masters and moments of
 // its shard of the device arena, updates it, and the bf16 parameters are all-gathered after the step).
-int trainer_gpu_set_dist(TrainerGpu* g, const Dist* dist, size_t bucket_bytes, int zero1, Err* e);
+// reduce_bf16: the buckets travel and are summed in bf16 (half the bytes; rounded), else fp32.
+int trainer_gpu_set_dist(TrainerGpu* g, const Dist* dist, size_t bucket_bytes, int zero1, int reduce_bf16, Err* e);
 // Elements of the masters and moments this rank holds (the whole arena without ZeRO-1).
 size_t trainer_gpu_shard_elems(const TrainerGpu* g);
 void trainer_gpu_close(TrainerGpu* g);

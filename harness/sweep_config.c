@@ -48,7 +48,8 @@ static const KeyDef keys[] = {
     STR("distill", "loss", loss),        STR("distill", "kd_scale", kd_scale),        DBL("distill", "kd_temp", kd_temp),        {"distill", "t2", T_BOOL, offsetof(SweepConfig, t2), 0, 0},
     DBL("distill", "weight_decay", weight_decay), DBL("distill", "clip", clip),     INT("distill", "seed", seed),
     INT("distill", "nodes", nodes),      INT("distill", "ranks_per_node", ranks_per_node), INT("distill", "gpus_per_node", gpus_per_node),
-    DBL("distill", "bucket_mb", bucket_mb),
+    DBL("distill", "bucket_mb", bucket_mb), {"distill", "zero1", T_BOOL, offsetof(SweepConfig, zero1), 0, 0},
+    STR("distill", "grad_reduce", grad_reduce),
     STR("eval", "mmlu", mmlu),           INT("eval", "shots", shots),               STR("eval", "subjects", subjects),
     INT("eval", "limit", limit),         STR("eval", "truncate", truncate_text),    INT("eval", "ppl_seq_len", ppl_seq_len),   INT("eval", "ppl_tokens", ppl_tokens),
     INTS("bench", "batch", bench_batch, n_bench_batch), INT("bench", "prompt_len", prompt_len),
@@ -281,6 +282,7 @@ static int load(const char* path, SweepConfig* c, int lenient, Err* e) {
     snprintf(c->out, sizeof c->out, "results");
     snprintf(c->aggregation, sizeof c->aggregation, "l2");
     snprintf(c->schedule, sizeof c->schedule, "cosine");
+    snprintf(c->grad_reduce, sizeof c->grad_reduce, "fp32");
     snprintf(c->loss, sizeof c->loss, "kl");
     snprintf(c->kd_scale, sizeof c->kd_scale, "none");
     snprintf(c->device_text, sizeof c->device_text, "cpu");
@@ -391,6 +393,12 @@ static int load(const char* path, SweepConfig* c, int lenient, Err* e) {
 #endif
     if (c->bucket_mb < 0 || c->bucket_mb > 65536)
         return BAD("distill", "bucket_mb", "bucket_mb %g must be in (0, 65536] (0 or unset: 25)", c->bucket_mb);
+    if (strcmp(c->grad_reduce, "fp32") && strcmp(c->grad_reduce, "bf16"))
+        return BAD("distill", "grad_reduce", "grad_reduce must be fp32 or bf16");
+    if (!strcmp(c->grad_reduce, "bf16") && (ranks <= 1 || c->device != DEVICE_CUDA))
+        return BAD("distill", "grad_reduce", "grad_reduce = bf16 is for GPU ranks (device = cuda with gpus_per_node): the CPU sums in fp64");
+    if (c->zero1 && ranks <= 1)
+        return BAD("distill", "zero1", "zero1 without ranks (nodes, ranks_per_node or gpus_per_node): one process has nothing to shard");
     if (c->bucket_mb > 0 && ranks <= 1)
         return BAD("distill", "bucket_mb", "bucket_mb without ranks (nodes, ranks_per_node or gpus_per_node): one process reduces nothing");
     if (ranks > 1 && c->grad_accum % ranks != 0)

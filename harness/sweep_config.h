@@ -10,7 +10,8 @@
 //   [prune]     calib_windows, seq_len, aggregation, ablation_windows, bi_after_norm
 //   [distill]   steps, round_steps (the rounds before the last of a cell with rounds), tokens, seq_len, batch, grad_accum, lr, min_lr, warmup, schedule, loss, kd_temp,
 //               t2, weight_decay, clip, seed, nodes, ranks_per_node (CPU: MPI ranks), gpus_per_node (CUDA: a
-//               rank per GPU, NCCL), bucket_mb (the ranks' gradient buckets, default 25). batch x grad_accum is the global batch whatever the ranks: each rank
+//               rank per GPU, NCCL), bucket_mb (the ranks' gradient buckets, default 25), zero1 (the
+//               optimizer state sharded over the ranks), grad_reduce (fp32 | bf16, GPU ranks). batch x grad_accum is the global batch whatever the ranks: each rank
 //               accumulates grad_accum / ranks micro-batches, so the ranks do not change the result.
 //   [eval]      mmlu, shots, subjects, limit, truncate (tokens|shots), ppl_seq_len, ppl_tokens
 //   [bench]     batch, prompt_len, gen_len, repeats, precision (CPU: fp32, bf16 or f16 weights; CUDA: bf16)
@@ -47,6 +48,8 @@ typedef struct {
     int steps, seq_len, batch, grad_accum, warmup, seed, t2;
     int nodes, ranks_per_node, gpus_per_node;  // [distill] data parallel: ranks = nodes x per node
     double bucket_mb;   // [distill] gradient buckets of the ranks' reduction (0: 25 MB)
+    int zero1;          // [distill] shard the masters and AdamW moments over the ranks (ZeRO-1)
+    char grad_reduce[8];  // [distill] fp32 (default) | bf16: the type GPU ranks sum gradients in
     double tokens, lr, min_lr, kd_temp, weight_decay, clip;
     char schedule[16], loss[64], kd_scale[32];  // kd_scale: none | auto | auto:S (distill/loss.h)
     LossConfig loss_cfg;   // [distill] loss, kd_temp and t2, parsed: what the distill stage runs

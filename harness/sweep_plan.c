@@ -45,6 +45,8 @@ void plan_train(const SweepConfig* c, int with_teacher, int steps, TrainConfig* 
     tc->save_every = steps / 20 > 0 ? steps / 20 : 1;  // a killed stage loses at most 5% of its steps
     tc->gpu = c->device == DEVICE_CUDA;
     tc->bucket_bytes = (size_t)(c->bucket_mb * (1 << 20));
+    tc->zero1 = c->zero1;
+    tc->reduce_bf16 = !strcmp(c->grad_reduce, "bf16");
 }
 
 void plan_correct(const SweepConfig* c, TrainConfig* tc) {
@@ -99,7 +101,8 @@ void sweep_stage_plan(const SweepConfig* c, const Cell* cell, const char* stage,
             (unsigned long long)tc.seed, tc.gpu, tc.save_every);
         // the reduction's buckets: the CPU's fp64 sums are exact whatever the cut; NCCL's fp32 ones may round
         // otherwise, so a GPU run over ranks is keyed on them
-        if (tc.gpu && sweep_distill_ranks(c) > 1) ADD(" ranks=%d bucket_bytes=%zu", sweep_distill_ranks(c), tc.bucket_bytes);
+        if (tc.gpu && sweep_distill_ranks(c) > 1)
+            ADD(" ranks=%d bucket_bytes=%zu zero1=%d reduce_bf16=%d", sweep_distill_ranks(c), tc.bucket_bytes, tc.zero1, tc.reduce_bf16);
     } else if (!strcmp(base, "init")) {
         ADD(" seed=%d layers=%d ffn=%d heads=%d kv=%d hidden=%d", c->seed, cell->layers, cell->ffn, cell->heads, cell->kv_heads,
             cell->hidden);

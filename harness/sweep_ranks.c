@@ -111,6 +111,8 @@ int sweep_train_argv(const SweepConfig* c, const TrainConfig* tc, int ranks, con
     opt(&a, "seed", "%llu", (unsigned long long)tc->seed);
     opt(&a, "device", "%s", tc->gpu ? "cuda" : "cpu");
     if (tc->bucket_bytes) opt(&a, "bucket-mb", "%.9g", tc->bucket_bytes / (double)(1 << 20));
+    if (tc->zero1) add(&a, "--zero1");
+    if (tc->reduce_bf16) opt(&a, "grad-reduce", "bf16");
     if (tc->resume) add(&a, "--resume");
     if (a.n >= 126) return err_set(e, "the %s command line for the ranks is too long", launcher);
     a.v[a.n] = NULL;

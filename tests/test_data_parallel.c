@@ -271,6 +271,8 @@ Test(data_parallel, ranks_with_other_settings_are_refused_before_step_one) {
     cr_expect_neq(access(path, F_OK), 0, "no log was started");
     // --zero1 needs ranks
     cr_expect_eq(run_dp(0, 1, "alone", "--steps 1 --zero1", NULL), 2);
+    // bf16 gradient sums are the GPU path's; the CPU's are fp64
+    cr_expect_eq(run_dp(2, 1, "bf16_cpu", "--steps 1 --grad-reduce bf16", NULL), 2);
 }
 
 // a sweep's distill stage over 2 MPI ranks (ranks_per_node) gives the bits of the same stage in one process

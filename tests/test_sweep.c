@@ -779,6 +779,8 @@ Test(sweep, every_key_changes_what_runs_or_is_refused) {
         {"distill", "ranks_per_node", NULL, "2", "refused"},
         {"distill", "gpus_per_node", NULL, "2", "refused"},
         {"distill", "bucket_mb", NULL, "50", "refused"},
+        {"distill", "zero1", NULL, "true", "refused"},
+        {"distill", "grad_reduce", "fp32", "bf16", "refused"},
         {"eval", "mmlu", mmlu, other_mmlu, EVALS},
         {"eval", "shots", "0", "3", EVALS},
         {"eval", "subjects", "anatomy", "virology", EVALS},
@@ -1351,7 +1353,7 @@ Test(sweep, distill_ranks_are_checked_and_launched_with_the_global_batch) {
     // a GPU run over several ranks: NCCL, a rank per GPU (refused before work where arbor has no NCCL)
     char text[4096];
     snprintf(text, sizeof text, "[sweep]\nname = t\nout = %s/results\ndevice = cuda\n\n[teacher]\nmodel = %s\n\n[data]\ncalib = %s\n"
-             "distill = %s\n\n[distill]\nnodes = 2\ngpus_per_node = 8\ngrad_accum = 16\nbucket_mb = 50\n\n[matrix]\nstrategies = bi\n"
+             "distill = %s\n\n[distill]\nnodes = 2\ngpus_per_node = 8\ngrad_accum = 16\nbucket_mb = 50\nzero1 = true\ngrad_reduce = bf16\n\n[matrix]\nstrategies = bi\n"
              "layers = 2\n", dir, teacher, shard, shard);
     write_text(cfg_path, text);
 #ifndef ARBOR_HAVE_NCCL
@@ -1373,7 +1375,7 @@ Test(sweep, distill_ranks_are_checked_and_launched_with_the_global_batch) {
     unsetenv("SLURM_JOB_ID");
     line[0] = 0;
     for (int i = 0; i < argc; i++) strcat(strcat(line, argv[i]), " ");
-    cr_expect(!strncmp(line, "srun --ntasks=16 --nodes=2 ", 27) && contains(line, " --device cuda") && contains(line, " --bucket-mb 50 ") &&
+    cr_expect(!strncmp(line, "srun --ntasks=16 --nodes=2 ", 27) && contains(line, " --device cuda") && contains(line, " --bucket-mb 50 ") && contains(line, " --zero1") && contains(line, " --grad-reduce bf16") &&
                   contains(line, " --grad-accum 1 "),
               "%s", line);
 #endif
