@@ -15,6 +15,7 @@ int cmd_bench(int argc, char** argv);
 int cmd_eval(int argc, char** argv);
 int cmd_distill(int argc, char** argv);
 int cmd_prune(int argc, char** argv);
+int cmd_hetero(int argc, char** argv);
 int cmd_sweep(int argc, char** argv);
 int cmd_collect(int argc, char** argv);
 int cmd_plot(int argc, char** argv);

@@ -17,6 +17,7 @@ static const struct {
     {"forward", cmd_forward, "run token ids through a model and save the logits as .npy"},
     {"generate", cmd_generate, "continue token ids (greedy or sampled)"},
     {"prune", cmd_prune, "prune depth and width by importance into a smaller HF checkpoint"},
+    {"hetero", cmd_hetero, "plan a heterogeneous pruning: per-layer block variants scored, the best architecture per budget"},
     {"sweep", cmd_sweep, "run a sweep from an INI file (cached stages, results.csv); --dry-run, --emit-slurm"},
     {"plot", cmd_plot, "frontier plots (PNG, PDF) of a sweep's results.csv"},
     {"paper", cmd_paper, "the LaTeX article of a sweep (tables and figures from its results), as PDF"},

@@ -3,7 +3,7 @@
 # missing. CUDA is optional and not installed here (the build uses nvcc when it finds one).
 set -euo pipefail
 packages=(build-essential cmake ninja-build pkg-config libopenblas-openmp-dev libcjson-dev libcriterion-dev
-  libpcre2-dev libutf8proc-dev libcsv-dev libinih-dev libxxhash-dev gnuplot-nox
+  libpcre2-dev libutf8proc-dev libcsv-dev libinih-dev libxxhash-dev libglpk-dev gnuplot-nox
   texlive-latex-base clang libclang-rt-14-dev libopenmpi-dev openmpi-bin)
 missing=()
 for p in "${packages[@]}"; do

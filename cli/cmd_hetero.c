@@ -1,0 +1,206 @@
+// cmd_hetero.c: arbor hetero — heterogeneous pruning's plan: the block library of a teacher scored on
+// calibration windows (prune/block_library.h), then, for each budget, the per-layer architecture that
+// loses least (prune/hetero_search.h, exact through GLPK). Writes block_library.json (every variant:
+// damage, parameters, memory, decode seconds) and hetero_plan.json / hetero_plan.csv (per budget: each
+// layer's FFN width and attention, summed damage and costs). The pruned model itself is built from the
+// plan once arbor's models hold layers of different shapes (not yet: see docs/REPRODUCE.md).
+#include <cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../models/file_io.h"
+#include "../prune/block_library.h"
+#include "../prune/hetero_search.h"
+#include "commands.h"
+
+static cJSON* variant_json(const BlockVariant* v) {
+    cJSON* o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "layer", v->layer);
+    cJSON_AddNumberToObject(o, "ffn", v->ffn);
+    cJSON_AddBoolToObject(o, "attention", v->attention);
+    cJSON_AddNumberToObject(o, "damage", v->damage);
+    cJSON_AddNumberToObject(o, "params", v->params);
+    cJSON_AddNumberToObject(o, "memory_bytes", v->memory);
+    cJSON_AddNumberToObject(o, "decode_seconds", v->seconds);
+    return o;
+}
+
+int cmd_hetero(int argc, char** argv) {
+    Option opts[] = {
+        {"model", "DIR", "the teacher", NULL},
+        {"calib", "SHARD", "calibration tokens (the block library's damage, and the FFN neurons' ranking)", NULL},
+        {"out", "DIR", "block_library.json, hetero_plan.json, hetero_plan.csv", NULL},
+        FORCE_OPTION,
+        {"widths", "LIST", "FFN widths as shares of the teacher's (0: the FFN removed)", "1,0.75,0.5,0.25,0"},
+        {"keep-attention", NULL, "no variants with the attention removed", NULL},
+        {"metric", "kl|loss", "damage: KL(teacher || variant) of the next-token distribution, or the next-token loss increase", "kl"},
+        {"calib-windows", "N", "calibration sequences", "64"},
+        {"seq-len", "L", "calibration sequence length", "256"},
+        {"batch", "B", "calibration sequences per forward", "4"},
+        {"ratio", "LIST", "parameter budgets as shares of the teacher's, one plan each (e.g. 0.8,0.6,0.5)", NULL},
+        {"memory-mb", "M", "budget: bf16 weights + KV cache at --kv-batch x --kv-context, MB (1e6 bytes)", NULL},
+        {"tps", "T", "budget: decode tokens/s at --kv-batch x --kv-context on --gpu, at least T (the roofline's floors)", NULL},
+        {"gpu", "h100|h200|a100", "the device the time budget is predicted for", "h100"},
+        {"kv-batch", "B", "sequences the memory and time budgets count", "1"},
+        {"kv-context", "L", "tokens per sequence the memory and time budgets count", "4096"},
+    };
+    Command cmd = {"hetero", "Plan a heterogeneous pruning: score every layer's block variants, search the best per-layer "
+                             "architecture under each budget (exact, GLPK).",
+                   opts, sizeof opts / sizeof opts[0]};
+    int code;
+    if (command_start(&cmd, argc, argv, &code)) return code;
+    Err e;
+    const char *dir, *calib_path, *out;
+    long windows, seq_len, batch, kv_batch, kv_context;
+    double memory_mb = 0, tps = 0;
+    if (arg_required(&cmd, "model", &dir, &e) || arg_required(&cmd, "calib", &calib_path, &e) || arg_required(&cmd, "out", &out, &e) ||
+        arg_long(&cmd, "calib-windows", 1, 1 << 24, &windows, &e) || arg_long(&cmd, "seq-len", 2, 1 << 20, &seq_len, &e) ||
+        arg_long(&cmd, "batch", 1, 1 << 12, &batch, &e) || arg_long(&cmd, "kv-batch", 1, 1 << 20, &kv_batch, &e) ||
+        arg_long(&cmd, "kv-context", 1, 1 << 30, &kv_context, &e) ||
+        (arg_str(&cmd, "memory-mb") && arg_double(&cmd, "memory-mb", 1e-6, 1e12, &memory_mb, &e)) ||
+        (arg_str(&cmd, "tps") && arg_double(&cmd, "tps", 1e-9, 1e15, &tps, &e)))
+        return fail(&e);
+    BlockLibraryOptions o = {0};
+    o.attention_variants = !arg_flag(&cmd, "keep-attention");
+    o.windows = (int)windows, o.seq_len = (int)seq_len, o.batch = (int)batch;
+    const char* metric = arg_str(&cmd, "metric");
+    if (strcmp(metric, "kl") && strcmp(metric, "loss")) {
+        err_set(&e, "hetero: --metric must be kl or loss, not '%s'", metric);
+        return fail(&e);
+    }
+    o.metric = !strcmp(metric, "kl") ? BLOCK_DAMAGE_KL : BLOCK_DAMAGE_LOSS;
+    // --widths and --ratio: comma lists of numbers
+    const char* lists[2] = {arg_str(&cmd, "widths"), arg_str(&cmd, "ratio")};
+    double ratios[32];
+    int n_ratios = 0;
+    for (int k = 0; k < 2; k++) {
+        const char* p = lists[k];
+        while (p && *p) {
+            char* end;
+            double x = strtod(p, &end);
+            int full = k == 0 ? o.n_widths >= BLOCK_MAX_WIDTHS : n_ratios >= 32;
+            if (end == p || (*end && *end != ',') || !(x >= 0 && x <= 1) || (k == 1 && x == 0) || full) {
+                err_set(&e, "hetero: --%s '%s': at most %d numbers in %s, comma-separated", k ? "ratio" : "widths", lists[k],
+                        k ? 32 : BLOCK_MAX_WIDTHS, k ? "(0, 1]" : "[0, 1]");
+                return fail(&e);
+            }
+            if (k == 0) o.widths[o.n_widths++] = x;
+            else ratios[n_ratios++] = x;
+            p = *end ? end + 1 : end;
+        }
+    }
+    if (!n_ratios && !memory_mb && !tps) {
+        err_set(&e, "hetero: give a budget: --ratio, --memory-mb or --tps");
+        return fail(&e);
+    }
+    HeteroRegime regime = {(int)kv_batch, (int)kv_context, {0}};
+    if (device_spec(arg_str(&cmd, "gpu"), &regime.device)) {
+        err_set(&e, "hetero: --gpu must be h100, h200 or a100, not '%s'", arg_str(&cmd, "gpu"));
+        return fail(&e);
+    }
+    if (check_output_dir(&cmd, out, dir, &e)) return fail(&e);
+    Model m;
+    if (model_load(&m, dir, &e)) return fail(&e);
+    Shard calib;
+    if (shard_open(&calib, calib_path, &e)) {
+        model_free(&m);
+        return fail(&e);
+    }
+    CalibOptions co = {(int)windows, (int)seq_len, (int)batch, AGG_L2, 0, 0, 0, {0}, 0};
+    Importance imp;
+    BlockVariant* v = NULL;
+    int n = 0, rc = importance_compute(&m, &calib, &co, &imp, &e);
+    if (!rc) {
+        rc = block_library_score(&m, &calib, &imp, &o, &v, &n, &e);
+        importance_free(&imp);
+    }
+    shard_close(&calib);
+    const ModelConfig* c = &m.cfg;
+    HeteroFixed fixed;
+    hetero_fixed_costs(c, &regime, &fixed);
+    for (int j = 0; j < n; j++) {
+        double damage = v[j].damage;
+        int layer = v[j].layer;
+        block_variant_costs(c, v[j].ffn, v[j].attention, &regime, &v[j]);
+        v[j].damage = damage, v[j].layer = layer;
+    }
+    cJSON* lib = cJSON_CreateObject();
+    cJSON* plan = cJSON_CreateObject();
+    char* csv = NULL;
+    size_t csv_len = 0;
+    if (!rc) {
+        cJSON_AddStringToObject(lib, "model", dir);
+        cJSON_AddStringToObject(lib, "metric", metric);
+        cJSON_AddNumberToObject(lib, "windows", (double)windows);
+        cJSON_AddNumberToObject(lib, "seq_len", (double)seq_len);
+        cJSON* regime_json = cJSON_AddObjectToObject(lib, "regime");
+        cJSON_AddStringToObject(regime_json, "gpu", regime.device.name);
+        cJSON_AddNumberToObject(regime_json, "kv_batch", regime.batch);
+        cJSON_AddNumberToObject(regime_json, "kv_context", regime.context);
+        cJSON* vs = cJSON_AddArrayToObject(lib, "variants");
+        for (int j = 0; j < n; j++) cJSON_AddItemToArray(vs, variant_json(&v[j]));
+        cJSON_AddStringToObject(plan, "model", dir);
+        cJSON_AddNumberToObject(plan, "teacher_params", (double)config_param_count(c));
+        cJSON* plans = cJSON_AddArrayToObject(plan, "plans");
+        size_t cap = 4096;
+        csv = xmalloc(cap);
+        csv_len = (size_t)snprintf(csv, cap, "ratio,memory_mb,tps,status,damage,params,memory_mb_used,decode_tps,ffn,attention\n");
+        int runs = n_ratios ? n_ratios : 1;
+        int* choice = xmalloc(sizeof(int) * (size_t)c->n_layers);
+        for (int k = 0; k < runs && !rc; k++) {
+            HeteroBudget b = {n_ratios ? ratios[k] * (double)config_param_count(c) : 0, memory_mb * 1e6,
+                              tps > 0 ? regime.batch / tps : 0};
+            double damage = 0;
+            Err se;
+            int st = hetero_search(v, n, c->n_layers, &fixed, &b, choice, &damage, &se);
+            if (st < 0) {
+                rc = -1, e = se;
+                break;
+            }
+            cJSON* p = cJSON_CreateObject();
+            cJSON_AddItemToArray(plans, p);
+            if (n_ratios) cJSON_AddNumberToObject(p, "ratio", ratios[k]);
+            if (memory_mb) cJSON_AddNumberToObject(p, "memory_mb", memory_mb);
+            if (tps) cJSON_AddNumberToObject(p, "tps", tps);
+            char ffn_list[4096] = "", attn_list[4096] = "";
+            double params = fixed.params, mem = fixed.memory, sec = fixed.seconds;
+            if (st == 1) {
+                cJSON_AddStringToObject(p, "infeasible", se.msg);
+                fprintf(stderr, "hetero: budget %d: %s\n", k + 1, se.msg);
+            } else {
+                cJSON* layers = cJSON_AddArrayToObject(p, "layers");
+                for (int l = 0, fl = 0, al = 0; l < c->n_layers; l++) {
+                    const BlockVariant* x = &v[choice[l]];
+                    cJSON_AddItemToArray(layers, variant_json(x));
+                    params += x->params, mem += x->memory, sec += x->seconds;
+                    fl += snprintf(ffn_list + fl, sizeof ffn_list - (size_t)fl, "%s%d", l ? " " : "", x->ffn);
+                    al += snprintf(attn_list + al, sizeof attn_list - (size_t)al, "%s%d", l ? " " : "", x->attention);
+                }
+                cJSON_AddNumberToObject(p, "damage", damage);
+                cJSON_AddNumberToObject(p, "params", params);
+                cJSON_AddNumberToObject(p, "memory_bytes", mem);
+                cJSON_AddNumberToObject(p, "decode_tokens_per_s", regime.batch / sec);
+                fprintf(stderr, "hetero: budget %d: damage %.6g, %.4g M parameters (%.1f%%), FFN widths %s, attention %s\n", k + 1, damage,
+                        params * 1e-6, 100 * params / (double)config_param_count(c), ffn_list, attn_list);
+            }
+            if (cap - csv_len < 2 * sizeof ffn_list + 256) csv = realloc(csv, cap = 2 * cap + 2 * sizeof ffn_list);
+            if (!csv) FATAL("out of memory");
+            csv_len += (size_t)snprintf(csv + csv_len, cap - csv_len, "%.9g,%.9g,%.9g,%s,%.9g,%.0f,%.6g,%.6g,%s,%s\n",
+                                        n_ratios ? ratios[k] : 0, memory_mb, tps, st ? "infeasible" : "ok", st ? 0 : damage,
+                                        st ? 0 : params, st ? 0 : mem / 1e6, st ? 0 : regime.batch / sec, ffn_list, attn_list);
+        }
+        free(choice);
+    }
+    char path[4200];
+    snprintf(path, sizeof path, "%s/hetero_plan.csv", out);
+    if (!rc) rc = make_dirs(out, &e);
+    if (!rc) rc = json_write_atomic(out, "block_library.json", lib, &e);  // (takes the tree)
+    else cJSON_Delete(lib);
+    if (!rc) rc = json_write_atomic(out, "hetero_plan.json", plan, &e) || file_write_atomic(path, csv, csv_len, &e);
+    else cJSON_Delete(plan);
+    free(csv);
+    free(v);
+    model_free(&m);
+    return rc ? fail(&e) : 0;
+}
