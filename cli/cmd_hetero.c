@@ -2,8 +2,8 @@
 // calibration windows (prune/block_library.h), then, for each budget, the per-layer architecture that
 // loses least (prune/hetero_search.h, exact through GLPK). Writes block_library.json (every variant:
 // damage, parameters, memory, decode seconds) and hetero_plan.json / hetero_plan.csv (per budget: each
-// layer's FFN width and attention, summed damage and costs). The pruned model itself is built from the
-// plan once arbor's models hold layers of different shapes (not yet: see docs/REPRODUCE.md).
+// layer's FFN width and attention, summed damage and costs); with --checkpoints each feasible plan's
+// model (prune/hetero_surgery.h) as OUT/plan-K, a checkpoint whose config.json lists its layers.
 #include <cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +12,7 @@
 #include "../models/file_io.h"
 #include "../prune/block_library.h"
 #include "../prune/hetero_search.h"
+#include "../prune/hetero_surgery.h"
 #include "commands.h"
 
 static cJSON* variant_json(const BlockVariant* v) {
@@ -44,6 +45,8 @@ int cmd_hetero(int argc, char** argv) {
         {"gpu", "h100|h200|a100", "the device the time budget is predicted for", "h100"},
         {"kv-batch", "B", "sequences the memory and time budgets count", "1"},
         {"kv-context", "L", "tokens per sequence the memory and time budgets count", "4096"},
+        {"checkpoints", NULL, "also write each feasible plan's model as OUT/plan-K (a heterogeneous checkpoint)", NULL},
+        {"dtype", "bf16|f32", "storage dtype of those checkpoints", "bf16"},
     };
     Command cmd = {"hetero", "Plan a heterogeneous pruning: score every layer's block variants, search the best per-layer "
                              "architecture under each budget (exact, GLPK).",
@@ -111,11 +114,11 @@ int cmd_hetero(int argc, char** argv) {
     Importance imp;
     BlockVariant* v = NULL;
     int n = 0, rc = importance_compute(&m, &calib, &co, &imp, &e);
-    if (!rc) {
-        rc = block_library_score(&m, &calib, &imp, &o, &v, &n, &e);
-        importance_free(&imp);
-    }
+    int have_imp = !rc;
+    if (!rc) rc = block_library_score(&m, &calib, &imp, &o, &v, &n, &e);
     shard_close(&calib);
+    int checkpoints = arg_flag(&cmd, "checkpoints");
+    StDtype dtype = strcmp(arg_str(&cmd, "dtype"), "f32") == 0 ? ST_F32 : ST_BF16;
     const ModelConfig* c = &m.cfg;
     HeteroFixed fixed;
     hetero_fixed_costs(c, &regime, &fixed);
@@ -183,6 +186,19 @@ int cmd_hetero(int argc, char** argv) {
                 cJSON_AddNumberToObject(p, "decode_tokens_per_s", regime.batch / sec);
                 fprintf(stderr, "hetero: budget %d: damage %.6g, %.4g M parameters (%.1f%%), FFN widths %s, attention %s\n", k + 1, damage,
                         params * 1e-6, 100 * params / (double)config_param_count(c), ffn_list, attn_list);
+                if (checkpoints) {  // the plan made a model
+                    int* widths = xmalloc(sizeof(int) * (size_t)c->n_layers);
+                    unsigned char* attn = xmalloc((size_t)c->n_layers);
+                    for (int l = 0; l < c->n_layers; l++) widths[l] = v[choice[l]].ffn, attn[l] = (unsigned char)v[choice[l]].attention;
+                    Model h = {0};
+                    char mdir[4200];
+                    snprintf(mdir, sizeof mdir, "%s/plan-%d", out, k + 1);
+                    rc = prune_hetero(&m, &imp, widths, attn, &h, &e) || make_dirs(out, &e) ||
+                         model_save(&h, mdir, dtype, ARBOR_DEFAULT_SHARD_BYTES, &e);
+                    if (h.arena) model_free(&h);
+                    if (!rc) cJSON_AddStringToObject(p, "checkpoint", mdir);
+                    free(widths), free(attn);
+                }
             }
             if (cap - csv_len < 2 * sizeof ffn_list + 256) csv = realloc(csv, cap = 2 * cap + 2 * sizeof ffn_list);
             if (!csv) FATAL("out of memory");
@@ -201,6 +217,7 @@ int cmd_hetero(int argc, char** argv) {
     else cJSON_Delete(plan);
     free(csv);
     free(v);
+    if (have_imp) importance_free(&imp);
     model_free(&m);
     return rc ? fail(&e) : 0;
 }

@@ -75,6 +75,9 @@ struct TrainerGpu {
 int trainer_gpu_open(TrainerGpu** out, const Model* student, const Model* teacher, int B, int T, int recompute,
                      const Dist* dist, Err* e) {
     *out = NULL;
+    if (config_require_uniform(&student->cfg, "--device cuda", e) ||
+        (teacher && config_require_uniform(&teacher->cfg, "--device cuda", e)))
+        return -1;
     if (device_available(DEVICE_CUDA, e)) return -1;
     TrainerGpu* g = xcalloc(1, sizeof(TrainerGpu));
     g->device = dist ? dist_cuda_device(dist, cuda_device_count(NULL, 0)) : 0;

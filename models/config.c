@@ -136,6 +136,29 @@ static int parse_token_ids(JsonCtx* j, ModelConfig* cfg) {
     return 0;
 }
 
+// "arbor_layers": [{"intermediate_size": F, "attention": true}, ...], one per layer (arbor's own key for
+// heterogeneous models; transformers ignores it, and such a checkpoint does not load there)
+static int parse_layers(JsonCtx* j, ModelConfig* cfg) {
+    const cJSON* layers = cJSON_GetObjectItemCaseSensitive(j->root, "arbor_layers");
+    if (!layers) return 0;
+    if (!cJSON_IsArray(layers) || cJSON_GetArraySize(layers) != cfg->n_layers)
+        return err_set(j->e, "%s: arbor_layers must be an array of num_hidden_layers (%d) objects", j->path, cfg->n_layers);
+    cfg->hetero = true;
+    for (int l = 0; l < cfg->n_layers; l++) {
+        const cJSON* o = cJSON_GetArrayItem(layers, l);
+        const cJSON* f = cJSON_IsObject(o) ? cJSON_GetObjectItemCaseSensitive(o, "intermediate_size") : NULL;
+        const cJSON* a = cJSON_IsObject(o) ? cJSON_GetObjectItemCaseSensitive(o, "attention") : NULL;
+        // the range before the cast: a double past int's range would be undefined to convert
+        if (!cJSON_IsNumber(f) || !(f->valuedouble >= 0 && f->valuedouble <= (double)(1 << 24)) ||
+            f->valuedouble != floor(f->valuedouble) || !cJSON_IsBool(a))
+            return err_set(j->e, "%s: arbor_layers[%d] needs an integer intermediate_size in [0, 2^24] and a boolean attention",
+                           j->path, l);
+        cfg->layer_ffn[l] = (int)f->valuedouble;
+        cfg->layer_attention[l] = cJSON_IsTrue(a);
+    }
+    return config_validate(cfg, j->path, j->e);
+}
+
 static int parse_config(JsonCtx* j, ModelConfig* cfg) {
     memset(cfg, 0, sizeof *cfg);
     if (!cJSON_IsObject(j->root)) return err_set(j->e, "%s: not a JSON object", j->path);
@@ -172,7 +195,8 @@ static int parse_config(JsonCtx* j, ModelConfig* cfg) {
     cfg->o_bias = cfg->arch != ARCH_QWEN2 && attention_bias;
     cfg->qk_norm = cfg->arch == ARCH_QWEN3;
     if (parse_token_ids(j, cfg)) return -1;
-    return config_validate(cfg, j->path, j->e);
+    if (config_validate(cfg, j->path, j->e)) return -1;
+    return parse_layers(j, cfg);
 }
 
 int config_load(const char* dir, ModelConfig* cfg, Err* e) {
@@ -217,7 +241,25 @@ int config_validate(const ModelConfig* c, const char* src, Err* e) {
         return err_set(e, "%s: rms_norm_eps must be positive", src);
     if (!(c->rope_theta > 1.0) || !isfinite(c->rope_theta))
         return err_set(e, "%s: rope_theta must be greater than 1", src);
+    if (c->hetero) {
+        if (c->n_layers > CONFIG_MAX_LAYERS) return err_set(e, "%s: at most %d heterogeneous layers", src, CONFIG_MAX_LAYERS);
+        int widest = 0;
+        for (int l = 0; l < c->n_layers; l++) {
+            if (c->layer_ffn[l] < 0 || c->layer_ffn[l] > c->ffn)
+                return err_set(e, "%s: arbor_layers[%d].intermediate_size = %d is outside [0, intermediate_size %d]", src, l,
+                               c->layer_ffn[l], c->ffn);
+            widest = c->layer_ffn[l] > widest ? c->layer_ffn[l] : widest;
+        }
+        if (widest != c->ffn)
+            return err_set(e, "%s: intermediate_size %d must be the widest layer's (%d)", src, c->ffn, widest);
+    }
     return 0;
+}
+
+int config_require_uniform(const ModelConfig* c, const char* what, Err* e) {
+    if (!c->hetero) return 0;
+    return err_set(e, "%s: this model's layers differ (heterogeneous: per-layer FFN widths or attention removed), which runs "
+                      "on the CPU path only for now", what);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -249,6 +291,15 @@ int config_save(const ModelConfig* c, const char* dir, const char* dtype, Err* e
     cJSON_AddNumberToObject(o, "hidden_size", c->hidden);
     cJSON_AddNumberToObject(o, "initializer_range", 0.02);
     cJSON_AddNumberToObject(o, "intermediate_size", c->ffn);
+    if (c->hetero) {
+        cJSON* layers = cJSON_AddArrayToObject(o, "arbor_layers");
+        for (int l = 0; l < c->n_layers; l++) {
+            cJSON* x = cJSON_CreateObject();
+            cJSON_AddNumberToObject(x, "intermediate_size", c->layer_ffn[l]);
+            cJSON_AddBoolToObject(x, "attention", c->layer_attention[l]);
+            cJSON_AddItemToArray(layers, x);
+        }
+    }
     cJSON_AddNumberToObject(o, "max_position_embeddings", c->max_positions);
     cJSON_AddNumberToObject(o, "num_attention_heads", c->n_heads);
     cJSON_AddNumberToObject(o, "num_hidden_layers", c->n_layers);
@@ -316,11 +367,15 @@ int config_preset(const char* name, ModelConfig* c, Err* e) {
 
 long long config_param_count(const ModelConfig* c) {
     long long C = c->hidden, q = (long long)c->n_heads * c->head_dim, kv = (long long)c->n_kv_heads * c->head_dim;
-    long long layer = 2 * C + C * q + 2 * C * kv + q * C + 3 * C * (long long)c->ffn;
-    if (c->qkv_bias) layer += q + 2 * kv;
-    if (c->o_bias) layer += C;
-    if (c->qk_norm) layer += 2LL * c->head_dim;
-    long long total = layer * c->n_layers + (long long)c->vocab * C + C;
+    long long attention = C + C * q + 2 * C * kv + q * C;  // its norm, q, k, v, o
+    if (c->qkv_bias) attention += q + 2 * kv;
+    if (c->o_bias) attention += C;
+    if (c->qk_norm) attention += 2LL * c->head_dim;
+    long long total = (long long)c->vocab * C + C;
+    for (int l = 0; l < c->n_layers; l++) {
+        int f = config_layer_ffn(c, l);
+        total += (config_layer_attention(c, l) ? attention : 0) + (f ? C + 3 * C * (long long)f : 0);
+    }
     if (!c->tie_embeddings) total += (long long)c->vocab * C;
     return total;
 }

@@ -8,6 +8,8 @@
 
 typedef enum { ARCH_QWEN3, ARCH_QWEN2, ARCH_LLAMA } ArchKind;
 
+#define CONFIG_MAX_LAYERS 1024
+
 typedef struct {
     ArchKind arch;
     int n_layers;    // num_hidden_layers
@@ -27,7 +29,20 @@ typedef struct {
     int bos_token_id;  // -1 when absent
     int eos_token_ids[4];
     int n_eos;
+    // Layers that differ (heterogeneous pruning; arbor's config.json key "arbor_layers"): layer l keeps
+    // layer_ffn[l] FFN neurons (0: no FFN sublayer, nor its norm) and its attention sublayer (with its
+    // norm) when layer_attention[l]; ffn is then the largest width. hetero false: every layer has ffn
+    // neurons and its attention, and the arrays are not read.
+    bool hetero;
+    int layer_ffn[CONFIG_MAX_LAYERS];
+    unsigned char layer_attention[CONFIG_MAX_LAYERS];
 } ModelConfig;
+
+// Layer l's FFN width (0: none) and whether it has its attention.
+static inline int config_layer_ffn(const ModelConfig* c, int l) { return c->hetero ? c->layer_ffn[l] : c->ffn; }
+static inline int config_layer_attention(const ModelConfig* c, int l) { return c->hetero ? c->layer_attention[l] : 1; }
+// -1 with "WHAT: ... heterogeneous ..." when the layers differ (paths that do not run such models yet).
+int config_require_uniform(const ModelConfig* c, const char* what, Err* e);
 
 const char* arch_hf_class(ArchKind a);   // "Qwen3ForCausalLM"
 const char* arch_model_type(ArchKind a); // "qwen3"

@@ -39,7 +39,9 @@ int engine_open(Engine* en, const Model* m, Device d, Err* e) {
     en->m = m;
     en->device = d;
     if (d == DEVICE_CPU) return 0;
-    if (model_require_f32(m, "--device cuda (it uploads its own bf16 copy)", e) || device_available(d, e)) return -1;
+    if (model_require_f32(m, "--device cuda (it uploads its own bf16 copy)", e) ||
+        config_require_uniform(&m->cfg, "--device cuda", e) || device_available(d, e))
+        return -1;
 #ifdef ARBOR_HAVE_CUDA
     CudaModel* g = xmalloc(sizeof(CudaModel));
     cuda_model_create(g, cuda_context_create(0), &m->cfg);

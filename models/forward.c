@@ -89,7 +89,7 @@ static int forward_trunk(const Model* m, RunState* s, KVCache* cache, const int*
                          int N, float* capture, const int* slot, Err* e) {
     const ModelConfig* c = &m->cfg;
     const KernelOps* op = m->ops;
-    int C = c->hidden, F = c->ffn, HS = c->head_dim, NH = c->n_heads, NKV = c->n_kv_heads;
+    int C = c->hidden, HS = c->head_dim, NH = c->n_heads, NKV = c->n_kv_heads;
     int Q = NH * HS, KV = NKV * HS, V = c->vocab;
     if (forward_rows_check(tokens, seq, pos, N, s->max_rows, V, cache->max_seqs, cache->max_len, e)) return -1;
 
@@ -100,30 +100,35 @@ static int forward_trunk(const Model* m, RunState* s, KVCache* cache, const int*
     for (int l = 0; l < c->n_layers; l++) {
         const LayerWeights* w = &m->w.layers[l];
         LayerWeights16 h = m->w16.layers ? m->w16.layers[l] : (LayerWeights16){0};
-        // attention sublayer
-        op->rmsnorm_forward(s->xn, s->x, w->attn_norm, c->rms_eps, N, C);
-        matmul(m, s, s->q, s->xn, w->wq, h.wq, w->bq, N, C, Q);
-        matmul(m, s, s->k, s->xn, w->wk, h.wk, w->bk, N, C, KV);
-        matmul(m, s, s->v, s->xn, w->wv, h.wv, w->bv, N, C, KV);
-        if (w->q_norm) {  // per-head RMSNorm over HS, before RoPE (Qwen3)
-            op->rmsnorm_forward(s->q, s->q, w->q_norm, c->rms_eps, N * NH, HS);
-            op->rmsnorm_forward(s->k, s->k, w->k_norm, c->rms_eps, N * NKV, HS);
+        // attention sublayer (a heterogeneous layer may have none: the residual stream passes)
+        if (config_layer_attention(c, l)) {
+            op->rmsnorm_forward(s->xn, s->x, w->attn_norm, c->rms_eps, N, C);
+            matmul(m, s, s->q, s->xn, w->wq, h.wq, w->bq, N, C, Q);
+            matmul(m, s, s->k, s->xn, w->wk, h.wk, w->bk, N, C, KV);
+            matmul(m, s, s->v, s->xn, w->wv, h.wv, w->bv, N, C, KV);
+            if (w->q_norm) {  // per-head RMSNorm over HS, before RoPE (Qwen3)
+                op->rmsnorm_forward(s->q, s->q, w->q_norm, c->rms_eps, N * NH, HS);
+                op->rmsnorm_forward(s->k, s->k, w->k_norm, c->rms_eps, N * NKV, HS);
+            }
+            op->rope_forward(s->q, pos, m->inv_freq, N, NH, HS);
+            op->rope_forward(s->k, pos, m->inv_freq, N, NKV, HS);
+            cache_store(cache, l, s->k, s->v, seq, pos, N);
+            size_t layer_off = (size_t)l * cache->max_seqs * cache->max_len * KV;
+            op->attention_forward(s->att, s->q, cache->k + layer_off, cache->v + layer_off, seq, pos, N, NH, NKV, HS,
+                                  cache->max_len, cache->prefix_seq, cache->prefix_len, s->scratch);
+            matmul(m, s, s->proj, s->att, w->wo, h.wo, w->bo, N, Q, C);
+            op->residual_forward(s->x, s->proj, N, C);
         }
-        op->rope_forward(s->q, pos, m->inv_freq, N, NH, HS);
-        op->rope_forward(s->k, pos, m->inv_freq, N, NKV, HS);
-        cache_store(cache, l, s->k, s->v, seq, pos, N);
-        size_t layer_off = (size_t)l * cache->max_seqs * cache->max_len * KV;
-        op->attention_forward(s->att, s->q, cache->k + layer_off, cache->v + layer_off, seq, pos, N, NH, NKV, HS,
-                              cache->max_len, cache->prefix_seq, cache->prefix_len, s->scratch);
-        matmul(m, s, s->proj, s->att, w->wo, h.wo, w->bo, N, Q, C);
-        op->residual_forward(s->x, s->proj, N, C);
-        // MLP sublayer
-        op->rmsnorm_forward(s->xn, s->x, w->mlp_norm, c->rms_eps, N, C);
-        matmul(m, s, s->gate, s->xn, w->w_gate, h.w_gate, NULL, N, C, F);
-        matmul(m, s, s->up, s->xn, w->w_up, h.w_up, NULL, N, C, F);
-        op->swiglu_forward(s->gate, s->up, N, F);
-        matmul(m, s, s->proj, s->gate, w->w_down, h.w_down, NULL, N, F, C);
-        op->residual_forward(s->x, s->proj, N, C);
+        // MLP sublayer, F_l neurons (none: the stream passes)
+        int Fl = config_layer_ffn(c, l);
+        if (Fl > 0) {
+            op->rmsnorm_forward(s->xn, s->x, w->mlp_norm, c->rms_eps, N, C);
+            matmul(m, s, s->gate, s->xn, w->w_gate, h.w_gate, NULL, N, C, Fl);
+            matmul(m, s, s->up, s->xn, w->w_up, h.w_up, NULL, N, C, Fl);
+            op->swiglu_forward(s->gate, s->up, N, Fl);
+            matmul(m, s, s->proj, s->gate, w->w_down, h.w_down, NULL, N, Fl, C);
+            op->residual_forward(s->x, s->proj, N, C);
+        }
         if (capture && slot[l] >= 0) memcpy(capture + (size_t)slot[l] * N * C, s->x, sizeof(float) * (size_t)N * C);
     }
     return 0;

@@ -36,23 +36,28 @@ void param_table_build(const ModelConfig* c, ParamTable* t) {
         snprintf(n, sizeof n, "model.layers.%d.%s", l, suffix);       \
         add_param(t, cap, n, field, l, d0, d1);                       \
     } while (0)
-        LAYER("input_layernorm.weight", P_ATTN_NORM, C, 0);
-        LAYER("self_attn.q_proj.weight", P_WQ, Q, C);
-        if (c->qkv_bias) LAYER("self_attn.q_proj.bias", P_BQ, Q, 0);
-        LAYER("self_attn.k_proj.weight", P_WK, KV, C);
-        if (c->qkv_bias) LAYER("self_attn.k_proj.bias", P_BK, KV, 0);
-        LAYER("self_attn.v_proj.weight", P_WV, KV, C);
-        if (c->qkv_bias) LAYER("self_attn.v_proj.bias", P_BV, KV, 0);
-        LAYER("self_attn.o_proj.weight", P_WO, C, Q);
-        if (c->o_bias) LAYER("self_attn.o_proj.bias", P_BO, C, 0);
-        if (c->qk_norm) {
-            LAYER("self_attn.q_norm.weight", P_Q_NORM, c->head_dim, 0);
-            LAYER("self_attn.k_norm.weight", P_K_NORM, c->head_dim, 0);
+        if (config_layer_attention(c, l)) {  // a removed attention takes its norm with it
+            LAYER("input_layernorm.weight", P_ATTN_NORM, C, 0);
+            LAYER("self_attn.q_proj.weight", P_WQ, Q, C);
+            if (c->qkv_bias) LAYER("self_attn.q_proj.bias", P_BQ, Q, 0);
+            LAYER("self_attn.k_proj.weight", P_WK, KV, C);
+            if (c->qkv_bias) LAYER("self_attn.k_proj.bias", P_BK, KV, 0);
+            LAYER("self_attn.v_proj.weight", P_WV, KV, C);
+            if (c->qkv_bias) LAYER("self_attn.v_proj.bias", P_BV, KV, 0);
+            LAYER("self_attn.o_proj.weight", P_WO, C, Q);
+            if (c->o_bias) LAYER("self_attn.o_proj.bias", P_BO, C, 0);
+            if (c->qk_norm) {
+                LAYER("self_attn.q_norm.weight", P_Q_NORM, c->head_dim, 0);
+                LAYER("self_attn.k_norm.weight", P_K_NORM, c->head_dim, 0);
+            }
         }
-        LAYER("post_attention_layernorm.weight", P_MLP_NORM, C, 0);
-        LAYER("mlp.gate_proj.weight", P_W_GATE, c->ffn, C);
-        LAYER("mlp.up_proj.weight", P_W_UP, c->ffn, C);
-        LAYER("mlp.down_proj.weight", P_W_DOWN, C, c->ffn);
+        int F = config_layer_ffn(c, l);
+        if (F > 0) {  // so does a removed FFN
+            LAYER("post_attention_layernorm.weight", P_MLP_NORM, C, 0);
+            LAYER("mlp.gate_proj.weight", P_W_GATE, F, C);
+            LAYER("mlp.up_proj.weight", P_W_UP, F, C);
+            LAYER("mlp.down_proj.weight", P_W_DOWN, C, F);
+        }
 #undef LAYER
     }
     add_param(t, cap, "model.norm.weight", P_FINAL_NORM, -1, C, 0);

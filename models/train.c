@@ -85,30 +85,39 @@ static void layer_forward(const Model* m, TrainActs* a, int l) {
     float *q = LAYER(a->q, l, Q), *k = LAYER(a->k, l, KV), *v = LAYER(a->v, l, KV), *att = LAYER(a->att, l, Q);
     float *mid = LAYER(a->res_mid, l, C), *xn2 = LAYER(a->xn2, l, C), *g = LAYER(a->gate, l, F), *u = LAYER(a->up, l, F);
     float *h = LAYER(a->h, l, F), *out = RES(l + 1);
-    op->rmsnorm_forward(xn1, x, w->attn_norm, c->rms_eps, N, C);
-    mm(m, a, qr, xn1, w->wq, w->bq, N, C, Q);
-    mm(m, a, kr, xn1, w->wk, w->bk, N, C, KV);
-    mm(m, a, v, xn1, w->wv, w->bv, N, C, KV);
-    if (w->q_norm) {
-        op->rmsnorm_forward(q, qr, w->q_norm, c->rms_eps, N * NH, HS);
-        op->rmsnorm_forward(k, kr, w->k_norm, c->rms_eps, N * NKV, HS);
-    } else {
-        memcpy(q, qr, sizeof(float) * (size_t)N * Q);
-        memcpy(k, kr, sizeof(float) * (size_t)N * KV);
+    int Fl = config_layer_ffn(c, l);  // activation slots are F wide; a heterogeneous layer uses Fl of them
+    if (config_layer_attention(c, l)) {
+        op->rmsnorm_forward(xn1, x, w->attn_norm, c->rms_eps, N, C);
+        mm(m, a, qr, xn1, w->wq, w->bq, N, C, Q);
+        mm(m, a, kr, xn1, w->wk, w->bk, N, C, KV);
+        mm(m, a, v, xn1, w->wv, w->bv, N, C, KV);
+        if (w->q_norm) {
+            op->rmsnorm_forward(q, qr, w->q_norm, c->rms_eps, N * NH, HS);
+            op->rmsnorm_forward(k, kr, w->k_norm, c->rms_eps, N * NKV, HS);
+        } else {
+            memcpy(q, qr, sizeof(float) * (size_t)N * Q);
+            memcpy(k, kr, sizeof(float) * (size_t)N * KV);
+        }
+        op->rope_forward(q, a->pos, m->inv_freq, N, NH, HS);
+        op->rope_forward(k, a->pos, m->inv_freq, N, NKV, HS);
+        // k and v of the batch are laid out (B, T, NKV, HS): a KV cache of B sequences of T positions
+        op->attention_forward(att, q, k, v, a->seq, a->pos, N, NH, NKV, HS, a->T, 0, 0, a->scratch);
+        mm(m, a, mid, att, w->wo, w->bo, N, Q, C);
+        op->residual_forward(mid, x, N, C);
+    } else {  // no attention sublayer: the stream passes
+        memcpy(mid, x, sizeof(float) * (size_t)N * C);
     }
-    op->rope_forward(q, a->pos, m->inv_freq, N, NH, HS);
-    op->rope_forward(k, a->pos, m->inv_freq, N, NKV, HS);
-    // k and v of the batch are laid out (B, T, NKV, HS): a KV cache of B sequences of T positions
-    op->attention_forward(att, q, k, v, a->seq, a->pos, N, NH, NKV, HS, a->T, 0, 0, a->scratch);
-    mm(m, a, mid, att, w->wo, w->bo, N, Q, C);
-    op->residual_forward(mid, x, N, C);
-    op->rmsnorm_forward(xn2, mid, w->mlp_norm, c->rms_eps, N, C);
-    mm(m, a, g, xn2, w->w_gate, NULL, N, C, F);
-    mm(m, a, u, xn2, w->w_up, NULL, N, C, F);
-    memcpy(h, g, sizeof(float) * (size_t)N * F);
-    op->swiglu_forward(h, u, N, F);
-    mm(m, a, out, h, w->w_down, NULL, N, F, C);
-    op->residual_forward(out, mid, N, C);
+    if (Fl > 0) {
+        op->rmsnorm_forward(xn2, mid, w->mlp_norm, c->rms_eps, N, C);
+        mm(m, a, g, xn2, w->w_gate, NULL, N, C, Fl);
+        mm(m, a, u, xn2, w->w_up, NULL, N, C, Fl);
+        memcpy(h, g, sizeof(float) * (size_t)N * Fl);
+        op->swiglu_forward(h, u, N, Fl);
+        mm(m, a, out, h, w->w_down, NULL, N, Fl, C);
+        op->residual_forward(out, mid, N, C);
+    } else {
+        memcpy(out, mid, sizeof(float) * (size_t)N * C);
+    }
 }
 
 int train_forward(const Model* m, TrainActs* a, const int* tokens, Err* e) {
@@ -148,15 +157,17 @@ void train_backward(const Model* m, TrainActs* a, const int* tokens, const float
         float* h = LAYER(a->h, l, F);
         if (a->recompute) layer_forward(m, a, l);  // the layer's internals again, from res[l]
         if (d_layer_out && d_layer_out[l]) op->residual_forward(dres, d_layer_out[l], N, C);
-        // MLP: dres is the gradient at the layer output = at the down_proj output and at mid
-        mm_back(m, a, a->d_a, gw->w_down, NULL, dres, h, w->w_down, N, F, C);           // d_a = dh
-        op->swiglu_backward(a->d_b, a->d_c, a->d_a, gt, u, N, F);                              // d_b = dgate, d_c = dup
-        mm_back(m, a, a->d_a, gw->w_gate, NULL, a->d_b, xn2, w->w_gate, N, C, F);        // d_a = dxn2 (gate part)
-        mm_back(m, a, a->d_b, gw->w_up, NULL, a->d_c, xn2, w->w_up, N, C, F);            // d_b = dxn2 (up part)
-        op->residual_forward(a->d_a, a->d_b, N, C);
-        op->rmsnorm_backward(a->d_a, gw->mlp_norm, a->d_a, mid, w->mlp_norm, c->rms_eps, N, C);
-        op->residual_forward(dres, a->d_a, N, C);                                              // dres = d mid
-        // attention
+        int Fl = config_layer_ffn(c, l);
+        if (Fl > 0) {  // MLP: dres is the gradient at the layer output = at the down_proj output and at mid
+            mm_back(m, a, a->d_a, gw->w_down, NULL, dres, h, w->w_down, N, Fl, C);      // d_a = dh
+            op->swiglu_backward(a->d_b, a->d_c, a->d_a, gt, u, N, Fl);                         // d_b = dgate, d_c = dup
+            mm_back(m, a, a->d_a, gw->w_gate, NULL, a->d_b, xn2, w->w_gate, N, C, Fl);   // d_a = dxn2 (gate part)
+            mm_back(m, a, a->d_b, gw->w_up, NULL, a->d_c, xn2, w->w_up, N, C, Fl);       // d_b = dxn2 (up part)
+            op->residual_forward(a->d_a, a->d_b, N, C);
+            op->rmsnorm_backward(a->d_a, gw->mlp_norm, a->d_a, mid, w->mlp_norm, c->rms_eps, N, C);
+            op->residual_forward(dres, a->d_a, N, C);                                          // dres = d mid
+        }
+        if (!config_layer_attention(c, l)) continue;  // no attention: d x = d mid
         mm_back(m, a, a->d_a, gw->wo, gw->bo, dres, att, w->wo, N, Q, C);                // d_a = datt
         op->attention_backward(a->d_q, a->d_k, a->d_v, a->d_a, q, k, v, a->B, a->T, NH, NKV, HS, a->scratch);
         op->rope_backward(a->d_q, a->pos, m->inv_freq, N, NH, HS);

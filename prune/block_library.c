@@ -10,17 +10,6 @@
 
 #define LOGIT_ROWS 32  // logits made LOGIT_ROWS rows at a time
 
-// the layer's FFN neurons by their calibration score, highest first
-static void rank_neurons(const Importance* imp, int l, int F, int* order) {
-    const double* s = imp->mlp + (size_t)l * F;
-    for (int i = 0; i < F; i++) order[i] = i;
-    for (int i = 1; i < F; i++) {  // insertion sort, stable: ties keep the lower index first
-        int x = order[i], j = i - 1;
-        while (j >= 0 && s[order[j]] < s[x]) order[j + 1] = order[j], j--;
-        order[j + 1] = x;
-    }
-}
-
 // log-softmax of a row of V logits into out
 static void log_softmax_row(const float* z, int V, double* out) {
     double m = -INFINITY, sum = 0;
@@ -100,7 +89,7 @@ int block_library_score(const Model* teacher, const Shard* calib, const Importan
                                                 ? (size_t)2 * F * C
                                                 : (size_t)C * c->n_heads * c->head_dim + C));
     int* order = xmalloc(sizeof(int) * (size_t)L * F);
-    for (int l = 0; l < L; l++) rank_neurons(imp, l, F, order + (size_t)l * F);
+    for (int l = 0; l < L; l++) importance_mlp_order(imp, l, order + (size_t)l * F);
     int* tokens = xmalloc(sizeof(int) * N);
     double* sums = xcalloc((size_t)n, sizeof(double));
     long long counted = 0;

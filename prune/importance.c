@@ -97,11 +97,23 @@ static void batch_tables(const TrainActs* a, const ModelConfig* c, int nb, int a
     }
 }
 
+void importance_mlp_order(const Importance* imp, int l, int* order) {
+    int F = imp->ffn;
+    const double* s = imp->mlp + (size_t)l * F;
+    for (int i = 0; i < F; i++) order[i] = i;
+    for (int i = 1; i < F; i++) {  // insertion sort, stable: ties keep the lower index first
+        int x = order[i], j = i - 1;
+        while (j >= 0 && s[order[j]] < s[x]) order[j + 1] = order[j], j--;
+        order[j + 1] = x;
+    }
+}
+
 int importance_compute(const Model* m, const Shard* calib, const CalibOptions* o, Importance* imp, Err* e) {
     const ModelConfig* c = &m->cfg;
     int L = c->n_layers, C = c->hidden, F = c->ffn, NH = c->n_heads, NKV = c->n_kv_heads;
     int T = o->seq_len, B = o->batch > 0 ? o->batch : 1;
     memset(imp, 0, sizeof *imp);
+    if (config_require_uniform(c, "calibrating importance scores", e)) return -1;
     if (calib->vocab_size > c->vocab)
         return err_set(e, "%s: the shard's vocabulary (%d) exceeds the model's (%d)", calib->path, calib->vocab_size, c->vocab);
     if (T < 1 || T > c->max_positions) return err_set(e, "calibration seq_len %d must be in [1, %d]", T, c->max_positions);

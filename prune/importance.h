@@ -53,6 +53,9 @@ typedef struct {
 } CalibOptions;
 
 int importance_compute(const Model* m, const Shard* calib, const CalibOptions* o, Importance* imp, Err* e);
+// order (F): layer l's FFN neurons by their mlp score, highest first (ties: the lower index first), the
+// order width pruning keeps them in.
+void importance_mlp_order(const Importance* imp, int l, int* order);
 void importance_free(Importance* imp);
 // JSON scores file with the model's shape (checked when read back) and a readable per-layer table.
 int importance_save(const Importance* imp, const ModelConfig* cfg, const char* path, Err* e);

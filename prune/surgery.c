@@ -158,6 +158,7 @@ int prune_width_check(const ModelConfig* c, const PruneTarget* t, Err* e) {
 int prune_model(const Model* m, const Importance* imp, const PruneTarget* t, const int* keep, int n_keep, Model* out,
                 Err* e) {
     const ModelConfig* c = &m->cfg;
+    if (config_require_uniform(c, "homogeneous pruning", e)) return -1;
     int C = c->hidden, F = c->ffn, NH = c->n_heads, NKV = c->n_kv_heads, HS = c->head_dim;
     int C2 = t->hidden ? t->hidden : C, F2 = t->ffn ? t->ffn : F;
     int NKV2 = t->kv_heads ? t->kv_heads : NKV, NH2 = t->heads ? t->heads : NH * NKV2 / NKV;

@@ -145,8 +145,8 @@ Test(block_library, bad_options_are_refused) {
 }
 
 // arbor hetero end to end: the library and a plan per budget; tighter budgets never lose less (the
-// optimum is monotone), each plan within its budget; an impossible budget is a plan saying so; bad
-// options one line and exit 2.
+// optimum is monotone), each plan within its budget and written as a checkpoint of exactly its planned
+// parameters; an impossible budget is a plan saying so; bad options one line and exit 2.
 Test(block_library, the_command_writes_a_plan_per_budget) {
     char dir[256], path[600], args[2400];
     make_temp_dir(dir, sizeof dir);
@@ -160,7 +160,7 @@ Test(block_library, the_command_writes_a_plan_per_budget) {
     snprintf(path, sizeof path, "%s/calib.shard", dir);
     write_test_shard(path, 400, c.vocab, 3, NULL);
     snprintf(args, sizeof args, "hetero --model %s/teacher --calib %s --out %s/plan --ratio 0.9,0.6,0.3,0.001 --calib-windows 8 --seq-len 16 "
-             "--batch 4 2>/dev/null", dir, path, dir);
+             "--batch 4 --checkpoints --dtype f32 2>/dev/null", dir, path, dir);
     cr_assert_eq(run_arbor(args, NULL), 0);
     snprintf(path, sizeof path, "%s/plan/hetero_plan.json", dir);
     cJSON* plan = read_json(path);
@@ -176,6 +176,14 @@ Test(block_library, the_command_writes_a_plan_per_budget) {
         cr_expect_geq(damage, last, "a tighter budget loses at least as much: %g after %g", damage, last);
         cr_expect_eq(cJSON_GetArraySize(cJSON_GetObjectItem(p, "layers")), c.n_layers);
         last = damage;
+        // the plan's checkpoint: a heterogeneous model of exactly the planned parameters
+        char mdir[400];
+        snprintf(mdir, sizeof mdir, "%s/plan/plan-%d", dir, k + 1);
+        cr_expect_str_eq(cJSON_GetObjectItem(p, "checkpoint")->valuestring, mdir);
+        Model h;
+        cr_assert_eq(model_load(&h, mdir, &e), 0, "%s", e.msg);
+        cr_expect_eq((double)config_param_count(&h.cfg), params, "plan %d's checkpoint holds its planned parameters", k);
+        model_free(&h);
     }
     cr_expect_not_null(cJSON_GetObjectItem(cJSON_GetArrayItem(plans, 3), "infeasible"), "0.1%% of the parameters fits nothing");
     cJSON_Delete(plan);

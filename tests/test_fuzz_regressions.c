@@ -59,7 +59,7 @@ static void replay(const char* target, Entry entry, int min_regressions) {
 }
 
 Test(fuzz_regressions, safetensors) { replay("safetensors", fuzz_entry_safetensors, 4); }
-Test(fuzz_regressions, config) { replay("config", fuzz_entry_config, 0); }
+Test(fuzz_regressions, config) { replay("config", fuzz_entry_config, 1); }
 Test(fuzz_regressions, scores) { replay("scores", fuzz_entry_scores, 3); }
 Test(fuzz_regressions, jsonl) { replay("jsonl", fuzz_entry_jsonl, 2); }
 Test(fuzz_regressions, tokenizer_load) { replay("tokenizer_load", fuzz_entry_tokenizer_load, 4); }

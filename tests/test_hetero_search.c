@@ -121,5 +121,24 @@ Test(hetero_search, costs_add_up_to_the_whole_model) {
         block_variant_costs(&c, c.ffn / 2, 1, &r, &half);
         cr_expect_eq(no_ffn.params, full.params - 3.0 * c.hidden * c.ffn - c.hidden);
         cr_expect(no_attn.memory < full.memory && no_attn.seconds < full.seconds && half.params < full.params && half.params > no_ffn.params);
+        // a heterogeneous model of these variants: the roofline of the model itself (evals/roofline.c reads
+        // its per-layer list) equals the summed variant floors, and its parameters config_param_count
+        ModelConfig h = c;
+        h.hetero = true;
+        double sum_h = f.seconds, params_h = f.params;
+        for (int l = 0; l < c.n_layers; l++) {
+            int kind = l % 3;  // full, half FFN, no attention
+            h.layer_ffn[l] = kind == 1 ? c.ffn / 2 : c.ffn;
+            h.layer_attention[l] = kind != 2;
+            const BlockVariant* x = kind == 0 ? &full : kind == 1 ? &half : &no_attn;
+            sum_h += x->seconds, params_h += x->params;
+        }
+        cr_expect_eq(params_h, (double)config_param_count(&h), "%s heterogeneous: parameters", presets[k]);
+        roofline_decode(&h, 1, 2048, 2, 2, &r.device, &st);
+        int with_attention = 0;
+        for (int l = 0; l < c.n_layers; l++) with_attention += h.layer_attention[l];
+        double extra_h = (with_attention * (c.qk_norm ? 2.0 * c.head_dim : 0) + (c.tie_embeddings ? c.hidden : 0)) * 2;
+        double want_h = st.seconds + extra_h / (r.device.bandwidth_gbs * 1e9);
+        cr_expect(fabs(sum_h - want_h) < 1e-12 * want_h, "%s heterogeneous: %.12g s summed, roofline %.12g s", presets[k], sum_h, want_h);
     }
 }
