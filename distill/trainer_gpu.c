@@ -106,6 +106,7 @@ int trainer_gpu_set_dist(TrainerGpu* g, const Dist* dist, size_t bucket_bytes, i
         tensors[i] = (GradTensor){t->offset[i], t->table.params[i].numel, by_table[i].ready_after};
     free(by_table);
     size_t elems = bucket_bytes / (reduce_bf16 ? sizeof(bf16) : sizeof(float));
+    if (elems > ((size_t)1 << 30)) elems = (size_t)1 << 30;  // the pack kernel counts a bucket in int
     // the device layout pads each tensor to 128 elements (256 bytes of bf16): the padding, zero, is bridged
     int rc = grad_bucket_plan(tensors, t->table.n_params, elems ? elems : 1, 128, &g->plan, e);
     free(tensors);
@@ -114,7 +115,6 @@ int trainer_gpu_set_dist(TrainerGpu* g, const Dist* dist, size_t bucket_bytes, i
     // the shards: equal runs of 128 elements (the arena's own alignment)
     size_t n = g->student.arena_elems, units = (n + 127) / 128;
     free(g->bounds), free(g->clipped);
-    cuda_free(g->grad16);
     g->bounds = xmalloc(sizeof(size_t) * (size_t)(dist->world + 1));
     g->clipped = xmalloc(sizeof(size_t) * (size_t)(dist->world + 1));
     for (int r = 0; r <= dist->world; r++) {
@@ -160,10 +160,11 @@ static void queue_ready_buckets(void* arg, int point) {
 }
 
 void trainer_gpu_close(TrainerGpu* g) {
+    if (!g) return;
     collectives_close(&g->coll);
     grad_bucket_plan_free(&g->plan);
     free(g->bounds), free(g->clipped);
-    if (!g) return;
+    cuda_free(g->grad16);
     free(g->t_slot);
     free(g->d_layer_ptrs);
     cuda_free(g->t_capture);
