@@ -27,6 +27,7 @@ static const char* columns[] = {
     "bench.prompt_len", "bench.gen_len", "bench.precision", "prune.seconds", "distill.seconds", "train.seconds",
     "eval.seconds", "bench.seconds", "bench.backend", "bench.threads", "bench.wait_policy", "bench.blas_core", "bench.device",
     "prune.arbor_commit", "distill.arbor_commit", "train.arbor_commit", "eval.arbor_commit", "bench.arbor_commit",
+    "prune.layer_ffn", "prune.layer_attention", "prune.hetero_damage",
 };
 
 static const char* stages[] = {"prune", "distill", "init", "train", "eval", "bench", "eval_pruned", "correct"};

@@ -58,6 +58,8 @@ static const KeyDef keys[] = {
     INTS("matrix", "layers", layers, n_layers), INTS("matrix", "ffn", ffn, n_ffn),  INTS("matrix", "hidden", hidden, n_hidden),
     INTS("matrix", "heads", heads, n_heads), INTS("matrix", "kv_heads", kv_heads, n_kv_heads),
     {"scratch", "enabled", T_BOOL, offsetof(SweepConfig, scratch), 0, 0},
+    STR("hetero", "ratio", hetero_ratio_text), STR("hetero", "widths", hetero_widths), STR("hetero", "metric", hetero_metric),
+    {"hetero", "attention", T_BOOL, offsetof(SweepConfig, hetero_attention), 0, 0},
     STR("slurm", "time", slurm_time),    STR("slurm", "mem", slurm_mem),            STR("slurm", "partition", slurm_partition),
     STR("slurm", "account", slurm_account), INT("slurm", "cpus_per_task", slurm_cpus), INT("slurm", "gpus_per_task", slurm_gpus),
 };
@@ -210,7 +212,7 @@ static int handler(void* user, const char* section, const char* name, const char
     if (known_section) snprintf(x->msg, sizeof x->msg, "unknown key '%s' in [%s]", name, section);
     else
         snprintf(x->msg, sizeof x->msg, "unknown section [%s] (the sections are sweep, teacher, data, prune, distill, eval, bench, "
-                 "matrix, scratch, slurm and baseline.NAME)", section);
+                 "matrix, scratch, hetero, slurm and baseline.NAME)", section);
     return 0;
 }
 
@@ -283,6 +285,9 @@ static int load(const char* path, SweepConfig* c, int lenient, Err* e) {
     snprintf(c->aggregation, sizeof c->aggregation, "l2");
     snprintf(c->schedule, sizeof c->schedule, "cosine");
     snprintf(c->grad_reduce, sizeof c->grad_reduce, "fp32");
+    snprintf(c->hetero_widths, sizeof c->hetero_widths, "1,0.75,0.5,0.25,0");
+    snprintf(c->hetero_metric, sizeof c->hetero_metric, "kl");
+    c->hetero_attention = 1;
     snprintf(c->loss, sizeof c->loss, "kl");
     snprintf(c->kd_scale, sizeof c->kd_scale, "none");
     snprintf(c->device_text, sizeof c->device_text, "cpu");
@@ -317,6 +322,37 @@ static int load(const char* path, SweepConfig* c, int lenient, Err* e) {
             if (!strcmp(c->strategies[i], c->strategies[j]))
                 return BAD("matrix", "strategies", "strategy '%s' is listed twice (the cells would repeat)", c->strategies[i]);
     }
+    // [hetero]: comma lists of shares
+    const struct {
+        const char *key, *text;
+        double* out;
+        int* n;
+        int cap;
+        double lo;
+    } lists[2] = {{"ratio", c->hetero_ratio_text, c->hetero_ratio, &c->n_hetero, SWEEP_MAX_AXIS, 0},
+                  {"widths", c->hetero_widths, c->hetero_width, &c->n_hetero_widths, 16, -1}};
+    for (int k = 0; k < 2; k++) {
+        *lists[k].n = 0;
+        for (const char* p = lists[k].text; *p;) {
+            char* end;
+            double share = strtod(p, &end);
+            if (end == p || (*end && *end != ',' && *end != ' ') || !(share > lists[k].lo && share <= 1) || (k == 0 && share >= 1) ||
+                *lists[k].n >= lists[k].cap)
+                return BAD("hetero", lists[k].key, "%s = %s: at most %d shares in %s, comma-separated", lists[k].key, lists[k].text,
+                           lists[k].cap, k == 0 ? "(0, 1)" : "[0, 1]");
+            lists[k].out[(*lists[k].n)++] = share;
+            p = end;
+            while (*p == ',' || *p == ' ') p++;
+        }
+    }
+    if (strcmp(c->hetero_metric, "kl") && strcmp(c->hetero_metric, "loss")) return BAD("hetero", "metric", "metric must be kl or loss");
+    if (!c->n_hetero && (strcmp(c->hetero_widths, "1,0.75,0.5,0.25,0") || strcmp(c->hetero_metric, "kl") || !c->hetero_attention))
+        return BAD("hetero", !c->hetero_attention ? "attention" : strcmp(c->hetero_metric, "kl") ? "metric" : "widths",
+                   "[hetero] settings without [hetero] ratio (no heterogeneous cell reads them)");
+    if (c->n_hetero && !c->n_hetero_widths) return BAD("hetero", "widths", "widths needs one share at least");
+    for (int i = 0; i < c->n_hetero; i++)
+        for (int j = 0; j < i; j++)
+            if (c->hetero_ratio[i] == c->hetero_ratio[j]) return BAD("hetero", "ratio", "ratio %g is listed twice", c->hetero_ratio[i]);
     Aggregation agg;
     if (aggregation_parse(c->aggregation, &agg)) return BAD("prune", "aggregation", "aggregation must be l2, mean or variance");
     if (c->n_strategies && !c->n_layers) return BAD("matrix", "strategies", "strategies need [matrix] layers");
@@ -359,6 +395,8 @@ static int load(const char* path, SweepConfig* c, int lenient, Err* e) {
     if (c->subjects[0] && mmlu_subject_list(c->subjects, chosen, &n_chosen, &sub_e)) return BAD("eval", "subjects", "%s", sub_e.msg);
     if (device_parse(c->device_text, &c->device, e))
         return BAD("sweep", "device", "device must be cpu or cuda, not '%s'", c->device_text);
+    if (c->n_hetero && c->device == DEVICE_CUDA)
+        return BAD("hetero", "ratio", "heterogeneous cells run on the CPU (device = cpu): the CUDA path takes uniform layers only");
     // what each backend runs: the CPU's weights in fp32, bf16 or f16 (--weights), the GPU's in bf16
     Err wt_e;
     c->bench_weights = WEIGHT_F32;
@@ -417,7 +455,7 @@ static int load(const char* path, SweepConfig* c, int lenient, Err* e) {
     if (c->correct_lr > 0 && !c->correct_steps)
         return BAD("teacher", "correct_lr", "correct_lr without correct_steps: teacher correction is off");
     if (!(c->correct_lr > 0)) c->correct_lr = c->lr;
-    if (c->correct_steps && !matrix)
+    if (c->correct_steps && !matrix && !c->n_hetero)
         return BAD("teacher", "correct_steps", "teacher correction serves the pruned cells: the sweep has no [matrix]");
     if (!(c->lr > 0)) return BAD("distill", "lr", "lr must be positive");
     if (c->min_lr > c->lr) return BAD("distill", "min_lr", "min_lr %g is above lr %g", c->min_lr, c->lr);
@@ -602,7 +640,7 @@ int sweep_cells(const SweepConfig* c, Cell** out, int* n) {
     sweep_axes(c, axes);
     int pruned = c->n_strategies;
     for (int a = 0; a < 5; a++) axis_n[a] = axes[a].n ? axes[a].n : 1, pruned *= axis_n[a];
-    Cell* cells = xcalloc((size_t)(2 + c->n_baselines + 2 * pruned), sizeof(Cell));
+    Cell* cells = xcalloc((size_t)(2 + c->n_baselines + 2 * pruned + c->n_hetero), sizeof(Cell));
     int k = 0;
     for (int corrected = 0; corrected <= (c->correct_steps > 0); corrected++) {
         cells[k].kind = corrected ? CELL_CORRECTED : CELL_TEACHER;
@@ -658,6 +696,15 @@ int sweep_cells(const SweepConfig* c, Cell** out, int* n) {
             snprintf(x->label, sizeof x->label, "scratch-%s", shape);
             set_id(c, x);
         }
+    for (int i = 0; i < c->n_hetero; i++) {  // heterogeneous cells (no scratch twin: their shape is the search's)
+        Cell* x = &cells[k++];
+        x->kind = CELL_PRUNED;
+        x->n_rounds = 1;
+        x->hetero_ratio = c->hetero_ratio[i];
+        snprintf(x->strategy, sizeof x->strategy, "hetero");
+        snprintf(x->label, sizeof x->label, "hetero-p%g", 100 * c->hetero_ratio[i]);
+        set_id(c, x);
+    }
     *out = cells;
     *n = k;
     return 0;

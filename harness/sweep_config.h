@@ -20,6 +20,9 @@
 //               prune to 24, distill (iterative pruning); a plain value beside a chain is reached in the last round.
 //   [baseline.NAME]  model            (evaluated as it is)
 //   [scratch]   enabled               (a from-scratch student per pruned shape, same token budget)
+//   [hetero]    ratio (parameter shares: a heterogeneous cell "hetero-pNN" each), widths (FFN width grid),
+//               attention (variants with the attention removed), metric (kl | loss): the block library,
+//               the exact search under the share and the surgery in the cell's prune stage (CPU only)
 //   [slurm]     time, mem, partition, account, cpus_per_task, gpus_per_task (--emit-slurm's job array)
 #pragma once
 #include <stdbool.h>
@@ -74,6 +77,11 @@ typedef struct {
     char baseline_name[SWEEP_MAX_BASELINES][64], baseline_model[SWEEP_MAX_BASELINES][1024];
     int n_baselines;
     int scratch;           // bool (stored as int: the INI reader writes ints)
+    // [hetero]: heterogeneous cells (prune/block_library.h, hetero_search.h), one per parameter share in
+    // ratio: the block library scored, the best per-layer architecture under the share, made a model
+    char hetero_ratio_text[256], hetero_widths[128], hetero_metric[8];
+    double hetero_ratio[SWEEP_MAX_AXIS], hetero_width[16];
+    int n_hetero, n_hetero_widths, hetero_attention;
     char slurm_time[32], slurm_mem[32], slurm_partition[128], slurm_account[128];
     int slurm_cpus, slurm_gpus;  // per task; gpus defaults to 1 with device = cuda
     char path[1024];  // the config file
@@ -117,6 +125,7 @@ typedef struct {
     char strategy[16];
     int layers, ffn, hidden, heads, kv_heads;  // the final targets (0: keep)
     int n_rounds;         // prune-distill rounds (1: one shot)
+    double hetero_ratio;  // strategy "hetero": the parameter share its search meets (0 otherwise)
     int round[SWEEP_MAX_ROUNDS][5];  // each round's targets in sweep_axes order, 0: keep what the round starts with
 } Cell;
 

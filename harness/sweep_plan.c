@@ -76,7 +76,12 @@ void sweep_stage_plan(const SweepConfig* c, const Cell* cell, const char* stage,
     int round = sweep_stage_round(cell, stage, &base);
     if (!strcmp(base, "eval_pruned")) base = "eval";  // the same evaluation, of the pruned model
     ADD("%s device=%s", base, device_name(c->device));
-    if (!strcmp(base, "prune")) {
+    if (!strcmp(base, "prune") && !strcmp(cell->strategy, "hetero")) {  // block library + search + surgery
+        CalibOptions co;
+        plan_calib(c, &co);
+        ADD(" hetero ratio=%.9g widths=%s attention=%d metric=%s windows=%d seq=%d batch=%d agg=%d", cell->hetero_ratio,
+            c->hetero_widths, c->hetero_attention, c->hetero_metric, co.windows, co.seq_len, co.batch, (int)co.agg);
+    } else if (!strcmp(base, "prune")) {
         CalibOptions co;
         PruneTarget t;
         plan_calib(c, &co);

@@ -17,6 +17,9 @@
 #include "../models/file_io.h"
 #include "../models/vec.h"
 #include "../prune/search.h"
+#include "../prune/block_library.h"
+#include "../prune/hetero_search.h"
+#include "../prune/hetero_surgery.h"
 #include "sweep_bench.h"
 #include "sweep_describe.h"
 #include "sweep_graph.h"
@@ -100,6 +103,55 @@ static int source_layers(const Ctx* x, int n, int* teacher_layer, Err* e) {
                                   x->p->dir, prev_prune->key, n);
 }
 
+// A heterogeneous cell's model: the teacher's block library scored on the calibration windows, the
+// per-layer architecture of least damage within the cell's parameter share (exact, GLPK), made a model;
+// metrics get the per-layer widths and attention and the planned damage.
+static int hetero_prune(const SweepConfig* c, const Cell* cell, const Model* m, const Shard* calib, const Importance* imp,
+                        Model* out, cJSON* metrics, Err* e) {
+    CalibOptions co;
+    plan_calib(c, &co);
+    BlockLibraryOptions o = {0};
+    o.n_widths = c->n_hetero_widths;
+    for (int k = 0; k < o.n_widths; k++) o.widths[k] = c->hetero_width[k];
+    o.attention_variants = c->hetero_attention;
+    o.metric = !strcmp(c->hetero_metric, "loss") ? BLOCK_DAMAGE_LOSS : BLOCK_DAMAGE_KL;
+    o.windows = co.windows, o.seq_len = co.seq_len, o.batch = co.batch;
+    BlockVariant* v;
+    int n, L = m->cfg.n_layers;
+    if (block_library_score(m, calib, imp, &o, &v, &n, e)) return -1;
+    HeteroRegime regime = {1, c->prune_seq_len, {"h100", 3350, 989}};  // only the parameter budget is read
+    HeteroFixed fixed;
+    hetero_fixed_costs(&m->cfg, &regime, &fixed);
+    for (int j = 0; j < n; j++) {
+        BlockVariant keep_v = v[j];
+        block_variant_costs(&m->cfg, keep_v.ffn, keep_v.attention, &regime, &v[j]);
+        v[j].layer = keep_v.layer, v[j].damage = keep_v.damage;
+    }
+    HeteroBudget b = {cell->hetero_ratio * (double)config_param_count(&m->cfg), 0, 0};
+    int* choice = xmalloc(sizeof(int) * (size_t)L);
+    int* widths = xmalloc(sizeof(int) * (size_t)L);
+    unsigned char* attention = xmalloc((size_t)L);
+    double damage = 0;
+    int rc = hetero_search(v, n, L, &fixed, &b, choice, &damage, e);
+    if (rc > 0) rc = err_prefix(e, "%s: parameter share %g", cell->label, cell->hetero_ratio);
+    char ffn_list[4096] = "", attn_list[4096] = "";
+    for (int l = 0, fl = 0, al = 0; !rc && l < L; l++) {
+        widths[l] = v[choice[l]].ffn, attention[l] = (unsigned char)v[choice[l]].attention;
+        fl += snprintf(ffn_list + fl, sizeof ffn_list - (size_t)fl, "%s%d", l ? " " : "", widths[l]);
+        al += snprintf(attn_list + al, sizeof attn_list - (size_t)al, "%s%d", l ? " " : "", attention[l]);
+    }
+    if (!rc) rc = prune_hetero(m, imp, widths, attention, out, e);
+    if (!rc) {
+        cJSON_AddStringToObject(metrics, "layer_ffn", ffn_list);
+        cJSON_AddStringToObject(metrics, "layer_attention", attn_list);
+        cJSON_AddNumberToObject(metrics, "hetero_damage", damage);
+        cJSON_AddNumberToObject(metrics, "hetero_ratio", cell->hetero_ratio);
+        fprintf(stderr, "  %s: FFN widths %s, attention %s, planned damage %.6g\n", cell->label, ffn_list, attn_list, damage);
+    }
+    free(choice), free(widths), free(attention), free(v);
+    return rc;
+}
+
 static int prune_stage(Ctx* x, const char* tmp, cJSON* metrics, Err* e) {
     const SweepConfig* c = x->c;
     const Cell* cell = &x->pc->cell;
@@ -121,7 +173,11 @@ static int prune_stage(Ctx* x, const char* tmp, cJSON* metrics, Err* e) {
         rc = importance_compute(&m, &calib, &co, &imp, e);
         have = !rc;
     }
-    if (!rc && t.depth == DEPTH_PPL) {
+    if (!rc && !strcmp(cell->strategy, "hetero")) {  // the block library, the best plan under the share, its model
+        rc = hetero_prune(c, cell, &m, &calib, &imp, &p, metrics, e);
+        for (int l = 0; l < m.cfg.n_layers; l++) keep[l] = l;
+        n_keep = m.cfg.n_layers;
+    } else if (!rc && t.depth == DEPTH_PPL) {
         int64_t n;
         int* tokens = shard_read_tokens(&calib, 8192, &n);
         rc = prune_depth_ppl(&m, tokens, n, c->prune_seq_len, t.layers, keep, &n_keep, e);
@@ -129,7 +185,7 @@ static int prune_stage(Ctx* x, const char* tmp, cJSON* metrics, Err* e) {
     } else if (!rc) {
         rc = prune_pick_layers(&m.cfg, &imp, &t, keep, &n_keep, e);
     }
-    if (!rc) rc = prune_model(&m, &imp, &t, keep, n_keep, &p, e);
+    if (!rc && strcmp(cell->strategy, "hetero")) rc = prune_model(&m, &imp, &t, keep, n_keep, &p, e);
     if (!rc) {
         // the kept layers in the teacher's numbering, whatever the round: the lineage the hidden-state loss
         // reads, and what results.csv reports

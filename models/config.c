@@ -250,7 +250,7 @@ int config_validate(const ModelConfig* c, const char* src, Err* e) {
                                c->layer_ffn[l], c->ffn);
             widest = c->layer_ffn[l] > widest ? c->layer_ffn[l] : widest;
         }
-        if (widest != c->ffn)
+        if (widest != c->ffn && !(widest == 0 && c->ffn == 1))  // (no FFN anywhere: intermediate_size 1)
             return err_set(e, "%s: intermediate_size %d must be the widest layer's (%d)", src, c->ffn, widest);
     }
     return 0;

@@ -17,8 +17,7 @@ int prune_hetero(const Model* m, const Importance* imp, const int* ffn, const un
         h.layer_ffn[l] = ffn[l], h.layer_attention[l] = attention[l] != 0;
         widest = ffn[l] > widest ? ffn[l] : widest;
     }
-    if (!widest) return err_set(e, "heterogeneous pruning: every layer's FFN removed (a model keeps one FFN at least)");
-    h.ffn = widest;
+    h.ffn = widest ? widest : 1;  // intermediate_size is at least 1 even when no layer keeps an FFN
     if (config_validate(&h, "heterogeneous plan", e)) return -1;
     model_create(out, &h);
     // the global tensors and every kept attention tensor: same shapes, copied by name

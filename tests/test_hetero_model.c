@@ -237,11 +237,14 @@ Test(hetero_model, surgery_from_a_plan_equals_the_masked_teacher) {
     double worst = 0;
     for (int i = 0; i < T * c.vocab; i++) worst = fmax(worst, fabs((double)out[0][i] - out[1][i]));
     cr_expect_lt(worst, 1e-5, "pruned vs masked teacher: %g", worst);
-    // refused: all FFNs removed, a width past the teacher's
+    // every FFN removed is a model too (attention only; intermediate_size 1 by convention); a width past the
+    // teacher's is refused
     int none[3] = {0, 0, 0}, wide[3] = {41, 1, 1};
     Model x;
-    cr_expect_eq(prune_hetero(&m, &imp, none, attention, &x, &e), -1);
-    cr_expect(strstr(e.msg, "every layer's FFN removed"), "%s", e.msg);
+    cr_assert_eq(prune_hetero(&m, &imp, none, attention, &x, &e), 0, "%s", e.msg);
+    for (int i = 0; i < x.table.n_params; i++) cr_expect(x.table.params[i].field != P_W_GATE, "%s", x.table.params[i].name);
+    cr_expect_eq(x.cfg.ffn, 1);
+    model_free(&x);
     cr_expect_eq(prune_hetero(&m, &imp, wide, attention, &x, &e), -1);
     cr_expect(strstr(e.msg, "outside [0, 40]"), "%s", e.msg);
     free(imp.mlp);

@@ -7,6 +7,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "harness/results_table.h"
 #include "harness/sweep_config.h"
 #include "harness/sweep_describe.h"
 #include "harness/sweep_graph.h"
@@ -632,8 +633,8 @@ typedef struct {
 
 static void render(char* out, size_t n, const KeyCase* cases, int n_cases, int changed, const char* baseline_model) {
     size_t len = 0;
-    const char* sections[] = {"sweep", "teacher", "data", "prune", "distill", "eval", "bench", "matrix", "scratch", "slurm"};
-    for (int s = 0; s < 10; s++) {
+    const char* sections[] = {"sweep", "teacher", "data", "prune", "distill", "eval", "bench", "matrix", "scratch", "slurm", "hetero"};
+    for (int s = 0; s < 11; s++) {
         len += (size_t)snprintf(out + len, n - len, "[%s]\n", sections[s]);
         for (int i = 0; i < n_cases; i++)
             if (!strcmp(cases[i].section, sections[s]) && cases[i].base)
@@ -800,6 +801,10 @@ Test(sweep, every_key_changes_what_runs_or_is_refused) {
         {"matrix", "heads", "0", "2", "+bi-L2-heads2 +scratch-L2-heads2 -bi-L2 -scratch-L2"},
         {"matrix", "kv_heads", "0", "1", "+bi-L2-kv1 +scratch-L2-kv1 -bi-L2 -scratch-L2"},
         {"scratch", "enabled", "true", "false", "-scratch-L2 slurm"},
+        {"hetero", "ratio", NULL, "0.5", "+hetero-p50 slurm"},
+        {"hetero", "widths", NULL, "1,0.5", "refused"},
+        {"hetero", "attention", NULL, "false", "refused"},
+        {"hetero", "metric", NULL, "loss", "refused"},
         {"slurm", "time", NULL, "01:00:00", "slurm"},
         {"slurm", "mem", NULL, "64G", "slurm"},
         {"slurm", "partition", NULL, "gpu", "slurm"},
@@ -1636,4 +1641,62 @@ Test(sweep, the_frontier_does_not_split_cells_by_measurement_noise) {
     cr_expect(contains(points, "# tie bi-L2 = last-L3>2 (decode tokens/s ranges 170-190 and 165-185 overlap)"), "%s", points);
     cr_expect(!contains(points, "# tie teacher"), "%s", points);
     free(points);
+}
+
+// [hetero] cells beside homogeneous ones: each share's cell is pruned by the block library and the exact
+// search into a heterogeneous checkpoint within the share, then evaluated, distilled and benched like the
+// others; results.csv reports its per-layer widths and attention; a re-run reuses every stage.
+Test(sweep, heterogeneous_cells_run_beside_homogeneous_ones) {
+    SweepConfig c;
+    int n;
+    Cell* cells = sweep_from(TINY_STAGES "[bench]\nprompt_len = 4\ngen_len = 2\nrepeats = 1\n\n[matrix]\nstrategies = bi\nlayers = 2\n\n"
+                             "[hetero]\nratio = 0.6, 0.4\nwidths = 1, 0.5, 0\n", &c, 4, &n);
+    cr_expect_str_eq(cells[2].label, "hetero-p60");
+    cr_expect_str_eq(cells[3].label, "hetero-p40");
+    Err e;
+    cr_assert_eq(sweep_run(&c, cells, n, NULL, NULL, 0, 0, &e), 0, "%s", e.msg);
+    char path[800];
+    snprintf(path, sizeof path, "%s/results/t/results.csv", dir);
+    Table t;
+    cr_assert_eq(table_read(path, &t, &e), 0, "%s", e.msg);
+    int c_label = table_col(&t, "label"), c_params = table_col(&t, "params"), c_ffn = table_col(&t, "prune.layer_ffn");
+    int c_attn = table_col(&t, "prune.layer_attention"), c_loss = table_col(&t, "distill.final_loss"), c_dec = table_col(&t, "bench.decode_tps_b1");
+    cr_assert(c_label >= 0 && c_params >= 0 && c_ffn >= 0 && c_attn >= 0 && c_loss >= 0 && c_dec >= 0);
+    double teacher_params = 0;
+    int seen = 0;
+    for (int r = 1; r < t.n_rows; r++)
+        if (!strcmp(table_cell(&t, r, c_label), "teacher")) teacher_params = atof(table_cell(&t, r, c_params));
+    for (int r = 1; r < t.n_rows; r++) {
+        const char* label = table_cell(&t, r, c_label);
+        if (strncmp(label, "hetero-p", 8)) continue;
+        seen++;
+        double share = atof(label + 8) / 100, params = atof(table_cell(&t, r, c_params));
+        cr_expect(params > 0 && params <= share * teacher_params, "%s: %.0f parameters for %.0f%% of %.0f", label, params, 100 * share,
+                  teacher_params);
+        cr_expect(strlen(table_cell(&t, r, c_ffn)) > 0 && strlen(table_cell(&t, r, c_attn)) > 0, "%s: per-layer columns", label);
+        cr_expect(strlen(table_cell(&t, r, c_loss)) > 0 && atof(table_cell(&t, r, c_dec)) > 0, "%s: distilled and benched: %s, %s", label,
+                  table_cell(&t, r, c_loss), table_cell(&t, r, c_dec));
+    }
+    cr_expect_eq(seen, 2);
+    table_free(&t);
+    // the stage store: the checkpoint lists its layers; a re-run runs nothing
+    char* key = read_done(cells[3].id, "prune");
+    char model[1200];
+    snprintf(model, sizeof model, "%s/results/t/stages/%s/model", dir, key);
+    Model m;
+    cr_assert_eq(model_load(&m, model, &e), 0, "%s", e.msg);
+    cr_expect(m.cfg.hetero);
+    model_free(&m);
+    cr_assert_eq(sweep_run(&c, cells, n, NULL, NULL, 0, 0, &e), 0, "%s", e.msg);
+    char* again = read_done(cells[3].id, "prune");
+    cr_expect_str_eq(again, key);
+    free(key), free(again);
+    free(cells);
+    // refused: heterogeneous cells on the GPU, a share of 1 or more
+    write_cfg("[sweep]\ndevice = cuda\n\n[hetero]\nratio = 0.5\n");
+    cr_expect_eq(sweep_config_load(cfg_path, &c, &e), -1);
+    cr_expect(contains(e.msg, "heterogeneous cells run on the CPU"), "%s", e.msg);
+    write_cfg("[hetero]\nratio = 1.2\n");
+    cr_expect_eq(sweep_config_load(cfg_path, &c, &e), -1);
+    cr_expect(contains(e.msg, "ratio") && contains(e.msg, "(0, 1)"), "%s", e.msg);
 }
