@@ -75,48 +75,45 @@ int bench_cuda_run(const CudaBenchRequest* q) {
             code = fail(&e);
             break;
         }
-        if (r.skipped) {  // the memory plan says it does not fit: a row that says why, and on to the next
+        double pf = 0, df = 0;
+        RooflineStep fd = {0}, fp = {0};
+        if (r.skipped) {  // the memory plan says it does not fit: a row that says why (measures 0), on to the next
             fprintf(stderr, "  %5d %6d | %s\n", bo.batch, bo.prompt_len, r.note);
             printf("b%d.skipped=%s\n", bo.batch, r.note);
-            if (csv_cap - csv_len < 1024) csv = realloc(csv, csv_cap *= 2);
-            if (!csv) FATAL("out of memory");
-            csv_len += (size_t)snprintf(csv + csv_len, csv_cap - csv_len, "%s,%d,%d,%d,%lld,%d,%d,%d%s,0,\"%s\"\n", q->label,
-                                        cfg.n_layers, cfg.hidden, cfg.ffn, params, bo.batch, bo.prompt_len, bo.gen_len,
-                                        ",0,0,0,0,0,0,0,0,0,0,0,0,0,0", r.note);
-            if (q->csv_path && file_write_atomic(q->csv_path, csv, csv_len, &e)) code = fail(&e);
-            fflush(stdout);
-            continue;
+        } else {
+            pf = gemm_tflops > 0 ? r.prefill_tflops / gemm_tflops : 0;
+            df = copy_gbs > 0 ? r.decode_gbs / copy_gbs : 0;
+            // the throughput model's floors at the ceilings measured in this run (bf16 weights and KV cache);
+            // decode's context: the prompt plus half the generated tokens, on average
+            if (q->ceilings) {
+                DeviceSpec measured = {"measured", copy_gbs, gemm_tflops};
+                roofline_decode(&cfg, bo.batch, bo.prompt_len + bo.gen_len / 2, 2, 2, &measured, &fd);
+                roofline_prefill(&cfg, bo.batch, bo.prompt_len, 2, 2, &measured, &fp);
+                fprintf(stderr, "        floor: decode %.1f tok/s (measured %.0f%% of it), prefill %.0f tok/s (%.0f%%)\n", fd.tokens_per_s,
+                        fd.tokens_per_s > 0 ? 100 * r.decode_tokens_per_s / fd.tokens_per_s : 0, fp.tokens_per_s,
+                        fp.tokens_per_s > 0 ? 100 * r.prefill_tokens_per_s / fp.tokens_per_s : 0);
+            }
+            fprintf(stderr, "  %5d %6d | %12.1f %8.1f %5.0f%% | %12.1f %8.3f %8.0f %5.0f%% | %7.1f\n", bo.batch,
+                    bo.prompt_len, r.prefill_tokens_per_s, r.prefill_tflops, 100 * pf, r.decode_tokens_per_s,
+                    r.decode_ms_per_step, r.decode_gbs, 100 * df, r.peak_gb);
+            printf("b%d.prefill_tokens_per_s=%.2f\nb%d.prefill_tflops=%.3f\nb%d.decode_tokens_per_s=%.2f\n"
+                   "b%d.decode_ms_per_step=%.4f\nb%d.decode_gbs=%.1f\nb%d.peak_gb=%.2f\nb%d.logits_hash=%016llx\n",
+                   bo.batch, r.prefill_tokens_per_s, bo.batch, r.prefill_tflops, bo.batch, r.decode_tokens_per_s, bo.batch,
+                   r.decode_ms_per_step, bo.batch, r.decode_gbs, bo.batch, r.peak_gb, bo.batch,
+                   (unsigned long long)r.logits_hash);
         }
-        double pf = gemm_tflops > 0 ? r.prefill_tflops / gemm_tflops : 0;
-        double df = copy_gbs > 0 ? r.decode_gbs / copy_gbs : 0;
-        // the throughput model's floors at the ceilings measured in this run (bf16 weights and KV cache);
-        // decode's context: the prompt plus half the generated tokens, on average
-        RooflineStep fd = {0}, fp = {0};
-        if (q->ceilings) {
-            DeviceSpec measured = {"measured", copy_gbs, gemm_tflops};
-            roofline_decode(&cfg, bo.batch, bo.prompt_len + bo.gen_len / 2, 2, 2, &measured, &fd);
-            roofline_prefill(&cfg, bo.batch, bo.prompt_len, 2, 2, &measured, &fp);
-            fprintf(stderr, "        floor: decode %.1f tok/s (measured %.0f%% of it), prefill %.0f tok/s (%.0f%%)\n", fd.tokens_per_s,
-                    fd.tokens_per_s > 0 ? 100 * r.decode_tokens_per_s / fd.tokens_per_s : 0, fp.tokens_per_s,
-                    fp.tokens_per_s > 0 ? 100 * r.prefill_tokens_per_s / fp.tokens_per_s : 0);
-        }
-        fprintf(stderr, "  %5d %6d | %12.1f %8.1f %5.0f%% | %12.1f %8.3f %8.0f %5.0f%% | %7.1f\n", bo.batch,
-                bo.prompt_len, r.prefill_tokens_per_s, r.prefill_tflops, 100 * pf, r.decode_tokens_per_s,
-                r.decode_ms_per_step, r.decode_gbs, 100 * df, r.peak_gb);
-        printf("b%d.prefill_tokens_per_s=%.2f\nb%d.prefill_tflops=%.3f\nb%d.decode_tokens_per_s=%.2f\n"
-               "b%d.decode_ms_per_step=%.4f\nb%d.decode_gbs=%.1f\nb%d.peak_gb=%.2f\nb%d.logits_hash=%016llx\n",
-               bo.batch, r.prefill_tokens_per_s, bo.batch, r.prefill_tflops, bo.batch, r.decode_tokens_per_s, bo.batch,
-               r.decode_ms_per_step, bo.batch, r.decode_gbs, bo.batch, r.peak_gb, bo.batch,
-               (unsigned long long)r.logits_hash);
         if (csv_cap - csv_len < 1024) csv = realloc(csv, csv_cap *= 2);
         if (!csv) FATAL("out of memory");
+        char note[sizeof r.note + 2] = "";  // quoted: the reason holds commas
+        if (r.skipped) snprintf(note, sizeof note, "\"%s\"", r.note);
         csv_len += (size_t)snprintf(csv + csv_len, csv_cap - csv_len,
-                                    "%s,%d,%d,%d,%lld,%d,%d,%d,%.2f,%.3f,%.4f,%.2f,%.4f,%.1f,%.4f,%.1f,%.2f,%.2f,%.2f,%.4f,%.1f,%.4f,%d,\n",
+                                    "%s,%d,%d,%d,%lld,%d,%d,%d,%.2f,%.3f,%.4f,%.2f,%.4f,%.1f,%.4f,%.1f,%.2f,%.2f,%.2f,%.4f,%.1f,%.4f,%d,%s\n",
                                     q->label, cfg.n_layers, cfg.hidden, cfg.ffn, params, bo.batch, bo.prompt_len, bo.gen_len,
                                     r.prefill_tokens_per_s, r.prefill_tflops, pf, r.decode_tokens_per_s,
-                                    r.decode_ms_per_step, r.decode_gbs, df, copy_gbs, gemm_tflops, r.peak_gb, fd.tokens_per_s,
-                                    fd.tokens_per_s > 0 ? r.decode_tokens_per_s / fd.tokens_per_s : 0, fp.tokens_per_s,
-                                    fp.tokens_per_s > 0 ? r.prefill_tokens_per_s / fp.tokens_per_s : 0, r.chunk_rows);
+                                    r.decode_ms_per_step, r.decode_gbs, df, r.skipped ? 0 : copy_gbs, r.skipped ? 0 : gemm_tflops,
+                                    r.peak_gb, fd.tokens_per_s, fd.tokens_per_s > 0 ? r.decode_tokens_per_s / fd.tokens_per_s : 0,
+                                    fp.tokens_per_s, fp.tokens_per_s > 0 ? r.prefill_tokens_per_s / fp.tokens_per_s : 0, r.chunk_rows,
+                                    note);
         // every row on disk as soon as it is measured (the whole file, atomically): a step killed at its
         // time limit keeps the cells it finished
         if (q->csv_path && file_write_atomic(q->csv_path, csv, csv_len, &e)) code = fail(&e);

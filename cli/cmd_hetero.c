@@ -33,7 +33,7 @@ int cmd_hetero(int argc, char** argv) {
         {"calib", "SHARD", "calibration tokens (the block library's damage, and the FFN neurons' ranking)", NULL},
         {"out", "DIR", "block_library.json, hetero_plan.json, hetero_plan.csv", NULL},
         FORCE_OPTION,
-        {"widths", "LIST", "FFN widths as shares of the teacher's (0: the FFN removed)", "1,0.75,0.5,0.25,0"},
+        {"widths", "LIST", "FFN widths as shares of the teacher's (0: the FFN removed)", BLOCK_DEFAULT_WIDTHS},
         {"keep-attention", NULL, "no variants with the attention removed", NULL},
         {"metric", "kl|loss", "damage: KL(teacher || variant) of the next-token distribution, or the next-token loss increase", "kl"},
         {"calib-windows", "N", "calibration sequences", "64"},
@@ -73,25 +73,16 @@ int cmd_hetero(int argc, char** argv) {
         return fail(&e);
     }
     o.metric = !strcmp(metric, "kl") ? BLOCK_DAMAGE_KL : BLOCK_DAMAGE_LOSS;
-    // --widths and --ratio: comma lists of numbers
-    const char* lists[2] = {arg_str(&cmd, "widths"), arg_str(&cmd, "ratio")};
+    // --widths and --ratio: comma lists of shares
     double ratios[32];
     int n_ratios = 0;
-    for (int k = 0; k < 2; k++) {
-        const char* p = lists[k];
-        while (p && *p) {
-            char* end;
-            double x = strtod(p, &end);
-            int full = k == 0 ? o.n_widths >= BLOCK_MAX_WIDTHS : n_ratios >= 32;
-            if (end == p || (*end && *end != ',') || !(x >= 0 && x <= 1) || (k == 1 && x == 0) || full) {
-                err_set(&e, "hetero: --%s '%s': at most %d numbers in %s, comma-separated", k ? "ratio" : "widths", lists[k],
-                        k ? 32 : BLOCK_MAX_WIDTHS, k ? "(0, 1]" : "[0, 1]");
-                return fail(&e);
-            }
-            if (k == 0) o.widths[o.n_widths++] = x;
-            else ratios[n_ratios++] = x;
-            p = *end ? end + 1 : end;
-        }
+    if (share_list_parse(arg_str(&cmd, "widths"), 1, 1, o.widths, BLOCK_MAX_WIDTHS, &o.n_widths)) {
+        err_set(&e, "hetero: --widths '%s': at most %d numbers in [0, 1], comma-separated", arg_str(&cmd, "widths"), BLOCK_MAX_WIDTHS);
+        return fail(&e);
+    }
+    if (arg_str(&cmd, "ratio") && share_list_parse(arg_str(&cmd, "ratio"), 0, 1, ratios, 32, &n_ratios)) {
+        err_set(&e, "hetero: --ratio '%s': at most 32 numbers in (0, 1], comma-separated", arg_str(&cmd, "ratio"));
+        return fail(&e);
     }
     if (!n_ratios && !memory_mb && !tps) {
         err_set(&e, "hetero: give a budget: --ratio, --memory-mb or --tps");
@@ -122,12 +113,7 @@ int cmd_hetero(int argc, char** argv) {
     const ModelConfig* c = &m.cfg;
     HeteroFixed fixed;
     hetero_fixed_costs(c, &regime, &fixed);
-    for (int j = 0; j < n; j++) {
-        double damage = v[j].damage;
-        int layer = v[j].layer;
-        block_variant_costs(c, v[j].ffn, v[j].attention, &regime, &v[j]);
-        v[j].damage = damage, v[j].layer = layer;
-    }
+    block_library_costs(c, &regime, v, n);
     cJSON* lib = cJSON_CreateObject();
     cJSON* plan = cJSON_CreateObject();
     char* csv = NULL;
@@ -151,6 +137,8 @@ int cmd_hetero(int argc, char** argv) {
         csv_len = (size_t)snprintf(csv, cap, "ratio,memory_mb,tps,status,damage,params,memory_mb_used,decode_tps,ffn,attention\n");
         int runs = n_ratios ? n_ratios : 1;
         int* choice = xmalloc(sizeof(int) * (size_t)c->n_layers);
+        int* widths = xmalloc(sizeof(int) * (size_t)c->n_layers);
+        unsigned char* attn = xmalloc((size_t)c->n_layers);
         for (int k = 0; k < runs && !rc; k++) {
             HeteroBudget b = {n_ratios ? ratios[k] * (double)config_param_count(c) : 0, memory_mb * 1e6,
                               tps > 0 ? regime.batch / tps : 0};
@@ -173,13 +161,12 @@ int cmd_hetero(int argc, char** argv) {
                 fprintf(stderr, "hetero: budget %d: %s\n", k + 1, se.msg);
             } else {
                 cJSON* layers = cJSON_AddArrayToObject(p, "layers");
-                for (int l = 0, fl = 0, al = 0; l < c->n_layers; l++) {
+                for (int l = 0; l < c->n_layers; l++) {
                     const BlockVariant* x = &v[choice[l]];
                     cJSON_AddItemToArray(layers, variant_json(x));
                     params += x->params, mem += x->memory, sec += x->seconds;
-                    fl += snprintf(ffn_list + fl, sizeof ffn_list - (size_t)fl, "%s%d", l ? " " : "", x->ffn);
-                    al += snprintf(attn_list + al, sizeof attn_list - (size_t)al, "%s%d", l ? " " : "", x->attention);
                 }
+                hetero_choice_layers(v, choice, c->n_layers, widths, attn, ffn_list, attn_list, sizeof ffn_list);
                 cJSON_AddNumberToObject(p, "damage", damage);
                 cJSON_AddNumberToObject(p, "params", params);
                 cJSON_AddNumberToObject(p, "memory_bytes", mem);
@@ -187,9 +174,6 @@ int cmd_hetero(int argc, char** argv) {
                 fprintf(stderr, "hetero: budget %d: damage %.6g, %.4g M parameters (%.1f%%), FFN widths %s, attention %s\n", k + 1, damage,
                         params * 1e-6, 100 * params / (double)config_param_count(c), ffn_list, attn_list);
                 if (checkpoints) {  // the plan made a model
-                    int* widths = xmalloc(sizeof(int) * (size_t)c->n_layers);
-                    unsigned char* attn = xmalloc((size_t)c->n_layers);
-                    for (int l = 0; l < c->n_layers; l++) widths[l] = v[choice[l]].ffn, attn[l] = (unsigned char)v[choice[l]].attention;
                     Model h = {0};
                     char mdir[4200];
                     snprintf(mdir, sizeof mdir, "%s/plan-%d", out, k + 1);
@@ -197,7 +181,6 @@ int cmd_hetero(int argc, char** argv) {
                          model_save(&h, mdir, dtype, ARBOR_DEFAULT_SHARD_BYTES, &e);
                     if (h.arena) model_free(&h);
                     if (!rc) cJSON_AddStringToObject(p, "checkpoint", mdir);
-                    free(widths), free(attn);
                 }
             }
             if (cap - csv_len < 2 * sizeof ffn_list + 256) csv = realloc(csv, cap = 2 * cap + 2 * sizeof ffn_list);
@@ -206,7 +189,7 @@ int cmd_hetero(int argc, char** argv) {
                                         n_ratios ? ratios[k] : 0, memory_mb, tps, st ? "infeasible" : "ok", st ? 0 : damage,
                                         st ? 0 : params, st ? 0 : mem / 1e6, st ? 0 : regime.batch / sec, ffn_list, attn_list);
         }
-        free(choice);
+        free(choice), free(widths), free(attn);
     }
     char path[4200];
     snprintf(path, sizeof path, "%s/hetero_plan.csv", out);

@@ -78,28 +78,28 @@ static int nccl_all_reduce(Collectives* c, void* buf, size_t n, DistType t, Err*
            settle(c, 0, "all-reduce", e);
 }
 
-// one reduce per range to its owner, batched: the ranges need not be equal (NCCL's own reduce-scatter
-// splits evenly), the same rule as the MPI implementation
-static int nccl_reduce_scatter(Collectives* c, void* buf, const size_t* bounds, DistType t, Err* e) {
+// One call per owner's range, batched: to its owner (reduce: the reduce-scatter; NCCL's own splits evenly,
+// this takes any ranges, the rule of the MPI implementation) or from it (broadcast: the all-gather).
+static int per_owner(Collectives* c, void* buf, const size_t* bounds, DistType t, int reduce, const char* what, Err* e) {
     Nccl* x = c->impl;
     int rc = nccl_check(c, ncclGroupStart(), "group start", e);
-    for (int r = 0; r < c->world && !rc; r++)
-        if (bounds[r + 1] > bounds[r])
-            rc = nccl_check(c, ncclReduce(at_elem(buf, bounds[r], t), at_elem(buf, bounds[r], t), bounds[r + 1] - bounds[r],
-                                          nccl_type(t), ncclSum, r, x->comm, x->stream), "reduce-scatter", e);
+    for (int r = 0; r < c->world && !rc; r++) {
+        if (bounds[r + 1] <= bounds[r]) continue;
+        void* at = at_elem(buf, bounds[r], t);
+        size_t count = bounds[r + 1] - bounds[r];
+        rc = nccl_check(c, reduce ? ncclReduce(at, at, count, nccl_type(t), ncclSum, r, x->comm, x->stream)
+                                  : ncclBroadcast(at, at, count, nccl_type(t), r, x->comm, x->stream), what, e);
+    }
     int end = nccl_check(c, ncclGroupEnd(), "group end", e);
-    return rc ? rc : end ? end : settle(c, 0, "reduce-scatter", e);
+    return rc ? rc : end ? end : settle(c, 0, what, e);
+}
+
+static int nccl_reduce_scatter(Collectives* c, void* buf, const size_t* bounds, DistType t, Err* e) {
+    return per_owner(c, buf, bounds, t, 1, "reduce-scatter", e);
 }
 
 static int nccl_all_gather(Collectives* c, void* buf, const size_t* bounds, DistType t, Err* e) {
-    Nccl* x = c->impl;
-    int rc = nccl_check(c, ncclGroupStart(), "group start", e);
-    for (int r = 0; r < c->world && !rc; r++)
-        if (bounds[r + 1] > bounds[r])
-            rc = nccl_check(c, ncclBroadcast(at_elem(buf, bounds[r], t), at_elem(buf, bounds[r], t), bounds[r + 1] - bounds[r],
-                                             nccl_type(t), r, x->comm, x->stream), "all-gather", e);
-    int end = nccl_check(c, ncclGroupEnd(), "group end", e);
-    return rc ? rc : end ? end : settle(c, 0, "all-gather", e);
+    return per_owner(c, buf, bounds, t, 0, "all-gather", e);
 }
 
 static int nccl_broadcast(Collectives* c, void* buf, size_t n, DistType t, int root, Err* e) {

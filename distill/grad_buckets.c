@@ -63,6 +63,10 @@ int grad_bucket_plan(const GradTensor* tensors, int n, size_t max_elems, size_t 
     return 0;
 }
 
+void grad_bucket_owners(const GradBucket* b, const size_t* bounds, int world, size_t* out) {
+    for (int r = 0; r <= world; r++) out[r] = bounds[r] < b->lo ? b->lo : bounds[r] > b->hi ? b->hi : bounds[r];
+}
+
 void grad_bucket_plan_free(GradBucketPlan* p) {
     free(p->buckets);
     memset(p, 0, sizeof *p);

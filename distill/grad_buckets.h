@@ -40,3 +40,6 @@ GradTensor* grad_tensors_of_table(const ParamTable* t);
 // rank).
 int grad_bucket_plan(const GradTensor* tensors, int n, size_t max_elems, size_t gap_elems, GradBucketPlan* p, Err* e);
 void grad_bucket_plan_free(GradBucketPlan* p);
+// The owners' parts of bucket b under ZeRO-1's shards: out[r] = bounds[r] clamped to [b->lo, b->hi]
+// (world + 1 entries each), the ranges a reduce-scatter of the bucket sends to each rank.
+void grad_bucket_owners(const GradBucket* b, const size_t* bounds, int world, size_t* out);

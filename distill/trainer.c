@@ -241,8 +241,7 @@ static int reduce_gradients(Trainer* tr, Err* e) {
             rc = tr->coll.ops->all_reduce(&tr->coll, tr->acc + k->lo, k->hi - k->lo, DIST_F64, e);
             continue;
         }
-        for (int r = 0; r <= tr->world; r++)
-            clipped[r] = tr->bounds[r] < k->lo ? k->lo : tr->bounds[r] > k->hi ? k->hi : tr->bounds[r];
+        grad_bucket_owners(k, tr->bounds, tr->world, clipped);
         rc = tr->coll.ops->reduce_scatter(&tr->coll, tr->acc, clipped, DIST_F64, e);
     }
     free(clipped);

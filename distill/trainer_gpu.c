@@ -153,8 +153,7 @@ static void queue_ready_buckets(void* arg, int point) {
             g->reduce_rc = g->coll.ops->all_reduce(&g->coll, (char*)base + b->lo * elem, b->hi - b->lo, type, &g->reduce_err);
             continue;
         }
-        for (int r = 0; r <= g->coll.world; r++)  // the owners' parts of this bucket
-            g->clipped[r] = g->bounds[r] < b->lo ? b->lo : g->bounds[r] > b->hi ? b->hi : g->bounds[r];
+        grad_bucket_owners(b, g->bounds, g->coll.world, g->clipped);
         g->reduce_rc = g->coll.ops->reduce_scatter(&g->coll, base, g->clipped, type, &g->reduce_err);
     }
 }

@@ -4,6 +4,7 @@
 #include "../models/config.h"
 #include "../models/token_shard.h"
 #include "../prune/surgery.h"
+#include "../prune/block_library.h"
 #include "sweep_config.h"
 #include "sweep_plan.h"
 
@@ -285,7 +286,7 @@ static int load(const char* path, SweepConfig* c, int lenient, Err* e) {
     snprintf(c->aggregation, sizeof c->aggregation, "l2");
     snprintf(c->schedule, sizeof c->schedule, "cosine");
     snprintf(c->grad_reduce, sizeof c->grad_reduce, "fp32");
-    snprintf(c->hetero_widths, sizeof c->hetero_widths, "1,0.75,0.5,0.25,0");
+    snprintf(c->hetero_widths, sizeof c->hetero_widths, "%s", BLOCK_DEFAULT_WIDTHS);
     snprintf(c->hetero_metric, sizeof c->hetero_metric, "kl");
     c->hetero_attention = 1;
     snprintf(c->loss, sizeof c->loss, "kl");
@@ -323,30 +324,12 @@ static int load(const char* path, SweepConfig* c, int lenient, Err* e) {
                 return BAD("matrix", "strategies", "strategy '%s' is listed twice (the cells would repeat)", c->strategies[i]);
     }
     // [hetero]: comma lists of shares
-    const struct {
-        const char *key, *text;
-        double* out;
-        int* n;
-        int cap;
-        double lo;
-    } lists[2] = {{"ratio", c->hetero_ratio_text, c->hetero_ratio, &c->n_hetero, SWEEP_MAX_AXIS, 0},
-                  {"widths", c->hetero_widths, c->hetero_width, &c->n_hetero_widths, 16, -1}};
-    for (int k = 0; k < 2; k++) {
-        *lists[k].n = 0;
-        for (const char* p = lists[k].text; *p;) {
-            char* end;
-            double share = strtod(p, &end);
-            if (end == p || (*end && *end != ',' && *end != ' ') || !(share > lists[k].lo && share <= 1) || (k == 0 && share >= 1) ||
-                *lists[k].n >= lists[k].cap)
-                return BAD("hetero", lists[k].key, "%s = %s: at most %d shares in %s, comma-separated", lists[k].key, lists[k].text,
-                           lists[k].cap, k == 0 ? "(0, 1)" : "[0, 1]");
-            lists[k].out[(*lists[k].n)++] = share;
-            p = end;
-            while (*p == ',' || *p == ' ') p++;
-        }
-    }
+    if (share_list_parse(c->hetero_ratio_text, 0, 0, c->hetero_ratio, SWEEP_MAX_AXIS, &c->n_hetero))
+        return BAD("hetero", "ratio", "ratio = %s: at most %d shares in (0, 1), comma-separated", c->hetero_ratio_text, SWEEP_MAX_AXIS);
+    if (share_list_parse(c->hetero_widths, 1, 1, c->hetero_width, BLOCK_MAX_WIDTHS, &c->n_hetero_widths))
+        return BAD("hetero", "widths", "widths = %s: at most %d shares in [0, 1], comma-separated", c->hetero_widths, BLOCK_MAX_WIDTHS);
     if (strcmp(c->hetero_metric, "kl") && strcmp(c->hetero_metric, "loss")) return BAD("hetero", "metric", "metric must be kl or loss");
-    if (!c->n_hetero && (strcmp(c->hetero_widths, "1,0.75,0.5,0.25,0") || strcmp(c->hetero_metric, "kl") || !c->hetero_attention))
+    if (!c->n_hetero && (strcmp(c->hetero_widths, BLOCK_DEFAULT_WIDTHS) || strcmp(c->hetero_metric, "kl") || !c->hetero_attention))
         return BAD("hetero", !c->hetero_attention ? "attention" : strcmp(c->hetero_metric, "kl") ? "metric" : "widths",
                    "[hetero] settings without [hetero] ratio (no heterogeneous cell reads them)");
     if (c->n_hetero && !c->n_hetero_widths) return BAD("hetero", "widths", "widths needs one share at least");

@@ -80,7 +80,7 @@ typedef struct {
     // [hetero]: heterogeneous cells (prune/block_library.h, hetero_search.h), one per parameter share in
     // ratio: the block library scored, the best per-layer architecture under the share, made a model
     char hetero_ratio_text[256], hetero_widths[128], hetero_metric[8];
-    double hetero_ratio[SWEEP_MAX_AXIS], hetero_width[16];
+    double hetero_ratio[SWEEP_MAX_AXIS], hetero_width[16];  // (16: BLOCK_MAX_WIDTHS)
     int n_hetero, n_hetero_widths, hetero_attention;
     char slurm_time[32], slurm_mem[32], slurm_partition[128], slurm_account[128];
     int slurm_cpus, slurm_gpus;  // per task; gpus defaults to 1 with device = cuda

@@ -122,11 +122,7 @@ static int hetero_prune(const SweepConfig* c, const Cell* cell, const Model* m, 
     HeteroRegime regime = {1, c->prune_seq_len, {"h100", 3350, 989}};  // only the parameter budget is read
     HeteroFixed fixed;
     hetero_fixed_costs(&m->cfg, &regime, &fixed);
-    for (int j = 0; j < n; j++) {
-        BlockVariant keep_v = v[j];
-        block_variant_costs(&m->cfg, keep_v.ffn, keep_v.attention, &regime, &v[j]);
-        v[j].layer = keep_v.layer, v[j].damage = keep_v.damage;
-    }
+    block_library_costs(&m->cfg, &regime, v, n);
     HeteroBudget b = {cell->hetero_ratio * (double)config_param_count(&m->cfg), 0, 0};
     int* choice = xmalloc(sizeof(int) * (size_t)L);
     int* widths = xmalloc(sizeof(int) * (size_t)L);
@@ -135,11 +131,7 @@ static int hetero_prune(const SweepConfig* c, const Cell* cell, const Model* m, 
     int rc = hetero_search(v, n, L, &fixed, &b, choice, &damage, e);
     if (rc > 0) rc = err_prefix(e, "%s: parameter share %g", cell->label, cell->hetero_ratio);
     char ffn_list[4096] = "", attn_list[4096] = "";
-    for (int l = 0, fl = 0, al = 0; !rc && l < L; l++) {
-        widths[l] = v[choice[l]].ffn, attention[l] = (unsigned char)v[choice[l]].attention;
-        fl += snprintf(ffn_list + fl, sizeof ffn_list - (size_t)fl, "%s%d", l ? " " : "", widths[l]);
-        al += snprintf(attn_list + al, sizeof attn_list - (size_t)al, "%s%d", l ? " " : "", attention[l]);
-    }
+    if (!rc) hetero_choice_layers(v, choice, L, widths, attention, ffn_list, attn_list, sizeof ffn_list);
     if (!rc) rc = prune_hetero(m, imp, widths, attention, out, e);
     if (!rc) {
         cJSON_AddStringToObject(metrics, "layer_ffn", ffn_list);

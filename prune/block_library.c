@@ -74,7 +74,7 @@ int block_library_score(const Model* teacher, const Shard* calib, const Importan
     for (int l = 0; l < L; l++)
         for (int k = 0; k < per; k++) v[l * per + k] = proto[k], v[l * per + k].layer = l;
     free(proto);
-    // a working copy whose blocks are masked one at a time and restored
+    // a working copy whose blocks are masked one at a time and restored from the teacher
     Model w;
     model_create(&w, c);
     memcpy(w.arena, teacher->arena, sizeof(float) * teacher->table.n_floats);
@@ -85,9 +85,6 @@ int block_library_score(const Model* teacher, const Shard* calib, const Importan
     float* y = xmalloc(sizeof(float) * NC);
     float* lx = xmalloc(sizeof(float) * (size_t)LOGIT_ROWS * V * 2);
     double* p = xmalloc(sizeof(double) * (size_t)V * 2);
-    float* saved = xmalloc(sizeof(float) * ((size_t)2 * F * C > (size_t)C * c->n_heads * c->head_dim + C
-                                                ? (size_t)2 * F * C
-                                                : (size_t)C * c->n_heads * c->head_dim + C));
     int* order = xmalloc(sizeof(int) * (size_t)L * F);
     for (int l = 0; l < L; l++) importance_mlp_order(imp, l, order + (size_t)l * F);
     int* tokens = xmalloc(sizeof(int) * N);
@@ -105,37 +102,33 @@ int block_library_score(const Model* teacher, const Shard* calib, const Importan
         memcpy(y, a.xnf, sizeof(float) * NC);
         counted += (long long)nb * (T - 1);
         for (int l = 0; l < L; l++) {
+            // the variant masked into the working copy, then restored from the teacher (its unchanged twin)
             LayerWeights* lw = &w.w.layers[l];
-            size_t Q = (size_t)c->n_heads * c->head_dim;
+            const LayerWeights* tw = &teacher->w.layers[l];
+            const int* dropped = order + (size_t)l * F;  // the lowest-ranked first from the end
+            size_t Q = (size_t)c->n_heads * c->head_dim, row = sizeof(float) * C;
             for (int k = 1; k < per; k++) {  // k = 0: the teacher's own block, damage 0
                 BlockVariant* x = &v[l * per + k];
                 int removed = F - x->ffn;
-                if (removed) {  // the lowest-ranked neurons' gate and up rows to zero
-                    memcpy(saved, lw->w_gate, sizeof(float) * (size_t)F * C);
-                    memcpy(saved + (size_t)F * C, lw->w_up, sizeof(float) * (size_t)F * C);
-                    for (int r = 0; r < removed; r++) {
-                        int i = order[(size_t)l * F + F - 1 - r];
-                        memset(lw->w_gate + (size_t)i * C, 0, sizeof(float) * C);
-                        memset(lw->w_up + (size_t)i * C, 0, sizeof(float) * C);
-                    }
+                for (int r = 0; r < removed; r++) {  // the lowest-ranked neurons' gate and up rows to zero
+                    int i = dropped[F - 1 - r];
+                    memset(lw->w_gate + (size_t)i * C, 0, row);
+                    memset(lw->w_up + (size_t)i * C, 0, row);
                 }
-                float* attn_saved = saved + (removed ? (size_t)2 * F * C : 0);
                 if (!x->attention) {
-                    if (removed) attn_saved = xmalloc(sizeof(float) * (C * Q + C));
-                    memcpy(attn_saved, lw->wo, sizeof(float) * C * Q);
                     memset(lw->wo, 0, sizeof(float) * C * Q);
-                    if (lw->bo) memcpy(attn_saved + C * Q, lw->bo, sizeof(float) * C), memset(lw->bo, 0, sizeof(float) * C);
+                    if (lw->bo) memset(lw->bo, 0, sizeof(float) * C);
                 }
                 train_forward_from(&w, &a, l, res + (size_t)l * NC);
                 sums[l * per + k] += damage_sum(&w, a.xnf, y, tokens, T, rows, o->metric, lx, lx + (size_t)LOGIT_ROWS * V, p, p + V);
-                if (removed) {
-                    memcpy(lw->w_gate, saved, sizeof(float) * (size_t)F * C);
-                    memcpy(lw->w_up, saved + (size_t)F * C, sizeof(float) * (size_t)F * C);
+                for (int r = 0; r < removed; r++) {
+                    int i = dropped[F - 1 - r];
+                    memcpy(lw->w_gate + (size_t)i * C, tw->w_gate + (size_t)i * C, row);
+                    memcpy(lw->w_up + (size_t)i * C, tw->w_up + (size_t)i * C, row);
                 }
                 if (!x->attention) {
-                    memcpy(lw->wo, attn_saved, sizeof(float) * C * Q);
-                    if (lw->bo) memcpy(lw->bo, attn_saved + C * Q, sizeof(float) * C);
-                    if (removed) free(attn_saved);
+                    memcpy(lw->wo, tw->wo, sizeof(float) * C * Q);
+                    if (lw->bo) memcpy(lw->bo, tw->bo, sizeof(float) * C);
                 }
             }
         }
@@ -143,7 +136,7 @@ int block_library_score(const Model* teacher, const Shard* calib, const Importan
     }
     progress_end(&prog);
     for (int j = 0; j < n; j++) v[j].damage = counted > 0 ? sums[j] / (double)counted : 0;
-    free(sums), free(tokens), free(order), free(saved), free(p), free(lx), free(y), free(res);
+    free(sums), free(tokens), free(order), free(p), free(lx), free(y), free(res);
     train_acts_free(&a);
     model_free(&w);
     if (rc) {

@@ -15,6 +15,7 @@
 #include "importance.h"
 
 #define BLOCK_MAX_WIDTHS 16
+#define BLOCK_DEFAULT_WIDTHS "1,0.75,0.5,0.25,0"  // the grid arbor hetero and [hetero] widths default to
 
 typedef enum { BLOCK_DAMAGE_KL, BLOCK_DAMAGE_LOSS } BlockDamage;
 

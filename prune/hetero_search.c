@@ -22,6 +22,37 @@ void block_variant_costs(const ModelConfig* c, int ffn, int attention, const Het
     v->seconds = mem_s > math_s ? mem_s : math_s;
 }
 
+void block_library_costs(const ModelConfig* c, const HeteroRegime* r, BlockVariant* v, int n) {
+    for (int j = 0; j < n; j++) block_variant_costs(c, v[j].ffn, v[j].attention, r, &v[j]);
+}
+
+void hetero_choice_layers(const BlockVariant* v, const int* choice, int n_layers, int* ffn, unsigned char* attention,
+                          char* ffn_text, char* attention_text, size_t cap) {
+    size_t fl = 0, al = 0;
+    ffn_text[0] = attention_text[0] = 0;
+    for (int l = 0; l < n_layers; l++) {
+        const BlockVariant* x = &v[choice[l]];
+        ffn[l] = x->ffn, attention[l] = (unsigned char)x->attention;
+        if (fl < cap) fl += (size_t)snprintf(ffn_text + fl, cap - fl, "%s%d", l ? " " : "", x->ffn);
+        if (al < cap) al += (size_t)snprintf(attention_text + al, cap - al, "%s%d", l ? " " : "", x->attention);
+    }
+}
+
+int share_list_parse(const char* text, int zero_ok, int one_ok, double* out, int cap, int* n) {
+    *n = 0;
+    for (const char* p = text; *p;) {
+        char* end;
+        double x = strtod(p, &end);
+        if (end == p || (*end && *end != ',' && *end != ' ') || !(x >= 0 && x <= 1) || (!zero_ok && x == 0) ||
+            (!one_ok && x == 1) || *n >= cap)
+            return -1;
+        out[(*n)++] = x;
+        p = end;
+        while (*p == ',' || *p == ' ') p++;
+    }
+    return 0;
+}
+
 void hetero_fixed_costs(const ModelConfig* c, const HeteroRegime* r, HeteroFixed* f) {
     double C = c->hidden, V = c->vocab, B = r->batch;
     f->params = V * C * (c->tie_embeddings ? 1 : 2) + C;

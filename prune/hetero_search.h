@@ -37,8 +37,11 @@ typedef struct {
     DeviceSpec device;
 } HeteroRegime;
 
-// Fills v's params, memory and seconds for a variant (ffn, attention) of any layer of c.
+// Fills v's params, memory and seconds for a variant (ffn, attention) of any layer of c (layer and
+// damage untouched).
 void block_variant_costs(const ModelConfig* c, int ffn, int attention, const HeteroRegime* r, BlockVariant* v);
+// The same for each of v (n), from their own ffn and attention: a scored library's costs.
+void block_library_costs(const ModelConfig* c, const HeteroRegime* r, BlockVariant* v, int n);
 void hetero_fixed_costs(const ModelConfig* c, const HeteroRegime* r, HeteroFixed* f);
 
 // The optimum: choice (n_layers) the index into v (n variants, any order; every layer needs one or
@@ -46,3 +49,12 @@ void hetero_fixed_costs(const ModelConfig* c, const HeteroRegime* r, HeteroFixed
 // budget (e says by how much the cheapest misses); -1 on bad input.
 int hetero_search(const BlockVariant* v, int n, int n_layers, const HeteroFixed* fixed, const HeteroBudget* b, int* choice,
                   double* damage, Err* e);
+
+// A choice (n_layers indices into v) as the surgery's arrays, ffn (n_layers) and attention (n_layers),
+// and as text, "96 96 48 48" and "1 1 1 0" (each at most cap bytes).
+void hetero_choice_layers(const BlockVariant* v, const int* choice, int n_layers, int* ffn, unsigned char* attention,
+                          char* ffn_text, char* attention_text, size_t cap);
+
+// A comma- (or space-) separated list of shares in [0, 1], at most cap of them, into out; zero_ok and
+// one_ok say whether 0 and 1 themselves are allowed. -1 on anything else.
+int share_list_parse(const char* text, int zero_ok, int one_ok, double* out, int cap, int* n);
